@@ -1,0 +1,3 @@
+from cloud_api.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""Log in and out, who am I, and user administration."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cloud_api.api.context import Ctx
+from cloud_api.api.errors import ApiError, conflict, forbidden
+from cloud_api.api.paging import page
+from cloud_api.api.routing import Router
+from cloud_api.schemas.auth import LoginIn, LoginOut, MembershipOut, MeOut, UserCreate, UserOut
+from cloud_api.schemas.common import Page, PageQuery
+from cloud_api.security import (
+    DUMMY_PASSWORD_HASH,
+    hash_password,
+    new_token,
+    verify_password,
+)
+from cloud_api.store.db import Database
+from cloud_api.store.tables import api_tokens, memberships, organisations, users
+from cloud_api.store.types import db_now
+
+router = Router("auth")
+
+
+@router.post("/auth/login", summary="Exchange e-mail and password for a session token", auth=False)
+async def login(ctx: Ctx, body: LoginIn) -> LoginOut:
+    async with ctx.db.read() as conn:
+        user = (await conn.execute(select(users).where(users.c.email == body.email))).first()
+    # Verify against a dummy hash for unknown users, so the answer takes as long either way.
+    if (
+        not verify_password(user.password_hash if user else DUMMY_PASSWORD_HASH, body.password)
+        or not user
+    ):
+        raise ApiError(401, "Unauthorized", "wrong e-mail or password")
+    token, digest, prefix = new_token("user")
+    days = ctx.services.settings.session_days
+    async with ctx.db.write() as tx:
+        expires = (
+            await tx.conn.execute(
+                api_tokens.insert()
+                .values(
+                    token_hash=digest,
+                    prefix=prefix,
+                    scope="user",
+                    user_id=user.id,
+                    label="login session",
+                    expires_at=db_now(days * 86400),
+                )
+                .returning(api_tokens.c.expires_at)
+            )
+        ).scalar_one()
+    return LoginOut(token=token, expires_at=expires, user=UserOut.model_validate(user._mapping))
+
+
+@router.post("/auth/logout", summary="Revoke the token this request was sent with")
+async def logout(ctx: Ctx) -> None:
+    async with ctx.db.write() as tx:
+        await tx.conn.execute(
+            update(api_tokens).where(api_tokens.c.id == ctx.me.token_id).values(revoked_at=db_now())
+        )
+
+
+@router.get("/me", summary="The caller: user, token scope, memberships")
+async def me(ctx: Ctx) -> MeOut:
+    principal = ctx.me
+    user = None
+    member_of: list[MembershipOut] = []
+    if principal.user_id is not None:
+        async with ctx.db.read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == principal.user_id))).one()
+            user = UserOut.model_validate(row._mapping)
+            rows = await conn.execute(
+                select(
+                    memberships.c.org_id, organisations.c.slug.label("org_slug"), memberships.c.role
+                )
+                .join(organisations, organisations.c.id == memberships.c.org_id)
+                .where(memberships.c.user_id == principal.user_id)
+                .order_by(memberships.c.org_id)
+            )
+            member_of = [MembershipOut.model_validate(r._mapping) for r in rows]
+    return MeOut(
+        user=user,
+        token_scope=principal.scope,
+        worker_name=principal.worker_name,
+        project_id=principal.project_id,
+        memberships=member_of,
+    )
+
+
+@router.post("/users", summary="Create a user (admins only)", status=201)
+async def create_user(ctx: Ctx, body: UserCreate) -> UserOut:
+    if not ctx.me.is_admin:
+        raise forbidden("only an admin can create users")
+    return await insert_user(ctx.db, body)
+
+
+async def insert_user(db: Database, body: UserCreate) -> UserOut:
+    """Also used by `locus-cloud user create` and the first-start bootstrap."""
+    try:
+        async with db.write() as tx:
+            row = (
+                await tx.conn.execute(
+                    users.insert()
+                    .values(
+                        email=body.email,
+                        name=body.name,
+                        password_hash=hash_password(body.password),
+                        is_admin=body.is_admin,
+                    )
+                    .returning(*users.c)
+                )
+            ).one()
+    except IntegrityError:
+        raise conflict(f"a user with e-mail {body.email!r} already exists") from None
+    return UserOut.model_validate(row._mapping)
+
+
+@router.get("/users", summary="List users (admins only)")
+async def list_users(ctx: Ctx, query: PageQuery) -> Page[UserOut]:
+    if not ctx.me.is_admin:
+        raise forbidden("only an admin can list users")
+    async with ctx.db.read() as conn:
+        return await page(conn, select(users), users.c.id, query, UserOut)
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())

@@ -1,0 +1,160 @@
+"""Per-request context: who is calling (the principal), and what they may do in a project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from sqlalchemy import and_, or_, select
+
+from cloud_api.api.errors import ApiError, forbidden, not_found, unauthorized
+from cloud_api.dispatch.claims import WorkerIdentity
+from cloud_api.domain.permissions import Action, Role, can
+from cloud_api.schemas.common import MAX_INT
+from cloud_api.security import hash_token
+from cloud_api.store.db import Database
+from cloud_api.store.tables import api_tokens, memberships, projects, users, workers
+from cloud_api.store.types import db_now
+
+if TYPE_CHECKING:
+    from cloud_api.services import Services
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    scope: str  # user | worker
+    user_id: int | None
+    is_admin: bool
+    project_id: int | None  # worker tokens: the one project they serve
+    worker_name: str | None
+    worker_id: int | None  # set once the worker has registered
+    repositories: tuple[str, ...]
+
+    @property
+    def is_worker(self) -> bool:
+        return self.scope == "worker"
+
+    def worker(self) -> WorkerIdentity:
+        if self.worker_id is None or self.project_id is None:
+            raise ApiError(
+                409,
+                "Worker not registered",
+                "register first: POST /api/v1/worker/register",
+            )
+        return WorkerIdentity(self.worker_id, self.project_id, self.repositories)
+
+
+async def authenticate(services: Services, request: web.Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized(
+            "send 'Authorization: Bearer <token>' (POST /api/v1/auth/login gives one)"
+        )
+    query = (
+        select(
+            api_tokens.c.id,
+            api_tokens.c.scope,
+            api_tokens.c.user_id,
+            api_tokens.c.project_id,
+            api_tokens.c.worker_name,
+            users.c.is_admin,
+            workers.c.id.label("worker_id"),
+            workers.c.repositories,
+        )
+        .select_from(
+            api_tokens.outerjoin(users, users.c.id == api_tokens.c.user_id).outerjoin(
+                workers,
+                and_(
+                    workers.c.project_id == api_tokens.c.project_id,
+                    workers.c.name == api_tokens.c.worker_name,
+                ),
+            )
+        )
+        .where(
+            api_tokens.c.token_hash == hash_token(token.strip()),
+            api_tokens.c.revoked_at.is_(None),
+            or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > db_now()),
+        )
+    )
+    async with services.db.read() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        raise unauthorized("the token is unknown, expired or revoked; log in again")
+    return Principal(
+        token_id=row.id,
+        scope=row.scope,
+        user_id=row.user_id,
+        is_admin=bool(row.is_admin),
+        project_id=row.project_id,
+        worker_name=row.worker_name,
+        worker_id=row.worker_id,
+        repositories=tuple(row.repositories or ()),
+    )
+
+
+@dataclass
+class Ctx:
+    request: web.Request
+    services: Services
+    principal: Principal | None
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def me(self) -> Principal:
+        if self.principal is None:  # routes with auth=False never ask
+            raise unauthorized("authentication required")
+        return self.principal
+
+    @property
+    def user_id(self) -> int:
+        if self.me.user_id is None:
+            raise forbidden("this endpoint is for people; a worker token cannot use it")
+        return self.me.user_id
+
+    def path_id(self, name: str) -> int:
+        raw = self.request.match_info[name]
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_INT:
+            raise not_found(f"{name.removesuffix('_id')} {raw!r}")
+        return int(raw)
+
+    async def role_in(self, project_id: int) -> Role | None:
+        me = self.me
+        if me.is_worker:
+            return Role.WORKER if me.project_id == project_id else None
+        async with self.services.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(projects.c.id, memberships.c.role)
+                    .select_from(
+                        projects.outerjoin(
+                            memberships,
+                            and_(
+                                memberships.c.org_id == projects.c.org_id,
+                                memberships.c.user_id == me.user_id,
+                            ),
+                        )
+                    )
+                    .where(projects.c.id == project_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        if me.is_admin:
+            return Role.OWNER
+        return Role(row.role) if row.role else None
+
+    async def require(self, project_id: int, action: Action, what: str = "project") -> Role:
+        """The caller's role in the project, or 404 (no access: we do not confirm it exists)
+        / 403 (visible, but the role does not allow ``action``)."""
+        role = await self.role_in(project_id)
+        if role is None:
+            raise not_found(f"{what} {project_id}" if what == "project" else what)
+        if not can(role, action):
+            raise forbidden(f"your role '{role}' does not allow '{action}' in this project")
+        return role

@@ -1,0 +1,173 @@
+"""Declared routes: one decorator per endpoint, with its body, query and response models taken
+from the handler's type hints. The same declarations drive request validation, response
+serialisation and the OpenAPI document (:mod:`cloud_api.api.openapi`), so they cannot drift.
+
+    @router.post("/projects/{project_id}/tasks", status=201, summary="Create a task")
+    async def create_task(ctx: Ctx, body: TaskCreate) -> TaskOut: ...
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from cloud_api.api import idempotency
+from cloud_api.api.context import Ctx, authenticate
+from cloud_api.api.errors import ApiError, validation_problem
+from cloud_api.services import SERVICES
+
+Handler = Callable[..., Awaitable[Any]]
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # relative to the router prefix, with {name} placeholders
+    handler: Handler
+    summary: str
+    tag: str
+    status: int
+    auth: bool
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: Any  # a pydantic model / generic, None (204), or web.StreamResponse (raw)
+    #: The response holds a secret shown once (a token): an Idempotency-Key replay answers 409
+    #: instead of storing the secret at rest.
+    secret_response: bool
+    idempotent: bool
+
+    @property
+    def full_path(self) -> str:
+        return API_PREFIX + self.path
+
+    @property
+    def raw(self) -> bool:
+        return isinstance(self.response, type) and issubclass(self.response, web.StreamResponse)
+
+
+class Router:
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.routes: list[Route] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        status: int = 200,
+        auth: bool = True,
+        secret_response: bool = False,
+        idempotent: bool = True,
+    ) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            hints = typing.get_type_hints(handler)
+            response = hints.get("return")
+            self.routes.append(
+                Route(
+                    method=method,
+                    path=path,
+                    handler=handler,
+                    summary=summary,
+                    tag=self.tag,
+                    status=204 if response is type(None) else status,
+                    auth=auth,
+                    body=hints.get("body"),
+                    query=hints.get("query"),
+                    response=None if response is type(None) else response,
+                    secret_response=secret_response,
+                    idempotent=idempotent,
+                )
+            )
+            return handler
+
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _serialise(route: Route, result: Any) -> web.StreamResponse:
+    if route.response is None or result is None:
+        return web.Response(status=204)
+    adapter = _adapters.get(route.response)
+    if adapter is None:
+        adapter = _adapters[route.response] = TypeAdapter(route.response)
+    return web.Response(
+        status=route.status, body=adapter.dump_json(result), content_type="application/json"
+    )
+
+
+async def _parse_body(route: Route, request: web.Request, raw: bytes) -> BaseModel | None:
+    if route.body is None:
+        return None
+    try:
+        return route.body.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise validation_problem(exc, "body") from None
+
+
+def _parse_query(route: Route, request: web.Request) -> BaseModel | None:
+    if route.query is None:
+        if request.query:
+            unknown = ", ".join(sorted(request.query))
+            raise ApiError(422, "Invalid request", f"unexpected query parameters: {unknown}")
+        return None
+    try:
+        return route.query.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_problem(exc, "query") from None
+
+
+def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+        principal = await authenticate(services, request) if route.auth else None
+        ctx = Ctx(request, services, principal)
+        raw = await request.read() if request.body_exists else b""
+        query = _parse_query(route, request)
+        body = await _parse_body(route, request, raw)
+        kwargs: dict[str, Any] = {}
+        if route.body is not None:
+            kwargs["body"] = body
+        if route.query is not None:
+            kwargs["query"] = query
+
+        async def run() -> web.StreamResponse:
+            result = await route.handler(ctx, **kwargs)
+            return result if route.raw else _serialise(route, result)
+
+        key = request.headers.get(idempotency.HEADER)
+        if route.method == "POST" and route.idempotent and key is not None and principal:
+            return await idempotency.once(ctx, route.secret_response, key, raw, run)
+        return await run()
+
+    return handle
+
+
+def install(app: web.Application, routers: list[Router]) -> list[Route]:
+    routes = [r for router in routers for r in router.routes]
+    for r in routes:
+        app.router.add_route(
+            r.method, r.full_path, make_handler(r), name=f"{r.tag}.{r.handler.__name__}"
+        )
+    return routes

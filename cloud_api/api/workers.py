@@ -1,0 +1,415 @@
+"""Worker endpoints (worker tokens): register, claim (long-poll), heartbeat, fenced status
+updates, log chunks, artifacts, cancellation signals, follow-up tasks. Plus the people's view
+of a project's workers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from cloud_api.api.context import Ctx
+from cloud_api.api.errors import ApiError, conflict, field_problem, forbidden, not_found
+from cloud_api.api.paging import page
+from cloud_api.api.routing import Router
+from cloud_api.api.tasks import task_out, transition_conflict
+from cloud_api.dispatch import claims
+from cloud_api.domain.permissions import Action
+from cloud_api.domain.states import Actor, TaskStatus, TransitionError
+from cloud_api.schemas.common import Page, PageQuery
+from cloud_api.schemas.tasks import ArtifactOut, TaskOut
+from cloud_api.schemas.workers import (
+    ArtifactIn,
+    CancelSignal,
+    ClaimIn,
+    ClaimOut,
+    Fence,
+    HeartbeatOut,
+    LogIn,
+    LogOut,
+    SignalsOut,
+    SignalsQuery,
+    StatusIn,
+    WorkerOut,
+    WorkerRegister,
+    WorkerTaskCreate,
+)
+from cloud_api.store import tasks as task_store
+from cloud_api.store.db import Tx
+from cloud_api.store.tables import artifacts, blobs, projects, task_events, tasks, workers
+from cloud_api.store.types import db_now
+from cloud_api.store.upsert import insert_for
+
+router = Router("workers")
+
+#: Worker writes (logs, artifacts) are refused once the attempt is over for good.
+_CLOSED = {TaskStatus.CANCELLED.value, TaskStatus.DONE.value}
+
+
+def _worker_only(ctx: Ctx) -> None:
+    if not ctx.me.is_worker:
+        raise forbidden("this endpoint takes a worker token (locus-cloud token create)")
+
+
+def stale(exc: claims.StaleClaim) -> ApiError:
+    row = exc.current
+    return conflict(
+        f"your claim is stale: task {row.id} is '{row.status}' at attempt {row.attempt};"
+        " stop working on it",
+        task_store.task_state(row),
+    )
+
+
+async def _fenced(tx: Tx, ctx: Ctx, fence: Fence) -> Row[Any]:
+    task_id = ctx.path_id("task_id")
+    try:
+        row = await claims.fenced(tx, ctx.me.worker(), task_id, fence.attempt, fence.claim_token)
+    except claims.StaleClaim as exc:
+        raise stale(exc) from None
+    if row is None:
+        raise not_found(f"task {task_id}")
+    return row
+
+
+@router.post("/worker/register", summary="Register (or update) the worker this token names")
+async def register(ctx: Ctx, body: WorkerRegister) -> WorkerOut:
+    _worker_only(ctx)
+    me = ctx.me
+    assert me.project_id is not None and me.worker_name is not None
+    async with ctx.db.read() as conn:
+        remotes = (
+            await conn.execute(select(projects.c.remotes).where(projects.c.id == me.project_id))
+        ).scalar_one()
+    if remotes and body.repositories and not set(body.repositories) & set(remotes):
+        raise field_problem(
+            "body",
+            "repositories",
+            "none of these repositories belongs to the project",
+            f"serve one of: {', '.join(remotes)}",
+        )
+    values = {
+        "host": body.host,
+        "capacity": body.capacity,
+        "repositories": body.repositories,
+        "version": body.version,
+    }
+    async with ctx.db.write() as tx:
+        stmt = insert_for(ctx.db.backend, workers).values(
+            project_id=me.project_id, name=me.worker_name, **values
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[workers.c.project_id, workers.c.name],
+            set_={**values, "last_seen_at": db_now()},
+        )
+        await tx.conn.execute(stmt)
+        row = (
+            await tx.conn.execute(
+                select(workers).where(
+                    workers.c.project_id == me.project_id, workers.c.name == me.worker_name
+                )
+            )
+        ).one()
+    return WorkerOut.model_validate(row._mapping)
+
+
+@router.post(
+    "/worker/claim", summary="Claim the next task; with wait_seconds, long-poll until one is queued"
+)
+async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
+    _worker_only(ctx)
+    worker = ctx.me.worker()
+    lease = ctx.services.settings.lease_seconds
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + body.wait_seconds
+    # Subscribe before looking, so a task queued between the look and the wait still wakes us.
+    with ctx.services.hub.subscribe([f"work:{worker.project_id}"]) as sub:
+        while True:
+            row = await claims.claim(ctx.db, worker, lease)
+            if row is not None:
+                ctx.services.metrics.claims.inc()
+                return ClaimOut(
+                    task=task_out(row),
+                    attempt=row.attempt,
+                    claim_token=row.claim_token,
+                    lease_expires_at=row.lease_expires_at,
+                    lease_seconds=lease,
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            await sub.wait(remaining)
+            transport = ctx.request.transport
+            if transport is None or transport.is_closing():
+                return None  # the worker hung up: do not lease a task nobody will receive
+
+
+@router.post(
+    "/worker/tasks/{task_id}/heartbeat", summary="Extend the lease; the answer says whether to stop"
+)
+async def heartbeat(ctx: Ctx, body: Fence) -> HeartbeatOut:
+    _worker_only(ctx)
+    task_id = ctx.path_id("task_id")
+    try:
+        row = await claims.heartbeat(
+            ctx.db,
+            ctx.me.worker(),
+            task_id,
+            body.attempt,
+            body.claim_token,
+            ctx.services.settings.lease_seconds,
+        )
+    except claims.StaleClaim as exc:
+        raise stale(exc) from None
+    if row is None:
+        raise not_found(f"task {task_id}")
+    return HeartbeatOut(
+        status=row.status,
+        cancel=row.status == TaskStatus.CANCELLED.value,
+        lease_expires_at=row.lease_expires_at,
+    )
+
+
+@router.post(
+    "/worker/tasks/{task_id}/status", summary="Report a status change of the attempt you hold"
+)
+async def report_status(ctx: Ctx, body: StatusIn) -> TaskOut:
+    _worker_only(ctx)
+    worker = ctx.me.worker()
+    target = TaskStatus(body.status)
+    if target is TaskStatus.NEEDS_INPUT and not body.question:
+        raise field_problem(
+            "body", "question", "needs_input requires the question", "send the agent's question"
+        )
+    async with ctx.db.write() as tx:
+        row = await _fenced(tx, ctx, body)
+        values: dict[str, Any] = {}
+        data: dict[str, Any] = {}
+        if target in (TaskStatus.AWAITING_REVIEW, TaskStatus.NEEDS_INPUT, TaskStatus.VERIFICATION):
+            values["lease_expires_at"] = None  # the lease covers claimed/running only
+        if target is TaskStatus.RUNNING and row.status == TaskStatus.AWAITING_REVIEW.value:
+            values["lease_expires_at"] = db_now(ctx.services.settings.lease_seconds)
+        if body.summary is not None:
+            values["summary"] = body.summary
+            data["summary"] = body.summary
+        if body.reason is not None or target is TaskStatus.FAILED:
+            values["status_reason"] = body.reason or "failed by the worker"
+            data["reason"] = values["status_reason"]
+        if target is TaskStatus.NEEDS_INPUT:
+            values["status_reason"] = body.question
+            data["question"] = body.question
+        try:
+            updated = await task_store.transition(
+                tx,
+                row,
+                target,
+                Actor.WORKER,
+                actor_id=worker.id,
+                values=values,
+                data=data,
+                fence={"attempt": body.attempt, "claim_token": body.claim_token},
+            )
+        except (TransitionError, task_store.StaleVersion) as exc:
+            raise transition_conflict(exc, row) from None
+    return task_out(updated)
+
+
+def _open(row: Row[Any]) -> None:
+    if row.status in _CLOSED:
+        raise conflict(
+            f"task {row.id} is '{row.status}': stop working on it", task_store.task_state(row)
+        )
+
+
+@router.post(
+    "/worker/tasks/{task_id}/logs", summary="Append an agent log chunk (seq makes retries safe)"
+)
+async def append_log(ctx: Ctx, body: LogIn) -> LogOut:
+    _worker_only(ctx)
+    async with ctx.db.write() as tx:
+        row = await _fenced(tx, ctx, body)
+        _open(row)
+        stmt = (
+            insert_for(ctx.db.backend, task_events)
+            .values(
+                task_id=row.id,
+                project_id=row.project_id,
+                kind="log",
+                actor=Actor.WORKER.value,
+                actor_id=row.lease_owner_id,
+                attempt=body.attempt,
+                seq=body.seq,
+                data={"text": body.text, "stream": body.stream},
+            )
+            .on_conflict_do_nothing()
+            .returning(task_events.c.id)
+        )
+        inserted = (await tx.conn.execute(stmt)).scalar()
+        if inserted is not None:
+            tx.notify(f"task:{row.id}", f"project:{row.project_id}")
+            return LogOut(event_id=inserted, duplicate=False)
+        existing = (
+            await tx.conn.execute(
+                select(task_events.c.id).where(
+                    task_events.c.task_id == row.id,
+                    task_events.c.attempt == body.attempt,
+                    task_events.c.kind == "log",
+                    task_events.c.seq == body.seq,
+                )
+            )
+        ).scalar_one()
+        return LogOut(event_id=existing, duplicate=True)
+
+
+@router.post(
+    "/worker/tasks/{task_id}/artifacts",
+    summary="Upload an artifact (content-addressed by sha256)",
+    status=201,
+)
+async def upload_artifact(ctx: Ctx, body: ArtifactIn) -> ArtifactOut:
+    _worker_only(ctx)
+    content = body.content.encode()
+    digest = hashlib.sha256(content).hexdigest()
+    async with ctx.db.write() as tx:
+        row = await _fenced(tx, ctx, body)
+        _open(row)
+        await tx.conn.execute(
+            insert_for(ctx.db.backend, blobs)
+            .values(sha256=digest, size=len(content), content=content)
+            .on_conflict_do_nothing()
+        )
+        same = (
+            await tx.conn.execute(
+                select(artifacts).where(
+                    artifacts.c.task_id == row.id,
+                    artifacts.c.attempt == body.attempt,
+                    artifacts.c.kind == body.kind,
+                    artifacts.c.sha256 == digest,
+                )
+            )
+        ).first()
+        if same is not None:
+            return ArtifactOut.model_validate(same._mapping)
+        artifact = (
+            await tx.conn.execute(
+                artifacts.insert()
+                .values(
+                    task_id=row.id,
+                    project_id=row.project_id,
+                    attempt=body.attempt,
+                    kind=body.kind,
+                    media_type=body.media_type,
+                    sha256=digest,
+                    size=len(content),
+                )
+                .returning(*artifacts.c)
+            )
+        ).one()
+        await task_store.add_event(
+            tx,
+            row,
+            "artifact",
+            Actor.WORKER,
+            actor_id=row.lease_owner_id,
+            data={
+                "artifact_id": artifact.id,
+                "kind": body.kind,
+                "sha256": digest,
+                "size": len(content),
+            },
+        )
+    return ArtifactOut.model_validate(artifact._mapping)
+
+
+@router.get(
+    "/worker/signals", summary="Cancellations of tasks this worker holds; long-polls with ?wait="
+)
+async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
+    _worker_only(ctx)
+    worker = ctx.me.worker()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + query.wait
+    stmt = (
+        select(task_events.c.id, task_events.c.task_id, task_events.c.attempt)
+        .where(
+            task_events.c.worker_id == worker.id,
+            task_events.c.kind == "status",
+            task_events.c.to_status == TaskStatus.CANCELLED.value,
+            task_events.c.id > query.after,
+        )
+        .order_by(task_events.c.id)
+        .limit(100)
+    )
+    with ctx.services.hub.subscribe([f"worker:{worker.id}"]) as sub:
+        while True:
+            async with ctx.db.read() as conn:
+                rows = (await conn.execute(stmt)).all()
+            remaining = deadline - loop.time()
+            if rows or remaining <= 0:
+                return SignalsOut(
+                    cancellations=[
+                        CancelSignal(task_id=r.task_id, attempt=r.attempt, event_id=r.id)
+                        for r in rows
+                    ],
+                    cursor=rows[-1].id if rows else query.after,
+                )
+            await sub.wait(remaining)
+
+
+@router.post("/worker/tasks", summary="Propose a follow-up task (lands in the backlog)", status=201)
+async def create_follow_up(ctx: Ctx, body: WorkerTaskCreate) -> TaskOut:
+    _worker_only(ctx)
+    worker = ctx.me.worker()
+    async with ctx.db.write() as tx:
+        row = (
+            await tx.conn.execute(
+                tasks.insert()
+                .values(
+                    project_id=worker.project_id,
+                    title=body.title,
+                    description=body.description,
+                    status=TaskStatus.BACKLOG.value,
+                )
+                .returning(*tasks.c)
+            )
+        ).one()
+        await task_store.add_event(
+            tx,
+            row,
+            "created",
+            Actor.WORKER,
+            actor_id=worker.id,
+            to_status=row.status,
+            data={"parent_task_id": body.parent_task_id} if body.parent_task_id else None,
+        )
+    return task_out(row)
+
+
+@router.get(
+    "/projects/{project_id}/workers", summary="Workers serving a project, with what they hold"
+)
+async def list_workers(ctx: Ctx, query: PageQuery) -> Page[WorkerOut]:
+    project_id = ctx.path_id("project_id")
+    await ctx.require(project_id, Action.READ)
+    async with ctx.db.read() as conn:
+        result = await page(
+            conn,
+            select(workers).where(workers.c.project_id == project_id),
+            workers.c.id,
+            query,
+            WorkerOut,
+        )
+        ids = [w.id for w in result.items]
+        held = await conn.execute(
+            select(tasks.c.id, tasks.c.lease_owner_id).where(
+                tasks.c.lease_owner_id.in_(ids),
+                tasks.c.status.in_([TaskStatus.CLAIMED.value, TaskStatus.RUNNING.value]),
+            )
+        )
+        by_worker: dict[int, list[int]] = {}
+        for task_id, owner in held:
+            by_worker.setdefault(owner, []).append(task_id)
+    for item in result.items:
+        item.current_task_ids = sorted(by_worker.get(item.id, []))
+    return result

@@ -1,0 +1,37 @@
+"""Cloud settings: defaults < environment (LOCUS_CLOUD_*) < command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_db_url() -> str:
+    path = Path(platformdirs.user_data_dir("locus", appauthor=False)) / "cloud.db"
+    return f"sqlite:///{path}"
+
+
+class CloudSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOCUS_CLOUD_", extra="ignore")
+
+    db: str = Field(default_factory=default_db_url, description="sqlite:///PATH or postgresql://…")
+    host: str = "127.0.0.1"
+    port: int = Field(8420, ge=0, le=65535)
+    lease_seconds: float = Field(60.0, gt=0, le=3600, description="worker lease length")
+    max_attempts: int = Field(3, ge=1, le=100, description="lease expiries before a task fails")
+    reaper_interval: float | None = Field(
+        None, gt=0, description="how often expired leases are reaped (default: lease/10, ≤ 5 s)"
+    )
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    session_days: int = Field(30, ge=1, le=365, description="lifetime of a login token")
+    pending_idempotency_seconds: float = Field(
+        60.0, gt=0, description="after this, a crashed request's Idempotency-Key may be reused"
+    )
+    sse_keepalive_seconds: float = Field(15.0, gt=0)
+
+    @property
+    def reap_every(self) -> float:
+        return self.reaper_interval or min(5.0, max(0.05, self.lease_seconds / 10))

@@ -1,0 +1,146 @@
+"""Claims, heartbeats and fenced worker writes.
+
+A claim is one atomic statement: pick the best queued task the worker may take (priority,
+then age) and lease it, in a single ``UPDATE … WHERE id = (SELECT … LIMIT 1)``. On PostgreSQL
+the inner SELECT uses ``FOR UPDATE SKIP LOCKED`` so racing claimers pass over each other's rows
+instead of queueing on them; on SQLite the writer's ``BEGIN IMMEDIATE`` serialises claims.
+The lease carries a fresh random claim token; with the attempt number it fences every later
+write of that worker (a worker whose lease was taken over gets 409 and must stop).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, or_, select, update
+
+from cloud_api.domain.states import LEASED, Actor, TaskStatus
+from cloud_api.store import tasks as task_store
+from cloud_api.store.db import Database, Tx
+from cloud_api.store.tables import tasks, workers
+from cloud_api.store.types import db_now
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    id: int
+    project_id: int
+    repositories: tuple[str, ...]
+
+
+class StaleClaim(Exception):
+    """The (attempt, claim token) no longer holds the task."""
+
+    def __init__(self, current: Row[Any]) -> None:
+        super().__init__("stale claim")
+        self.current = current
+
+
+async def claim(db: Database, worker: WorkerIdentity, lease_seconds: float) -> Row[Any] | None:
+    """Lease the next task for ``worker``, or return None when there is nothing to take."""
+    candidate = (
+        select(tasks.c.id)
+        .where(
+            tasks.c.project_id == worker.project_id,
+            tasks.c.status == TaskStatus.QUEUED.value,
+            or_(tasks.c.repository.is_(None), tasks.c.repository.in_(worker.repositories)),
+        )
+        .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+        .limit(1)
+    )
+    if db.backend == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    stmt = (
+        update(tasks)
+        .where(tasks.c.id == candidate.scalar_subquery(), tasks.c.status == TaskStatus.QUEUED.value)
+        .values(
+            status=TaskStatus.CLAIMED.value,
+            attempt=tasks.c.attempt + 1,
+            claim_token=secrets.token_urlsafe(24),
+            lease_owner_id=worker.id,
+            lease_expires_at=db_now(lease_seconds),
+            version=tasks.c.version + 1,
+            updated_at=db_now(),
+        )
+        .returning(*tasks.c)
+    )
+    async with db.write() as tx:
+        await touch_worker(tx, worker.id)
+        row = (await tx.conn.execute(stmt)).first()
+        if row is None:
+            return None
+        await task_store.add_event(
+            tx,
+            row,
+            "status",
+            Actor.WORKER,
+            actor_id=worker.id,
+            from_status=TaskStatus.QUEUED.value,
+            to_status=TaskStatus.CLAIMED.value,
+            worker_id=worker.id,
+            data={"lease_seconds": lease_seconds},
+        )
+        return row
+
+
+def holds(row: Row[Any], worker: WorkerIdentity, attempt: int, claim_token: str) -> bool:
+    return bool(
+        row.lease_owner_id == worker.id
+        and row.attempt == attempt
+        and row.claim_token is not None
+        and secrets.compare_digest(row.claim_token, claim_token)
+    )
+
+
+async def fenced(
+    tx: Tx, worker: WorkerIdentity, task_id: int, attempt: int, token: str
+) -> Row[Any] | None:
+    """The task if this worker's fence still holds it; None if it is not in its project;
+    raises StaleClaim if another attempt (or nobody) holds it now."""
+    row = await task_store.load(tx, task_id)
+    if row is None or row.project_id != worker.project_id:
+        return None
+    if not holds(row, worker, attempt, token):
+        raise StaleClaim(row)
+    return row
+
+
+async def heartbeat(
+    db: Database,
+    worker: WorkerIdentity,
+    task_id: int,
+    attempt: int,
+    token: str,
+    lease_seconds: float,
+) -> Row[Any] | None:
+    """Extend the lease. Returns the task (its status tells the worker to go on or stop)."""
+    async with db.write() as tx:
+        row = (
+            await tx.conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.project_id == worker.project_id,
+                    tasks.c.attempt == attempt,
+                    tasks.c.claim_token == token,
+                    tasks.c.lease_owner_id == worker.id,
+                    tasks.c.status.in_([s.value for s in LEASED]),
+                )
+                .values(lease_expires_at=db_now(lease_seconds))
+                .returning(*tasks.c)
+            )
+        ).first()
+        await touch_worker(tx, worker.id)
+        if row is not None:
+            return row
+        # Not extended: either the task is no longer leased (cancelled, awaiting review…)
+        # but still this attempt's, or the fence is stale.
+        return await fenced(tx, worker, task_id, attempt, token)
+
+
+async def touch_worker(tx: Tx, worker_id: int) -> None:
+    await tx.conn.execute(
+        update(workers).where(workers.c.id == worker_id).values(last_seen_at=db_now())
+    )

@@ -1,0 +1,1 @@
+"""Pure domain logic of the cloud: no IO, no database, no HTTP. Testable without mocks."""

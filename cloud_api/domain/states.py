@@ -1,0 +1,115 @@
+"""The task state machine: the one table that says who may move a task from where to where.
+
+The cloud is the authority on task state. Every write path (REST user actions, worker status
+updates, the lease reaper) asks :func:`check_transition` before touching the database, so the
+rules live here once, as data, and can be tested exhaustively without IO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    BACKLOG = "backlog"
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    NEEDS_INPUT = "needs_input"
+    AWAITING_REVIEW = "awaiting_review"
+    VERIFICATION = "verification"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Actor(StrEnum):
+    """Who asks for a transition: a person, a worker holding the lease, or the cloud itself."""
+
+    USER = "user"
+    WORKER = "worker"
+    SYSTEM = "system"
+
+
+S = TaskStatus
+TERMINAL: frozenset[TaskStatus] = frozenset({S.DONE, S.FAILED, S.CANCELLED})
+#: States in which a worker holds a lease that expires unless heartbeated.
+LEASED: frozenset[TaskStatus] = frozenset({S.CLAIMED, S.RUNNING})
+#: States in which a worker still owns the attempt (its claim token fences its writes).
+WORKER_OWNED: frozenset[TaskStatus] = frozenset(
+    {S.CLAIMED, S.RUNNING, S.NEEDS_INPUT, S.AWAITING_REVIEW}
+)
+
+_NON_TERMINAL = [s for s in TaskStatus if s not in TERMINAL]
+
+#: (from, to) -> actors allowed to make that move. Anything absent is forbidden.
+TRANSITIONS: dict[tuple[TaskStatus, TaskStatus], frozenset[Actor]] = {
+    (S.BACKLOG, S.QUEUED): frozenset({Actor.USER}),
+    (S.QUEUED, S.CLAIMED): frozenset({Actor.WORKER}),
+    (S.CLAIMED, S.RUNNING): frozenset({Actor.WORKER}),
+    (S.RUNNING, S.AWAITING_REVIEW): frozenset({Actor.WORKER}),
+    # Rejected hunks with a comment go back to the agent for another round (brief §6).
+    (S.AWAITING_REVIEW, S.RUNNING): frozenset({Actor.WORKER}),
+    (S.AWAITING_REVIEW, S.VERIFICATION): frozenset({Actor.WORKER}),
+    (S.VERIFICATION, S.DONE): frozenset({Actor.USER}),
+    # The agent asked a question; the user's answer re-queues the task.
+    (S.RUNNING, S.NEEDS_INPUT): frozenset({Actor.WORKER}),
+    (S.NEEDS_INPUT, S.QUEUED): frozenset({Actor.USER}),
+    # Changes requested, with the reviewer's feedback handed to the next attempt.
+    (S.VERIFICATION, S.QUEUED): frozenset({Actor.USER}),
+    # Lease expiry (the reaper), or a worker giving the task back.
+    (S.CLAIMED, S.QUEUED): frozenset({Actor.SYSTEM, Actor.WORKER}),
+    (S.RUNNING, S.QUEUED): frozenset({Actor.SYSTEM, Actor.WORKER}),
+    # Lease expiry after max attempts, or the worker failing the run explicitly
+    # (e.g. "failed: interrupted" after a daemon crash).
+    (S.CLAIMED, S.FAILED): frozenset({Actor.SYSTEM, Actor.WORKER}),
+    (S.RUNNING, S.FAILED): frozenset({Actor.SYSTEM, Actor.WORKER}),
+    # Retry.
+    (S.FAILED, S.QUEUED): frozenset({Actor.USER}),
+    (S.CANCELLED, S.QUEUED): frozenset({Actor.USER}),
+    # Any non-terminal state can be cancelled by a user.
+    **{(s, S.CANCELLED): frozenset({Actor.USER}) for s in _NON_TERMINAL},
+}
+
+
+@dataclass(frozen=True)
+class TransitionError(Exception):
+    """A move the table forbids. The API turns it into 409 with the current state."""
+
+    current: TaskStatus
+    target: TaskStatus
+    actor: Actor
+
+    def __str__(self) -> str:
+        allowed = allowed_targets(self.current, self.actor)
+        hint = ", ".join(sorted(allowed)) if allowed else "none"
+        return (
+            f"a {self.actor} cannot move a task from '{self.current}' to '{self.target}'"
+            f" (allowed from '{self.current}' for a {self.actor}: {hint})"
+        )
+
+
+def is_allowed(current: TaskStatus, target: TaskStatus, actor: Actor) -> bool:
+    return actor in TRANSITIONS.get((current, target), frozenset())
+
+
+def check_transition(current: TaskStatus, target: TaskStatus, actor: Actor) -> None:
+    """Raise :class:`TransitionError` unless ``actor`` may move ``current`` to ``target``."""
+    if not is_allowed(current, target, actor):
+        raise TransitionError(current, target, actor)
+
+
+def allowed_targets(current: TaskStatus, actor: Actor) -> frozenset[TaskStatus]:
+    return frozenset(
+        t for (f, t), actors in TRANSITIONS.items() if f == current and actor in actors
+    )
+
+
+def lease_expiry_target(expired_leases: int, max_attempts: int) -> TaskStatus:
+    """Where a task goes when its lease runs out: back to the queue, or failed for good.
+
+    ``expired_leases`` counts expiries since the task was last queued by a person, including
+    this one, so a user's retry gives the task a fresh set of attempts.
+    """
+    return S.FAILED if expired_leases >= max_attempts else S.QUEUED

@@ -1,0 +1,22 @@
+"""Prometheus metrics, one registry per app (so several apps in one process do not collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "locus_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "locus_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry
+        )
+        self.claims = Counter(
+            "locus_task_claims", "Tasks claimed by workers", registry=self.registry
+        )

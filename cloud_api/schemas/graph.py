@@ -1,0 +1,65 @@
+"""Knowledge graph bodies: project metadata only (paths, languages, dependency names, commands).
+
+Attribute values are short scalars or short lists, so file contents cannot be smuggled in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from cloud_api.schemas.common import Body, Out
+
+NodeKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+NodeKey = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+ShortStr = Annotated[str, StringConstraints(max_length=500)]
+AttrValue = ShortStr | int | float | bool | Annotated[list[ShortStr], Field(max_length=50)]
+Attrs = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=64)], AttrValue], Field(max_length=32)
+]
+
+
+class NodeRef(Body):
+    kind: NodeKind
+    key: NodeKey
+
+
+class NodeIn(NodeRef):
+    attrs: Attrs = Field(default_factory=dict)
+
+
+class EdgeIn(Body):
+    src: NodeRef
+    dst: NodeRef
+    kind: NodeKind
+
+
+class GraphUpsert(Body):
+    nodes: list[NodeIn] = Field(default_factory=list, max_length=5000)
+    edges: list[EdgeIn] = Field(default_factory=list, max_length=20000)
+
+
+class NodeOut(Out):
+    id: int
+    kind: str
+    key: str
+    attrs: dict[str, AttrValue]
+    updated_at: datetime
+
+
+class EdgeOut(Out):
+    id: int
+    src_id: int
+    dst_id: int
+    kind: str
+
+
+class GraphOut(Out):
+    nodes: list[NodeOut]
+    edges: list[EdgeOut]
+
+
+class GraphUpsertOut(Out):
+    nodes: int
+    edges: int

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from cloud_api.domain.permissions import Role
+from cloud_api.domain.remotes import fingerprint
+from cloud_api.schemas.common import Body, Id, Name, Slug, Text, Timestamped
+
+Remote = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(fingerprint),
+    Field(description="a git remote URL; stored as its fingerprint host/owner/repo"),
+]
+
+
+class ProjectCreate(Body):
+    org_id: Id
+    name: Name
+    slug: Slug
+    remotes: list[Remote] = Field(default_factory=list, max_length=50)
+
+
+class ProjectUpdate(Body):
+    name: Name | None = None
+    remotes: list[Remote] | None = Field(None, max_length=50)
+
+
+class ProjectOut(Timestamped):
+    id: int
+    org_id: int
+    name: str
+    slug: str
+    remotes: list[str]
+    role: Role | None = None
+
+
+SprintState = Literal["planned", "active", "closed"]
+
+
+class _SprintDates(Body):
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _SprintDates:
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on: swap them or move ends_on later")
+        return self
+
+
+class SprintCreate(_SprintDates):
+    name: Name
+    goal: Text = ""
+    state: SprintState = "planned"
+
+
+class SprintUpdate(_SprintDates):
+    name: Name | None = None
+    goal: Text | None = None
+    state: SprintState | None = None
+
+
+class SprintOut(Timestamped):
+    id: int
+    project_id: int
+    name: str
+    goal: str
+    state: SprintState
+    starts_on: date | None
+    ends_on: date | None

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from cloud_api.domain.remotes import fingerprint
+from cloud_api.domain.states import Actor, TaskStatus
+from cloud_api.schemas.common import MAX_INT, Body, Id, PageQuery, Text, Timestamped
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Priority = Annotated[int, Field(ge=-1000, le=1000, description="higher runs first")]
+Version = Annotated[
+    int,
+    Field(ge=1, le=MAX_INT, description="the version you last saw; 409 if the task moved on"),
+]
+Repository = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(fingerprint),
+    Field(
+        description="git remote of the repository the task is for; only workers serving it claim it"
+    ),
+]
+
+
+class TaskCreate(Body):
+    title: Title
+    description: Text = ""
+    priority: Priority = 0
+    labels: list[Label] = Field(default_factory=list, max_length=20)
+    sprint_id: Id | None = None
+    repository: Repository | None = None
+    status: Literal["backlog", "queued"] = Field(
+        "backlog", description="create straight into the queue with 'queued'"
+    )
+
+
+class TaskUpdate(Body):
+    title: Title | None = None
+    description: Text | None = None
+    priority: Priority | None = None
+    labels: list[Label] | None = Field(None, max_length=20)
+    sprint_id: Id | None = None
+    repository: Repository | None = None
+    version: Version | None = None
+
+
+class TaskOut(Timestamped):
+    id: int
+    project_id: int
+    sprint_id: int | None
+    title: str
+    description: str
+    priority: int
+    labels: list[str]
+    repository: str | None
+    status: TaskStatus
+    status_reason: str | None
+    version: int
+    attempt: int
+    lease_owner_id: int | None
+    lease_expires_at: datetime | None
+    feedback: str | None
+    summary: str | None
+    updated_at: datetime
+    queued_at: datetime | None
+
+
+class TaskQuery(PageQuery):
+    status: TaskStatus | None = None
+    sprint_id: Id | None = None
+    label: Label | None = None
+
+
+class TaskAction(Body):
+    """queue / cancel / retry / approve: optionally guarded by the version you last saw."""
+
+    version: Version | None = None
+    comment: Text | None = None
+
+
+class FeedbackIn(Body):
+    feedback: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    version: Version | None = None
+
+
+class AnswerIn(Body):
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    version: Version | None = None
+
+
+class CommentIn(Body):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+
+
+class EventOut(Timestamped):
+    id: int
+    task_id: int
+    kind: str
+    actor: Actor
+    actor_id: int | None
+    attempt: int
+    from_status: TaskStatus | None
+    to_status: TaskStatus | None
+    seq: int | None
+    data: dict[str, Any]
+
+
+class EventQuery(PageQuery):
+    kind: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+ArtifactKind = Literal["patch", "summary", "evidence", "log", "other"]
+
+
+class ArtifactOut(Timestamped):
+    id: int
+    task_id: int
+    attempt: int
+    kind: ArtifactKind
+    media_type: str
+    sha256: str
+    size: int
+
+
+class ArtifactContent(ArtifactOut):
+    content: str

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from cloud_api.schemas.common import MAX_INT, Body, Id, Out, Query, Timestamped
+from cloud_api.schemas.projects import Remote
+from cloud_api.schemas.tasks import ArtifactKind, TaskOut
+
+ClaimToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Attempt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+WaitSeconds = Annotated[float, Field(ge=0, le=30, description="long-poll up to this long")]
+
+
+class WorkerRegister(Body):
+    host: Annotated[str, StringConstraints(max_length=255)] = ""
+    capacity: Annotated[int, Field(ge=1, le=64)] = 1
+    repositories: list[Remote] = Field(
+        default_factory=list, max_length=200, description="git remotes of the repos it serves"
+    )
+    version: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class WorkerOut(Timestamped):
+    id: int
+    project_id: int
+    name: str
+    host: str
+    capacity: int
+    repositories: list[str]
+    version: str
+    last_seen_at: datetime
+    current_task_ids: list[int] = Field(default_factory=list)
+
+
+class ClaimIn(Body):
+    wait_seconds: WaitSeconds = 0
+
+
+class ClaimOut(Out):
+    task: TaskOut
+    attempt: int
+    claim_token: str = Field(description="send with every write for this attempt (fencing)")
+    lease_expires_at: datetime
+    lease_seconds: float
+
+
+class Fence(Body):
+    """Every worker write names the attempt and claim token it holds; stale ones get 409."""
+
+    attempt: Attempt
+    claim_token: ClaimToken
+
+
+class HeartbeatOut(Out):
+    status: str
+    cancel: bool = Field(description="true: stop work on this task now")
+    lease_expires_at: datetime | None
+
+
+WorkerStatus = Literal[
+    "running", "awaiting_review", "verification", "needs_input", "queued", "failed"
+]
+
+
+class StatusIn(Fence):
+    status: WorkerStatus
+    reason: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    summary: Annotated[str, StringConstraints(max_length=100_000)] | None = None
+    question: Annotated[str, StringConstraints(max_length=100_000)] | None = Field(
+        None, description="with needs_input: what the agent asks the user"
+    )
+
+
+class LogIn(Fence):
+    seq: Annotated[int, Field(ge=0, le=MAX_INT)]
+    text: Annotated[str, StringConstraints(max_length=256 * 1024)]
+    stream: Literal["agent", "stdout", "stderr", "system"] = "agent"
+
+
+class LogOut(Out):
+    event_id: int
+    duplicate: bool
+
+
+class ArtifactIn(Fence):
+    kind: ArtifactKind
+    media_type: Annotated[str, StringConstraints(max_length=100)] = "text/plain"
+    content: Annotated[str, StringConstraints(max_length=8 * 1024 * 1024)]
+
+
+class SignalsQuery(Query):
+    wait: WaitSeconds = 0
+    after: int = Field(0, ge=0, le=MAX_INT, description="the cursor of the last answer")
+
+
+class CancelSignal(Out):
+    task_id: int
+    attempt: int
+    event_id: int
+
+
+class SignalsOut(Out):
+    cancellations: list[CancelSignal]
+    cursor: int
+
+
+class WorkerTaskCreate(Body):
+    """A follow-up task proposed by the agent: lands in the backlog for a person to queue."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    description: Annotated[str, StringConstraints(max_length=100_000)] = ""
+    parent_task_id: Id | None = None

@@ -1,0 +1,144 @@
+"""The database handle: engines per backend, read/write transactions, post-commit wake-ups.
+
+SQLite: one writer connection whose transactions start with ``BEGIN IMMEDIATE`` (writes are
+serialised in-process instead of fighting over the file lock), WAL so readers never block the
+writer, and a busy timeout for other processes. PostgreSQL: one pooled engine with
+``pool_pre_ping`` so the pool survives a server restart.
+
+Writers collect wake-up topics (``Tx.notify``); they are published only once the transaction
+has committed — on PostgreSQL through ``pg_notify`` (delivered to every replica, this one
+included, by :mod:`cloud_api.dispatch.wakeups`), on SQLite straight to the in-process hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+NOTIFY_CHANNEL = "locus_events"
+
+Backend = Literal["sqlite", "postgresql"]
+
+
+class UnsupportedDatabase(ValueError):
+    pass
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``sqlite:///PATH`` and ``postgresql://…`` URLs; pick the async drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise UnsupportedDatabase(
+        f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:///PATH or "
+        "postgresql://USER@HOST:PORT/DB"
+    )
+
+
+def backend_of(url: str) -> Backend:
+    return "sqlite" if make_url(url).get_backend_name() == "sqlite" else "postgresql"
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The URL as asyncpg itself wants it (for the LISTEN connection)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@dataclass
+class Tx:
+    """A write transaction: the connection plus the wake-up topics to publish on commit."""
+
+    conn: AsyncConnection
+    topics: set[str] = field(default_factory=set)
+
+    def notify(self, *topics: str) -> None:
+        self.topics.update(topics)
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=1 if writer else 4,
+        max_overflow=0,
+        pool_timeout=120,
+        connect_args={"timeout": 30},
+    )
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (the documented pysqlite recipe).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "busy_timeout=30000",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """Open with :meth:`open`; use :meth:`read` and :meth:`write`; :meth:`close` at shutdown."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.backend: Backend = backend_of(self.url)
+        self._publish: Callable[[set[str]], None] | None = None
+        if self.backend == "sqlite":
+            self.engine = _sqlite_engine(self.url, writer=False)
+            self.writer = _sqlite_engine(self.url, writer=True)
+        else:
+            self.engine = create_async_engine(
+                self.url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=120
+            )
+            self.writer = self.engine
+
+    def on_commit(self, publish: Callable[[set[str]], None]) -> None:
+        """Where SQLite commits deliver their wake-up topics (the in-process hub)."""
+        self._publish = publish
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        async with self.writer.connect() as conn:
+            tx = Tx(conn)
+            async with conn.begin():
+                yield tx
+                if tx.topics and self.backend == "postgresql":
+                    await conn.execute(
+                        text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": NOTIFY_CHANNEL, "payload": "\n".join(sorted(tx.topics))},
+                    )
+        if tx.topics and self.backend == "sqlite" and self._publish is not None:
+            self._publish(tx.topics)
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self.writer is not self.engine:
+            await self.writer.dispose()

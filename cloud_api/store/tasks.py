@@ -1,0 +1,128 @@
+"""Task writes shared by every path that changes a task: the user API, workers, the reaper.
+
+A transition is checked against the pure state table, applied as a compare-and-set on the
+version column (optimistic concurrency), and recorded in the append-only timeline in the same
+transaction — so every change is in the timeline, and two writers never both win.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, select, update
+
+from cloud_api.domain.states import Actor, TaskStatus, check_transition
+from cloud_api.store.db import Tx
+from cloud_api.store.tables import task_events, tasks
+from cloud_api.store.types import db_now
+
+
+class StaleVersion(Exception):
+    """Someone else changed the task between our read and our write."""
+
+    def __init__(self, current: Row[Any] | None) -> None:
+        super().__init__("the task changed concurrently")
+        self.current = current
+
+
+def task_state(row: Row[Any]) -> dict[str, Any]:
+    """What a 409 shows of the task: enough for a client to decide what to do next."""
+    return {"id": row.id, "status": row.status, "version": row.version, "attempt": row.attempt}
+
+
+async def load(tx_or_conn: Any, task_id: int) -> Row[Any] | None:
+    conn = tx_or_conn.conn if isinstance(tx_or_conn, Tx) else tx_or_conn
+    return (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+
+
+async def add_event(
+    tx: Tx,
+    task: Row[Any],
+    kind: str,
+    actor: Actor,
+    *,
+    actor_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    worker_id: int | None = None,
+    seq: int | None = None,
+    attempt: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    result = await tx.conn.execute(
+        task_events.insert()
+        .values(
+            task_id=task.id,
+            project_id=task.project_id,
+            kind=kind,
+            actor=actor.value,
+            actor_id=actor_id,
+            attempt=task.attempt if attempt is None else attempt,
+            from_status=from_status,
+            to_status=to_status,
+            worker_id=worker_id,
+            seq=seq,
+            data=data or {},
+        )
+        .returning(task_events.c.id)
+    )
+    tx.notify(f"task:{task.id}", f"project:{task.project_id}")
+    return int(result.scalar_one())
+
+
+async def transition(
+    tx: Tx,
+    task: Row[Any],
+    target: TaskStatus,
+    actor: Actor,
+    *,
+    actor_id: int | None = None,
+    values: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    fence: dict[str, Any] | None = None,
+) -> Row[Any]:
+    """Move ``task`` (as read) to ``target``; raises TransitionError or StaleVersion."""
+    current = TaskStatus(task.status)
+    check_transition(current, target, actor)
+    values = dict(values or {})
+    if target is TaskStatus.QUEUED:
+        values.setdefault("queued_at", db_now())
+        values.setdefault("lease_owner_id", None)
+        values.setdefault("claim_token", None)
+        values.setdefault("lease_expires_at", None)
+        if actor is Actor.USER:
+            values["expired_leases"] = 0  # a person re-queued it: a fresh set of attempts
+    if target in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED):
+        values.setdefault("lease_expires_at", None)
+    stmt = (
+        update(tasks)
+        .where(tasks.c.id == task.id, tasks.c.version == task.version)
+        .values(status=target.value, version=tasks.c.version + 1, updated_at=db_now(), **values)
+        .returning(*tasks.c)
+    )
+    for column, expected in (fence or {}).items():
+        stmt = stmt.where(tasks.c[column] == expected)
+    updated = (await tx.conn.execute(stmt)).first()
+    if updated is None:
+        raise StaleVersion(await load(tx, task.id))
+    # A cancellation is routed to the worker holding the task (its signal channel).
+    holder = task.lease_owner_id if current.value in _HELD else None
+    await add_event(
+        tx,
+        updated,
+        "status",
+        actor,
+        actor_id=actor_id,
+        from_status=current.value,
+        to_status=target.value,
+        worker_id=holder,
+        data=data,
+    )
+    if target is TaskStatus.QUEUED:
+        tx.notify(f"work:{task.project_id}")
+    if holder is not None and target is TaskStatus.CANCELLED:
+        tx.notify(f"worker:{holder}")
+    return updated
+
+
+_HELD = {"claimed", "running", "needs_input", "awaiting_review", "verification"}
