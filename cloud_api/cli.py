@@ -74,6 +74,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command(help="Serve the API (and, on SQLite, migrate first).")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -19,4 +19,9 @@ class Metrics:
         )
         self.claims = Counter(
             "locus_task_claims", "Tasks claimed by workers", registry=self.registry
+        )
+        self.waiting = Gauge(
+            "locus_claim_waiters",
+            "Workers long-polling for a task right now",
+            registry=self.registry,
         )

@@ -124,6 +124,7 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_seconds
     # Subscribe before looking, so a task queued between the look and the wait still wakes us.
+    waiting = ctx.services.metrics.waiting
     with ctx.services.hub.subscribe([f"work:{worker.project_id}"]) as sub:
         while True:
             row = await claims.claim(ctx.db, worker, lease)
@@ -139,7 +140,8 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            await sub.wait(remaining)
+            with waiting.track_inprogress():
+                await sub.wait(remaining)
             transport = ctx.request.transport
             if transport is None or transport.is_closing():
                 return None  # the worker hung up: do not lease a task nobody will receive

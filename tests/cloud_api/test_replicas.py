@@ -1,0 +1,97 @@
+"""Scale-out: two API replicas (separate processes) on one PostgreSQL.
+
+A worker long-polls replica A; a task created through replica B must wake it — which only
+happens if the wake-up crossed processes through LISTEN/NOTIFY (without it, A's long-poll
+would sit out its 30 s and answer 204).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.cloud_api.test_dispatch import wait_for_waiters
+from tests.conftest import Template
+from tests.support.client import Api, Worker
+
+LOCUS_CLOUD = str(Path(sys.executable).with_name("locus-cloud"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_replica(db_url: str) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        LOCUS_CLOUD,
+        "serve",
+        "--db",
+        db_url,
+        "--port",
+        str(port),
+        "--no-migrate",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while True:
+            line = await proc.stdout.readline()
+            assert line, "replica exited before listening"
+            if line.startswith(b"{") and json.loads(line).get("event") == "listening":
+                return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def replicas(pg_template: Template, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    db_url = pg_template.new_url(tmp_path)
+    procs = [await start_replica(db_url) for _ in range(2)]
+    try:
+        yield procs[0][1], procs[1][1]
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+            await proc.wait()
+
+
+async def test_task_created_on_b_wakes_worker_waiting_on_a(
+    replicas: tuple[str, str], pg_template: Template
+) -> None:
+    url_a, url_b = replicas
+    token, pid = pg_template.first_start.token, pg_template.first_start.project_id
+    async with aiohttp.ClientSession() as session:
+        admin_a, admin_b = Api(session, url_a, token), Api(session, url_b, token)
+        worker = await Worker.create(admin_a, pid, "on-a")
+        for round_ in range(3):
+            waiting = asyncio.create_task(worker.claim(wait=30))
+            await wait_for_waiters(admin_a, 1)
+            started = time.perf_counter()
+            task = (
+                await admin_b.post(
+                    f"/projects/{pid}/tasks", {"title": f"r{round_}", "status": "queued"}
+                )
+            ).ok(201)
+            claim = (await asyncio.wait_for(waiting, 60)).ok()
+            elapsed = time.perf_counter() - started
+            assert claim["task"]["id"] == task["id"]
+            print(f"pick-up across replicas, round {round_}: {elapsed * 1000:.1f} ms")
+
+        # Cancellation crosses replicas too: cancel on B, the worker's signal long-poll on A wakes.
+        (await worker.status(claim, "running")).ok()
+        signal = asyncio.create_task(worker.api.get("/worker/signals", params={"wait": 30}))
+        (await admin_b.post(f"/tasks/{claim['task']['id']}/cancel")).ok()
+        got = (await asyncio.wait_for(signal, 60)).ok()
+        assert [c["task_id"] for c in got["cancellations"]] == [claim["task"]["id"]]
