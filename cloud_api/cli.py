@@ -246,8 +246,14 @@ def token_create(
     )
 
 
-@main.command(help="Print the OpenAPI document.")
-def openapi() -> None:
+@main.command(help="Print the OpenAPI document (or, with --markdown, docs/rest-api.md).")
+@click.option("--markdown", is_flag=True, help="render the Markdown reference instead")
+def openapi(markdown: bool) -> None:
+    if markdown:
+        from cloud_api.api.restdoc import render
+
+        sys.stdout.write(render(openapi_document()))
+        return
     json.dump(openapi_document(), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
