@@ -146,12 +146,14 @@ def serve(
         )
 
     app.on_startup.append(announce)
+    # Handlers are not cancelled when a client hangs up (aiohttp's default): a cancellation in
+    # the middle of a write transaction could strand SQLite's write lock. Long-polls notice a
+    # closed connection themselves (cloud_api/api/workers.py).
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
         print=None,
-        handler_cancellation=True,
         access_log=None,
     )
 

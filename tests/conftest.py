@@ -115,7 +115,7 @@ class Cloud:
 async def start_cloud(db_url: str, **overrides: Any) -> tuple[web.AppRunner, str, web.Application]:
     settings = CloudSettings(db=db_url, port=0, **overrides)
     app = create_app(settings, migrate=False)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
