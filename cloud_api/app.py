@@ -90,6 +90,10 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
             await services.listener.stop()
         await services.db.close()
 
+    async def shutdown(app: web.Application) -> None:
+        app[SERVICES].begin_shutdown()
+
     app.on_startup.append(start)
+    app.on_shutdown.append(shutdown)
     app.on_cleanup.append(stop)
     return app

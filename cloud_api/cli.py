@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,7 +42,16 @@ def _settings(**overrides: Any) -> CloudSettings:
 
 
 def _prepare_sqlite(url: str) -> None:
-    if backend_of(url) == "sqlite":
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = backend_of(url)
+    except ArgumentError:  # every command passes here first: a clear error, not a traceback
+        raise click.BadParameter(
+            f"{url!r} is not a database URL: use sqlite:///PATH or postgresql://USER@HOST/DB",
+            param_hint="--db",
+        ) from None
+    if backend == "sqlite":
         from sqlalchemy.engine import make_url
 
         path = make_url(url).database
@@ -96,6 +106,15 @@ def serve(
 ) -> None:
     settings = _settings(db=db, host=host, port=port, lease_seconds=lease_seconds)
     _prepare_sqlite(settings.db)
+    # Bind before announcing: "listening" is then true, and names the port the OS picked for 0.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        sock = socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {exc}"
+        ) from None
+    settings.port = sock.getsockname()[1]
 
     async def first_start(database: Database) -> None:
         if migrate if migrate is not None else database.backend == "sqlite":
@@ -151,8 +170,7 @@ def serve(
     # closed connection themselves (cloud_api/api/workers.py).
     web.run_app(
         app,
-        host=settings.host,
-        port=settings.port,
+        sock=sock,
         print=None,
         access_log=None,
     )

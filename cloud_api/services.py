@@ -22,6 +22,12 @@ class Services:
     metrics: Metrics
     reaper: Reaper
     listener: PgListener | None
+    #: Set at shutdown: long-polls and event streams end at once instead of holding it up.
+    closing: bool = False
+
+    def begin_shutdown(self) -> None:
+        self.closing = True
+        self.hub.wake_all()
 
 
 SETTINGS = web.AppKey("settings", CloudSettings)

@@ -117,9 +117,16 @@ class Ctx:
             raise forbidden("this endpoint is for people; a worker token cannot use it")
         return self.me.user_id
 
+    def gone(self) -> bool:
+        """The client hung up, or the server is shutting down: a long-poll or stream should end.
+        (Handlers are not cancelled on hang-up, so waiting handlers ask this after each wake.)"""
+        transport = self.request.transport
+        return self.services.closing or transport is None or transport.is_closing()
+
     def path_id(self, name: str) -> int:
         raw = self.request.match_info[name]
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_INT:
+        # isascii: str.isdigit() is also true for '²' or '٣', which int() rejects or reads.
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_INT:
             raise not_found(f"{name.removesuffix('_id')} {raw!r}")
         return int(raw)
 

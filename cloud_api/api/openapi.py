@@ -105,7 +105,8 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
             )
         if route.body is not None:
             op["requestBody"] = {
-                "required": True,
+                # A missing body reads as {}: only required when some field is.
+                "required": any(f.is_required() for f in route.body.model_fields.values()),
                 "content": {"application/json": {"schema": schemas.body(route.body)}},
             }
         if route.raw:

@@ -9,7 +9,7 @@ serialisation and the OpenAPI document (:mod:`cloud_api.api.openapi`), so they c
 from __future__ import annotations
 
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from cloud_api.api import idempotency
 from cloud_api.api.context import Ctx, authenticate
-from cloud_api.api.errors import ApiError, validation_problem
+from cloud_api.api.errors import ApiError, field_problem, validation_problem
 from cloud_api.services import SERVICES
 
 Handler = Callable[..., Awaitable[Any]]
@@ -117,13 +117,43 @@ def _serialise(route: Route, result: Any) -> web.StreamResponse:
     )
 
 
+def _nul_field(value: Any, path: str) -> str | None:
+    """The dotted path of the first string (or key) holding a NUL: PostgreSQL cannot store
+    one in text (a fuzzed body got a 500 there), so no backend accepts it."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return path
+        found = _nul_field(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _reject_nul(location: str, value: Any) -> None:
+    field = _nul_field(value, "")
+    if field is not None:
+        where = field or f"({location})"
+        raise field_problem(location, where, "contains a NUL character", "remove the \\u0000")
+
+
 async def _parse_body(route: Route, request: web.Request, raw: bytes) -> BaseModel | None:
     if route.body is None:
         return None
     try:
-        return route.body.model_validate_json(raw or b"{}")
+        body = route.body.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise validation_problem(exc, "body") from None
+    if b"\\u0000" in raw:  # JSON can only carry a NUL escaped
+        _reject_nul("body", body.model_dump())
+    return body
 
 
 def _parse_query(route: Route, request: web.Request) -> BaseModel | None:
@@ -132,6 +162,7 @@ def _parse_query(route: Route, request: web.Request) -> BaseModel | None:
             unknown = ", ".join(sorted(request.query))
             raise ApiError(422, "Invalid request", f"unexpected query parameters: {unknown}")
         return None
+    _reject_nul("query", dict(request.query))
     try:
         return route.query.model_validate(dict(request.query))
     except ValidationError as exc:

@@ -23,7 +23,7 @@ BATCH = 500
 
 def resume_point(ctx: Ctx, after: int) -> int:
     header = ctx.request.headers.get("Last-Event-ID", "")
-    if header.isdigit() and int(header) <= MAX_INT:
+    if header.isascii() and header.isdigit() and int(header) <= MAX_INT:
         return max(after, int(header))
     return after
 
@@ -42,26 +42,33 @@ async def stream_events(
     last = resume_point(ctx, after)
     keepalive = ctx.services.settings.sse_keepalive_seconds
     with ctx.services.hub.subscribe([topic]) as sub:
-        await response.write(b"retry: 2000\n\n")
-        while True:
-            async with ctx.db.read() as conn:
-                rows = (
-                    await conn.execute(
-                        select(task_events)
-                        .where(where, task_events.c.id > last)
-                        .order_by(task_events.c.id)
-                        .limit(BATCH)
+        try:
+            await response.write(b"retry: 2000\n\n")
+            while True:
+                async with ctx.db.read() as conn:
+                    rows = (
+                        await conn.execute(
+                            select(task_events)
+                            .where(where, task_events.c.id > last)
+                            .order_by(task_events.c.id)
+                            .limit(BATCH)
+                        )
+                    ).all()
+                for row in rows:
+                    event = EventOut.model_validate(row._mapping)
+                    frame = (
+                        f"id: {event.id}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
                     )
-                ).all()
-            for row in rows:
-                event = EventOut.model_validate(row._mapping)
-                frame = f"id: {event.id}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
-                await response.write(frame.encode())
-                last = event.id
-            if len(rows) == BATCH:
-                continue
-            if not await sub.wait(keepalive):
-                await response.write(b": keepalive\n\n")
+                    await response.write(frame.encode())
+                    last = event.id
+                if len(rows) == BATCH:
+                    continue
+                if not await sub.wait(keepalive):
+                    await response.write(b": keepalive\n\n")
+                if ctx.gone():
+                    return response
+        except ConnectionResetError:  # the client hung up mid-write: a normal end, not a 500
+            return response
 
 
 def encode(data: Any) -> str:

@@ -15,7 +15,14 @@ from cloud_api.api.paging import page
 from cloud_api.api.routing import Router
 from cloud_api.api.sse import stream_events
 from cloud_api.domain.permissions import Action
-from cloud_api.domain.states import Actor, TaskStatus, TransitionError
+from cloud_api.domain.states import (
+    ActionError,
+    Actor,
+    TaskStatus,
+    TransitionError,
+    UserAction,
+    action_target,
+)
 from cloud_api.schemas.common import MAX_INT, Page, PageQuery, Query
 from cloud_api.schemas.tasks import (
     AnswerIn,
@@ -81,9 +88,9 @@ async def task_project(ctx: Ctx, task_id: int, action: Action) -> int:
 
 
 def transition_conflict(
-    exc: TransitionError | task_store.StaleVersion, row: Row[Any] | None
+    exc: ActionError | TransitionError | task_store.StaleVersion, row: Row[Any] | None
 ) -> ApiError:
-    if isinstance(exc, TransitionError):
+    if isinstance(exc, ActionError | TransitionError):
         return conflict(str(exc), task_store.task_state(row) if row is not None else None)
     current = exc.current
     return conflict(
@@ -200,7 +207,7 @@ async def update_task(ctx: Ctx, body: TaskUpdate) -> TaskOut:
 
 async def user_transition(
     ctx: Ctx,
-    target: TaskStatus,
+    action: UserAction,
     version: int | None,
     *,
     values: dict[str, Any] | None = None,
@@ -217,10 +224,11 @@ async def user_transition(
                 task_store.task_state(row),
             )
         try:
+            target = action_target(action, TaskStatus(row.status))
             updated = await task_store.transition(
                 tx, row, target, Actor.USER, actor_id=ctx.me.user_id, values=values, data=data
             )
-        except (TransitionError, task_store.StaleVersion) as exc:
+        except (ActionError, TransitionError, task_store.StaleVersion) as exc:
             raise transition_conflict(exc, row) from None
     return task_out(updated)
 
@@ -231,7 +239,7 @@ def _comment(body: TaskAction) -> dict[str, Any] | None:
 
 @router.post("/tasks/{task_id}/queue", summary="backlog → queued: make the task claimable")
 async def queue_task(ctx: Ctx, body: TaskAction) -> TaskOut:
-    return await user_transition(ctx, TaskStatus.QUEUED, body.version, data=_comment(body))
+    return await user_transition(ctx, UserAction.QUEUE, body.version, data=_comment(body))
 
 
 @router.post(
@@ -239,19 +247,19 @@ async def queue_task(ctx: Ctx, body: TaskAction) -> TaskOut:
     summary="Cancel (any non-terminal state); a running agent is told at once",
 )
 async def cancel_task(ctx: Ctx, body: TaskAction) -> TaskOut:
-    return await user_transition(ctx, TaskStatus.CANCELLED, body.version, data=_comment(body))
+    return await user_transition(ctx, UserAction.CANCEL, body.version, data=_comment(body))
 
 
 @router.post("/tasks/{task_id}/retry", summary="failed | cancelled → queued")
 async def retry_task(ctx: Ctx, body: TaskAction) -> TaskOut:
     return await user_transition(
-        ctx, TaskStatus.QUEUED, body.version, values={"status_reason": None}, data=_comment(body)
+        ctx, UserAction.RETRY, body.version, values={"status_reason": None}, data=_comment(body)
     )
 
 
 @router.post("/tasks/{task_id}/approve", summary="verification → done")
 async def approve_task(ctx: Ctx, body: TaskAction) -> TaskOut:
-    return await user_transition(ctx, TaskStatus.DONE, body.version, data=_comment(body))
+    return await user_transition(ctx, UserAction.APPROVE, body.version, data=_comment(body))
 
 
 @router.post(
@@ -261,7 +269,7 @@ async def approve_task(ctx: Ctx, body: TaskAction) -> TaskOut:
 async def request_changes(ctx: Ctx, body: FeedbackIn) -> TaskOut:
     return await user_transition(
         ctx,
-        TaskStatus.QUEUED,
+        UserAction.REQUEST_CHANGES,
         body.version,
         values={"feedback": body.feedback},
         data={"feedback": body.feedback},
@@ -274,7 +282,7 @@ async def request_changes(ctx: Ctx, body: FeedbackIn) -> TaskOut:
 async def answer_task(ctx: Ctx, body: AnswerIn) -> TaskOut:
     return await user_transition(
         ctx,
-        TaskStatus.QUEUED,
+        UserAction.ANSWER,
         body.version,
         values={"feedback": body.answer},
         data={"answer": body.answer},

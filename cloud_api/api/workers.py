@@ -142,9 +142,8 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
                 return None
             with waiting.track_inprogress():
                 await sub.wait(remaining)
-            transport = ctx.request.transport
-            if transport is None or transport.is_closing():
-                return None  # the worker hung up: do not lease a task nobody will receive
+            if ctx.gone():
+                return None  # do not lease a task nobody will receive
 
 
 @router.post(
@@ -348,7 +347,7 @@ async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
             async with ctx.db.read() as conn:
                 rows = (await conn.execute(stmt)).all()
             remaining = deadline - loop.time()
-            if rows or remaining <= 0:
+            if rows or remaining <= 0 or ctx.gone():
                 return SignalsOut(
                     cancellations=[
                         CancelSignal(task_id=r.task_id, attempt=r.attempt, event_id=r.id)

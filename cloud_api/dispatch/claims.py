@@ -90,7 +90,10 @@ def holds(row: Row[Any], worker: WorkerIdentity, attempt: int, claim_token: str)
         row.lease_owner_id == worker.id
         and row.attempt == attempt
         and row.claim_token is not None
-        and secrets.compare_digest(row.claim_token, claim_token)
+        # bytes: compare_digest raises TypeError on non-ASCII str (a fuzzed token gave a 500)
+        and secrets.compare_digest(
+            row.claim_token.encode(), claim_token.encode("utf-8", "surrogatepass")
+        )
     )
 
 

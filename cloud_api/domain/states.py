@@ -73,6 +73,54 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskStatus], frozenset[Actor]] = {
 }
 
 
+class UserAction(StrEnum):
+    """What a person can do to a task's status (one REST endpoint each)."""
+
+    QUEUE = "queue"
+    CANCEL = "cancel"
+    RETRY = "retry"
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request-changes"
+    ANSWER = "answer"
+
+
+#: Each user action: the states it applies to, and where it moves the task. Several actions
+#: share a target (queued), so the source is what tells them apart: 'retry' on a backlog task
+#: is refused rather than quietly queueing it.
+USER_ACTIONS: dict[UserAction, tuple[frozenset[TaskStatus], TaskStatus]] = {
+    UserAction.QUEUE: (frozenset({S.BACKLOG}), S.QUEUED),
+    UserAction.CANCEL: (frozenset(_NON_TERMINAL), S.CANCELLED),
+    UserAction.RETRY: (frozenset({S.FAILED, S.CANCELLED}), S.QUEUED),
+    UserAction.APPROVE: (frozenset({S.VERIFICATION}), S.DONE),
+    UserAction.REQUEST_CHANGES: (frozenset({S.VERIFICATION}), S.QUEUED),
+    UserAction.ANSWER: (frozenset({S.NEEDS_INPUT}), S.QUEUED),
+}
+
+
+@dataclass(frozen=True)
+class ActionError(Exception):
+    """A user action asked of a task in a state it does not apply to (→ 409)."""
+
+    action: UserAction
+    current: TaskStatus
+
+    def __str__(self) -> str:
+        sources, target = USER_ACTIONS[self.action]
+        names = " | ".join(f"'{s}'" for s in sorted(sources))
+        return (
+            f"'{self.action}' moves a task from {names} to '{target}'; this one is '{self.current}'"
+        )
+
+
+def action_target(action: UserAction, current: TaskStatus) -> TaskStatus:
+    """Where ``action`` moves a task that is ``current``; raises ActionError if it does not apply."""
+    sources, target = USER_ACTIONS[action]
+    if current not in sources:
+        raise ActionError(action, current)
+    check_transition(current, target, Actor.USER)
+    return target
+
+
 @dataclass(frozen=True)
 class TransitionError(Exception):
     """A move the table forbids. The API turns it into 409 with the current state."""

@@ -9,12 +9,13 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from cloud_api.schemas.common import Body, Out
+from cloud_api.schemas.common import MAX_INT, Body, Out
 
 NodeKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 NodeKey = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 ShortStr = Annotated[str, StringConstraints(max_length=500)]
-AttrValue = ShortStr | int | float | bool | Annotated[list[ShortStr], Field(max_length=50)]
+AttrInt = Annotated[int, Field(ge=-MAX_INT - 1, le=MAX_INT)]
+AttrValue = ShortStr | AttrInt | float | bool | Annotated[list[ShortStr], Field(max_length=50)]
 Attrs = Annotated[
     dict[Annotated[str, StringConstraints(max_length=64)], AttrValue], Field(max_length=32)
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
 from cloud_api.domain.permissions import Role
 from cloud_api.domain.remotes import fingerprint
@@ -45,11 +45,14 @@ class _SprintDates(Body):
     starts_on: date | None = None
     ends_on: date | None = None
 
-    @model_validator(mode="after")
-    def _ordered(self) -> _SprintDates:
-        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+    @field_validator("ends_on")
+    @classmethod
+    def _ordered(cls, ends_on: date | None, info: ValidationInfo) -> date | None:
+        # A field validator (not a model one), so the 422 names ends_on rather than the body.
+        starts_on = info.data.get("starts_on")
+        if starts_on and ends_on and ends_on < starts_on:
             raise ValueError("ends_on is before starts_on: swap them or move ends_on later")
-        return self
+        return ends_on
 
 
 class SprintCreate(_SprintDates):

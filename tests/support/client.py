@@ -101,3 +101,11 @@ class Worker:
 
 def fence(claim: dict[str, Any]) -> dict[str, Any]:
     return {"attempt": claim["attempt"], "claim_token": claim["claim_token"]}
+
+
+async def new_user(admin: Api, email: str, password: str = "correct horse battery") -> Api:
+    """Create a non-admin user with the admin's token and log them in (a real session)."""
+    body = {"email": email, "name": email.split("@")[0], "password": password}
+    (await admin.post("/users", body)).ok(201)
+    login = (await admin.as_(None).post("/auth/login", {"email": email, "password": password})).ok()
+    return admin.as_(login["token"])
