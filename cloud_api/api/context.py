@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from cloud_api.api.errors import ApiError, forbidden, not_found, unauthorized
 from cloud_api.dispatch.claims import WorkerIdentity
@@ -46,6 +46,35 @@ class Principal:
         return WorkerIdentity(self.worker_id, self.project_id, self.repositories)
 
 
+#: Built once: every request runs it (a token, its user, its registered worker).
+_PRINCIPAL = (
+    select(
+        api_tokens.c.id,
+        api_tokens.c.scope,
+        api_tokens.c.user_id,
+        api_tokens.c.project_id,
+        api_tokens.c.worker_name,
+        users.c.is_admin,
+        workers.c.id.label("worker_id"),
+        workers.c.repositories,
+    )
+    .select_from(
+        api_tokens.outerjoin(users, users.c.id == api_tokens.c.user_id).outerjoin(
+            workers,
+            and_(
+                workers.c.project_id == api_tokens.c.project_id,
+                workers.c.name == api_tokens.c.worker_name,
+            ),
+        )
+    )
+    .where(
+        api_tokens.c.token_hash == bindparam("p_hash"),
+        api_tokens.c.revoked_at.is_(None),
+        or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > db_now()),
+    )
+)
+
+
 async def authenticate(services: Services, request: web.Request) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -53,34 +82,8 @@ async def authenticate(services: Services, request: web.Request) -> Principal:
         raise unauthorized(
             "send 'Authorization: Bearer <token>' (POST /api/v1/auth/login gives one)"
         )
-    query = (
-        select(
-            api_tokens.c.id,
-            api_tokens.c.scope,
-            api_tokens.c.user_id,
-            api_tokens.c.project_id,
-            api_tokens.c.worker_name,
-            users.c.is_admin,
-            workers.c.id.label("worker_id"),
-            workers.c.repositories,
-        )
-        .select_from(
-            api_tokens.outerjoin(users, users.c.id == api_tokens.c.user_id).outerjoin(
-                workers,
-                and_(
-                    workers.c.project_id == api_tokens.c.project_id,
-                    workers.c.name == api_tokens.c.worker_name,
-                ),
-            )
-        )
-        .where(
-            api_tokens.c.token_hash == hash_token(token.strip()),
-            api_tokens.c.revoked_at.is_(None),
-            or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > db_now()),
-        )
-    )
     async with services.db.read() as conn:
-        row = (await conn.execute(query)).first()
+        row = (await conn.execute(_PRINCIPAL, {"p_hash": hash_token(token.strip())})).first()
     if row is None:
         raise unauthorized("the token is unknown, expired or revoked; log in again")
     return Principal(

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Float, Row, bindparam, or_, select, update
 
 from cloud_api.domain.states import LEASED, Actor, TaskStatus
 from cloud_api.store import tasks as task_store
@@ -38,37 +38,61 @@ class StaleClaim(Exception):
         self.current = current
 
 
-async def claim(db: Database, worker: WorkerIdentity, lease_seconds: float) -> Row[Any] | None:
-    """Lease the next task for ``worker``, or return None when there is nothing to take."""
+def _claim_statement(skip_locked: bool) -> Any:
+    """Built once per backend, with bind parameters: claims are the hot path, and building
+    (and cache-keying) a statement tree per call cost more than executing it."""
     candidate = (
         select(tasks.c.id)
         .where(
-            tasks.c.project_id == worker.project_id,
+            tasks.c.project_id == bindparam("p_project"),
             tasks.c.status == TaskStatus.QUEUED.value,
-            or_(tasks.c.repository.is_(None), tasks.c.repository.in_(worker.repositories)),
+            or_(
+                tasks.c.repository.is_(None),
+                tasks.c.repository.in_(bindparam("p_repos", expanding=True)),
+            ),
         )
+        # Matches ix_tasks_dispatch_order column for column, so no sort happens.
         .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
         .limit(1)
     )
-    if db.backend == "postgresql":
+    if skip_locked:
         candidate = candidate.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         update(tasks)
         .where(tasks.c.id == candidate.scalar_subquery(), tasks.c.status == TaskStatus.QUEUED.value)
         .values(
             status=TaskStatus.CLAIMED.value,
             attempt=tasks.c.attempt + 1,
-            claim_token=secrets.token_urlsafe(24),
-            lease_owner_id=worker.id,
-            lease_expires_at=db_now(lease_seconds),
+            claim_token=bindparam("p_token"),
+            lease_owner_id=bindparam("p_worker"),
+            lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
             version=tasks.c.version + 1,
             updated_at=db_now(),
         )
         .returning(*tasks.c)
     )
+
+
+_CLAIM = {"sqlite": _claim_statement(False), "postgresql": _claim_statement(True)}
+_TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(last_seen_at=db_now())
+
+
+async def claim(
+    db: Database, worker: WorkerIdentity, lease_seconds: float, *, touch: bool = True
+) -> Row[Any] | None:
+    """Lease the next task for ``worker``, or return None when there is nothing to take.
+    ``touch`` also records that the worker was seen (its ``last_seen_at``)."""
+    params = {
+        "p_project": worker.project_id,
+        "p_repos": list(worker.repositories),
+        "p_token": secrets.token_urlsafe(24),
+        "p_worker": worker.id,
+        "p_lease": lease_seconds,
+    }
     async with db.write() as tx:
-        await touch_worker(tx, worker.id)
-        row = (await tx.conn.execute(stmt)).first()
+        if touch:
+            await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
+        row = (await tx.conn.execute(_CLAIM[db.backend], params)).first()
         if row is None:
             return None
         await task_store.add_event(
@@ -144,6 +168,4 @@ async def heartbeat(
 
 
 async def touch_worker(tx: Tx, worker_id: int) -> None:
-    await tx.conn.execute(
-        update(workers).where(workers.c.id == worker_id).values(last_seen_at=db_now())
-    )
+    await tx.conn.execute(_TOUCH, {"p_worker": worker_id})

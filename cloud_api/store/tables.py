@@ -154,8 +154,17 @@ tasks = Table(
     Column("updated_at", UTCDateTime(), nullable=False, default=db_now(), onupdate=db_now()),
     # Age for dispatch order: when the task last entered 'queued'.
     Column("queued_at", UTCDateTime(), nullable=True),
-    Index("ix_tasks_dispatch", "project_id", "status", "priority", "queued_at"),
     Index("ix_tasks_lease", "status", "lease_expires_at"),
+)
+# The claim's candidate query reads its first row straight off this index: same columns and
+# directions as its ORDER BY (priority DESC, queued_at, id), so nothing is sorted.
+Index(
+    "ix_tasks_dispatch_order",
+    tasks.c.project_id,
+    tasks.c.status,
+    tasks.c.priority.desc(),
+    tasks.c.queued_at,
+    tasks.c.id,
 )
 
 task_events = Table(

@@ -35,6 +35,10 @@ async def load(tx_or_conn: Any, task_id: int) -> Row[Any] | None:
     return (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
 
 
+#: Built once (values come as parameters): every status change and log chunk runs it.
+_INSERT_EVENT = task_events.insert().returning(task_events.c.id)
+
+
 async def add_event(
     tx: Tx,
     task: Row[Any],
@@ -50,21 +54,20 @@ async def add_event(
     data: dict[str, Any] | None = None,
 ) -> int:
     result = await tx.conn.execute(
-        task_events.insert()
-        .values(
-            task_id=task.id,
-            project_id=task.project_id,
-            kind=kind,
-            actor=actor.value,
-            actor_id=actor_id,
-            attempt=task.attempt if attempt is None else attempt,
-            from_status=from_status,
-            to_status=to_status,
-            worker_id=worker_id,
-            seq=seq,
-            data=data or {},
-        )
-        .returning(task_events.c.id)
+        _INSERT_EVENT,
+        {
+            "task_id": task.id,
+            "project_id": task.project_id,
+            "kind": kind,
+            "actor": actor.value,
+            "actor_id": actor_id,
+            "attempt": task.attempt if attempt is None else attempt,
+            "from_status": from_status,
+            "to_status": to_status,
+            "worker_id": worker_id,
+            "seq": seq,
+            "data": data or {},
+        },
     )
     tx.notify(f"task:{task.id}", f"project:{task.project_id}")
     return int(result.scalar_one())
