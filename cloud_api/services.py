@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,18 @@ class Services:
     listener: PgListener | None
     #: Set at shutdown: long-polls and event streams end at once instead of holding it up.
     closing: bool = False
+    #: When this replica last wrote each worker's last_seen_at (monotonic seconds).
+    _seen: dict[int, float] = field(default_factory=dict)
+
+    def should_touch(self, worker_id: int, every: float = 5.0) -> bool:
+        """Whether a claim should also record that the worker was seen. Busy workers claim
+        many times a second; writing last_seen_at once every few seconds is enough for the
+        workers page and saves a statement on the hot path."""
+        now = time.monotonic()
+        if now - self._seen.get(worker_id, -every) < every:
+            return False
+        self._seen[worker_id] = now
+        return True
 
     def begin_shutdown(self) -> None:
         self.closing = True

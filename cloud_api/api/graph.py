@@ -122,9 +122,9 @@ async def delete_node(ctx: Ctx) -> None:
             )
         )
         result = await tx.conn.execute(
-            delete(graph_nodes).where(
-                graph_nodes.c.project_id == project_id, graph_nodes.c.id == node_id
-            )
+            delete(graph_nodes)
+            .where(graph_nodes.c.project_id == project_id, graph_nodes.c.id == node_id)
+            .returning(graph_nodes.c.id)
         )
-        if result.rowcount == 0:
+        if result.first() is None:
             raise not_found(f"node {node_id}")

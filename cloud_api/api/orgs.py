@@ -205,11 +205,11 @@ async def remove_member(ctx: Ctx) -> None:
     await require_owner(ctx, org_id)
     async with ctx.db.write() as tx:
         result = await tx.conn.execute(
-            delete(memberships).where(
-                memberships.c.org_id == org_id, memberships.c.user_id == user_id
-            )
+            delete(memberships)
+            .where(memberships.c.org_id == org_id, memberships.c.user_id == user_id)
+            .returning(memberships.c.id)
         )
-        if result.rowcount == 0:
+        if result.first() is None:
             raise not_found(f"member {user_id}")
         if await _owners(tx.conn, org_id) == 0:
             raise conflict("an organisation needs at least one owner")

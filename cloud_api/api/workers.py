@@ -127,7 +127,8 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
     waiting = ctx.services.metrics.waiting
     with ctx.services.hub.subscribe([f"work:{worker.project_id}"]) as sub:
         while True:
-            row = await claims.claim(ctx.db, worker, lease)
+            touch = ctx.services.should_touch(worker.id)
+            row = await claims.claim(ctx.db, worker, lease, touch=touch)
             if row is not None:
                 ctx.services.metrics.claims.inc()
                 return ClaimOut(

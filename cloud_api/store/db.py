@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cloud_api.store.sqlite_writer import SqliteWriter, ThreadConnection, configure_connection
+
+T = TypeVar("T")
 NOTIFY_CHANNEL = "locus_events"
 
 Backend = Literal["sqlite", "postgresql"]
@@ -55,43 +58,23 @@ def asyncpg_dsn(url: str) -> str:
 
 @dataclass
 class Tx:
-    """A write transaction: the connection plus the wake-up topics to publish on commit."""
+    """A write transaction: the connection plus the wake-up topics to publish on commit.
+    ``conn`` is an AsyncConnection on PostgreSQL and the writer thread's on SQLite; both
+    offer ``await conn.execute(statement, params)``."""
 
-    conn: AsyncConnection
+    conn: AsyncConnection | ThreadConnection
     topics: set[str] = field(default_factory=set)
 
     def notify(self, *topics: str) -> None:
         self.topics.update(topics)
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
-        pool_size=1 if writer else 4,
-        max_overflow=0,
-        pool_timeout=120,
-        connect_args={"timeout": 30},
+def _sqlite_reader(url: str) -> AsyncEngine:
+    engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=120)
+    event.listen(
+        engine.sync_engine, "connect", lambda dbapi_conn, _record: configure_connection(dbapi_conn)
     )
-    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event emit BEGIN itself (the documented pysqlite recipe).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "busy_timeout=30000",
-            "foreign_keys=ON",
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
-
+    event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     return engine
 
 
@@ -102,14 +85,16 @@ class Database:
         self.url = normalise_url(url)
         self.backend: Backend = backend_of(self.url)
         self._publish: Callable[[set[str]], None] | None = None
+        self._sqlite: SqliteWriter | None = None
         if self.backend == "sqlite":
-            self.engine = _sqlite_engine(self.url, writer=False)
-            self.writer = _sqlite_engine(self.url, writer=True)
+            self.engine = _sqlite_reader(self.url)
+            self._sqlite = SqliteWriter(
+                make_url(self.url).set(drivername="sqlite").render_as_string()
+            )
         else:
             self.engine = create_async_engine(
                 self.url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=120
             )
-            self.writer = self.engine
 
     def on_commit(self, publish: Callable[[set[str]], None]) -> None:
         """Where SQLite commits deliver their wake-up topics (the in-process hub)."""
@@ -122,7 +107,15 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
-        async with self.writer.connect() as conn:
+        """One write transaction, committed when the block ends (rolled back if it raises)."""
+        if self._sqlite is not None:
+            async with self._sqlite.transaction() as thread_conn:
+                tx = Tx(thread_conn)
+                yield tx
+            if tx.topics and self._publish is not None:
+                self._publish(tx.topics)
+            return
+        async with self.engine.connect() as conn:
             tx = Tx(conn)
             async with conn.begin():
                 yield tx
@@ -131,8 +124,13 @@ class Database:
                         text("SELECT pg_notify(:channel, :payload)"),
                         {"channel": NOTIFY_CHANNEL, "payload": "\n".join(sorted(tx.topics))},
                     )
-        if tx.topics and self.backend == "sqlite" and self._publish is not None:
-            self._publish(tx.topics)
+
+    async def run_sync_write(self, fn: Callable[[Connection], T]) -> T:
+        """Run a synchronous function in one write transaction (Alembic migrations)."""
+        if self._sqlite is not None:
+            return await self._sqlite.run_sync(fn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -140,5 +138,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self.writer is not self.engine:
-            await self.writer.dispose()
+        if self._sqlite is not None:
+            await self._sqlite.close()

@@ -35,8 +35,7 @@ def head_revision() -> str | None:
 
 
 async def upgrade(db: Database) -> None:
-    async with db.writer.begin() as conn:
-        await conn.run_sync(_upgrade)
+    await db.run_sync_write(_upgrade)
 
 
 async def current_revision(db: Database) -> str | None:

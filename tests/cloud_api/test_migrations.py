@@ -33,8 +33,7 @@ async def test_migrations_match_the_declared_schema(db_url: str) -> None:
         assert await current_revision(db) == head_revision()
         async with db.read() as conn:
             assert await conn.run_sync(_diff) == []
-        async with db.writer.begin() as conn:
-            await conn.run_sync(_downgrade)
+        await db.run_sync_write(_downgrade)
         async with db.read() as conn:
             tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
         assert set(tables) <= {"alembic_version"}
