@@ -12,9 +12,9 @@ from cloud_api.api.auth import count_users, insert_user
 from cloud_api.domain.permissions import Role
 from cloud_api.schemas.auth import UserCreate
 from cloud_api.schemas.common import MAX_INT
-from cloud_api.security import new_token
+from cloud_api.store import tokens as token_store
 from cloud_api.store.db import Database
-from cloud_api.store.tables import api_tokens, memberships, organisations, projects
+from cloud_api.store.tables import memberships, organisations, projects
 
 ADMIN_EMAIL = "admin@localhost"
 
@@ -37,7 +37,6 @@ async def bootstrap(db: Database) -> FirstStart | None:
     user = await insert_user(
         db, UserCreate(email=ADMIN_EMAIL, name="Admin", password=password, is_admin=True)
     )
-    token, digest, prefix = new_token("user")
     async with db.write() as tx:
         org_id = (
             await tx.conn.execute(
@@ -56,10 +55,8 @@ async def bootstrap(db: Database) -> FirstStart | None:
                 .returning(projects.c.id)
             )
         ).scalar_one()
-        await tx.conn.execute(
-            api_tokens.insert().values(
-                token_hash=digest, prefix=prefix, scope="user", user_id=user.id, label="first start"
-            )
+        token, _row = await token_store.issue(
+            tx, "user", expires_in_seconds=None, user_id=user.id, label="first start"
         )
     return FirstStart(ADMIN_EMAIL, password, token, "default", int(project_id))
 

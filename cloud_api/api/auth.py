@@ -15,9 +15,9 @@ from cloud_api.schemas.common import Page, PageQuery
 from cloud_api.security import (
     DUMMY_PASSWORD_HASH,
     hash_password,
-    new_token,
     verify_password,
 )
+from cloud_api.store import tokens as token_store
 from cloud_api.store.db import Database
 from cloud_api.store.tables import api_tokens, memberships, organisations, users
 from cloud_api.store.types import db_now
@@ -35,24 +35,14 @@ async def login(ctx: Ctx, body: LoginIn) -> LoginOut:
         or not user
     ):
         raise ApiError(401, "Unauthorized", "wrong e-mail or password")
-    token, digest, prefix = new_token("user")
     days = ctx.services.settings.session_days
     async with ctx.db.write() as tx:
-        expires = (
-            await tx.conn.execute(
-                api_tokens.insert()
-                .values(
-                    token_hash=digest,
-                    prefix=prefix,
-                    scope="user",
-                    user_id=user.id,
-                    label="login session",
-                    expires_at=db_now(days * 86400),
-                )
-                .returning(api_tokens.c.expires_at)
-            )
-        ).scalar_one()
-    return LoginOut(token=token, expires_at=expires, user=UserOut.model_validate(user._mapping))
+        token, row = await token_store.issue(
+            tx, "user", expires_in_seconds=days * 86400, user_id=user.id, label="login session"
+        )
+    return LoginOut(
+        token=token, expires_at=row.expires_at, user=UserOut.model_validate(user._mapping)
+    )
 
 
 @router.post("/auth/logout", summary="Revoke the token this request was sent with")

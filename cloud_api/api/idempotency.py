@@ -42,8 +42,8 @@ async def once(
 ) -> web.StreamResponse:
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise ApiError(400, "Bad Idempotency-Key", "use 1 to 255 printable characters, e.g. a UUID")
-    db, me, request = ctx.services.db, ctx.me, ctx.request
-    req_hash = _request_hash(request, raw)
+    db = ctx.services.db
+    req_hash = _request_hash(ctx.request, raw)
     stale_after = ctx.services.settings.pending_idempotency_seconds
     row_id = await _reserve(ctx, key, req_hash, stale_after)
     if isinstance(row_id, web.StreamResponse):
@@ -72,7 +72,6 @@ async def once(
                     response_body=bytes(body) if isinstance(body, bytes | bytearray) else None,
                 )
             )
-    del me
     return response
 
 

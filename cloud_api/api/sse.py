@@ -6,9 +6,6 @@ and the wait; ``Last-Event-ID`` (or ``?after=``) resumes where a dropped connect
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.sql import ColumnElement
@@ -69,7 +66,3 @@ async def stream_events(
                     return response
         except ConnectionResetError:  # the client hung up mid-write: a normal end, not a 500
             return response
-
-
-def encode(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"))

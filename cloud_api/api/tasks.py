@@ -106,23 +106,9 @@ async def create_task(ctx: Ctx, body: TaskCreate) -> TaskOut:
     await _check_sprint(ctx, project_id, body.sprint_id)
     values = body.model_dump()
     async with ctx.db.write() as tx:
-        row = (
-            await tx.conn.execute(
-                tasks.insert()
-                .values(
-                    project_id=project_id,
-                    created_by=ctx.me.user_id,
-                    queued_at=db_now() if body.status == "queued" else None,
-                    **values,
-                )
-                .returning(*tasks.c)
-            )
-        ).one()
-        await task_store.add_event(
-            tx, row, "created", Actor.USER, actor_id=ctx.me.user_id, to_status=row.status
+        row = await task_store.create(
+            tx, project_id, Actor.USER, ctx.me.user_id, created_by=ctx.me.user_id, **values
         )
-        if row.status == TaskStatus.QUEUED:
-            tx.notify(f"work:{project_id}")
     return task_out(row)
 
 

@@ -11,7 +11,7 @@ from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Action
 from cloud_api.schemas.common import Page, PageQuery
 from cloud_api.schemas.tokens import TokenCreate, TokenCreated, TokenOut
-from cloud_api.security import new_token
+from cloud_api.store import tokens as token_store
 from cloud_api.store.db import Database
 from cloud_api.store.tables import api_tokens
 from cloud_api.store.types import db_now
@@ -23,25 +23,17 @@ async def create_worker_token(
     db: Database, project_id: int, body: TokenCreate, created_by: int | None
 ) -> TokenCreated:
     """Also used by `locus-cloud token create`."""
-    token, digest, prefix = new_token("worker")
-    expires = None if body.expires_in_days is None else db_now(body.expires_in_days * 86400)
+    days = body.expires_in_days
     async with db.write() as tx:
-        row = (
-            await tx.conn.execute(
-                api_tokens.insert()
-                .values(
-                    token_hash=digest,
-                    prefix=prefix,
-                    scope="worker",
-                    project_id=project_id,
-                    worker_name=body.worker_name,
-                    label=body.label,
-                    created_by=created_by,
-                    expires_at=expires,
-                )
-                .returning(*api_tokens.c)
-            )
-        ).one()
+        token, row = await token_store.issue(
+            tx,
+            "worker",
+            expires_in_seconds=None if days is None else days * 86400,
+            project_id=project_id,
+            worker_name=body.worker_name,
+            label=body.label,
+            created_by=created_by,
+        )
     return TokenCreated.model_validate({**row._mapping, "token": token})
 
 

@@ -364,26 +364,15 @@ async def create_follow_up(ctx: Ctx, body: WorkerTaskCreate) -> TaskOut:
     _worker_only(ctx)
     worker = ctx.me.worker()
     async with ctx.db.write() as tx:
-        row = (
-            await tx.conn.execute(
-                tasks.insert()
-                .values(
-                    project_id=worker.project_id,
-                    title=body.title,
-                    description=body.description,
-                    status=TaskStatus.BACKLOG.value,
-                )
-                .returning(*tasks.c)
-            )
-        ).one()
-        await task_store.add_event(
+        row = await task_store.create(
             tx,
-            row,
-            "created",
+            worker.project_id,
             Actor.WORKER,
-            actor_id=worker.id,
-            to_status=row.status,
+            worker.id,
             data={"parent_task_id": body.parent_task_id} if body.parent_task_id else None,
+            title=body.title,
+            description=body.description,
+            status=TaskStatus.BACKLOG.value,
         )
     return task_out(row)
 

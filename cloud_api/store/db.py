@@ -1,8 +1,9 @@
 """The database handle: engines per backend, read/write transactions, post-commit wake-ups.
 
-SQLite: one writer connection whose transactions start with ``BEGIN IMMEDIATE`` (writes are
-serialised in-process instead of fighting over the file lock), WAL so readers never block the
-writer, and a busy timeout for other processes. PostgreSQL: one pooled engine with
+SQLite: one writer connection on its own thread (:mod:`cloud_api.store.sqlite_writer`) whose
+transactions start with ``BEGIN IMMEDIATE`` (writes are serialised in-process instead of
+fighting over the file lock), aiosqlite readers that WAL never blocks, and a busy timeout for
+other processes. PostgreSQL: one pooled engine with
 ``pool_pre_ping`` so the pool survives a server restart.
 
 Writers collect wake-up topics (``Tx.notify``); they are published only once the transaction
@@ -79,7 +80,7 @@ def _sqlite_reader(url: str) -> AsyncEngine:
 
 
 class Database:
-    """Open with :meth:`open`; use :meth:`read` and :meth:`write`; :meth:`close` at shutdown."""
+    """Use :meth:`read` and :meth:`write` for transactions; :meth:`close` at shutdown."""
 
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)

@@ -11,7 +11,7 @@ one more. Reads stay on aiosqlite connections, which WAL lets run beside the wri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -23,6 +23,8 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
 T = TypeVar("T")
+#: One row's parameters, or a list of them (executemany), as SQLAlchemy takes them.
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
 def configure_connection(dbapi_conn: Any) -> None:
@@ -56,12 +58,10 @@ class ThreadConnection:
         self._conn: Connection | None = None
         self._trans: RootTransaction | None = None
 
-    async def execute(
-        self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Result[Any]:
+    async def execute(self, statement: Executable, parameters: Params = None) -> Result[Any]:
         return await self._writer.call(self._execute, statement, parameters)
 
-    def _execute(self, statement: Executable, parameters: Mapping[str, Any] | None) -> Result[Any]:
+    def _execute(self, statement: Executable, parameters: Params) -> Result[Any]:
         if self._conn is None:
             self._conn = self._writer.engine.connect()
             self._trans = self._conn.begin()  # BEGIN IMMEDIATE (see SqliteWriter)

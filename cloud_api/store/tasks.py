@@ -73,6 +73,30 @@ async def add_event(
     return int(result.scalar_one())
 
 
+async def create(
+    tx: Tx,
+    project_id: int,
+    actor: Actor,
+    actor_id: int | None,
+    data: dict[str, Any] | None = None,
+    **values: Any,
+) -> Row[Any]:
+    """Insert a task (status backlog or queued) with its 'created' event; wakes workers if it
+    is claimable at once."""
+    queued = values.get("status") == TaskStatus.QUEUED.value
+    row = (
+        await tx.conn.execute(
+            tasks.insert()
+            .values(project_id=project_id, queued_at=db_now() if queued else None, **values)
+            .returning(*tasks.c)
+        )
+    ).one()
+    await add_event(tx, row, "created", actor, actor_id=actor_id, to_status=row.status, data=data)
+    if queued:
+        tx.notify(f"work:{project_id}")
+    return row
+
+
 async def transition(
     tx: Tx,
     task: Row[Any],
