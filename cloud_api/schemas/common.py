@@ -29,6 +29,17 @@ Email = Annotated[
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 
 
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable() -> Any:
+    """A field that may be left out but not sent as null: its schema shows the plain type
+    (no null default), and the handler refuses an explicit null with a 422 naming it. Declare
+    it as ``X | SkipJsonSchema[None] = omittable()``, with X's constraints inside X."""
+    return Field(None, json_schema_extra=_drop_default)
+
+
 class Body(BaseModel):
     """A request body: unknown fields are an error (they are almost always a typo), and so is
     a value of the wrong JSON type (strict: `false` or `"5"` is not a number; found by fuzzing,

@@ -4,10 +4,11 @@ from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from cloud_api.domain.permissions import Role
 from cloud_api.domain.remotes import fingerprint
-from cloud_api.schemas.common import Body, Id, Name, Slug, Text, Timestamped
+from cloud_api.schemas.common import Body, Id, Name, Slug, Text, Timestamped, omittable
 
 Remote = Annotated[
     str,
@@ -62,9 +63,11 @@ class SprintCreate(_SprintDates):
 
 
 class SprintUpdate(_SprintDates):
-    name: Name | None = None
-    goal: Text | None = None
-    state: SprintState | None = None
+    """Send only the fields to change; name, goal and state cannot be null."""
+
+    name: Name | SkipJsonSchema[None] = omittable()
+    goal: Text | SkipJsonSchema[None] = omittable()
+    state: SprintState | SkipJsonSchema[None] = omittable()
 
 
 class SprintOut(Timestamped):

@@ -4,10 +4,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from cloud_api.domain.remotes import fingerprint
 from cloud_api.domain.states import Actor, TaskStatus
-from cloud_api.schemas.common import MAX_INT, Body, Id, PageQuery, Text, Timestamped
+from cloud_api.schemas.common import MAX_INT, Body, Id, PageQuery, Text, Timestamped, omittable
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -26,11 +27,14 @@ Repository = Annotated[
 ]
 
 
+Labels = Annotated[list[Label], Field(max_length=20)]
+
+
 class TaskCreate(Body):
     title: Title
     description: Text = ""
     priority: Priority = 0
-    labels: list[Label] = Field(default_factory=list, max_length=20)
+    labels: Labels = Field(default_factory=list)
     sprint_id: Id | None = None
     repository: Repository | None = None
     status: Literal["backlog", "queued"] = Field(
@@ -39,10 +43,13 @@ class TaskCreate(Body):
 
 
 class TaskUpdate(Body):
-    title: Title | None = None
-    description: Text | None = None
-    priority: Priority | None = None
-    labels: list[Label] | None = Field(None, max_length=20)
+    """Send only the fields to change. ``null`` clears sprint_id or repository; the other
+    fields cannot be null (omit them to keep them)."""
+
+    title: Title | SkipJsonSchema[None] = omittable()
+    description: Text | SkipJsonSchema[None] = omittable()
+    priority: Priority | SkipJsonSchema[None] = omittable()
+    labels: Labels | SkipJsonSchema[None] = omittable()
     sprint_id: Id | None = None
     repository: Repository | None = None
     version: Version | None = None

@@ -211,3 +211,20 @@ async def test_rejected_writes_change_nothing(cloud: Cloud) -> None:
     assert [r.status for r in attempts] == [422, 409, 422, 409, 422, 422, 400]
     assert await snapshot(api, pid) == [task]
     assert (await api.get(f"/tasks/{tid}/events")).ok()["items"] == timeline
+
+
+async def test_explicit_null_for_a_field_that_cannot_be_null_is_422(cloud: Cloud) -> None:
+    """Leaving a field out keeps it; sending null for one that cannot be null is refused,
+    naming it (found by the fuzzer as a 500 on labels)."""
+    api, pid = cloud.api, cloud.project_id
+    task = (await api.post(f"/projects/{pid}/tasks", {"title": "t", "labels": ["a"]})).ok(201)
+    sprint = (await api.post(f"/projects/{pid}/sprints", {"name": "s"})).ok(201)
+    for field in ("title", "description", "priority", "labels"):
+        body = problem(await api.patch(f"/tasks/{task['id']}", {field: None}), 422)
+        assert body["errors"][0]["field"] == field
+    for field in ("name", "goal", "state"):
+        body = problem(await api.patch(f"/sprints/{sprint['id']}", {field: None}), 422)
+        assert body["errors"][0]["field"] == field
+    assert await snapshot(api, pid) == [task]
+    # null is how sprint_id is cleared, so that one is accepted.
+    assert (await api.patch(f"/tasks/{task['id']}", {"sprint_id": None})).ok()["sprint_id"] is None
