@@ -235,3 +235,61 @@ async def wait_for_status(api: Api, task_id: int, status: str) -> dict[str, Any]
                     break
     task: dict[str, Any] = (await api.get(f"/tasks/{task_id}")).ok()
     return task
+
+
+@pytest.mark.parametrize("settings_overrides", [{"lease_seconds": 0.4, "reaper_interval": 0.05}])
+async def test_racing_with_expiring_leases_never_overlaps(cloud: Cloud) -> None:
+    """32 racers, some of which stall past their lease: tasks are re-claimed, and still no two
+    holders ever overlap. Fencing alone could hide a broken claim (brief §10), so the check is
+    on the timeline: a claim may only follow a move back to 'queued'."""
+    api, pid = cloud.api, cloud.project_id
+    ids = await create_tasks(api, pid, 48)
+    workers = [await Worker.create(api, pid, f"racer-{i}") for i in range(RACERS)]
+    stalled: list[tuple[Worker, dict[str, Any]]] = []
+    finished: set[int] = set()
+
+    async def work(index: int, worker: Worker) -> None:
+        while True:
+            reply = await worker.claim(wait=1.0)
+            if reply.status == 204:
+                return
+            claim = reply.ok()
+            if index % 4 == 0 and len(stalled) < 8:
+                # Stall: no heartbeat until the reaper has taken the task back; then race on.
+                stalled.append((worker, claim))
+                await wait_for_reaper(api, claim["task"]["id"], claim["attempt"])
+                continue
+            for status in ("running", "awaiting_review"):
+                if (await worker.status(claim, status)).status != 200:
+                    break  # lost the lease to the reaper meanwhile: the fence says stop
+            else:
+                finished.add(claim["task"]["id"])
+
+    await asyncio.gather(*(work(i, w) for i, w in enumerate(workers)))
+    assert stalled, "some leases expired during the race"
+    for worker, claim in stalled:
+        # The stalled holder woke up too late: its fence no longer holds the task.
+        assert (await worker.heartbeat(claim)).status == 409
+    for task_id in ids:
+        task = (await api.get(f"/tasks/{task_id}")).ok()
+        moves = assert_chain(await timeline(api, task_id), task["status"])
+        claims = [m for m in moves if m["to_status"] == "claimed"]
+        assert [c["attempt"] for c in claims] == list(range(1, len(claims) + 1))
+        # Every task got done by someone, unless it ran out of attempts.
+        assert (task["status"] == "awaiting_review" and task_id in finished) or (
+            task["status"] == "failed" and "max_attempts" in task["status_reason"]
+        )
+
+
+async def wait_for_reaper(api: Api, task_id: int, attempt: int) -> None:
+    """Follow the task's timeline until the reaper ends ``attempt`` (re-queued or failed)."""
+    async with asyncio.timeout(60):
+        async with api.session.get(
+            f"{api.base_url}/api/v1/tasks/{task_id}/events/stream",
+            headers={"Authorization": f"Bearer {api.token}"},
+        ) as resp:
+            async for line in resp.content:
+                if line.startswith(b"data: "):
+                    event = json.loads(line[6:])
+                    if event["actor"] == "system" and event["attempt"] == attempt:
+                        return
