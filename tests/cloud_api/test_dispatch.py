@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -223,18 +224,27 @@ async def test_task_fails_after_max_expired_leases(cloud: Cloud) -> None:
     assert (await worker.claim()).ok()["attempt"] == 3
 
 
-async def wait_for_status(api: Api, task_id: int, status: str) -> dict[str, Any]:
-    """Follow the task's SSE timeline until it reaches ``status``."""
+async def follow(api: Api, task_id: int, until: Callable[[dict[str, Any]], bool]) -> None:
+    """Follow the task's live SSE timeline until an event satisfies ``until``."""
     async with asyncio.timeout(60):
         async with api.session.get(
             f"{api.base_url}/api/v1/tasks/{task_id}/events/stream",
             headers={"Authorization": f"Bearer {api.token}"},
         ) as resp:
             async for line in resp.content:
-                if line.startswith(b"data: ") and json.loads(line[6:]).get("to_status") == status:
-                    break
+                if line.startswith(b"data: ") and until(json.loads(line[6:])):
+                    return
+
+
+async def wait_for_status(api: Api, task_id: int, status: str) -> dict[str, Any]:
+    await follow(api, task_id, lambda event: event.get("to_status") == status)
     task: dict[str, Any] = (await api.get(f"/tasks/{task_id}")).ok()
     return task
+
+
+async def wait_for_reaper(api: Api, task_id: int, attempt: int) -> None:
+    """Until the reaper ends ``attempt`` (re-queued or failed)."""
+    await follow(api, task_id, lambda e: e["actor"] == "system" and e["attempt"] == attempt)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"lease_seconds": 0.4, "reaper_interval": 0.05}])
@@ -279,17 +289,3 @@ async def test_racing_with_expiring_leases_never_overlaps(cloud: Cloud) -> None:
         assert (task["status"] == "awaiting_review" and task_id in finished) or (
             task["status"] == "failed" and "max_attempts" in task["status_reason"]
         )
-
-
-async def wait_for_reaper(api: Api, task_id: int, attempt: int) -> None:
-    """Follow the task's timeline until the reaper ends ``attempt`` (re-queued or failed)."""
-    async with asyncio.timeout(60):
-        async with api.session.get(
-            f"{api.base_url}/api/v1/tasks/{task_id}/events/stream",
-            headers={"Authorization": f"Bearer {api.token}"},
-        ) as resp:
-            async for line in resp.content:
-                if line.startswith(b"data: "):
-                    event = json.loads(line[6:])
-                    if event["actor"] == "system" and event["attempt"] == attempt:
-                        return
