@@ -239,6 +239,22 @@ class PostgresServer:
                 shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None
 
+    def restart(self) -> None:
+        """Fast restart on the same port and data: every client connection drops, as in a
+        real database restart (for tests of reconnection)."""
+        if not self._running:
+            raise RuntimeError("PostgresServer is not running")
+        with self._log_path.open("a", encoding="utf-8") as log:
+            proc = self._run_server_tool(
+                [self._bin("pg_ctl"), "restart", "-m", "fast", "-D", str(self._data_dir), "-w",
+                 "-t", str(_START_TIMEOUT_S)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=_START_TIMEOUT_S + 30,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"PostgreSQL failed to restart:\n{self._log_tail()}")
+
     def create_database(self, name: str, template: str | None = None) -> str:
         """CREATE DATABASE (optionally from a template) and return its URL.
 
