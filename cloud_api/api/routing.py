@@ -144,7 +144,7 @@ def _reject_nul(location: str, value: Any) -> None:
         raise field_problem(location, where, "contains a NUL character", "remove the \\u0000")
 
 
-async def _parse_body(route: Route, request: web.Request, raw: bytes) -> BaseModel | None:
+def _parse_body(route: Route, raw: bytes) -> BaseModel | None:
     if route.body is None:
         return None
     try:
@@ -176,7 +176,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
         ctx = Ctx(request, services, principal)
         raw = await request.read() if request.body_exists else b""
         query = _parse_query(route, request)
-        body = await _parse_body(route, request, raw)
+        body = _parse_body(route, raw)
         kwargs: dict[str, Any] = {}
         if route.body is not None:
             kwargs["body"] = body
