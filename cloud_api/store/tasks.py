@@ -113,12 +113,14 @@ async def transition(
     check_transition(current, target, actor)
     values = dict(values or {})
     if target is TaskStatus.QUEUED:
-        values.setdefault("queued_at", db_now())
         values.setdefault("lease_owner_id", None)
         values.setdefault("claim_token", None)
         values.setdefault("lease_expires_at", None)
         if actor is Actor.USER:
-            values["expired_leases"] = 0  # a person re-queued it: a fresh set of attempts
+            # A person queued it: its age starts now, with a fresh set of attempts. A task
+            # back from an expired lease or a give-back keeps its place in the queue.
+            values.setdefault("queued_at", db_now())
+            values["expired_leases"] = 0
     if target in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED):
         values.setdefault("lease_expires_at", None)
     stmt = (

@@ -289,3 +289,17 @@ async def test_racing_with_expiring_leases_never_overlaps(cloud: Cloud) -> None:
         assert (task["status"] == "awaiting_review" and task_id in finished) or (
             task["status"] == "failed" and "max_attempts" in task["status_reason"]
         )
+
+
+@pytest.mark.parametrize("settings_overrides", [{"lease_seconds": 0.3, "reaper_interval": 0.05}])
+async def test_a_task_back_from_an_expired_lease_keeps_its_place(cloud: Cloud) -> None:
+    api, pid = cloud.api, cloud.project_id
+    first = (await create_tasks(api, pid, 1))[0]
+    worker = await Worker.create(api, pid, "w")
+    lost = (await worker.claim()).ok()
+    assert lost["task"]["id"] == first
+    later = (await create_tasks(api, pid, 1))[0]  # queued after the first one
+    await wait_for_reaper(api, first, lost["attempt"])
+    # Same priority: the older task goes first although it re-entered the queue last.
+    assert (await worker.claim()).ok()["task"]["id"] == first
+    assert (await worker.claim()).ok()["task"]["id"] == later
