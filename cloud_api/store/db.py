@@ -126,6 +126,13 @@ class Database:
                         {"channel": NOTIFY_CHANNEL, "payload": "\n".join(sorted(tx.topics))},
                     )
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a connection where each statement commits by itself (for hot paths
+        that fit in one statement; see dispatch.claims)."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     async def run_sync_write(self, fn: Callable[[Connection], T]) -> T:
         """Run a synchronous function in one write transaction (Alembic migrations)."""
         if self._sqlite is not None:

@@ -303,3 +303,25 @@ async def test_a_task_back_from_an_expired_lease_keeps_its_place(cloud: Cloud) -
     # Same priority: the older task goes first although it re-entered the queue last.
     assert (await worker.claim()).ok()["task"]["id"] == first
     assert (await worker.claim()).ok()["task"]["id"] == later
+
+
+@pytest.mark.parametrize("settings_overrides", [{"sse_keepalive_seconds": 300}])
+async def test_a_claim_is_seen_live_on_the_task_stream(cloud: Cloud) -> None:
+    """The claim's own wake-up reaches event streams (on PostgreSQL it is sent by the claim
+    statement itself). Keepalives are 5 minutes apart here, so only a wake-up can deliver the
+    event before the follower's deadline."""
+    api, pid = cloud.api, cloud.project_id
+    task = (await create_tasks(api, pid, 1))[0]
+    worker = await Worker.create(api, pid, "w")
+    (await api.post(f"/tasks/{task}/comments", {"body": "marker"})).ok(201)
+    streaming = asyncio.Event()
+
+    def until(event: dict[str, Any]) -> bool:
+        if event["kind"] == "comment":
+            streaming.set()  # the stream is up and has replayed everything so far
+        return event.get("to_status") == "claimed"
+
+    seen = asyncio.create_task(follow(api, task, until))
+    await asyncio.wait_for(streaming.wait(), 60)
+    (await worker.claim()).ok()
+    await asyncio.wait_for(seen, 60)
