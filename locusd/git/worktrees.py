@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
+
+from locusd.repo_config import RepoConfig
 
 BRANCH_PREFIX = "locus/"
 
@@ -91,6 +94,63 @@ class Worktrees:
         self.root.mkdir(parents=True, exist_ok=True)
         self.repo.git.worktree("add", "-b", branch, str(path), commit)
         return Worktree(path=path, branch=branch, base_commit=commit)
+
+    def bootstrap(self, worktree: Worktree, config: RepoConfig) -> None:
+        """Copy the files the repository names (ignored ones such as .env, which a checkout of
+        the commit lacks) and run its setup command in the worktree."""
+        for pattern in config.copy_files:
+            for source in sorted(self.checkout.glob(pattern)):
+                relative = source.relative_to(self.checkout)
+                # Regular files only, and never through a symlink: nothing outside the
+                # checkout is copied in.
+                if source.is_symlink() or not source.is_file() or ".git" in relative.parts:
+                    continue
+                target = worktree.path / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        if config.setup:
+            self._run_setup(worktree, config.setup, config.setup_timeout)
+
+    def _run_setup(self, worktree: Worktree, command: str, timeout: float) -> None:
+        try:
+            # The repository's own setup command, from its .locus.toml: run as the user would.
+            done = subprocess.run(  # noqa: S603
+                ["bash", "-c", command],  # noqa: S607
+                cwd=worktree.path,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise WorktreeError(f"setup command {command!r} took over {timeout:.0f} s") from None
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr)[-2000:]
+            raise WorktreeError(
+                f"setup command {command!r} failed with exit code {done.returncode}:\n{tail}"
+            )
+
+    def reuse(self, worktree: Worktree, task_id: int, title: str, base: str = "HEAD") -> Worktree:
+        """Point a finished run's worktree at a new task instead of creating one anew: a new
+        branch from ``base``, tracked files reset, untracked files removed — but ignored
+        files (node_modules, target/, .venv) stay, so build caches are warm. Refuses while
+        the worktree holds uncommitted work (commit or discard it first)."""
+        if self.is_dirty(worktree):
+            raise WorktreeError(
+                f"{worktree.path} has uncommitted changes: commit or discard them before reuse"
+            )
+        commit = self.resolve(base)
+        branch = branch_name(task_id, title)
+        if branch in (head.name for head in self.repo.heads):
+            raise WorktreeError(
+                f"branch {branch} already exists: delete it or pick another task id"
+            )
+        tree = git.Repo(worktree.path).git
+        tree.checkout("-q", "-b", branch, commit)
+        tree.reset("-q", "--hard", commit)
+        tree.clean("-q", "-d", "-f")  # without -x: ignored files survive
+        return Worktree(path=worktree.path, branch=branch, base_commit=commit)
 
     def list(self) -> list[Worktree]:
         """The Locus worktrees of this repository (the user's own are left out)."""

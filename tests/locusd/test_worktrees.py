@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from locusd.git.worktrees import WorktreeError, Worktrees, branch_name, slugify
+from locusd.repo_config import RepoConfig, RepoConfigError
+from locusd.repo_config import load as load_repo_config
 
 
 def sh(cwd: Path, *args: str) -> str:
@@ -104,3 +106,59 @@ def test_clear_errors(repo: Path, tmp_path: Path) -> None:
     trees.create(5, "Once")
     with pytest.raises(WorktreeError, match="already exists"):
         trees.create(5, "Once")
+
+
+def test_bootstrap_copies_named_files_and_runs_setup(repo: Path, tmp_path: Path) -> None:
+    (repo / ".env").write_text("SECRET=1\n")  # ignored: a checkout of the commit lacks it
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours\n")
+    (repo / "link.env").symlink_to(outside)
+    config = RepoConfig.model_validate(
+        {"copy": [".env", "*.env", "missing.txt"], "setup": "echo ready > .setup-done"}
+    )
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = trees.create(1, "Boot")
+    trees.bootstrap(wt, config)
+    assert (wt.path / ".env").read_text() == "SECRET=1\n"
+    assert not (wt.path / "link.env").exists(), "symlinks are not followed out of the checkout"
+    assert (wt.path / ".setup-done").read_text() == "ready\n"
+    assert not (repo / ".setup-done").exists()
+    failing = RepoConfig.model_validate({"setup": "echo broken >&2; exit 3"})
+    with pytest.raises(WorktreeError, match=r"exit code 3:\n.*broken"):
+        trees.bootstrap(wt, failing)
+
+
+def test_reuse_keeps_ignored_caches_and_resets_the_rest(repo: Path, tmp_path: Path) -> None:
+    (repo / ".gitignore").write_text(".env\ncache/\n")
+    sh(repo, "git", "commit", "-qam", "ignore cache")
+    trees = Worktrees(repo, tmp_path / "wt")
+    first = trees.create(1, "First")
+    (first.path / "cache").mkdir()
+    (first.path / "cache" / "built.o").write_text("warm\n")
+    (first.path / "app.py").write_text("print('first task')\n")
+    with pytest.raises(WorktreeError, match="uncommitted"):
+        trees.reuse(first, 2, "Second")
+    sh(first.path, "git", "commit", "-qam", "first task done")  # the work is committed
+    (repo / "app.py").write_text("print('new base')\n")
+    sh(repo, "git", "commit", "-qam", "new base")
+
+    second = trees.reuse(first, 2, "Second")
+    assert second.path == first.path and second.branch == "locus/2-second"
+    assert second.base_commit == sh(repo, "git", "rev-parse", "HEAD")
+    assert (second.path / "app.py").read_text() == "print('new base')\n"
+    assert (second.path / "cache" / "built.o").read_text() == "warm\n", "build cache kept"
+    assert not trees.is_dirty(second)
+    assert sh(repo, "git", "branch", "--list", "locus/1-first"), "the first task's work stays"
+
+
+def test_repo_config_errors_name_the_file_and_field(repo: Path) -> None:
+    assert load_repo_config(repo) == RepoConfig()
+    (repo / ".locus.toml").write_text('setup = "make"\ncopy = [".env"]\n[model]\nname = "x"\n')
+    config = load_repo_config(repo)
+    assert config.setup == "make" and config.copy_files == [".env"]
+    (repo / ".locus.toml").write_text("setup = [1]\n")
+    with pytest.raises(RepoConfigError, match=r"\.locus\.toml: setup"):
+        load_repo_config(repo)
+    (repo / ".locus.toml").write_text("setup = \n")
+    with pytest.raises(RepoConfigError, match="not valid TOML"):
+        load_repo_config(repo)
