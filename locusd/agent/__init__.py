@@ -1,0 +1,1 @@
+"""The agent runtime: loop, tools, providers (being built in issue 3)."""

@@ -1,0 +1,188 @@
+"""File access confined to a worktree, symlinks included.
+
+Checking a path with realpath() and then opening it is racy: between the two, a rename can
+swap a directory for a symlink that points out (brief §10: 533 escapes in 2,837 opens). So the
+kernel does the check while it opens: ``openat2(…, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)``
+refuses any resolution that leaves the root, by ``..``, an absolute path or a symlink. Where
+the kernel lacks openat2 (before Linux 5.6, or not Linux), each path component is opened with
+``O_NOFOLLOW`` relative to its parent instead, which is race-free too, at the cost of refusing
+symlinks that stay inside the root.
+
+Also refused: anything in ``.git/`` (the repository's own state), and files with more than one
+hard link (a hard link passes any path check, and could expose a file from outside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import platform
+import secrets
+import stat
+from pathlib import PurePosixPath
+
+_SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+
+
+class ConfinementError(PermissionError):
+    """A path the agent may not use; the message says why, for the model to read."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True) if platform.system() == "Linux" else None
+
+
+def _openat2(dir_fd: int, path: str, flags: int, mode: int) -> int:
+    assert _libc is not None
+    # openat2 is strict: a mode without O_CREAT is EINVAL.
+    mode = mode if flags & os.O_CREAT else 0
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    fd = int(
+        _libc.syscall(_SYS_OPENAT2, dir_fd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return fd
+
+
+def _has_openat2() -> bool:
+    if _libc is None:
+        return False
+    try:
+        os.close(_openat2(os.open("/", os.O_RDONLY | os.O_DIRECTORY), ".", os.O_RDONLY, 0))
+    except OSError as exc:
+        return exc.errno not in (errno.ENOSYS, errno.EPERM)
+    return True
+
+
+HAS_OPENAT2 = _has_openat2()
+
+
+class Confined:
+    """Opens files beneath ``root`` only. Paths are relative to the root, as the model sees
+    them; an absolute path is refused rather than reinterpreted."""
+
+    def __init__(self, root: str | os.PathLike[str], *, use_openat2: bool = HAS_OPENAT2) -> None:
+        self.root = os.path.realpath(root)
+        self._openat2 = use_openat2
+
+    def _check(self, path: str) -> str:
+        pure = PurePosixPath(path)
+        if pure.is_absolute():
+            raise ConfinementError(
+                f"{path}: absolute paths are not allowed; use a path relative to the repository"
+            )
+        if ".." in pure.parts:
+            raise ConfinementError(f"{path}: '..' is not allowed; stay inside the repository")
+        if pure.parts[:1] == (".git",):
+            raise ConfinementError(f"{path}: .git/ is the repository's own state; use git commands")
+        return str(pure)
+
+    def _open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        rel = self._check(path)
+        root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if self._openat2:
+                try:
+                    return _openat2(root_fd, rel, flags, mode)
+                except OSError as exc:
+                    if exc.errno == errno.EXDEV:  # resolution tried to leave the root
+                        raise ConfinementError(
+                            f"{path}: it resolves outside the repository"
+                        ) from None
+                    raise
+            return self._open_by_components(root_fd, rel, flags, mode, path)
+        finally:
+            os.close(root_fd)
+
+    def _open_by_components(self, root_fd: int, rel: str, flags: int, mode: int, shown: str) -> int:
+        parts = PurePosixPath(rel).parts
+        fd = os.dup(root_fd)
+        try:
+            for part in parts[:-1]:
+                try:
+                    nxt = os.open(
+                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                    )
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise ConfinementError(
+                            f"{shown}: goes through a symlink; not followed"
+                        ) from None
+                    raise
+                os.close(fd)
+                fd = nxt
+            try:
+                return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=fd)
+            except OSError as exc:
+                # O_NOFOLLOW on a symlink: ELOOP, or ENOTDIR when a directory was asked for.
+                if exc.errno == errno.ELOOP or (
+                    exc.errno == errno.ENOTDIR and flags & os.O_DIRECTORY
+                ):
+                    raise ConfinementError(f"{shown}: is a symlink; not followed") from None
+                raise
+        finally:
+            os.close(fd)
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        fd = self._open(path, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfinementError(f"{path}: not a regular file")
+            if info.st_nlink > 1:
+                raise ConfinementError(
+                    f"{path}: has {info.st_nlink} hard links; refused (it may be a file from outside)"
+                )
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                return handle.read() if limit is None else handle.read(limit)
+        finally:
+            os.close(fd)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Atomic: a temporary file beside the target, then a rename over it (which replaces a
+        symlink or hard link itself, never what it points to)."""
+        pure = PurePosixPath(self._check(path))
+        parent = str(pure.parent)
+        dir_fd = (
+            self._open(parent, os.O_RDONLY | os.O_DIRECTORY)
+            if parent != "."
+            else os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        )
+        try:
+            try:
+                info = os.stat(pure.name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                info = None
+            if info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                raise ConfinementError(f"{path}: has {info.st_nlink} hard links; refused")
+            tmp = f".{pure.name}.locus-{secrets.token_hex(4)}"
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=dir_fd,
+            )
+            try:
+                try:
+                    with os.fdopen(fd, "wb", closefd=False) as handle:
+                        handle.write(data)
+                        handle.flush()
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, pure.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+        finally:
+            os.close(dir_fd)
