@@ -73,9 +73,6 @@ class Hub:
         """Wake every waiter so it re-checks the database (after a lost LISTEN connection)."""
         self.publish(list(self._subs))
 
-    def waiting(self, topic: str) -> int:
-        return len(self._subs.get(topic, ()))
-
 
 class PgListener:
     """Keeps one LISTEN connection per replica and feeds the hub; reconnects if it drops."""

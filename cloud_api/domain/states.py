@@ -36,9 +36,9 @@ S = TaskStatus
 TERMINAL: frozenset[TaskStatus] = frozenset({S.DONE, S.FAILED, S.CANCELLED})
 #: States in which a worker holds a lease that expires unless heartbeated.
 LEASED: frozenset[TaskStatus] = frozenset({S.CLAIMED, S.RUNNING})
-#: States in which a worker still owns the attempt (its claim token fences its writes).
-WORKER_OWNED: frozenset[TaskStatus] = frozenset(
-    {S.CLAIMED, S.RUNNING, S.NEEDS_INPUT, S.AWAITING_REVIEW}
+#: States in which the attempt's worker still holds the task (a cancellation is sent to it).
+HELD: frozenset[TaskStatus] = frozenset(
+    {S.CLAIMED, S.RUNNING, S.NEEDS_INPUT, S.AWAITING_REVIEW, S.VERIFICATION}
 )
 
 _NON_TERMINAL = [s for s in TaskStatus if s not in TERMINAL]

@@ -145,10 +145,6 @@ class Database:
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn)
 
-    async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.execute(text("SELECT 1"))
-
     async def close(self) -> None:
         await self.engine.dispose()
         if self._sqlite is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Row, select, update
 
-from cloud_api.domain.states import Actor, TaskStatus, check_transition
+from cloud_api.domain.states import HELD, Actor, TaskStatus, check_transition
 from cloud_api.store.db import Tx
 from cloud_api.store.tables import task_events, tasks
 from cloud_api.store.types import db_now
@@ -135,7 +135,7 @@ async def transition(
     if updated is None:
         raise StaleVersion(await load(tx, task.id))
     # A cancellation is routed to the worker holding the task (its signal channel).
-    holder = task.lease_owner_id if current.value in _HELD else None
+    holder = task.lease_owner_id if current in HELD else None
     await add_event(
         tx,
         updated,
@@ -152,6 +152,3 @@ async def transition(
     if holder is not None and target is TaskStatus.CANCELLED:
         tx.notify(f"worker:{holder}")
     return updated
-
-
-_HELD = {"claimed", "running", "needs_input", "awaiting_review", "verification"}
