@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from locusd.errors import describe
+
 FILENAME = ".locus.toml"
 
 
@@ -47,7 +49,4 @@ def load(checkout: Path) -> RepoConfig:
     except tomllib.TOMLDecodeError as exc:
         raise RepoConfigError(f"{path}: not valid TOML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise RepoConfigError(f"{path}: {problems}") from None
+        raise RepoConfigError(f"{path}: {describe(exc)}") from None

@@ -6,11 +6,18 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# A real PostgreSQL server for the PostgreSQL half of the suite (tests start their own).
+# A real PostgreSQL server for the PostgreSQL half of the suite (tests start their own), and
+# bubblewrap, which contains the agent's commands (tests/locusd/test_sandbox.py).
+packages=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
-  echo "== installing PostgreSQL (Debian package postgresql)"
+  packages+=(postgresql)
+fi
+command -v bwrap >/dev/null 2>&1 || packages+=(bubblewrap)
+command -v git >/dev/null 2>&1 || packages+=(git)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${packages[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 echo "== python environment"

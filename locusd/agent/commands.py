@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from locusd.agent.sandbox import Sandbox
+
 #: Variables a command may see (anything else is dropped), before secrets are removed.
 DEFAULT_ALLOW = (
     *("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR"),
@@ -95,16 +97,16 @@ async def run_command(
     cancel: asyncio.Event | None = None,
     limit: int = 30_000,
     grace: float = 1.0,
+    sandbox: Sandbox | None = None,
 ) -> CommandResult:
     """Run ``command`` with bash in ``cwd``. Ends on exit, on ``timeout``, or when ``cancel``
     is set; in the last two cases the whole process group is killed within ``grace`` s."""
     started = time.monotonic()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with output_path.open("wb") as sink:
+        argv = ["bash", "-c", command]
         proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            command,
+            *(sandbox.wrap(argv, cwd) if sandbox is not None else argv),
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=sink,

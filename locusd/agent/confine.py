@@ -66,6 +66,19 @@ def _has_openat2() -> bool:
 HAS_OPENAT2 = _has_openat2()
 
 
+def _step_into(fd: int, part: str, refusal: str) -> int:
+    """Open the directory ``part`` beneath ``fd`` without following a symlink, close ``fd``
+    and return the new one (or raise ConfinementError with ``refusal``)."""
+    try:
+        nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ConfinementError(refusal) from None
+        raise
+    os.close(fd)
+    return nxt
+
+
 class Confined:
     """Opens files beneath ``root`` only. Paths are relative to the root, as the model sees
     them; an absolute path is refused rather than reinterpreted."""
@@ -74,7 +87,8 @@ class Confined:
         self.root = os.path.realpath(root)
         self._openat2 = use_openat2
 
-    def _check(self, path: str) -> str:
+    def relative(self, path: str) -> str:
+        """``path`` normalised and checked lexically (no absolute path, no .., not in .git)."""
         pure = PurePosixPath(path)
         if pure.is_absolute():
             raise ConfinementError(
@@ -87,7 +101,7 @@ class Confined:
         return str(pure)
 
     def _open(self, path: str, flags: int, mode: int = 0o644) -> int:
-        rel = self._check(path)
+        rel = self.relative(path)
         root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             if self._openat2:
@@ -108,18 +122,7 @@ class Confined:
         fd = os.dup(root_fd)
         try:
             for part in parts[:-1]:
-                try:
-                    nxt = os.open(
-                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
-                    )
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise ConfinementError(
-                            f"{shown}: goes through a symlink; not followed"
-                        ) from None
-                    raise
-                os.close(fd)
-                fd = nxt
+                fd = _step_into(fd, part, f"{shown}: goes through a symlink; not followed")
             try:
                 return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=fd)
             except OSError as exc:
@@ -150,7 +153,7 @@ class Confined:
     def write_bytes(self, path: str, data: bytes) -> None:
         """Atomic: a temporary file beside the target, then a rename over it (which replaces a
         symlink or hard link itself, never what it points to)."""
-        pure = PurePosixPath(self._check(path))
+        pure = PurePosixPath(self.relative(path))
         parent = str(pure.parent)
         dir_fd = (
             self._open(parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -171,6 +174,8 @@ class Confined:
                 0o644,
                 dir_fd=dir_fd,
             )
+            if info is not None and stat.S_ISREG(info.st_mode):
+                os.fchmod(fd, stat.S_IMODE(info.st_mode))  # an edited script stays executable
             try:
                 try:
                     with os.fdopen(fd, "wb", closefd=False) as handle:
@@ -186,3 +191,17 @@ class Confined:
                 raise
         finally:
             os.close(dir_fd)
+
+    def makedirs(self, path: str) -> None:
+        """Create the directory ``path`` and its missing parents, never through a symlink."""
+        rel = self.relative(path)
+        if rel == ".":
+            return
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in PurePosixPath(rel).parts:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                fd = _step_into(fd, part, f"{path}: {part} is a symlink or a file, not a directory")
+        finally:
+            os.close(fd)

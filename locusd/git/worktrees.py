@@ -1,25 +1,49 @@
 """One git worktree per run, on branch ``locus/<task-id>-<slug>``, outside the user's checkout.
 
 The user's working tree, index and current branch are never touched: a worktree shares only the
-object database and refs with the user's repository. Git itself (through gitpython's command
-wrapper) does the work; ``git worktree add`` is what the user would run by hand, and it is
-fast on large repositories.
+object database and refs with the user's repository, and all Locus writes there are the
+remote-tracking refs of a ``git fetch``, the run's branch and git's own worktree records.
+Git itself does the work (``git worktree add`` is what the user would run by hand, and it is
+fast on large repositories); Locus adds a few cheap calls around it.
+
+Each worktree carries its run's metadata (:mod:`locusd.git.runmeta`) with a state.
+:meth:`Worktrees.prune` uses it on daemon start to remove what is no longer needed — never a
+worktree with uncommitted, unreviewed or unreported work — and keeps a small pool of finished
+worktrees whose ignored build caches make the next run start warm
+(:meth:`Worktrees.take_from_pool`).
 """
 
 from __future__ import annotations
 
+import builtins
 import re
 import shutil
-import subprocess
+import threading
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-import git
-
+from locusd.git import runmeta
+from locusd.git.cli import Git, GitFailed, TimedOut, run
+from locusd.git.runmeta import FREE_STATES, RunMeta, State
 from locusd.repo_config import RepoConfig
 
 BRANCH_PREFIX = "locus/"
+#: Task ids as text (local runs: "local-20261124-105959"): what is safe in a branch name and a
+#: directory name. A leading '.' and '..' are refused too: git refuses them in ref names.
+_TASK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+FETCH_TIMEOUT = 60.0
+SUBMODULE_TIMEOUT = 600.0
+
+_KEEP_REASONS: dict[State, str] = {
+    "running": "state running: a run is using it, or a crashed run left its work here",
+    "review": "state review: the agent's changes are not yet accepted or rejected",
+    "committed": "state committed: committed locally, not yet reported to the cloud",
+}
 
 
 class WorktreeError(Exception):
@@ -33,8 +57,15 @@ def slugify(title: str, max_length: int = 40) -> str:
     return slug[:max_length].rstrip("-") or "task"
 
 
-def branch_name(task_id: int, title: str) -> str:
-    return f"{BRANCH_PREFIX}{task_id}-{slugify(title)}"
+def branch_name(task_id: int | str, title: str) -> str:
+    """``locus/<task-id>-<slug>``; a text id must be branch-safe (``[A-Za-z0-9._-]``)."""
+    text = str(task_id)
+    if isinstance(task_id, bool) or not _TASK_ID.fullmatch(text) or ".." in text:
+        raise WorktreeError(
+            f"task id {task_id!r} cannot name a branch: use up to 100 of A-Z a-z 0-9 . _ -"
+            " (not starting with '.', no '..')"
+        )
+    return f"{BRANCH_PREFIX}{text}-{slugify(title)}"
 
 
 @dataclass(frozen=True)
@@ -42,30 +73,87 @@ class Worktree:
     path: Path
     branch: str
     base_commit: str
+    #: What the user should know but that did not stop the run (offline fetch, uncommitted
+    #: changes left out, submodules missing); not part of the worktree's identity.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Kept:
+    path: Path
+    branch: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What :meth:`Worktrees.prune` did, for the daemon's log and ``locus daemon status``."""
+
+    vanished: tuple[str, ...]  # git's own lines for records whose directory was gone
+    removed: tuple[Path, ...]
+    pooled: tuple[Path, ...]  # free, kept for reuse
+    kept: tuple[Kept, ...]  # not free: never deleted, with why
+
+
+_pool_locks: dict[Path, threading.Lock] = {}
+_pool_locks_guard = threading.Lock()
+
+
+def _pool_lock(root: Path) -> threading.Lock:
+    """One lock per worktree directory for the whole process: the daemon makes a
+    :class:`Worktrees` per run, so a lock on the instance would not do."""
+    with _pool_locks_guard:
+        return _pool_locks.setdefault(root, threading.Lock())
 
 
 def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
+def _freed_last_first(found: list[tuple[Worktree, RunMeta]]) -> list[tuple[Worktree, RunMeta]]:
+    """Most recently freed (state last changed) first: their caches are the warmest."""
+
+    def key(item: tuple[Worktree, RunMeta]) -> tuple[datetime, str]:
+        return datetime.fromisoformat(item[1].updated_at), str(item[0].path)
+
+    return sorted(found, key=key, reverse=True)
+
+
 class Worktrees:
     """The worktrees of one repository, kept under ``root`` (outside the repository)."""
 
-    def __init__(self, repo_path: Path, root: Path) -> None:
-        if shutil.which("git") is None:
+    def __init__(self, repo_path: Path, root: Path, *, fetch_timeout: float = FETCH_TIMEOUT):
+        executable = shutil.which("git")
+        if executable is None:
             raise WorktreeError(
                 "git is not installed or not on PATH: install git (e.g. apt-get install git)"
+                " or start the daemon with a PATH that includes it"
             )
-        try:
-            self.repo = git.Repo(repo_path, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise WorktreeError(f"{repo_path} is not inside a git repository") from None
-        if self.repo.bare:
+        self._git = Git(executable)
+        self.fetch_timeout = fetch_timeout
+        if not repo_path.is_dir():
+            raise WorktreeError(f"{repo_path} is not inside a git repository: no such directory")
+        found = self._git.run(
+            repo_path, "rev-parse", "--is-bare-repository", "--path-format=absolute",
+            "--git-common-dir",
+        )  # fmt: skip
+        if found.returncode != 0:
+            raise WorktreeError(
+                f"{repo_path} is not inside a git repository: point Locus at a clone"
+                " (or run git init there)"
+            )
+        bare, common_dir = found.stdout.splitlines()
+        if bare == "true":
             raise WorktreeError(
                 f"{repo_path} is a bare repository: point Locus at a checkout (git clone it first)"
             )
-        assert self.repo.working_tree_dir is not None
-        self.checkout = Path(self.repo.working_tree_dir).resolve()
+        toplevel = self._git.run(repo_path, "rev-parse", "--show-toplevel")
+        if toplevel.returncode != 0:
+            raise WorktreeError(
+                f"{repo_path} is inside a .git directory: point Locus at the checkout"
+            )
+        self.checkout = Path(toplevel.stdout.strip()).resolve()
+        self.common_dir = Path(common_dir).resolve()
         self.root = root.resolve()
         if _is_within(self.root, self.checkout):
             raise WorktreeError(
@@ -73,27 +161,170 @@ class Worktrees:
                 " choose one outside it, so runs never touch your working tree"
             )
 
-    def resolve(self, base: str = "HEAD") -> str:
-        """The commit a run starts from; works on a detached HEAD too."""
-        try:
-            return str(self.repo.git.rev_parse("--verify", f"{base}^{{commit}}"))
-        except git.GitCommandError:
-            raise WorktreeError(f"{base!r} is not a commit in {self.checkout}") from None
+    # -- starting a run ----------------------------------------------------------------------
 
-    def create(self, task_id: int, title: str, base: str = "HEAD") -> Worktree:
-        """A new worktree on a new branch from ``base``. Refuses to reuse a branch or path."""
-        commit = self.resolve(base)
+    def resolve(self, base: str = "HEAD") -> str:
+        """The commit ``base`` names; works on a detached HEAD too."""
+        done = self._git.run(
+            self.checkout, "rev-parse", "--verify", "-q", "--end-of-options", f"{base}^{{commit}}"
+        )
+        if done.returncode != 0:
+            hint = ": make a first commit" if base == "HEAD" else ""
+            raise WorktreeError(f"{base!r} is not a commit in {self.checkout}{hint}")
+        return done.stdout.strip()
+
+    def create(self, task_id: int | str, title: str, base: str = "HEAD") -> Worktree:
+        """A new worktree on a new branch from a fresh base, with submodules checked out and
+        LFS files left as pointers. Refuses to reuse a branch or a path.
+
+        The base: when the repository has a remote, it is fetched first (offline: a warning,
+        and local refs). For ``base="HEAD"`` the run starts from the current branch's upstream
+        when that is strictly ahead of HEAD (HEAD is its ancestor: the user just has not
+        pulled), so the agent neither redoes nor conflicts with work already upstream;
+        otherwise from HEAD — the user's own commits (ahead or diverged) are what they asked
+        for, and a detached HEAD has no upstream. Any other ``base`` is used as it is.
+        Uncommitted changes in the user's checkout are never part of a run (a warning says so).
+        """
         branch = branch_name(task_id, title)
         path = self.root / branch.removeprefix(BRANCH_PREFIX)
         if path.exists():
-            raise WorktreeError(f"{path} already exists: remove it, or prune stale worktrees")
-        if branch in (head.name for head in self.repo.heads):
+            raise WorktreeError(
+                f"{path} already exists: remove it, or pick another task id"
+                " (prune removes only finished runs' worktrees)"
+            )
+        self._refuse_existing(branch)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._starting(base) as (commit, warnings):
+            self._checked(self.checkout, "worktree", "add", "-q", "-b", branch, str(path), commit)
+        return self._started(path, branch, task_id, title, commit, warnings)
+
+    @contextmanager
+    def _starting(self, base: str) -> Iterator[tuple[str, list[str]]]:
+        """Fetch and choose the base commit (see :meth:`create`); while the caller checks it
+        out, look for uncommitted changes in the user's checkout (a ``git status`` over the
+        whole tree: in parallel it costs no wall time). The warnings list is complete when the
+        ``with`` block has ended."""
+        warnings: list[str] = []
+        remote = self._remote()
+        if remote is not None:
+            warning = self._fetch(remote)
+            if warning:
+                warnings.append(warning)
+        commit = self._base_commit(base)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            status = pool.submit(
+                self._git.run, self.checkout, "--no-optional-locks", "status", "--porcelain",
+                "-z", "--untracked-files=normal",
+            )  # fmt: skip
+            yield commit, warnings
+            if status.result().stdout:
+                warnings.append(
+                    f"{self.checkout} has uncommitted changes: the run starts from commit"
+                    f" {commit[:12]} without them (commit them first if the run needs them)"
+                )
+
+    def _base_commit(self, base: str) -> str:
+        if base != "HEAD":
+            return self.resolve(base)
+        head = self.resolve("HEAD")
+        upstream = self._git.run(
+            self.checkout, "rev-parse", "--verify", "-q", "@{upstream}^{commit}"
+        )  # fails on a detached HEAD, without an upstream, or when it is gone
+        up = upstream.stdout.strip()
+        if upstream.returncode != 0 or up == head:
+            return head
+        ancestor = self._git.run(self.checkout, "merge-base", "--is-ancestor", head, up)
+        return up if ancestor.returncode == 0 else head
+
+    def _started(
+        self,
+        path: Path,
+        branch: str,
+        task_id: int | str,
+        title: str,
+        commit: str,
+        warnings: builtins.list[str],
+    ) -> Worktree:
+        """After the checkout: metadata (state running), submodules, LFS note."""
+        created = runmeta.now()
+        meta = RunMeta(task_id, title, commit, created, "running", created)
+        runmeta.write(runmeta.admin_dir(path), meta)
+        warnings += self._after_checkout(path)
+        return Worktree(path, branch, commit, tuple(warnings))
+
+    def _remote(self) -> str | None:
+        """The remote to fetch: the current branch's upstream remote, else origin, else the
+        first one; None without remotes."""
+        remotes = self._git(self.checkout, "remote").split()
+        if len(remotes) <= 1:
+            return remotes[0] if remotes else None
+        branches = self._git(
+            self.checkout, "for-each-ref", "--format=%(HEAD)%(upstream:remotename)", "refs/heads/"
+        )
+        current = [line[1:] for line in branches.splitlines() if line.startswith("*")]
+        if current and current[0] in remotes:
+            return current[0]
+        return "origin" if "origin" in remotes else remotes[0]
+
+    def _fetch(self, remote: str) -> str | None:
+        """Fetch ``remote``; a warning instead of an error when that fails (offline)."""
+        try:
+            done = self._git.run(
+                self.checkout,
+                "fetch", "--quiet", "--no-write-fetch-head", "--no-auto-gc",
+                "--no-recurse-submodules", "--end-of-options", remote,
+                timeout=self.fetch_timeout,
+            )  # fmt: skip
+        except TimedOut:
+            reason = f"no answer within {self.fetch_timeout:.0f} s"
+        else:
+            if done.returncode == 0:
+                return None
+            lines = done.stderr.strip().splitlines()
+            reason = lines[-1] if lines else f"exit code {done.returncode}"
+        return (
+            f"could not fetch {remote} ({reason}): the run starts from local refs,"
+            " which may be behind the remote"
+        )
+
+    def _refuse_existing(self, branch: str) -> None:
+        found = self._git.run(self.checkout, "show-ref", "--verify", "-q", f"refs/heads/{branch}")
+        if found.returncode == 0:
             raise WorktreeError(
                 f"branch {branch} already exists: delete it or pick another task id"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.repo.git.worktree("add", "-b", branch, str(path), commit)
-        return Worktree(path=path, branch=branch, base_commit=commit)
+
+    def _after_checkout(self, path: Path) -> list[str]:
+        """Submodules in, and a note about LFS pointers; both are warnings, not failures: a run
+        can still be useful without them."""
+        warnings: list[str] = []
+        if (path / ".gitmodules").is_file():
+            # protocol.file.allow=always: since git 2.38.1 local-path submodule URLs are
+            # refused by default (CVE-2022-39253: cloning an *untrusted* repository whose
+            # submodule is a crafted local repository). These URLs come from the user's own
+            # repository at a commit the user already has, and the user has already cloned
+            # these submodules to build their checkout; this is the clone they would run by
+            # hand. It is scoped to this one command; fetches never get it.
+            try:
+                done = self._git.run(
+                    path, "-c", "protocol.file.allow=always", "submodule", "--quiet", "update",
+                    "--init", "--recursive", timeout=SUBMODULE_TIMEOUT,
+                )  # fmt: skip
+                failure = done.tail(500) if done.returncode != 0 else None
+            except TimedOut as exc:
+                failure = str(exc)
+            if failure is not None:
+                warnings.append(
+                    f"submodules are not checked out ({failure}); run `git submodule update"
+                    f" --init --recursive` in {path} if the run needs them"
+                )
+        attributes = path / ".gitattributes"
+        if attributes.is_file() and "filter=lfs" in attributes.read_text(errors="replace"):
+            warnings.append(
+                "Git LFS files are pointers in this worktree (runs download no LFS content);"
+                f" run `git lfs pull` in {path} if the run needs them"
+            )
+        return warnings
 
     def bootstrap(self, worktree: Worktree, config: RepoConfig) -> None:
         """Copy the files the repository names (ignored ones such as .env, which a checkout of
@@ -113,65 +344,252 @@ class Worktrees:
 
     def _run_setup(self, worktree: Worktree, command: str, timeout: float) -> None:
         try:
-            # The repository's own setup command, from its .locus.toml: run as the user would.
-            done = subprocess.run(  # noqa: S603
-                ["bash", "-c", command],  # noqa: S607
-                cwd=worktree.path,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+            # The repository's own setup command, from its .locus.toml: run as the user would;
+            # a timeout kills its whole process group (npm, pip and their children).
+            done = run(["bash", "-c", command], worktree.path, timeout=timeout)
+        except TimedOut:
             raise WorktreeError(f"setup command {command!r} took over {timeout:.0f} s") from None
         if done.returncode != 0:
-            tail = (done.stdout + done.stderr)[-2000:]
             raise WorktreeError(
-                f"setup command {command!r} failed with exit code {done.returncode}:\n{tail}"
+                f"setup command {command!r} failed with exit code {done.returncode}:\n"
+                + done.tail()
             )
 
-    def reuse(self, worktree: Worktree, task_id: int, title: str, base: str = "HEAD") -> Worktree:
+    # -- reuse and the pool ------------------------------------------------------------------
+
+    def reuse(
+        self, worktree: Worktree, task_id: int | str, title: str, base: str = "HEAD"
+    ) -> Worktree:
         """Point a finished run's worktree at a new task instead of creating one anew: a new
-        branch from ``base``, tracked files reset, untracked files removed — but ignored
-        files (node_modules, target/, .venv) stay, so build caches are warm. Refuses while
-        the worktree holds uncommitted work (commit or discard it first)."""
+        branch from a fresh base (as in :meth:`create`), tracked files checked out — while
+        ignored files (node_modules, target/, .venv) stay, so build caches are warm. The old
+        branch stays. Refuses while the worktree holds uncommitted work or untracked files
+        (commit or discard them first). Runs normally get one through :meth:`take_from_pool`."""
         if self.is_dirty(worktree):
             raise WorktreeError(
                 f"{worktree.path} has uncommitted changes: commit or discard them before reuse"
             )
-        commit = self.resolve(base)
+        return self._reuse_clean(worktree, task_id, title, base)
+
+    def _reuse_clean(
+        self, worktree: Worktree, task_id: int | str, title: str, base: str
+    ) -> Worktree:
         branch = branch_name(task_id, title)
-        if branch in (head.name for head in self.repo.heads):
+        self._refuse_existing(branch)
+        with self._starting(base) as (commit, warnings):
+            # No `git clean`: the worktree was just found clean, so there is nothing untracked
+            # to remove but ignored files (the caches), and whatever appeared since is kept.
+            self._checked(worktree.path, "checkout", "-q", "--force", "-b", branch, commit)
+        return self._started(worktree.path, branch, task_id, title, commit, warnings)
+
+    def pooled(self) -> list[Worktree]:
+        """Free worktrees (finished runs: reported or discarded, nothing uncommitted), the most
+        recently freed — warmest — first."""
+        return [w for w, _ in self._free_candidates() if not self.is_dirty(w)]
+
+    def take_from_pool(self, task_id: int | str, title: str, base: str = "HEAD") -> Worktree | None:
+        """A pooled worktree reused for this task (state running), or None when the pool is
+        empty (then :meth:`create` one). Two callers in this process never get the same
+        worktree: choosing one and marking it running happen under a lock per worktree
+        directory (the fetch and checkout after that do not hold it)."""
+        branch_name(task_id, title)  # a bad id fails before a worktree is claimed
+        with _pool_lock(self.root):
+            chosen = next((w for w, _ in self._free_candidates() if not self.is_dirty(w)), None)
+            if chosen is None:
+                return None
+            admin = runmeta.admin_dir(chosen.path)
+            freed = runmeta.read(admin)
+            assert freed is not None  # it was a candidate
+            runmeta.write(admin, freed.with_state("running"))
+        try:
+            return self._reuse_clean(chosen, task_id, title, base)
+        except BaseException:
+            runmeta.write(admin, freed)  # back in the pool, as it was
+            raise
+
+    def _free_candidates(self) -> list[tuple[Worktree, RunMeta]]:
+        """Worktrees in a free state (dirty or not), the most recently freed first."""
+        found = [
+            (w, m)
+            for w, m, locked in self._listed(self._records())
+            if m is not None and m.state in FREE_STATES and not locked and w.path.is_dir()
+        ]
+        return _freed_last_first(found)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def metadata(self, worktree: Worktree) -> RunMeta | None:
+        """The run's metadata, or None when it is missing or unreadable."""
+        try:
+            return runmeta.read(runmeta.admin_dir(worktree.path))
+        except (OSError, ValueError):
+            return None
+
+    def state(self, worktree: Worktree) -> State | None:
+        meta = self.metadata(worktree)
+        return None if meta is None else meta.state
+
+    def set_state(self, worktree: Worktree, state: State) -> None:
+        """Record where the run is (running → review → committed → reported, or discarded):
+        :meth:`prune` and the pool go by it."""
+        meta = self.metadata(worktree)
+        if meta is None:
             raise WorktreeError(
-                f"branch {branch} already exists: delete it or pick another task id"
+                f"{worktree.path} has no Locus metadata: it is not a Locus worktree, or it was"
+                " made by hand"
             )
-        tree = git.Repo(worktree.path).git
-        tree.checkout("-q", "-b", branch, commit)
-        tree.reset("-q", "--hard", commit)
-        tree.clean("-q", "-d", "-f")  # without -x: ignored files survive
-        return Worktree(path=worktree.path, branch=branch, base_commit=commit)
+        try:
+            updated = meta.with_state(state)
+        except ValueError as exc:
+            raise WorktreeError(str(exc)) from None
+        runmeta.write(runmeta.admin_dir(worktree.path), updated)
+
+    # -- listing, removing, pruning --------------------------------------------------------
 
     def list(self) -> list[Worktree]:
-        """The Locus worktrees of this repository (the user's own are left out)."""
-        found: list[Worktree] = []
-        for block in str(self.repo.git.worktree("list", "--porcelain")).split("\n\n"):
-            fields = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
+        """The Locus worktrees of this repository: those with Locus metadata or on a
+        ``locus/`` branch (the user's own are left out)."""
+        return [w for w, _, _ in self._listed(self._records())]
+
+    def _records(self) -> builtins.list[dict[str, str]]:
+        """``git worktree list`` records (worktree, HEAD, branch, locked, …), the main
+        checkout left out."""
+        out = self._git(self.checkout, "worktree", "list", "--porcelain", "-z")
+        records = []
+        for block in out.split("\0\0")[1:]:  # the first block is the main checkout
+            fields = dict(line.partition(" ")[::2] for line in block.split("\0") if line)
+            if "worktree" in fields:
+                records.append(fields)
+        return records
+
+    def _listed(
+        self, records: builtins.list[dict[str, str]]
+    ) -> builtins.list[tuple[Worktree, RunMeta | None, bool]]:
+        """(worktree, metadata, locked) of the Locus worktrees among ``records``."""
+        admin_dirs = self._admin_dirs()
+        found: list[tuple[Worktree, RunMeta | None, bool]] = []
+        for fields in records:
+            path = Path(fields["worktree"])
+            admin = admin_dirs.get(path)
+            meta = runmeta.read(admin) if admin else None
             branch = fields.get("branch", "").removeprefix("refs/heads/")
-            if branch.startswith(BRANCH_PREFIX):
-                found.append(Worktree(Path(fields["worktree"]), branch, fields.get("HEAD", "")))
+            if meta is None and not branch.startswith(BRANCH_PREFIX):
+                continue
+            base = meta.base_commit if meta else fields.get("HEAD", "")
+            found.append((Worktree(path, branch, base), meta, "locked" in fields))
+        return found
+
+    def _admin_dirs(self) -> dict[Path, Path]:
+        """Worktree path → its admin dir, from each admin dir's ``gitdir`` file (which names the
+        worktree's ``.git``): works when the worktree's directory is gone, too."""
+        found: dict[Path, Path] = {}
+        for gitdir in (self.common_dir / "worktrees").glob("*/gitdir"):
+            try:
+                target = Path(gitdir.read_text(encoding="utf-8").strip())
+            except OSError:
+                continue
+            found[(gitdir.parent / target).parent] = gitdir.parent
         return found
 
     def is_dirty(self, worktree: Worktree) -> bool:
-        """Uncommitted changes, staged or not, or untracked files that are not ignored."""
-        return git.Repo(worktree.path).is_dirty(untracked_files=True)
+        """Uncommitted changes, staged or not, untracked files that are not ignored, or any of
+        that inside a submodule."""
+        if not worktree.path.is_dir():
+            raise WorktreeError(f"{worktree.path} does not exist: prune forgets it")
+        status = self._git(
+            worktree.path, "status", "--porcelain", "-z", "--untracked-files=normal",
+            "--ignore-submodules=none",
+        )  # fmt: skip
+        return bool(status)
 
     def remove(self, worktree: Worktree, *, force: bool = False) -> None:
         """Remove the worktree (the branch stays: it may hold committed, unreported work).
         Refuses while it holds uncommitted work, unless ``force``."""
-        if not force and self.is_dirty(worktree):
-            raise WorktreeError(
-                f"{worktree.path} has uncommitted changes: review or discard them first"
+        if not force and (worktree.path / ".gitmodules").is_file():
+            # git refuses any worktree with submodules without --force, so check here.
+            if self.is_dirty(worktree):
+                raise self._dirty(worktree)
+            force = True
+        # Without --force, git makes the same check as is_dirty (and refuses): one status
+        # instead of two.
+        args = ["worktree", "remove", str(worktree.path)] + (["--force"] if force else [])
+        done = self._git.run(self.checkout, *args)
+        if done.returncode != 0:
+            if not force and worktree.path.exists() and self.is_dirty(worktree):
+                raise self._dirty(worktree)
+            raise WorktreeError(f"could not remove {worktree.path}: {done.tail(500)}")
+
+    @staticmethod
+    def _dirty(worktree: Worktree) -> WorktreeError:
+        return WorktreeError(
+            f"{worktree.path} has uncommitted changes: review or discard them first"
+        )
+
+    def prune(self, keep_pool: int = 2) -> PruneReport:
+        """Run on daemon start. Forget worktrees whose directory is gone (``git worktree
+        prune``); of the free ones (reported or discarded, nothing uncommitted) keep the
+        ``keep_pool`` most recently freed as the pool and remove the rest. Everything else —
+        running (a crashed run's work), review, committed, unknown metadata, uncommitted
+        changes, locked — is kept, with the reason in the report."""
+        if keep_pool < 0:
+            raise ValueError("keep_pool must be >= 0")
+        with _pool_lock(self.root):  # nothing is taken from the pool meanwhile
+            vanished = self._git.run(self.checkout, "worktree", "prune", "--verbose")
+            kept: list[Kept] = []
+            free: list[tuple[Worktree, RunMeta]] = []
+            records = self._records()
+            for worktree, meta, locked in self._listed(records):
+                reason = self._keep_reason(worktree, meta, locked)
+                if reason is not None:
+                    kept.append(Kept(worktree.path, worktree.branch, reason))
+                elif meta is not None:
+                    free.append((worktree, meta))
+            free = _freed_last_first(free)
+            removed: list[Path] = []
+            for worktree, _ in free[keep_pool:]:
+                try:
+                    self.remove(worktree)
+                except WorktreeError as exc:
+                    kept.append(Kept(worktree.path, worktree.branch, str(exc)))
+                else:
+                    removed.append(worktree.path)
+            kept += self._strays({Path(fields["worktree"]) for fields in records})
+        return PruneReport(
+            vanished=tuple(vanished.stderr.splitlines()),
+            removed=tuple(removed),
+            pooled=tuple(w.path for w, _ in free[:keep_pool]),
+            kept=tuple(kept),
+        )
+
+    def _keep_reason(self, worktree: Worktree, meta: RunMeta | None, locked: bool) -> str | None:
+        if locked:
+            return "locked (git worktree unlock releases it)"
+        if meta is None:
+            return (
+                "no readable Locus metadata: check it and remove it by hand"
+                f" (git worktree remove {worktree.path}) if nothing in it is needed"
             )
-        args = ["remove", str(worktree.path)] + (["--force"] if force else [])
-        self.repo.git.worktree(*args)
+        if meta.state not in FREE_STATES:
+            return _KEEP_REASONS[meta.state]
+        if not worktree.path.is_dir():
+            return "its directory is missing"
+        if self.is_dirty(worktree):
+            return f"state {meta.state}, but it has uncommitted changes"
+        return None
+
+    def _strays(self, registered: set[Path]) -> builtins.list[Kept]:
+        """Directories under ``root`` that git does not know as worktrees (left by a crash
+        during ``worktree add``, or put there by hand): reported, never deleted."""
+        if not self.root.is_dir():
+            return []
+        return [
+            Kept(entry, "", "not a registered git worktree: remove it by hand if unneeded")
+            for entry in sorted(self.root.iterdir())
+            if entry.is_dir() and entry not in registered
+        ]
+
+    def _checked(self, cwd: Path, *args: str) -> None:
+        try:
+            self._git(cwd, *args)
+        except GitFailed as exc:
+            raise WorktreeError(f"git {args[0]} failed in {cwd}: {exc.done.tail(500)}") from None

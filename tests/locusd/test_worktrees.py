@@ -1,19 +1,42 @@
-"""Worktrees on real git repositories: isolation from the user's checkout, naming, errors."""
+"""Worktrees on real git repositories: isolation from the user's checkout, naming, a fresh base
+from the remote, run metadata and pruning that never loses work, submodules, LFS pointers,
+errors."""
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from locusd.git.worktrees import WorktreeError, Worktrees, branch_name, slugify
+from locusd.git import runmeta
+from locusd.git.worktrees import Worktree, WorktreeError, Worktrees, branch_name, slugify
 from locusd.repo_config import RepoConfig, RepoConfigError
 from locusd.repo_config import load as load_repo_config
 
 
 def sh(cwd: Path, *args: str) -> str:
     return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(repo: Path, name: str, text: str, message: str) -> str:
+    (repo / name).write_text(text)
+    sh(repo, "git", "add", name)
+    sh(repo, "git", "commit", "-q", "-m", message)
+    return sh(repo, "git", "rev-parse", "HEAD")
+
+
+@pytest.fixture(autouse=True)
+def identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits anywhere (clones too) without the user's git config."""
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Dev")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "dev@example.com")
 
 
 @pytest.fixture
@@ -45,6 +68,18 @@ def test_slugs_and_branch_names() -> None:
     assert slugify("!!!") == "task"
     assert len(slugify("x" * 200)) == 40
     assert branch_name(42, "Add a cache") == "locus/42-add-a-cache"
+    assert branch_name("local-20261124-105959", "Fix") == "locus/local-20261124-105959-fix"
+    assert branch_name("v1.2_x", "Fix") == "locus/v1.2_x-fix"
+
+
+@pytest.mark.parametrize("task_id", ["", "a b", "a/b", "../x", ".hidden", "x..y", "é", "x" * 101])
+def test_unsafe_text_task_ids_are_refused(task_id: str, repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(WorktreeError, match="cannot name a branch"):
+        branch_name(task_id, "Title")
+    trees = Worktrees(repo, tmp_path / "wt")
+    with pytest.raises(WorktreeError, match="cannot name a branch"):
+        trees.create(task_id, "Title")
+    assert not (tmp_path / "wt").exists()
 
 
 def test_create_leaves_the_users_checkout_alone(repo: Path, tmp_path: Path) -> None:
@@ -88,7 +123,11 @@ def test_detached_head_and_explicit_base(repo: Path, tmp_path: Path) -> None:
     sh(repo, "git", "commit", "-qam", "second")
     sh(repo, "git", "checkout", "-q", "--detach", first)
     trees = Worktrees(repo, tmp_path / "worktrees")
-    assert trees.create(2, "From detached").base_commit == first
+    wt = trees.create(2, "From detached")
+    assert wt.base_commit == first and wt.warnings == ()
+    assert sh(wt.path, "git", "rev-parse", "--abbrev-ref", "HEAD") == wt.branch
+    assert sh(repo, "git", "rev-parse", "--abbrev-ref", "HEAD") == "HEAD", "user stays detached"
+    assert sh(repo, "git", "rev-parse", "HEAD") == first
     with pytest.raises(WorktreeError, match="is not a commit"):
         trees.create(3, "Nowhere", base="no-such-branch")
 
@@ -100,6 +139,8 @@ def test_clear_errors(repo: Path, tmp_path: Path) -> None:
     sh(tmp_path, "git", "clone", "-q", "--bare", str(repo), str(bare))
     with pytest.raises(WorktreeError, match="bare repository"):
         Worktrees(bare, tmp_path / "wt")
+    with pytest.raises(WorktreeError, match=r"inside a \.git directory"):
+        Worktrees(repo / ".git", tmp_path / "wt")
     with pytest.raises(WorktreeError, match="inside the checkout"):
         Worktrees(repo, repo / ".locus-worktrees")
     trees = Worktrees(repo, tmp_path / "wt")
@@ -162,3 +203,247 @@ def test_repo_config_errors_name_the_file_and_field(repo: Path) -> None:
     (repo / ".locus.toml").write_text("setup = \n")
     with pytest.raises(RepoConfigError, match="not valid TOML"):
         load_repo_config(repo)
+
+
+def test_missing_git_is_a_clear_error(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(WorktreeError, match="git is not installed or not on PATH: install git"):
+        Worktrees(repo, tmp_path / "wt")
+
+
+# -- a fresh base ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clones(repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The user's clone and a colleague's, both of a bare "origin" made from ``repo``."""
+    origin = tmp_path / "origin.git"
+    sh(tmp_path, "git", "clone", "-q", "--bare", str(repo), str(origin))
+    user, other = tmp_path / "user", tmp_path / "other"
+    for path in (user, other):
+        sh(tmp_path, "git", "clone", "-q", str(origin), str(path))
+    return user, other
+
+
+def test_create_starts_from_the_upstream_when_it_is_ahead(
+    clones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    user, other = clones
+    pushed = commit(other, "app.py", "print('upstream')\n", "colleague's change")
+    sh(other, "git", "push", "-q", "origin", "main")
+    (user / "app.py").write_text("print('user editing')\n")  # uncommitted: left out, said so
+    before = user_state(user)
+    trees = Worktrees(user, tmp_path / "wt")
+
+    wt = trees.create("local-20261124-105959", "Fresh")
+    assert wt.base_commit == pushed, "fetched, and started from the upstream, not stale HEAD"
+    assert (wt.path / "app.py").read_text() == "print('upstream')\n"
+    assert len(wt.warnings) == 1 and "uncommitted changes" in wt.warnings[0]
+    assert user_state(user) == before, "the user's branch, index and files are untouched"
+
+    # The user's own unpushed commit (now diverged from upstream) is what they asked for.
+    mine = commit(user, "notes.txt", "mine\n", "local work")
+    assert trees.create(8, "Diverged").base_commit == mine
+    assert trees.create(9, "Explicit", base="origin/main").base_commit == pushed
+
+
+def test_an_unreachable_remote_is_a_warning(repo: Path, tmp_path: Path) -> None:
+    sh(repo, "git", "remote", "add", "origin", "http://127.0.0.1:1/nowhere.git")
+    head = sh(repo, "git", "rev-parse", "HEAD")
+    wt = Worktrees(repo, tmp_path / "wt").create(1, "Offline")
+    assert wt.base_commit == head and wt.path.is_dir()
+    assert len(wt.warnings) == 1 and "could not fetch origin" in wt.warnings[0]
+    assert "starts from local refs" in wt.warnings[0]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+def test_a_fetch_that_hangs_is_cut_off(repo: Path, tmp_path: Path, silent_server: int) -> None:
+    sh(repo, "git", "remote", "add", "origin", f"http://127.0.0.1:{silent_server}/r.git")
+    wt = Worktrees(repo, tmp_path / "wt", fetch_timeout=1).create(1, "Hanging")
+    assert wt.base_commit == sh(repo, "git", "rev-parse", "HEAD")
+    assert "no answer within 1 s" in wt.warnings[0]
+
+
+# -- metadata, the pool, pruning -----------------------------------------------------------------
+
+
+def test_metadata_lives_in_the_worktrees_git_dir(repo: Path, tmp_path: Path) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = trees.create("local-1", "Meta")
+    git_dir = Path(sh(wt.path, "git", "rev-parse", "--absolute-git-dir"))
+    assert (git_dir / "locus.json").is_file()
+    meta = trees.metadata(wt)
+    assert meta is not None
+    assert (meta.task_id, meta.title, meta.base_commit, meta.state) == (
+        "local-1", "Meta", wt.base_commit, "running",
+    )  # fmt: skip
+    assert not trees.is_dirty(wt), "invisible to git status in the worktree"
+    trees.set_state(wt, "review")
+    assert trees.state(wt) == "review"
+    with pytest.raises(WorktreeError, match="unknown worktree state 'merged'"):
+        trees.set_state(wt, "merged")  # type: ignore[arg-type]
+    (git_dir / "locus.json").write_text("{not json")
+    assert trees.state(wt) is None
+    with pytest.raises(WorktreeError, match="no Locus metadata"):
+        trees.set_state(wt, "reported")
+
+
+def make(trees: Worktrees, name: str, state: runmeta.State) -> Worktree:
+    wt = trees.create(name, name)
+    trees.set_state(wt, state)
+    return wt
+
+
+def test_prune_never_deletes_work(repo: Path, tmp_path: Path) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    crashed = make(trees, "crashed", "running")  # the agent committed as it went, then died
+    commit(crashed.path, "app.py", "half done\n", "wip")
+    review = make(trees, "review", "review")
+    (review.path / "app.py").write_text("proposed\n")
+    committed = make(trees, "committed", "committed")
+    commit(committed.path, "app.py", "accepted\n", "accepted")
+    dirty = make(trees, "dirty", "reported")
+    (dirty.path / "scratch.txt").write_text("untracked work\n")
+    unknown = make(trees, "unknown", "reported")
+    runmeta.admin_dir(unknown.path).joinpath("locus.json").unlink()
+    oldest = make(trees, "oldest", "discarded")  # freed first
+    older = make(trees, "older", "reported")
+    newest = make(trees, "newest", "reported")
+    gone = make(trees, "gone", "reported")
+    shutil.rmtree(gone.path)
+    stray = tmp_path / "wt" / "stray"
+    stray.mkdir()
+    keep = [crashed, review, committed, dirty, unknown]
+    contents = {wt.path: (wt.path / "app.py").read_text() for wt in keep}
+
+    report = trees.prune(keep_pool=2)
+    assert report.removed == (oldest.path,)
+    assert report.pooled == (newest.path, older.path)
+    assert len(report.vanished) == 1 and "gone" in report.vanished[0]
+    reasons = {k.path: k.reason for k in report.kept}
+    assert set(reasons) == {wt.path for wt in keep} | {stray}
+    assert "crashed run" in reasons[crashed.path]
+    assert "not yet accepted or rejected" in reasons[review.path]
+    assert "not yet reported" in reasons[committed.path]
+    assert "uncommitted changes" in reasons[dirty.path]
+    assert "no readable Locus metadata" in reasons[unknown.path]
+    assert "not a registered git worktree" in reasons[stray]
+    for wt in keep:
+        assert (wt.path / "app.py").read_text() == contents[wt.path]
+    assert (dirty.path / "scratch.txt").exists() and stray.is_dir()
+    assert sh(repo, "git", "log", "-1", "--format=%s", committed.branch) == "accepted"
+
+    again = trees.prune(keep_pool=0)
+    assert set(again.removed) == {newest.path, older.path} and again.pooled == ()
+    assert {k.path for k in again.kept} == set(reasons)
+    assert {w.path for w in trees.list()} == {wt.path for wt in keep}
+
+
+def test_the_pool_hands_out_free_clean_worktrees_once(repo: Path, tmp_path: Path) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    assert trees.take_from_pool(1, "Nothing free") is None
+    busy = make(trees, "busy", "review")
+    dirty = make(trees, "dirty", "discarded")
+    (dirty.path / "app.py").write_text("left behind\n")
+    free = make(trees, "free", "reported")
+    assert trees.pooled() == [free]
+
+    taken = trees.take_from_pool("local-2", "Second")
+    assert taken is not None and taken.path == free.path
+    assert taken.branch == "locus/local-2-second"
+    assert trees.state(taken) == "running"
+    assert trees.pooled() == [] and trees.take_from_pool(3, "Third") is None
+    assert trees.state(busy) == "review" and trees.is_dirty(dirty)
+
+
+def test_two_runs_never_take_the_same_pooled_worktree(repo: Path, tmp_path: Path) -> None:
+    free = make(Worktrees(repo, tmp_path / "wt"), "free", "reported")
+    start = threading.Barrier(2)
+
+    def take(task: str) -> Worktree | None:
+        trees = Worktrees(repo, tmp_path / "wt")  # as the daemon does: one instance per run
+        start.wait()
+        return trees.take_from_pool(task, "Race")
+
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(take, ["a", "b"]))
+    assert sorted(w is None for w in got) == [False, True]
+    assert [w.path for w in got if w is not None] == [free.path]
+
+
+def test_a_failed_take_leaves_the_worktree_in_the_pool(repo: Path, tmp_path: Path) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    free = make(trees, "free", "discarded")
+    sh(repo, "git", "branch", "locus/2-taken")
+    with pytest.raises(WorktreeError, match="branch locus/2-taken already exists"):
+        trees.take_from_pool(2, "Taken")
+    assert trees.pooled() == [free] and trees.state(free) == "discarded"
+
+
+def test_reuse_refuses_a_dirty_worktree(repo: Path, tmp_path: Path) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = make(trees, "done", "reported")
+    (wt.path / "new.txt").write_text("untracked\n")
+    with pytest.raises(WorktreeError, match="uncommitted changes: commit or discard them"):
+        trees.reuse(wt, 2, "Next")
+    assert (wt.path / "new.txt").exists()
+
+
+# -- submodules and LFS --------------------------------------------------------------------------
+
+
+def test_submodules_are_checked_out(repo: Path, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sh(lib, "git", "init", "-q", "-b", "main")
+    commit(lib, "lib.py", "VALUE = 42\n", "lib")
+    sh(
+        repo,
+        "git",
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        str(lib),
+        "vendor/lib",
+    )
+    sh(repo, "git", "commit", "-q", "-m", "add lib")
+    trees = Worktrees(repo, tmp_path / "wt")
+
+    wt = trees.create(1, "With submodule")
+    assert (wt.path / "vendor" / "lib" / "lib.py").read_text() == "VALUE = 42\n"
+    assert wt.warnings == ()
+    (wt.path / "vendor" / "lib" / "lib.py").write_text("VALUE = 0\n")
+    with pytest.raises(WorktreeError, match="uncommitted changes"):
+        trees.remove(wt)
+    sh(wt.path / "vendor" / "lib", "git", "checkout", "-q", "lib.py")
+    trees.remove(wt)
+    assert not wt.path.exists()
+
+
+LFS_POINTER = (
+    "version https://git-lfs.github.com/spec/v1\n"
+    "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+    "size 12345\n"
+)
+
+
+def test_lfs_pointers_stay_pointers(repo: Path, tmp_path: Path) -> None:
+    (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    (repo / "model.bin").write_text(LFS_POINTER)
+    sh(repo, "git", "add", ".gitattributes", "model.bin")
+    sh(repo, "git", "commit", "-q", "-m", "lfs")
+    wt = Worktrees(repo, tmp_path / "wt").create(1, "Lfs")
+    assert (wt.path / "model.bin").read_text() == LFS_POINTER
+    assert any("LFS files are pointers" in w for w in wt.warnings)

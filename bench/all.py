@@ -1,0 +1,34 @@
+"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 4 minutes on 2 cores).
+
+Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``) and agent
+(``python -m bench.agent``) suites one after the other with their defaults, each printing its
+figures against their targets; exits 1 if any figure missed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from bench import __main__ as dispatch
+from bench import agent, worktrees
+
+SUITES: dict[str, Callable[[list[str] | None], int]] = {
+    "dispatch": dispatch.main,
+    "worktrees": worktrees.main,
+    "agent": agent.main,
+}
+
+
+def main() -> int:
+    missed = []
+    for name, suite in SUITES.items():
+        print(f"\n== {name}", flush=True)
+        if suite([]) != 0:
+            missed.append(name)
+    print(f"\n{'MISS in ' + ', '.join(missed) if missed else 'all suites PASS'}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Plays a recorded transcript back: each model turn returns the recorded response, so a run
+can be reproduced without a model (the demo, the tests, a bug report).
+
+It fails loudly on divergence instead of returning a response that no longer fits: the run must
+send the same task, answer the same tool calls in the same order, and see the same tools
+succeed or fail as in the recording. (Tool output itself may differ — timings, paths — so its
+text is not compared.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from locusd.agent.messages import Message, Request, Response, ToolResultBlock, Usage
+from locusd.agent.providers import OnText, ProviderError
+from locusd.agent.transcript import Header, RequestRecord, ResponseRecord, read
+
+
+class ReplayDivergence(ProviderError):
+    pass
+
+
+def _results(message: Message) -> list[tuple[str, bool]]:
+    return [(b.tool_use_id, b.is_error) for b in message.content if isinstance(b, ToolResultBlock)]
+
+
+class ReplayProvider:
+    name = "replay"
+
+    def __init__(self, path: Path) -> None:
+        records = read(path)
+        header = records[0]
+        assert isinstance(header, Header)
+        self.path = path
+        self.model = header.model
+        self.task = header.task
+        self.requests = [r for r in records if isinstance(r, RequestRecord)]
+        self.responses = [r for r in records if isinstance(r, ResponseRecord)]
+        self.turn = 0
+
+    def cost(self, usage: Usage) -> float | None:
+        """Nothing: a replay calls no model (the recording's own cost is in its records)."""
+        return 0.0
+
+    async def complete(self, request: Request, on_text: OnText | None = None) -> Response:
+        self.turn += 1
+        if self.turn > len(self.responses):
+            raise ReplayDivergence(
+                f"{self.path}: the recording has {len(self.responses)} turns;"
+                f" this run asked for turn {self.turn}"
+            )
+        recorded_request = self.requests[self.turn - 1]
+        if self.turn == 1 and request.messages[0].text != self.task:
+            raise ReplayDivergence(
+                f"{self.path}: recorded for the task {self.task!r}, not {request.messages[0].text!r}"
+            )
+        new = recorded_request.new_messages
+        if new and request.messages and _results(request.messages[-1]) != _results(new[-1]):
+            raise ReplayDivergence(
+                f"{self.path}: turn {self.turn} diverges: the recording's tool results were"
+                f" {_results(new[-1])} (id, is_error), this run's are"
+                f" {_results(request.messages[-1])}"
+            )
+        response = self.responses[self.turn - 1].response
+        if on_text is not None and response.message.text:
+            on_text(response.message.text)
+        return response

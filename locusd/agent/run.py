@@ -1,0 +1,194 @@
+"""One agent run from start to end, without any cloud: a worktree, the bootstrap, the loop, the
+diff, the transcript's header and footer. ``locus agent run`` calls this; the daemon will too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.metadata
+import os
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from locusd import repo_config
+from locusd.agent import sandbox, tools
+from locusd.agent.commands import scrubbed_env
+from locusd.agent.loop import SYSTEM_PROMPT, Agent, OnEvent
+from locusd.agent.providers import Provider
+from locusd.agent.tools import Approver, Workspace
+from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
+from locusd.agent.verify import detect
+from locusd.config import Config
+from locusd.git.diffs import diff_against
+from locusd.git.worktrees import Worktrees
+
+#: Files at the worktree root whose text is handed to the model as the repository's guidance.
+INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".locus/instructions.md")
+MAX_INSTRUCTIONS = 20_000
+NO_VERIFY = 'no verify command found: add verify = "…" to .locus.toml; the run is unverified'
+
+
+class RunReport(Ending):
+    """What ``locus agent run --json`` prints, and what the daemon reports upward: how the run
+    ended (as in the transcript's footer) and where its work is."""
+
+    task_id: str
+    verify_command: str | None
+    verify_reason: str
+    worktree: str
+    branch: str
+    base_commit: str
+    transcript: str
+    warnings: list[str]
+
+
+def local_task_id() -> str:
+    return "local-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+
+
+def instructions(root: Path) -> str | None:
+    for name in INSTRUCTION_FILES:
+        path = root / name
+        if path.is_file() and not path.is_symlink():
+            text = path.read_text(encoding="utf-8", errors="replace")[:MAX_INSTRUCTIONS]
+            return f"Repository instructions ({name}):\n{text}"
+    return None
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("locus", "anthropic", "openai"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+async def run_task(
+    *,
+    repo: Path,
+    task: str,
+    provider: Provider,
+    config: Config,
+    transcript_path: Path | None = None,
+    task_id: str | None = None,
+    base: str = "HEAD",
+    cancel: asyncio.Event | None = None,
+    approver: Approver | None = None,
+    on_event: OnEvent | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> RunReport:
+    started = time.monotonic()
+    phase = on_phase or (lambda text: None)
+    task_id = task_id or local_task_id()
+    cancel = cancel or asyncio.Event()
+    agent_config = config.agent
+
+    phase("creating the worktree")
+    worktrees = Worktrees(repo, config.worktree_dir / _repo_key(repo))
+    # A pooled worktree (a finished run's, its ignored build caches warm) when there is one.
+    worktree = await asyncio.to_thread(worktrees.take_from_pool, task_id, task, base)
+    if worktree is None:
+        worktree = await asyncio.to_thread(worktrees.create, task_id, task, base)
+    warnings = list(worktree.warnings)
+    settings = repo_config.load(worktree.path)
+    if settings.copy_files or settings.setup:
+        phase("bootstrapping (.locus.toml)")
+        await asyncio.to_thread(worktrees.bootstrap, worktree, settings)
+
+    run_dir = config.state_dir / "runs" / task_id
+    transcript_path = transcript_path or run_dir / "transcript.jsonl"
+    verify = detect(worktree.path, settings)
+    contained = sandbox.probe(network=agent_config.allow_network) if agent_config.sandbox else None
+    if contained is not None and contained.warning:
+        warnings.append(contained.warning)
+    workspace = Workspace(
+        root=worktree.path,
+        scratch=run_dir / "commands",
+        policy=agent_config.policy,
+        # No .pyc files: an edit within the same second as the last run, to the same size, would
+        # otherwise be shadowed by stale bytecode and verify would test the old code.
+        env=scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"},
+        cancel=cancel,
+        verify=verify,
+        approver=approver,
+        sandbox=contained.sandbox if contained is not None else None,
+        command_timeout=agent_config.command_timeout,
+        verify_timeout=agent_config.verify_timeout,
+        max_verify_rounds=agent_config.max_verify_rounds,
+    )
+    guidance = instructions(worktree.path)
+    transcript = TranscriptWriter(transcript_path)
+    try:
+        transcript.write(
+            Header(
+                versions=versions(),
+                provider=provider.name,
+                model=provider.model,
+                task=task,
+                repo=str(worktrees.checkout),
+                worktree=str(worktree.path),
+                branch=worktree.branch,
+                base_commit=worktree.base_commit,
+                config=agent_config.model_dump(mode="json"),
+                system=SYSTEM_PROMPT,
+                instructions=guidance,
+                tools=tools.specs(),
+                started_at=datetime.now(UTC).isoformat(),
+            )
+        )
+        phase("running the agent")
+        agent = Agent(
+            provider,
+            workspace,
+            transcript,
+            agent_config.budget,
+            instructions=guidance,
+            max_tokens=agent_config.max_output_tokens,
+            stuck_threshold=agent_config.stuck_threshold,
+            on_event=on_event,
+        )
+        result = await agent.run(task)
+        diff = await asyncio.to_thread(diff_against, worktree.path, worktree.base_commit)
+        stop = result.stop
+        ending = Ending(
+            outcome=stop.outcome,
+            reason=stop.reason,
+            summary=stop.summary,
+            question=stop.question,
+            follow_ups=workspace.follow_ups,
+            verification=workspace.verifications[-1] if workspace.verifications else None,
+            diff=diff,
+            turns=result.turns,
+            usage=result.usage,
+            cost_usd=round(result.cost, 6),
+            cost_known=result.cost_known,
+            duration=round(time.monotonic() - started, 3),
+        )
+        transcript.write(Footer(**dict(ending)))
+    finally:
+        transcript.close()
+    # With changes, the worktree waits for review; without, it is free for the pool.
+    await asyncio.to_thread(worktrees.set_state, worktree, "review" if diff else "discarded")
+    return RunReport(
+        **dict(ending),
+        task_id=task_id,
+        verify_command=verify.command if verify else None,
+        verify_reason=verify.reason if verify else NO_VERIFY,
+        worktree=str(worktree.path),
+        branch=worktree.branch,
+        base_commit=worktree.base_commit,
+        transcript=str(transcript_path),
+        warnings=warnings,
+    )
+
+
+def _repo_key(repo: Path) -> str:
+    """A directory name per repository, so two checkouts' worktrees never collide."""
+    resolved = repo.resolve()
+    return f"{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"

@@ -1,0 +1,506 @@
+"""The agent's tools: what each one is for (the model reads the descriptions), its input (a
+pydantic model — the JSON Schema the model sees is generated from it) and what it does.
+
+Every tool works inside one :class:`Workspace`: file tools go through
+:class:`~locusd.agent.confine.Confined` (nothing outside the worktree or inside ``.git/``),
+commands through the policy and :func:`~locusd.agent.commands.run_command`. A tool never
+raises for a mistake the model can fix: it returns an error result that says what to do.
+``finish`` and ``ask_user`` end the run through :class:`Stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from locusd.agent.commands import CommandResult, run_command
+from locusd.agent.confine import Confined, ConfinementError
+from locusd.agent.edits import EditError, apply_edit, number_lines
+from locusd.agent.messages import ToolSpec, ToolUseBlock
+from locusd.agent.policy import CommandPolicy, decide
+from locusd.agent.sandbox import Sandbox
+from locusd.agent.transcript import Evidence, FollowUp, Outcome
+from locusd.agent.verify import VerifyCommand, evidence
+from locusd.errors import describe
+
+#: Asks the user whether a command the policy marks "ask" may run; None = nobody to ask.
+Approver = Callable[[str, str], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Ends the run after this tool call."""
+
+    outcome: Outcome
+    reason: str | None = None
+    summary: str | None = None
+    question: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    content: str  # what the model sees
+    is_error: bool = False
+    stop: Stop | None = None
+    exit_code: int | None = None
+    full_output: str | None = None  # a command's whole output, for the transcript only
+
+
+@dataclass
+class Workspace:
+    """Everything the tools act on, and what they leave for the runner (follow-ups,
+    verification evidence)."""
+
+    root: Path
+    scratch: Path  # outside the worktree: command output files
+    policy: CommandPolicy
+    env: dict[str, str]
+    cancel: asyncio.Event
+    verify: VerifyCommand | None
+    approver: Approver | None = None
+    sandbox: Sandbox | None = None
+    command_timeout: float = 600
+    verify_timeout: float = 1800
+    max_verify_rounds: int = 3
+    read_limit: int = 256_000
+    output_limit: int = 30_000
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    verifications: list[Evidence] = field(default_factory=list)
+    verify_failures: int = 0
+    _commands_run: int = 0
+
+    def __post_init__(self) -> None:
+        self.files = Confined(self.root)
+
+    @property
+    def unattended(self) -> bool:
+        return self.approver is None
+
+    async def run(self, command: str, timeout: float) -> CommandResult:  # noqa: ASYNC109
+        self._commands_run += 1
+        return await run_command(
+            command,
+            self.root,
+            output_path=self.scratch / f"command-{self._commands_run}.log",
+            env=self.env,
+            timeout=timeout,
+            cancel=self.cancel,
+            limit=self.output_limit,
+            sandbox=self.sandbox,
+        )
+
+    async def run_verify(self) -> Evidence | None:
+        if self.verify is None:
+            return None
+        result = await self.run(self.verify.command, self.verify_timeout)
+        found = evidence(self.verify, result)
+        self.verifications.append(found)
+        return found
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+ToolFn = Callable[[Workspace, Any], Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    input: type[_Input]
+    fn: ToolFn
+
+    def spec(self) -> ToolSpec:
+        schema = self.input.model_json_schema()
+        schema.pop("title", None)
+        return ToolSpec(name=self.name, description=self.description, input_schema=schema)
+
+
+TOOLS: dict[str, Tool] = {}
+
+
+def tool(name: str, description: str, input: type[_Input]) -> Callable[[ToolFn], ToolFn]:
+    def register(fn: ToolFn) -> ToolFn:
+        TOOLS[name] = Tool(name, description, input, fn)
+        return fn
+
+    return register
+
+
+def _git_paths(ws: Workspace, *args: str) -> list[str]:
+    """Paths from a git command run with -z: raw names, never C-quoted."""
+    done = subprocess.run(  # noqa: S603 - fixed git arguments, paths after "--"
+        ["git", *args],  # noqa: S607
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode not in (0, 1):  # 1: nothing matched
+        raise EditError(done.stderr.strip() or f"git {args[0]} failed")
+    return [path for path in done.stdout.split("\0") if path]
+
+
+# --- read, list, search ------------------------------------------------------------------
+
+
+class ReadFile(_Input):
+    path: str = Field(description="file path relative to the repository root")
+    start_line: int = Field(1, ge=1, description="first line to show (1-based)")
+    end_line: int | None = Field(None, ge=1, description="last line to show (inclusive)")
+
+
+MAX_LINES = 2000
+
+
+@tool(
+    "read_file",
+    "Read a text file of the repository, with line numbers. Long files: pass start_line and "
+    f"end_line (at most {MAX_LINES} lines are shown at once).",
+    ReadFile,
+)
+async def read_file(ws: Workspace, args: ReadFile) -> ToolResult:
+    data = ws.files.read_bytes(args.path, limit=ws.read_limit + 1)
+    if b"\0" in data[:8192]:
+        return ToolResult(f"{args.path} is a binary file; not shown", is_error=True)
+    note = ""
+    if len(data) > ws.read_limit:
+        data = data[: ws.read_limit]
+        note = f"\n[only the first {ws.read_limit} bytes are shown]"
+    text = data.decode("utf-8", errors="replace")
+    if args.end_line is not None and args.end_line < args.start_line:
+        return ToolResult(
+            f"end_line {args.end_line} is before start_line {args.start_line}", is_error=True
+        )
+    end = args.end_line or args.start_line + MAX_LINES - 1
+    if end - args.start_line >= MAX_LINES:
+        end = args.start_line + MAX_LINES - 1
+    total = len(text.splitlines())
+    shown = number_lines(text, args.start_line, end)
+    if end < total:
+        note += f"\n[lines {args.start_line}-{end} of {total}; ask for more with start_line]"
+    return ToolResult((shown or "[empty file]") + note)
+
+
+class ListFiles(_Input):
+    pattern: str = Field(
+        "**", description="glob relative to the repository root, e.g. 'src/**/*.py'"
+    )
+
+
+MAX_LISTED = 1000
+
+
+@tool(
+    "list_files",
+    "List the repository's files (tracked and new, without what .gitignore ignores) matching "
+    "a glob. '**' matches across directories.",
+    ListFiles,
+)
+async def list_files(ws: Workspace, args: ListFiles) -> ToolResult:
+    pattern = ws.files.relative(args.pattern)
+    paths = await asyncio.to_thread(
+        _git_paths,
+        ws,
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+        "--deduplicate",
+        "--",
+        f":(glob){pattern}",
+    )
+    # Deleted-but-tracked files are listed by --cached; the model should not see them.
+    present = [p for p in paths if (ws.root / p).exists() or (ws.root / p).is_symlink()]
+    if not present:
+        return ToolResult(f"no files match {args.pattern!r}")
+    more = len(present) - MAX_LISTED
+    tail = f"\n[{more} more; narrow the pattern]" if more > 0 else ""
+    return ToolResult("\n".join(present[:MAX_LISTED]) + tail)
+
+
+class Search(_Input):
+    pattern: str = Field(description="regular expression (extended syntax) to search for")
+    path: str = Field(".", description="directory or file to search in, relative to the root")
+    glob: str | None = Field(None, description="only files matching this glob, e.g. '*.py'")
+
+
+MAX_MATCHES = 200
+
+
+def _search_command(args: Search, path: str) -> list[str]:
+    """ripgrep when installed (fast, respects .gitignore), else git grep (always there, also
+    respects .gitignore with --untracked --exclude-standard)."""
+    if shutil.which("rg"):
+        command = ["rg", "--line-number", "--no-heading", "--color=never", "--max-columns=300"]
+        if args.glob:
+            command += ["--glob", args.glob]
+        return [*command, "--regexp", args.pattern, "--", path]
+    spec = [f":(glob){path}/**/{args.glob}" if path != "." else f":(glob)**/{args.glob}"]
+    return [
+        *("git", "grep", "-z", "--line-number", "-I", "--untracked", "--exclude-standard"),
+        *("--extended-regexp", "-e", args.pattern, "--"),
+        *(spec if args.glob else [path]),
+    ]
+
+
+@tool(
+    "search",
+    "Search file contents with a regular expression; answers path:line:text. Ignored files "
+    "(.gitignore) are skipped.",
+    Search,
+)
+async def search(ws: Workspace, args: Search) -> ToolResult:
+    path = ws.files.relative(args.path)
+    command = _search_command(args, path)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        command,
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode == 1:
+        return ToolResult(f"no matches for {args.pattern!r}")
+    if done.returncode != 0:
+        return ToolResult(f"search failed: {done.stderr.strip()}", is_error=True)
+    # git grep -z separates path, line number and text with NULs (names are never quoted).
+    lines = [line.replace("\0", ":", 2)[:300] for line in done.stdout.splitlines()]
+    more = len(lines) - MAX_MATCHES
+    tail = f"\n[{more} more matches; narrow the pattern or the path]" if more > 0 else ""
+    return ToolResult("\n".join(lines[:MAX_MATCHES]) + tail)
+
+
+# --- edit, write -----------------------------------------------------------------------
+
+
+class EditFile(_Input):
+    path: str = Field(description="file path relative to the repository root")
+    old_string: str = Field(description="the exact text to replace, including indentation")
+    new_string: str = Field(description="the text to put in its place")
+    replace_all: bool = Field(False, description="replace every occurrence, not just one")
+
+
+@tool(
+    "edit_file",
+    "Replace an exact piece of text in a file. old_string must occur exactly once (quote enough "
+    "surrounding lines to make it unique) unless replace_all is set.",
+    EditFile,
+)
+async def edit_file(ws: Workspace, args: EditFile) -> ToolResult:
+    text = ws.files.read_bytes(args.path).decode("utf-8")
+    updated, count = apply_edit(
+        text, args.old_string, args.new_string, replace_all=args.replace_all
+    )
+    ws.files.write_bytes(args.path, updated.encode("utf-8"))
+    return ToolResult(f"edited {args.path}: {count} replacement{'s' if count > 1 else ''}")
+
+
+class WriteFile(_Input):
+    path: str = Field(description="file path relative to the repository root")
+    content: str = Field(description="the whole new content of the file")
+
+
+@tool(
+    "write_file",
+    "Create a file, or replace a whole file's content. Prefer edit_file for changes to "
+    "existing files.",
+    WriteFile,
+)
+async def write_file(ws: Workspace, args: WriteFile) -> ToolResult:
+    parent = str(Path(ws.files.relative(args.path)).parent)
+    ws.files.makedirs(parent)
+    ws.files.write_bytes(args.path, args.content.encode("utf-8"))
+    return ToolResult(f"wrote {args.path} ({len(args.content.encode())} bytes)")
+
+
+# --- commands and verification -------------------------------------------------------------
+
+
+class RunCommand(_Input):
+    command: str = Field(description="a bash command line, run in the repository root")
+    timeout: float = Field(120, gt=0, le=1800, description="seconds before it is killed")
+
+
+def _describe(result: CommandResult) -> str:
+    if result.cancelled:
+        status = "cancelled"
+    elif result.timed_out:
+        status = "killed: it ran over its timeout (is it waiting for input, or a server?)"
+    else:
+        status = f"exit code {result.exit_code}"
+    return f"[{status}]\n{result.output}"
+
+
+@tool(
+    "run_command",
+    "Run a bash command in the repository root (stdin is closed; secrets are not in its "
+    "environment). Output is cut in the middle when long. A policy decides what may run.",
+    RunCommand,
+)
+async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
+    decision = decide(ws.policy, args.command, unattended=ws.unattended)
+    if decision.verdict == "ask" and ws.approver is not None:
+        if not await ws.approver(args.command, decision.reason):
+            return ToolResult(f"the user declined to run this: {decision.reason}", is_error=True)
+    elif decision.verdict == "deny":
+        return ToolResult(
+            f"not run: {decision.reason}. Find another way that does not need it.",
+            is_error=True,
+        )
+    result = await ws.run(args.command, min(args.timeout, ws.command_timeout))
+    full = result.output_path.read_text(encoding="utf-8", errors="replace")
+    return ToolResult(
+        _describe(result),
+        is_error=result.exit_code != 0,
+        exit_code=result.exit_code,
+        full_output=full if result.truncated else None,
+    )
+
+
+class NoInput(_Input):
+    pass
+
+
+def _verify_text(found: Evidence) -> str:
+    verdict = "passed" if found.passed else "FAILED"
+    code = "timed out" if found.timed_out else f"exit code {found.exit_code}"
+    return f"verify command `{found.command}` {verdict} ({code}):\n{found.output_tail}"
+
+
+@tool(
+    "run_verify",
+    "Run the repository's verify command (its tests) and see the result. The runner also runs "
+    "it when you finish.",
+    NoInput,
+)
+async def run_verify(ws: Workspace, args: NoInput) -> ToolResult:
+    found = await ws.run_verify()
+    if found is None:
+        return ToolResult("this repository has no verify command; run its checks yourself")
+    return ToolResult(_verify_text(found), is_error=not found.passed, exit_code=found.exit_code)
+
+
+# --- ending the run ----------------------------------------------------------------------
+
+
+class Finish(_Input):
+    summary: str = Field(description="what you changed and why, for the reviewer")
+
+
+@tool(
+    "finish",
+    "Say you are done, with a summary for the reviewer. The runner then runs the verify "
+    "command; if it fails you get the output and continue.",
+    Finish,
+)
+async def finish(ws: Workspace, args: Finish) -> ToolResult:
+    found = await ws.run_verify()
+    if found is None:
+        return ToolResult(
+            "finished (no verify command)", stop=Stop("completed", summary=args.summary)
+        )
+    if found.passed:
+        return ToolResult(_verify_text(found), stop=Stop("completed", summary=args.summary))
+    if ws.cancel.is_set():
+        return ToolResult(_verify_text(found), is_error=True, stop=Stop("cancelled"))
+    ws.verify_failures += 1
+    if ws.verify_failures >= ws.max_verify_rounds:
+        return ToolResult(
+            _verify_text(found),
+            is_error=True,
+            stop=Stop(
+                "failed",
+                reason=f"verification still fails after {ws.verify_failures} rounds",
+                summary=args.summary,
+            ),
+        )
+    left = ws.max_verify_rounds - ws.verify_failures
+    return ToolResult(
+        f"not done: {_verify_text(found)}\nFix this and call finish again"
+        f" ({left} round{'s' if left > 1 else ''} left).",
+        is_error=True,
+    )
+
+
+class AskUser(_Input):
+    question: str = Field(description="what you need to know; the run stops until answered")
+
+
+@tool(
+    "ask_user",
+    "Ask the user a question you cannot answer from the repository. This ends the run; it "
+    "resumes with the answer.",
+    AskUser,
+)
+async def ask_user(ws: Workspace, args: AskUser) -> ToolResult:
+    return ToolResult("question recorded", stop=Stop("needs_input", question=args.question))
+
+
+class CreateFollowUp(_Input):
+    title: str = Field(min_length=1, max_length=200, description="the new task's title")
+    description: str = Field("", description="what should be done and why")
+
+
+@tool(
+    "create_follow_up",
+    "Record a follow-up task for work you noticed but that is outside this task.",
+    CreateFollowUp,
+)
+async def create_follow_up(ws: Workspace, args: CreateFollowUp) -> ToolResult:
+    ws.follow_ups.append(FollowUp(title=args.title, description=args.description))
+    return ToolResult(f"follow-up recorded: {args.title}")
+
+
+# --- dispatch ----------------------------------------------------------------------------
+
+
+def specs() -> list[ToolSpec]:
+    return [t.spec() for t in TOOLS.values()]
+
+
+def _validation_message(name: str, exc: ValidationError) -> str:
+    return f"invalid input for {name}: {describe(exc)}. Fix the arguments and call it again."
+
+
+async def execute(ws: Workspace, call: ToolUseBlock) -> ToolResult:
+    """Run one tool call; mistakes come back as error results for the model to correct."""
+    found = TOOLS.get(call.name)
+    if found is None:
+        return ToolResult(
+            f"there is no tool {call.name!r}; the tools are {', '.join(TOOLS)}", is_error=True
+        )
+    if "__invalid_json__" in call.input:
+        return ToolResult(
+            f"the arguments for {call.name} were not valid JSON: {call.input['__invalid_json__']!r}",
+            is_error=True,
+        )
+    try:
+        args = found.input.model_validate(call.input)
+    except ValidationError as exc:
+        return ToolResult(_validation_message(call.name, exc), is_error=True)
+    try:
+        return await found.fn(ws, args)
+    except (ConfinementError, EditError) as exc:
+        return ToolResult(str(exc), is_error=True)
+    except FileNotFoundError:
+        return ToolResult(f"{call.input.get('path')}: no such file", is_error=True)
+    except IsADirectoryError:
+        return ToolResult(f"{call.input.get('path')}: is a directory", is_error=True)
+    except UnicodeDecodeError:
+        return ToolResult(f"{call.input.get('path')}: not UTF-8 text", is_error=True)
+    except OSError as exc:
+        return ToolResult(f"{call.name} failed: {exc.strerror or exc}", is_error=True)

@@ -1,0 +1,248 @@
+"""``locus agent …``: run the agent on a local repository, without any cloud or daemon.
+
+Progress goes to stderr (a live status line with rich), the result to stdout: a readable report,
+or with ``--json`` the :class:`~locusd.agent.run.RunReport` as JSON for scripts.
+
+Exit codes: 0 completed, 1 failed or budget exhausted, 2 bad usage or configuration,
+3 needs input (the model asked a question), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+from rich.prompt import Confirm
+from rich.status import Status
+from rich.syntax import Syntax
+
+from locusd import config as user_config
+from locusd.agent import transcript
+from locusd.agent.loop import Event
+from locusd.agent.providers import ConfigurationError
+from locusd.agent.providers.select import make_provider
+from locusd.agent.run import RunReport, run_task
+from locusd.agent.tools import Approver
+from locusd.git.worktrees import WorktreeError
+from locusd.repo_config import RepoConfigError
+
+EXIT_CODES = {
+    "completed": 0,
+    "failed": 1,
+    "budget_exhausted": 1,
+    "needs_input": 3,
+    "cancelled": 130,
+}
+
+
+@click.group()
+def agent() -> None:
+    """Run the coding agent locally (no cloud needed)."""
+
+
+class _Progress:
+    """The live status line: phase, turn, the tool running now, tokens and cost so far."""
+
+    def __init__(self, console: Console, status: Status | None) -> None:
+        self.console = console
+        self.status = status
+        self.turn = 0
+
+    def phase(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def event(self, event: Event) -> None:
+        if self.status is None:
+            return
+        if event.kind == "turn":
+            self.turn = event.turn
+            self.status.update(f"turn {event.turn}: thinking")
+        elif event.kind == "tool":
+            self.status.update(f"turn {event.turn}: {event.text} {_brief(event.data['input'])}")
+        elif event.kind == "tool_done":
+            mark = "[red]✗[/]" if event.data["is_error"] else "[green]✓[/]"
+            self.console.print(f"  {mark} {event.text} ({event.data['duration']:.2f} s)")
+        elif event.kind == "verify":
+            verdict = "[green]passed[/]" if event.data["passed"] else "[red]failed[/]"
+            self.console.print(f"  verify `{event.text}` {verdict}")
+        elif event.kind == "note":
+            self.console.print(f"  [yellow]{event.text}[/]")
+
+
+def _brief(arguments: dict[str, Any]) -> str:
+    for key in ("path", "command", "pattern", "summary", "question", "title"):
+        if key in arguments:
+            return str(arguments[key]).splitlines()[0][:80] if arguments[key] else ""
+    return ""
+
+
+def _approver(console: Console) -> Approver:
+    async def approve(command: str, reason: str) -> bool:
+        console.print(f"[yellow]The agent wants to run[/] `{command}` ({reason}).")
+        return await asyncio.to_thread(Confirm.ask, "Allow it?", console=console, default=False)
+
+    return approve
+
+
+def _show(console: Console, report: RunReport) -> None:
+    colour = {"completed": "green", "needs_input": "yellow"}.get(report.outcome, "red")
+    lines = [
+        f"[bold {colour}]{report.outcome}[/]" + (f": {report.reason}" if report.reason else "")
+    ]
+    if report.summary:
+        lines.append(f"\n[bold]Summary[/]\n{report.summary}")
+    if report.question:
+        lines.append(f"\n[bold]Question[/]\n{report.question}")
+    for follow_up in report.follow_ups:
+        lines.append(f"follow-up: {follow_up.title}")
+    check = report.verification
+    if check is not None:
+        verdict = "passed" if check.passed else "FAILED"
+        lines.append(
+            f"\n[bold]Verification[/] `{check.command}` {verdict} (exit {check.exit_code},"
+            f" {check.duration:.1f} s; {check.reason})\n{check.output_tail[-800:]}"
+        )
+    else:
+        lines.append(f"\n[bold]Verification[/] {report.verify_reason}")
+    cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (model not priced)"
+    lines.append(
+        f"\n{report.turns} turns, {report.usage.total_tokens} tokens"
+        f" ({report.usage.cache_read_tokens} from cache), cost {cost}, {report.duration:.1f} s"
+    )
+    lines.append(f"worktree {report.worktree} (branch {report.branch})")
+    lines.append(f"transcript {report.transcript}")
+    lines.extend(f"[yellow]warning:[/] {warning}" for warning in report.warnings)
+    console.print(Panel("\n".join(lines), title=f"locus agent run {report.task_id}"))
+    if report.diff:
+        console.print(Syntax(report.diff, "diff", word_wrap=True))
+    else:
+        console.print("(no changes)")
+
+
+@agent.command("run")
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="the git checkout to work on (it is never modified: the run gets its own worktree)",
+)
+@click.option("--task", required=True, help="what the agent should do")
+@click.option("--provider", type=click.Choice(["anthropic", "openai", "replay"]))
+@click.option("--model", help="model name (default: the provider's)")
+@click.option("--base-url", help="API base URL, e.g. http://127.0.0.1:11434/v1 for Ollama")
+@click.option(
+    "--replay",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a transcript to play back instead of calling a model (implies --provider replay)",
+)
+@click.option(
+    "--transcript",
+    "transcript_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="where to write this run's transcript (default: the state directory)",
+)
+@click.option("--base", default="HEAD", show_default=True, help="commit to start from")
+@click.option("--max-turns", type=click.IntRange(min=1), help="budget: model calls")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), help="budget: USD")
+@click.option("--max-wall-seconds", type=click.FloatRange(min=0, min_open=True), help="budget")
+@click.option(
+    "--unattended", is_flag=True, help="never ask: commands the policy marks 'ask' are denied"
+)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
+def run(
+    repo: Path,
+    task: str,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    replay: Path | None,
+    transcript_path: Path | None,
+    base: str,
+    max_turns: int | None,
+    max_cost: float | None,
+    max_wall_seconds: float | None,
+    unattended: bool,
+    as_json: bool,
+) -> None:
+    """Run the agent on TASK in a new worktree of REPO and show the diff, the summary, the
+    verification evidence and the cost."""
+    err = Console(stderr=True)
+    try:
+        config = user_config.load()
+    except user_config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    agent_config = config.agent.model_copy(
+        update={
+            k: v
+            for k, v in {"provider": provider, "model": model, "base_url": base_url}.items()
+            if v is not None
+        }
+    )
+    budget_update = {
+        k: v
+        for k, v in {
+            "max_turns": max_turns,
+            "max_cost_usd": max_cost,
+            "max_wall_seconds": max_wall_seconds,
+        }.items()
+        if v is not None
+    }
+    agent_config.budget = agent_config.budget.model_copy(update=budget_update)
+    config = config.model_copy(update={"agent": agent_config})
+    try:
+        chosen = make_provider(agent_config, replay=replay)
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not unattended and not as_json
+    status = err.status("starting") if sys.stderr.isatty() else None
+    progress = _Progress(err, status)
+
+    async def main() -> RunReport:
+        cancel = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, cancel.set)
+        return await run_task(
+            repo=repo,
+            task=task,
+            provider=chosen,
+            config=config,
+            transcript_path=transcript_path,
+            base=base,
+            cancel=cancel,
+            approver=_approver(err) if interactive else None,
+            on_event=progress.event,
+            on_phase=progress.phase,
+        )
+
+    try:
+        if status is not None:
+            with status:
+                report = asyncio.run(main())
+        else:
+            report = asyncio.run(main())
+    except (WorktreeError, RepoConfigError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        _show(Console(), report)
+    sys.exit(EXIT_CODES[report.outcome])
+
+
+@agent.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the transcript format (one record per line)."""
+    click.echo(json.dumps(transcript.json_schema(), indent=2))

@@ -1,0 +1,91 @@
+"""The user's Locus configuration (``~/.config/locus/config.toml``, or ``$LOCUS_CONFIG``): which
+model to use, budgets, the command policy, where worktrees and transcripts live.
+
+It is the user's file, not the repository's: a repository may describe itself in
+``.locus.toml`` (files to copy, setup, verify) but cannot raise its own budgets or permissions.
+Validation errors name the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from locusd.agent.budget import Budget
+from locusd.agent.policy import CommandPolicy
+from locusd.agent.providers.pricing import Price
+from locusd.errors import describe
+
+ProviderName = Literal["anthropic", "openai", "replay"]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderName = Field("anthropic", description="anthropic, openai or replay")
+    model: str | None = Field(None, description="model name; each provider has a default")
+    base_url: str | None = Field(None, description="API base URL (e.g. a local Ollama /v1)")
+    price_input_per_mtok: float | None = Field(
+        None, ge=0, description="USD per million input tokens (overrides the built-in table)"
+    )
+    price_output_per_mtok: float | None = Field(
+        None, ge=0, description="USD per million output tokens (with price_input_per_mtok)"
+    )
+    max_output_tokens: int = Field(8192, gt=0, description="max_tokens of each model call")
+    command_timeout: float = Field(600, gt=0, description="seconds before a command is killed")
+    verify_timeout: float = Field(1800, gt=0, description="seconds before verify is killed")
+    max_verify_rounds: int = Field(3, gt=0, description="failed verifications before giving up")
+    stuck_threshold: int = Field(3, ge=2, description="identical calls in a row that mean stuck")
+    sandbox: bool = Field(
+        True, description="contain commands with bubblewrap when it works here (see docs)"
+    )
+    allow_network: bool = Field(False, description="give sandboxed commands network access")
+    budget: Budget = Field(default_factory=Budget)
+    policy: CommandPolicy = Field(default_factory=CommandPolicy)
+
+    def price(self) -> Price | None:
+        if self.price_input_per_mtok is None or self.price_output_per_mtok is None:
+            return None
+        return Price(self.price_input_per_mtok, self.price_output_per_mtok)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    worktree_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("locus")) / "worktrees",
+        description="where run worktrees are created (outside every checkout)",
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_state_dir("locus")),
+        description="transcripts and command output of runs",
+    )
+
+
+def config_path() -> Path:
+    override = os.environ.get("LOCUS_CONFIG")
+    return (
+        Path(override) if override else Path(platformdirs.user_config_dir("locus")) / "config.toml"
+    )
+
+
+def load(path: Path | None = None) -> Config:
+    path = path or config_path()
+    if not path.exists():
+        return Config()
+    try:
+        return Config.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe(exc)}") from None

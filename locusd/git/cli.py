@@ -1,0 +1,108 @@
+"""Running git (and the repository's own commands) as child processes the daemon can stop.
+
+Straight ``subprocess`` rather than gitpython: one process per git call and nothing else, an
+environment Locus controls (no terminal prompts, no LFS downloads, no ``GIT_DIR`` inherited
+from a hook that started the daemon), and timeouts that kill the whole process group — a
+``git fetch`` leaves ``ssh`` or ``git-remote-https`` children that a plain kill would orphan.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Variables that point git at another repository than the one ``-C``/``cwd`` names; a daemon
+#: started from a git hook would otherwise inherit them (the list git itself clears for
+#: submodules, ``local_repo_env``).
+_REPOSITORY_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_PREFIX",
+)
+
+GIT_ENV = {
+    # Never wait for a password nobody will type: fail, and let the caller decide.
+    "GIT_TERMINAL_PROMPT": "0",
+    # LFS content is not downloaded into run worktrees: pointers stay pointers (with git-lfs
+    # installed, its smudge filter would otherwise fetch every object over the network).
+    "GIT_LFS_SKIP_SMUDGE": "1",
+}
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def tail(self, limit: int = 2000) -> str:
+        return (self.stdout + self.stderr)[-limit:].strip()
+
+
+class TimedOut(Exception):
+    def __init__(self, argv: Sequence[str], timeout: float) -> None:
+        super().__init__(f"{' '.join(argv)} took over {timeout:.0f} s")
+        self.timeout = timeout
+
+
+class GitFailed(Exception):
+    def __init__(self, argv: Sequence[str], done: Finished) -> None:
+        super().__init__(f"{' '.join(argv)} failed ({done.returncode}): {done.tail(500)}")
+        self.done = done
+
+
+def run(
+    argv: Sequence[str],
+    cwd: Path,
+    *,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Finished:
+    """Run ``argv`` in its own process group, stdin closed; on timeout kill the group and
+    raise :class:`TimedOut`. Output is decoded so that any path bytes round-trip."""
+    with subprocess.Popen(  # noqa: S603 - argv is built by the callers, never a shell string
+        argv,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        errors="surrogateescape",
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise TimedOut(argv, timeout or 0) from None
+    return Finished(process.returncode, stdout, stderr)
+
+
+class Git:
+    """One git executable with Locus's environment."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_ENV}
+        self.env = {**env, **GIT_ENV}
+
+    def run(self, cwd: Path, *args: str, timeout: float | None = None) -> Finished:
+        return run([self.executable, *args], cwd, timeout=timeout, env=self.env)
+
+    def __call__(self, cwd: Path, *args: str, timeout: float | None = None) -> str:
+        """stdout of ``git args`` in ``cwd``; raises :class:`GitFailed` on a non-zero exit."""
+        done = self.run(cwd, *args, timeout=timeout)
+        if done.returncode != 0:
+            raise GitFailed(["git", *args], done)
+        return done.stdout

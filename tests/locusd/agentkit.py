@@ -1,0 +1,106 @@
+"""What the agent scenario tests share: the sample repository as a real git repo, a config
+that keeps worktrees and state in a temp dir, running one task, and the scripted Anthropic
+session that fixes the sample's failing test (also what records the demo transcript:
+``python -m tests.locusd.agentkit examples/fix-median.jsonl``)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from locusd.agent.budget import Budget
+from locusd.agent.providers import Provider
+from locusd.agent.providers.anthropic import AnthropicProvider
+from locusd.agent.run import RunReport, run_task
+from locusd.config import AgentConfig, Config
+from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample-repo"
+TASK = (ROOT / "examples" / "fix-median.task").read_text().strip()
+DEMO_TRANSCRIPT = ROOT / "examples" / "fix-median.jsonl"
+API_KEY = "sk-ant-test-key"
+
+BUGGY = "    return ordered[middle]\n"
+FIXED = (
+    "    if len(ordered) % 2 == 0:\n"
+    "        return (ordered[middle - 1] + ordered[middle]) / 2\n"
+    "    return ordered[middle]\n"
+)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_sample_repo(where: Path) -> Path:
+    """A fresh git repository holding examples/sample-repo (one failing test)."""
+    repo = where / "sample-repo"
+    shutil.copytree(SAMPLE, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=Dev", "-c", "user.email=dev@localhost", "commit", "-q", "-m", "init")
+    return repo
+
+
+def make_config(where: Path, **agent: Any) -> Config:
+    budget = agent.pop("budget", {})
+    return Config(
+        agent=AgentConfig(**agent, budget=Budget(**budget)),
+        worktree_dir=where / "worktrees",
+        state_dir=where / "state",
+    )
+
+
+def anthropic(server: AnthropicServer, **options: Any) -> AnthropicProvider:
+    options.setdefault("backoff", 0.01)
+    return AnthropicProvider(api_key=API_KEY, base_url=server.base_url, **options)
+
+
+async def run(
+    provider: Provider, repo: Path, config: Config, task: str = TASK, **options: Any
+) -> RunReport:
+    return await run_task(repo=repo, task=task, provider=provider, config=config, **options)
+
+
+def call(name: str, **arguments: Any) -> Reply:
+    """A turn in which the model calls one tool."""
+    return Reply([tool_use(name, arguments)], stop_reason="tool_use")
+
+
+def fix_median_session() -> list[Reply]:
+    """Read the code, fix it, check, finish — what a good model does on the sample."""
+    return [
+        Reply(
+            [text("Let me look at the code first."), tool_use("read_file", {"path": "stats.py"})],
+            stop_reason="tool_use",
+        ),
+        call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
+        call("run_verify"),
+        call("finish", summary="median() now averages the two middle values of an even list."),
+    ]
+
+
+async def record_demo(target: Path) -> RunReport:
+    """Run the fix-median session against the loopback Anthropic server, keeping the
+    transcript at ``target`` (what scripts/demo.sh replays)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        repo = make_sample_repo(where)
+        async with AnthropicServer(fix_median_session()) as server:
+            report = await run(anthropic(server), repo, make_config(where), transcript_path=target)
+    return report
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    out.unlink(missing_ok=True)
+    done = asyncio.run(record_demo(out))
+    print(done.outcome, done.transcript)
