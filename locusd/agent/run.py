@@ -29,6 +29,8 @@ from locusd.git.worktrees import Worktrees
 #: Files at the worktree root whose text is handed to the model as the repository's guidance.
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".locus/instructions.md")
 MAX_INSTRUCTIONS = 20_000
+#: Finished worktrees kept for reuse (their ignored build caches make the next run start warm).
+POOL_SIZE = 2
 NO_VERIFY = 'no verify command found: add verify = "…" to .locus.toml; the run is unverified'
 
 
@@ -91,6 +93,8 @@ async def run_task(
 
     phase("creating the worktree")
     worktrees = Worktrees(repo, config.worktree_dir / _repo_key(repo))
+    # Stale worktrees go first (never one holding unreviewed, uncommitted or unreported work).
+    await asyncio.to_thread(worktrees.prune, POOL_SIZE)
     # A pooled worktree (a finished run's, its ignored build caches warm) when there is one.
     worktree = await asyncio.to_thread(worktrees.take_from_pool, task_id, task, base)
     if worktree is None:
@@ -102,6 +106,8 @@ async def run_task(
         await asyncio.to_thread(worktrees.bootstrap, worktree, settings)
 
     run_dir = config.state_dir / "runs" / task_id
+    # Transcripts and command output hold code: the owner's eyes only.
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     transcript_path = transcript_path or run_dir / "transcript.jsonl"
     verify = detect(worktree.path, settings)
     contained = sandbox.probe(network=agent_config.allow_network) if agent_config.sandbox else None

@@ -84,10 +84,16 @@ def _brief(arguments: dict[str, Any]) -> str:
     return ""
 
 
-def _approver(console: Console) -> Approver:
+def _approver(console: Console, status: Status | None) -> Approver:
     async def approve(command: str, reason: str) -> bool:
-        console.print(f"[yellow]The agent wants to run[/] `{command}` ({reason}).")
-        return await asyncio.to_thread(Confirm.ask, "Allow it?", console=console, default=False)
+        if status is not None:
+            status.stop()  # a live status line and a prompt would draw over each other
+        try:
+            console.print(f"[yellow]The agent wants to run[/] `{command}` ({reason}).")
+            return await asyncio.to_thread(Confirm.ask, "Allow it?", console=console, default=False)
+        finally:
+            if status is not None:
+                status.start()
 
     return approve
 
@@ -221,7 +227,7 @@ def run(
             transcript_path=transcript_path,
             base=base,
             cancel=cancel,
-            approver=_approver(err) if interactive else None,
+            approver=_approver(err, status) if interactive else None,
             on_event=progress.event,
             on_phase=progress.phase,
         )

@@ -111,6 +111,7 @@ async def test_fixes_a_failing_test_and_verification_passes(repo: Path, tmp_path
     # The transcript: header first, footer last, every tool call with its result.
     records = read(Path(report.transcript))
     assert isinstance(records[0], Header) and records[0].base_commit == report.base_commit
+    assert Path(report.transcript).parent.stat().st_mode & 0o777 == 0o700  # it holds code
     assert isinstance(records[-1], Footer) and records[-1].diff == report.diff
     assert [r.name for r in records if isinstance(r, ToolResultRecord)] == [
         "read_file",
@@ -468,3 +469,18 @@ async def test_worktree_states_and_the_pool(repo: Path, tmp_path: Path) -> None:
     report = worktrees.prune(keep_pool=0)
     assert Path(fixed.worktree) in [k.path for k in report.kept]
     assert Path(fixed.worktree).is_dir()
+
+
+async def test_a_paused_turn_is_sent_back_to_resume(repo: Path, tmp_path: Path) -> None:
+    script: list[AnthropicItem] = [
+        Reply([text("Still looking around…")], stop_reason="pause_turn"),
+        *fix_median_session(),
+    ]
+    async with AnthropicServer(script) as server:
+        report = await run(anthropic(server), repo, make_config(tmp_path))
+    assert report.outcome == "completed"
+    resumed = server.requests[1].body
+    assert resumed is not None
+    # The paused assistant message goes back as it was, with nothing added after it.
+    assert resumed["messages"][-1]["role"] == "assistant"
+    assert resumed["messages"][-1]["content"][0]["text"] == "Still looking around…"

@@ -153,13 +153,3 @@ class AnthropicProvider:
                 if event.type == "text" and on_text is not None:
                     on_text(event.text)
             return _from_wire(await stream.get_final_message())
-
-    async def count_tokens(self, request: Request) -> int:
-        """The prompt's size as the API counts it (used to warn before a budget is hit)."""
-        counted = await self.client.messages.count_tokens(
-            model=self.model,
-            system=wire_system(request),
-            tools=wire_tools(request),
-            messages=wire_messages(request.messages),
-        )
-        return counted.input_tokens
