@@ -1,4 +1,8 @@
-"""locusd: the local daemon and the `locus` CLI shim (built in the daemon issue).
+"""locusd: the local daemon, the agent runtime and the `locus` CLI (see docs/architecture.md)."""
 
-The package exists now so the layout matches docs/architecture.md; the console scripts
-`locus` and `locusd` are reserved for it."""
+import importlib.metadata
+
+try:
+    __version__ = importlib.metadata.version("locus")
+except importlib.metadata.PackageNotFoundError:  # running from a checkout that is not installed
+    __version__ = "0.0.0+unknown"

@@ -241,14 +241,8 @@ class Agent:
                 full_output=result.full_output,
             )
         )
-        self.on_event(
-            Event(
-                "tool_done",
-                self.turn,
-                call.name,
-                {"is_error": result.is_error, "duration": duration},
-            )
-        )
+        done = {"is_error": result.is_error, "duration": duration, "content": result.content}
+        self.on_event(Event("tool_done", self.turn, call.name, done))
         for number, evidence in enumerate(self.ws.verifications[verified:], verified + 1):
             self.transcript.write(
                 VerificationRecord(turn=self.turn, round=number, evidence=evidence)

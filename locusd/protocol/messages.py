@@ -1,0 +1,215 @@
+"""Every message between a client (editor, CLI) and ``locusd``: params and results of the
+methods, the notifications, and the daemon → client requests. These models are the contract;
+``docs/protocol.md`` and ``docs/protocol.schema.json`` are generated from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from locusd.protocol.base import Wire
+
+# --- handshake (inside LSP initialize) ---------------------------------------------------
+
+
+class ClientInfo(Wire):
+    name: str = Field(description="e.g. 'locus-cli', 'vscode', 'neovim'")
+    version: str | None = None
+
+
+class LocusInitOptions(Wire):
+    """``initializationOptions.locus`` of the client's ``initialize``."""
+
+    protocol_version: str = Field(description="'MAJOR.MINOR'; the major must match the daemon's")
+    client: ClientInfo
+
+
+class LocusCapabilities(Wire):
+    """``capabilities.experimental.locus`` of the ``initialize`` result."""
+
+    protocol_version: str
+    daemon_version: str
+    features: list[str]
+
+
+# --- auth ----------------------------------------------------------------------------
+
+
+class AuthStatus(Wire):
+    logged_in: bool
+    cloud_url: str | None = None
+    kind: Literal["user", "worker"] | None = None
+    identity: str | None = Field(None, description="the user's email or the worker's name")
+    store: str = Field(description="where the secret is kept (keyring backend or file)")
+    warning: str | None = Field(None, description="e.g. no usable OS keyring: a 0600 file is used")
+
+
+class LoginParams(Wire):
+    cloud_url: str = Field(description="e.g. http://127.0.0.1:8420")
+    email: str | None = Field(None, description="a user login (with password) …")
+    password: str | None = None
+    token: str | None = Field(None, description="… or a token (user or worker)")
+
+
+# --- daemon --------------------------------------------------------------------------
+
+
+class WorkerStatus(Wire):
+    running: bool
+    agents: int = 0
+    once: bool = False
+    projects: list[int] = Field(default_factory=list)
+    last_error: str | None = None
+
+
+class DaemonStatus(Wire):
+    version: str
+    protocol_version: str
+    pid: int
+    uptime_seconds: float
+    socket: str
+    clients: int
+    runs: dict[str, int] = Field(description="number of runs per state")
+    outbox_pending: int
+    auth: AuthStatus
+    worker: WorkerStatus
+
+
+# --- tasks (the cloud's, through the daemon's session) -------------------------------------
+
+
+class Task(Wire):
+    id: int
+    project_id: int
+    title: str
+    description: str = ""
+    status: str
+    repository: str | None = None
+    priority: int = 0
+
+
+class TaskList(Wire):
+    tasks: list[Task]
+
+
+class TaskListParams(Wire):
+    project_id: int | None = Field(None, description="default: every project the user can see")
+    status: str | None = None
+
+
+class TaskRef(Wire):
+    task_id: int
+
+
+class TaskCreateParams(Wire):
+    project_id: int
+    title: str = Field(min_length=1, max_length=500)
+    description: str = ""
+    repository: str | None = Field(None, description="a git remote; the task runs only there")
+
+
+# --- runs ----------------------------------------------------------------------------
+
+RunState = Literal[
+    "starting",  # worktree, bootstrap
+    "running",  # the agent loop
+    "awaiting_review",  # done and verified (or unverified): the diff waits for the user
+    "needs_input",  # the agent asked a question
+    "completed",  # done with nothing to review (no changes)
+    "failed",
+    "cancelled",
+    "reported",  # the result went to the cloud and review is settled
+]
+
+
+class Run(Wire):
+    run_id: str
+    task_id: int | None = Field(None, description="the cloud task, or None for a local run")
+    title: str
+    repo: str
+    state: RunState
+    outcome: str | None = None
+    reason: str | None = None
+    question: str | None = None
+    summary: str | None = None
+    worktree: str | None = None
+    branch: str | None = None
+    transcript: str | None = None
+    cost_usd: float = 0.0
+    started_at: str
+    ended_at: str | None = None
+
+
+class RunList(Wire):
+    runs: list[Run]
+
+
+class RunRef(Wire):
+    run_id: str
+
+
+class RunStartParams(Wire):
+    """A local run (no cloud task): like ``locus agent run``, owned by the daemon."""
+
+    repo: str = Field(description="absolute path of a git checkout")
+    task: str = Field(min_length=1, description="what the agent should do")
+    replay: str | None = Field(None, description="a transcript to replay instead of a model")
+
+
+class WorkerStartParams(Wire):
+    agents: int = Field(1, ge=1, le=16, description="runs at once")
+    once: bool = Field(False, description="stop after one task")
+    task_id: int | None = Field(None, description="only this task (it must be queued)")
+
+
+RunEventKind = Literal[
+    "state", "turn", "text", "tool", "tool_done", "output", "verify", "note", "diff", "completed"
+]
+
+
+class RunEvent(Wire):
+    """Notification ``locus/runs/event`` to the run's subscribers; also what ``runs/logs``
+    returns. ``seq`` counts from 1 per run, so a client can resume without gaps."""
+
+    run_id: str
+    seq: int
+    kind: RunEventKind
+    text: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogsParams(Wire):
+    run_id: str
+    after: int = Field(0, ge=0, description="only events with seq > after")
+
+
+class RunEvents(Wire):
+    run_id: str
+    events: list[RunEvent]
+
+
+# --- approvals (daemon → client) ---------------------------------------------------------
+
+Decision = Literal["allow_once", "allow_always", "reject"]
+
+
+class ApprovalRequest(Wire):
+    """Request ``locus/approval`` sent to every subscriber of the run; the first answer wins."""
+
+    approval_id: str
+    run_id: str
+    command: str
+    reason: str
+
+
+class ApprovalAnswer(Wire):
+    decision: Decision
+
+
+class ApprovalResolved(Wire):
+    """Notification ``locus/approval/resolved``: tells the other subscribers it was settled."""
+
+    approval_id: str
+    decision: Decision

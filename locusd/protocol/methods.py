@@ -1,0 +1,79 @@
+"""The method table: each JSON-RPC method's name, params model, result model and what it does.
+The server registers a handler per entry; ``docs/protocol.md`` is generated from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from locusd.protocol import messages as m
+from locusd.protocol.base import Empty, Wire
+
+PROTOCOL_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    params: type[Wire]
+    result: type[Wire]
+    doc: str
+
+    @property
+    def handler(self) -> str:
+        """The daemon's method that answers it: ``locus/runs/start`` → ``runs_start``."""
+        return self.name.removeprefix("locus/").replace("/", "_")
+
+
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method("locus/auth/status", Empty, m.AuthStatus, "Who the daemon is logged in as."),
+        Method(
+            "locus/auth/login",
+            m.LoginParams,
+            m.AuthStatus,
+            "Log in to a cloud with an email and password, or a token; the secret goes to the"
+            " OS keyring (or a 0600 file, with a warning, where there is none).",
+        ),
+        Method("locus/auth/logout", Empty, m.AuthStatus, "Forget the cloud secret."),
+        Method("locus/daemon/status", Empty, m.DaemonStatus, "The daemon's state at a glance."),
+        Method("locus/daemon/shutdown", Empty, Empty, "Stop the daemon (runs are cancelled)."),
+        Method("locus/tasks/list", m.TaskListParams, m.TaskList, "Tasks from the cloud."),
+        Method("locus/tasks/show", m.TaskRef, m.Task, "One task."),
+        Method("locus/tasks/create", m.TaskCreateParams, m.Task, "Create a queued task."),
+        Method(
+            "locus/worker/start",
+            m.WorkerStartParams,
+            m.WorkerStatus,
+            "Claim tasks for the repositories this daemon serves and run them.",
+        ),
+        Method("locus/worker/stop", Empty, m.WorkerStatus, "Stop claiming (runs go on)."),
+        Method("locus/runs/start", m.RunStartParams, m.Run, "Start a local run (no cloud)."),
+        Method("locus/runs/list", Empty, m.RunList, "Every run the daemon knows."),
+        Method("locus/runs/show", m.RunRef, m.Run, "One run."),
+        Method(
+            "locus/runs/subscribe",
+            m.RunRef,
+            m.RunEvents,
+            "Receive the run's events as locus/runs/event notifications; returns those so far.",
+        ),
+        Method("locus/runs/unsubscribe", m.RunRef, Empty, "Stop receiving the run's events."),
+        Method("locus/runs/cancel", m.RunRef, m.Run, "Cancel a run (its command is killed)."),
+        Method("locus/runs/logs", m.LogsParams, m.RunEvents, "The run's events after a seq."),
+    )
+}
+
+NOTIFICATIONS: dict[str, tuple[type[Wire], str]] = {
+    "locus/runs/event": (m.RunEvent, "An event of a run the client subscribed to."),
+    "locus/approval/resolved": (m.ApprovalResolved, "An approval was answered (maybe elsewhere)."),
+}
+
+#: Requests the daemon sends to clients: name → (params, result, doc).
+SERVER_REQUESTS: dict[str, tuple[type[Wire], type[Wire], str]] = {
+    "locus/approval": (
+        m.ApprovalRequest,
+        m.ApprovalAnswer,
+        "May the agent run this command? Sent to every subscriber of the run; the first"
+        " answer wins.",
+    ),
+}

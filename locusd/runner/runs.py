@@ -1,0 +1,272 @@
+"""The daemon's runs: starting them (an agent run in a worktree, as ``locus agent run`` does),
+cancelling them, recording and fanning out their events to subscribed clients, routing
+approval requests to those clients, and recovering after a crash.
+
+Cloud bookkeeping (claims, leases, status reports) is not here: the worker wraps a run with it
+through the ``on_end`` hook, so a local run and a cloud task run the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from locusd.agent.loop import Event
+from locusd.agent.providers import Provider
+from locusd.agent.run import RunReport, local_task_id, run_task
+from locusd.config import Config
+from locusd.protocol.errors import Code, LocusError
+from locusd.protocol.messages import (
+    ApprovalAnswer,
+    ApprovalRequest,
+    ApprovalResolved,
+    Decision,
+    Run,
+    RunEvent,
+    RunEventKind,
+    RunState,
+)
+from locusd.runner.store import RunStore, now
+from locusd.server.peer import Peer
+
+log = logging.getLogger(__name__)
+
+EVENT = "locus/runs/event"
+OnEnd = Callable[[Run, RunReport | None], Awaitable[None]]
+INTERRUPTED = "interrupted: the daemon stopped during the run"
+#: The largest piece of a tool's result copied into an event (the transcript has it all).
+EVENT_TEXT_LIMIT = 4000
+
+
+def _state_after(report: RunReport) -> RunState:
+    if report.outcome == "completed":
+        return "awaiting_review" if report.diff else "completed"
+    if report.outcome == "needs_input":
+        return "needs_input"
+    if report.outcome == "cancelled":
+        return "cancelled"
+    return "failed"
+
+
+@dataclass
+class _Active:
+    task: asyncio.Task[Run]
+    cancel: asyncio.Event
+    allowed: set[str] = field(default_factory=set)  # commands answered "allow always"
+
+
+class Runs:
+    def __init__(self, store: RunStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.active: dict[str, _Active] = {}
+        self.subscribers: dict[str, set[Peer]] = {}
+        self._approvals = itertools.count(1)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def recover(self) -> list[Run]:
+        """Runs a previous daemon left mid-flight become ``failed: interrupted`` (their
+        worktrees, with whatever work is in them, are kept)."""
+        recovered = []
+        for run in self.store.interrupted():
+            ended = run.model_copy(
+                update={"state": "failed", "outcome": "failed", "reason": INTERRUPTED,
+                        "ended_at": now()}
+            )  # fmt: skip
+            self.store.save(ended)
+            self._emit(ended.run_id, "state", "failed", {"reason": INTERRUPTED})
+            recovered.append(ended)
+        return recovered
+
+    async def start(
+        self,
+        *,
+        repo: Path,
+        task: str,
+        provider: Provider,
+        title: str | None = None,
+        task_id: int | None = None,
+        cloud: dict[str, Any] | None = None,
+        on_end: OnEnd | None = None,
+    ) -> Run:
+        run_id = f"{task_id}-{local_task_id()}" if task_id is not None else local_task_id()
+        run = Run(
+            run_id=run_id,
+            task_id=task_id,
+            title=title or task.splitlines()[0][:200],
+            repo=str(repo),
+            state="starting",
+            started_at=now(),
+        )
+        self.store.save(run, cloud)
+        cancel = asyncio.Event()
+        active = _Active(
+            asyncio.create_task(self._run(run, task, provider, cancel, on_end)), cancel
+        )
+        self.active[run_id] = active
+        self._emit(run_id, "state", "starting")
+        return run
+
+    async def _run(
+        self, run: Run, task: str, provider: Provider, cancel: asyncio.Event, on_end: OnEnd | None
+    ) -> Run:
+        report: RunReport | None = None
+        try:
+            report = await run_task(
+                repo=Path(run.repo),
+                task=task,
+                provider=provider,
+                config=self.config,
+                task_id=run.run_id,
+                cancel=cancel,
+                approver=lambda command, reason: self._approve(run.run_id, command, reason),
+                on_event=lambda event: self._agent_event(run.run_id, event),
+                on_phase=lambda text: self._emit(run.run_id, "note", text),
+            )
+            run = run.model_copy(
+                update={
+                    "state": _state_after(report),
+                    "outcome": report.outcome,
+                    "reason": report.reason,
+                    "question": report.question,
+                    "summary": report.summary,
+                    "worktree": report.worktree,
+                    "branch": report.branch,
+                    "transcript": report.transcript,
+                    "cost_usd": report.cost_usd,
+                    "ended_at": now(),
+                }
+            )
+            if report.diff:
+                self._emit(run.run_id, "diff", report.diff)
+        except Exception as exc:  # a worktree or config error: the run fails, the daemon stays
+            log.exception("run %s failed", run.run_id)
+            run = run.model_copy(
+                update={
+                    "state": "failed",
+                    "outcome": "failed",
+                    "reason": str(exc),
+                    "ended_at": now(),
+                }
+            )
+        self.store.save(run)
+        self._emit(run.run_id, "completed", run.state, run.wire())
+        self.active.pop(run.run_id, None)
+        if on_end is not None:
+            await on_end(run, report)
+        return run
+
+    async def wait(self, run_id: str) -> Run:
+        active = self.active.get(run_id)
+        if active is not None:
+            return await asyncio.shield(active.task)
+        return self.get(run_id)
+
+    async def cancel(self, run_id: str) -> Run:
+        run = self.get(run_id)
+        active = self.active.get(run_id)
+        if active is None:
+            raise LocusError(Code.INVALID_RUN_STATE, f"run {run_id} is {run.state}, not running")
+        active.cancel.set()
+        return await self.wait(run_id)
+
+    async def stop_all(self) -> None:
+        for active in list(self.active.values()):
+            active.cancel.set()
+        for active in list(self.active.values()):
+            with contextlib.suppress(Exception):
+                await active.task
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run:
+        run = self.store.get(run_id)
+        if run is None:
+            raise LocusError(Code.RUN_NOT_FOUND, f"no run {run_id!r}: see locus/runs/list")
+        return run
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self.store.all():
+            counts[run.state] = counts.get(run.state, 0) + 1
+        return counts
+
+    # --- events and subscribers --------------------------------------------------------------
+
+    def subscribe(self, run_id: str, peer: Peer) -> list[RunEvent]:
+        self.get(run_id)
+        self.subscribers.setdefault(run_id, set()).add(peer)
+        return self.store.events(run_id)
+
+    def unsubscribe(self, run_id: str, peer: Peer) -> None:
+        self.subscribers.get(run_id, set()).discard(peer)
+
+    def drop_peer(self, peer: Peer) -> None:
+        for peers in self.subscribers.values():
+            peers.discard(peer)
+
+    def _emit(
+        self, run_id: str, kind: RunEventKind, text: str = "", data: dict[str, Any] | None = None
+    ) -> None:
+        event = self.store.append(run_id, kind, text, data)
+        for peer in list(self.subscribers.get(run_id, ())):
+            peer.notify(EVENT, event)
+
+    def _agent_event(self, run_id: str, event: Event) -> None:
+        if event.kind == "turn" and event.turn == 1:
+            run = self.get(run_id)
+            self.store.save(run.model_copy(update={"state": "running"}))
+            self._emit(run_id, "state", "running")
+        data = dict(event.data)
+        content = str(data.pop("content", ""))
+        self._emit(run_id, event.kind, event.text, data)
+        if event.kind == "tool_done" and event.text in ("run_command", "run_verify"):
+            self._emit(run_id, "output", content[-EVENT_TEXT_LIMIT:], {"tool": event.text})
+
+    # --- approvals ---------------------------------------------------------------------------
+
+    async def _approve(self, run_id: str, command: str, reason: str) -> bool:
+        """Ask every client watching the run; the first answer wins, the others are told."""
+        active = self.active.get(run_id)
+        if active is not None and command in active.allowed:
+            return True
+        peers = list(self.subscribers.get(run_id, ()))
+        if not peers:
+            self._emit(run_id, "note", f"not run (no client is watching to approve): {command}")
+            return False
+        request = ApprovalRequest(
+            approval_id=f"{run_id}/{next(self._approvals)}",
+            run_id=run_id,
+            command=command,
+            reason=reason,
+        )
+        asks = {
+            asyncio.ensure_future(peer.request("locus/approval", request, ApprovalAnswer)): peer
+            for peer in peers
+        }
+        decision: Decision = "reject"
+        answered_by: Peer | None = None
+        pending = set(asks)
+        while pending and answered_by is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for ask in done:
+                if ask.exception() is None:
+                    decision, answered_by = ask.result().decision, asks[ask]
+                    break
+        for ask in pending:
+            ask.cancel()
+        resolved = ApprovalResolved(approval_id=request.approval_id, decision=decision)
+        for peer in peers:
+            if peer is not answered_by:
+                peer.notify("locus/approval/resolved", resolved)
+        self._emit(run_id, "note", f"{decision.replace('_', ' ')}: {command}")
+        if decision == "allow_always" and active is not None:
+            active.allowed.add(command)
+        return decision != "reject"
