@@ -58,10 +58,25 @@ class AgentConfig(BaseModel):
         return Price(self.price_input_per_mtok, self.price_output_per_mtok)
 
 
+class DaemonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cloud_url: str = Field("http://127.0.0.1:8420", description="the Locus Cloud to log in to")
+    repositories: list[Path] = Field(
+        default_factory=list,
+        description="checkouts whose tasks this daemon runs (locus run adds the current one)",
+    )
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    credentials_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_config_dir("locus")),
+        description="where the cloud secret is kept when there is no OS keyring (0600 file)",
+    )
     worktree_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("locus")) / "worktrees",
         description="where run worktrees are created (outside every checkout)",

@@ -9,15 +9,23 @@ own beyond what those parts do, so it reads as the list of what the daemon can d
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
 
+from cloud_api.schemas.tasks import TaskOut
+from cloud_api.schemas.workers import Fence
 from locusd import __version__
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
+from locusd.cloud.credentials import CredentialStore
+from locusd.cloud.errors import InvalidRequest
+from locusd.cloud.outbox import Outbox, OutboxEntry
+from locusd.cloud.writes import status_body
 from locusd.config import Config
 from locusd.config import load as load_config
+from locusd.git.remotes import remotes
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
 from locusd.protocol.errors import Code, LocusError
@@ -25,19 +33,30 @@ from locusd.protocol.messages import (
     AuthStatus,
     DaemonStatus,
     LocusCapabilities,
+    LoginParams,
     LogsParams,
     Run,
     RunEvents,
     RunList,
     RunRef,
     RunStartParams,
+    Task,
+    TaskCreateParams,
+    TaskList,
+    TaskListParams,
+    TaskRef,
+    WorkerStartParams,
     WorkerStatus,
 )
+from locusd.runner.redact import Redactor
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
+from locusd.runner.worker import Worker
 from locusd.server.peer import Peer
+from locusd.session import CloudSession, mapped
 
-FEATURES = ["runs", "approvals", "progress"]
+FEATURES = ["auth", "tasks", "worker", "runs", "approvals", "progress"]
+log = logging.getLogger(__name__)
 
 
 class Daemon:
@@ -49,7 +68,40 @@ class Daemon:
         self.runs = Runs(self.store, config)
         self.peers: set[Peer] = set()
         self.stopping = asyncio.Event()
+        self.session = CloudSession(
+            CredentialStore(config.credentials_dir), config.state_dir, config.daemon.cloud_url
+        )
+        self.outbox = Outbox(config.state_dir / "outbox.sqlite")
+        self.redact = Redactor(os.environ)
+        self._drainer: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._worker_stop = asyncio.Event()
+        self.workers: list[Worker] = []
         self.recovered = self.runs.recover()
+        self._report_recovered()
+
+    def _report_recovered(self) -> None:
+        """Cloud tasks whose run a crash interrupted: say so to the cloud (if the lease
+        already ran out, the cloud refuses it as stale and the entry is dropped)."""
+        for run in self.recovered:
+            cloud = self.store.cloud(run.run_id)
+            if run.task_id is None or cloud is None:
+                continue
+            fence = Fence(attempt=cloud["attempt"], claim_token=cloud["claim_token"])
+            body = status_body(fence, "failed", reason=run.reason)
+            self.outbox.enqueue("status", run.task_id, body)
+
+    def _ensure_drainer(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(
+                self.outbox.drain_forever(self._send, self.stopping)
+            )
+
+    async def _send(self, entry: OutboxEntry) -> None:
+        project = self.store.project_of(entry.task_id) if entry.task_id is not None else None
+        if project is None:
+            raise InvalidRequest(f"no project known for task {entry.task_id}")
+        await self.session.send(entry, project)
 
     # --- Core: connections ----------------------------------------------------------------
 
@@ -60,6 +112,7 @@ class Daemon:
 
     def connected(self, peer: Peer) -> None:
         self.peers.add(peer)
+        self._ensure_drainer()
 
     def disconnected(self, peer: Peer) -> None:
         self.peers.discard(peer)
@@ -69,7 +122,15 @@ class Daemon:
         self.stopping.set()
 
     async def close(self) -> None:
+        self.stopping.set()
+        self._worker_stop.set()
         await self.runs.stop_all()
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+        if self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
+        await self.session.close()
+        self.outbox.close()
         self.store.close()
 
     # --- daemon ----------------------------------------------------------------------------
@@ -83,10 +144,154 @@ class Daemon:
             socket=str(self.socket_path or ""),
             clients=len(self.peers),
             runs=self.runs.counts(),
-            outbox_pending=0,
-            auth=AuthStatus(logged_in=False, store="not configured"),
-            worker=WorkerStatus(running=False),
+            outbox_pending=self.outbox.pending_count(),
+            auth=self.session.status(),
+            worker=self._worker_status(),
         )
+
+    # --- auth ------------------------------------------------------------------------------
+
+    async def auth_status(self, params: Empty, peer: Peer) -> AuthStatus:
+        return self.session.status()
+
+    async def auth_login(self, params: LoginParams, peer: Peer) -> AuthStatus:
+        status = await self.session.login(params)
+        self._ensure_drainer()
+        return status
+
+    async def auth_logout(self, params: Empty, peer: Peer) -> AuthStatus:
+        return await self.session.logout()
+
+    # --- tasks -----------------------------------------------------------------------------
+
+    async def tasks_list(self, params: TaskListParams, peer: Peer) -> TaskList:
+        async with self.session.client() as client:
+            if params.project_id is not None:
+                projects = [params.project_id]
+            else:
+                projects = [p.id for p in await mapped(client.projects())]
+            found: list[Task] = []
+            for project in projects:
+                tasks = await mapped(client.tasks(project, params.status))  # type: ignore[arg-type]
+                found.extend(_task(t) for t in tasks)
+        return TaskList(tasks=found)
+
+    async def tasks_show(self, params: TaskRef, peer: Peer) -> Task:
+        async with self.session.client() as client:
+            return _task(await mapped(client.task(params.task_id)))
+
+    async def tasks_create(self, params: TaskCreateParams, peer: Peer) -> Task:
+        async with self.session.client() as client:
+            created = await mapped(
+                client.create_task(
+                    params.project_id,
+                    params.title,
+                    params.description,
+                    params.repository,
+                    queued=params.queued,
+                )
+            )
+        return _task(created)
+
+    # --- worker ----------------------------------------------------------------------------
+
+    def _worker_status(self) -> WorkerStatus:
+        running = self._worker is not None and not self._worker.done()
+        if not self.workers:
+            return WorkerStatus(running=running)
+        first = self.workers[0].status
+        return first.model_copy(
+            update={
+                "running": running,
+                "projects": [w.project_id for w in self.workers],
+                "repositories": sorted(self.workers[0].served),
+            }
+        )
+
+    async def worker_start(self, params: WorkerStartParams, peer: Peer) -> WorkerStatus:
+        if self._worker is not None and not self._worker.done():
+            raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
+        checkouts = [Path(r) for r in params.repos] or list(self.config.daemon.repositories)
+        if not checkouts:
+            raise LocusError(
+                Code.INVALID_REQUEST,
+                "no repositories to serve: run from a checkout (locus run --repo PATH) or set"
+                " daemon.repositories in the config",
+            )
+        served: dict[str, Path] = {}  # fingerprint → checkout
+        urls: list[str] = []  # as git knows them: the cloud fingerprints them itself
+        for checkout in checkouts:
+            for found, url in (await asyncio.to_thread(remotes, checkout)).items():
+                served[found] = checkout
+                urls.append(url)
+        if not served:
+            raise LocusError(
+                Code.INVALID_REQUEST,
+                f"{', '.join(map(str, checkouts))}: no git remote, so no cloud project can match"
+                " (git remote add origin URL)",
+            )
+        creds = self.session.credentials()
+        if creds is None:
+            raise LocusError(Code.AUTH_REQUIRED, "not logged in: locus login")
+        if creds.kind == "worker" and creds.project_id is not None:
+            projects = [creds.project_id]
+        else:
+            async with self.session.client() as client:
+                listed = await mapped(client.projects())
+            projects = [p.id for p in listed if set(p.remotes) & set(served)]
+            if not projects:
+                raise LocusError(
+                    Code.INVALID_REQUEST,
+                    f"none of your projects lists these repositories ({', '.join(served)}):"
+                    " add the remote to the project",
+                )
+        try:
+            provider = make_provider(self.config.agent)
+        except ConfigurationError as exc:
+            raise LocusError(Code.INVALID_REQUEST, str(exc)) from None
+        self.workers = [
+            Worker(
+                self.runs,
+                await self.session.worker_client(project),
+                self.outbox,
+                served=served,
+                remotes=urls,
+                provider=lambda: provider,
+                redact=self.redact,
+                project_id=project,
+            )
+            for project in projects
+        ]
+        self._worker_stop = asyncio.Event()
+        stop = self._worker_stop
+        self._worker = asyncio.create_task(self._work(params, stop))
+        self._ensure_drainer()
+        return self._worker_status().model_copy(
+            update={"running": True, "agents": params.agents, "once": params.once}
+        )
+
+    async def _work(self, params: WorkerStartParams, stop: asyncio.Event) -> None:
+        async def one(worker: Worker) -> None:
+            try:
+                await worker.run(agents=params.agents, once=params.once, stop=stop)
+            except Exception as exc:
+                log.exception("worker for project %s stopped", worker.project_id)
+                worker.status = worker.status.model_copy(update={"last_error": str(exc)})
+            if params.once:
+                stop.set()
+
+        await asyncio.gather(*(one(worker) for worker in self.workers))
+
+    async def worker_done(self) -> None:
+        """Until the worker has stopped (with ``once``: after its task)."""
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def worker_stop(self, params: Empty, peer: Peer) -> WorkerStatus:
+        self._worker_stop.set()
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+        return self._worker_status()
 
     async def daemon_shutdown(self, params: Empty, peer: Peer) -> Empty:
         await self.shutdown_requested()
@@ -128,6 +333,18 @@ class Daemon:
         return RunEvents(
             run_id=params.run_id, events=self.store.events(params.run_id, params.after)
         )
+
+
+def _task(task: TaskOut) -> Task:
+    return Task(
+        id=task.id,
+        project_id=task.project_id,
+        title=task.title,
+        description=task.description,
+        status=task.status,
+        repository=task.repository,
+        priority=task.priority,
+    )
 
 
 def create_core(config: Config | None = None, *, socket_path: Path | None = None) -> Daemon:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from tests.support.client import Api
 from tests.support.pgserver import PostgresServer
 
 TEMPLATE = "locus_template"
+
+# No test ever touches the machine's keyring: daemons started by tests (in-process or as
+# processes) find no usable backend and keep their secrets in a 0600 file in a temp dir.
+# Tests of the keyring path choose a backend explicitly (keyring.set_keyring).
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 _counter = itertools.count()
 
 

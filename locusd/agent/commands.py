@@ -30,15 +30,16 @@ _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGN
 _SECRET_PREFIXES = ("ANTHROPIC_", "LOCUS_", "OPENAI_")
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a variable's name says it holds a secret (or Locus's or a model API's own)."""
+    return bool(_SECRET_NAME.search(name)) or name.upper().startswith(_SECRET_PREFIXES)
+
+
 def scrubbed_env(base: Mapping[str, str], allow: Iterable[str] = DEFAULT_ALLOW) -> dict[str, str]:
     """Only allow-listed variables, and never one whose name says it is a secret."""
     allowed = set(allow)
     return {
-        name: value
-        for name, value in base.items()
-        if name in allowed
-        and not _SECRET_NAME.search(name)
-        and not name.upper().startswith(_SECRET_PREFIXES)
+        name: value for name, value in base.items() if name in allowed and not is_secret_name(name)
     }
 
 

@@ -61,6 +61,7 @@ class WorkerStatus(Wire):
     agents: int = 0
     once: bool = False
     projects: list[int] = Field(default_factory=list)
+    repositories: list[str] = Field(default_factory=list, description="remote fingerprints")
     last_error: str | None = None
 
 
@@ -105,6 +106,7 @@ class TaskRef(Wire):
 
 class TaskCreateParams(Wire):
     project_id: int
+    queued: bool = Field(True, description="straight into the queue (else the backlog)")
     title: str = Field(min_length=1, max_length=500)
     description: str = ""
     repository: str | None = Field(None, description="a git remote; the task runs only there")
@@ -161,7 +163,9 @@ class RunStartParams(Wire):
 class WorkerStartParams(Wire):
     agents: int = Field(1, ge=1, le=16, description="runs at once")
     once: bool = Field(False, description="stop after one task")
-    task_id: int | None = Field(None, description="only this task (it must be queued)")
+    repos: list[str] = Field(
+        default_factory=list, description="checkouts to serve (absolute paths; default: config)"
+    )
 
 
 RunEventKind = Literal[

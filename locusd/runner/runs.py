@@ -67,6 +67,7 @@ class Runs:
         self.config = config
         self.active: dict[str, _Active] = {}
         self.subscribers: dict[str, set[Peer]] = {}
+        self.listeners: dict[str, list[Callable[[RunEvent], None]]] = {}
         self._approvals = itertools.count(1)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -159,6 +160,7 @@ class Runs:
         self.store.save(run)
         self._emit(run.run_id, "completed", run.state, run.wire())
         self.active.pop(run.run_id, None)
+        self.listeners.pop(run.run_id, None)
         if on_end is not None:
             await on_end(run, report)
         return run
@@ -205,6 +207,10 @@ class Runs:
         self.subscribers.setdefault(run_id, set()).add(peer)
         return self.store.events(run_id)
 
+    def listen(self, run_id: str, listener: Callable[[RunEvent], None]) -> None:
+        """In-process subscribers (the worker's log shipping), for the run's lifetime."""
+        self.listeners.setdefault(run_id, []).append(listener)
+
     def unsubscribe(self, run_id: str, peer: Peer) -> None:
         self.subscribers.get(run_id, set()).discard(peer)
 
@@ -216,6 +222,8 @@ class Runs:
         self, run_id: str, kind: RunEventKind, text: str = "", data: dict[str, Any] | None = None
     ) -> None:
         event = self.store.append(run_id, kind, text, data)
+        for listener in self.listeners.get(run_id, ()):
+            listener(event)
         for peer in list(self.subscribers.get(run_id, ())):
             peer.notify(EVENT, event)
 

@@ -78,6 +78,16 @@ class RunStore:
         row = self.db.execute("SELECT cloud FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None or row[0] is None else dict(json.loads(row[0]))
 
+    def project_of(self, task_id: int) -> int | None:
+        """The cloud project of a task this daemon ran (for sending its outbox entries)."""
+        for (cloud,) in self.db.execute(
+            "SELECT cloud FROM runs WHERE cloud IS NOT NULL ORDER BY rowid DESC"
+        ):
+            data = json.loads(cloud)
+            if data.get("task_id") == task_id:
+                return int(data["project_id"])
+        return None
+
     def all(self) -> list[Run]:
         rows = self.db.execute("SELECT body FROM runs ORDER BY rowid").fetchall()
         return [Run.model_validate_json(body) for (body,) in rows]

@@ -56,6 +56,7 @@ def make_config(where: Path, **agent: Any) -> Config:
         agent=AgentConfig(**agent, budget=Budget(**budget)),
         worktree_dir=where / "worktrees",
         state_dir=where / "state",
+        credentials_dir=where / "config",
     )
 
 

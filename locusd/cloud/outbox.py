@@ -1,0 +1,302 @@
+"""The durable outbox: every cloud write the daemon makes goes through here, so a crash or a
+cloud outage loses nothing and duplicates nothing.
+
+- ``enqueue`` commits the entry to a local SQLite file (WAL, ``synchronous=FULL``) before it
+  returns, with a fresh ``Idempotency-Key`` that every retry reuses: a kill -9 after enqueue
+  loses nothing, and a crash after the cloud applied a write but before it was marked sent makes
+  the resend a replay, not a second effect.
+- ``drain_forever`` sends entries in order *per task* (a task's entry waits until the earlier
+  ones of that task are settled; other tasks go on), backs off exponentially with jitter on
+  retryable errors, wakes at once on enqueue (an event, not a poll), and marks an entry ``dead``
+  (logged, kept for inspection) when its error is not retryable, e.g. a 409 stale fence.
+
+The outbox knows nothing about HTTP: ``sender`` raises :class:`CloudError`, whose
+``retryable`` decides between retry and dead. Any other exception from it is treated as
+retryable (and logged), so a bug never loses a write.
+
+One connection, used from the event loop's thread only (like the run store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from locusd.cloud.errors import CloudError
+
+log = logging.getLogger("locusd.cloud.outbox")
+
+State = Literal["pending", "sent", "dead"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the order of enqueueing
+    kind TEXT NOT NULL,                     -- what the sender should do (e.g. status, log)
+    task_id INTEGER,                        -- the ordering lane; NULL is one lane of its own
+    payload TEXT NOT NULL,                  -- JSON, sent as is
+    idempotency_key TEXT NOT NULL UNIQUE,   -- assigned once, reused on every retry
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,    -- failed sends so far
+    last_error TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'dead'))
+);
+CREATE INDEX IF NOT EXISTS outbox_lanes ON outbox (state, task_id, id);
+"""
+
+#: The earliest pending entry of each task: the only ones that may be sent now.
+HEADS = """
+SELECT o.* FROM outbox o
+  JOIN (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY task_id) h
+    ON o.id = h.id
+ ORDER BY o.id
+"""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    kind: str
+    task_id: int | None
+    payload: dict[str, Any]
+    idempotency_key: str
+    created_at: datetime
+    attempts: int
+    last_error: str | None
+    state: State
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> OutboxEntry:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            task_id=row["task_id"],
+            payload=json.loads(row["payload"]),
+            idempotency_key=row["idempotency_key"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            state=row["state"],
+        )
+
+
+Sender = Callable[[OutboxEntry], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: the n-th failure in a row waits between half and all of
+    ``min(cap, base * 2**(n-1))`` seconds (jitter spreads the retries of many entries after an
+    outage), and at least the server's ``Retry-After`` when it sent one (up to ``cap``)."""
+
+    base: float = 0.5
+    cap: float = 30.0
+
+    def delay(
+        self,
+        failures: int,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** min(max(failures - 1, 0), 62))
+        wait = ceiling / 2 + ceiling / 2 * rand()
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.cap))
+        return wait
+
+
+class Outbox:
+    """A durable, ordered-per-task queue of cloud writes in one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        backoff: Backoff | None = None,
+        concurrency: int = 4,
+        keep_sent: timedelta = timedelta(days=1),
+    ) -> None:
+        self.path = path
+        self.backoff = backoff or Backoff()
+        self.concurrency = concurrency
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # an enqueued write survives a power loss too
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        path.chmod(0o600)  # payloads hold claim tokens and agent output
+        cutoff = (_now() - keep_sent).isoformat()
+        self.db.execute("DELETE FROM outbox WHERE state = 'sent' AND updated_at < ?", (cutoff,))
+        self._wake = asyncio.Event()  # set by enqueue: the drainer looks again at once
+        self._empty = asyncio.Event()  # set while nothing is pending
+        self._draining = False
+        self._refresh_empty()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def enqueue(self, kind: str, task_id: int | None, payload: Mapping[str, Any]) -> int:
+        """Store a write to send; it is durable when this returns. Returns the entry's id."""
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        stamp = _now().isoformat()
+        cursor = self.db.execute(
+            "INSERT INTO outbox (kind, task_id, payload, idempotency_key, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, task_id, body, str(uuid.uuid4()), stamp, stamp),
+        )
+        entry_id = cursor.lastrowid
+        assert entry_id is not None
+        self._empty.clear()
+        self._wake.set()
+        return entry_id
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def pending(self) -> list[OutboxEntry]:
+        """Entries not yet sent, in enqueue order."""
+        return self._select("state = 'pending'")
+
+    def dead(self) -> list[OutboxEntry]:
+        """Entries the cloud refused for good, with the error, in enqueue order."""
+        return self._select("state = 'dead'")
+
+    def get(self, entry_id: int) -> OutboxEntry | None:
+        found = self._select("id = ?", (entry_id,))
+        return found[0] if found else None
+
+    def pending_count(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()
+        return int(row[0])
+
+    async def wait_empty(self) -> None:
+        """Return once nothing is pending (sent or dead); wrap in asyncio.timeout to bound it."""
+        await self._empty.wait()
+
+    def _select(self, where: str, args: tuple[Any, ...] = ()) -> list[OutboxEntry]:
+        rows = self.db.execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id", args)  # noqa: S608
+        return [OutboxEntry.from_row(row) for row in rows]
+
+    def _refresh_empty(self) -> None:
+        if self.db.execute("SELECT 1 FROM outbox WHERE state = 'pending' LIMIT 1").fetchone():
+            self._empty.clear()
+        else:
+            self._empty.set()
+
+    # --- draining --------------------------------------------------------------------------
+
+    async def drain_forever(self, sender: Sender, stop: asyncio.Event) -> None:
+        """Send pending entries until ``stop`` is set; then cancel sends in flight (they stay
+        pending and are resent, as replays, next time)."""
+        if self._draining:
+            raise RuntimeError("this outbox is already being drained")
+        self._draining = True
+        loop = asyncio.get_running_loop()
+        in_flight: dict[int | None, asyncio.Task[float | None]] = {}
+        retry_at: dict[int | None, float] = {}
+        stopped = asyncio.ensure_future(stop.wait())
+        woken: asyncio.Future[Any] | None = None
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before looking, so an enqueue from now on wakes us again
+                now = loop.time()
+                for entry in self._heads():
+                    lane = entry.task_id
+                    if len(in_flight) >= self.concurrency:
+                        break
+                    if lane in in_flight or retry_at.get(lane, now) > now:
+                        continue
+                    in_flight[lane] = asyncio.create_task(self._send(sender, entry))
+                if woken is None or woken.done():
+                    woken = asyncio.ensure_future(self._wake.wait())
+                waits = [t - now for lane, t in retry_at.items() if lane not in in_flight]
+                await asyncio.wait(
+                    [stopped, woken, *in_flight.values()],
+                    timeout=max(0.0, min(waits)) if waits else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for lane, task in list(in_flight.items()):
+                    if task.done():
+                        del in_flight[lane]
+                        delay = task.result()
+                        if delay is None:
+                            retry_at.pop(lane, None)
+                        else:
+                            retry_at[lane] = loop.time() + delay
+                now = loop.time()
+                retry_at = {lane: t for lane, t in retry_at.items() if t > now or lane in in_flight}
+        finally:
+            self._draining = False
+            pending = [stopped, *in_flight.values(), *([woken] if woken else [])]
+            for future in pending:
+                future.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _heads(self) -> list[OutboxEntry]:
+        return [OutboxEntry.from_row(row) for row in self.db.execute(HEADS)]
+
+    async def _send(self, sender: Sender, entry: OutboxEntry) -> float | None:
+        """Send one entry and record the outcome; returns the backoff delay, or None when the
+        entry is settled (sent or dead)."""
+        try:
+            await sender(entry)
+        except CloudError as exc:
+            if not exc.retryable:
+                log.warning(
+                    "outbox: dropping %s #%d (task %s), refused for good: %s",
+                    entry.kind,
+                    entry.id,
+                    entry.task_id,
+                    exc,
+                )
+                self._settle(entry.id, "dead", str(exc))
+                return None
+            return self._failed(entry, str(exc), exc.retry_after)
+        except Exception as exc:
+            log.exception("outbox: sending %s #%d failed unexpectedly", entry.kind, entry.id)
+            return self._failed(entry, f"{type(exc).__name__}: {exc}", None)
+        self._settle(entry.id, "sent", None)
+        return None
+
+    def _failed(self, entry: OutboxEntry, error: str, retry_after: float | None) -> float:
+        attempts = entry.attempts + 1
+        self.db.execute(
+            "UPDATE outbox SET attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+            (attempts, error, _now().isoformat(), entry.id),
+        )
+        delay = self.backoff.delay(attempts, retry_after)
+        log.info(
+            "outbox: %s #%d (task %s) failed (attempt %d), retrying in %.2fs: %s",
+            entry.kind,
+            entry.id,
+            entry.task_id,
+            attempts,
+            delay,
+            error,
+        )
+        return delay
+
+    def _settle(self, entry_id: int, state: State, error: str | None) -> None:
+        """Sent, or dead with the error that killed it (which counts as an attempt)."""
+        self.db.execute(
+            "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ?,"
+            " attempts = attempts + ? WHERE id = ?",
+            (state, error, _now().isoformat(), int(error is not None), entry_id),
+        )
+        self._refresh_empty()

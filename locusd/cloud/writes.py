@@ -1,0 +1,110 @@
+"""The worker's writes to the cloud as data: what the daemon puts in the outbox, and how each
+kind is sent. Bodies are plain JSON built from the REST contract's field names
+(:mod:`cloud_api.schemas`), so an entry enqueued now is sent byte for byte the same after a
+restart — which is what lets the ``Idempotency-Key`` turn a resend into a replay.
+
+    outbox.enqueue("status", task_id, status_body(fence, "running"))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from cloud_api.schemas.tasks import ArtifactKind, ArtifactOut, TaskOut
+from cloud_api.schemas.workers import (
+    ArtifactIn,
+    ClaimOut,
+    Fence,
+    LogIn,
+    LogOut,
+    StatusIn,
+    WorkerStatus,
+    WorkerTaskCreate,
+)
+
+WriteKind = Literal["status", "log", "artifact", "follow_up"]
+LogStream = Literal["agent", "stdout", "stderr", "system"]
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """Where a kind of write goes, what its body must be, and what comes back."""
+
+    path: str  # under /api/v1, with {task_id} for the fenced ones
+    body: type[BaseModel]
+    response: type[BaseModel]
+
+
+WRITES: dict[str, WriteSpec] = {
+    "status": WriteSpec("/worker/tasks/{task_id}/status", StatusIn, TaskOut),
+    "log": WriteSpec("/worker/tasks/{task_id}/logs", LogIn, LogOut),
+    "artifact": WriteSpec("/worker/tasks/{task_id}/artifacts", ArtifactIn, ArtifactOut),
+    "follow_up": WriteSpec("/worker/tasks", WorkerTaskCreate, TaskOut),
+}
+
+
+def to_json(model: BaseModel) -> dict[str, Any]:
+    """A body from an unvalidated model (``model_construct``): the cloud validates, and some
+    of its validators (remote fingerprints) are not idempotent, so the client must send what it
+    was given. Nulls are left out."""
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def fence_of(claim: ClaimOut) -> Fence:
+    """The fence every write about a claimed task must carry."""
+    return Fence(attempt=claim.attempt, claim_token=claim.claim_token)
+
+
+def status_body(
+    fence: Fence,
+    status: WorkerStatus,
+    *,
+    reason: str | None = None,
+    summary: str | None = None,
+    question: str | None = None,
+) -> dict[str, Any]:
+    return to_json(
+        StatusIn.model_construct(
+            attempt=fence.attempt,
+            claim_token=fence.claim_token,
+            status=status,
+            reason=reason,
+            summary=summary,
+            question=question,
+        )
+    )
+
+
+def log_body(fence: Fence, seq: int, text: str, stream: LogStream = "agent") -> dict[str, Any]:
+    return to_json(
+        LogIn.model_construct(
+            attempt=fence.attempt, claim_token=fence.claim_token, seq=seq, text=text, stream=stream
+        )
+    )
+
+
+def artifact_body(
+    fence: Fence, kind: ArtifactKind, content: str, media_type: str = "text/plain"
+) -> dict[str, Any]:
+    return to_json(
+        ArtifactIn.model_construct(
+            attempt=fence.attempt,
+            claim_token=fence.claim_token,
+            kind=kind,
+            content=content,
+            media_type=media_type,
+        )
+    )
+
+
+def follow_up_body(
+    title: str, description: str = "", parent_task_id: int | None = None
+) -> dict[str, Any]:
+    return to_json(
+        WorkerTaskCreate.model_construct(
+            title=title, description=description, parent_task_id=parent_task_id
+        )
+    )

@@ -1,0 +1,268 @@
+"""The daemon as a cloud worker: claim tasks for the repositories it serves, run each as an agent
+run, keep its lease alive from the daemon (not the agent's process), obey cancellation, and
+report through the durable outbox (status, log chunks, the diff) so a cloud outage loses and
+duplicates nothing.
+
+Reported states: ``running`` when the run starts; at the end ``awaiting_review`` (changes to
+review locally), ``needs_input`` (with the question) or ``failed`` (with the reason); a run
+cancelled from the cloud needs no report, one cancelled here is given back (``queued``). The
+diff is uploaded as an artifact; everything uploaded is redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut
+from locusd import __version__
+from locusd.agent.providers import Provider
+from locusd.agent.run import RunReport
+from locusd.cloud.writes import (
+    LogStream,
+    artifact_body,
+    fence_of,
+    follow_up_body,
+    log_body,
+    status_body,
+)
+from locusd.protocol.messages import Run, RunEvent, WorkerStatus
+from locusd.runner.redact import Redactor
+from locusd.runner.runs import Runs
+
+log = logging.getLogger(__name__)
+
+CLAIM_WAIT = 25.0  # seconds a claim long-polls (the cloud caps it at 30)
+TEXT_CHUNK = 16_000  # agent text is sent in chunks of about this size
+
+
+class WorkerApi(Protocol):
+    """What the worker needs of the cloud (implemented by the cloud client)."""
+
+    async def register(
+        self, *, host: str, capacity: int, repositories: list[str], version: str
+    ) -> Any: ...
+
+    async def claim(self, wait_seconds: float) -> ClaimOut | None: ...
+
+    async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
+
+
+class Outbox(Protocol):
+    def enqueue(self, kind: str, task_id: int | None, payload: Mapping[str, Any]) -> int: ...
+
+
+@dataclass
+class _Held:
+    """A task this daemon holds: its fence, and the log chunks numbered for it."""
+
+    claim: ClaimOut
+    log_seq: int = 0
+    text: list[str] = field(default_factory=list)
+
+    @property
+    def fence(self) -> Fence:
+        return fence_of(self.claim)
+
+
+class Worker:
+    def __init__(
+        self,
+        runs: Runs,
+        api: WorkerApi,
+        outbox: Outbox,
+        *,
+        served: dict[str, Path],
+        remotes: list[str],
+        provider: Callable[[], Provider],
+        redact: Redactor,
+        project_id: int | None = None,
+    ) -> None:
+        self.project_id = project_id
+        self.runs = runs
+        self.api = api
+        self.outbox = outbox
+        self.served = served  # remote fingerprint → checkout
+        self.remotes = remotes  # the same remotes as URLs, for registering
+        self.provider = provider
+        self.redact = redact
+        self.held: dict[str, _Held] = {}  # run id → held task
+        self.cancelled_by_cloud: set[str] = set()
+        self.status = WorkerStatus(running=False)
+
+    async def run(self, *, agents: int, once: bool, stop: asyncio.Event) -> None:
+        """Claim and run tasks until ``stop`` is set (or after one task with ``once``)."""
+        self.status = WorkerStatus(running=True, agents=agents, once=once)
+        await self.api.register(
+            host=socket.gethostname(),
+            capacity=agents,
+            repositories=self.remotes,
+            version=__version__,
+        )
+        slots = asyncio.Semaphore(agents)
+        running: set[asyncio.Task[Run]] = set()
+        try:
+            while not stop.is_set():
+                await slots.acquire()
+                claim = await self._claim(stop)
+                if claim is None:
+                    slots.release()
+                    continue
+                task = asyncio.create_task(self._work(claim, stop))
+                running.add(task)
+
+                def finished(done: asyncio.Task[Run]) -> None:
+                    running.discard(done)
+                    slots.release()
+
+                task.add_done_callback(finished)
+                if once:
+                    await task
+                    break
+        finally:
+            self.status = self.status.model_copy(update={"running": False})
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _claim(self, stop: asyncio.Event) -> ClaimOut | None:
+        claiming = asyncio.ensure_future(self.api.claim(CLAIM_WAIT))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({claiming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not claiming.done():
+            claiming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claiming
+            return None
+        try:
+            return claiming.result()
+        except Exception as exc:  # the cloud is down: say so, back off, try again
+            self.status = self.status.model_copy(update={"last_error": str(exc)})
+            log.warning("claim failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+            return None
+
+    def _checkout(self, claim: ClaimOut) -> Path | None:
+        if claim.task.repository is not None:
+            return self.served.get(claim.task.repository)
+        return next(iter(self.served.values())) if len(self.served) == 1 else None
+
+    async def _work(self, claim: ClaimOut, stop: asyncio.Event) -> Run:
+        task = claim.task
+        checkout = self._checkout(claim)
+        held = _Held(claim)
+        if checkout is None:
+            reason = f"this worker serves {sorted(self.served)}, not {task.repository!r}"
+            self.outbox.enqueue("status", task.id, status_body(held.fence, "failed", reason=reason))
+            raise LookupError(reason)
+        self.outbox.enqueue("status", task.id, status_body(held.fence, "running"))
+        prompt = task.title + (f"\n\n{task.description}" if task.description else "")
+        run = await self.runs.start(
+            repo=checkout,
+            task=prompt,
+            title=task.title,
+            provider=self.provider(),
+            task_id=task.id,
+            cloud={
+                "task_id": task.id,
+                "project_id": task.project_id,
+                "attempt": claim.attempt,
+                "claim_token": claim.claim_token,
+            },
+            on_end=self._report,
+        )
+        self.held[run.run_id] = held
+        self.runs.listen(run.run_id, self._log)
+        beating = asyncio.create_task(self._heartbeat(run.run_id, claim))
+        try:
+            return await self.runs.wait(run.run_id)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def _heartbeat(self, run_id: str, claim: ClaimOut) -> None:
+        """Keep the lease from the daemon; a ``cancel`` in the reply stops the run."""
+        every = max(1.0, claim.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                beat = await self.api.heartbeat(claim.task.id, fence_of(claim))
+            except Exception as exc:  # a missed beat is fine; the lease has slack
+                log.warning("heartbeat for task %s failed: %s", claim.task.id, exc)
+                continue
+            if beat.cancel:
+                await self.cancel_run(run_id, "cancelled in the cloud")
+                return
+
+    async def cancel_run(self, run_id: str, why: str) -> None:
+        self.cancelled_by_cloud.add(run_id)
+        with contextlib.suppress(Exception):
+            await self.runs.cancel(run_id)
+        log.info("run %s: %s", run_id, why)
+
+    # --- reporting (all through the outbox) ----------------------------------------------------
+
+    def _log(self, event: RunEvent) -> None:
+        held = self.held.get(event.run_id)
+        if held is None:
+            return
+        if event.kind == "text":
+            held.text.append(event.text)
+            if sum(map(len, held.text)) < TEXT_CHUNK:
+                return
+        self._flush_text(event.run_id, held)
+        if event.kind in ("tool", "tool_done", "output", "verify", "note", "state"):
+            line = f"[{event.kind}] {event.text}"
+            self._chunk(held, line, "stdout" if event.kind == "output" else "system")
+
+    def _flush_text(self, run_id: str, held: _Held) -> None:
+        if held.text:
+            text, held.text = "".join(held.text), []
+            self._chunk(held, text, "agent")
+
+    def _chunk(self, held: _Held, text: str, stream: LogStream) -> None:
+        held.log_seq += 1
+        body = log_body(held.fence, held.log_seq, self.redact(text), stream)
+        self.outbox.enqueue("log", held.claim.task.id, body)
+
+    async def _report(self, run: Run, report: RunReport | None) -> None:
+        held = self.held.pop(run.run_id, None)
+        if held is None:
+            return
+        self._flush_text(run.run_id, held)
+        task_id, fence = held.claim.task.id, held.fence
+        if report is not None:
+            for follow_up in report.follow_ups:
+                body = follow_up_body(
+                    self.redact(follow_up.title), self.redact(follow_up.description), task_id
+                )
+                self.outbox.enqueue("follow_up", task_id, body)
+            if report.diff:
+                patch = artifact_body(fence, "patch", self.redact(report.diff), "text/x-diff")
+                self.outbox.enqueue("artifact", task_id, patch)
+            if report.verification is not None:
+                evidence = self.redact(report.verification.model_dump_json())
+                body = artifact_body(fence, "evidence", evidence, "application/json")
+                self.outbox.enqueue("artifact", task_id, body)
+        if run.state == "awaiting_review":
+            body = status_body(fence, "awaiting_review", summary=self.redact(run.summary or ""))
+        elif run.state == "needs_input":
+            body = status_body(fence, "needs_input", question=self.redact(run.question or ""))
+        elif run.state == "cancelled":
+            if run.run_id in self.cancelled_by_cloud:
+                return  # the cloud knows: it asked
+            # Cancelled here (Ctrl-C, locus cancel, the daemon stopping): give the task back.
+            body = status_body(fence, "queued", reason="cancelled on this machine; given back")
+        elif run.state == "completed":
+            body = status_body(fence, "failed", reason="the agent finished without changes")
+        else:
+            body = status_body(fence, "failed", reason=self.redact(run.reason or run.state))
+        self.outbox.enqueue("status", task_id, body)
