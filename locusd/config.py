@@ -34,6 +34,9 @@ class AgentConfig(BaseModel):
     provider: ProviderName = Field("anthropic", description="anthropic, openai or replay")
     model: str | None = Field(None, description="model name; each provider has a default")
     base_url: str | None = Field(None, description="API base URL (e.g. a local Ollama /v1)")
+    replay: Path | None = Field(
+        None, description="with provider = 'replay': the transcript every run plays back"
+    )
     price_input_per_mtok: float | None = Field(
         None, ge=0, description="USD per million input tokens (overrides the built-in table)"
     )

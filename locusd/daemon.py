@@ -66,6 +66,7 @@ class Daemon:
         self.started = time.monotonic()
         self.store = RunStore(config.state_dir / "locusd.sqlite")
         self.runs = Runs(self.store, config)
+        self.runs.on_started = self._started
         self.peers: set[Peer] = set()
         self.stopping = asyncio.Event()
         self.session = CloudSession(
@@ -109,6 +110,10 @@ class Daemon:
         return LocusCapabilities(
             protocol_version=PROTOCOL_VERSION, daemon_version=__version__, features=FEATURES
         )
+
+    def _started(self, run: Run) -> None:
+        for peer in list(self.peers):
+            peer.notify("locus/runs/started", run)
 
     def connected(self, peer: Peer) -> None:
         self.peers.add(peer)
@@ -214,7 +219,7 @@ class Daemon:
         checkouts = [Path(r) for r in params.repos] or list(self.config.daemon.repositories)
         if not checkouts:
             raise LocusError(
-                Code.INVALID_REQUEST,
+                Code.INVALID_ARGUMENT,
                 "no repositories to serve: run from a checkout (locus run --repo PATH) or set"
                 " daemon.repositories in the config",
             )
@@ -226,7 +231,7 @@ class Daemon:
                 urls.append(url)
         if not served:
             raise LocusError(
-                Code.INVALID_REQUEST,
+                Code.INVALID_ARGUMENT,
                 f"{', '.join(map(str, checkouts))}: no git remote, so no cloud project can match"
                 " (git remote add origin URL)",
             )
@@ -241,14 +246,14 @@ class Daemon:
             projects = [p.id for p in listed if set(p.remotes) & set(served)]
             if not projects:
                 raise LocusError(
-                    Code.INVALID_REQUEST,
+                    Code.INVALID_ARGUMENT,
                     f"none of your projects lists these repositories ({', '.join(served)}):"
                     " add the remote to the project",
                 )
         try:
             provider = make_provider(self.config.agent)
         except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_REQUEST, str(exc)) from None
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         self.workers = [
             Worker(
                 self.runs,
@@ -303,13 +308,13 @@ class Daemon:
         repo = Path(params.repo)
         if not repo.is_absolute() or not await asyncio.to_thread(repo.is_dir):
             raise LocusError(
-                Code.INVALID_REQUEST, f"repo {params.repo!r}: give the absolute path of a checkout"
+                Code.INVALID_ARGUMENT, f"repo {params.repo!r}: give the absolute path of a checkout"
             )
         replay = Path(params.replay) if params.replay else None
         try:
             provider = make_provider(self.config.agent, replay=replay)
         except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_REQUEST, str(exc)) from None
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         return await self.runs.start(repo=repo, task=params.task, provider=provider)
 
     async def runs_list(self, params: Empty, peer: Peer) -> RunList:

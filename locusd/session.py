@@ -78,7 +78,7 @@ class CloudSession:
             )
         else:
             raise LocusError(
-                Code.INVALID_REQUEST, "log in with email and password, or with a token"
+                Code.INVALID_ARGUMENT, "log in with email and password, or with a token"
             )
         self.store.save(creds)
         self._pointer.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -158,4 +158,4 @@ async def mapped(call: Awaitable[T]) -> T:
     except (CloudUnavailable, ServerError) as exc:
         raise LocusError(Code.CLOUD_UNAVAILABLE, f"the cloud is unavailable: {exc}") from None
     except CloudError as exc:
-        raise LocusError(Code.INVALID_REQUEST, str(exc)) from None
+        raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None

@@ -6,6 +6,10 @@ from __future__ import annotations
 import click
 
 from locusd.cli.agent import agent
+from locusd.cli.daemon import daemon_group
+from locusd.cli.runs import cancel_command, logs_command, run_command, runs_command
+from locusd.cli.session import login, logout, status
+from locusd.cli.tasks import tasks
 
 
 @click.group()
@@ -14,4 +18,6 @@ def main() -> None:
     """Locus: local-first coding agents."""
 
 
-main.add_command(agent)
+for command in (login, logout, status, tasks, run_command, runs_command, logs_command,
+                cancel_command, daemon_group, agent):  # fmt: skip
+    main.add_command(command)

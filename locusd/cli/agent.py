@@ -14,7 +14,6 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -25,11 +24,11 @@ from rich.syntax import Syntax
 
 from locusd import config as user_config
 from locusd.agent import transcript
-from locusd.agent.loop import Event
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.agent.run import RunReport, run_task
 from locusd.agent.tools import Approver
+from locusd.cli.progress import Progress
 from locusd.git.worktrees import WorktreeError
 from locusd.repo_config import RepoConfigError
 
@@ -45,43 +44,6 @@ EXIT_CODES = {
 @click.group()
 def agent() -> None:
     """Run the coding agent locally (no cloud needed)."""
-
-
-class _Progress:
-    """The live status line: phase, turn, the tool running now, tokens and cost so far."""
-
-    def __init__(self, console: Console, status: Status | None) -> None:
-        self.console = console
-        self.status = status
-        self.turn = 0
-
-    def phase(self, text: str) -> None:
-        if self.status is not None:
-            self.status.update(text)
-
-    def event(self, event: Event) -> None:
-        if self.status is None:
-            return
-        if event.kind == "turn":
-            self.turn = event.turn
-            self.status.update(f"turn {event.turn}: thinking")
-        elif event.kind == "tool":
-            self.status.update(f"turn {event.turn}: {event.text} {_brief(event.data['input'])}")
-        elif event.kind == "tool_done":
-            mark = "[red]✗[/]" if event.data["is_error"] else "[green]✓[/]"
-            self.console.print(f"  {mark} {event.text} ({event.data['duration']:.2f} s)")
-        elif event.kind == "verify":
-            verdict = "[green]passed[/]" if event.data["passed"] else "[red]failed[/]"
-            self.console.print(f"  verify `{event.text}` {verdict}")
-        elif event.kind == "note":
-            self.console.print(f"  [yellow]{event.text}[/]")
-
-
-def _brief(arguments: dict[str, Any]) -> str:
-    for key in ("path", "command", "pattern", "summary", "question", "title"):
-        if key in arguments:
-            return str(arguments[key]).splitlines()[0][:80] if arguments[key] else ""
-    return ""
 
 
 def _approver(console: Console, status: Status | None) -> Approver:
@@ -212,7 +174,7 @@ def run(
 
     interactive = sys.stdin.isatty() and sys.stderr.isatty() and not unattended and not as_json
     status = err.status("starting") if sys.stderr.isatty() else None
-    progress = _Progress(err, status)
+    progress = Progress(err, status)
 
     async def main() -> RunReport:
         cancel = asyncio.Event()
@@ -228,7 +190,7 @@ def run(
             base=base,
             cancel=cancel,
             approver=_approver(err, status) if interactive else None,
-            on_event=progress.event,
+            on_event=lambda e: progress.show(e.kind, e.text, e.data, e.turn),
             on_phase=progress.phase,
         )
 

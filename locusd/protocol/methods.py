@@ -65,6 +65,7 @@ METHODS: dict[str, Method] = {
 
 NOTIFICATIONS: dict[str, tuple[type[Wire], str]] = {
     "locus/runs/event": (m.RunEvent, "An event of a run the client subscribed to."),
+    "locus/runs/started": (m.Run, "A run started (the worker claimed a task, or a client)."),
     "locus/approval/resolved": (m.ApprovalResolved, "An approval was answered (maybe elsewhere)."),
 }
 

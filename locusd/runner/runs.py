@@ -68,6 +68,8 @@ class Runs:
         self.active: dict[str, _Active] = {}
         self.subscribers: dict[str, set[Peer]] = {}
         self.listeners: dict[str, list[Callable[[RunEvent], None]]] = {}
+        #: Told of every new run (the daemon tells its clients: ``locus/runs/started``).
+        self.on_started: Callable[[Run], None] = lambda run: None
         self._approvals = itertools.count(1)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -113,6 +115,7 @@ class Runs:
         )
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
+        self.on_started(run)
         return run
 
     async def _run(
@@ -232,7 +235,7 @@ class Runs:
             run = self.get(run_id)
             self.store.save(run.model_copy(update={"state": "running"}))
             self._emit(run_id, "state", "running")
-        data = dict(event.data)
+        data = {**event.data, "turn": event.turn}
         content = str(data.pop("content", ""))
         self._emit(run_id, event.kind, event.text, data)
         if event.kind == "tool_done" and event.text in ("run_command", "run_verify"):

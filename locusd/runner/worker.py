@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut
+from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
 from locusd.agent.providers import Provider
 from locusd.agent.run import RunReport
@@ -52,6 +52,8 @@ class WorkerApi(Protocol):
     async def claim(self, wait_seconds: float) -> ClaimOut | None: ...
 
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
+
+    async def signals(self, wait: float = 0, after: int = 0) -> SignalsOut: ...
 
 
 class Outbox(Protocol):
@@ -107,6 +109,7 @@ class Worker:
         )
         slots = asyncio.Semaphore(agents)
         running: set[asyncio.Task[Run]] = set()
+        listening = asyncio.create_task(self._signals(stop))
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -129,6 +132,9 @@ class Worker:
             self.status = self.status.model_copy(update={"running": False})
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
     async def _claim(self, stop: asyncio.Event) -> ClaimOut | None:
         claiming = asyncio.ensure_future(self.api.claim(CLAIM_WAIT))
@@ -201,6 +207,24 @@ class Worker:
             if beat.cancel:
                 await self.cancel_run(run_id, "cancelled in the cloud")
                 return
+
+    async def _signals(self, stop: asyncio.Event) -> None:
+        """Cancellations as they happen (a long-poll), so a cancel in the cloud reaches the
+        agent's command in about a second rather than at the next heartbeat."""
+        cursor = 0
+        while not stop.is_set():
+            try:
+                answer = await self.api.signals(wait=CLAIM_WAIT, after=cursor)
+            except Exception as exc:  # the cloud is away: heartbeats still carry cancels
+                log.warning("signals failed: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 5)
+                continue
+            cursor = answer.cursor
+            for signal in answer.cancellations:
+                for run_id, held in list(self.held.items()):
+                    if held.claim.task.id == signal.task_id:
+                        await self.cancel_run(run_id, "cancelled in the cloud")
 
     async def cancel_run(self, run_id: str, why: str) -> None:
         self.cancelled_by_cloud.add(run_id)

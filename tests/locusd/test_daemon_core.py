@@ -82,7 +82,7 @@ async def test_unknown_runs_and_bad_repositories_are_clear_errors(
     assert missing.value.data.kind == "run_not_found" and not missing.value.data.retryable
     with pytest.raises(LocusError) as relative:
         await daemon.runs_start(RunStartParams(repo="relative/path", task="x"), peer)
-    assert relative.value.code == Code.INVALID_REQUEST
+    assert relative.value.code == Code.INVALID_ARGUMENT
     plain = tmp_path / "plain"
     plain.mkdir()
     run = await daemon.runs_start(

@@ -20,6 +20,7 @@ The same settings can live in the [agent] table of ~/.config/locus/config.toml."
 
 
 def make_provider(config: AgentConfig, *, replay: Path | None = None) -> Provider:
+    replay = replay or config.replay
     if config.provider == "replay" or replay is not None:
         from locusd.agent.providers.replay import ReplayProvider
 

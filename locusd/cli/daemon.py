@@ -1,0 +1,114 @@
+"""``locus daemon start|stop|status|logs|install|uninstall``: the daemon process itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import click
+
+from locusd.cli.common import OK, UNAVAILABLE, daemon, fail, json_option, out, run, show
+from locusd.protocol.base import Empty
+from locusd.protocol.messages import DaemonStatus
+from locusd.server.client import LOG_NAME
+from locusd.server.paths import socket_path, state_dir
+from locusd.service import ServiceError, install, uninstall
+from locusd.service.install import InstallResult
+
+
+@click.group("daemon")
+def daemon_group() -> None:
+    """The locusd process (one per user; clients start it when needed)."""
+
+
+def _status(start: bool) -> DaemonStatus:
+    async def work() -> DaemonStatus:
+        async with daemon(start=start) as client:
+            return await client.call("locus/daemon/status", Empty(), DaemonStatus)
+
+    return run(work)
+
+
+@daemon_group.command()
+@json_option
+def start(as_json: bool) -> None:
+    """Start the daemon in the background (if it is not running)."""
+    result = _status(start=True)
+    show(
+        result, as_json, lambda: out.print(f"locusd running (pid {result.pid}) on {result.socket}")
+    )
+
+
+@daemon_group.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Whether the daemon runs, and its state (never starts it)."""
+    if not socket_path().exists():
+        show({"running": False}, as_json, lambda: out.print("locusd is not running"))
+        sys.exit(UNAVAILABLE)
+    result = _status(start=False)
+    show(
+        result, as_json, lambda: out.print(f"locusd running (pid {result.pid}) on {result.socket}")
+    )
+
+
+@daemon_group.command()
+@json_option
+def stop(as_json: bool) -> None:
+    """Stop the daemon (its runs are cancelled; cloud tasks go back to the queue)."""
+    if not socket_path().exists():
+        show({"stopped": False}, as_json, lambda: out.print("locusd is not running"))
+        return
+
+    async def work() -> None:
+        async with daemon(start=False) as client:
+            await client.call("locus/daemon/shutdown", Empty(), Empty)
+
+    run(work)
+    show({"stopped": True}, as_json, lambda: out.print("locusd stopped"))
+
+
+@daemon_group.command()
+@click.option("--lines", "-n", default=200, show_default=True)
+def logs(lines: int) -> None:
+    """The daemon's log (the file of a daemon that a client started)."""
+    path = state_dir() / LOG_NAME
+    if not path.exists():
+        fail(
+            f"no log at {path}: a daemon run by systemd logs to the journal"
+            " (journalctl --user -u locusd)",
+            UNAVAILABLE,
+        )
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    click.echo("\n".join(text[-lines:]))
+
+
+def _report(result: InstallResult, as_json: bool) -> None:
+    def human() -> None:
+        out.print(result.message)
+        for command in result.pending:
+            out.print("  run: " + subprocess.list2cmdline(command))
+
+    show(dataclasses.asdict(result), as_json, human)
+    sys.exit(OK if result.ok else UNAVAILABLE)
+
+
+@daemon_group.command("install")
+@json_option
+def install_command(as_json: bool) -> None:
+    """Run the daemon as a service: a systemd user unit (Linux) or a LaunchAgent (macOS)."""
+    try:
+        _report(install(), as_json)
+    except ServiceError as exc:
+        fail(str(exc), UNAVAILABLE)
+
+
+@daemon_group.command("uninstall")
+@json_option
+def uninstall_command(as_json: bool) -> None:
+    """Remove the service (the daemon can still be started by clients)."""
+    try:
+        _report(uninstall(), as_json)
+    except ServiceError as exc:
+        fail(str(exc), UNAVAILABLE)

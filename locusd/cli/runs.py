@@ -1,0 +1,250 @@
+"""``locus run`` (the worker, in the foreground through the daemon), ``locus runs``, ``locus
+logs RUN``, ``locus cancel RUN``.
+
+``locus run`` starts the daemon's worker, follows every run it starts (live progress on
+stderr), answers approval requests at the terminal, and on Ctrl-C cancels the runs it started
+and stops the worker: each run ends in an explicit state (the cloud gets its task back). With
+``--once`` it exits after one task, with the run's exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.prompt import Prompt
+from rich.table import Table
+
+from locusd.cli.common import (
+    CANCELLED,
+    FAILED,
+    NEEDS_INPUT,
+    OK,
+    daemon,
+    err,
+    json_option,
+    out,
+    run,
+    show,
+)
+from locusd.cli.progress import Progress
+from locusd.cli.rpc import DaemonClient
+from locusd.protocol.base import Empty
+from locusd.protocol.messages import (
+    ApprovalRequest,
+    LogsParams,
+    Run,
+    RunEvent,
+    RunEvents,
+    RunList,
+    RunRef,
+    WorkerStartParams,
+    WorkerStatus,
+)
+
+STATE_EXIT = {
+    "awaiting_review": OK,
+    "completed": OK,
+    "reported": OK,
+    "needs_input": NEEDS_INPUT,
+    "cancelled": CANCELLED,
+}
+ENDED = {"awaiting_review", "completed", "reported", "needs_input", "failed", "cancelled"}
+
+
+def _run_line(run: Run) -> str:
+    task = f"task #{run.task_id}" if run.task_id is not None else "local"
+    extra = run.reason or run.question or run.summary or ""
+    return f"{run.run_id}  {run.state:<16} {task}  {run.title}" + (f" — {extra}" if extra else "")
+
+
+async def _approve(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Approval requests from the daemon, answered at the terminal (reject without one)."""
+    request = ApprovalRequest.model_validate(params)
+    if not sys.stdin.isatty():
+        return {"decision": "reject"}
+    err.print(
+        f"[yellow]run {request.run_id} wants to run[/] `{request.command}` ({request.reason})"
+    )
+    choice = await asyncio.to_thread(
+        Prompt.ask, "allow?", choices=["once", "always", "no"], default="no", console=err
+    )
+    return {"decision": {"once": "allow_once", "always": "allow_always"}.get(choice, "reject")}
+
+
+class Follower:
+    """Follows runs: subscribes to each one the worker starts and shows its events."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.finished: dict[str, Run] = {}
+        self.started: set[str] = set()
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.queue.put_nowait((method, params))
+
+    async def step(self, client: DaemonClient) -> Run | None:
+        """Handle one notification; the run when it has just ended."""
+        method, params = await self.queue.get()
+        if method == "locus/runs/started":
+            started = Run.model_validate(params)
+            self.started.add(started.run_id)
+            err.print(f"[bold]started[/] {_run_line(started)}")
+            await client.call("locus/runs/subscribe", RunRef(run_id=started.run_id), RunEvents)
+        elif method == "locus/runs/event":
+            event = RunEvent.model_validate(params)
+            turn = int(event.data.get("turn", 0))
+            self.progress.show(event.kind, event.text, event.data, turn)
+            if event.kind == "completed":
+                ended = Run.model_validate(event.data)
+                self.finished[ended.run_id] = ended
+                err.print(f"[bold]ended[/] {_run_line(ended)}")
+                return ended
+        return None
+
+
+@click.command("run")
+@click.option("--once", is_flag=True, help="stop after one task")
+@click.option("--agents", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="a checkout to serve (repeatable; default: the current directory)",
+)
+@json_option
+def run_command(once: bool, agents: int, repos: tuple[Path, ...], as_json: bool) -> None:
+    """Work on the cloud's queued tasks for these repositories, in the foreground."""
+    checkouts = [str(p.resolve()) for p in (repos or (Path.cwd(),))]
+    status = err.status("waiting for a task") if sys.stderr.isatty() and not as_json else None
+    follower = Follower(Progress(err, status))
+
+    async def work() -> list[Run]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        async with daemon(on_notification=follower.notify, on_request=_approve) as client:
+            params = WorkerStartParams(agents=agents, once=once, repos=checkouts)
+            started = await client.call("locus/worker/start", params, WorkerStatus)
+            err.print(
+                f"serving {', '.join(started.repositories)} for project(s) {started.projects}"
+                " — Ctrl-C stops"
+            )
+            stopping = asyncio.ensure_future(stop.wait())
+            lost = asyncio.ensure_future(client.closed.wait())
+            while True:
+                step = asyncio.ensure_future(follower.step(client))
+                await asyncio.wait({step, stopping, lost}, return_when=asyncio.FIRST_COMPLETED)
+                if lost.done() and not step.done():
+                    step.cancel()
+                    raise ConnectionError("lost the connection to locusd")
+                if stopping.done():
+                    step.cancel()
+                    await _stop(client, follower)
+                    break
+                if step.result() is not None and once:
+                    break
+            return list(follower.finished.values())
+
+    if status is not None:
+        with status:
+            ended = run(work)
+    else:
+        ended = run(work)
+    show([r.model_dump(mode="json") for r in ended], as_json, lambda: None)
+    if once and ended:
+        sys.exit(STATE_EXIT.get(ended[-1].state, FAILED))
+    if any(r.state == "cancelled" for r in ended):
+        sys.exit(CANCELLED)
+
+
+async def _stop(client: DaemonClient, follower: Follower) -> None:
+    """Ctrl-C: cancel what this session started, stop the worker; every run ends explicitly."""
+    err.print("stopping: cancelling the runs started here")
+    for run_id in follower.started - set(follower.finished):
+        ended = await client.call("locus/runs/cancel", RunRef(run_id=run_id), Run)
+        follower.finished[run_id] = ended
+    await client.call("locus/worker/stop", Empty(), WorkerStatus)
+
+
+@click.command("runs")
+@json_option
+def runs_command(as_json: bool) -> None:
+    """Every run the daemon knows, newest last."""
+
+    async def work() -> RunList:
+        async with daemon() as client:
+            return await client.call("locus/runs/list", Empty(), RunList)
+
+    result = run(work)
+
+    def human() -> None:
+        table = Table("run", "state", "task", "title")
+        for r in result.runs:
+            table.add_row(r.run_id, r.state, str(r.task_id or "local"), r.title)
+        out.print(table)
+
+    show(result, as_json, human)
+
+
+@click.command("logs")
+@click.argument("run_id")
+@click.option("--follow", "-f", is_flag=True, help="keep showing events until the run ends")
+@json_option
+def logs_command(run_id: str, follow: bool, as_json: bool) -> None:
+    """A run's events (what the agent said and did)."""
+    queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+
+    def notify(method: str, params: dict[str, Any]) -> None:
+        if method == "locus/runs/event":
+            queue.put_nowait(RunEvent.model_validate(params))
+
+    async def work() -> list[RunEvent]:
+        async with daemon(on_notification=notify) as client:
+            if not follow:
+                events = await client.call("locus/runs/logs", LogsParams(run_id=run_id), RunEvents)
+                return events.events
+            backlog = await client.call("locus/runs/subscribe", RunRef(run_id=run_id), RunEvents)
+            for event in backlog.events:
+                _print_event(event, as_json)
+            run_now = await client.call("locus/runs/show", RunRef(run_id=run_id), Run)
+            if run_now.state in ENDED:
+                return []  # it was over already: the backlog above is all there is
+            while True:  # subscribed before the show: the end cannot slip between
+                event = await queue.get()
+                _print_event(event, as_json)
+                if event.kind == "completed":
+                    return []
+
+    for event in run(work):
+        _print_event(event, as_json)
+
+
+def _print_event(event: RunEvent, as_json: bool) -> None:
+    if as_json:
+        click.echo(event.model_dump_json(by_alias=True))
+    elif event.kind != "text":
+        out.print(f"{event.seq:>5} {event.kind:<10} {event.text[:300]}")
+    else:
+        out.print(event.text, end="")
+
+
+@click.command("cancel")
+@click.argument("run_id")
+@json_option
+def cancel_command(run_id: str, as_json: bool) -> None:
+    """Cancel a running run (its command is killed; a cloud task is given back)."""
+
+    async def work() -> Run:
+        async with daemon() as client:
+            return await client.call("locus/runs/cancel", RunRef(run_id=run_id), Run)
+
+    result = run(work)
+    show(result, as_json, lambda: out.print(_run_line(result)))

@@ -1,0 +1,99 @@
+"""``locus login``, ``locus logout``, ``locus status``: the daemon's cloud session."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.protocol.base import Empty
+from locusd.protocol.messages import AuthStatus, DaemonStatus, LoginParams
+
+
+def _auth_line(status: AuthStatus) -> str:
+    if not status.logged_in:
+        return f"not logged in (cloud {status.cloud_url}; secrets kept in {status.store})"
+    return f"logged in to {status.cloud_url} as {status.identity} ({status.kind}; {status.store})"
+
+
+def _show_auth(status: AuthStatus, as_json: bool) -> None:
+    def human() -> None:
+        out.print(_auth_line(status))
+        if status.warning:
+            out.print(f"[yellow]warning:[/] {status.warning}")
+
+    show(status, as_json, human)
+
+
+@click.command()
+@click.option("--cloud", "cloud_url", default="http://127.0.0.1:8420", show_default=True)
+@click.option("--email", help="log in as this user (the password is asked for)")
+@click.option("--password-stdin", is_flag=True, help="read the password from stdin")
+@click.option("--token", help="a user or worker token instead (e.g. from locus-cloud token create)")
+@click.option("--token-stdin", is_flag=True, help="read the token from stdin")
+@json_option
+def login(
+    cloud_url: str,
+    email: str | None,
+    password_stdin: bool,
+    token: str | None,
+    token_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Log the daemon in to a Locus Cloud. The secret goes to the OS keyring, or to a 0600
+    file (with a warning) where there is none."""
+    password = None
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+    elif email and password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif email:
+        password = click.prompt("password", hide_input=True)
+    if not token and not (email and password):
+        raise click.UsageError("give --email (and a password) or --token")
+    params = LoginParams(cloud_url=cloud_url, email=email, password=password, token=token)
+
+    async def work() -> AuthStatus:
+        async with daemon() as client:
+            return await client.call("locus/auth/login", params, AuthStatus)
+
+    _show_auth(run(work), as_json)
+
+
+@click.command()
+@json_option
+def logout(as_json: bool) -> None:
+    """Forget the cloud secret (and revoke a user session on the cloud)."""
+
+    async def work() -> AuthStatus:
+        async with daemon() as client:
+            return await client.call("locus/auth/logout", Empty(), AuthStatus)
+
+    _show_auth(run(work), as_json)
+
+
+@click.command()
+@json_option
+def status(as_json: bool) -> None:
+    """The daemon at a glance: version, clients, runs, outbox, login, worker."""
+
+    async def work() -> DaemonStatus:
+        async with daemon() as client:
+            return await client.call("locus/daemon/status", Empty(), DaemonStatus)
+
+    result = run(work)
+
+    def human() -> None:
+        out.print(f"locusd {result.version} (pid {result.pid}, up {result.uptime_seconds:.0f} s)")
+        out.print(f"socket {result.socket}; {result.clients} client(s) connected")
+        out.print(_auth_line(result.auth))
+        runs = ", ".join(f"{n} {state}" for state, n in sorted(result.runs.items())) or "none"
+        out.print(f"runs: {runs}; outbox: {result.outbox_pending} pending")
+        worker = result.worker
+        if worker.running:
+            out.print(f"worker: running, {worker.agents} agent(s), projects {worker.projects}")
+        else:
+            out.print("worker: stopped" + (f" ({worker.last_error})" if worker.last_error else ""))
+
+    show(result, as_json, human)

@@ -1,0 +1,92 @@
+"""``locus tasks list|show|create``: the cloud's tasks, through the daemon's session."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.protocol.messages import Task, TaskCreateParams, TaskList, TaskListParams, TaskRef
+
+
+@click.group()
+def tasks() -> None:
+    """Tasks in the cloud."""
+
+
+@tasks.command("list")
+@click.option("--project", "project_id", type=int, help="default: every project you can see")
+@click.option("--status", help="only tasks in this status (e.g. queued)")
+@json_option
+def list_(project_id: int | None, status: str | None, as_json: bool) -> None:
+    """List tasks."""
+
+    async def work() -> TaskList:
+        async with daemon() as client:
+            params = TaskListParams(project_id=project_id, status=status)
+            return await client.call("locus/tasks/list", params, TaskList)
+
+    result = run(work)
+
+    def human() -> None:
+        table = Table("id", "project", "status", "title")
+        for task in result.tasks:
+            table.add_row(str(task.id), str(task.project_id), task.status, task.title)
+        out.print(table)
+
+    show(result, as_json, human)
+
+
+def _show_task(task: Task, as_json: bool) -> None:
+    def human() -> None:
+        out.print(f"[bold]#{task.id}[/] {task.title}  ({task.status}, project {task.project_id})")
+        if task.repository:
+            out.print(f"repository {task.repository}")
+        if task.description:
+            out.print(task.description)
+
+    show(task, as_json, human)
+
+
+@tasks.command("show")
+@click.argument("task_id", type=int)
+@json_option
+def show_(task_id: int, as_json: bool) -> None:
+    """Show one task."""
+
+    async def work() -> Task:
+        async with daemon() as client:
+            return await client.call("locus/tasks/show", TaskRef(task_id=task_id), Task)
+
+    _show_task(run(work), as_json)
+
+
+@tasks.command("create")
+@click.option("--project", "project_id", type=int, required=True)
+@click.option("--title", required=True)
+@click.option("--description", default="")
+@click.option("--repository", help="a git remote: only a daemon serving it runs the task")
+@click.option("--backlog", is_flag=True, help="put it in the backlog instead of the queue")
+@json_option
+def create(
+    project_id: int,
+    title: str,
+    description: str,
+    repository: str | None,
+    backlog: bool,
+    as_json: bool,
+) -> None:
+    """Create a task (queued, so a worker picks it up)."""
+    params = TaskCreateParams(
+        project_id=project_id,
+        title=title,
+        description=description,
+        repository=repository,
+        queued=not backlog,
+    )
+
+    async def work() -> Task:
+        async with daemon() as client:
+            return await client.call("locus/tasks/create", params, Task)
+
+    _show_task(run(work), as_json)

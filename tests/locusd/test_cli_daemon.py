@@ -1,0 +1,188 @@
+"""The `locus` CLI, the daemon it starts, and a real cloud (SQLite), as a user runs them: every
+command is a subprocess, the daemon a detached process of its own, all state in a temp dir.
+Includes the faults: kill -9 of the daemon mid-run, and a cancel from the cloud's REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cloud
+from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, call, git, make_sample_repo
+from tests.support.anthropic_server import AnthropicServer, Hang
+from tests.support.processes import processes_named, until
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.parametrize("template", ["sqlite"], indirect=True),
+]
+LOCUS = str(Path(sys.executable).parent / "locus")
+REMOTE = "https://git.example.com/acme/sample.git"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # Heartbeats come every lease/3 s: with a 10-minute lease, a cancel that arrives within
+    # the test's deadline came through the signals long-poll, not a heartbeat.
+    return {"lease_seconds": 600}
+
+
+@dataclass
+class User:
+    """A user's machine: environment (all XDG dirs in tmp), a checkout, the config."""
+
+    env: dict[str, str]
+    repo: Path
+    config: Path
+
+    async def locus(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            LOCUS,
+            *args,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode is not None
+        if check:
+            assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
+        return proc.returncode, out.decode(), err.decode()
+
+    async def json(self, *args: str) -> Any:
+        _, out, _ = await self.locus(*args, "--json")
+        return json.loads(out)
+
+    def agent(self, **settings: str) -> None:
+        lines = "".join(f'{key} = "{value}"\n' for key, value in settings.items())
+        self.config.write_text(f"[agent]\n{lines}")
+
+
+@pytest.fixture
+async def user(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))},
+        "XDG_RUNTIME_DIR": str(runtime),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "ANTHROPIC_API_KEY": "sk-ant-cli-daemon",
+    }
+    config = tmp_path / "config" / "locus" / "config.toml"
+    config.parent.mkdir(parents=True)
+    repo = make_sample_repo(tmp_path)
+    git(repo, "remote", "add", "origin", REMOTE)
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
+    machine = User(env, repo, config)
+    try:
+        yield machine
+    finally:
+        await machine.locus("daemon", "stop", check=False)
+
+
+async def login_and_queue(user: User, cloud: Cloud, title: str = TASK) -> int:
+    status = await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
+    assert status["loggedIn"] and status["kind"] == "user"
+    assert "0600" in status["warning"]  # no keyring here: said plainly
+    task = await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", title)
+    assert task["status"] == "queued"
+    return int(task["id"])
+
+
+async def cloud_status(cloud: Cloud, task_id: int) -> str:
+    return str((await cloud.api.get(f"/tasks/{task_id}")).ok()["status"])
+
+
+async def test_login_then_run_once_takes_a_task_to_awaiting_review(
+    user: User, cloud: Cloud
+) -> None:
+    user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+    task_id = await login_and_queue(user, cloud)
+    assert (await user.json("tasks", "list", "--status", "queued"))["tasks"][0]["id"] == task_id
+
+    _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    assert run["state"] == "awaiting_review" and run["task_id"] == task_id, err
+    assert await cloud_status(cloud, task_id) == "awaiting_review"
+
+    runs = (await user.json("runs"))["runs"]
+    assert [r["runId"] for r in runs] == [run["run_id"]]
+    _, logs, _ = await user.locus("logs", run["run_id"], "--json")
+    kinds = [json.loads(line)["kind"] for line in logs.splitlines()]
+    assert kinds[0] == "state" and kinds[-1] == "completed" and "verify" in kinds
+    status = await user.json("status")
+    assert status["auth"]["loggedIn"] and status["runs"] == {"awaiting_review": 1}
+    assert status["outboxPending"] == 0
+
+
+async def test_a_daemon_killed_mid_run_leaves_an_explicit_state(user: User, cloud: Cloud) -> None:
+    async with AnthropicServer([Hang()]) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        task_id = await login_and_queue(user, cloud)
+        worker = await asyncio.create_subprocess_exec(
+            LOCUS, "run", "--once", "--repo", str(user.repo), env=user.env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await asyncio.wait_for(model.hung.wait(), 60)  # the run is mid-flight
+        pid = (await user.json("daemon", "status"))["pid"]
+        os.kill(pid, signal.SIGKILL)
+        _, stderr = await asyncio.wait_for(worker.communicate(), 60)
+        assert worker.returncode == 5, stderr  # the daemon is gone: said, not hung
+
+    # A new daemon (started by this command) finds the run and ends it explicitly.
+    (run,) = (await user.json("runs"))["runs"]
+    assert run["state"] == "failed"
+    assert run["reason"] == "interrupted: the daemon stopped during the run"
+    # Its worktree (with whatever the agent did) is still there.
+    data = Path(user.env["XDG_DATA_HOME"]) / "locus" / "worktrees"
+    (kept,) = data.glob("*/*")
+    assert kept.name.startswith(run["runId"])
+
+    async def reported() -> bool:
+        return await cloud_status(cloud, task_id) == "failed"
+
+    for _ in range(300):  # the outbox drains once the new daemon is up
+        if await reported():
+            break
+        await asyncio.sleep(0.1)
+    assert await reported()
+
+
+async def test_a_cancel_in_the_cloud_kills_the_agents_command(user: User, cloud: Cloud) -> None:
+    marker = f"locus-cli-cancel-{uuid.uuid4().hex}"
+    script = [call("run_command", command=f"exec -a {marker} sleep 300", timeout=600)]
+    async with AnthropicServer(script) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        task_id = await login_and_queue(user, cloud)
+        worker = await asyncio.create_subprocess_exec(
+            LOCUS, "run", "--once", "--repo", str(user.repo), "--json", env=user.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await until(lambda: bool(processes_named(marker)), timeout=60)
+        (await cloud.api.post(f"/tasks/{task_id}/cancel", json={})).ok()
+        await until(lambda: not processes_named(marker), timeout=60)
+        out, err = await asyncio.wait_for(worker.communicate(), 60)
+
+    (run,) = json.loads(out)
+    assert run["state"] == "cancelled", err
+    assert worker.returncode == 130
+    assert await cloud_status(cloud, task_id) == "cancelled"
+
+
+async def test_commands_fail_clearly_without_a_login(user: User) -> None:
+    code, _, err = await user.locus("tasks", "list", check=False)
+    assert code == 4
+    assert "not logged in" in err and "locus login" in err
