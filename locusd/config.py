@@ -69,6 +69,9 @@ class DaemonConfig(BaseModel):
         default_factory=list,
         description="checkouts whose tasks this daemon runs (locus run adds the current one)",
     )
+    outbox_retry_cap: float = Field(
+        30.0, gt=0, description="longest wait between two tries of an unsent cloud write (s)"
+    )
 
 
 class Config(BaseModel):

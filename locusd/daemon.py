@@ -21,7 +21,7 @@ from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
-from locusd.cloud.outbox import Outbox, OutboxEntry
+from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
 from locusd.cloud.writes import status_body
 from locusd.config import Config
 from locusd.config import load as load_config
@@ -72,7 +72,10 @@ class Daemon:
         self.session = CloudSession(
             CredentialStore(config.credentials_dir), config.state_dir, config.daemon.cloud_url
         )
-        self.outbox = Outbox(config.state_dir / "outbox.sqlite")
+        self.outbox = Outbox(
+            config.state_dir / "outbox.sqlite",
+            backoff=Backoff(cap=config.daemon.outbox_retry_cap),
+        )
         self.redact = Redactor(os.environ)
         self._drainer: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None

@@ -118,12 +118,16 @@ class Cloud:
     app: web.Application
 
 
-async def start_cloud(db_url: str, **overrides: Any) -> tuple[web.AppRunner, str, web.Application]:
+async def start_cloud(
+    db_url: str, port: int = 0, **overrides: Any
+) -> tuple[web.AppRunner, str, web.Application]:
+    """A cloud on ``port`` (0: a free one); start it again on the same port to bring it back
+    after an outage."""
     settings = CloudSettings(db=db_url, port=0, **overrides)
     app = create_app(settings, migrate=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}", app

@@ -54,6 +54,22 @@ def _state_after(report: RunReport) -> RunState:
     return "failed"
 
 
+def _token(run_id: str) -> str:
+    return f"locus/run/{run_id}"
+
+
+def _progress_value(event: RunEvent) -> dict[str, Any] | None:
+    """The ``$/progress`` value an event shows, if any: the turn and tool as a report, the
+    run's end as ``end``."""
+    if event.kind == "completed":
+        return {"kind": "end", "message": event.text}
+    if event.kind == "turn":
+        return {"kind": "report", "message": f"turn {event.data.get('turn', '')}"}
+    if event.kind in ("tool", "verify", "state"):
+        return {"kind": "report", "message": f"{event.kind}: {event.text}"[:200]}
+    return None
+
+
 @dataclass
 class _Active:
     task: asyncio.Task[Run]
@@ -67,6 +83,7 @@ class Runs:
         self.config = config
         self.active: dict[str, _Active] = {}
         self.subscribers: dict[str, set[Peer]] = {}
+        self._progress_starts: set[asyncio.Task[None]] = set()
         self.listeners: dict[str, list[Callable[[RunEvent], None]]] = {}
         #: Told of every new run (the daemon tells its clients: ``locus/runs/started``).
         self.on_started: Callable[[Run], None] = lambda run: None
@@ -206,9 +223,22 @@ class Runs:
     # --- events and subscribers --------------------------------------------------------------
 
     def subscribe(self, run_id: str, peer: Peer) -> list[RunEvent]:
-        self.get(run_id)
+        run = self.get(run_id)
         self.subscribers.setdefault(run_id, set()).add(peer)
+        if run_id in self.active:
+            task = asyncio.ensure_future(self._begin_progress(run, peer))
+            self._progress_starts.add(task)
+            task.add_done_callback(self._progress_starts.discard)
         return self.store.events(run_id)
+
+    async def _begin_progress(self, run: Run, peer: Peer) -> None:
+        """Standard ``$/progress`` for editors that show it (a no-op for those that don't)."""
+        with contextlib.suppress(Exception):  # a client that went away: nothing to show
+            await peer.create_progress(_token(run.run_id))
+            title = f"Locus: {run.title[:60]}"
+            peer.progress(
+                _token(run.run_id), {"kind": "begin", "title": title, "cancellable": False}
+            )
 
     def listen(self, run_id: str, listener: Callable[[RunEvent], None]) -> None:
         """In-process subscribers (the worker's log shipping), for the run's lifetime."""
@@ -229,6 +259,9 @@ class Runs:
             listener(event)
         for peer in list(self.subscribers.get(run_id, ())):
             peer.notify(EVENT, event)
+            progress = _progress_value(event)
+            if progress is not None:
+                peer.progress(_token(run_id), progress)
 
     def _agent_event(self, run_id: str, event: Event) -> None:
         if event.kind == "turn" and event.turn == 1:

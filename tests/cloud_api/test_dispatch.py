@@ -16,22 +16,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cloud
-from tests.support.client import Api, Worker, fence
+from tests.support.client import Api, Worker, fence, timeline
 
 RACERS = 32
-
-
-async def timeline(api: Api, task_id: int) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = (
-            await api.get(f"/tasks/{task_id}/events", params={"after": after, "limit": 200})
-        ).ok()
-        events += page["items"]
-        if page["next_cursor"] is None:
-            return events
-        after = page["next_cursor"]
 
 
 def assert_chain(events: list[dict[str, Any]], final_status: str) -> list[dict[str, Any]]:

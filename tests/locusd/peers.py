@@ -27,6 +27,8 @@ class Client:
         self.notes: list[tuple[str, Wire]] = []
         self.answer = answer
         self.asked: list[ApprovalRequest] = []
+        self.progress_tokens: set[str] = set()
+        self.progress_values: list[dict[str, Any]] = []
 
     def notify(self, method: str, params: Wire) -> None:
         self.notes.append((method, params))
@@ -40,10 +42,11 @@ class Client:
         return result.model_validate((await self.answer(params)).model_dump())
 
     async def create_progress(self, token: str) -> None:
-        return None
+        self.progress_tokens.add(token)
 
     def progress(self, token: str, value: dict[str, Any]) -> None:
-        return None
+        if token in self.progress_tokens:  # as a real client: only for created tokens
+            self.progress_values.append(value)
 
     def events(self) -> list[RunEvent]:
         return [p for m, p in self.notes if m == "locus/runs/event" and isinstance(p, RunEvent)]

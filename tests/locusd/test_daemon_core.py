@@ -61,6 +61,10 @@ async def test_a_run_streams_its_events_to_subscribers_and_keeps_them(
     assert kinds[0] == "state" and kinds[-1] == "completed"
     for kind in ("turn", "tool", "tool_done", "output", "verify", "diff"):
         assert kind in kinds
+    # Editors also get standard $/progress: begin, reports, end.
+    kinds_shown = [value["kind"] for value in watcher.progress_values]
+    assert kinds_shown[0] == "begin" and kinds_shown[-1] == "end"
+    assert "report" in kinds_shown
     diff = next(e for e in live if e.kind == "diff")
     assert "ordered[middle - 1]" in diff.text
     # The log is kept: a client that comes later reads it all, or the rest after a seq.

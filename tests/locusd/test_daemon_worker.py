@@ -5,16 +5,28 @@ reported — the cloud ends with the task awaiting review, its logs and its patc
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from locusd.daemon import Daemon
 from locusd.protocol.messages import LoginParams, TaskCreateParams, WorkerStartParams
-from tests.conftest import Cloud
-from tests.locusd.agentkit import TASK, fix_median_session, git, make_config, make_sample_repo
+from tests.conftest import Cloud, Template, start_cloud
+from tests.locusd.agentkit import (
+    TASK,
+    call,
+    fix_median_session,
+    git,
+    make_config,
+    make_sample_repo,
+)
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicServer
+from tests.support.client import Api, timeline
+from tests.support.processes import processes_named, until
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -65,8 +77,7 @@ async def test_a_task_from_the_api_runs_to_awaiting_review(
     assert run.state == "awaiting_review" and run.task_id == task.id
     shown = (await cloud.api.get(f"/tasks/{task.id}")).ok()
     assert shown["status"] == "awaiting_review"
-    events = (await cloud.api.get(f"/tasks/{task.id}/events", params={"limit": 200})).ok()
-    items = events["items"] if isinstance(events, dict) else events
+    items = await timeline(cloud.api, task.id)
     kinds = [e["kind"] for e in items]
     assert "log" in kinds
     statuses = [e["to_status"] for e in items if e["kind"] == "status"]
@@ -74,3 +85,55 @@ async def test_a_task_from_the_api_runs_to_awaiting_review(
     artifacts = (await cloud.api.get(f"/tasks/{task.id}/artifacts")).ok()
     found = artifacts["items"] if isinstance(artifacts, dict) else artifacts
     assert {a["kind"] for a in found} >= {"patch", "evidence"}
+
+
+async def test_a_cloud_outage_mid_run_loses_and_duplicates_nothing(
+    template: Template, db_url: str, repo: Path, tmp_path: Path
+) -> None:
+    runner, url, _ = await start_cloud(db_url, lease_seconds=600)
+    port = int(url.rsplit(":", 1)[1])
+    first = template.first_start
+    fifo = tmp_path / "go.fifo"
+    os.mkfifo(fifo)
+    marker = f"locus-outage-{uuid.uuid4().hex}"
+    # The agent's command waits for the test: the cloud goes down while it runs.
+    script = [
+        call("run_command", command=f"exec -a {marker} cat {fifo}", timeout=600),
+        *fix_median_session(),
+    ]
+    peer = Client()
+    async with AnthropicServer(script) as model, aiohttp.ClientSession() as session:
+        api = Api(session, url, first.token)
+        (await api.patch(f"/projects/{first.project_id}", json={"remotes": [REMOTE]})).ok()
+        config = make_config(tmp_path, base_url=model.base_url)
+        config.daemon.outbox_retry_cap = 0.2
+        daemon = Daemon(config)
+        try:
+            await daemon.auth_login(LoginParams(cloud_url=url, token=first.token), peer)
+            task = await daemon.tasks_create(
+                TaskCreateParams(project_id=first.project_id, title="Fix median", description=TASK),
+                peer,
+            )
+            await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+            await until(lambda: bool(processes_named(marker)), timeout=60)
+            await runner.cleanup()  # the cloud is gone …
+            await asyncio.to_thread(fifo.write_text, "go\n")  # … while the run finishes
+            await asyncio.wait_for(daemon.worker_done(), 90)
+            (run,) = daemon.store.all()
+            assert run.state == "awaiting_review"
+            assert daemon.outbox.pending_count() > 0  # kept, not lost
+            runner, _, _ = await start_cloud(db_url, port=port, lease_seconds=600)  # back
+            await asyncio.wait_for(daemon.outbox.wait_empty(), 60)
+        finally:
+            await daemon.close()
+            await runner.cleanup()
+        runner, _, _ = await start_cloud(db_url, port=port)
+        try:
+            assert (await api.get(f"/tasks/{task.id}")).ok()["status"] == "awaiting_review"
+            items = await timeline(api, task.id)
+        finally:
+            await runner.cleanup()
+    statuses = [e["to_status"] for e in items if e["kind"] == "status"]
+    assert statuses.count("running") == 1 and statuses.count("awaiting_review") == 1
+    seqs = [e["seq"] for e in items if e["kind"] == "log"]
+    assert seqs and len(seqs) == len(set(seqs))  # every chunk once

@@ -109,3 +109,17 @@ async def new_user(admin: Api, email: str, password: str = "correct horse batter
     (await admin.post("/users", body)).ok(201)
     login = (await admin.as_(None).post("/auth/login", {"email": email, "password": password})).ok()
     return admin.as_(login["token"])
+
+
+async def timeline(api: Api, task_id: int) -> list[dict[str, Any]]:
+    """Every event of a task, oldest first (all pages)."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = (
+            await api.get(f"/tasks/{task_id}/events", params={"after": after, "limit": 200})
+        ).ok()
+        events += page["items"]
+        if page["next_cursor"] is None:
+            return events
+        after = page["next_cursor"]

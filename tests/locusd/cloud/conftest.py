@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,6 @@ from cloud_api.schemas.workers import ClaimOut
 from locusd.cloud.client import CloudClient
 from locusd.cloud.outbox import Outbox, Sender
 from tests.conftest import Cloud
-from tests.support.client import Api
 
 
 @asynccontextmanager
@@ -48,13 +46,6 @@ class Clients:
         claim = await self.worker.claim()
         assert claim is not None and claim.task.id == task.id
         return claim
-
-
-async def timeline(api: Api, task_id: int) -> list[dict[str, Any]]:
-    page = (await api.get(f"/tasks/{task_id}/events", params={"limit": 200})).ok()
-    assert page["next_cursor"] is None
-    items: list[dict[str, Any]] = page["items"]
-    return items
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from locusd.cloud.errors import (
 )
 from locusd.cloud.writes import fence_of
 from tests.conftest import Cloud
-from tests.locusd.cloud.conftest import Clients, timeline
+from tests.locusd.cloud.conftest import Clients
+from tests.support.client import timeline
 
 sqlite_only = pytest.mark.parametrize("template", ["sqlite"], indirect=True)
 

@@ -20,8 +20,8 @@ from locusd.cloud.errors import CloudError, CloudUnavailable
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry, Sender
 from locusd.cloud.writes import fence_of, follow_up_body, log_body, status_body
 from tests.conftest import Template
-from tests.locusd.cloud.conftest import Clients, draining, settled, timeline
-from tests.support.client import Api
+from tests.locusd.cloud.conftest import Clients, draining, settled
+from tests.support.client import Api, timeline
 
 sqlite_only = pytest.mark.parametrize("template", ["sqlite"], indirect=True)
 FAST = Backoff(base=0.001, cap=0.01)
