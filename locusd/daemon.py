@@ -279,13 +279,15 @@ class Daemon:
         )
 
     async def _work(self, params: WorkerStartParams, stop: asyncio.Event) -> None:
+        once = params.once or params.task_id is not None
+
         async def one(worker: Worker) -> None:
             try:
-                await worker.run(agents=params.agents, once=params.once, stop=stop)
+                await worker.run(agents=params.agents, once=once, stop=stop, task_id=params.task_id)
             except Exception as exc:
                 log.exception("worker for project %s stopped", worker.project_id)
                 worker.status = worker.status.model_copy(update={"last_error": str(exc)})
-            if params.once:
+            if once:
                 stop.set()
 
         await asyncio.gather(*(one(worker) for worker in self.workers))

@@ -128,7 +128,7 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
     with ctx.services.hub.subscribe([f"work:{worker.project_id}"]) as sub:
         while True:
             touch = ctx.services.should_touch(worker.id)
-            row = await claims.claim(ctx.db, worker, lease, touch=touch)
+            row = await claims.claim(ctx.db, worker, lease, touch=touch, task_id=body.task_id)
             if row is not None:
                 ctx.services.metrics.claims.inc()
                 return ClaimOut(

@@ -50,19 +50,23 @@ class StaleClaim(Exception):
         self.current = current
 
 
-def _claim_statement(skip_locked: bool) -> Any:
+def _claim_statement(skip_locked: bool, one_task: bool = False) -> Any:
     """Built once per backend, with bind parameters: claims are the hot path, and building
-    (and cache-keying) a statement tree per call cost more than executing it."""
+    (and cache-keying) a statement tree per call cost more than executing it. ``one_task``:
+    the variant that claims only the task ``p_task`` (``locus run --task ID``)."""
+    conditions = [
+        tasks.c.project_id == bindparam("p_project"),
+        tasks.c.status == TaskStatus.QUEUED.value,
+        or_(
+            tasks.c.repository.is_(None),
+            tasks.c.repository.in_(bindparam("p_repos", expanding=True)),
+        ),
+    ]
+    if one_task:
+        conditions.append(tasks.c.id == bindparam("p_task"))
     candidate = (
         select(tasks.c.id)
-        .where(
-            tasks.c.project_id == bindparam("p_project"),
-            tasks.c.status == TaskStatus.QUEUED.value,
-            or_(
-                tasks.c.repository.is_(None),
-                tasks.c.repository.in_(bindparam("p_repos", expanding=True)),
-            ),
-        )
+        .where(*conditions)
         # Matches ix_tasks_dispatch_order column for column, so no sort happens.
         .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
         .limit(1)
@@ -91,11 +95,11 @@ _EVENT_COLUMNS = (
 )
 
 
-def _claim_in_one_statement() -> Any:
+def _claim_in_one_statement(one_task: bool = False) -> Any:
     """PostgreSQL: the claim, its timeline event and the wake-up NOTIFY as one statement of
     data-modifying CTEs, run in autocommit — one round trip instead of five (BEGIN, claim,
     event, notify, COMMIT). Atomic all the same: a statement is its own transaction."""
-    claimed = _claim_statement(skip_locked=True).cte("claimed")
+    claimed = _claim_statement(skip_locked=True, one_task=one_task).cte("claimed")
     worker_id = bindparam("p_worker", type_=BigInteger())
     event = (
         insert(task_events)
@@ -125,17 +129,28 @@ def _claim_in_one_statement() -> Any:
     return select(claimed, sent)
 
 
-_CLAIM = {"sqlite": _claim_statement(False), "postgresql": _claim_statement(True)}
-_PG_CLAIM = _claim_in_one_statement()
+_CLAIM = {
+    (backend, one): _claim_statement(backend == "postgresql", one)
+    for backend in ("sqlite", "postgresql")
+    for one in (False, True)
+}
+_PG_CLAIM = {one: _claim_in_one_statement(one) for one in (False, True)}
 _TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(last_seen_at=db_now())
 
 
 async def claim(
-    db: Database, worker: WorkerIdentity, lease_seconds: float, *, touch: bool = True
+    db: Database,
+    worker: WorkerIdentity,
+    lease_seconds: float,
+    *,
+    touch: bool = True,
+    task_id: int | None = None,
 ) -> Row[Any] | None:
-    """Lease the next task for ``worker``, or return None when there is nothing to take.
-    ``touch`` also records that the worker was seen (its ``last_seen_at``)."""
+    """Lease the next task for ``worker`` (only ``task_id``, when given), or return None when
+    there is nothing to take. ``touch`` also records that the worker was seen."""
+    one = task_id is not None
     params = {
+        **({"p_task": task_id} if one else {}),
         "p_project": worker.project_id,
         "p_repos": list(worker.repositories),
         "p_token": secrets.token_urlsafe(24),
@@ -147,11 +162,11 @@ async def claim(
             if touch:
                 await conn.execute(_TOUCH, {"p_worker": worker.id})
             data = {"lease_seconds": lease_seconds}
-            return (await conn.execute(_PG_CLAIM, {**params, "p_data": data})).first()
+            return (await conn.execute(_PG_CLAIM[one], {**params, "p_data": data})).first()
     async with db.write() as tx:
         if touch:
             await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
-        row = (await tx.conn.execute(_CLAIM[db.backend], params)).first()
+        row = (await tx.conn.execute(_CLAIM[db.backend, one], params)).first()
         if row is None:
             return None
         await task_store.add_event(

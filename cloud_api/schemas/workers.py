@@ -37,6 +37,7 @@ class WorkerOut(Timestamped):
 
 class ClaimIn(Body):
     wait_seconds: WaitSeconds = 0
+    task_id: Id | None = Field(None, description="claim only this task (when it is queued)")
 
 
 class ClaimOut(Out):

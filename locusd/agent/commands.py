@@ -56,13 +56,30 @@ class CommandResult:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: killpg(pgid, 0)
+    succeeds for them, and a zombie that PID 1 reaps late would hold the kill's grace period
+    open for nothing (seen with bwrap's inner process)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True  # no /proc (macOS): a zombie is all killpg can tell us about
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 async def _kill_group(pgid: int, grace: float) -> None:

@@ -110,6 +110,9 @@ class Follower:
 
 @click.command("run")
 @click.option("--once", is_flag=True, help="stop after one task")
+@click.option(
+    "--task", "task_id", type=int, help="only this task (it must be queued); implies --once"
+)
 @click.option("--agents", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option(
     "--repo",
@@ -119,8 +122,11 @@ class Follower:
     help="a checkout to serve (repeatable; default: the current directory)",
 )
 @json_option
-def run_command(once: bool, agents: int, repos: tuple[Path, ...], as_json: bool) -> None:
+def run_command(
+    once: bool, task_id: int | None, agents: int, repos: tuple[Path, ...], as_json: bool
+) -> None:
     """Work on the cloud's queued tasks for these repositories, in the foreground."""
+    once = once or task_id is not None
     checkouts = [str(p.resolve()) for p in (repos or (Path.cwd(),))]
     status = err.status("waiting for a task") if sys.stderr.isatty() and not as_json else None
     follower = Follower(Progress(err, status))
@@ -131,7 +137,7 @@ def run_command(once: bool, agents: int, repos: tuple[Path, ...], as_json: bool)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         async with daemon(on_notification=follower.notify, on_request=_approve) as client:
-            params = WorkerStartParams(agents=agents, once=once, repos=checkouts)
+            params = WorkerStartParams(agents=agents, once=once, task_id=task_id, repos=checkouts)
             started = await client.call("locus/worker/start", params, WorkerStatus)
             err.print(
                 f"serving {', '.join(started.repositories)} for project(s) {started.projects}"

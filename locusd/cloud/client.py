@@ -297,13 +297,17 @@ class CloudClient:
         return await self._post("/worker/register", to_json(body), WorkerOut)
 
     async def claim(
-        self, wait_seconds: float = 0, *, idempotency_key: str | None = None
+        self,
+        wait_seconds: float = 0,
+        *,
+        task_id: int | None = None,
+        idempotency_key: str | None = None,
     ) -> ClaimOut | None:
         """The next task, or None when none came within ``wait_seconds`` (≤ 30).
 
         Reuse the key only to retry a claim whose answer was lost (then the cloud gives the
         same claim back); a key whose claim answered "nothing" always answers nothing again."""
-        body = to_json(ClaimIn.model_construct(wait_seconds=wait_seconds))
+        body = to_json(ClaimIn.model_construct(wait_seconds=wait_seconds, task_id=task_id))
         status, raw = await self._call(
             "POST",
             "/worker/claim",

@@ -163,6 +163,7 @@ class RunStartParams(Wire):
 class WorkerStartParams(Wire):
     agents: int = Field(1, ge=1, le=16, description="runs at once")
     once: bool = Field(False, description="stop after one task")
+    task_id: int | None = Field(None, description="only this task (implies once)")
     repos: list[str] = Field(
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
     )

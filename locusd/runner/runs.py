@@ -215,10 +215,7 @@ class Runs:
         return run
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for run in self.store.all():
-            counts[run.state] = counts.get(run.state, 0) + 1
-        return counts
+        return self.store.counts()
 
     # --- events and subscribers --------------------------------------------------------------
 

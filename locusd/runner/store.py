@@ -80,13 +80,20 @@ class RunStore:
 
     def project_of(self, task_id: int) -> int | None:
         """The cloud project of a task this daemon ran (for sending its outbox entries)."""
-        for (cloud,) in self.db.execute(
-            "SELECT cloud FROM runs WHERE cloud IS NOT NULL ORDER BY rowid DESC"
-        ):
-            data = json.loads(cloud)
-            if data.get("task_id") == task_id:
-                return int(data["project_id"])
-        return None
+        row = self.db.execute(
+            "SELECT json_extract(cloud, '$.project_id') FROM runs"
+            " WHERE json_extract(cloud, '$.task_id') = ? ORDER BY rowid DESC LIMIT 1",
+            (task_id,),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def counts(self) -> dict[str, int]:
+        """Runs per state, counted by SQLite (``daemon/status`` must stay cheap however many
+        runs the daemon has kept)."""
+        rows = self.db.execute(
+            "SELECT json_extract(body, '$.state'), COUNT(*) FROM runs GROUP BY 1"
+        ).fetchall()
+        return {str(state): int(n) for state, n in rows}
 
     def all(self) -> list[Run]:
         rows = self.db.execute("SELECT body FROM runs ORDER BY rowid").fetchall()

@@ -49,7 +49,9 @@ class WorkerApi(Protocol):
         self, *, host: str, capacity: int, repositories: list[str], version: str
     ) -> Any: ...
 
-    async def claim(self, wait_seconds: float) -> ClaimOut | None: ...
+    async def claim(
+        self, wait_seconds: float = 0, *, task_id: int | None = None
+    ) -> ClaimOut | None: ...
 
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
 
@@ -98,8 +100,11 @@ class Worker:
         self.cancelled_by_cloud: set[str] = set()
         self.status = WorkerStatus(running=False)
 
-    async def run(self, *, agents: int, once: bool, stop: asyncio.Event) -> None:
-        """Claim and run tasks until ``stop`` is set (or after one task with ``once``)."""
+    async def run(
+        self, *, agents: int, once: bool, stop: asyncio.Event, task_id: int | None = None
+    ) -> None:
+        """Claim and run tasks until ``stop`` is set (or after one task with ``once``; only
+        ``task_id`` when given)."""
         self.status = WorkerStatus(running=True, agents=agents, once=once)
         await self.api.register(
             host=socket.gethostname(),
@@ -113,7 +118,7 @@ class Worker:
         try:
             while not stop.is_set():
                 await slots.acquire()
-                claim = await self._claim(stop)
+                claim = await self._claim(stop, task_id)
                 if claim is None:
                     slots.release()
                     continue
@@ -136,8 +141,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await listening
 
-    async def _claim(self, stop: asyncio.Event) -> ClaimOut | None:
-        claiming = asyncio.ensure_future(self.api.claim(CLAIM_WAIT))
+    async def _claim(self, stop: asyncio.Event, task_id: int | None) -> ClaimOut | None:
+        claiming = asyncio.ensure_future(self.api.claim(CLAIM_WAIT, task_id=task_id))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({claiming, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()

@@ -74,6 +74,19 @@ async def test_claim_order_is_priority_then_age(cloud: Cloud) -> None:
     assert order == high + low
 
 
+async def test_a_claim_can_name_the_one_task_it_wants(cloud: Cloud) -> None:
+    api, pid = cloud.api, cloud.project_id
+    (low,) = await create_tasks(api, pid, 1, priority=0)
+    (high,) = await create_tasks(api, pid, 1, priority=10)
+    worker = await Worker.create(api, pid, "w")
+    chosen = await worker.api.post("/worker/claim", {"task_id": low})
+    assert chosen.ok()["task"]["id"] == low  # not the higher-priority one
+    # Not queued any more (claimed): nothing to take, even though another task is queued.
+    again = await worker.api.post("/worker/claim", {"task_id": low})
+    assert again.status == 204
+    assert (await worker.claim()).ok()["task"]["id"] == high
+
+
 async def test_worker_claims_only_tasks_of_repositories_it_serves(cloud: Cloud) -> None:
     api, pid = cloud.api, cloud.project_id
     (

@@ -186,3 +186,17 @@ async def test_commands_fail_clearly_without_a_login(user: User) -> None:
     code, _, err = await user.locus("tasks", "list", check=False)
     assert code == 4
     assert "not logged in" in err and "locus login" in err
+
+
+async def test_run_task_takes_the_named_task_only(user: User, cloud: Cloud) -> None:
+    user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+    first = await login_and_queue(user, cloud)
+    second = int(
+        (await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", TASK))[
+            "id"
+        ]
+    )
+    _, out, err = await user.locus("run", "--task", str(second), "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    assert run["task_id"] == second and run["state"] == "awaiting_review", err
+    assert await cloud_status(cloud, first) == "queued"  # older, same priority: left alone
