@@ -44,6 +44,7 @@ from locusd.protocol.messages import (
     TaskCreateParams,
     TaskList,
     TaskListParams,
+    TaskPullParams,
     TaskRef,
     WorkerStartParams,
     WorkerStatus,
@@ -81,6 +82,7 @@ class Daemon:
         self._worker: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
         self.workers: list[Worker] = []
+        self._pulled: list[Worker] = []
         self.recovered = self.runs.recover()
         self._report_recovered()
 
@@ -216,10 +218,9 @@ class Daemon:
             }
         )
 
-    async def worker_start(self, params: WorkerStartParams, peer: Peer) -> WorkerStatus:
-        if self._worker is not None and not self._worker.done():
-            raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
-        checkouts = [Path(r) for r in params.repos] or list(self.config.daemon.repositories)
+    async def _make_workers(self, repos: list[str]) -> list[Worker]:
+        """One worker per cloud project that lists a remote of these checkouts."""
+        checkouts = [Path(r) for r in repos] or list(self.config.daemon.repositories)
         if not checkouts:
             raise LocusError(
                 Code.INVALID_ARGUMENT,
@@ -257,7 +258,8 @@ class Daemon:
             provider = make_provider(self.config.agent)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        self.workers = [
+        self._ensure_drainer()
+        return [
             Worker(
                 self.runs,
                 await self.session.worker_client(project),
@@ -270,13 +272,29 @@ class Daemon:
             )
             for project in projects
         ]
+
+    async def worker_start(self, params: WorkerStartParams, peer: Peer) -> WorkerStatus:
+        if self._worker is not None and not self._worker.done():
+            raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
+        self.workers = await self._make_workers(params.repos)
         self._worker_stop = asyncio.Event()
         stop = self._worker_stop
         self._worker = asyncio.create_task(self._work(params, stop))
-        self._ensure_drainer()
         return self._worker_status().model_copy(
             update={"running": True, "agents": params.agents, "once": params.once}
         )
+
+    async def tasks_pull(self, params: TaskPullParams, peer: Peer) -> Run:
+        """Claim one task now (the named one, or the next) and start its run; the answer
+        comes at once, the run goes on (follow it with runs/subscribe)."""
+        for worker in await self._make_workers(params.repos):
+            await mapped(worker.register(1))
+            claim = await mapped(worker.api.claim(0, task_id=params.task_id))
+            if claim is not None:
+                self._pulled.append(worker)  # keeps its heartbeats alive until the run ends
+                return await worker.begin(claim)
+        what = f"task {params.task_id} is not queued" if params.task_id else "nothing is queued"
+        raise LocusError(Code.TASK_NOT_FOUND, f"{what} for these repositories")
 
     async def _work(self, params: WorkerStartParams, stop: asyncio.Event) -> None:
         once = params.once or params.task_id is not None

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
 from locusd.cli.common import daemon, json_option, out, run, show
-from locusd.protocol.messages import Task, TaskCreateParams, TaskList, TaskListParams, TaskRef
+from locusd.protocol.messages import (
+    Run,
+    Task,
+    TaskCreateParams,
+    TaskList,
+    TaskListParams,
+    TaskPullParams,
+    TaskRef,
+)
 
 
 @click.group()
@@ -90,3 +100,28 @@ def create(
             return await client.call("locus/tasks/create", params, Task)
 
     _show_task(run(work), as_json)
+
+
+@tasks.command("pull")
+@click.argument("task_id", type=int, required=False)
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="a checkout to serve (repeatable; default: the current directory)",
+)
+@json_option
+def pull(task_id: int | None, repos: tuple[Path, ...], as_json: bool) -> None:
+    """Claim a task now (TASK_ID, or the next one) and start its run in the daemon; follow it
+    with locus logs RUN -f."""
+    params = TaskPullParams(
+        task_id=task_id, repos=[str(p.resolve()) for p in (repos or (Path.cwd(),))]
+    )
+
+    async def work() -> Run:
+        async with daemon() as client:
+            return await client.call("locus/tasks/pull", params, Run)
+
+    run_ = run(work)
+    show(run_, as_json, lambda: out.print(f"started {run_.run_id} for task #{run_.task_id}"))

@@ -104,6 +104,13 @@ class TaskRef(Wire):
     task_id: int
 
 
+class TaskPullParams(Wire):
+    task_id: int | None = Field(None, description="this task (it must be queued), else the next")
+    repos: list[str] = Field(
+        default_factory=list, description="checkouts to serve (absolute paths; default: config)"
+    )
+
+
 class TaskCreateParams(Wire):
     project_id: int
     queued: bool = Field(True, description="straight into the queue (else the backlog)")

@@ -42,6 +42,12 @@ METHODS: dict[str, Method] = {
         Method("locus/tasks/show", m.TaskRef, m.Task, "One task."),
         Method("locus/tasks/create", m.TaskCreateParams, m.Task, "Create a queued task."),
         Method(
+            "locus/tasks/pull",
+            m.TaskPullParams,
+            m.Run,
+            "Claim one task now (named, or the next for these repositories) and start its run.",
+        ),
+        Method(
             "locus/worker/start",
             m.WorkerStartParams,
             m.WorkerStatus,

@@ -69,6 +69,7 @@ class _Held:
     claim: ClaimOut
     log_seq: int = 0
     text: list[str] = field(default_factory=list)
+    heartbeat: asyncio.Task[None] | None = None
 
     @property
     def fence(self) -> Fence:
@@ -106,12 +107,7 @@ class Worker:
         """Claim and run tasks until ``stop`` is set (or after one task with ``once``; only
         ``task_id`` when given)."""
         self.status = WorkerStatus(running=True, agents=agents, once=once)
-        await self.api.register(
-            host=socket.gethostname(),
-            capacity=agents,
-            repositories=self.remotes,
-            version=__version__,
-        )
+        await self.register(agents)
         slots = asyncio.Semaphore(agents)
         running: set[asyncio.Task[Run]] = set()
         listening = asyncio.create_task(self._signals(stop))
@@ -141,6 +137,14 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await listening
 
+    async def register(self, capacity: int) -> None:
+        await self.api.register(
+            host=socket.gethostname(),
+            capacity=capacity,
+            repositories=self.remotes,
+            version=__version__,
+        )
+
     async def _claim(self, stop: asyncio.Event, task_id: int | None) -> ClaimOut | None:
         claiming = asyncio.ensure_future(self.api.claim(CLAIM_WAIT, task_id=task_id))
         stopping = asyncio.ensure_future(stop.wait())
@@ -166,6 +170,11 @@ class Worker:
         return next(iter(self.served.values())) if len(self.served) == 1 else None
 
     async def _work(self, claim: ClaimOut, stop: asyncio.Event) -> Run:
+        run = await self.begin(claim)
+        return await self.runs.wait(run.run_id)
+
+    async def begin(self, claim: ClaimOut) -> Run:
+        """Start the run of a claimed task; its lease is kept until the run ends."""
         task = claim.task
         checkout = self._checkout(claim)
         held = _Held(claim)
@@ -191,13 +200,8 @@ class Worker:
         )
         self.held[run.run_id] = held
         self.runs.listen(run.run_id, self._log)
-        beating = asyncio.create_task(self._heartbeat(run.run_id, claim))
-        try:
-            return await self.runs.wait(run.run_id)
-        finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
+        held.heartbeat = asyncio.create_task(self._heartbeat(run.run_id, claim))
+        return run
 
     async def _heartbeat(self, run_id: str, claim: ClaimOut) -> None:
         """Keep the lease from the daemon; a ``cancel`` in the reply stops the run."""
@@ -266,6 +270,8 @@ class Worker:
         held = self.held.pop(run.run_id, None)
         if held is None:
             return
+        if held.heartbeat is not None:
+            held.heartbeat.cancel()  # the run is over: the lease is no longer ours to keep
         self._flush_text(run.run_id, held)
         task_id, fence = held.claim.task.id, held.fence
         if report is not None:

@@ -13,7 +13,13 @@ import aiohttp
 import pytest
 
 from locusd.daemon import Daemon
-from locusd.protocol.messages import LoginParams, TaskCreateParams, WorkerStartParams
+from locusd.protocol.errors import Code, LocusError
+from locusd.protocol.messages import (
+    LoginParams,
+    TaskCreateParams,
+    TaskPullParams,
+    WorkerStartParams,
+)
 from tests.conftest import Cloud, Template, start_cloud
 from tests.locusd.agentkit import (
     TASK,
@@ -137,3 +143,30 @@ async def test_a_cloud_outage_mid_run_loses_and_duplicates_nothing(
     assert statuses.count("running") == 1 and statuses.count("awaiting_review") == 1
     seqs = [e["seq"] for e in items if e["kind"] == "log"]
     assert seqs and len(seqs) == len(set(seqs))  # every chunk once
+
+
+async def test_pull_claims_a_task_now_and_answers_with_its_run(
+    cloud: Cloud, repo: Path, tmp_path: Path
+) -> None:
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
+    peer = Client()
+    async with AnthropicServer(fix_median_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        try:
+            login = LoginParams(cloud_url=cloud.url, token=cloud.first_start.token)
+            await daemon.auth_login(login, peer)
+            with pytest.raises(LocusError) as nothing:
+                await daemon.tasks_pull(TaskPullParams(repos=[str(repo)]), peer)
+            assert nothing.value.code == Code.TASK_NOT_FOUND
+            task = await daemon.tasks_create(
+                TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
+                peer,
+            )
+            run = await daemon.tasks_pull(TaskPullParams(task_id=task.id, repos=[str(repo)]), peer)
+            assert run.task_id == task.id and run.state == "starting"
+            done = await asyncio.wait_for(daemon.runs.wait(run.run_id), 90)
+            await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+        finally:
+            await daemon.close()
+    assert done.state == "awaiting_review"
+    assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "awaiting_review"
