@@ -94,7 +94,7 @@ class Follower:
         if method == "locus/runs/started":
             started = Run.model_validate(params)
             self.started.add(started.run_id)
-            err.print(f"[bold]started[/] {_run_line(started)}")
+            err.print(f"[bold]started[/] {_run_line(started)}", highlight=False)
             await client.call("locus/runs/subscribe", RunRef(run_id=started.run_id), RunEvents)
         elif method == "locus/runs/event":
             event = RunEvent.model_validate(params)
@@ -103,7 +103,7 @@ class Follower:
             if event.kind == "completed":
                 ended = Run.model_validate(event.data)
                 self.finished[ended.run_id] = ended
-                err.print(f"[bold]ended[/] {_run_line(ended)}")
+                err.print(f"[bold]ended[/] {_run_line(ended)}", highlight=False)
                 return ended
         return None
 
