@@ -26,10 +26,13 @@ from locusd.cloud.writes import status_body
 from locusd.config import Config
 from locusd.config import load as load_config
 from locusd.git.remotes import remotes
+from locusd.privacy import AuditLog, Scrubber
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
+    AuditList,
+    AuditRecord,
     AuthStatus,
     DaemonStatus,
     LocusCapabilities,
@@ -49,7 +52,6 @@ from locusd.protocol.messages import (
     WorkerStartParams,
     WorkerStatus,
 )
-from locusd.runner.redact import Redactor
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
 from locusd.runner.worker import Worker
@@ -77,7 +79,7 @@ class Daemon:
             config.state_dir / "outbox.sqlite",
             backoff=Backoff(cap=config.daemon.outbox_retry_cap),
         )
-        self.redact = Redactor(os.environ)
+        self.audit = AuditLog(config.state_dir / "audit.jsonl")
         self._drainer: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
@@ -108,6 +110,8 @@ class Daemon:
         if project is None:
             raise InvalidRequest(f"no project known for task {entry.task_id}")
         await self.session.send(entry, project)
+        # Acknowledged by the cloud: it has left the machine. Say so, for `locus audit`.
+        self.audit.record(self.session.cloud_url, entry.kind, entry.task_id, entry.payload)
 
     # --- Core: connections ----------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class Daemon:
                 served=served,
                 remotes=urls,
                 provider=lambda: provider,
-                redact=self.redact,
+                scrubber=lambda checkout: Scrubber.for_checkout(checkout, os.environ),
                 project_id=project,
             )
             for project in projects
@@ -320,6 +324,10 @@ class Daemon:
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
         return self._worker_status()
+
+    async def audit_list(self, params: Empty, peer: Peer) -> AuditList:
+        records = [AuditRecord.model_validate(e.model_dump()) for e in self.audit.entries()]
+        return AuditList(entries=records)
 
     async def daemon_shutdown(self, params: Empty, peer: Peer) -> Empty:
         await self.shutdown_requested()

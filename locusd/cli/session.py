@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.table import Table
 
 from locusd.cli.common import daemon, json_option, out, run, show
 from locusd.protocol.base import Empty
-from locusd.protocol.messages import AuthStatus, DaemonStatus, LoginParams
+from locusd.protocol.messages import AuditList, AuthStatus, DaemonStatus, LoginParams
 
 
 def _auth_line(status: AuthStatus) -> str:
@@ -71,6 +72,26 @@ def logout(as_json: bool) -> None:
             return await client.call("locus/auth/logout", Empty(), AuthStatus)
 
     _show_auth(run(work), as_json)
+
+
+@click.command()
+@json_option
+def audit(as_json: bool) -> None:
+    """What left this machine: every upload the cloud acknowledged."""
+
+    async def work() -> AuditList:
+        async with daemon() as client:
+            return await client.call("locus/audit/list", Empty(), AuditList)
+
+    result = run(work)
+
+    def human() -> None:
+        table = Table("when", "to", "kind", "task", "bytes", "sha256")
+        for e in result.entries:
+            table.add_row(e.at, e.destination, e.kind, str(e.task_id), str(e.bytes), e.sha256[:16])
+        out.print(table)
+
+    show(result, as_json, human)
 
 
 @click.command()

@@ -202,6 +202,24 @@ class RunEvents(Wire):
     events: list[RunEvent]
 
 
+# --- what left the machine --------------------------------------------------------------------
+
+
+class AuditRecord(Wire):
+    """One upload the cloud acknowledged."""
+
+    at: str
+    destination: str
+    kind: str = Field(description="status, log, artifact or follow_up")
+    task_id: int | None
+    bytes: int
+    sha256: str = Field(description="of the JSON body as sent")
+
+
+class AuditList(Wire):
+    entries: list[AuditRecord]
+
+
 # --- approvals (daemon → client) ---------------------------------------------------------
 
 Decision = Literal["allow_once", "allow_always", "reject"]

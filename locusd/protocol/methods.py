@@ -38,6 +38,12 @@ METHODS: dict[str, Method] = {
         Method("locus/auth/logout", Empty, m.AuthStatus, "Forget the cloud secret."),
         Method("locus/daemon/status", Empty, m.DaemonStatus, "The daemon's state at a glance."),
         Method("locus/daemon/shutdown", Empty, Empty, "Stop the daemon (runs are cancelled)."),
+        Method(
+            "locus/audit/list",
+            Empty,
+            m.AuditList,
+            "Every upload to the cloud: when, to where, what kind, size, sha256.",
+        ),
         Method("locus/tasks/list", m.TaskListParams, m.TaskList, "Tasks from the cloud."),
         Method("locus/tasks/show", m.TaskRef, m.Task, "One task."),
         Method("locus/tasks/create", m.TaskCreateParams, m.Task, "Create a queued task."),

@@ -6,7 +6,7 @@ duplicates nothing.
 Reported states: ``running`` when the run starts; at the end ``awaiting_review`` (changes to
 review locally), ``needs_input`` (with the question) or ``failed`` (with the reason); a run
 cancelled from the cloud needs no report, one cancelled here is given back (``queued``). The
-diff is uploaded as an artifact; everything uploaded is redacted.
+diff is uploaded as an artifact; everything uploaded is scrubbed (locusd/privacy.py).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from locusd.cloud.writes import (
     log_body,
     status_body,
 )
+from locusd.privacy import Scrubber
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
-from locusd.runner.redact import Redactor
 from locusd.runner.runs import Runs
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class _Held:
     """A task this daemon holds: its fence, and the log chunks numbered for it."""
 
     claim: ClaimOut
+    scrub: Scrubber
     log_seq: int = 0
     text: list[str] = field(default_factory=list)
     heartbeat: asyncio.Task[None] | None = None
@@ -86,7 +87,7 @@ class Worker:
         served: dict[str, Path],
         remotes: list[str],
         provider: Callable[[], Provider],
-        redact: Redactor,
+        scrubber: Callable[[Path], Scrubber],
         project_id: int | None = None,
     ) -> None:
         self.project_id = project_id
@@ -96,7 +97,7 @@ class Worker:
         self.served = served  # remote fingerprint → checkout
         self.remotes = remotes  # the same remotes as URLs, for registering
         self.provider = provider
-        self.redact = redact
+        self.scrubber = scrubber  # per checkout: its .locusignore and patterns
         self.held: dict[str, _Held] = {}  # run id → held task
         self.cancelled_by_cloud: set[str] = set()
         self.status = WorkerStatus(running=False)
@@ -177,11 +178,12 @@ class Worker:
         """Start the run of a claimed task; its lease is kept until the run ends."""
         task = claim.task
         checkout = self._checkout(claim)
-        held = _Held(claim)
         if checkout is None:
             reason = f"this worker serves {sorted(self.served)}, not {task.repository!r}"
-            self.outbox.enqueue("status", task.id, status_body(held.fence, "failed", reason=reason))
+            failed = status_body(fence_of(claim), "failed", reason=reason)
+            self.outbox.enqueue("status", task.id, failed)
             raise LookupError(reason)
+        held = _Held(claim, self.scrubber(checkout))
         self.outbox.enqueue("status", task.id, status_body(held.fence, "running"))
         prompt = task.title + (f"\n\n{task.description}" if task.description else "")
         run = await self.runs.start(
@@ -263,7 +265,7 @@ class Worker:
 
     def _chunk(self, held: _Held, text: str, stream: LogStream) -> None:
         held.log_seq += 1
-        body = log_body(held.fence, held.log_seq, self.redact(text), stream)
+        body = log_body(held.fence, held.log_seq, held.scrub.text(text), stream)
         self.outbox.enqueue("log", held.claim.task.id, body)
 
     async def _report(self, run: Run, report: RunReport | None) -> None:
@@ -277,20 +279,22 @@ class Worker:
         if report is not None:
             for follow_up in report.follow_ups:
                 body = follow_up_body(
-                    self.redact(follow_up.title), self.redact(follow_up.description), task_id
+                    held.scrub.text(follow_up.title),
+                    held.scrub.text(follow_up.description),
+                    task_id,
                 )
                 self.outbox.enqueue("follow_up", task_id, body)
             if report.diff:
-                patch = artifact_body(fence, "patch", self.redact(report.diff), "text/x-diff")
+                patch = artifact_body(fence, "patch", held.scrub.patch(report.diff), "text/x-diff")
                 self.outbox.enqueue("artifact", task_id, patch)
             if report.verification is not None:
-                evidence = self.redact(report.verification.model_dump_json())
+                evidence = held.scrub.text(report.verification.model_dump_json())
                 body = artifact_body(fence, "evidence", evidence, "application/json")
                 self.outbox.enqueue("artifact", task_id, body)
         if run.state == "awaiting_review":
-            body = status_body(fence, "awaiting_review", summary=self.redact(run.summary or ""))
+            body = status_body(fence, "awaiting_review", summary=held.scrub.text(run.summary or ""))
         elif run.state == "needs_input":
-            body = status_body(fence, "needs_input", question=self.redact(run.question or ""))
+            body = status_body(fence, "needs_input", question=held.scrub.text(run.question or ""))
         elif run.state == "cancelled":
             if run.run_id in self.cancelled_by_cloud:
                 return  # the cloud knows: it asked
@@ -299,5 +303,5 @@ class Worker:
         elif run.state == "completed":
             body = status_body(fence, "failed", reason="the agent finished without changes")
         else:
-            body = status_body(fence, "failed", reason=self.redact(run.reason or run.state))
+            body = status_body(fence, "failed", reason=held.scrub.text(run.reason or run.state))
         self.outbox.enqueue("status", task_id, body)

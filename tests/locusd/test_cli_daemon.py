@@ -102,6 +102,15 @@ async def login_and_queue(user: User, cloud: Cloud, title: str = TASK) -> int:
     return int(task["id"])
 
 
+async def drained(user: User) -> None:
+    """Until the daemon's outbox is empty (bounded)."""
+    for _ in range(600):
+        if (await user.json("status"))["outboxPending"] == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the outbox did not drain")
+
+
 async def cloud_status(cloud: Cloud, task_id: int) -> str:
     return str((await cloud.api.get(f"/tasks/{task_id}")).ok()["status"])
 
@@ -116,7 +125,13 @@ async def test_login_then_run_once_takes_a_task_to_awaiting_review(
     _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
     (run,) = json.loads(out)
     assert run["state"] == "awaiting_review" and run["task_id"] == task_id, err
+    await drained(user)  # the run is over; its reports may still be on their way
     assert await cloud_status(cloud, task_id) == "awaiting_review"
+    # Every upload is in the audit log: to where, what, its sha256.
+    uploads = (await user.json("audit"))["entries"]
+    assert {e["kind"] for e in uploads} == {"status", "log", "artifact"}
+    assert {e["destination"] for e in uploads} == {cloud.url}
+    assert all(e["taskId"] == task_id and len(e["sha256"]) == 64 for e in uploads)
 
     runs = (await user.json("runs"))["runs"]
     assert [r["runId"] for r in runs] == [run["run_id"]]
@@ -154,10 +169,7 @@ async def test_a_daemon_killed_mid_run_leaves_an_explicit_state(user: User, clou
     async def reported() -> bool:
         return await cloud_status(cloud, task_id) == "failed"
 
-    for _ in range(300):  # the outbox drains once the new daemon is up
-        if await reported():
-            break
-        await asyncio.sleep(0.1)
+    await drained(user)  # the new daemon's outbox sends the report
     assert await reported()
 
 

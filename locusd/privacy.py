@@ -1,0 +1,146 @@
+"""What leaves the machine, and the record of it.
+
+Everything the daemon uploads (log chunks, summaries, the patch) passes a :class:`Scrubber`
+first: secret values from this process's environment and well-known token shapes
+(:class:`~locusd.runner.redact.Redactor`), what detect-secrets finds line by line (keywords such
+as ``password = "…"``, AWS/GitHub/Slack keys, high-entropy strings), and the repository's own
+patterns (``secret_patterns`` in ``.locus.toml``). In a patch, the files that ``.locusignore``
+names (gitignore syntax) are replaced by a one-line notice, so not even their diff leaves.
+
+Every upload that the cloud acknowledged is appended to the :class:`AuditLog` (JSONL, 0600):
+when, to where, what kind, for which task, its size and sha256 — ``locus audit`` shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pathspec
+from detect_secrets.core.scan import scan_line
+from detect_secrets.settings import transient_settings
+from pydantic import BaseModel
+
+from locusd.runner.redact import MASK, MIN_SECRET_LENGTH, Redactor
+
+IGNORE_FILE = ".locusignore"
+_FILE_HEADER = re.compile(r"^diff --git a/(.+?) b/(.+)$")
+
+
+#: detect-secrets' detectors of known secret shapes and assignments. The high-entropy string
+#: detectors are left out: on code and diffs they flag paths and identifiers, and masking those
+#: would make the patch useless (public IPs are not secrets either).
+_PLUGINS = {
+    "plugins_used": [
+        {"name": name}
+        for name in (
+            *("AWSKeyDetector", "ArtifactoryDetector", "AzureStorageKeyDetector"),
+            *("BasicAuthDetector", "CloudantDetector", "DiscordBotTokenDetector"),
+            *("GitHubTokenDetector", "GitLabTokenDetector", "IbmCloudIamDetector"),
+            *("IbmCosHmacDetector", "JwtTokenDetector", "KeywordDetector", "MailchimpDetector"),
+            *("NpmDetector", "OpenAIDetector", "PrivateKeyDetector", "PypiTokenDetector"),
+            *("SendGridDetector", "SlackDetector", "SoftlayerDetector", "SquareOAuthDetector"),
+            *("StripeDetector", "TelegramBotTokenDetector", "TwilioKeyDetector"),
+        )
+    ]
+}
+
+
+def _detected(line: str) -> set[str]:
+    with transient_settings(_PLUGINS):
+        found = {s.secret_value for s in scan_line(line) if s.secret_value}
+    # Short "secrets" are detect-secrets' noise ('ghp', '7E'): masking them would mangle code.
+    return {v for v in found if len(v) >= MIN_SECRET_LENGTH and v not in MASK}
+
+
+class Scrubber:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        *,
+        patterns: Iterable[str] = (),
+        ignore: Iterable[str] = (),
+    ) -> None:
+        self.redact = Redactor(environ)
+        self.patterns = [re.compile(p) for p in patterns]
+        self.ignore = pathspec.GitIgnoreSpec.from_lines(list(ignore))
+
+    @classmethod
+    def for_checkout(
+        cls, checkout: Path, environ: Mapping[str, str], patterns: Iterable[str] = ()
+    ) -> Scrubber:
+        ignore_file = checkout / IGNORE_FILE
+        lines = (
+            ignore_file.read_text(encoding="utf-8").splitlines() if ignore_file.is_file() else []
+        )
+        return cls(environ, patterns=patterns, ignore=lines)
+
+    def text(self, text: str) -> str:
+        text = self.redact(text)
+        for pattern in self.patterns:
+            text = pattern.sub(MASK, text)
+        secrets = set().union(*(_detected(line) for line in text.splitlines())) if text else set()
+        for value in sorted(secrets, key=len, reverse=True):
+            text = text.replace(value, MASK)
+        return text
+
+    def ignored(self, path: str) -> bool:
+        return self.ignore.match_file(path)
+
+    def patch(self, patch: str) -> str:
+        """The patch without the files ``.locusignore`` names (a notice instead), scrubbed."""
+        kept: list[str] = []
+        skipping = False
+        for line in patch.splitlines(keepends=True):
+            header = _FILE_HEADER.match(line.rstrip("\n"))
+            if header is not None:
+                old, new = header.groups()
+                skipping = self.ignored(old) or self.ignored(new)
+                if skipping:
+                    kept.append(f"# Locus: the change to {new} is left out ({IGNORE_FILE})\n")
+                    continue
+            if not skipping:
+                kept.append(line)
+        return self.text("".join(kept))
+
+
+class AuditEntry(BaseModel):
+    at: str
+    destination: str
+    kind: str
+    task_id: int | None
+    bytes: int
+    sha256: str
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, destination: str, kind: str, task_id: int | None, payload: Any) -> AuditEntry:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        entry = AuditEntry(
+            at=datetime.now(UTC).isoformat(),
+            destination=destination,
+            kind=kind,
+            task_id=task_id,
+            bytes=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(entry.model_dump_json() + "\n")
+        return entry
+
+    def entries(self) -> list[AuditEntry]:
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").split("\n")[:-1]
+        return [AuditEntry.model_validate_json(line) for line in lines if line.strip()]
