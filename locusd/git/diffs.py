@@ -18,7 +18,17 @@ def diff_against(worktree: Path, base: str) -> str:
     git = Git(shutil.which("git") or "git")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**git.env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        for args in (("read-tree", base), ("add", "--all"), ("diff", "--cached", "--binary", base)):
+        diff = (
+            "diff",
+            "--cached",
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+            base,
+        )
+        for args in (("read-tree", base), ("add", "--all"), diff):
             argv = [git.executable, *args]
             done = run(argv, worktree, timeout=DIFF_TIMEOUT, env=env)
             if done.returncode != 0:
