@@ -34,10 +34,17 @@ from locusd.protocol.messages import (
     AuditList,
     AuditRecord,
     AuthStatus,
+    CommitParams,
+    CommitResult,
+    ContentParams,
     DaemonStatus,
+    DecideParams,
+    FileContent,
     LocusCapabilities,
     LoginParams,
     LogsParams,
+    ReviewParams,
+    ReviewView,
     Run,
     RunEvents,
     RunList,
@@ -52,6 +59,7 @@ from locusd.protocol.messages import (
     WorkerStartParams,
     WorkerStatus,
 )
+from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
 from locusd.runner.worker import Worker
@@ -85,6 +93,7 @@ class Daemon:
         self._worker_stop = asyncio.Event()
         self.workers: list[Worker] = []
         self._pulled: list[Worker] = []
+        self.reviews = Reviews(self.runs, config, self.outbox, self._scrubber)
         self.recovered = self.runs.recover()
         self._report_recovered()
 
@@ -119,6 +128,10 @@ class Daemon:
         return LocusCapabilities(
             protocol_version=PROTOCOL_VERSION, daemon_version=__version__, features=FEATURES
         )
+
+    @staticmethod
+    def _scrubber(checkout: Path) -> Scrubber:
+        return Scrubber.for_checkout(checkout, os.environ)
 
     def _started(self, run: Run) -> None:
         for peer in list(self.peers):
@@ -271,7 +284,7 @@ class Daemon:
                 served=served,
                 remotes=urls,
                 provider=lambda: provider,
-                scrubber=lambda checkout: Scrubber.for_checkout(checkout, os.environ),
+                scrubber=self._scrubber,
                 project_id=project,
             )
             for project in projects
@@ -347,6 +360,25 @@ class Daemon:
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         return await self.runs.start(repo=repo, task=params.task, provider=provider)
+
+    # --- review ----------------------------------------------------------------------------
+
+    async def review_get(self, params: ReviewParams, peer: Peer) -> ReviewView:
+        return await self.reviews.get(params.run_id)
+
+    async def review_content(self, params: ContentParams, peer: Peer) -> FileContent:
+        return await self.reviews.content(params.run_id, params.path)
+
+    async def review_decide(self, params: DecideParams, peer: Peer) -> ReviewView:
+        return await self.reviews.decide(params.run_id, params.revision, params.decisions)
+
+    async def review_commit(self, params: CommitParams, peer: Peer) -> CommitResult:
+        result = await self.reviews.commit(params.run_id, params.revision, params.integrate)
+        self._ensure_drainer()
+        return result
+
+    async def review_discard(self, params: ReviewParams, peer: Peer) -> Run:
+        return await self.reviews.discard(params.run_id)
 
     async def runs_list(self, params: Empty, peer: Peer) -> RunList:
         return RunList(runs=self.store.all())

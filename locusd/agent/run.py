@@ -92,7 +92,7 @@ async def run_task(
     agent_config = config.agent
 
     phase("creating the worktree")
-    worktrees = Worktrees(repo, config.worktree_dir / _repo_key(repo))
+    worktrees = Worktrees(repo, config.worktree_dir / repo_key(repo))
     # Stale worktrees go first (never one holding unreviewed, uncommitted or unreported work).
     await asyncio.to_thread(worktrees.prune, POOL_SIZE)
     # A pooled worktree (a finished run's, its ignored build caches warm) when there is one.
@@ -194,7 +194,7 @@ async def run_task(
     )
 
 
-def _repo_key(repo: Path) -> str:
+def repo_key(repo: Path) -> str:
     """A directory name per repository, so two checkouts' worktrees never collide."""
     resolved = repo.resolve()
     return f"{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"

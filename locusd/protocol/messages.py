@@ -129,7 +129,8 @@ RunState = Literal[
     "completed",  # done with nothing to review (no changes)
     "failed",
     "cancelled",
-    "reported",  # the result went to the cloud and review is settled
+    "reported",  # reviewed and committed (and, for a cloud task, reported)
+    "discarded",  # reviewed and thrown away
 ]
 
 
@@ -145,6 +146,7 @@ class Run(Wire):
     summary: str | None = None
     worktree: str | None = None
     branch: str | None = None
+    base_commit: str | None = None
     transcript: str | None = None
     cost_usd: float = 0.0
     started_at: str
@@ -200,6 +202,86 @@ class LogsParams(Wire):
 class RunEvents(Wire):
     run_id: str
     events: list[RunEvent]
+
+
+# --- review ------------------------------------------------------------------------------
+
+Action = Literal["accept", "reject", "edit"]
+
+
+class DecisionIn(Wire):
+    action: Action
+    comment: str | None = Field(None, description="with reject: why (goes back to the agent)")
+    lines: list[str] | None = Field(None, description="with edit: the hunk's new side, as edited")
+
+
+class HunkView(Wire):
+    id: str = Field(description="stable: the same change keeps its id across revisions")
+    header: str
+    lines: list[str] = Field(description="the hunk's body as in a unified diff (' ', '-', '+')")
+    decision: DecisionIn | None = None
+
+
+class FileView(Wire):
+    path: str
+    old_path: str | None = None
+    status: str = Field(description="added, deleted, modified, renamed, mode_changed, binary")
+    binary: bool = False
+    structural: bool = Field(
+        False, description="a rename, mode change or binary change: decided for the whole file"
+    )
+    hunks: list[HunkView]
+    decision: DecisionIn | None = None
+
+
+class ReviewView(Wire):
+    run_id: str
+    revision: str = Field(description="send it back with decide/commit; any change bumps it")
+    summary: str | None = None
+    verification: dict[str, Any] | None = None
+    files: list[FileView]
+    undecided: int = Field(description="hunks and structural files without a decision")
+
+
+class ReviewParams(Wire):
+    run_id: str
+
+
+class ContentParams(Wire):
+    run_id: str
+    path: str
+
+
+class FileContent(Wire):
+    path: str
+    base: str | None = Field(description="at the run's base commit (null: the file is new)")
+    proposed: str | None = Field(description="in the run's worktree (null: deleted)")
+
+
+class DecideParams(Wire):
+    run_id: str
+    revision: str
+    decisions: dict[str, DecisionIn] = Field(description="by hunk id, or by file path")
+
+
+class CommitParams(Wire):
+    run_id: str
+    revision: str
+    integrate: Literal["none", "merge", "rebase", "push"] = Field(
+        "none",
+        description="after committing on the task branch: merge into / rebase onto"
+        " the checkout's branch, or push the task branch",
+    )
+
+
+class CommitResult(Wire):
+    run_id: str
+    commit: str
+    branch: str
+    integrated: bool | None = Field(None, description="null when integrate is none")
+    conflicts: list[str] = Field(default_factory=list)
+    message: str = ""
+    reported: bool = Field(description="a cloud task: the report (verification) is queued")
 
 
 # --- what left the machine --------------------------------------------------------------------

@@ -75,6 +75,44 @@ METHODS: dict[str, Method] = {
     )
 }
 
+METHODS.update(
+    (method.name, method)
+    for method in (
+        Method(
+            "locus/review/get",
+            m.ReviewParams,
+            m.ReviewView,
+            "A run's diff as files and hunks, with the decisions so far, summary and evidence.",
+        ),
+        Method(
+            "locus/review/content",
+            m.ContentParams,
+            m.FileContent,
+            "A file's base and proposed text (for side-by-side views).",
+        ),
+        Method(
+            "locus/review/decide",
+            m.DecideParams,
+            m.ReviewView,
+            "Accept, reject (with a comment) or edit hunks or whole files; a stale revision is"
+            " refused (review_stale).",
+        ),
+        Method(
+            "locus/review/commit",
+            m.CommitParams,
+            m.CommitResult,
+            "Commit the accepted changes on the task branch (the user's identity, a Locus-Task"
+            " trailer), optionally merge/rebase/push, and report a cloud task (verification).",
+        ),
+        Method(
+            "locus/review/discard",
+            m.ReviewParams,
+            m.Run,
+            "Throw the run's changes away (the worktree goes back to the pool).",
+        ),
+    )
+)
+
 NOTIFICATIONS: dict[str, tuple[type[Wire], str]] = {
     "locus/runs/event": (m.RunEvent, "An event of a run the client subscribed to."),
     "locus/runs/started": (m.Run, "A run started (the worker claimed a task, or a client)."),

@@ -160,6 +160,7 @@ class Runs:
                     "summary": report.summary,
                     "worktree": report.worktree,
                     "branch": report.branch,
+                    "base_commit": report.base_commit,
                     "transcript": report.transcript,
                     "cost_usd": report.cost_usd,
                     "ended_at": now(),

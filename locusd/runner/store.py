@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS runs (
     body TEXT NOT NULL,            -- the Run model as JSON
     cloud TEXT                     -- cloud task bookkeeping (fence), JSON, or NULL for local runs
 );
+CREATE TABLE IF NOT EXISTS reviews (
+    run_id TEXT PRIMARY KEY,
+    decisions TEXT NOT NULL        -- {hunk id or path: DecisionIn as JSON}
+);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -102,6 +106,21 @@ class RunStore:
     def interrupted(self) -> list[Run]:
         """Runs a previous daemon left mid-flight (it crashed or was killed)."""
         return [run for run in self.all() if run.state in LIVE_STATES]
+
+    # --- review decisions ----------------------------------------------------------------
+
+    def decisions(self, run_id: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT decisions FROM reviews WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    def save_decisions(self, run_id: str, decisions: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO reviews (run_id, decisions) VALUES (?, ?)"
+            " ON CONFLICT (run_id) DO UPDATE SET decisions = excluded.decisions",
+            (run_id, json.dumps(decisions)),
+        )
 
     # --- events ------------------------------------------------------------------------
 

@@ -1,0 +1,262 @@
+"""Reviewing a finished run: the review model (``locusd/review``, pure) over the run's worktree,
+decisions kept in the run store, the commit of what was accepted, and the report to the cloud.
+
+The diff is computed afresh on every call, so its revision follows the worktree: a decision or
+a commit against a revision the user did not see is refused (``review_stale``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from cloud_api.schemas.workers import Fence
+from locusd.agent.confine import Confined, ConfinementError
+from locusd.agent.run import repo_key
+from locusd.cloud.writes import artifact_body, status_body
+from locusd.config import Config
+from locusd.git import commits
+from locusd.git.cli import Git
+from locusd.git.diffs import diff_against
+from locusd.git.runmeta import State
+from locusd.git.worktrees import Worktrees
+from locusd.privacy import Scrubber
+from locusd.protocol.errors import Code, LocusError
+from locusd.protocol.messages import (
+    CommitResult,
+    DecisionIn,
+    FileContent,
+    FileView,
+    HunkView,
+    ReviewView,
+    Run,
+)
+from locusd.review import (
+    Accept,
+    Decision,
+    Edit,
+    Reject,
+    Review,
+    ReviewError,
+    ReviewStale,
+    UnknownTarget,
+    accepted_patch,
+    decide,
+    parse,
+    retain,
+)
+from locusd.runner.runs import Runs
+from locusd.runner.worker import Outbox
+
+REVIEWABLE = {"awaiting_review", "needs_input", "failed", "cancelled", "completed"}
+
+
+def to_decision(given: DecisionIn) -> Decision:
+    if given.action == "accept":
+        return Accept()
+    if given.action == "reject":
+        return Reject(comment=given.comment)
+    return Edit(given.lines or [])
+
+
+def from_decision(decision: Decision) -> DecisionIn:
+    if isinstance(decision, Accept):
+        return DecisionIn(action="accept")
+    if isinstance(decision, Reject):
+        return DecisionIn(action="reject", comment=decision.comment)
+    return DecisionIn(action="edit", lines=list(decision.new_text_lines))
+
+
+class Reviews:
+    def __init__(
+        self,
+        runs: Runs,
+        config: Config,
+        outbox: Outbox,
+        scrubber: Callable[[Path], Scrubber],
+    ) -> None:
+        self.runs = runs
+        self.store = runs.store
+        self.config = config
+        self.outbox = outbox
+        self.scrubber = scrubber
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _run(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run.state not in REVIEWABLE or not run.worktree or not run.base_commit:
+            raise LocusError(
+                Code.INVALID_RUN_STATE, f"run {run_id} is {run.state}: there is nothing to review"
+            )
+        return run
+
+    async def _review(self, run: Run) -> Review:
+        assert run.worktree and run.base_commit
+        diff = await asyncio.to_thread(diff_against, Path(run.worktree), run.base_commit)
+        return parse(diff)
+
+    def _stored(self, run_id: str, review: Review) -> dict[str, Decision]:
+        raw = self.store.decisions(run_id)
+        decisions = {key: to_decision(DecisionIn.model_validate(v)) for key, v in raw.items()}
+        return retain(review, decisions)  # those whose hunk or file still exists
+
+    def _view(self, run: Run, review: Review, decisions: Mapping[str, Decision]) -> ReviewView:
+        files = []
+        undecided = 0
+        for file in review.files:
+            hunks = []
+            for hunk in file.hunks:
+                chosen = decisions.get(hunk.id) or decisions.get(file.path)
+                undecided += chosen is None
+                hunks.append(
+                    HunkView(
+                        id=hunk.id,
+                        header=hunk.header,
+                        lines=list(hunk.lines),
+                        decision=from_decision(chosen) if chosen else None,
+                    )
+                )
+            whole = decisions.get(file.path)
+            undecided += file.has_structure and not file.hunks and whole is None
+            files.append(
+                FileView(
+                    path=file.path,
+                    old_path=file.old_path,
+                    status=file.status,
+                    binary=file.binary,
+                    structural=file.has_structure,
+                    hunks=hunks,
+                    decision=from_decision(whole) if whole else None,
+                )
+            )
+        evidence = self.store.events(run.run_id)
+        verification = next((e.data for e in reversed(evidence) if e.kind == "verify"), None)
+        return ReviewView(
+            run_id=run.run_id,
+            revision=review.revision,
+            summary=run.summary,
+            verification=verification,
+            files=files,
+            undecided=undecided,
+        )
+
+    async def get(self, run_id: str) -> ReviewView:
+        run = self._run(run_id)
+        review = await self._review(run)
+        return self._view(run, review, self._stored(run_id, review))
+
+    async def content(self, run_id: str, path: str) -> FileContent:
+        run = self._run(run_id)
+        assert run.worktree and run.base_commit
+        shown = await asyncio.to_thread(
+            Git("git").run, Path(run.worktree), "show", f"{run.base_commit}:{path}", timeout=60
+        )
+        base = shown.stdout if shown.returncode == 0 else None
+        try:
+            data = Confined(run.worktree).read_bytes(path)
+            proposed: str | None = data.decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            proposed = None
+        except ConfinementError as exc:
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        return FileContent(path=path, base=base, proposed=proposed)
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    async def decide(
+        self, run_id: str, revision: str, given: Mapping[str, DecisionIn]
+    ) -> ReviewView:
+        run = self._run(run_id)
+        review = await self._review(run)
+        decisions = {
+            **self._stored(run_id, review),
+            **{k: to_decision(v) for k, v in given.items()},
+        }
+        try:
+            decide(review, revision, decisions)
+        except ReviewStale as exc:
+            raise LocusError(Code.REVIEW_STALE, str(exc)) from None
+        except (UnknownTarget, ReviewError) as exc:
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        self.store.save_decisions(
+            run_id,
+            {k: from_decision(v).model_dump(exclude_none=True) for k, v in decisions.items()},
+        )
+        return self._view(run, review, decisions)
+
+    # --- ending ------------------------------------------------------------------------------
+
+    def _set_worktree_state(self, run: Run, state: State) -> None:
+        """The worktree's own record (what pruning and the pool go by)."""
+        worktrees = Worktrees(Path(run.repo), self.config.worktree_dir / repo_key(Path(run.repo)))
+        for held in worktrees.list():
+            if str(held.path) == run.worktree:
+                worktrees.set_state(held, state)
+
+    async def commit(self, run_id: str, revision: str, integrate: str) -> CommitResult:
+        run = self._run(run_id)
+        assert run.worktree and run.branch
+        review = await self._review(run)
+        try:
+            decided = decide(review, revision, self._stored(run_id, review))
+        except ReviewStale as exc:
+            raise LocusError(Code.REVIEW_STALE, str(exc)) from None
+        patch = accepted_patch(decided)
+        text = commits.message(run.title, run.summary, run.task_id or run.run_id)
+        worktree = Path(run.worktree)
+        try:
+            sha = await asyncio.to_thread(commits.commit_patch, worktree, patch, text)
+        except commits.CommitError as exc:
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        result = CommitResult(run_id=run_id, commit=sha, branch=run.branch, reported=False)
+        if integrate != "none":
+            done = await asyncio.to_thread(self._integrate, run, integrate)
+            result = result.model_copy(
+                update={"integrated": done.ok, "conflicts": done.conflicts, "message": done.message}
+            )
+        result = result.model_copy(update={"reported": self._report(run, patch)})
+        state: State = "reported" if result.reported else "committed"
+        await asyncio.to_thread(self._set_worktree_state, run, state)
+        self.store.save(run.model_copy(update={"state": "reported"}))
+        return result
+
+    def _integrate(self, run: Run, how: str) -> commits.Integration:
+        assert run.worktree and run.branch
+        if how == "merge":
+            return commits.merge(Path(run.repo), run.branch)
+        if how == "rebase":
+            branch = Git("git").run(Path(run.repo), "rev-parse", "--abbrev-ref", "HEAD").stdout
+            return commits.rebase(Path(run.worktree), branch.strip())
+        return commits.push(Path(run.worktree), "origin", run.branch)
+
+    def _report(self, run: Run, patch: str) -> bool:
+        """A cloud task: ``verification`` with the committed patch, the summary and the
+        evidence, through the outbox, scrubbed. Returns whether there was a task to report."""
+        cloud = self.store.cloud(run.run_id)
+        if run.task_id is None or cloud is None:
+            return False
+        fence = Fence(attempt=cloud["attempt"], claim_token=cloud["claim_token"])
+        scrub = self.scrubber(Path(run.repo))
+        body = artifact_body(fence, "patch", scrub.patch(patch), "text/x-diff")
+        self.outbox.enqueue("artifact", run.task_id, body)
+        summary = scrub.text(run.summary or run.title)
+        self.outbox.enqueue(
+            "status", run.task_id, status_body(fence, "verification", summary=summary)
+        )
+        return True
+
+    async def discard(self, run_id: str) -> Run:
+        run = self._run(run_id)
+        assert run.worktree
+        git = Git("git")
+        worktree = Path(run.worktree)
+        for args in (("reset", "-q", "--hard"), ("clean", "-q", "-d", "-f")):  # ignored files stay
+            done = await asyncio.to_thread(git.run, worktree, *args, timeout=300)
+            if done.returncode != 0:
+                raise LocusError(Code.INVALID_ARGUMENT, f"git {args[0]} failed: {done.tail(300)}")
+        await asyncio.to_thread(self._set_worktree_state, run, "discarded")
+        discarded = run.model_copy(update={"state": "discarded"})
+        self.store.save(discarded)
+        return discarded

@@ -1,0 +1,177 @@
+"""Reviewing a run through the daemon's handlers, on real worktrees: read, decide (stale
+revisions refused), commit only what was accepted, discard; and a cloud task reported as
+``verification`` after its commit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from locusd.daemon import Daemon
+from locusd.protocol.errors import Code, LocusError
+from locusd.protocol.messages import (
+    CommitParams,
+    ContentParams,
+    DecideParams,
+    DecisionIn,
+    LoginParams,
+    ReviewParams,
+    Run,
+    RunStartParams,
+    TaskCreateParams,
+    WorkerStartParams,
+)
+from tests.conftest import Cloud
+from tests.locusd.agentkit import (
+    BUGGY,
+    FIXED,
+    TASK,
+    call,
+    fix_median_session,
+    git,
+    make_config,
+    make_sample_repo,
+)
+from tests.locusd.peers import Client
+from tests.support.anthropic_server import AnthropicItem, AnthropicServer
+from tests.support.client import timeline
+
+pytestmark = pytest.mark.timeout(120)
+ACCEPT = DecisionIn(action="accept")
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-review-test")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    checkout = make_sample_repo(tmp_path)
+    git(checkout, "config", "user.name", "Ada Lovelace")
+    git(checkout, "config", "user.email", "ada@example.com")
+    return checkout
+
+
+def two_file_session() -> list[AnthropicItem]:
+    """The fix, plus an unrelated README change the reviewer will reject."""
+    session = fix_median_session()
+    readme = call("edit_file", path="README.md", old_string="tiny project", new_string="project")
+    return [*session[:2], readme, *session[2:]]
+
+
+async def finished_run(daemon: Daemon, repo: Path) -> Run:
+    run = await daemon.runs_start(RunStartParams(repo=str(repo), task=TASK), Client())
+    done = await asyncio.wait_for(daemon.runs.wait(run.run_id), 90)
+    assert done.state == "awaiting_review", done.reason
+    return done
+
+
+async def test_accept_some_reject_some_commits_only_the_accepted(
+    repo: Path, tmp_path: Path
+) -> None:
+    peer = Client()
+    async with AnthropicServer(two_file_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        run = await finished_run(daemon, repo)
+
+    view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+    assert sorted(f.path for f in view.files) == ["README.md", "stats.py"]
+    assert view.undecided == 2 and view.summary
+    assert view.verification is not None and view.verification["passed"] is True
+    content = await daemon.review_content(ContentParams(run_id=run.run_id, path="stats.py"), peer)
+    assert content.base is not None and BUGGY in content.base
+    assert content.proposed is not None and FIXED in content.proposed
+
+    (fix,) = next(f for f in view.files if f.path == "stats.py").hunks
+    with pytest.raises(LocusError) as stale:
+        await daemon.review_decide(
+            DecideParams(run_id=run.run_id, revision="0" * 16, decisions={fix.id: ACCEPT}), peer
+        )
+    assert stale.value.code == Code.REVIEW_STALE
+    reject = DecisionIn(action="reject", comment="leave the README alone")
+    decided = await daemon.review_decide(
+        DecideParams(
+            run_id=run.run_id,
+            revision=view.revision,
+            decisions={fix.id: ACCEPT, "README.md": reject},
+        ),
+        peer,
+    )
+    assert decided.undecided == 0
+    assert next(f for f in decided.files if f.path == "README.md").decision == reject
+
+    result = await daemon.review_commit(
+        CommitParams(run_id=run.run_id, revision=view.revision), peer
+    )
+    worktree = Path(run.worktree or "")
+    assert git(worktree, "show", "--name-only", "--format=", result.commit).split() == ["stats.py"]
+    assert "Locus-Task: " in git(worktree, "log", "-1", "--format=%B")
+    assert git(worktree, "status", "--porcelain") == "M README.md"  # the rejected change stays
+    assert not result.reported  # a local run: nothing to report
+    assert daemon.runs.get(run.run_id).state == "reported"
+    await daemon.close()
+
+
+async def test_merge_into_the_checkout_and_discard(repo: Path, tmp_path: Path) -> None:
+    peer = Client()
+    async with AnthropicServer(fix_median_session() * 2) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        first = await finished_run(daemon, repo)
+        second = await finished_run(daemon, repo)
+
+    view = await daemon.review_get(ReviewParams(run_id=first.run_id), peer)
+    await daemon.review_decide(
+        DecideParams(run_id=first.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
+        peer,
+    )
+    merged = await daemon.review_commit(
+        CommitParams(run_id=first.run_id, revision=view.revision, integrate="merge"), peer
+    )
+    assert merged.integrated is True and FIXED in (repo / "stats.py").read_text()
+
+    thrown = await daemon.review_discard(ReviewParams(run_id=second.run_id), peer)
+    assert thrown.state == "discarded"
+    assert git(Path(second.worktree or ""), "status", "--porcelain") == ""
+    with pytest.raises(LocusError) as over:
+        await daemon.review_get(ReviewParams(run_id=second.run_id), peer)
+    assert over.value.code == Code.INVALID_RUN_STATE
+    await daemon.close()
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+async def test_a_committed_cloud_task_is_reported_for_verification(
+    cloud: Cloud, repo: Path, tmp_path: Path
+) -> None:
+    remote = "https://git.example.com/acme/sample.git"
+    git(repo, "remote", "add", "origin", remote)
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    peer = Client()
+    async with AnthropicServer(fix_median_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        await daemon.auth_login(
+            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
+        )
+        task = await daemon.tasks_create(
+            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
+            peer,
+        )
+        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+        await asyncio.wait_for(daemon.worker_done(), 90)
+    (run,) = daemon.store.all()
+    view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+    await daemon.review_decide(
+        DecideParams(run_id=run.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
+        peer,
+    )
+    result = await daemon.review_commit(
+        CommitParams(run_id=run.run_id, revision=view.revision), peer
+    )
+    assert result.reported
+    await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+    await daemon.close()
+    assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
+    events = await timeline(cloud.api, task.id)
+    assert [e["to_status"] for e in events if e["kind"] == "status"][-1] == "verification"
