@@ -7,6 +7,7 @@ import click
 
 from locusd.cli.agent import agent
 from locusd.cli.daemon import daemon_group
+from locusd.cli.review import review
 from locusd.cli.runs import cancel_command, logs_command, run_command, runs_command
 from locusd.cli.session import audit, login, logout, status
 from locusd.cli.tasks import tasks
@@ -18,6 +19,6 @@ def main() -> None:
     """Locus: local-first coding agents."""
 
 
-for command in (login, logout, status, audit, tasks, run_command, runs_command, logs_command,
+for command in (login, logout, status, audit, tasks, review, run_command, runs_command, logs_command,
                 cancel_command, daemon_group, agent):  # fmt: skip
     main.add_command(command)

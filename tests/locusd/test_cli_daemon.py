@@ -85,6 +85,8 @@ async def user(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
     config.parent.mkdir(parents=True)
     repo = make_sample_repo(tmp_path)
     git(repo, "remote", "add", "origin", REMOTE)
+    git(repo, "config", "user.name", "Ada Lovelace")
+    git(repo, "config", "user.email", "ada@example.com")
     (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
     machine = User(env, repo, config)
     try:
@@ -133,13 +135,21 @@ async def test_login_then_run_once_takes_a_task_to_awaiting_review(
     assert {e["destination"] for e in uploads} == {cloud.url}
     assert all(e["taskId"] == task_id and len(e["sha256"]) == 64 for e in uploads)
 
+    # Review in the terminal, accept, commit: the task goes to verification.
+    view = await user.json("review", run["run_id"])
+    assert [f["path"] for f in view["files"]] == ["stats.py"] and view["undecided"] == 1
+    committed = await user.json("review", run["run_id"], "--accept-all", "--commit")
+    assert committed["reported"] is True and len(committed["commit"]) == 40
+    await drained(user)
+    assert await cloud_status(cloud, task_id) == "verification"
+
     runs = (await user.json("runs"))["runs"]
     assert [r["runId"] for r in runs] == [run["run_id"]]
     _, logs, _ = await user.locus("logs", run["run_id"], "--json")
     kinds = [json.loads(line)["kind"] for line in logs.splitlines()]
     assert kinds[0] == "state" and kinds[-1] == "completed" and "verify" in kinds
     status = await user.json("status")
-    assert status["auth"]["loggedIn"] and status["runs"] == {"awaiting_review": 1}
+    assert status["auth"]["loggedIn"] and status["runs"] == {"reported": 1}
     assert status["outboxPending"] == 0
 
 
