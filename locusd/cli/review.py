@@ -6,6 +6,9 @@ review (or the commit's result) for scripts.
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 import click
 from rich.syntax import Syntax
 
@@ -40,6 +43,41 @@ def _show_review(view: ReviewView) -> None:
     out.print(f"\n{view.undecided} undecided")
 
 
+CHOICES = "a accept · r reject · c reject with a comment · e edit · s skip · q quit"
+
+
+def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
+    """Hunk by hunk, as ``git add -p`` does; structural changes (renames, modes, binaries)
+    are asked once per file. Returns the decisions made (skipped ones are left out)."""
+    out.print(f"[dim]{CHOICES}[/]")
+    decisions: dict[str, DecisionIn] = {}
+    targets: list[tuple[str, str, list[str]]] = []
+    for file in view.files:
+        if file.structural and not file.hunks:
+            targets.append((file.path, f"{file.path}: {file.status}", []))
+        for hunk in file.hunks:
+            targets.append((hunk.id, f"{file.path} {hunk.header}", [hunk.header, *hunk.lines]))
+    for key, title, lines in targets:
+        out.print(f"\n[bold]{title}[/]")
+        if lines:
+            out.print(Syntax("\n".join(lines), "diff", word_wrap=True))
+        answer = click.prompt("decide", type=click.Choice(list("arcesq")), show_choices=True)
+        if answer == "q":
+            break
+        if answer == "a":
+            decisions[key] = DecisionIn(action="accept")
+        elif answer == "r":
+            decisions[key] = DecisionIn(action="reject")
+        elif answer == "c":
+            decisions[key] = DecisionIn(action="reject", comment=click.prompt("comment"))
+        elif answer == "e" and lines:
+            new_side = [line[1:] for line in lines[1:] if line[:1] in (" ", "+")]
+            edited = click.edit("\n".join(new_side) + "\n")
+            if edited is not None:
+                decisions[key] = DecisionIn(action="edit", lines=edited.rstrip("\n").split("\n"))
+    return decisions
+
+
 @click.command("review")
 @click.argument("run_id")
 @click.option("--accept-all", is_flag=True, help="accept every change")
@@ -54,6 +92,11 @@ def _show_review(view: ReviewView) -> None:
     help="with --commit: take the commit to your branch, or push it",
 )
 @click.option("--discard", is_flag=True, help="throw the run's changes away")
+@click.option(
+    "--interactive/--no-interactive",
+    default=None,
+    help="decide hunk by hunk (default: when the terminal is interactive and nothing else is asked)",
+)
 @json_option
 def review(
     run_id: str,
@@ -63,9 +106,12 @@ def review(
     do_commit: bool,
     integrate: str,
     discard: bool,
+    interactive: bool | None,
     as_json: bool,
 ) -> None:
     """Review a run's changes (and decide, commit or discard them)."""
+    if interactive is None:
+        interactive = sys.stdin.isatty() and not (accept_all or reject_all or discard or as_json)
     if accept_all and reject_all:
         raise click.UsageError("--accept-all or --reject-all, not both")
     if discard and (do_commit or accept_all):
@@ -77,7 +123,14 @@ def review(
             if discard:
                 return await client.call("locus/review/discard", ref, Run)
             view = await client.call("locus/review/get", ref, ReviewView)
-            if accept_all or reject_all:
+            if interactive:
+                decisions = await asyncio.to_thread(_ask_each, view)
+                if decisions:
+                    params = DecideParams(
+                        run_id=run_id, revision=view.revision, decisions=decisions
+                    )
+                    view = await client.call("locus/review/decide", params, ReviewView)
+            elif accept_all or reject_all:
                 decision = (
                     DecisionIn(action="accept")
                     if accept_all

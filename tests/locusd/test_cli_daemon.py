@@ -45,15 +45,19 @@ class User:
     repo: Path
     config: Path
 
-    async def locus(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+    async def locus(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             LOCUS,
             *args,
             env=self.env,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        data = stdin.encode() if stdin is not None else None
+        out, err = await asyncio.wait_for(proc.communicate(data), 120)
         assert proc.returncode is not None
         if check:
             assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
@@ -222,3 +226,23 @@ async def test_run_task_takes_the_named_task_only(user: User, cloud: Cloud) -> N
     (run,) = json.loads(out)
     assert run["task_id"] == second and run["state"] == "awaiting_review", err
     assert await cloud_status(cloud, first) == "queued"  # older, same priority: left alone
+
+
+async def test_review_hunk_by_hunk_at_the_terminal(user: User, cloud: Cloud) -> None:
+    user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+    await login_and_queue(user, cloud)
+    _, out, _ = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    # First pass: reject with a comment; the decision is recorded, nothing committed.
+    _, shown, _ = await user.locus(
+        "review", run["run_id"], "--interactive", stdin="c\nkeep the old median\n"
+    )
+    assert "stats.py" in shown and "1 undecided" not in shown
+    view = await user.json("review", run["run_id"])
+    (hunk,) = view["files"][0]["hunks"]
+    assert hunk["decision"] == {"action": "reject", "comment": "keep the old median"}
+    # Second pass: accept, and commit.
+    _, done, err = await user.locus(
+        "review", run["run_id"], "--interactive", "--commit", stdin="a\n"
+    )
+    assert "committed" in done and "reported to the cloud" in done, err
