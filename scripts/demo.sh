@@ -1,20 +1,10 @@
 #!/usr/bin/env bash
-# The agent end to end with no model and no account: copy examples/sample-repo (a project with
-# a failing test) into a temporary git repository, then let `locus agent run` replay a recorded
-# session that fixes it. The runner itself re-runs the tests; the diff and evidence are printed.
-# Extra arguments go to `locus agent run` (e.g. --json).
+# The whole trip on embedded defaults, for a newcomer with nothing configured and no network:
+# sets up .venv, then `locus demo` starts a local cloud on SQLite and a daemon of its own (all in
+# one temp directory), has the agent fix a failing test in a sample repository (a recorded
+# session unless ANTHROPIC_API_KEY is set), reviews, commits and reports it. Extra arguments go
+# to `locus demo` (e.g. --keep to look around afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >/dev/null 2>&1 || { echo "setting up .venv failed: run scripts/bootstrap.sh to see why" >&2; exit 1; }
-work="$(mktemp -d)"
-cp -r examples/sample-repo "$work/sample-repo"
-git -C "$work/sample-repo" init -q -b main
-git -C "$work/sample-repo" add -A
-git -C "$work/sample-repo" -c user.name=Demo -c user.email=demo@localhost commit -q -m "sample project"
-export LOCUS_CONFIG="$work/config.toml"
-cat > "$LOCUS_CONFIG" <<TOML
-worktree_dir = "$work/worktrees"
-state_dir = "$work/state"
-TOML
-exec .venv/bin/locus agent run --repo "$work/sample-repo" \
-  --task "$(cat examples/fix-median.task)" --replay examples/fix-median.jsonl "$@"
+exec .venv/bin/locus demo "$@"

@@ -7,6 +7,7 @@ import click
 
 from locusd.cli.agent import agent
 from locusd.cli.daemon import daemon_group
+from locusd.cli.demo import demo
 from locusd.cli.review import review
 from locusd.cli.runs import cancel_command, logs_command, run_command, runs_command
 from locusd.cli.session import audit, login, logout, status
@@ -20,5 +21,5 @@ def main() -> None:
 
 
 for command in (login, logout, status, audit, tasks, review, run_command, runs_command, logs_command,
-                cancel_command, daemon_group, agent):  # fmt: skip
+                cancel_command, daemon_group, agent, demo):  # fmt: skip
     main.add_command(command)

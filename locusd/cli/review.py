@@ -10,6 +10,7 @@ import asyncio
 import sys
 
 import click
+from rich.markup import escape
 from rich.syntax import Syntax
 
 from locusd.cli.common import daemon, json_option, out, run, show
@@ -27,14 +28,14 @@ from locusd.protocol.messages import (
 def _show_review(view: ReviewView) -> None:
     out.print(f"[bold]Review of {view.run_id}[/] (revision {view.revision})")
     if view.summary:
-        out.print(f"\n[bold]Summary[/]\n{view.summary}")
+        out.print(f"\n[bold]Summary[/]\n{escape(view.summary)}")
     check = view.verification
     if check:
         verdict = "[green]passed[/]" if check.get("passed") else "[red]FAILED[/]"
         out.print(f"\n[bold]Verification[/] `{check.get('command')}` {verdict}")
     for file in view.files:
         decided = f" — {file.decision.action}" if file.decision else ""
-        out.print(f"\n[bold]{file.path}[/] ({file.status}){decided}")
+        out.print(f"\n[bold]{escape(file.path)}[/] ({file.status}){decided}")
         for hunk in file.hunks:
             mark = f"  [{hunk.decision.action}]" if hunk.decision else ""
             body = "\n".join([hunk.header, *hunk.lines])
@@ -58,7 +59,7 @@ def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
         for hunk in file.hunks:
             targets.append((hunk.id, f"{file.path} {hunk.header}", [hunk.header, *hunk.lines]))
     for key, title, lines in targets:
-        out.print(f"\n[bold]{title}[/]")
+        out.print(f"\n[bold]{escape(title)}[/]")
         if lines:
             out.print(Syntax("\n".join(lines), "diff", word_wrap=True))
         answer = click.prompt("decide", type=click.Choice(list("arcesq")), show_choices=True)

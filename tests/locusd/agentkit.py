@@ -91,7 +91,7 @@ def fix_median_session() -> list[Reply]:
 
 async def record_demo(target: Path) -> RunReport:
     """Run the fix-median session against the loopback Anthropic server, keeping the
-    transcript at ``target`` (what scripts/demo.sh replays)."""
+    transcript at ``target`` (what scripts/agent-demo.sh replays)."""
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(tmp)
         repo = make_sample_repo(where)
