@@ -2,7 +2,7 @@
 
 Two nets: the values of this process's secret-named environment variables (whatever their
 shape), and well-known token shapes (Anthropic, OpenAI, GitHub, AWS, Slack, private keys, Locus's
-own tokens), which catch a secret the agent read from a file.
+own tokens, Stripe-style keys), which catch a secret the agent read from a file.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ _SHAPES = re.compile(
             r"github_pat_[A-Za-z0-9_]{20,}",
             r"(?:AKIA|ASIA)[A-Z0-9]{16}",
             r"xox[abprs]-[A-Za-z0-9\-]{10,}",
+            r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe-style keys
             r"lc[uw]_[A-Za-z0-9_\-]{20,}",
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
         )

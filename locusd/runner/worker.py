@@ -16,7 +16,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,7 +39,6 @@ from locusd.runner.runs import Runs
 log = logging.getLogger(__name__)
 
 CLAIM_WAIT = 25.0  # seconds a claim long-polls (the cloud caps it at 30)
-TEXT_CHUNK = 16_000  # agent text is sent in chunks of about this size
 
 
 class WorkerApi(Protocol):
@@ -69,12 +68,27 @@ class _Held:
     claim: ClaimOut
     scrub: Scrubber
     log_seq: int = 0
-    text: list[str] = field(default_factory=list)
     heartbeat: asyncio.Task[None] | None = None
 
     @property
     def fence(self) -> Fence:
         return fence_of(self.claim)
+
+
+def _log_line(event: RunEvent) -> str | None:
+    if event.kind == "tool":
+        target = next(
+            (str(event.data.get("input", {}).get(k, "")) for k in ("path", "command", "pattern")
+             if k in event.data.get("input", {})),
+            "",
+        )  # fmt: skip
+        return f"{event.text} {target.splitlines()[0][:200] if target else ''}".rstrip()
+    if event.kind == "verify":
+        verdict = "passed" if event.data.get("passed") else "failed"
+        return f"verify `{event.text}` {verdict} (exit {event.data.get('exit_code')})"
+    if event.kind in ("state", "note"):
+        return f"{event.kind}: {event.text}"
+    return None
 
 
 class Worker:
@@ -246,22 +260,16 @@ class Worker:
     # --- reporting (all through the outbox) ----------------------------------------------------
 
     def _log(self, event: RunEvent) -> None:
+        """The run's progress as log lines for the cloud — what happened, never the code it
+        happened to: tool names with their one-line target (a path, a command), verification
+        verdicts, states and notes. The agent's prose and command output can quote any file,
+        so they stay on this machine (in the transcript and ``locus logs``)."""
         held = self.held.get(event.run_id)
         if held is None:
             return
-        if event.kind == "text":
-            held.text.append(event.text)
-            if sum(map(len, held.text)) < TEXT_CHUNK:
-                return
-        self._flush_text(event.run_id, held)
-        if event.kind in ("tool", "tool_done", "output", "verify", "note", "state"):
-            line = f"[{event.kind}] {event.text}"
-            self._chunk(held, line, "stdout" if event.kind == "output" else "system")
-
-    def _flush_text(self, run_id: str, held: _Held) -> None:
-        if held.text:
-            text, held.text = "".join(held.text), []
-            self._chunk(held, text, "agent")
+        line = _log_line(event)
+        if line is not None:
+            self._chunk(held, line, "system")
 
     def _chunk(self, held: _Held, text: str, stream: LogStream) -> None:
         held.log_seq += 1
@@ -274,7 +282,6 @@ class Worker:
             return
         if held.heartbeat is not None:
             held.heartbeat.cancel()  # the run is over: the lease is no longer ours to keep
-        self._flush_text(run.run_id, held)
         task_id, fence = held.claim.task.id, held.fence
         if report is not None:
             for follow_up in report.follow_ups:
