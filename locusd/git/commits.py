@@ -99,28 +99,33 @@ def merge(checkout: Path, branch: str) -> Integration:
         return Integration(
             "merge", False, None, [], "your checkout has uncommitted changes: commit or stash them"
         )
-    done = git.run(checkout, "merge", "--no-ff", "--no-edit", branch, timeout=TIMEOUT)
-    if done.returncode == 0:
-        head = git.run(checkout, "rev-parse", "HEAD", timeout=30).stdout.strip()
-        return Integration("merge", True, head, [], f"merged {branch}")
-    conflicts = _conflicts(git, checkout)
-    git.run(checkout, "merge", "--abort", timeout=TIMEOUT)
-    return Integration(
-        "merge", False, None, conflicts, f"merging {branch} conflicts; nothing was changed"
+    return _all_or_nothing(
+        git, checkout, "merge", ["--no-ff", "--no-edit", branch], f"merged {branch}"
     )
 
 
 def rebase(worktree: Path, onto: str) -> Integration:
     """Rebase the task branch (in its worktree) onto ``onto``; a conflict aborts the rebase."""
-    git = _git()
-    done = git.run(worktree, "rebase", onto, timeout=TIMEOUT)
+    return _all_or_nothing(_git(), worktree, "rebase", [onto], f"rebased onto {onto}")
+
+
+def _all_or_nothing(
+    git: Git, cwd: Path, action: Literal["merge", "rebase"], args: list[str], done_text: str
+) -> Integration:
+    """Run ``git merge|rebase``; on a conflict, list the files and ``--abort``, so nothing is
+    left half-applied."""
+    done = git.run(cwd, action, *args, timeout=TIMEOUT)
     if done.returncode == 0:
-        head = git.run(worktree, "rev-parse", "HEAD", timeout=30).stdout.strip()
-        return Integration("rebase", True, head, [], f"rebased onto {onto}")
-    conflicts = _conflicts(git, worktree)
-    git.run(worktree, "rebase", "--abort", timeout=TIMEOUT)
+        head = git.run(cwd, "rev-parse", "HEAD", timeout=30).stdout.strip()
+        return Integration(action, True, head, [], done_text)
+    conflicts = _conflicts(git, cwd)
+    git.run(cwd, action, "--abort", timeout=TIMEOUT)
     return Integration(
-        "rebase", False, None, conflicts, f"rebasing onto {onto} conflicts; nothing was changed"
+        action,
+        False,
+        None,
+        conflicts,
+        f"{action} conflicts in {', '.join(conflicts) or 'the tree'}; nothing was changed",
     )
 
 

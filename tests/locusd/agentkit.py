@@ -50,6 +50,13 @@ def make_sample_repo(where: Path) -> Path:
     return repo
 
 
+def with_identity(checkout: Path) -> Path:
+    """A git identity in the repository's config (commits need one; CI machines have none)."""
+    git(checkout, "config", "user.name", "Ada Lovelace")
+    git(checkout, "config", "user.email", "ada@example.com")
+    return checkout
+
+
 def make_config(where: Path, **agent: Any) -> Config:
     budget = agent.pop("budget", {})
     return Config(

@@ -9,15 +9,12 @@ import pytest
 
 from locusd.git.commits import CommitError, commit_patch, merge, message, rebase
 from locusd.git.worktrees import Worktree, Worktrees
-from tests.locusd.agentkit import git, make_sample_repo
+from tests.locusd.agentkit import git, make_sample_repo, with_identity
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    checkout = make_sample_repo(tmp_path)
-    git(checkout, "config", "user.name", "Ada Lovelace")
-    git(checkout, "config", "user.email", "ada@example.com")
-    return checkout
+    return with_identity(make_sample_repo(tmp_path))
 
 
 @pytest.fixture

@@ -25,7 +25,16 @@ from locusd.protocol.messages import (
     WorkerStartParams,
 )
 from tests.conftest import Cloud
-from tests.locusd.agentkit import BUGGY, FIXED, TASK, call, git, make_config, make_sample_repo
+from tests.locusd.agentkit import (
+    BUGGY,
+    FIXED,
+    TASK,
+    call,
+    git,
+    make_config,
+    make_sample_repo,
+    with_identity,
+)
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 
@@ -73,9 +82,7 @@ def repo(tmp_path: Path) -> Path:
     git(checkout, "add", "-A")
     git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "more files")
     git(checkout, "remote", "add", "origin", REMOTE)
-    git(checkout, "config", "user.name", "Ada Lovelace")
-    git(checkout, "config", "user.email", "ada@example.com")
-    return checkout
+    return with_identity(checkout)
 
 
 def session_touching_everything() -> list[Reply]:

@@ -33,6 +33,7 @@ from tests.locusd.agentkit import (
     git,
     make_config,
     make_sample_repo,
+    with_identity,
 )
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicItem, AnthropicServer
@@ -49,10 +50,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    checkout = make_sample_repo(tmp_path)
-    git(checkout, "config", "user.name", "Ada Lovelace")
-    git(checkout, "config", "user.email", "ada@example.com")
-    return checkout
+    return with_identity(make_sample_repo(tmp_path))
 
 
 def two_file_session() -> list[AnthropicItem]:
