@@ -27,6 +27,7 @@ from detect_secrets.core.scan import scan_line
 from detect_secrets.settings import transient_settings
 from pydantic import BaseModel
 
+from locusd import repo_config
 from locusd.runner.redact import MASK, MIN_SECRET_LENGTH, Redactor
 
 IGNORE_FILE = ".locusignore"
@@ -72,9 +73,12 @@ class Scrubber:
         self.ignore = pathspec.GitIgnoreSpec.from_lines(list(ignore))
 
     @classmethod
-    def for_checkout(
-        cls, checkout: Path, environ: Mapping[str, str], patterns: Iterable[str] = ()
-    ) -> Scrubber:
+    def for_checkout(cls, checkout: Path, environ: Mapping[str, str]) -> Scrubber:
+        """With the repository's ``.locusignore`` and ``secret_patterns`` (``.locus.toml``)."""
+        try:
+            patterns = repo_config.load(checkout).secret_patterns
+        except repo_config.RepoConfigError:
+            patterns = []  # a broken .locus.toml must not turn scrubbing off: the rest still runs
         ignore_file = checkout / IGNORE_FILE
         lines = (
             ignore_file.read_text(encoding="utf-8").splitlines() if ignore_file.is_file() else []

@@ -33,6 +33,10 @@ class RepoConfig(BaseModel):
     )
     setup: str | None = Field(None, description="shell command run once in a new worktree")
     verify: str | None = Field(None, description="shell command that says whether a run passed")
+    secret_patterns: list[str] = Field(
+        default_factory=list,
+        description="regular expressions of this repository's own secrets, redacted from uploads",
+    )
     setup_timeout: float = Field(
         600, gt=0, description="seconds before the setup command is killed"
     )

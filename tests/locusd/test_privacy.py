@@ -32,8 +32,9 @@ diff --git a/README.md b/README.md
 
 def scrubber(tmp_path: Path) -> Scrubber:
     (tmp_path / ".locusignore").write_text("# not even as a diff\nsecrets/\n")
+    (tmp_path / ".locus.toml").write_text("secret_patterns = ['INTERNAL-\\d+-[A-Z]+']\n")
     env = {"MY_SERVICE_TOKEN": "tok-0123456789abcdef", "PATH": "/usr/bin"}
-    return Scrubber.for_checkout(tmp_path, env, patterns=[r"INTERNAL-\d+-[A-Z]+"])
+    return Scrubber.for_checkout(tmp_path, env)
 
 
 def test_a_patch_leaves_without_secrets_or_ignored_files(tmp_path: Path) -> None:
