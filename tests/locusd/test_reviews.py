@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from locusd.daemon import Daemon
@@ -23,7 +24,7 @@ from locusd.protocol.messages import (
     TaskCreateParams,
     WorkerStartParams,
 )
-from tests.conftest import Cloud
+from tests.conftest import Cloud, Template, start_cloud
 from tests.locusd.agentkit import (
     BUGGY,
     FIXED,
@@ -37,7 +38,7 @@ from tests.locusd.agentkit import (
 )
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicItem, AnthropicServer
-from tests.support.client import timeline
+from tests.support.client import Api, timeline
 
 pytestmark = pytest.mark.timeout(120)
 ACCEPT = DecisionIn(action="accept")
@@ -173,3 +174,58 @@ async def test_a_committed_cloud_task_is_reported_for_verification(
     assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
     events = await timeline(cloud.api, task.id)
     assert [e["to_status"] for e in events if e["kind"] == "status"][-1] == "verification"
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+async def test_a_report_survives_a_dead_daemon_and_arrives_once(
+    template: Template, db_url: str, repo: Path, tmp_path: Path
+) -> None:
+    """Commit while the cloud is away, the daemon dies before it can report; the next daemon
+    reports, once."""
+    remote = "https://git.example.com/acme/sample.git"
+    git(repo, "remote", "add", "origin", remote)
+    first = template.first_start
+    runner, url, _ = await start_cloud(db_url)
+    port = int(url.rsplit(":", 1)[1])
+    peer = Client()
+    config = make_config(tmp_path)
+    async with aiohttp.ClientSession() as session, AnthropicServer(fix_median_session()) as model:
+        api = Api(session, url, first.token)
+        (await api.patch(f"/projects/{first.project_id}", json={"remotes": [remote]})).ok()
+        config.agent.base_url = model.base_url
+        config.daemon.outbox_retry_cap = 0.2
+        daemon = Daemon(config)
+        await daemon.auth_login(LoginParams(cloud_url=url, token=first.token), peer)
+        task = await daemon.tasks_create(
+            TaskCreateParams(project_id=first.project_id, title="Fix median", description=TASK),
+            peer,
+        )
+        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+        await asyncio.wait_for(daemon.worker_done(), 90)
+        await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+        (run,) = daemon.store.all()
+        view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+        await daemon.review_decide(
+            DecideParams(run_id=run.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
+            peer,
+        )
+        await runner.cleanup()  # the cloud is away …
+        await daemon.review_commit(CommitParams(run_id=run.run_id, revision=view.revision), peer)
+        assert daemon.outbox.pending_count() == 2  # patch and status, kept
+        await daemon.close()  # … and the daemon goes before it could send them
+
+        runner, _, _ = await start_cloud(db_url, port=port)  # the cloud is back
+        try:
+            again = Daemon(config)  # the next daemon, on the same state
+            again.connected(peer)  # a client connects: the outbox drains
+            await asyncio.wait_for(again.outbox.wait_empty(), 60)
+            await again.close()
+            assert (await api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
+            events = await timeline(api, task.id)
+            artifacts = (await api.get(f"/tasks/{task.id}/artifacts")).ok()["items"]
+        finally:
+            await runner.cleanup()
+    statuses = [e["to_status"] for e in events if e["kind"] == "status"]
+    assert statuses.count("verification") == 1
+    # Everything accepted: the committed patch is the run's diff, stored once (by sha256).
+    assert [a["kind"] for a in artifacts].count("patch") == 1
