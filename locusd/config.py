@@ -69,6 +69,11 @@ class DaemonConfig(BaseModel):
         default_factory=list,
         description="checkouts whose tasks this daemon runs (locus run adds the current one)",
     )
+    auto_commit: list[Path] = Field(
+        default_factory=list,
+        description="checkouts whose finished runs are committed and reported without a review"
+        " (unattended workers; off for every repository by default)",
+    )
     outbox_retry_cap: float = Field(
         30.0, gt=0, description="longest wait between two tries of an unsent cloud write (s)"
     )

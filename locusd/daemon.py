@@ -39,6 +39,7 @@ from locusd.protocol.messages import (
     ContentParams,
     DaemonStatus,
     DecideParams,
+    DecisionIn,
     FileContent,
     LocusCapabilities,
     LoginParams,
@@ -128,6 +129,23 @@ class Daemon:
         return LocusCapabilities(
             protocol_version=PROTOCOL_VERSION, daemon_version=__version__, features=FEATURES
         )
+
+    def _auto_commits(self, repo: Path) -> bool:
+        return repo.resolve() in {path.resolve() for path in self.config.daemon.auto_commit}
+
+    async def _auto_commit(self, run: Run) -> None:
+        """Unattended mode, for the checkouts the user listed in ``daemon.auto_commit``:
+        accept everything, commit, report. Anything that goes wrong leaves the run awaiting
+        review, as if the mode were off."""
+        if not await asyncio.to_thread(self._auto_commits, Path(run.repo)):
+            return
+        try:
+            view = await self.reviews.get(run.run_id)
+            everything = {file.path: DecisionIn(action="accept") for file in view.files}
+            await self.reviews.decide(run.run_id, view.revision, everything)
+            await self.reviews.commit(run.run_id, view.revision, "none")
+        except LocusError as exc:
+            log.warning("auto-commit of %s failed, left for review: %s", run.run_id, exc)
 
     @staticmethod
     def _scrubber(checkout: Path) -> Scrubber:
@@ -286,6 +304,7 @@ class Daemon:
                 provider=lambda: provider,
                 scrubber=self._scrubber,
                 project_id=project,
+                auto_commit=self._auto_commit,
             )
             for project in projects
         ]

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,8 +103,12 @@ class Worker:
         provider: Callable[[], Provider],
         scrubber: Callable[[Path], Scrubber],
         project_id: int | None = None,
+        auto_commit: Callable[[Run], Awaitable[None]] | None = None,
     ) -> None:
         self.project_id = project_id
+        #: Called after a run awaiting review was reported, for repositories whose owner
+        #: chose unattended commits (it commits everything and reports verification).
+        self.auto_commit = auto_commit
         self.runs = runs
         self.api = api
         self.outbox = outbox
@@ -312,3 +316,5 @@ class Worker:
         else:
             body = status_body(fence, "failed", reason=held.scrub.text(run.reason or run.state))
         self.outbox.enqueue("status", task_id, body)
+        if run.state == "awaiting_review" and self.auto_commit is not None:
+            await self.auto_commit(run)

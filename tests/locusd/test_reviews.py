@@ -229,3 +229,32 @@ async def test_a_report_survives_a_dead_daemon_and_arrives_once(
     assert statuses.count("verification") == 1
     # Everything accepted: the committed patch is the run's diff, stored once (by sha256).
     assert [a["kind"] for a in artifacts].count("patch") == 1
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+async def test_auto_commit_for_a_chosen_repository(
+    cloud: Cloud, repo: Path, tmp_path: Path
+) -> None:
+    remote = "https://git.example.com/acme/sample.git"
+    git(repo, "remote", "add", "origin", remote)
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    peer = Client()
+    async with AnthropicServer(fix_median_session()) as model:
+        config = make_config(tmp_path, base_url=model.base_url)
+        config.daemon.auto_commit = [repo]
+        daemon = Daemon(config)
+        await daemon.auth_login(
+            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
+        )
+        task = await daemon.tasks_create(
+            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
+            peer,
+        )
+        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+        await asyncio.wait_for(daemon.worker_done(), 90)
+        await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+    (run,) = daemon.store.all()
+    await daemon.close()
+    assert run.state == "reported"
+    assert "Locus-Task: " in git(Path(run.worktree or ""), "log", "-1", "--format=%B")
+    assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
