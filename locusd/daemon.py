@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from cloud_api.schemas.tasks import TaskOut
-from cloud_api.schemas.workers import Fence
+from cloud_api.schemas.workers import ClaimOut, Fence
 from locusd import __version__
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
@@ -51,6 +51,7 @@ from locusd.protocol.messages import (
     RunList,
     RunRef,
     RunStartParams,
+    SendBackParams,
     Task,
     TaskCreateParams,
     TaskList,
@@ -395,6 +396,34 @@ class Daemon:
         result = await self.reviews.commit(params.run_id, params.revision, params.integrate)
         self._ensure_drainer()
         return result
+
+    async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
+        old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
+        try:
+            provider = make_provider(self.config.agent)
+        except ConfigurationError as exc:
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        cloud = self.store.cloud(old.run_id)
+        if old.task_id is None or cloud is None:
+            return await self.runs.start(
+                repo=Path(old.repo),
+                task=prompt,
+                title=old.title,
+                provider=provider,
+                continue_in=worktree,
+            )
+        # A cloud task: the worker takes it back to running (with a fresh lease) and reports
+        # the new round's end as it did the first.
+        workers = [
+            w for w in await self._make_workers([old.repo]) if w.project_id == cloud["project_id"]
+        ]
+        if not workers:
+            raise LocusError(Code.INVALID_ARGUMENT, "this checkout no longer serves the task")
+        if "claim" not in cloud:
+            raise LocusError(Code.INVALID_RUN_STATE, "this run's claim was not kept: retry it")
+        claim = ClaimOut.model_validate(cloud["claim"])
+        self._pulled.append(workers[0])
+        return await workers[0].begin(claim, prompt=prompt, continue_in=worktree)
 
     async def review_discard(self, params: ReviewParams, peer: Peer) -> Run:
         return await self.reviews.discard(params.run_id)

@@ -24,7 +24,7 @@ from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import detect
 from locusd.config import Config
 from locusd.git.diffs import diff_against
-from locusd.git.worktrees import Worktrees
+from locusd.git.worktrees import Worktree, Worktrees
 
 #: Files at the worktree root whose text is handed to the model as the repository's guidance.
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".locus/instructions.md")
@@ -84,7 +84,10 @@ async def run_task(
     approver: Approver | None = None,
     on_event: OnEvent | None = None,
     on_phase: Callable[[str], None] | None = None,
+    continue_in: Worktree | None = None,
 ) -> RunReport:
+    """One run. ``continue_in``: a previous run's worktree (its branch, base and changes) for a
+    further round after a review, instead of a new worktree."""
     started = time.monotonic()
     phase = on_phase or (lambda text: None)
     task_id = task_id or local_task_id()
@@ -93,12 +96,18 @@ async def run_task(
 
     phase("creating the worktree")
     worktrees = Worktrees(repo, config.worktree_dir / repo_key(repo))
-    # Stale worktrees go first (never one holding unreviewed, uncommitted or unreported work).
-    await asyncio.to_thread(worktrees.prune, POOL_SIZE)
-    # A pooled worktree (a finished run's, its ignored build caches warm) when there is one.
-    worktree = await asyncio.to_thread(worktrees.take_from_pool, task_id, task, base)
-    if worktree is None:
-        worktree = await asyncio.to_thread(worktrees.create, task_id, task, base)
+    worktree: Worktree
+    if continue_in is not None:
+        worktree = continue_in
+        await asyncio.to_thread(worktrees.set_state, worktree, "running")
+    else:
+        # Stale worktrees go first (never one holding unreviewed, uncommitted or unreported
+        # work), then a pooled worktree (its ignored build caches warm) when there is one.
+        await asyncio.to_thread(worktrees.prune, POOL_SIZE)
+        pooled = await asyncio.to_thread(worktrees.take_from_pool, task_id, task, base)
+        if pooled is None:
+            pooled = await asyncio.to_thread(worktrees.create, task_id, task, base)
+        worktree = pooled
     warnings = list(worktree.warnings)
     settings = repo_config.load(worktree.path)
     if settings.copy_files or settings.setup:

@@ -22,6 +22,7 @@ from locusd.protocol.messages import (
     ReviewParams,
     ReviewView,
     Run,
+    SendBackParams,
 )
 
 
@@ -94,6 +95,11 @@ def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
 )
 @click.option("--discard", is_flag=True, help="throw the run's changes away")
 @click.option(
+    "--send-back",
+    is_flag=True,
+    help="give the rejected changes and comments back to the agent for another round",
+)
+@click.option(
     "--interactive/--no-interactive",
     default=None,
     help="decide hunk by hunk (default: when the terminal is interactive and nothing else is asked)",
@@ -107,6 +113,7 @@ def review(
     do_commit: bool,
     integrate: str,
     discard: bool,
+    send_back: bool,
     interactive: bool | None,
     as_json: bool,
 ) -> None:
@@ -115,6 +122,8 @@ def review(
         interactive = sys.stdin.isatty() and not (accept_all or reject_all or discard or as_json)
     if accept_all and reject_all:
         raise click.UsageError("--accept-all or --reject-all, not both")
+    if send_back and do_commit:
+        raise click.UsageError("--send-back or --commit, not both")
     if discard and (do_commit or accept_all):
         raise click.UsageError("--discard throws everything away: no --commit or --accept-all")
 
@@ -140,6 +149,9 @@ def review(
                 decisions = {file.path: decision for file in view.files}
                 params = DecideParams(run_id=run_id, revision=view.revision, decisions=decisions)
                 view = await client.call("locus/review/decide", params, ReviewView)
+            if send_back:
+                again = SendBackParams(run_id=run_id, revision=view.revision)
+                return await client.call("locus/review/send_back", again, Run)
             if do_commit:
                 committed = CommitParams(run_id=run_id, revision=view.revision, integrate=integrate)
                 return await client.call("locus/review/commit", committed, CommitResult)

@@ -131,6 +131,7 @@ RunState = Literal[
     "cancelled",
     "reported",  # reviewed and committed (and, for a cloud task, reported)
     "discarded",  # reviewed and thrown away
+    "revised",  # sent back after review: a new run continues in the same worktree
 ]
 
 
@@ -262,6 +263,11 @@ class DecideParams(Wire):
     run_id: str
     revision: str
     decisions: dict[str, DecisionIn] = Field(description="by hunk id, or by file path")
+
+
+class SendBackParams(Wire):
+    run_id: str
+    revision: str
 
 
 class CommitParams(Wire):

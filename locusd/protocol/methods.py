@@ -105,6 +105,13 @@ METHODS.update(
             " trailer), optionally merge/rebase/push, and report a cloud task (verification).",
         ),
         Method(
+            "locus/review/send_back",
+            m.SendBackParams,
+            m.Run,
+            "Send the rejected changes, with their comments, back to the agent: a new run"
+            " continues in the same worktree (a new revision follows).",
+        ),
+        Method(
             "locus/review/discard",
             m.ReviewParams,
             m.Run,

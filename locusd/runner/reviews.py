@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cloud_api.schemas.workers import Fence
+from locusd.agent import transcript
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.run import repo_key
 from locusd.cloud.writes import artifact_body, status_body
@@ -20,7 +21,7 @@ from locusd.git import commits
 from locusd.git.cli import Git
 from locusd.git.diffs import diff_against
 from locusd.git.runmeta import State
-from locusd.git.worktrees import Worktrees
+from locusd.git.worktrees import Worktree, Worktrees
 from locusd.privacy import Scrubber
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
@@ -36,6 +37,7 @@ from locusd.review import (
     Accept,
     Decision,
     Edit,
+    FileDiff,
     Reject,
     Review,
     ReviewError,
@@ -44,10 +46,24 @@ from locusd.review import (
     accepted_patch,
     decide,
     parse,
+    rejected,
     retain,
 )
 from locusd.runner.runs import Runs
 from locusd.runner.worker import Outbox
+
+
+def _original_task(run: Run) -> str:
+    """The task as the agent first got it (the run keeps only a title): the transcript's."""
+    if run.transcript:
+        try:
+            header = transcript.read(Path(run.transcript))[0]
+        except (OSError, transcript.TranscriptError):
+            return run.title
+        if isinstance(header, transcript.Header):
+            return header.task
+    return run.title
+
 
 REVIEWABLE = {"awaiting_review", "needs_input", "failed", "cancelled", "completed"}
 
@@ -246,6 +262,38 @@ class Reviews:
             "status", run.task_id, status_body(fence, "verification", summary=summary)
         )
         return True
+
+    async def send_back(self, run_id: str, revision: str) -> tuple[Run, str, Worktree]:
+        """What the agent's next round needs: the task again, with each rejected change and
+        its comment; the run's worktree (its changes stay there). The run becomes ``revised``."""
+        run = self._run(run_id)
+        assert run.worktree and run.branch and run.base_commit
+        review = await self._review(run)
+        try:
+            decided = decide(review, revision, self._stored(run_id, review))
+        except ReviewStale as exc:
+            raise LocusError(Code.REVIEW_STALE, str(exc)) from None
+        refused = rejected(decided)
+        if not refused:
+            raise LocusError(Code.INVALID_ARGUMENT, "nothing was rejected: commit it instead")
+        notes = []
+        for target, comment in refused:
+            where = (
+                target.path if isinstance(target, FileDiff) else f"{target.file} {target.header}"
+            )
+            body = "" if isinstance(target, FileDiff) else "\n" + "\n".join(target.lines)
+            why = f" — the reviewer says: {comment}" if comment else ""
+            notes.append(f"- {where}{why}{body}")
+        task = await asyncio.to_thread(_original_task, run)
+        prompt = (
+            f"{task}\n\nA reviewer looked at your previous attempt; its changes are still in"
+            " this worktree. These changes were rejected:\n"
+            + "\n".join(notes)
+            + "\nRevise them (the other changes were fine), then finish again."
+        )
+        self.store.save(run.model_copy(update={"state": "revised"}))
+        worktree = Worktree(Path(run.worktree), run.branch, run.base_commit)
+        return run, prompt, worktree
 
     async def discard(self, run_id: str) -> Run:
         run = self._run(run_id)

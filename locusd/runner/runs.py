@@ -21,6 +21,7 @@ from locusd.agent.loop import Event
 from locusd.agent.providers import Provider
 from locusd.agent.run import RunReport, local_task_id, run_task
 from locusd.config import Config
+from locusd.git.worktrees import Worktree
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
@@ -115,6 +116,7 @@ class Runs:
         task_id: int | None = None,
         cloud: dict[str, Any] | None = None,
         on_end: OnEnd | None = None,
+        continue_in: Worktree | None = None,
     ) -> Run:
         run_id = f"{task_id}-{local_task_id()}" if task_id is not None else local_task_id()
         run = Run(
@@ -127,16 +129,21 @@ class Runs:
         )
         self.store.save(run, cloud)
         cancel = asyncio.Event()
-        active = _Active(
-            asyncio.create_task(self._run(run, task, provider, cancel, on_end)), cancel
-        )
+        work = self._run(run, task, provider, cancel, on_end, continue_in)
+        active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
         self.on_started(run)
         return run
 
     async def _run(
-        self, run: Run, task: str, provider: Provider, cancel: asyncio.Event, on_end: OnEnd | None
+        self,
+        run: Run,
+        task: str,
+        provider: Provider,
+        cancel: asyncio.Event,
+        on_end: OnEnd | None,
+        continue_in: Worktree | None = None,
     ) -> Run:
         report: RunReport | None = None
         try:
@@ -150,6 +157,7 @@ class Runs:
                 approver=lambda command, reason: self._approve(run.run_id, command, reason),
                 on_event=lambda event: self._agent_event(run.run_id, event),
                 on_phase=lambda text: self._emit(run.run_id, "note", text),
+                continue_in=continue_in,
             )
             run = run.model_copy(
                 update={

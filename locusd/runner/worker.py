@@ -32,6 +32,7 @@ from locusd.cloud.writes import (
     log_body,
     status_body,
 )
+from locusd.git.worktrees import Worktree
 from locusd.privacy import Scrubber
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
 from locusd.runner.runs import Runs
@@ -192,8 +193,11 @@ class Worker:
         run = await self.begin(claim)
         return await self.runs.wait(run.run_id)
 
-    async def begin(self, claim: ClaimOut) -> Run:
-        """Start the run of a claimed task; its lease is kept until the run ends."""
+    async def begin(
+        self, claim: ClaimOut, *, prompt: str | None = None, continue_in: Worktree | None = None
+    ) -> Run:
+        """Start the run of a claimed task (or, with ``continue_in``, its next round after a
+        review); its lease is kept until the run ends."""
         task = claim.task
         checkout = self._checkout(claim)
         if checkout is None:
@@ -203,7 +207,7 @@ class Worker:
             raise LookupError(reason)
         held = _Held(claim, self.scrubber(checkout))
         self.outbox.enqueue("status", task.id, status_body(held.fence, "running"))
-        prompt = task.title + (f"\n\n{task.description}" if task.description else "")
+        prompt = prompt or task.title + (f"\n\n{task.description}" if task.description else "")
         run = await self.runs.start(
             repo=checkout,
             task=prompt,
@@ -215,8 +219,10 @@ class Worker:
                 "project_id": task.project_id,
                 "attempt": claim.attempt,
                 "claim_token": claim.claim_token,
+                "claim": claim.model_dump(mode="json"),  # for a later round after review
             },
             on_end=self._report,
+            continue_in=continue_in,
         )
         self.held[run.run_id] = held
         self.runs.listen(run.run_id, self._log)

@@ -21,6 +21,7 @@ from locusd.protocol.messages import (
     ReviewParams,
     Run,
     RunStartParams,
+    SendBackParams,
     TaskCreateParams,
     WorkerStartParams,
 )
@@ -258,3 +259,44 @@ async def test_auto_commit_for_a_chosen_repository(
     assert run.state == "reported"
     assert "Locus-Task: " in git(Path(run.worktree or ""), "log", "-1", "--format=%B")
     assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
+
+
+async def test_send_back_gives_the_agent_a_second_round_in_the_same_worktree(
+    repo: Path, tmp_path: Path
+) -> None:
+    peer = Client()
+    round_two = [
+        call("edit_file", path="README.md", old_string="A project", new_string="A tiny project"),
+        call("finish", summary="Left the README as it was."),
+    ]
+    async with AnthropicServer([*two_file_session(), *round_two]) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        first = await finished_run(daemon, repo)
+        view = await daemon.review_get(ReviewParams(run_id=first.run_id), peer)
+        (fix,) = next(f for f in view.files if f.path == "stats.py").hunks
+        reject = DecisionIn(action="reject", comment="leave the README alone")
+        await daemon.review_decide(
+            DecideParams(
+                run_id=first.run_id,
+                revision=view.revision,
+                decisions={fix.id: ACCEPT, "README.md": reject},
+            ),
+            peer,
+        )
+        second = await daemon.review_send_back(
+            SendBackParams(run_id=first.run_id, revision=view.revision), peer
+        )
+        done = await asyncio.wait_for(daemon.runs.wait(second.run_id), 90)
+
+    assert daemon.runs.get(first.run_id).state == "revised"
+    assert done.state == "awaiting_review" and done.worktree == first.worktree
+    # What the agent was told in round two: the task, the rejected change and the comment.
+    told = model.requests[-2].body
+    assert told is not None
+    prompt = told["messages"][0]["content"][0]["text"]
+    assert TASK in prompt and "leave the README alone" in prompt and "README.md" in prompt
+    # The new revision: the README change is gone, the fix (still accepted) remains.
+    again = await daemon.review_get(ReviewParams(run_id=second.run_id), peer)
+    assert again.revision != view.revision
+    assert [f.path for f in again.files] == ["stats.py"]
+    await daemon.close()
