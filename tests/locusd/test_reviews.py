@@ -300,3 +300,49 @@ async def test_send_back_gives_the_agent_a_second_round_in_the_same_worktree(
     assert again.revision != view.revision
     assert [f.path for f in again.files] == ["stats.py"]
     await daemon.close()
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+async def test_send_back_on_a_cloud_task_runs_it_again_under_a_fresh_lease(
+    cloud: Cloud, repo: Path, tmp_path: Path
+) -> None:
+    remote = "https://git.example.com/acme/sample.git"
+    git(repo, "remote", "add", "origin", remote)
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    peer = Client()
+    round_two = [
+        call("edit_file", path="README.md", old_string="A project", new_string="A tiny project"),
+        call("finish", summary="Left the README as it was."),
+    ]
+    async with AnthropicServer([*two_file_session(), *round_two]) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        await daemon.auth_login(
+            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
+        )
+        task = await daemon.tasks_create(
+            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
+            peer,
+        )
+        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+        await asyncio.wait_for(daemon.worker_done(), 90)
+        (first,) = daemon.store.all()
+        view = await daemon.review_get(ReviewParams(run_id=first.run_id), peer)
+        reject = DecisionIn(action="reject", comment="leave the README alone")
+        await daemon.review_decide(
+            DecideParams(
+                run_id=first.run_id,
+                revision=view.revision,
+                decisions={"stats.py": ACCEPT, "README.md": reject},
+            ),
+            peer,
+        )
+        second = await daemon.review_send_back(
+            SendBackParams(run_id=first.run_id, revision=view.revision), peer
+        )
+        done = await asyncio.wait_for(daemon.runs.wait(second.run_id), 90)
+        await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+        await daemon.close()
+    assert done.state == "awaiting_review" and done.task_id == task.id
+    events = await timeline(cloud.api, task.id)
+    moves = [e["to_status"] for e in events if e["kind"] == "status"]
+    assert moves[-4:] == ["running", "awaiting_review", "running", "awaiting_review"]
