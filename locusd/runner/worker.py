@@ -32,6 +32,7 @@ from locusd.cloud.writes import (
     log_body,
     status_body,
 )
+from locusd.git.cli import Git
 from locusd.git.worktrees import Worktree
 from locusd.privacy import Scrubber
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
@@ -90,6 +91,15 @@ def _log_line(event: RunEvent) -> str | None:
     if event.kind in ("state", "note"):
         return f"{event.kind}: {event.text}"
     return None
+
+
+def _at_head(run: Run) -> Worktree | None:
+    """The run's worktree at its branch's head (what was committed and reported), if the
+    worktree still exists."""
+    if not run.worktree or not run.branch or not Path(run.worktree).is_dir():
+        return None
+    head = Git("git").run(Path(run.worktree), "rev-parse", "HEAD", timeout=30).stdout.strip()
+    return Worktree(Path(run.worktree), run.branch, head) if head else None
 
 
 class Worker:
@@ -207,7 +217,18 @@ class Worker:
             raise LookupError(reason)
         held = _Held(claim, self.scrubber(checkout))
         self.outbox.enqueue("status", task.id, status_body(held.fence, "running"))
-        prompt = prompt or task.title + (f"\n\n{task.description}" if task.description else "")
+        if prompt is None:
+            prompt = task.title + (f"\n\n{task.description}" if task.description else "")
+            if task.feedback:
+                # Requeued with feedback (changes requested, or a question answered): the next
+                # attempt continues from the previous one's branch, when its worktree is here.
+                previous = self._previous_run(task.id)
+                if previous is not None:
+                    continue_in = await asyncio.to_thread(_at_head, previous)
+                where = "its work is in this worktree" if continue_in else "it is not here"
+                prompt += (
+                    f"\n\nFeedback on a previous attempt at this task ({where}):\n{task.feedback}"
+                )
         run = await self.runs.start(
             repo=checkout,
             task=prompt,
@@ -228,6 +249,10 @@ class Worker:
         self.runs.listen(run.run_id, self._log)
         held.heartbeat = asyncio.create_task(self._heartbeat(run.run_id, claim))
         return run
+
+    def _previous_run(self, task_id: int) -> Run | None:
+        """This daemon's last run of the task."""
+        return next((r for r in reversed(self.runs.store.all()) if r.task_id == task_id), None)
 
     async def _heartbeat(self, run_id: str, claim: ClaimOut) -> None:
         """Keep the lease from the daemon; a ``cancel`` in the reply stops the run."""

@@ -346,3 +346,58 @@ async def test_send_back_on_a_cloud_task_runs_it_again_under_a_fresh_lease(
     events = await timeline(cloud.api, task.id)
     moves = [e["to_status"] for e in events if e["kind"] == "status"]
     assert moves[-4:] == ["running", "awaiting_review", "running", "awaiting_review"]
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_done(
+    cloud: Cloud, repo: Path, tmp_path: Path
+) -> None:
+    remote = "https://git.example.com/acme/sample.git"
+    git(repo, "remote", "add", "origin", remote)
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    peer = Client()
+    second_attempt = [
+        call("edit_file", path="stats.py", old_string="    middle = len(ordered) // 2\n",
+             new_string="    middle = len(ordered) // 2  # the upper middle\n"),
+        call("finish", summary="Explained the middle index."),
+    ]  # fmt: skip
+    async with AnthropicServer([*fix_median_session(), *second_attempt]) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        await daemon.auth_login(
+            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
+        )
+        task = await daemon.tasks_create(
+            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
+            peer,
+        )
+
+        async def attempt() -> Run:
+            await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+            await asyncio.wait_for(daemon.worker_done(), 90)
+            run = daemon.store.all()[-1]
+            view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+            everything = {f.path: ACCEPT for f in view.files}
+            await daemon.review_decide(
+                DecideParams(run_id=run.run_id, revision=view.revision, decisions=everything), peer
+            )
+            await daemon.review_commit(
+                CommitParams(run_id=run.run_id, revision=view.revision), peer
+            )
+            await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+            return run
+
+        first = await attempt()
+        feedback = {"feedback": "Please explain the middle index in a comment."}
+        (await cloud.api.post(f"/tasks/{task.id}/request-changes", json=feedback)).ok()
+        second = await attempt()
+        await daemon.close()
+
+    # The second attempt continued in the first one's worktree, on its branch, with the feedback.
+    assert second.worktree == first.worktree and second.branch == first.branch
+    told = model.requests[len(fix_median_session())].body
+    assert told is not None
+    assert "Please explain the middle index" in told["messages"][0]["content"][0]["text"]
+    log = git(Path(first.worktree or ""), "log", "--format=%s", f"{first.base_commit}..HEAD")
+    assert len(log.splitlines()) == 2  # two commits on the task branch, one per attempt
+    (await cloud.api.post(f"/tasks/{task.id}/approve", json={})).ok()
+    assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "done"
