@@ -134,6 +134,8 @@ def demo(where: Path | None, keep: bool) -> None:
     finally:
         if not keep:
             trip.stop()
+    if not keep:
+        out.print("\n(everything is stopped; `locus demo --keep` leaves the cloud and daemon up)")
     if keep:
         exports = " ".join(
             f"{k}={trip.env[k]}" for k in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME",

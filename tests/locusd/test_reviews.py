@@ -401,3 +401,33 @@ async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_d
     assert len(log.splitlines()) == 2  # two commits on the task branch, one per attempt
     (await cloud.api.post(f"/tasks/{task.id}/approve", json={})).ok()
     assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "done"
+
+
+async def test_an_edited_hunk_is_committed_as_edited(repo: Path, tmp_path: Path) -> None:
+    peer = Client()
+    async with AnthropicServer(fix_median_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        run = await finished_run(daemon, repo)
+    view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+    (hunk,) = view.files[0].hunks
+    # The reviewer rewrites the hunk's new side: same fix, their own wording.
+    new_side = [line[1:] for line in hunk.lines if line[:1] in (" ", "+")]
+    edited = [
+        line.replace("return (ordered[middle - 1] + ordered[middle]) / 2",
+                     "return (ordered[middle - 1] + ordered[middle]) / 2  # mean of the pair")
+        for line in new_side
+    ]  # fmt: skip
+    await daemon.review_decide(
+        DecideParams(
+            run_id=run.run_id,
+            revision=view.revision,
+            decisions={hunk.id: DecisionIn(action="edit", lines=edited)},
+        ),
+        peer,
+    )
+    result = await daemon.review_commit(
+        CommitParams(run_id=run.run_id, revision=view.revision), peer
+    )
+    committed = git(Path(run.worktree or ""), "show", f"{result.commit}:stats.py")
+    assert "# mean of the pair" in committed
+    await daemon.close()
