@@ -116,6 +116,7 @@ class Cloud:
     project_id: int
     first_start: FirstStart
     app: web.Application
+    runner: web.AppRunner  # stop it (cleanup) for an outage; start_cloud(db_url, port) again
 
 
 async def start_cloud(
@@ -143,7 +144,8 @@ async def cloud(
         api = Api(session, url, template.first_start.token)
         try:
             yield Cloud(
-                url, db_url, api, template.first_start.project_id, template.first_start, app
+                url, db_url, api, template.first_start.project_id, template.first_start, app, runner
             )
         finally:
-            await runner.cleanup()
+            if runner.server is not None:  # a test may have stopped it already (an outage)
+                await runner.cleanup()

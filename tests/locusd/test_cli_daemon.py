@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cloud
+from tests.conftest import Cloud, start_cloud
 from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, call, git, make_sample_repo
 from tests.support.anthropic_server import AnthropicServer, Hang
+from tests.support.client import timeline
 from tests.support.processes import processes_named, until
 
 pytestmark = [
@@ -246,3 +247,31 @@ async def test_review_hunk_by_hunk_at_the_terminal(user: User, cloud: Cloud) -> 
         "review", run["run_id"], "--interactive", "--commit", stdin="a\n"
     )
     assert "committed" in done and "reported to the cloud" in done, err
+
+
+async def test_kill_9_between_commit_and_report_still_reports_once(
+    user: User, cloud: Cloud
+) -> None:
+    user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+    task_id = await login_and_queue(user, cloud)
+    _, out, _ = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    await drained(user)
+    port = int(cloud.url.rsplit(":", 1)[1])
+    await cloud.runner.cleanup()  # the cloud goes away: the report cannot leave yet
+    committed = await user.json("review", run["run_id"], "--accept-all", "--commit")
+    assert committed["reported"] is True
+    status = await user.json("status")
+    assert status["outboxPending"] >= 2
+    os.kill(status["pid"], signal.SIGKILL)  # the daemon dies holding the report
+    runner, _, _ = await start_cloud(cloud.db_url, port=port, lease_seconds=600)
+    try:
+        await drained(user)  # a new daemon (started by `locus status`) sends what was kept
+        assert await cloud_status(cloud, task_id) == "verification"
+        moves = [
+            e["to_status"] for e in await timeline(cloud.api, task_id) if e["kind"] == "status"
+        ]
+        assert moves.count("verification") == 1
+    finally:
+        await user.locus("daemon", "stop", check=False)
+        await runner.cleanup()
