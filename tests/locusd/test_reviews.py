@@ -22,6 +22,7 @@ from locusd.protocol.messages import (
     Run,
     RunStartParams,
     SendBackParams,
+    Task,
     TaskCreateParams,
     WorkerStartParams,
 )
@@ -60,6 +61,26 @@ def two_file_session() -> list[AnthropicItem]:
     session = fix_median_session()
     readme = call("edit_file", path="README.md", old_string="tiny project", new_string="project")
     return [*session[:2], readme, *session[2:]]
+
+
+REMOTE = "https://git.example.com/acme/sample.git"
+
+
+async def serve_from(cloud: Cloud, repo: Path) -> None:
+    """The checkout gets a remote, and the cloud's project lists it."""
+    git(repo, "remote", "add", "origin", REMOTE)
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
+
+
+async def queue_and_work(daemon: Daemon, cloud: Cloud, repo: Path, peer: Client) -> Task:
+    """Log in, queue the sample's task, and let the worker take it once."""
+    await daemon.auth_login(LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer)
+    task = await daemon.tasks_create(
+        TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK), peer
+    )
+    await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+    await asyncio.wait_for(daemon.worker_done(), 90)
+    return task
 
 
 async def finished_run(daemon: Daemon, repo: Path) -> Run:
@@ -145,21 +166,11 @@ async def test_merge_into_the_checkout_and_discard(repo: Path, tmp_path: Path) -
 async def test_a_committed_cloud_task_is_reported_for_verification(
     cloud: Cloud, repo: Path, tmp_path: Path
 ) -> None:
-    remote = "https://git.example.com/acme/sample.git"
-    git(repo, "remote", "add", "origin", remote)
-    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    await serve_from(cloud, repo)
     peer = Client()
     async with AnthropicServer(fix_median_session()) as model:
         daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
-        await daemon.auth_login(
-            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
-        )
-        task = await daemon.tasks_create(
-            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
-            peer,
-        )
-        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
-        await asyncio.wait_for(daemon.worker_done(), 90)
+        task = await queue_and_work(daemon, cloud, repo, peer)
     (run,) = daemon.store.all()
     view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
     await daemon.review_decide(
@@ -236,23 +247,13 @@ async def test_a_report_survives_a_dead_daemon_and_arrives_once(
 async def test_auto_commit_for_a_chosen_repository(
     cloud: Cloud, repo: Path, tmp_path: Path
 ) -> None:
-    remote = "https://git.example.com/acme/sample.git"
-    git(repo, "remote", "add", "origin", remote)
-    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    await serve_from(cloud, repo)
     peer = Client()
     async with AnthropicServer(fix_median_session()) as model:
         config = make_config(tmp_path, base_url=model.base_url)
         config.daemon.auto_commit = [repo]
         daemon = Daemon(config)
-        await daemon.auth_login(
-            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
-        )
-        task = await daemon.tasks_create(
-            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
-            peer,
-        )
-        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
-        await asyncio.wait_for(daemon.worker_done(), 90)
+        task = await queue_and_work(daemon, cloud, repo, peer)
         await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
     (run,) = daemon.store.all()
     await daemon.close()
@@ -306,9 +307,7 @@ async def test_send_back_gives_the_agent_a_second_round_in_the_same_worktree(
 async def test_send_back_on_a_cloud_task_runs_it_again_under_a_fresh_lease(
     cloud: Cloud, repo: Path, tmp_path: Path
 ) -> None:
-    remote = "https://git.example.com/acme/sample.git"
-    git(repo, "remote", "add", "origin", remote)
-    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    await serve_from(cloud, repo)
     peer = Client()
     round_two = [
         call("edit_file", path="README.md", old_string="A project", new_string="A tiny project"),
@@ -316,15 +315,7 @@ async def test_send_back_on_a_cloud_task_runs_it_again_under_a_fresh_lease(
     ]
     async with AnthropicServer([*two_file_session(), *round_two]) as model:
         daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
-        await daemon.auth_login(
-            LoginParams(cloud_url=cloud.url, token=cloud.first_start.token), peer
-        )
-        task = await daemon.tasks_create(
-            TaskCreateParams(project_id=cloud.project_id, title="Fix median", description=TASK),
-            peer,
-        )
-        await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
-        await asyncio.wait_for(daemon.worker_done(), 90)
+        task = await queue_and_work(daemon, cloud, repo, peer)
         (first,) = daemon.store.all()
         view = await daemon.review_get(ReviewParams(run_id=first.run_id), peer)
         reject = DecisionIn(action="reject", comment="leave the README alone")
@@ -352,9 +343,7 @@ async def test_send_back_on_a_cloud_task_runs_it_again_under_a_fresh_lease(
 async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_done(
     cloud: Cloud, repo: Path, tmp_path: Path
 ) -> None:
-    remote = "https://git.example.com/acme/sample.git"
-    git(repo, "remote", "add", "origin", remote)
-    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [remote]})).ok()
+    await serve_from(cloud, repo)
     peer = Client()
     second_attempt = [
         call("edit_file", path="stats.py", old_string="    middle = len(ordered) // 2\n",
