@@ -6,10 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from locusd.daemon import Daemon
 from locusd.protocol.base import Wire
-from locusd.protocol.messages import ApprovalAnswer, ApprovalRequest, ClientInfo, RunEvent
+from locusd.protocol.messages import (
+    ApprovalAnswer,
+    ApprovalRequest,
+    ClientInfo,
+    CommitParams,
+    CommitResult,
+    DecideParams,
+    DecisionIn,
+    ReviewParams,
+    RunEvent,
+)
 
 W = TypeVar("W", bound=Wire)
 Answer = Callable[[ApprovalRequest], Awaitable[ApprovalAnswer]]
@@ -50,3 +61,24 @@ class Client:
 
     def events(self) -> list[RunEvent]:
         return [p for m, p in self.notes if m == "locus/runs/event" and isinstance(p, RunEvent)]
+
+
+async def accept_everything(daemon: Daemon, run_id: str, peer: Client) -> str:
+    """Accept every file of the run's review, as a reviewer would; the revision decided on."""
+    view = await daemon.review_get(ReviewParams(run_id=run_id), peer)
+    everything = {f.path: DecisionIn(action="accept") for f in view.files}
+    params = DecideParams(run_id=run_id, revision=view.revision, decisions=everything)
+    await daemon.review_decide(params, peer)
+    return view.revision
+
+
+async def commit_everything(
+    daemon: Daemon,
+    run_id: str,
+    peer: Client,
+    integrate: Literal["none", "merge", "rebase", "push"] = "none",
+) -> CommitResult:
+    """Accept everything and commit it (optionally merging/rebasing/pushing)."""
+    revision = await accept_everything(daemon, run_id, peer)
+    params = CommitParams(run_id=run_id, revision=revision, integrate=integrate)
+    return await daemon.review_commit(params, peer)

@@ -16,11 +16,7 @@ from aiohttp import web
 
 from locusd.daemon import Daemon
 from locusd.protocol.messages import (
-    CommitParams,
-    DecideParams,
-    DecisionIn,
     LoginParams,
-    ReviewParams,
     TaskCreateParams,
     WorkerStartParams,
 )
@@ -35,7 +31,7 @@ from tests.locusd.agentkit import (
     make_sample_repo,
     with_identity,
 )
-from tests.locusd.peers import Client
+from tests.locusd.peers import Client, commit_everything
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 
 pytestmark = [
@@ -131,12 +127,7 @@ async def test_only_the_accepted_hunks_leave_and_the_audit_log_lists_every_uploa
             await asyncio.wait_for(daemon.worker_done(), 90)
         (run,) = daemon.store.all()
         assert run.state == "awaiting_review", run.reason
-        view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
-        decisions = {f.path: DecisionIn(action="accept") for f in view.files}
-        await daemon.review_decide(
-            DecideParams(run_id=run.run_id, revision=view.revision, decisions=decisions), peer
-        )
-        await daemon.review_commit(CommitParams(run_id=run.run_id, revision=view.revision), peer)
+        await commit_everything(daemon, run.run_id, peer)
         await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
         uploads = daemon.audit.entries()
         await daemon.close()

@@ -38,7 +38,7 @@ from tests.locusd.agentkit import (
     make_sample_repo,
     with_identity,
 )
-from tests.locusd.peers import Client
+from tests.locusd.peers import Client, accept_everything, commit_everything
 from tests.support.anthropic_server import AnthropicItem, AnthropicServer
 from tests.support.client import Api, timeline
 
@@ -143,14 +143,7 @@ async def test_merge_into_the_checkout_and_discard(repo: Path, tmp_path: Path) -
         first = await finished_run(daemon, repo)
         second = await finished_run(daemon, repo)
 
-    view = await daemon.review_get(ReviewParams(run_id=first.run_id), peer)
-    await daemon.review_decide(
-        DecideParams(run_id=first.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
-        peer,
-    )
-    merged = await daemon.review_commit(
-        CommitParams(run_id=first.run_id, revision=view.revision, integrate="merge"), peer
-    )
+    merged = await commit_everything(daemon, first.run_id, peer, integrate="merge")
     assert merged.integrated is True and FIXED in (repo / "stats.py").read_text()
 
     thrown = await daemon.review_discard(ReviewParams(run_id=second.run_id), peer)
@@ -172,14 +165,7 @@ async def test_a_committed_cloud_task_is_reported_for_verification(
         daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
         task = await queue_and_work(daemon, cloud, repo, peer)
     (run,) = daemon.store.all()
-    view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
-    await daemon.review_decide(
-        DecideParams(run_id=run.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
-        peer,
-    )
-    result = await daemon.review_commit(
-        CommitParams(run_id=run.run_id, revision=view.revision), peer
-    )
+    result = await commit_everything(daemon, run.run_id, peer)
     assert result.reported
     await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
     await daemon.close()
@@ -216,13 +202,9 @@ async def test_a_report_survives_a_dead_daemon_and_arrives_once(
         await asyncio.wait_for(daemon.worker_done(), 90)
         await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
         (run,) = daemon.store.all()
-        view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
-        await daemon.review_decide(
-            DecideParams(run_id=run.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
-            peer,
-        )
+        revision = await accept_everything(daemon, run.run_id, peer)
         await runner.cleanup()  # the cloud is away …
-        await daemon.review_commit(CommitParams(run_id=run.run_id, revision=view.revision), peer)
+        await daemon.review_commit(CommitParams(run_id=run.run_id, revision=revision), peer)
         assert daemon.outbox.pending_count() == 2  # patch and status, kept
         await daemon.close()  # … and the daemon goes before it could send them
 
@@ -364,14 +346,7 @@ async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_d
             await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
             await asyncio.wait_for(daemon.worker_done(), 90)
             run = daemon.store.all()[-1]
-            view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
-            everything = {f.path: ACCEPT for f in view.files}
-            await daemon.review_decide(
-                DecideParams(run_id=run.run_id, revision=view.revision, decisions=everything), peer
-            )
-            await daemon.review_commit(
-                CommitParams(run_id=run.run_id, revision=view.revision), peer
-            )
+            await commit_everything(daemon, run.run_id, peer)
             await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
             return run
 
