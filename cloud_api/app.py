@@ -7,10 +7,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from cloud_api import dashboard
 from cloud_api.api import auth, graph, health, openapi, orgs, projects, tasks, tokens, workers
 from cloud_api.api.errors import problem_middleware
 from cloud_api.api.routing import Route, install
 from cloud_api.config import CloudSettings
+from cloud_api.dashboard import web as dashboard_web
 from cloud_api.dispatch.reaper import Reaper
 from cloud_api.dispatch.wakeups import Hub, PgListener
 from cloud_api.metrics import Metrics
@@ -54,10 +56,11 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[health.metrics_middleware, problem_middleware],
+        middlewares=[health.metrics_middleware, problem_middleware, dashboard_web.middleware],
     )
     app[SETTINGS] = settings
     install(app, ROUTERS)
+    dashboard.install(app)
     health.install(app)
     app[OPENAPI] = openapi_document()
 

@@ -82,10 +82,18 @@ async def authenticate(services: Services, request: web.Request) -> Principal:
         raise unauthorized(
             "send 'Authorization: Bearer <token>' (POST /api/v1/auth/login gives one)"
         )
-    async with services.db.read() as conn:
-        row = (await conn.execute(_PRINCIPAL, {"p_hash": hash_token(token.strip())})).first()
-    if row is None:
+    principal = await principal_for_token(services, token.strip())
+    if principal is None:
         raise unauthorized("the token is unknown, expired or revoked; log in again")
+    return principal
+
+
+async def principal_for_token(services: Services, token: str) -> Principal | None:
+    """Who holds ``token`` (a bearer token, or the dashboard's session cookie), if anyone."""
+    async with services.db.read() as conn:
+        row = (await conn.execute(_PRINCIPAL, {"p_hash": hash_token(token)})).first()
+    if row is None:
+        return None
     return Principal(
         token_id=row.id,
         scope=row.scope,
@@ -103,6 +111,9 @@ class Ctx:
     request: web.Request
     services: Services
     principal: Principal | None
+    #: Path parameters, when they are not the request's own: the dashboard calls the API's
+    #: handlers from its own URLs (``/projects/1/members/7`` → org_id, user_id).
+    path: dict[str, str] | None = None
 
     @property
     def db(self) -> Database:
@@ -127,7 +138,7 @@ class Ctx:
         return self.services.closing or transport is None or transport.is_closing()
 
     def path_id(self, name: str) -> int:
-        raw = self.request.match_info[name]
+        raw = (self.path if self.path is not None else self.request.match_info)[name]
         # isascii: str.isdigit() is also true for '²' or '٣', which int() rejects or reads.
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_INT:
             raise not_found(f"{name.removesuffix('_id')} {raw!r}")

@@ -13,6 +13,7 @@ from cloud_api.api.orgs import org_role
 from cloud_api.api.paging import page
 from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Action, Role, can
+from cloud_api.domain.states import Actor, TaskStatus
 from cloud_api.schemas.common import Page, PageQuery
 from cloud_api.schemas.projects import (
     ProjectCreate,
@@ -20,9 +21,11 @@ from cloud_api.schemas.projects import (
     ProjectUpdate,
     SprintCreate,
     SprintOut,
+    SprintQueued,
     SprintUpdate,
 )
-from cloud_api.store.tables import memberships, projects, sprints
+from cloud_api.store import tasks as task_store
+from cloud_api.store.tables import memberships, projects, sprints, tasks
 
 router = Router("projects")
 
@@ -136,7 +139,7 @@ async def list_sprints(ctx: Ctx, query: PageQuery) -> Page[SprintOut]:
         )
 
 
-async def _sprint_project(ctx: Ctx, sprint_id: int) -> int:
+async def sprint_project(ctx: Ctx, sprint_id: int) -> int:
     async with ctx.db.read() as conn:
         project_id = (
             await conn.execute(select(sprints.c.project_id).where(sprints.c.id == sprint_id))
@@ -149,7 +152,7 @@ async def _sprint_project(ctx: Ctx, sprint_id: int) -> int:
 @router.get("/sprints/{sprint_id}", summary="One sprint")
 async def get_sprint(ctx: Ctx) -> SprintOut:
     sprint_id = ctx.path_id("sprint_id")
-    await ctx.require(await _sprint_project(ctx, sprint_id), Action.READ, f"sprint {sprint_id}")
+    await ctx.require(await sprint_project(ctx, sprint_id), Action.READ, f"sprint {sprint_id}")
     async with ctx.db.read() as conn:
         row = (await conn.execute(select(sprints).where(sprints.c.id == sprint_id))).one()
     return SprintOut.model_validate(row._mapping)
@@ -159,7 +162,7 @@ async def get_sprint(ctx: Ctx) -> SprintOut:
 async def update_sprint(ctx: Ctx, body: SprintUpdate) -> SprintOut:
     sprint_id = ctx.path_id("sprint_id")
     await ctx.require(
-        await _sprint_project(ctx, sprint_id), Action.WRITE_TASKS, f"sprint {sprint_id}"
+        await sprint_project(ctx, sprint_id), Action.WRITE_TASKS, f"sprint {sprint_id}"
     )
     values = body.model_dump(exclude_unset=True)
     for required in ("name", "goal", "state"):
@@ -179,3 +182,34 @@ async def update_sprint(ctx: Ctx, body: SprintUpdate) -> SprintOut:
                 "body", "ends_on", "is before starts_on", "swap them or move ends_on later"
             )
     return SprintOut.model_validate(row._mapping)
+
+
+@router.post(
+    "/sprints/{sprint_id}/queue",
+    summary="Queue the sprint's backlog tasks for the agents (highest priority first)",
+)
+async def queue_sprint(ctx: Ctx) -> SprintQueued:
+    sprint_id = ctx.path_id("sprint_id")
+    await ctx.require(
+        await sprint_project(ctx, sprint_id), Action.WRITE_TASKS, f"sprint {sprint_id}"
+    )
+    queued: list[int] = []
+    async with ctx.db.write() as tx:
+        rows = (
+            await tx.conn.execute(
+                select(tasks)
+                .where(tasks.c.sprint_id == sprint_id, tasks.c.status == TaskStatus.BACKLOG.value)
+                .order_by(tasks.c.priority.desc(), tasks.c.id)
+            )
+        ).all()
+        for row in rows:
+            await task_store.transition(
+                tx,
+                row,
+                TaskStatus.QUEUED,
+                Actor.USER,
+                actor_id=ctx.me.user_id,
+                data={"comment": f"sprint {sprint_id} queued"},
+            )
+            queued.append(row.id)
+    return SprintQueued(sprint_id=sprint_id, queued=queued)

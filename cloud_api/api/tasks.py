@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Select, select, update
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
@@ -112,15 +112,24 @@ async def create_task(ctx: Ctx, body: TaskCreate) -> TaskOut:
     return task_out(row)
 
 
-@router.get("/projects/{project_id}/tasks", summary="Tasks of a project, filtered")
-async def list_tasks(ctx: Ctx, query: TaskQuery) -> Page[TaskOut]:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
+def select_tasks(project_id: int, query: TaskQuery) -> Select[Any]:
+    """The filters of the task list (labels aside: a JSON list, matched in Python). The
+    dashboard's board runs the same statement, unpaged."""
     stmt = select(tasks).where(tasks.c.project_id == project_id)
     if query.status is not None:
         stmt = stmt.where(tasks.c.status == query.status.value)
     if query.sprint_id is not None:
         stmt = stmt.where(tasks.c.sprint_id == query.sprint_id)
+    if query.worker_id is not None:
+        stmt = stmt.where(tasks.c.lease_owner_id == query.worker_id)
+    return stmt
+
+
+@router.get("/projects/{project_id}/tasks", summary="Tasks of a project, filtered")
+async def list_tasks(ctx: Ctx, query: TaskQuery) -> Page[TaskOut]:
+    project_id = ctx.path_id("project_id")
+    await ctx.require(project_id, Action.READ)
+    stmt = select_tasks(project_id, query)
     async with ctx.db.read() as conn:
         if query.label is None:
             return await page(conn, stmt, tasks.c.id, query, TaskOut)

@@ -198,6 +198,8 @@ async def report_status(ctx: Ctx, body: StatusIn) -> TaskOut:
         if body.reason is not None or target is TaskStatus.FAILED:
             values["status_reason"] = body.reason or "failed by the worker"
             data["reason"] = values["status_reason"]
+        if body.usage is not None:
+            data["usage"] = body.usage.model_dump()
         if target is TaskStatus.NEEDS_INPUT:
             values["status_reason"] = body.question
             data["question"] = body.question

@@ -8,7 +8,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from cloud_api.domain.permissions import Role
 from cloud_api.domain.remotes import fingerprint
-from cloud_api.schemas.common import Body, Id, Name, Slug, Text, Timestamped, omittable
+from cloud_api.schemas.common import Body, Id, Name, Out, Slug, Text, Timestamped, omittable
 
 Remote = Annotated[
     str,
@@ -78,3 +78,8 @@ class SprintOut(Timestamped):
     state: SprintState
     starts_on: date | None
     ends_on: date | None
+
+
+class SprintQueued(Out):
+    sprint_id: int
+    queued: list[int] = Field(description="the tasks moved from backlog to queued, in order")

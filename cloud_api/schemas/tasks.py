@@ -80,6 +80,7 @@ class TaskQuery(PageQuery):
     status: TaskStatus | None = None
     sprint_id: Id | None = None
     label: Label | None = None
+    worker_id: Id | None = Field(None, description="tasks whose lease this worker holds")
 
 
 class TaskAction(Body):

@@ -66,6 +66,20 @@ WorkerStatus = Literal[
 ]
 
 
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+
+
+class RunUsage(Body):
+    """What the attempt's agent used, as its runner counted it (shown on the task page)."""
+
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    turns: Count = 0
+    cost_usd: Annotated[float, Field(ge=0, le=1_000_000)] = 0.0
+
+
 class StatusIn(Fence):
     status: WorkerStatus
     reason: Annotated[str, StringConstraints(max_length=10_000)] | None = None
@@ -73,6 +87,7 @@ class StatusIn(Fence):
     question: Annotated[str, StringConstraints(max_length=100_000)] | None = Field(
         None, description="with needs_input: what the agent asks the user"
     )
+    usage: RunUsage | None = Field(None, description="tokens and cost of the attempt so far")
 
 
 class LogIn(Fence):

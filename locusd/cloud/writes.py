@@ -20,10 +20,12 @@ from cloud_api.schemas.workers import (
     Fence,
     LogIn,
     LogOut,
+    RunUsage,
     StatusIn,
     WorkerStatus,
     WorkerTaskCreate,
 )
+from locusd.agent.transcript import Ending
 
 WriteKind = Literal["status", "log", "artifact", "follow_up"]
 LogStream = Literal["agent", "stdout", "stderr", "system"]
@@ -65,6 +67,7 @@ def status_body(
     reason: str | None = None,
     summary: str | None = None,
     question: str | None = None,
+    usage: RunUsage | None = None,
 ) -> dict[str, Any]:
     return to_json(
         StatusIn.model_construct(
@@ -74,6 +77,7 @@ def status_body(
             reason=reason,
             summary=summary,
             question=question,
+            usage=usage,
         )
     )
 
@@ -107,4 +111,16 @@ def follow_up_body(
         WorkerTaskCreate.model_construct(
             title=title, description=description, parent_task_id=parent_task_id
         )
+    )
+
+
+def usage_of(report: Ending) -> RunUsage:
+    """Tokens and cost of a run, for the task page (counts only: nothing of the code)."""
+    return RunUsage(
+        input_tokens=report.usage.input_tokens,
+        output_tokens=report.usage.output_tokens,
+        cache_read_tokens=report.usage.cache_read_tokens,
+        cache_write_tokens=report.usage.cache_write_tokens,
+        turns=report.turns,
+        cost_usd=round(report.cost_usd, 6),
     )

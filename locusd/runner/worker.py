@@ -31,6 +31,7 @@ from locusd.cloud.writes import (
     follow_up_body,
     log_body,
     status_body,
+    usage_of,
 )
 from locusd.git.cli import Git
 from locusd.git.worktrees import Worktree
@@ -333,19 +334,25 @@ class Worker:
                 evidence = held.scrub.text(report.verification.model_dump_json())
                 body = artifact_body(fence, "evidence", evidence, "application/json")
                 self.outbox.enqueue("artifact", task_id, body)
+        usage = None if report is None else usage_of(report)
         if run.state == "awaiting_review":
-            body = status_body(fence, "awaiting_review", summary=held.scrub.text(run.summary or ""))
+            summary = held.scrub.text(run.summary or "")
+            body = status_body(fence, "awaiting_review", summary=summary, usage=usage)
         elif run.state == "needs_input":
-            body = status_body(fence, "needs_input", question=held.scrub.text(run.question or ""))
+            question = held.scrub.text(run.question or "")
+            body = status_body(fence, "needs_input", question=question, usage=usage)
         elif run.state == "cancelled":
             if run.run_id in self.cancelled_by_cloud:
                 return  # the cloud knows: it asked
             # Cancelled here (Ctrl-C, locus cancel, the daemon stopping): give the task back.
-            body = status_body(fence, "queued", reason="cancelled on this machine; given back")
+            reason = "cancelled on this machine; given back"
+            body = status_body(fence, "queued", reason=reason, usage=usage)
         elif run.state == "completed":
-            body = status_body(fence, "failed", reason="the agent finished without changes")
+            reason = "the agent finished without changes"
+            body = status_body(fence, "failed", reason=reason, usage=usage)
         else:
-            body = status_body(fence, "failed", reason=held.scrub.text(run.reason or run.state))
+            reason = held.scrub.text(run.reason or run.state)
+            body = status_body(fence, "failed", reason=reason, usage=usage)
         self.outbox.enqueue("status", task_id, body)
         if run.state == "awaiting_review" and self.auto_commit is not None:
             await self.auto_commit(run)

@@ -1,0 +1,162 @@
+// Locus dashboard: live updates over server-sent events, and drag-and-drop on the board.
+// Plain JavaScript, no dependencies. Every page works without it: this only saves reloads.
+(function () {
+  "use strict";
+
+  // Fetch a region's fresh HTML and swap it in. One request at a time; events that arrive
+  // meanwhile cause one more refresh afterwards, so a burst costs at most two requests.
+  function refresher(container, url) {
+    var running = false;
+    var again = false;
+    function run() {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (response.ok && !response.redirected) {
+            return response.text().then(function (html) { swap(container, html); });
+          }
+        })
+        .catch(function () { /* offline for a moment: the next event retries */ })
+        .then(function () {
+          running = false;
+          if (again) {
+            again = false;
+            run();
+          }
+        });
+    }
+    return run;
+  }
+
+  // Replace the region's HTML, keeping what the person is typing (by element id) and focus.
+  function swap(container, html) {
+    var kept = {};
+    container.querySelectorAll("textarea[id], input[id], select[id]").forEach(function (el) {
+      if (el.value) kept[el.id] = el.value;
+    });
+    var focused = document.activeElement && container.contains(document.activeElement)
+      ? document.activeElement.id : null;
+    container.innerHTML = html;
+    Object.keys(kept).forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el) el.value = kept[id];
+    });
+    if (focused) {
+      var again = document.getElementById(focused);
+      if (again) again.focus();
+    }
+    document.dispatchEvent(new CustomEvent("locus:refreshed", { detail: container.id }));
+  }
+
+  function listen(url, handlers) {
+    var source = new EventSource(url);
+    Object.keys(handlers).forEach(function (kind) {
+      source.addEventListener(kind, handlers[kind]);
+    });
+    source.addEventListener("open", function () { document.body.dataset.live = "on"; });
+    source.addEventListener("error", function () { document.body.dataset.live = "off"; });
+    window.addEventListener("pagehide", function () { source.close(); });
+    return source;
+  }
+
+  function notice(text) {
+    var flash = document.querySelector("p.flash");
+    if (!flash) {
+      flash = document.createElement("p");
+      flash.setAttribute("role", "status");
+      document.querySelector("main").prepend(flash);
+    }
+    flash.className = "flash error";
+    flash.textContent = text;
+  }
+
+  // ---- the board ---------------------------------------------------------------------------
+  function board(root) {
+    var refresh = refresher(root, root.dataset.refresh);
+    listen(root.dataset.live, { created: refresh, status: refresh, updated: refresh });
+
+    var dragged = null;
+    root.addEventListener("dragstart", function (event) {
+      dragged = event.target.closest ? event.target.closest(".card") : null;
+      if (!dragged) return;
+      event.dataTransfer.setData("text/plain", dragged.dataset.task);
+      event.dataTransfer.effectAllowed = "move";
+      dragged.classList.add("dragging");
+      dragged.querySelectorAll("button[data-to]").forEach(function (button) {
+        var column = root.querySelector('.column[data-status="' + button.dataset.to + '"]');
+        if (column) column.classList.add("drop-ok");
+      });
+    });
+    root.addEventListener("dragend", function () {
+      if (dragged) dragged.classList.remove("dragging");
+      root.querySelectorAll(".drop-ok").forEach(function (c) { c.classList.remove("drop-ok"); });
+      dragged = null;
+    });
+    root.addEventListener("dragover", function (event) {
+      var column = event.target.closest ? event.target.closest(".column") : null;
+      if (column && column.classList.contains("drop-ok")) event.preventDefault();
+    });
+    root.addEventListener("drop", function (event) {
+      var column = event.target.closest ? event.target.closest(".column") : null;
+      if (!dragged || !column) return;
+      event.preventDefault();
+      // Only along allowed moves: the card's own button for that column says how.
+      var button = dragged.querySelector('button[data-to="' + column.dataset.status + '"]');
+      if (button) post(button).then(refresh);
+    });
+  }
+
+  // Send one of a card's move buttons without leaving the page.
+  function post(button) {
+    var form = document.getElementById(button.getAttribute("form"));
+    var body = new FormData(form);
+    body.set(button.name, button.value);
+    return fetch(button.formAction, {
+      method: "POST",
+      body: body,
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    }).then(function (response) {
+      if (response.ok) return;
+      return response.json().then(function (problem) {
+        notice("Not done: " + (problem.detail || problem.title));
+      }, function () { notice("Not done (HTTP " + response.status + ")"); });
+    });
+  }
+
+  // ---- a task ------------------------------------------------------------------------------
+  function task(root) {
+    var live = document.getElementById("live");
+    var log = document.getElementById("log");
+    var refresh = refresher(live, root.dataset.refresh);
+    function append(event) {
+      var data = JSON.parse(event.data).data || {};
+      var line = document.createElement("span");
+      line.className = "log-line stream-" + String(data.stream || "agent").replace(/[^a-z]/g, "");
+      line.textContent = data.text || "";
+      var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+      log.appendChild(line);
+      if (atEnd) log.scrollTop = log.scrollHeight;
+      var empty = document.getElementById("log-empty");
+      if (empty) empty.remove();
+    }
+    listen(root.dataset.live, {
+      log: append,
+      status: refresh,
+      updated: refresh,
+      artifact: refresh,
+      comment: refresh,
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var root = document.getElementById("board");
+    if (root && root.dataset.live) board(root);
+    var page = document.getElementById("task");
+    if (page && page.dataset.live) task(page);
+  });
+})();

@@ -1,0 +1,63 @@
+"""Sign in and sign out. A session is a user API token issued by the API's own login."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud_api.api import auth as auth_api
+from cloud_api.api.context import Ctx
+from cloud_api.api.errors import ApiError
+from cloud_api.dashboard import session
+from cloud_api.dashboard.web import Visitor, _local, action, page_response, redirect
+from cloud_api.schemas.auth import LoginIn
+from cloud_api.services import SERVICES
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/login", name="dashboard.login")
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if await session.principal(request) is not None:
+        raise redirect(_local(request.query.get("next"), "/"))
+    return page_response(
+        request, "login.html", next=_local(request.query.get("next"), "/"), error=None, email=""
+    )
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    sent = form.get(session.CSRF_FIELD)
+    session.check_csrf(request, sent if isinstance(sent, str) else None)
+    email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
+    target = _local(str(form.get("next", "")), "/")
+    services = request.app[SERVICES]
+    try:
+        body = LoginIn.model_validate({"email": email, "password": password})
+        result = await auth_api.login(Ctx(request, services, None), body)
+    except (ApiError, ValueError):
+        # One message for a bad address, an unknown user and a wrong password alike.
+        return page_response(
+            request,
+            "login.html",
+            status=401,
+            next=target,
+            error="Wrong e-mail or password.",
+            email=email,
+        )
+    found = redirect(target)
+    max_age = services.settings.session_days * 86400
+    session.set_cookie(request, found, session.SESSION_COOKIE, result.token, max_age)
+    found.del_cookie(session.PRESESSION_COOKIE, path="/")
+    return found
+
+
+@action
+async def logout(visitor: Visitor) -> web.StreamResponse:
+    await visitor.call(auth_api.logout)
+    found = redirect("/login")
+    found.del_cookie(session.SESSION_COOKIE, path="/")
+    return found
+
+
+routes.post("/logout")(logout)

@@ -1,0 +1,131 @@
+"""The board: a column per status, filters, counts, and buttons (or drag) for the moves a
+person may make. The columns are also served alone, for the live refresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from cloud_api.api import projects as projects_api
+from cloud_api.api import tasks as tasks_api
+from cloud_api.api import workers as workers_api
+from cloud_api.api.errors import validation_problem
+from cloud_api.dashboard.views.projects import project_nav
+from cloud_api.dashboard.web import Visitor, page, respond
+from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
+from cloud_api.schemas.common import PageQuery
+from cloud_api.schemas.tasks import TaskQuery
+from cloud_api.store.tables import task_events, tasks
+
+routes = web.RouteTableDef()
+
+#: The buttons a card offers: moves that need no text. Request changes and answer need the
+#: reviewer's words, so they live on the task page.
+CARD_ACTIONS = (UserAction.QUEUE, UserAction.APPROVE, UserAction.RETRY, UserAction.CANCEL)
+LABELS = {
+    UserAction.QUEUE: "Queue",
+    UserAction.APPROVE: "Approve",
+    UserAction.RETRY: "Retry",
+    UserAction.CANCEL: "Cancel",
+    UserAction.REQUEST_CHANGES: "Request changes",
+    UserAction.ANSWER: "Answer",
+}
+
+
+def actions_for(status: str, names: tuple[UserAction, ...] = CARD_ACTIONS) -> list[dict[str, str]]:
+    """The moves a person can make from ``status``: label, endpoint and target column."""
+    current = TaskStatus(status)
+    return [
+        {"name": action.value, "label": LABELS[action], "to": USER_ACTIONS[action][1].value}
+        for action in names
+        if current in USER_ACTIONS[action][0]
+    ]
+
+
+#: Precomputed per status: a board of thousands of cards asks this once per card.
+CARD_MOVES = {status.value: actions_for(status.value) for status in TaskStatus}
+
+
+@dataclass(frozen=True)
+class Filters:
+    sprint_id: int | None
+    label: str | None
+    worker_id: int | None
+
+    @classmethod
+    def of(cls, request: web.Request) -> Filters:
+        raw = {k: v for k, v in request.query.items() if k in ("sprint_id", "label", "worker_id")}
+        try:
+            query = TaskQuery.model_validate({k: v for k, v in raw.items() if v != ""})
+        except ValidationError as exc:
+            raise validation_problem(exc, "query") from None
+        return cls(query.sprint_id, query.label, query.worker_id)
+
+    def query_string(self) -> str:
+        parts = [f"{k}={v}" for k, v in vars(self).items() if v is not None]
+        return "&".join(parts)
+
+
+async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[str, Any]:
+    """Everything the columns template needs; the caller has checked read access."""
+    query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
+    stmt = tasks_api.select_tasks(project_id, query).order_by(tasks.c.priority.desc(), tasks.c.id)
+    async with visitor.ctx.db.read() as conn:
+        rows = (await conn.execute(stmt)).all()
+        latest = (
+            await conn.execute(
+                select(func.max(task_events.c.id)).where(task_events.c.project_id == project_id)
+            )
+        ).scalar()
+    if filters.label is not None:
+        rows = [r for r in rows if filters.label in (r.labels or [])]
+    by_status: dict[str, list[Any]] = {s.value: [] for s in TaskStatus}
+    for row in rows:
+        by_status[row.status].append(row)
+    return {"by_status": by_status, "moves": CARD_MOVES, "after": latest or 0}
+
+
+@routes.get("/projects/{project_id}", name="dashboard.board")
+@page
+async def board(visitor: Visitor) -> web.StreamResponse:
+    project = await project_nav(visitor, "board")
+    filters = Filters.of(visitor.request)
+    sprints = await visitor.every(projects_api.list_sprints, PageQuery)
+    workers = await visitor.every(workers_api.list_workers, PageQuery)
+    data = await columns(visitor, project.id, filters)
+    labels = sorted(
+        {label for rows in data["by_status"].values() for r in rows for label in r.labels}
+    )
+    return respond(
+        visitor,
+        "board.html",
+        project=project,
+        filters=filters,
+        sprints=sprints,
+        workers=workers,
+        worker_names={w.id: w.name for w in workers},
+        labels=sorted(set(labels) | ({filters.label} if filters.label else set())),
+        statuses=[s.value for s in TaskStatus],
+        **data,
+    )
+
+
+@routes.get("/projects/{project_id}/columns", name="dashboard.columns")
+@page
+async def board_columns(visitor: Visitor) -> web.StreamResponse:
+    """The columns alone (same filters): what the page swaps in when something changed."""
+    project = await project_nav(visitor, "board")
+    workers = await visitor.every(workers_api.list_workers, PageQuery)
+    data = await columns(visitor, project.id, Filters.of(visitor.request))
+    return respond(
+        visitor,
+        "_columns.html",
+        project=project,
+        worker_names={w.id: w.name for w in workers},
+        statuses=[s.value for s in TaskStatus],
+        **data,
+    )

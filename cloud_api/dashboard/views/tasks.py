@@ -1,0 +1,256 @@
+"""The task page (description, timeline, live log, reported diff, summary, evidence, tokens and
+cost, attempts) and every change a person makes to a task: create, edit, the status actions,
+comments. The live endpoints (SSE, and the page's changing part alone) are here too."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from cloud_api.api import projects as projects_api
+from cloud_api.api import tasks as tasks_api
+from cloud_api.api import workers as workers_api
+from cloud_api.api.errors import not_found, validation_problem
+from cloud_api.dashboard import diffs
+from cloud_api.dashboard.views.board import actions_for
+from cloud_api.dashboard.views.projects import project_nav
+from cloud_api.dashboard.web import Visitor, action, done, page, respond
+from cloud_api.domain.states import TaskStatus, UserAction
+from cloud_api.schemas.common import PageQuery
+from cloud_api.schemas.tasks import (
+    AnswerIn,
+    CommentIn,
+    EventOut,
+    EventQuery,
+    FeedbackIn,
+    TaskAction,
+    TaskCreate,
+    TaskOut,
+    TaskUpdate,
+)
+
+routes = web.RouteTableDef()
+
+_SIMPLE = {
+    UserAction.QUEUE: tasks_api.queue_task,
+    UserAction.CANCEL: tasks_api.cancel_task,
+    UserAction.RETRY: tasks_api.retry_task,
+    UserAction.APPROVE: tasks_api.approve_task,
+}
+_DONE = {
+    UserAction.QUEUE: "Queued: an agent will pick it up.",
+    UserAction.CANCEL: "Cancelled: a worker holding it is told at once.",
+    UserAction.RETRY: "Queued again.",
+    UserAction.APPROVE: "Approved: the task is done.",
+    UserAction.REQUEST_CHANGES: "Changes requested: the feedback goes to the next attempt.",
+    UserAction.ANSWER: "Answered: the task is queued again with your answer.",
+}
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+@dataclass
+class Attempt:
+    number: int
+    worker: str | None
+    started: Any
+    status: str
+    reason: str | None = None
+    usage: dict[str, float] = field(default_factory=dict)
+
+
+def _add_usage(total: dict[str, float], usage: dict[str, Any]) -> None:
+    for key in (*USAGE_FIELDS, "turns", "cost_usd"):
+        total[key] = total.get(key, 0) + float(usage.get(key) or 0)
+
+
+def attempts_of(events: list[EventOut], worker_names: dict[int, str]) -> list[Attempt]:
+    """Each claim starts an attempt; its later status events say how it went."""
+    found: dict[int, Attempt] = {}
+    for event in events:
+        if event.kind != "status":
+            continue
+        if event.to_status is TaskStatus.CLAIMED:
+            worker = worker_names.get(event.actor_id or 0)
+            found[event.attempt] = Attempt(event.attempt, worker, event.created_at, "claimed")
+            continue
+        attempt = found.get(event.attempt)
+        if attempt is None or event.to_status is None:
+            continue
+        attempt.status = event.to_status.value
+        attempt.reason = event.data.get("reason") or attempt.reason
+        if isinstance(event.data.get("usage"), dict):
+            _add_usage(attempt.usage, event.data["usage"])
+    return sorted(found.values(), key=lambda a: a.number, reverse=True)
+
+
+async def _artifact(visitor: Visitor, artifacts: list[Any], kind: str) -> tuple[Any, str] | None:
+    """The newest artifact of ``kind`` and its content."""
+    latest = next((a for a in reversed(artifacts) if a.kind == kind), None)
+    if latest is None:
+        return None
+    full = await visitor.call(tasks_api.get_artifact, path={"artifact_id": latest.id})
+    return latest, full.content
+
+
+def _evidence(content: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return {"command": "?", "output_tail": content, "exit_code": None, "passed": False}
+    return data if isinstance(data, dict) else None
+
+
+async def task_context(visitor: Visitor) -> dict[str, Any]:
+    task: TaskOut = await visitor.call(tasks_api.get_task)
+    project = await project_nav(visitor, "board", task.project_id)
+    path = {"project_id": task.project_id}
+    events: list[EventOut] = await visitor.every(tasks_api.list_events, EventQuery)
+    artifacts = await visitor.every(tasks_api.list_artifacts, PageQuery)
+    workers = await visitor.every(workers_api.list_workers, PageQuery, path=path)
+    sprints = await visitor.every(projects_api.list_sprints, PageQuery, path=path)
+    names = {w.id: w.name for w in workers}
+    patch = await _artifact(visitor, artifacts, "patch")
+    evidence = await _artifact(visitor, artifacts, "evidence")
+    total: dict[str, float] = {}
+    for event in events:
+        if event.kind == "status" and isinstance(event.data.get("usage"), dict):
+            _add_usage(total, event.data["usage"])
+    return {
+        "task": task,
+        "project": project,
+        "timeline": [e for e in events if e.kind != "log"],
+        "log": [e for e in events if e.kind == "log"],
+        "after": events[-1].id if events else 0,
+        "attempts": attempts_of(events, names),
+        "worker_names": names,
+        "sprints": sprints,
+        "diff": diffs.parse(patch[1]) if patch else None,
+        "patch_attempt": patch[0].attempt if patch else None,
+        "evidence": _evidence(evidence[1]) if evidence else None,
+        "evidence_attempt": evidence[0].attempt if evidence else None,
+        "usage": total,
+        "moves": actions_for(
+            task.status.value, (UserAction.QUEUE, UserAction.APPROVE, UserAction.RETRY)
+        ),
+        "cancellable": bool(actions_for(task.status.value, (UserAction.CANCEL,))),
+    }
+
+
+@routes.get("/tasks/{task_id}", name="dashboard.task")
+@page
+async def task_page(visitor: Visitor) -> web.StreamResponse:
+    return respond(visitor, "task.html", **await task_context(visitor))
+
+
+@routes.get("/tasks/{task_id}/fragment", name="dashboard.task_fragment")
+@page
+async def task_fragment(visitor: Visitor) -> web.StreamResponse:
+    """The part of the task page that changes as the task moves (the live refresh)."""
+    return respond(visitor, "_task_live.html", **await task_context(visitor))
+
+
+def _version(visitor: Visitor) -> int | None:
+    raw = visitor.field("version")
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def _labels(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+@routes.post("/projects/{project_id}/tasks")
+@action
+async def create_task(visitor: Visitor) -> web.StreamResponse:
+    f = visitor.field
+    values: dict[str, Any] = {
+        "title": f("title"),
+        "description": f("description"),
+        "labels": _labels(f("labels")),
+        "status": "queued" if f("queue") else "backlog",
+    }
+    for name in ("priority", "sprint_id", "repository"):
+        if f(name):
+            values[name] = f(name)
+    task = await visitor.call(tasks_api.create_task, body=visitor.body(TaskCreate, **values))
+    return done(visitor, f"/tasks/{task.id}", f"Task #{task.id} created ({task.status.value}).")
+
+
+@routes.post("/tasks/{task_id}")
+@action
+async def edit_task(visitor: Visitor) -> web.StreamResponse:
+    """Only the fields the form sends change: the backlog's priority arrows send one."""
+    assert visitor.form is not None
+    values: dict[str, Any] = {}
+    for name in ("title", "description", "priority"):
+        if name in visitor.form:
+            values[name] = visitor.field(name)
+    if "labels" in visitor.form:
+        values["labels"] = _labels(visitor.field("labels"))
+    for name in ("sprint_id", "repository"):
+        if name in visitor.form:
+            values[name] = visitor.field(name) or None
+    values["version"] = _version(visitor)
+    task = await visitor.call(tasks_api.update_task, body=visitor.body(TaskUpdate, **values))
+    return done(visitor, f"/tasks/{task.id}", f"Task #{task.id} saved.")
+
+
+@routes.post("/tasks/{task_id}/{action}")
+@action
+async def task_action(visitor: Visitor) -> web.StreamResponse:
+    name = visitor.request.match_info["action"]
+    task_id = visitor.request.match_info["task_id"]
+    where = f"/tasks/{task_id}"
+    if name == "comment":
+        await visitor.call(
+            tasks_api.add_comment, body=visitor.body(CommentIn, body=visitor.field("body"))
+        )
+        return done(visitor, where, "Comment added.")
+    try:
+        act = UserAction(name)
+    except ValueError:
+        raise not_found(f"action {name!r}") from None
+    version = _version(visitor)
+    if act is UserAction.REQUEST_CHANGES:
+        body = visitor.body(FeedbackIn, feedback=visitor.field("feedback"), version=version)
+        await visitor.call(tasks_api.request_changes, body=body)
+    elif act is UserAction.ANSWER:
+        body = visitor.body(AnswerIn, answer=visitor.field("answer"), version=version)
+        await visitor.call(tasks_api.answer_task, body=body)
+    else:
+        comment = visitor.field("comment") or None
+        body = visitor.body(TaskAction, version=version, comment=comment)
+        await visitor.call(_SIMPLE[act], body=body)
+    return done(visitor, where, _DONE[act])
+
+
+def _after(visitor: Visitor) -> tasks_api.StreamQuery:
+    try:
+        return tasks_api.StreamQuery.model_validate(
+            {k: v for k, v in visitor.request.query.items() if k == "after"}
+        )
+    except ValidationError as exc:
+        raise validation_problem(exc, "query") from None
+
+
+@routes.get("/tasks/{task_id}/live", name="dashboard.task_live")
+@page
+async def task_live(visitor: Visitor) -> web.StreamResponse:
+    """The task's events as they happen (one SSE connection per page)."""
+    result: web.StreamResponse = await visitor.call(
+        tasks_api.stream_task_events, query=_after(visitor)
+    )
+    return result
+
+
+@routes.get("/projects/{project_id}/live", name="dashboard.project_live")
+@page
+async def project_live(visitor: Visitor) -> web.StreamResponse:
+    """Every task event of the project (the board listens to it)."""
+    result: web.StreamResponse = await visitor.call(
+        tasks_api.stream_project_events, query=_after(visitor)
+    )
+    return result
