@@ -92,9 +92,10 @@ class Visitor:
         return value.strip() if isinstance(value, str) else default
 
     def body(self, model: type[BaseModel], **values: Any) -> Any:
-        """Validate form values as an API body; a bad field comes back as the API's 422."""
+        """Validate form values as an API body; a bad field comes back as the API's 422.
+        Lax, unlike JSON bodies: a form sends every value as text ("5" is the number 5)."""
         try:
-            return model.model_validate(values)
+            return model.model_validate(values, strict=False)
         except ValidationError as exc:
             raise validation_problem(exc, "form") from None
 
@@ -106,8 +107,9 @@ def _local(target: str | None, default: str) -> str:
     return default
 
 
-def redirect(location: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(location)
+def redirect(location: str) -> web.Response:
+    """303 See Other: after a form post the browser GETs the page (no re-post on reload)."""
+    return web.Response(status=303, headers={"Location": location})
 
 
 def page_response(
@@ -120,12 +122,13 @@ def page_response(
         ("can_manage", False),
     ):
         context.setdefault(name, default)
+    # Where forms come back to after a post; a partial names the page it is part of.
+    context.setdefault("request_path", request.path_qs)
     response = web.Response(status=status, content_type="text/html", charset="utf-8")
     csrf = session.csrf_token(request, response)
-    flash = session.take_flash(request, response)
-    response.text = render(
-        template, csrf=csrf, flash=flash, request_path=request.path_qs, **context
-    )
+    # Partials (live refreshes, named _*.html) leave the message for the page it was meant for.
+    flash = None if template.startswith("_") else session.take_flash(request, response)
+    response.text = render(template, csrf=csrf, flash=flash, **context)
     return response
 
 
@@ -171,7 +174,7 @@ def page(view: View) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         visitor = await _visitor(request)
         if visitor is None:
-            raise redirect(f"/login?next={quote(request.path_qs)}")
+            return redirect(f"/login?next={quote(request.path_qs)}")
         return await view(visitor)
 
     return handle
@@ -190,7 +193,7 @@ def action(view: View) -> Handler:
         if visitor is None:
             if _wants_json(request):
                 raise ApiError(401, "Unauthorized", "sign in again")
-            raise redirect("/login")
+            return redirect("/login")
         visitor.form = form
         back = _local(visitor.field("next"), "/")
         try:
@@ -201,14 +204,14 @@ def action(view: View) -> Handler:
             found = redirect(back)
             session.flash(request, found, f"Not done: {exc.problem.detail or exc.problem.title}")
             return found
-        if _wants_json(request) and isinstance(response, web.HTTPSeeOther):
-            return web.json_response({"ok": True, "location": response.location})
+        if _wants_json(request) and response.status == 303:
+            return web.json_response({"ok": True, "location": response.headers["Location"]})
         return response
 
     return handle
 
 
-def done(visitor: Visitor, default: str, message: str) -> web.HTTPSeeOther:
+def done(visitor: Visitor, default: str, message: str) -> web.Response:
     """After a successful post: back to the page the form was on, with a note."""
     found = redirect(_local(visitor.field("next"), default))
     session.flash(visitor.request, found, message)

@@ -91,3 +91,12 @@ def artifacts_dir() -> Path:
     path = Path(configured) if configured else REPO / "build" / "test-artifacts" / "dashboard"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+async def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Sign in through the form, as a person would, and wait for the projects page."""
+    await page.goto(f"{base_url}/login")
+    await page.get_by_label("E-mail").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Your projects")).to_be_visible()

@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 @routes.get("/login", name="dashboard.login")
 async def login_form(request: web.Request) -> web.StreamResponse:
     if await session.principal(request) is not None:
-        raise redirect(_local(request.query.get("next"), "/"))
+        return redirect(_local(request.query.get("next"), "/"))
     return page_response(
         request, "login.html", next=_local(request.query.get("next"), "/"), error=None, email=""
     )

@@ -62,7 +62,7 @@ async def create_project(visitor: Visitor) -> web.StreamResponse:
     )
     project = await visitor.call(projects_api.create_project, body=body)
     found = done(visitor, f"/projects/{project.id}", f"Project {project.name} created.")
-    found.location = f"/projects/{project.id}"
+    found.headers["Location"] = f"/projects/{project.id}"
     return found
 
 

@@ -150,7 +150,9 @@ async def task_page(visitor: Visitor) -> web.StreamResponse:
 @page
 async def task_fragment(visitor: Visitor) -> web.StreamResponse:
     """The part of the task page that changes as the task moves (the live refresh)."""
-    return respond(visitor, "_task_live.html", **await task_context(visitor))
+    context = await task_context(visitor)
+    page_path = f"/tasks/{context['task'].id}"
+    return respond(visitor, "_task_live.html", request_path=page_path, **context)
 
 
 def _version(visitor: Visitor) -> int | None:
