@@ -14,7 +14,9 @@ from tests.conftest import Cloud
 from tests.dashboard.conftest import sign_in
 from tests.support.client import Worker, fence, new_user
 
-pytestmark = pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+#: Most tests run on SQLite; the whole trip also runs on PostgreSQL (the board's and task
+#: page's reads are the API's, on either engine).
+sqlite_only = pytest.mark.parametrize("template", ["sqlite"], indirect=True)
 
 PASSWORD = "correct horse battery"
 PATCH = """\
@@ -73,6 +75,7 @@ async def assert_not_reloaded(page: Page) -> None:
     assert await page.evaluate("window.__noReload === true"), "the page was reloaded"
 
 
+@sqlite_only
 async def test_sign_in_sets_a_safe_cookie_and_sign_out_revokes_it(cloud: Cloud, page: Page) -> None:
     first = cloud.first_start
     await page.goto(f"{cloud.url}/projects/{cloud.project_id}")
@@ -189,8 +192,8 @@ async def test_plan_queue_work_review_and_approve_with_live_updates(
     await expect(task_page.locator(".attempts tbody tr")).to_have_count(1)
     await assert_not_reloaded(task_page)
     await assert_not_reloaded(page)
-    await page.screenshot(path=str(artifacts_dir / "board.png"), full_page=True)
-    await task_page.screenshot(path=str(artifacts_dir / "task.png"), full_page=True)
+    await page.screenshot(path=str(artifacts_dir / "trip-board.png"), full_page=True)
+    await task_page.screenshot(path=str(artifacts_dir / "trip-task.png"), full_page=True)
 
     # Request changes: the feedback goes to the next attempt.
     await task_page.get_by_label("What should change?").fill("Use Decimal, not round().")
@@ -215,6 +218,7 @@ async def test_plan_queue_work_review_and_approve_with_live_updates(
     assert await status_of(cloud, task_id) == "done"
 
 
+@sqlite_only
 async def test_cancel_on_the_task_page_reaches_the_worker(cloud: Cloud, page: Page) -> None:
     task = await make_task(cloud, "Long job", status="queued")
     worker = await Worker.create(cloud.api, cloud.project_id, "box")
@@ -233,6 +237,7 @@ async def test_cancel_on_the_task_page_reaches_the_worker(cloud: Cloud, page: Pa
     assert [s["task_id"] for s in signals["cancellations"]] == [task["id"]]
 
 
+@sqlite_only
 async def test_buttons_and_drag_move_cards_only_along_allowed_moves(
     cloud: Cloud, page: Page
 ) -> None:
@@ -264,6 +269,7 @@ async def _status_events(cloud: Cloud, task_id: int) -> list[dict[str, Any]]:
     return items
 
 
+@sqlite_only
 async def test_filters_narrow_the_board(cloud: Cloud, page: Page) -> None:
     sprint = (await cloud.api.post(f"/projects/{cloud.project_id}/sprints", {"name": "S1"})).ok(201)
     await make_task(cloud, "In sprint", sprint_id=sprint["id"], labels=["ui"])
@@ -279,6 +285,7 @@ async def test_filters_narrow_the_board(cloud: Cloud, page: Page) -> None:
     await expect(column(page, "backlog").locator(".count")).to_have_text("1")
 
 
+@sqlite_only
 async def test_user_text_and_diffs_render_as_text(cloud: Cloud, page: Page) -> None:
     title = "<script>window.__xss = 'title'</script><img src=x onerror=\"window.__xss='img'\">"
     description = "<img src=x onerror=\"window.__xss='md'\"> [click](javascript:window.__xss=1)"
@@ -310,6 +317,7 @@ async def test_user_text_and_diffs_render_as_text(cloud: Cloud, page: Page) -> N
     assert await page.evaluate("window.__xss") is None
 
 
+@sqlite_only
 async def test_a_form_without_the_csrf_token_is_refused(cloud: Cloud, page: Page) -> None:
     task = await make_task(cloud, "Guarded")
     await admin_page(page, cloud)
@@ -334,6 +342,7 @@ async def test_a_form_without_the_csrf_token_is_refused(cloud: Cloud, page: Page
     assert await status_of(cloud, task["id"]) == "queued"
 
 
+@sqlite_only
 async def test_a_viewer_sees_no_actions_and_the_server_refuses_them(
     cloud: Cloud, page: Page
 ) -> None:
@@ -368,6 +377,7 @@ async def test_a_viewer_sees_no_actions_and_the_server_refuses_them(
     assert await status_of(cloud, task["id"]) == "backlog"
 
 
+@sqlite_only
 async def test_someone_elses_project_is_a_404_page(cloud: Cloud, page: Page) -> None:
     task = await make_task(cloud, "Private")
     await new_user(cloud.api, "stranger@example.com", PASSWORD)
@@ -385,6 +395,7 @@ async def test_someone_elses_project_is_a_404_page(cloud: Cloud, page: Page) -> 
     assert "Private" not in await page.content()
 
 
+@sqlite_only
 async def test_worker_tokens_are_shown_once_and_revocable(cloud: Cloud, page: Page) -> None:
     await admin_page(page, cloud)
     await page.goto(f"{cloud.url}/projects/{cloud.project_id}/settings")
@@ -403,6 +414,7 @@ async def test_worker_tokens_are_shown_once_and_revocable(cloud: Cloud, page: Pa
     assert (await worker.post("/worker/register", {"host": "ci"})).status == 401
 
 
+@sqlite_only
 async def test_members_roles_and_remotes_are_managed_in_settings(cloud: Cloud, page: Page) -> None:
     await new_user(cloud.api, "dev@example.com", PASSWORD)
     await admin_page(page, cloud)
@@ -431,6 +443,7 @@ async def test_members_roles_and_remotes_are_managed_in_settings(cloud: Cloud, p
     await expect(page.locator("p.flash.error")).to_contain_text("name")
 
 
+@sqlite_only
 async def test_backlog_orders_by_priority_and_plans_sprints(cloud: Cloud, page: Page) -> None:
     low = await make_task(cloud, "Low", priority=1)
     high = await make_task(cloud, "High", priority=5)
@@ -453,6 +466,7 @@ async def test_backlog_orders_by_priority_and_plans_sprints(cloud: Cloud, page: 
     await expect(page.locator("p.flash")).to_contain_text("closed")
 
 
+@sqlite_only
 async def test_workers_page_shows_who_is_online_and_what_they_hold(
     cloud: Cloud, page: Page
 ) -> None:
@@ -473,6 +487,7 @@ async def test_workers_page_shows_who_is_online_and_what_they_hold(
     await expect(row).to_contain_text("s ago")
 
 
+@sqlite_only
 async def test_api_and_dashboard_errors_keep_their_formats(cloud: Cloud, page: Page) -> None:
     api = await page.request.get(f"{cloud.url}/api/v1/nope")
     assert api.status == 404
@@ -482,3 +497,105 @@ async def test_api_and_dashboard_errors_keep_their_formats(cloud: Cloud, page: P
     assert html.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in html.headers["content-security-policy"]
     await expect(page.locator("h1")).to_have_text("Not Found")
+
+
+DOCS_PATCH = "\n".join(
+    [
+        "diff --git a/shop/cart.py b/shop/cart.py",
+        "index 1111111..2222222 100644",
+        "--- a/shop/cart.py",
+        "+++ b/shop/cart.py",
+        "@@ -1,8 +1,11 @@",
+        "+from decimal import ROUND_HALF_UP, Decimal",
+        "+",
+        " ",
+        " class Cart:",
+        '     """Items and their prices, in euros."""',
+        " ",
+        "     def total(self) -> float:",
+        "-        return sum(item.price for item in self.items)",
+        "+        cents = sum(Decimal(str(item.price)) for item in self.items)",
+        '+        return float(cents.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))',
+        " ",
+        "     # Discounts are applied by the checkout.",
+        "diff --git a/tests/test_cart.py b/tests/test_cart.py",
+        "index 3333333..4444444 100644",
+        "--- a/tests/test_cart.py",
+        "+++ b/tests/test_cart.py",
+        "@@ -4,2 +4,6 @@ from shop.cart import Cart",
+        " def test_total_of_nothing():",
+        "     assert Cart([]).total() == 0",
+        "+",
+        "+",
+        "+def test_total_rounds_to_cents():",
+        "+    assert Cart([Item(0.1), Item(0.2)]).total() == 0.3",
+        "",
+    ]
+)
+
+
+@sqlite_only
+async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir: Path) -> None:
+    """A busy board and a reviewed task. ``docs/screenshots/`` holds the current ones:
+    ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/dashboard -k screenshots``."""
+    api, project = cloud.api, cloud.project_id
+    sprint = (await api.post(f"/projects/{project}/sprints", {"name": "Checkout"})).ok(201)
+    plan = [
+        ("Round the cart total to cents", ["cart", "bug"], 5),
+        ("Show VAT on the invoice", ["invoice"], 3),
+        ("Retry card payments once", ["payments"], 4),
+        ("Remember the last shipping address", ["checkout"], 2),
+        ("Explain an empty cart", ["cart", "ux"], 1),
+        ("Log slow checkout requests", ["ops"], 0),
+        ("Translate the receipt e-mail", ["i18n"], 0),
+        ("Drop the legacy coupon table", ["cleanup"], -1),
+    ]
+    ids = []
+    description = (
+        "Totals like `0.1 + 0.2` show as **0.30000000000000004** in the cart.\n\n"
+        "- sum as `Decimal`\n- round half-up to cents\n- add a test"
+    )
+    for title, labels, priority in plan:
+        body = {"title": title, "labels": labels, "priority": priority, "sprint_id": sprint["id"]}
+        if priority == 5:
+            body["description"] = description
+        ids.append((await api.post(f"/projects/{project}/tasks", body)).ok(201)["id"])
+    for task_id in ids[:6]:
+        (await api.post(f"/tasks/{task_id}/queue", {})).ok()
+    laptop = await Worker.create(api, project, "ada-laptop")
+    desk = await Worker.create(api, project, "build-box")
+    reviewed = (await laptop.claim()).ok()
+    (await laptop.status(reviewed, "running")).ok()
+    task_id = reviewed["task"]["id"]
+    for seq, text in enumerate(["reading shop/cart.py\n", "$ pytest -q\n", "3 passed\n"], 1):
+        body = {**fence(reviewed), "seq": seq, "text": text}
+        (await laptop.api.post(f"/worker/tasks/{task_id}/logs", body)).ok()
+    artifacts = f"/worker/tasks/{task_id}/artifacts"
+    body = {**fence(reviewed), "kind": "patch", "content": DOCS_PATCH}
+    (await laptop.api.post(artifacts, body)).ok(201)
+    (
+        await laptop.api.post(
+            artifacts, {**fence(reviewed), "kind": "evidence", "content": EVIDENCE}
+        )
+    ).ok(201)
+    summary = (
+        "Totals are summed as `Decimal` and rounded half-up to cents; a test covers 0.1 + 0.2."
+    )
+    (await laptop.status(reviewed, "awaiting_review", summary=summary, usage=USAGE)).ok()
+    (await laptop.status(reviewed, "verification")).ok()
+    running = (await desk.claim()).ok()
+    (await desk.status(running, "running")).ok()
+    (await laptop.claim()).ok()  # claimed, not yet running
+    failed = (await desk.claim()).ok()
+    (await desk.status(failed, "running")).ok()
+    (await desk.status(failed, "failed", reason="verify command failed 3 times")).ok()
+
+    await page.set_viewport_size({"width": 1920, "height": 820})
+    await admin_page(page, cloud)
+    await page.goto(f"{cloud.url}/projects/{project}")
+    await expect(column(page, "verification").locator(".card")).to_have_count(1)
+    await expect(page.locator("body")).to_have_attribute("data-live", "on")
+    await page.screenshot(path=str(artifacts_dir / "board.png"))
+    await page.goto(f"{cloud.url}/tasks/{task_id}")
+    await expect(page.locator("#diff .file")).to_have_count(2)
+    await page.screenshot(path=str(artifacts_dir / "task.png"), full_page=True)

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from cloud_api.api import orgs as orgs_api
 from cloud_api.api import projects as projects_api
 from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
@@ -113,6 +114,7 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
     workers = await visitor.every(workers_api.list_workers, PageQuery, path=path)
     sprints = await visitor.every(projects_api.list_sprints, PageQuery, path=path)
     names = {w.id: w.name for w in workers}
+    members = await visitor.call(orgs_api.list_members, path={"org_id": project.org_id})
     patch = await _artifact(visitor, artifacts, "patch")
     evidence = await _artifact(visitor, artifacts, "evidence")
     total: dict[str, float] = {}
@@ -127,6 +129,7 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
         "after": events[-1].id if events else 0,
         "attempts": attempts_of(events, names),
         "worker_names": names,
+        "user_names": {m.user_id: m.name for m in members},
         "sprints": sprints,
         "diff": diffs.parse(patch[1]) if patch else None,
         "patch_attempt": patch[0].attempt if patch else None,
