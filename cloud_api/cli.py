@@ -136,7 +136,7 @@ def serve(
             "\n".join(
                 [
                     "First start: created an admin, organisation 'default' and project 'demo'.",
-                    f"  log in:   {created.email} / {created.password}",
+                    f"  sign in:  {base}/ as {created.email} / {created.password}",
                     f"  token:    {created.token}",
                     f"  try:      curl -H 'Authorization: Bearer {created.token}' {base}/api/v1/me",
                     "  (shown once; create more users with `locus-cloud user create`)",
@@ -161,7 +161,7 @@ def serve(
                 "db": backend_of(settings.db),
             },
             f"Locus Cloud listening on http://{settings.host}:{settings.port}"
-            f" ({backend_of(settings.db)})",
+            f" ({backend_of(settings.db)}): dashboard at /, REST API at /api/v1",
         )
 
     app.on_startup.append(announce)

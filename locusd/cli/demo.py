@@ -219,4 +219,6 @@ def _run(trip: Trip) -> None:
     out.print(f"the cloud says: task #{created['id']} is [bold]{shown['status']}[/]")
     audit = trip.locus("audit")
     out.print(f"{len(audit['entries'])} uploads left this machine (locus audit lists them)")
-    err.print(f"\ncloud API: {url}/api/v1 (token in {trip.where / 'cloud.log'})")
+    login = re.search(r"sign in:\s+\S+ as (\S+) / (\S+)", (trip.where / "cloud.log").read_text())
+    who = f" as {login.group(1)} / {login.group(2)}" if login else ""
+    err.print(f"\ndashboard: {url}/ (sign in{who}); REST API: {url}/api/v1")

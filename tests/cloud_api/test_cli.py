@@ -184,7 +184,7 @@ async def test_serve_first_start_prints_working_credentials(tmp_path: Path) -> N
         aiohttp.ClientSession(timeout=timeout) as http,
     ):
         text = "\n".join(served.output)
-        login = re.search(r"log in:\s+(\S+) / (\S+)", text)
+        login = re.search(r"sign in:\s+\S+ as (\S+) / (\S+)", text)
         token = re.search(r"token:\s+(lcu_\S+)", text)
         assert login and token, text
         assert served.url.startswith("http://127.0.0.1:") and not served.url.endswith(":0")
