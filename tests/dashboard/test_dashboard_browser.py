@@ -599,3 +599,49 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     await page.goto(f"{cloud.url}/tasks/{task_id}")
     await expect(page.locator("#diff .file")).to_have_count(2)
     await page.screenshot(path=str(artifacts_dir / "task.png"), full_page=True)
+
+
+@sqlite_only
+async def test_edit_a_task_and_a_sprint_and_answer_the_agent(cloud: Cloud, page: Page) -> None:
+    sprint = (
+        await cloud.api.post(f"/projects/{cloud.project_id}/sprints", {"name": "Old name"})
+    ).ok(201)
+    task = await make_task(cloud, "Vague title", status="queued")
+    worker = await Worker.create(cloud.api, cloud.project_id, "box")
+    claim = (await worker.claim()).ok()
+    (await worker.status(claim, "running")).ok()
+    (await worker.status(claim, "needs_input", question="Which currency?")).ok()
+
+    await admin_page(page, cloud)
+    await page.goto(f"{cloud.url}/tasks/{task['id']}")
+    await expect(page.locator("#task-status")).to_have_text("needs input")
+    await page.get_by_text("Edit task").click()
+    await page.get_by_label("Title").fill("Show prices in EUR")
+    await page.get_by_label("Labels").fill("money, ui")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.locator("#task-title")).to_have_text("Show prices in EUR")
+    await expect(page.locator(".timeline")).to_contain_text("edited labels, title")
+
+    await expect(page.locator("section.actions")).to_contain_text("Which currency?")
+    await page.locator("#answer").fill("Euros, two decimals.")
+    await page.get_by_role("button", name="Answer and queue").click()
+    await expect(page.locator("p.flash")).to_contain_text("Answered")
+    again = (await worker.claim()).ok()
+    assert again["task"]["feedback"] == "Euros, two decimals."
+    assert again["task"]["labels"] == ["money", "ui"]
+
+    await page.goto(f"{cloud.url}/projects/{cloud.project_id}/backlog")
+    edit = page.locator(f"#sprint-{sprint['id']} details.edit-sprint")
+    await edit.get_by_text("Edit sprint").click()
+    await edit.get_by_label("Name").fill("Checkout")
+    await edit.get_by_label("Starts").fill("2026-12-01")
+    await edit.get_by_label("Ends").fill("2026-11-01")
+    await edit.get_by_role("button", name="Save sprint").click()
+    await expect(page.locator("p.flash.error")).to_contain_text("ends_on")
+    await edit.get_by_text("Edit sprint").click()
+    await edit.get_by_label("Name").fill("Checkout")
+    await edit.get_by_label("Ends").fill("2026-12-14")
+    await edit.get_by_role("button", name="Save sprint").click()
+    await expect(page.locator(f"#sprint-{sprint['id']} h2")).to_contain_text("Checkout")
+    saved = (await cloud.api.get(f"/sprints/{sprint['id']}")).ok()
+    assert (saved["name"], saved["ends_on"]) == ("Checkout", "2026-12-14")

@@ -198,8 +198,14 @@ async def edit_task(visitor: Visitor) -> web.StreamResponse:
     for name in ("sprint_id", "repository"):
         if name in visitor.form:
             values[name] = visitor.field(name) or None
-    values["version"] = _version(visitor)
-    task = await visitor.call(tasks_api.update_task, body=visitor.body(TaskUpdate, **values))
+    # The edit form sends every field: keep only real changes, so the timeline says what changed.
+    sent = visitor.body(TaskUpdate, **values)
+    current: TaskOut = await visitor.call(tasks_api.get_task)
+    changed = {k: values[k] for k in values if getattr(sent, k) != getattr(current, k)}
+    if not changed:
+        return done(visitor, f"/tasks/{current.id}", "Nothing changed.")
+    body = visitor.body(TaskUpdate, **changed, version=_version(visitor))
+    task = await visitor.call(tasks_api.update_task, body=body)
     return done(visitor, f"/tasks/{task.id}", f"Task #{task.id} saved.")
 
 
