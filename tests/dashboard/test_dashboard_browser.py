@@ -284,6 +284,19 @@ async def test_filters_narrow_the_board(cloud: Cloud, page: Page) -> None:
     await expect(page.locator(".card .title")).to_have_text(["#2 Outside"])
     await expect(column(page, "backlog").locator(".count")).to_have_text("1")
 
+    # The project is a filter too: another project's board, keeping the label.
+    org_id = (await cloud.api.get(f"/projects/{cloud.project_id}")).ok()["org_id"]
+    other = (
+        await cloud.api.post("/projects", {"org_id": org_id, "name": "Other", "slug": "other"})
+    ).ok(201)
+    body = {"title": "Elsewhere", "labels": ["api"]}
+    (await cloud.api.post(f"/projects/{other['id']}/tasks", body)).ok(201)
+    await page.reload()
+    await page.get_by_role("combobox", name="Project").select_option(label="Other")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(f"{cloud.url}/projects/{other['id']}?label=api")
+    await expect(page.locator(".card .title")).to_have_text(["#3 Elsewhere"])
+
 
 @sqlite_only
 async def test_user_text_and_diffs_render_as_text(cloud: Cloud, page: Page) -> None:

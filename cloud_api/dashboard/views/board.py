@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -13,9 +14,9 @@ from sqlalchemy import func, select
 from cloud_api.api import projects as projects_api
 from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
-from cloud_api.api.errors import validation_problem
+from cloud_api.api.errors import field_problem, validation_problem
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Visitor, page, respond
+from cloud_api.dashboard.web import Visitor, page, redirect, respond
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.tasks import TaskQuery
@@ -95,6 +96,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
     project = await project_nav(visitor, "board")
     filters = Filters.of(visitor.request)
     sprints = await visitor.every(projects_api.list_sprints, PageQuery)
+    projects = await visitor.every(projects_api.list_projects, projects_api.ProjectQuery)
     workers = await visitor.every(workers_api.list_workers, PageQuery)
     data = await columns(visitor, project.id, filters)
     labels = sorted(
@@ -105,6 +107,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
         "board.html",
         project=project,
         filters=filters,
+        projects=projects,
         sprints=sprints,
         workers=workers,
         worker_names={w.id: w.name for w in workers},
@@ -112,6 +115,21 @@ async def board(visitor: Visitor) -> web.StreamResponse:
         statuses=[s.value for s in TaskStatus],
         **data,
     )
+
+
+@routes.get("/board", name="dashboard.board_switch")
+@page
+async def switch(visitor: Visitor) -> web.StreamResponse:
+    """The filter form's target, so that the project is a filter like the others (and works
+    without JavaScript): on to that project's board. Sprint and worker belong to a project,
+    so they are dropped when the project changes."""
+    query = visitor.request.query
+    target = query.get("project_id", "")
+    if not (target.isascii() and target.isdigit()):
+        raise field_problem("query", "project_id", "choose a project", "pick one from the list")
+    keep = ("sprint_id", "label", "worker_id") if target == query.get("from") else ("label",)
+    rest = {k: query[k] for k in keep if query.get(k)}
+    return redirect(f"/projects/{int(target)}" + (f"?{urlencode(rest)}" if rest else ""))
 
 
 @routes.get("/projects/{project_id}/columns", name="dashboard.columns")
