@@ -1,8 +1,9 @@
-"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 6 minutes on 2 cores).
+"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 7½ minutes on 2 cores).
 
 Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``), agent
-(``python -m bench.agent``) and daemon (``python -m bench.daemon``) suites one after the other
-with their defaults, each printing its figures against their targets; exits 1 if any missed.
+(``python -m bench.agent``), daemon (``python -m bench.daemon``) and dashboard
+(``python -m bench.dashboard``) suites one after the other with their defaults, each printing
+its figures against their targets; exits 1 if any missed.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import sys
 from collections.abc import Callable
 
 from bench import __main__ as dispatch
-from bench import agent, daemon, worktrees
+from bench import agent, daemon, dashboard, worktrees
 
 SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "dispatch": dispatch.main,
     "worktrees": worktrees.main,
     "agent": agent.main,
     "daemon": daemon.main,
+    "dashboard": dashboard.main,
 }
 
 
