@@ -2,9 +2,13 @@
 
 A stream subscribes to its wake-up topic *before* reading, so no event slips between the read
 and the wait; ``Last-Event-ID`` (or ``?after=``) resumes where a dropped connection stopped.
+Streams of one topic share their reads (:meth:`Hub.shared`): 500 open boards cost one query
+per change, not 500; an idle stream sends keepalives without querying.
 """
 
 from __future__ import annotations
+
+import functools
 
 from aiohttp import web
 from sqlalchemy import select
@@ -37,30 +41,44 @@ async def stream_events(
     )
     await response.prepare(ctx.request)
     last = resume_point(ctx, after)
-    keepalive = ctx.services.settings.sse_keepalive_seconds
-    with ctx.services.hub.subscribe([topic]) as sub:
+    services = ctx.services
+    keepalive = services.settings.sse_keepalive_seconds
+
+    async def frames_after(cursor: int) -> list[tuple[int, bytes]]:
+        async with ctx.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(task_events)
+                    .where(where, task_events.c.id > cursor)
+                    .order_by(task_events.c.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        out = []
+        for row in rows:
+            event = EventOut.model_validate(row._mapping)
+            frame = f"id: {event.id}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+            out.append((event.id, frame.encode()))
+        return out
+
+    with services.hub.subscribe([topic]) as sub:
         try:
             await response.write(b"retry: 2000\n\n")
             while True:
-                async with ctx.db.read() as conn:
-                    rows = (
-                        await conn.execute(
-                            select(task_events)
-                            .where(where, task_events.c.id > last)
-                            .order_by(task_events.c.id)
-                            .limit(BATCH)
-                        )
-                    ).all()
-                for row in rows:
-                    event = EventOut.model_validate(row._mapping)
-                    frame = (
-                        f"id: {event.id}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
-                    )
-                    await response.write(frame.encode())
-                    last = event.id
-                if len(rows) == BATCH:
+                # Every stream of the topic at the same point shares one query (a change wakes
+                # them all at once).
+                frames = await services.hub.shared(
+                    topic, (topic, last), functools.partial(frames_after, last)
+                )
+                for event_id, frame in frames:
+                    await response.write(frame)
+                    last = event_id
+                if len(frames) == BATCH:
                     continue
-                if not await sub.wait(keepalive):
+                # Idle: a keepalive now and then, and no query until something is published.
+                while not await sub.wait(keepalive):
+                    if ctx.gone():
+                        return response
                     await response.write(b": keepalive\n\n")
                 if ctx.gone():
                     return response

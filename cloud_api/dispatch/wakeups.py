@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from cloud_api.store.db import NOTIFY_CHANNEL, Database, asyncpg_dsn
 
 log = logging.getLogger("cloud_api.wakeups")
+T = TypeVar("T")
 
 
 class Subscription:
@@ -47,6 +48,34 @@ class Hub:
 
     def __init__(self) -> None:
         self._subs: defaultdict[str, set[Subscription]] = defaultdict(set)
+        #: Publishes per topic so far: lets a waiter tell whether a read began after its wake.
+        self._published: defaultdict[str, int] = defaultdict(int)
+        self._reads: dict[Hashable, tuple[int, asyncio.Future[Any]]] = {}
+
+    async def shared(self, topic: str, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        """Run ``read`` once for every waiter of ``topic`` that wants the same ``key`` now.
+
+        A change wakes every stream watching a project, and they all want the same new rows:
+        one query serves them all instead of one each. A read in flight is joined only if it
+        began after every publish this waiter has seen, so it cannot miss the change that woke
+        the waiter (a publish follows its commit).
+        """
+        wanted = self._published[topic]
+        entry = self._reads.get(key)
+        if entry is None or entry[0] < wanted:
+            future: asyncio.Future[T] = asyncio.ensure_future(read())
+            entry = (wanted, future)
+            self._reads[key] = entry
+
+            def forget(done: asyncio.Future[Any], key: Hashable = key) -> None:
+                current = self._reads.get(key)
+                if current is not None and current[1] is done:
+                    del self._reads[key]
+
+            future.add_done_callback(forget)
+        # Shielded: one waiter hanging up must not cancel the read the others are waiting for.
+        result: T = await asyncio.shield(entry[1])
+        return result
 
     @contextlib.contextmanager
     def subscribe(self, topics: Iterable[str]) -> Iterator[Subscription]:
@@ -66,6 +95,8 @@ class Hub:
 
     def publish(self, topics: Iterable[str]) -> None:
         for topic in topics:
+            if topic in self._subs:
+                self._published[topic] += 1
             for sub in self._subs.get(topic, ()):
                 sub.fire()
 

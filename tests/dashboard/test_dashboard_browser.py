@@ -296,6 +296,20 @@ async def test_filters_narrow_the_board(cloud: Cloud, page: Page) -> None:
     await page.get_by_role("button", name="Filter").click()
     await expect(page).to_have_url(f"{cloud.url}/projects/{other['id']}?label=api")
     await expect(page.locator(".card .title")).to_have_text(["#3 Elsewhere"])
+    # Live, the filters hold: a task that loses the label leaves this board, one that gains
+    # it arrives.
+    await expect(page.locator("body")).to_have_attribute("data-live", "on")
+    (await cloud.api.patch("/tasks/3", {"labels": ["ui"]})).ok()
+    await expect(page.locator(".card")).to_have_count(0)
+    await expect(column(page, "backlog").locator(".count")).to_have_text("0")
+    new: dict[str, Any] = {"title": "New here", "labels": ["api"], "priority": 9}
+    (await cloud.api.post(f"/projects/{other['id']}/tasks", new)).ok(201)
+    await expect(page.locator(".card .title")).to_have_text(["#4 New here"])
+    await expect(column(page, "backlog").locator(".count")).to_have_text("1")
+    for title, priority in (("Top", 20), ("Low", 1)):  # placed in the board's order
+        new = {"title": title, "labels": ["api"], "priority": priority}
+        (await cloud.api.post(f"/projects/{other['id']}/tasks", new)).ok(201)
+    await expect(page.locator(".card .title")).to_have_text(["#5 Top", "#4 New here", "#6 Low"])
 
 
 @sqlite_only

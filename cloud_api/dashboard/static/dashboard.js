@@ -76,8 +76,54 @@
 
   // ---- the board ---------------------------------------------------------------------------
   function board(root) {
+    // A change re-fetches the one card it names (or drops it when it left this board's
+    // filters), after a short random delay so that many open boards do not all ask at once.
+    // After a lost connection the whole board is fetched again.
     var refresh = refresher(root, root.dataset.refresh);
-    listen(root.dataset.live, { created: refresh, status: refresh, updated: refresh });
+    var cardUrl = root.dataset.card;
+    var pending = {};
+    function changed(event) {
+      var id = (JSON.parse(event.data) || {}).task_id;
+      if (!id || pending[id]) return;
+      pending[id] = setTimeout(function () { fetchCard(id); }, Math.random() * 250);
+    }
+    function fetchCard(id) {
+      fetch(cardUrl.replace("TASK", id), { headers: { Accept: "text/html" }, credentials: "same-origin" })
+        .then(function (response) {
+          delete pending[id];
+          if (response.status === 204) return placeCard(id, null);
+          if (response.ok && !response.redirected) return response.text().then(function (html) { placeCard(id, html); });
+        })
+        .catch(function () { delete pending[id]; });
+    }
+    function placeCard(id, html) {
+      var old = document.getElementById("task-" + id);
+      if (old) old.remove();
+      if (html) {
+        var holder = document.createElement("ol");
+        holder.innerHTML = html.trim();
+        var card = holder.firstElementChild;
+        var list = root.querySelector('.column[data-status="' + card.dataset.status + '"] .cards');
+        if (list) {
+          // Keep the board's order: higher priority first, then older tasks first.
+          var before = Array.prototype.find.call(list.children, function (other) {
+            var p = Number(other.dataset.priority), q = Number(card.dataset.priority);
+            return p < q || (p === q && Number(other.dataset.task) > Number(card.dataset.task));
+          });
+          list.insertBefore(card, before || null);
+        }
+      }
+      root.querySelectorAll(".column").forEach(function (column) {
+        column.querySelector(".count").textContent = column.querySelectorAll(".card").length;
+      });
+    }
+    var source = listen(root.dataset.live, { created: changed, status: changed, updated: changed });
+    var lost = false;
+    source.addEventListener("error", function () { lost = true; });
+    source.addEventListener("open", function () {
+      if (lost) refresh();
+      lost = false;
+    });
 
     var dragged = null;
     root.addEventListener("dragstart", function (event) {
@@ -106,7 +152,8 @@
       event.preventDefault();
       // Only along allowed moves: the card's own button for that column says how.
       var button = dragged.querySelector('button[data-to="' + column.dataset.status + '"]');
-      if (button) post(button).then(refresh);
+      var id = dragged.dataset.task;
+      if (button) post(button).then(function () { fetchCard(id); });
     });
   }
 

@@ -12,15 +12,16 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from cloud_api.api import projects as projects_api
-from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
 from cloud_api.api.errors import field_problem, validation_problem
+from cloud_api.api.tasks import select_tasks
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Visitor, page, redirect, respond
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.tasks import TaskQuery
 from cloud_api.store.tables import task_events, tasks
+from cloud_api.store.tables import workers as worker_table
 
 routes = web.RouteTableDef()
 
@@ -74,7 +75,7 @@ class Filters:
 async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[str, Any]:
     """Everything the columns template needs; the caller has checked read access."""
     query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
-    stmt = tasks_api.select_tasks(project_id, query).order_by(tasks.c.priority.desc(), tasks.c.id)
+    stmt = select_tasks(project_id, query).order_by(tasks.c.priority.desc(), tasks.c.id)
     async with visitor.ctx.db.read() as conn:
         rows = (await conn.execute(stmt)).all()
         latest = (
@@ -130,6 +131,32 @@ async def switch(visitor: Visitor) -> web.StreamResponse:
     keep = ("sprint_id", "label", "worker_id") if target == query.get("from") else ("label",)
     rest = {k: query[k] for k in keep if query.get(k)}
     return redirect(f"/projects/{int(target)}" + (f"?{urlencode(rest)}" if rest else ""))
+
+
+@routes.get("/projects/{project_id}/cards/{task_id}", name="dashboard.card")
+@page
+async def one_card(visitor: Visitor) -> web.StreamResponse:
+    """One card, as the board shows it with the page's filters, or 204 when the task is not
+    on that board (any more). A change re-renders one card per open board, not all of them."""
+    project_id, task_id = visitor.ctx.path_id("project_id"), visitor.ctx.path_id("task_id")
+    visitor.nav["role"] = await visitor.role(project_id)
+    filters = Filters.of(visitor.request)
+    query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
+    async with visitor.ctx.db.read() as conn:
+        row = (
+            await conn.execute(select_tasks(project_id, query).where(tasks.c.id == task_id))
+        ).first()
+        if row is None or (filters.label is not None and filters.label not in row.labels):
+            return web.Response(status=204)
+        names: dict[int, str] = {}
+        if row.lease_owner_id is not None:
+            name = (
+                await conn.execute(
+                    select(worker_table.c.name).where(worker_table.c.id == row.lease_owner_id)
+                )
+            ).scalar()
+            names = {row.lease_owner_id: name} if name else {}
+    return respond(visitor, "_one_card.html", t=row, moves=CARD_MOVES, worker_names=names)
 
 
 @routes.get("/projects/{project_id}/columns", name="dashboard.columns")
