@@ -31,6 +31,11 @@ class CloudSettings(BaseSettings):
         60.0, gt=0, description="after this, a crashed request's Idempotency-Key may be reused"
     )
     sse_keepalive_seconds: float = Field(15.0, gt=0)
+    secure_cookies: bool = Field(
+        False,
+        description="mark dashboard cookies Secure even on plain HTTP requests: set it when a "
+        "TLS-terminating proxy fronts the cloud (over direct HTTPS they are Secure anyway)",
+    )
 
     @property
     def reap_every(self) -> float:

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 from aiohttp import web
 
 from cloud_api.api.context import Principal, principal_for_token
-from cloud_api.services import SERVICES
+from cloud_api.services import SERVICES, SETTINGS
 
 SESSION_COOKIE = "locus_session"
 PRESESSION_COOKIE = "locus_presession"
@@ -44,7 +44,7 @@ def set_cookie(
         path="/",
         httponly=True,
         samesite="Lax",
-        secure=request.secure,
+        secure=request.secure or request.app[SETTINGS].secure_cookies,
     )
 
 
