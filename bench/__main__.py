@@ -16,20 +16,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bench.claims import http_drain, raw_drain, seed_tasks
-from bench.cloud import Backend, cleanup, make_workers, running_cloud
+from bench.cloud import Backend, make_workers, running_cloud
+from bench.figures import (
+    at_least_one,
+    finish,
+    load,
+    output_flags,
+    parser_for,
+    progress,
+    work_directory,
+)
 from bench.overlap import check_claims
 from bench.pickup import measure_pickup
 from bench.profiling import sampling
-from bench.report import BackendRun, all_passed, load, machine, render
+from bench.report import BackendRun, all_passed, machine, render
 
 BACKENDS: dict[str, list[Backend]] = {
     "sqlite": ["sqlite"],
@@ -39,7 +48,7 @@ BACKENDS: dict[str, list[Backend]] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = parser_for("python -m bench", __doc__)
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="all")
     parser.add_argument("--tasks", type=int, default=5000, help="queued tasks per drain")
     parser.add_argument("--workers", type=int, default=32, help="racing claimers per drain")
@@ -51,7 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="server lease; longer than the run, so no lease expires and every task must be"
         " claimed exactly once",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -59,16 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="sample the server with py-spy during the HTTP drain into DIR/<backend>.txt",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, db)")
+    output_flags(parser, "logs, db")
     args = parser.parse_args(argv)
-    for name in ("tasks", "workers", "samples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+    at_least_one(parser, args, "tasks", "workers", "samples")
     return args
-
-
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 async def run_backend(backend: Backend, args: argparse.Namespace, workdir: Path) -> BackendRun:
@@ -96,38 +98,29 @@ async def run_backend(backend: Backend, args: argparse.Namespace, workdir: Path)
     return BackendRun(backend, pickup, http, raw, http_check, raw_check)
 
 
-async def run(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="locus-bench-"))
+async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[BackendRun]]:
+    """The JSON result (the figures per backend) and the runs it was made of."""
     started = time.monotonic()
-    load_start = load()
-    try:
+    info = machine()
+    with work_directory(Path(tempfile.mkdtemp(prefix="locus-bench-")), args.keep) as workdir:
         runs = [
             await run_backend(backend, args, workdir / backend)
             for backend in BACKENDS[args.backend]
         ]
-    finally:
-        if args.keep:
-            progress(f"work directory kept: {workdir}")
-        else:
-            cleanup(workdir)
-    info = {**machine(), "load_start": load_start, "load_end": load()}
-    if args.json:
-        result = {
-            "machine": info,
-            "args": {k: str(v) for k, v in vars(args).items()},
-            "seconds": time.monotonic() - started,
-            "backends": {r.backend: r.as_json() for r in runs},
-            "passed": all_passed(runs),
-        }
-        print(json.dumps(result, indent=2))
-    else:
-        print(render(runs, info))
-        print(f"\ntotal {time.monotonic() - started:.0f} s")
-    return 0 if all_passed(runs) else 1
+    result = {
+        "machine": {**info, "load_end": load()},
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "seconds": time.monotonic() - started,
+        "backends": {r.backend: r.as_json() for r in runs},
+        "passed": all_passed(runs),
+    }
+    return result, runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(run(parse_args(argv)))
+    args = parse_args(argv)
+    result, runs = asyncio.run(run(args))
+    return finish(result, args.json, lambda result: render(runs, result["machine"]))
 
 
 if __name__ == "__main__":

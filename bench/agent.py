@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.figures import finish, verdict
 from locusd.agent import transcript
 from locusd.agent.loop import Event
 from locusd.agent.messages import Message, Request, Response, ToolUseBlock, Usage
@@ -129,6 +129,7 @@ async def cache_share(where: Path, turns: int) -> tuple[float, list[dict[str, in
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="locus-bench-agent-") as tmp:
         where = Path(tmp)
         trivial = await overhead(
@@ -143,14 +144,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cache_share_after_turn_2": round(share, 4),
         "cache_target": CACHE_TARGET,
         "cache_usage_per_turn": usages,
+        "seconds": round(time.monotonic() - started, 1),
         "passed": max(trivial, reading) <= OVERHEAD_TARGET_MS and share >= CACHE_TARGET,
     }
 
 
 def render(result: dict[str, Any]) -> str:
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "MISS"
-
     target = result["overhead_target_ms"]
     rows = [
         ("harness overhead / turn, trivial tool", f"{result['overhead_ms_trivial_tool']:.2f} ms",
@@ -170,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=50, help="turns per overhead run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0 if result["passed"] else 1
+    return finish(asyncio.run(run(args)), args.json, render)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from typing import Literal
 
 import aiohttp
 
+from bench import proc
 from cloud_api.bootstrap import bootstrap
 from cloud_api.store.db import Database
 from tests.support.client import Api, Worker
@@ -196,21 +196,12 @@ async def make_workers(admin: Api, project_id: int, count: int, prefix: str) -> 
     return [await Worker.create(admin, project_id, f"{prefix}-{i}") for i in range(count)]
 
 
-def cleanup(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
 def _proc_cpu(pid: int) -> float:
     """user + system CPU seconds of one process (0 if it is gone)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return proc.cpu_seconds(pid)
     except OSError:
         return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
 def _children(pid: int) -> list[int]:

@@ -29,9 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -46,9 +44,21 @@ from typing import Any
 
 import aiohttp
 
+from bench import proc
 from bench.cloud import Cloud, running_cloud
-from bench.report import load
-from bench.stats import percentile
+from bench.figures import (
+    Figure,
+    cancelled_on_sigterm,
+    finish,
+    machine,
+    output_flags,
+    parser_for,
+    progress,
+    result_of,
+    table,
+    work_directory,
+)
+from bench.stats import Samples
 from locusd.cli.rpc import DaemonClient
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
@@ -92,10 +102,6 @@ STATUS = "locus/daemon/status"
 #: Every process this run started (daemons, the echo baseline, the cloud): all must be gone at
 #: the end; the smoke test checks.
 SPAWNED: list[int] = []
-
-
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- the daemon process --------------------------------------------------------------------
@@ -283,23 +289,14 @@ class EchoProcess:
 
 
 @dataclass
-class Latencies:
+class Latencies(Samples):
     """Round trips (ms) and the wall time of the loops that made them."""
 
-    samples: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
-    def p50(self) -> float:
-        return percentile(self.samples, 50)
-
-    @property
-    def p99(self) -> float:
-        return percentile(self.samples, 99)
-
-    @property
     def per_second(self) -> float:
-        return len(self.samples) / self.seconds if self.seconds else 0.0
+        return len(self.samples_ms) / self.seconds if self.seconds else 0.0
 
 
 async def _status_loop(daemon: DaemonClient, calls: int, into: list[float]) -> None:
@@ -315,7 +312,7 @@ async def _round(clients: list[DaemonClient], calls: int, into: Latencies) -> No
     started = time.perf_counter()
     await asyncio.wait_for(
         asyncio.gather(
-            *(_status_loop(c, n, into.samples) for c, n in zip(clients, share, strict=True))
+            *(_status_loop(c, n, into.samples_ms) for c, n in zip(clients, share, strict=True))
         ),
         CALL_TIMEOUT_S + calls,
     )
@@ -409,8 +406,6 @@ async def measure_history(where: Path, calls: int, runs: int) -> Latencies:
 
 # --- /proc ---------------------------------------------------------------------------------
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
 
 @dataclass
 class ProcSample:
@@ -424,21 +419,18 @@ class ProcSample:
 def proc_sample(pid: int) -> ProcSample:
     """RSS (``VmRSS``), CPU time (utime + stime, every thread) and context switches (summed
     over the threads: each is a wake-up)."""
-    fields: dict[str, str] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc.status(Path(f"/proc/{pid}/status"))
+    cpu_s = proc.cpu_seconds(pid)
     switches = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
-            for line in (task / "status").read_text().splitlines():
-                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                    switches += int(line.split()[1])
+            thread = proc.status(task / "status")
+            for kind in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                switches += int(thread.get(kind, 0))
     return ProcSample(
         at=time.monotonic(),
         rss_kb=int(fields["VmRSS"].split()[0]),
-        cpu_s=(int(stat[11]) + int(stat[12])) / _TICKS,
+        cpu_s=cpu_s,
         switches=switches,
         threads=int(fields["Threads"]),
     )
@@ -700,36 +692,6 @@ async def until_run_ended(daemon: DaemonClient, task_id: int) -> None:
 # --- figures -------------------------------------------------------------------------------
 
 
-@dataclass
-class Figure:
-    group: str
-    key: str
-    name: str
-    value: float
-    unit: str
-    target: str  # "" when the figure is context, not a bar
-    passed: bool | None
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.passed is None else "PASS" if self.passed else "MISS"
-
-    def shown(self) -> str:
-        if self.unit == "ms":
-            return f"{self.value:.3f} ms" if self.value < 10 else f"{self.value:.1f} ms"
-        if self.unit == "s":
-            return f"{self.value:.3f} s"
-        if self.unit == "MB":
-            return f"{self.value:.1f} MB"
-        if self.unit == "%":
-            return f"{self.value:.2f} %"
-        if self.unit == "x":
-            return f"{self.value:.2f}"
-        if self.unit == "/s":
-            return f"{self.value:.2f}/s" if self.value < 10 else f"{self.value:,.0f}/s"
-        return f"{self.value:.0f}"
-
-
 def round_trip_figures(targets: list[Target]) -> list[Figure]:
     by = {t.name: t for t in targets}
     daemon, echo, inproc = by["daemon"], by["echo"], by["echo_inproc"]
@@ -825,9 +787,7 @@ SIZES: dict[str, tuple[float, float]] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.daemon", description=__doc__.split("\n")[0]
-    )
+    parser = parser_for("python -m bench.daemon", __doc__)
     parser.add_argument("--calls", type=int, help="status calls per measurement (2000)")
     parser.add_argument("--idle-seconds", type=float, help="length of the idle window (60)")
     parser.add_argument("--rounds", type=int, help="cancel rounds, local and cloud (5)")
@@ -844,8 +804,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="200 calls, a 10 s idle window, 2 cancel rounds (for the smoke test)",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    output_flags(parser, "logs")
     args = parser.parse_args(argv)
     for name, (full, quick) in SIZES.items():
         if getattr(args, name) is None:
@@ -950,77 +909,34 @@ def _rounded(values: list[float]) -> list[float]:
     return [round(v, 4) for v in values]
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_start": load(),
-    }
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    where = workdir()
     started = time.monotonic()
     info = machine()
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:  # a SIGTERM still stops every process the bench started
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
+    where = workdir()
+    # a SIGTERM still stops every process the bench started
+    with work_directory(where, args.keep), cancelled_on_sigterm():
         measured = await measure(args, where)
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        if args.keep:
-            progress(f"work directory kept: {where}")
-        else:
-            shutil.rmtree(where, ignore_errors=True)
-    found: list[Figure] = measured["figures"]
-    info["load_end"] = load()
-    return {
-        "machine": info,
-        "args": {k: v for k, v in vars(args).items()},
-        "figures": [{**asdict(f), "verdict": f.verdict} for f in found],
-        "values": {f.key: round(f.value, 4) for f in found},
-        "notes": measured["notes"],
-        "raw": {**measured["raw"], "pids": list(SPAWNED)},
-        "seconds": round(time.monotonic() - started, 1),
-        "passed": all(f.passed is not False for f in found),
-    }
+    raw = {**measured["raw"], "pids": list(SPAWNED)}
+    return result_of(info, args, measured["figures"], started, notes=measured["notes"], raw=raw)
 
 
 def render(result: dict[str, Any]) -> str:
     info = result["machine"]
-    lines = [
-        f"Locus daemon benchmark — {info['cpus']} CPUs, Python {info['python']}",
-        f"load average (1 min) at start {info['load_start']}, at end {info['load_end']}",
-        "",
-        f"{'group':<28} {'figure':<52} {'value':>12}  {'target':<9} result",
-    ]
-    for f in result["figures"]:
-        shown = Figure(**{k: v for k, v in f.items() if k != "verdict"}).shown()
-        lines.append(
-            f"{f['group']:<28} {f['name']:<52} {shown:>12}  {f['target']:<9} {f['verdict']}"
-        )
     raw = result["raw"]
-    lines += [
-        "",
-        "local cancel, s: " + ", ".join(f"{v:.3f}" for v in raw["cancel_local_s"]),
-        "cloud cancel, s: " + (", ".join(f"{v:.3f}" for v in raw["cancel_cloud_s"]) or "-"),
-        *result["notes"],
-    ]
-    return "\n".join(lines)
+    return table(
+        f"Locus daemon benchmark — {info['cpus']} CPUs, Python {info['python']}",
+        result,
+        [
+            "local cancel, s: " + ", ".join(f"{v:.3f}" for v in raw["cancel_local_s"]),
+            "cloud cancel, s: " + (", ".join(f"{v:.3f}" for v in raw["cancel_cloud_s"]) or "-"),
+            *result["notes"],
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(render(result))
-        print(f"\ntotal {result['seconds']:.0f} s")
-    return 0 if result["passed"] else 1
+    return finish(asyncio.run(run(args)), args.json, render)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import re
 import resource
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -47,9 +44,21 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
+from bench import proc
 from bench.cloud import Cloud, make_workers, running_cloud
-from bench.report import load
-from bench.stats import percentile
+from bench.figures import (
+    Figure,
+    cancelled_on_sigterm,
+    finish,
+    machine,
+    output_flags,
+    parser_for,
+    progress,
+    result_of,
+    table,
+    work_directory,
+)
+from bench.stats import Samples, percentile
 from cloud_api.config import CloudSettings
 from cloud_api.dashboard.session import CSRF_FIELD, SESSION_COOKIE
 from cloud_api.store.tables import task_events
@@ -97,13 +106,7 @@ CLOSE_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 120.0
 
 
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # --- /proc ---------------------------------------------------------------------------------
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -117,17 +120,13 @@ class ProcSample:
 
 def proc_sample(pid: int) -> ProcSample:
     """RSS (``VmRSS``), CPU time (utime + stime, all threads), open fds and threads."""
-    status: dict[str, str] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        status[key] = value.strip()
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc.status(Path(f"/proc/{pid}/status"))
     return ProcSample(
         at=time.monotonic(),
-        rss_kb=int(status["VmRSS"].split()[0]),
-        cpu_s=(int(stat[11]) + int(stat[12])) / _TICKS,
+        rss_kb=int(fields["VmRSS"].split()[0]),
+        cpu_s=proc.cpu_seconds(pid),
         fds=len(os.listdir(f"/proc/{pid}/fd")),
-        threads=int(status["Threads"]),
+        threads=int(fields["Threads"]),
     )
 
 
@@ -264,23 +263,10 @@ def browser_headers(cookie: str) -> dict[str, str]:
 
 
 @dataclass
-class Timings:
+class Timings(Samples):
     """Wall times (ms, request sent → whole body read) and the server's CPU time meanwhile."""
 
-    samples_ms: list[float] = field(default_factory=list)
     server_cpu_s: float = 0.0
-
-    @property
-    def p50(self) -> float:
-        return percentile(self.samples_ms, 50)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.samples_ms, 95)
-
-    @property
-    def max(self) -> float:
-        return max(self.samples_ms)
 
     @property
     def cpu_ms(self) -> float:
@@ -661,34 +647,6 @@ async def measure_live(
 # --- figures -------------------------------------------------------------------------------
 
 
-@dataclass
-class Figure:
-    group: str
-    key: str
-    name: str
-    value: float
-    unit: str
-    target: str  # "" when the figure is context, not a bar
-    passed: bool | None
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.passed is None else "PASS" if self.passed else "MISS"
-
-    def shown(self) -> str:
-        if self.unit == "ms":
-            return f"{self.value:.2f} ms" if self.value < 10 else f"{self.value:.1f} ms"
-        if self.unit == "s":
-            return f"{self.value:.2f} s"
-        if self.unit in ("MB", "KB", "kB"):
-            return f"{self.value:.1f} {self.unit}"
-        if self.unit == "%":
-            return f"{self.value:.2f} %"
-        if self.unit == "x":
-            return f"{self.value:.2f}"
-        return f"{self.value:,.0f}"
-
-
 def board_figures(board: Board, tasks: int) -> list[Figure]:
     t = board.timings
     g = f"board, {tasks:,} tasks"
@@ -788,9 +746,7 @@ def live_figures(live: Live) -> list[Figure]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.dashboard", description=__doc__.split("\n")[0]
-    )
+    parser = parser_for("python -m bench.dashboard", __doc__)
     parser.add_argument("--tasks", type=int, default=2000, help="tasks on the board (2000)")
     parser.add_argument(
         "--connections", type=int, default=500, help="SSE connections held at once (500)"
@@ -813,8 +769,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="clients that fetch their columns after one more change, as the board's script"
         " does (50; 0: skip)",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, db)")
+    output_flags(parser, "logs, db")
     args = parser.parse_args(argv)
     if args.tasks < 10 or args.connections < 1 or args.reps < 1 or args.rounds < 1:
         parser.error("--tasks must be at least 10; --connections, --reps, --rounds at least 1")
@@ -823,15 +778,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if spread(args.tasks)["backlog"] <= args.rounds + 1:
         parser.error("too few backlog tasks for --rounds: use more --tasks")
     return args
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_start": load(),
-    }
 
 
 async def measure(args: argparse.Namespace, where: Path) -> dict[str, Any]:
@@ -885,67 +831,33 @@ def _rounded(values: list[float]) -> list[float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    where = Path(tempfile.mkdtemp(prefix="locus-bench-dashboard-"))
     started = time.monotonic()
     info = machine()
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:  # a SIGTERM still stops the server
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
+    where = Path(tempfile.mkdtemp(prefix="locus-bench-dashboard-"))
+    # a SIGTERM still stops the server
+    with work_directory(where, args.keep), cancelled_on_sigterm():
         measured = await measure(args, where)
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        if args.keep:
-            progress(f"work directory kept: {where}")
-        else:
-            shutil.rmtree(where, ignore_errors=True)
-    found: list[Figure] = measured["figures"]
-    info["load_end"] = load()
-    return {
-        "machine": info,
-        "args": dict(vars(args)),
-        "figures": [{**asdict(f), "verdict": f.verdict} for f in found],
-        "values": {f.key: round(f.value, 4) for f in found},
-        "raw": measured["raw"],
-        "seconds": round(time.monotonic() - started, 1),
-        "passed": all(f.passed is not False for f in found),
-    }
+    return result_of(info, args, measured["figures"], started, raw=measured["raw"])
 
 
 def render(result: dict[str, Any]) -> str:
     info = result["machine"]
-    lines = [
-        f"Locus dashboard benchmark — {info['cpus']} CPUs, Python {info['python']}, SQLite",
-        f"load average (1 min) at start {info['load_start']}, at end {info['load_end']}",
-        "",
-        f"{'group':<28} {'figure':<56} {'value':>10}  {'target':<10} result",
-    ]
-    for f in result["figures"]:
-        shown = Figure(**{k: v for k, v in f.items() if k != "verdict"}).shown()
-        lines.append(
-            f"{f['group']:<28} {f['name']:<56} {shown:>10}  {f['target']:<10} {f['verdict']}"
-        )
     raw = result["raw"]
-    lines += [
-        "",
-        f"seeded: {raw['seeded']['counts']} ({raw['seeded']['events']:,} events,"
-        f" {raw['seeded']['seconds']:g} s)",
-        f"board: {raw['board']['cards']:,} cards; REST: {raw['board']['rest_tasks']:,} tasks",
-        *(f"failed: {failure}" for failure in raw["live"]["failures"]),
-    ]
-    return "\n".join(lines)
+    return table(
+        f"Locus dashboard benchmark — {info['cpus']} CPUs, Python {info['python']}, SQLite",
+        result,
+        [
+            f"seeded: {raw['seeded']['counts']} ({raw['seeded']['events']:,} events,"
+            f" {raw['seeded']['seconds']:g} s)",
+            f"board: {raw['board']['cards']:,} cards; REST: {raw['board']['rest_tasks']:,} tasks",
+            *(f"failed: {failure}" for failure in raw["live"]["failures"]),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(render(result))
-        print(f"\ntotal {result['seconds']:.0f} s")
-    return 0 if result["passed"] else 1
+    return finish(asyncio.run(run(args)), args.json, render)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from bench.cloud import Cloud
-from bench.stats import percentile
+from bench.stats import Samples
 from tests.support.client import Api, Worker
 
 WAIT_SECONDS = 30
@@ -21,22 +21,9 @@ WAITER_METRIC = "locus_claim_waiters"
 FALLBACK_SETTLE_S = 0.05
 
 
-@dataclass
-class PickupResult:
-    samples_ms: list[float]
+@dataclass(kw_only=True)
+class PickupResult(Samples):
     observed_waiter: bool  # whether each sample saw the worker waiting before creating the task
-
-    @property
-    def p50_ms(self) -> float:
-        return percentile(self.samples_ms, 50)
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.samples_ms, 99)
-
-    @property
-    def max_ms(self) -> float:
-        return max(self.samples_ms)
 
 
 async def _waiters(session: aiohttp.ClientSession, url: str) -> float | None:
@@ -97,4 +84,4 @@ async def measure_pickup(
         if status != 200 or not isinstance(body, dict) or body["task"]["id"] != task["id"]:
             raise RuntimeError(f"pick-up {i}: expected task {task['id']}, got {status} {body}")
         latencies.append((arrived - started) * 1000)
-    return PickupResult(latencies, observed)
+    return PickupResult(latencies, observed_waiter=observed)

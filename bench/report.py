@@ -1,15 +1,16 @@
-"""Figures against their targets (brief §9), as a table or as JSON."""
+"""The dispatch suite's figures against their targets (brief §9), per backend, as a table or as
+JSON; the machine it ran on (with the SQLite and PostgreSQL versions)."""
 
 from __future__ import annotations
 
-import os
-import platform
 import sqlite3
 import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench import figures
 from bench.claims import DrainResult
+from bench.figures import Figure
 from bench.overlap import ClaimCheck
 from bench.pickup import PickupResult
 from tests.support.pgserver import find_pg_bindir
@@ -18,29 +19,6 @@ from tests.support.pgserver import find_pg_bindir
 CLAIM_TARGETS = {"sqlite": 300.0, "postgresql": 500.0}
 PICKUP_P50_MS = 100.0
 PICKUP_P99_MS = 500.0
-
-
-@dataclass
-class Figure:
-    backend: str
-    name: str
-    value: float
-    unit: str
-    target: str  # "" when the figure is context, not a bar
-    passed: bool | None
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.passed is None else "PASS" if self.passed else "MISS"
-
-    def shown(self) -> str:
-        if self.unit == "ms":
-            return f"{self.value:.1f} ms"
-        if self.unit == "/s":
-            return f"{self.value:.0f}/s"
-        if self.unit == "x":
-            return f"{self.value:.2f}"
-        return f"{self.value:.0f}"
 
 
 @dataclass
@@ -64,17 +42,20 @@ class BackendRun:
             and len(self.raw.claims) == self.raw.tasks
         )
         return [
-            Figure(b, "pick-up p50", self.pickup.p50_ms, "ms", f"≤ {PICKUP_P50_MS:.0f} ms",
-                   self.pickup.p50_ms <= PICKUP_P50_MS),
-            Figure(b, "pick-up p99", self.pickup.p99_ms, "ms", f"≤ {PICKUP_P99_MS:.0f} ms",
-                   self.pickup.p99_ms <= PICKUP_P99_MS),
-            Figure(b, f"claims/s over HTTP ({self.http.workers} workers)", self.http.per_second,
-                   "/s", f"≥ {target:.0f}/s", self.http.per_second >= target and complete),
-            Figure(b, f"claims/s raw DB ({self.raw.workers} coroutines)", self.raw.per_second,
-                   "/s", "", None),
-            Figure(b, "HTTP/raw ratio", ratio, "x", "", None),
-            Figure(b, "server CPU per HTTP claim", self.server_ms_per_claim, "ms", "", None),
-            Figure(b, "double claims (HTTP + raw)", doubles, "", "= 0", doubles == 0 and complete),
+            Figure(b, "pickup_p50_ms", "pick-up p50", self.pickup.p50, "ms",
+                   f"≤ {PICKUP_P50_MS:.0f} ms", self.pickup.p50 <= PICKUP_P50_MS),
+            Figure(b, "pickup_p99_ms", "pick-up p99", self.pickup.p99, "ms",
+                   f"≤ {PICKUP_P99_MS:.0f} ms", self.pickup.p99 <= PICKUP_P99_MS),
+            Figure(b, "http_claims_per_s", f"claims/s over HTTP ({self.http.workers} workers)",
+                   self.http.per_second, "/s", f"≥ {target:.0f}/s",
+                   self.http.per_second >= target and complete),
+            Figure(b, "raw_claims_per_s", f"claims/s raw DB ({self.raw.workers} coroutines)",
+                   self.raw.per_second, "/s", "", None),
+            Figure(b, "ratio_http_raw", "HTTP/raw ratio", ratio, "x", "", None),
+            Figure(b, "server_cpu_ms_per_claim", "server CPU per HTTP claim",
+                   self.server_ms_per_claim, "ms", "", None),
+            Figure(b, "double_claims", "double claims (HTTP + raw)", doubles, "", "= 0",
+                   doubles == 0 and complete),
         ]  # fmt: skip
 
     @property
@@ -84,7 +65,7 @@ class BackendRun:
 
     def details(self) -> list[str]:
         out = [
-            f"  pick-up: {len(self.pickup.samples_ms)} samples, max {self.pickup.max_ms:.1f} ms"
+            f"  pick-up: {len(self.pickup.samples_ms)} samples, max {self.pickup.max:.1f} ms"
             + ("" if self.pickup.observed_waiter else " (no waiter gauge: settled 50 ms instead)"),
         ]
         for drain, check in ((self.http, self.http_check), (self.raw, self.raw_check)):
@@ -107,12 +88,14 @@ class BackendRun:
         return out
 
     def as_json(self) -> dict[str, Any]:
+        found = self.figures()
         return {
-            "figures": [{**asdict(f), "verdict": f.verdict} for f in self.figures()],
+            "figures": [f.as_json() for f in found],
+            "values": figures.values(found),
             "pickup_ms": {
-                "p50": self.pickup.p50_ms,
-                "p99": self.pickup.p99_ms,
-                "max": self.pickup.max_ms,
+                "p50": self.pickup.p50,
+                "p99": self.pickup.p99,
+                "max": self.pickup.max,
                 "samples": len(self.pickup.samples_ms),
                 "observed_waiter": self.pickup.observed_waiter,
             },
@@ -134,12 +117,8 @@ def _drain_json(drain: DrainResult, check: ClaimCheck) -> dict[str, Any]:
     }
 
 
-def load() -> str:
-    """The 1-minute load average: other work on the machine competes for the same 2 cores."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
-def machine() -> dict[str, str]:
+def machine() -> dict[str, Any]:
+    """The machine (:func:`bench.figures.machine`) with the SQLite and PostgreSQL versions."""
     pg = "not found"
     bindir = find_pg_bindir()
     if bindir is not None:
@@ -147,35 +126,19 @@ def machine() -> dict[str, str]:
             [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
         )
         pg = proc.stdout.strip().removeprefix("postgres (PostgreSQL) ")
-    return {
-        "cpus": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": pg,
-        "platform": platform.platform(),
-    }
+    return figures.machine(sqlite=sqlite3.sqlite_version, postgresql=pg)
 
 
-def render(runs: list[BackendRun], info: dict[str, str]) -> str:
-    lines = [
+def render(runs: list[BackendRun], info: dict[str, Any]) -> str:
+    title = (
         "Locus dispatch benchmark — "
         f"{info['cpus']} CPUs, Python {info['python']}, SQLite {info['sqlite']},"
-        f" PostgreSQL {info['postgresql']}",
-        f"load average (1 min) at start {info.get('load_start', '?')}, at end {info.get('load_end', '?')}",
-        "",
-        f"{'backend':<11} {'figure':<36} {'value':>10}  {'target':<10} result",
-    ]
-    for run in runs:
-        for f in run.figures():
-            lines.append(
-                f"{f.backend:<11} {f.name:<36} {f.shown():>10}  {f.target:<10} {f.verdict}"
-            )
-    lines.append("")
-    for run in runs:
-        lines.append(f"{run.backend}:")
-        lines.extend(run.details())
-    return "\n".join(lines)
+        f" PostgreSQL {info['postgresql']}"
+    )
+    found = [f.as_json() for run in runs for f in run.figures()]
+    details = [line for run in runs for line in (f"{run.backend}:", *run.details())]
+    return figures.table(title, {"machine": info, "figures": found}, details, group="backend")
 
 
 def all_passed(runs: list[BackendRun]) -> bool:
-    return all(f.passed is not False for run in runs for f in run.figures())
+    return figures.passed([f for run in runs for f in run.figures()])

@@ -15,10 +15,6 @@ Each figure is printed with its target and PASS/MISS; the exit code is 1 on a MI
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +27,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.report import Figure, load
+from bench.figures import (
+    Figure,
+    at_least_one,
+    finish,
+    machine,
+    output_flags,
+    parser_for,
+    progress,
+    result_of,
+    table,
+    work_directory,
+)
 from locusd.git.worktrees import Worktree, Worktrees
 from locusd.repo_config import RepoConfig
 from locusd.repo_config import load as load_repo_config
@@ -61,10 +68,6 @@ sys.path.insert(0, "build-cache/lib")
 import dep00.m000, dep{last:02}.m099
 assert dep{last:02}.m099.f(1) == 99
 """
-
-
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def git(cwd: Path, *args: str, stdin: bytes | None = None) -> str:
@@ -235,18 +238,22 @@ def figures(t: Timings) -> list[Figure]:
     cold, warm = statistics.median(t.cold_ready_ms), statistics.median(t.warm_ready_ms)
     cold_v, warm_v = statistics.median(t.cold_verify_ms), statistics.median(t.warm_verify_ms)
     return [
-        Figure("create", "plain git worktree add + remove", plain, "ms", "", None),
-        Figure("create", "Worktrees.create + remove", locus, "ms", "", None),
-        Figure("create", "ratio, Locus / plain", locus / plain, "x",
+        Figure("create", "plain_ms", "plain git worktree add + remove", plain, "ms", "", None),
+        Figure("create", "locus_ms", "Worktrees.create + remove", locus, "ms", "", None),
+        Figure("create", "create_ratio", "ratio, Locus / plain", locus / plain, "x",
                f"≤ {CREATE_RATIO_TARGET}", locus / plain <= CREATE_RATIO_TARGET),
-        Figure("create", "ratio, create alone / add alone", create_only, "x", "", None),
-        Figure("pool", "ready: create + setup (cold cache)", cold, "ms", "", None),
-        Figure("pool", "ready: pooled reuse + setup (warm)", warm, "ms", "", None),
-        Figure("pool", "ready ratio, reuse / create", warm / cold, "x",
+        Figure("create", "add_ratio", "ratio, create alone / add alone", create_only, "x", "",
+               None),
+        Figure("pool", "cold_ready_ms", "ready: create + setup (cold cache)", cold, "ms", "",
+               None),
+        Figure("pool", "warm_ready_ms", "ready: pooled reuse + setup (warm)", warm, "ms", "",
+               None),
+        Figure("pool", "ready_ratio", "ready ratio, reuse / create", warm / cold, "x",
                f"≤ {READY_RATIO_TARGET}", warm / cold <= READY_RATIO_TARGET),
-        Figure("pool", "first passing verify, cold", cold_v, "ms", "", None),
-        Figure("pool", "first passing verify, warm", warm_v, "ms", "", None),
-        Figure("pool", "verify ratio, warm / cold", warm_v / cold_v, "x", "", None),
+        Figure("pool", "cold_verify_ms", "first passing verify, cold", cold_v, "ms", "", None),
+        Figure("pool", "warm_verify_ms", "first passing verify, warm", warm_v, "ms", "", None),
+        Figure("pool", "verify_ratio", "verify ratio, warm / cold", warm_v / cold_v, "x", "",
+               None),
     ]  # fmt: skip
 
 
@@ -260,45 +267,24 @@ def filesystem(path: Path) -> str:
     return best[1]
 
 
-def machine(workdir: Path) -> dict[str, str]:
-    return {
-        "cpus": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "git": git(workdir, "--version").strip().removeprefix("git version "),
-        "platform": platform.platform(),
-        "tmp_filesystem": filesystem(workdir),
-    }
-
-
 def render(result: dict[str, Any]) -> str:
     info = result["machine"]
-    lines = [
+    title = (
         f"Locus worktree benchmark — {info['cpus']} CPUs, git {info['git']}, Python"
-        f" {info['python']}, temp dir on {info['tmp_filesystem']}",
+        f" {info['python']}, temp dir on {info['tmp_filesystem']}\n"
         f"repository: {result['repo']['files']} files, generated in"
         f" {result['repo']['generate_seconds']:.1f} s; medians of {result['reps']['create']}"
-        f" (create) and {result['reps']['pool']} (pool) repetitions",
-        f"load average (1 min) at start {info['load_start']}, at end {info['load_end']}",
-        "",
-        f"{'':<7} {'figure':<36} {'value':>10}  {'target':<7} result",
-    ]
-    for f in result["figures"]:
-        shown = Figure(**{k: v for k, v in f.items() if k != "verdict"}).shown()
-        lines.append(
-            f"{f['backend']:<7} {f['name']:<36} {shown:>10}  {f['target']:<7} {f['verdict']}"
-        )
-    lines.append("")
-    lines.extend(
+        f" (create) and {result['reps']['pool']} (pool) repetitions"
+    )
+    samples = (
         f"{name}: " + ", ".join(f"{v:.0f}" for v in values) + " ms"
         for name, values in result["samples_ms"].items()
     )
-    return "\n".join(lines)
+    return table(title, result, samples)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.worktrees", description=__doc__.split("\n")[0]
-    )
+    parser = parser_for("python -m bench.worktrees", __doc__)
     parser.add_argument("--files", type=int, default=20_000, help="files in the generated repo")
     parser.add_argument("--reps", type=int, default=9, help="repetitions of the create ratio")
     parser.add_argument(
@@ -311,23 +297,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-packages", type=int, default=40, help="100 files each in the cache"
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    output_flags(parser)
     args = parser.parse_args(argv)
-    for name in ("files", "reps", "pool_reps", "cache_packages"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    at_least_one(parser, args, "files", "reps", "pool_reps", "cache_packages")
     return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="locus-bench-worktrees-")).resolve()
     started = time.monotonic()
-    load_start = load()
-    try:
+    workdir = Path(tempfile.mkdtemp(prefix="locus-bench-worktrees-")).resolve()
+    with work_directory(workdir, args.keep):
+        info = machine(
+            git=git(workdir, "--version").strip().removeprefix("git version "),
+            tmp_filesystem=filesystem(workdir),
+        )
         progress(f"generating a {args.files}-file repository")
+        generating = time.monotonic()
         repo = generate_repo(workdir / "repo", args.files, args.cache_packages)
-        generated = time.monotonic() - started
+        generated = time.monotonic() - generating
         trees = Worktrees(repo, workdir / "worktrees")
         timings = Timings()
         progress(f"create, plain git vs Locus, up to {args.reps} + 1 rounds")
@@ -336,33 +323,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measure_pool(repo, trees, args.pool_reps, timings)
         progress("remove, plain git vs Locus")
         measure_remove(repo, trees, made, timings)
-        info = {**machine(workdir), "load_start": load_start, "load_end": load()}
-    finally:
-        if args.keep:
-            progress(f"work directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    found = figures(timings)
-    return {
-        "machine": info,
-        "repo": {"files": args.files + 4, "generate_seconds": generated},
-        "reps": {"create": len(timings.plain_add_ms), "pool": args.pool_reps},
-        "figures": [{**asdict(f), "verdict": f.verdict} for f in found],
-        "samples_ms": {k: [round(v, 1) for v in vs] for k, vs in asdict(timings).items()},
-        "seconds": time.monotonic() - started,
-        "passed": all(f.passed is not False for f in found),
-    }
+    return result_of(
+        info,
+        args,
+        figures(timings),
+        started,
+        repo={"files": args.files + 4, "generate_seconds": generated},
+        reps={"create": len(timings.plain_add_ms), "pool": args.pool_reps},
+        samples_ms={k: [round(v, 1) for v in vs] for k, vs in asdict(timings).items()},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(render(result))
-        print(f"\ntotal {result['seconds']:.0f} s")
-    return 0 if result["passed"] else 1
+    return finish(run(args), args.json, render)
 
 
 if __name__ == "__main__":
