@@ -16,8 +16,8 @@ two sprints. Then, signed in through the real ``/login`` form:
   open file descriptors before and with them (per-connection cost), server CPU over an idle
   window that spans one keepalive period, the fan-out latency of one status change (``POST
   /tasks/{id}/queue`` → the ``status`` event at every client) and ``/healthz`` and the board
-  while the connections are open. As context, the refresh the board's script makes after each
-  ``status`` event (every page fetches its columns) is measured for a share of the pages.
+  while the connections are open. Then the refresh the board's script makes after a ``status``
+  event (each page fetches the one card the event names) is measured for every open page.
 
 Each figure is printed with its target and PASS/MISS (exit 1 on a MISS). Every wait has a
 deadline, only 127.0.0.1 is used, and the server is stopped at the end (also on errors).
@@ -384,7 +384,7 @@ async def measure_board(cloud: Cloud, cookie: str, reps: int, warmup: int) -> Bo
 @dataclass
 class Round:
     """One status change, when each client saw its ``status`` event and (with ``refreshers``)
-    when the first ``refreshers`` clients had fetched their columns again."""
+    when the first ``refreshers`` clients had fetched the changed card."""
 
     task_id: int
     expected: int  # clients that must see it
@@ -405,7 +405,7 @@ class Round:
 
 class Listener:
     """One open board page's SSE connection. It reads frames, counts keepalives, notes when
-    it sees the current round's event and, if the round asks, fetches its columns again (what
+    it sees the current round's event and, if the round asks, fetches the card it names (what
     the board's script does on every ``status`` event)."""
 
     def __init__(self, index: int) -> None:
@@ -597,11 +597,12 @@ async def measure_live(
 
             refresh: Round | None = None
             refresh_healthz = Timings()
-            refreshers = min(args.refreshers, n)
+            refreshers = n if args.refreshers is None else min(args.refreshers, n)
             if refreshers:
-                progress(f"live: a status change after which {refreshers} pages refresh")
-                columns = getter(other, f"{cloud.url}/projects/{project}/columns?", browser)
-                refresh = Round(backlog[args.rounds], len(listeners), columns, refreshers)
+                progress(f"live: a status change after which {refreshers} pages fetch its card")
+                changed = backlog[args.rounds]
+                card = getter(other, f"{cloud.url}/projects/{project}/cards/{changed}?", browser)
+                refresh = Round(changed, len(listeners), card, refreshers)
 
                 async def during() -> None:  # /healthz, one after the other, meanwhile
                     assert refresh is not None
@@ -726,11 +727,11 @@ def live_figures(live: Live) -> list[Figure]:
         done = [(at - refresh.started) * 1000 for at in (t.result() for t in refresh.refreshes)]
         g = f"live, {k} of them refresh"
         figures += [
-            Figure(g, "refresh_count", "pages that fetched their columns", len(done), "", "",
+            Figure(g, "refresh_count", "pages that fetched the changed card", len(done), "", "",
                    None),
-            Figure(g, "refresh_last_ms", "change → the last page's new columns", max(done), "ms",
+            Figure(g, "refresh_last_ms", "change → the last page has the card", max(done), "ms",
                    "", None),
-            Figure(g, "refresh_p50_ms", "change → new columns, p50", percentile(done, 50), "ms",
+            Figure(g, "refresh_p50_ms", "change → a page has the card, p50", percentile(done, 50), "ms",
                    "", None),
             Figure(g, "refresh_cpu_s", "server CPU for the change and the refreshes",
                    refresh.cpu_s, "s", "", None),
@@ -765,15 +766,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--refreshers",
         type=int,
-        default=50,
-        help="clients that fetch their columns after one more change, as the board's script"
-        " does (50; 0: skip)",
+        default=None,
+        help="clients that fetch the changed card after one more change, as the board's script"
+        " does (default: all; 0: skip)",
     )
     output_flags(parser, "logs, db")
     args = parser.parse_args(argv)
     if args.tasks < 10 or args.connections < 1 or args.reps < 1 or args.rounds < 1:
         parser.error("--tasks must be at least 10; --connections, --reps, --rounds at least 1")
-    if args.warmup < 0 or args.refreshers < 0 or args.idle_seconds <= 0:
+    if args.warmup < 0 or (args.refreshers or 0) < 0 or args.idle_seconds <= 0:
         parser.error("--warmup and --refreshers must be ≥ 0, --idle-seconds > 0")
     if spread(args.tasks)["backlog"] <= args.rounds + 1:
         parser.error("too few backlog tasks for --rounds: use more --tasks")

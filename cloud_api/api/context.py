@@ -31,6 +31,9 @@ class Principal:
     worker_name: str | None
     worker_id: int | None  # set once the worker has registered
     repositories: tuple[str, ...]
+    #: The user's name and e-mail (user tokens): the dashboard shows them on every page.
+    user_name: str | None = None
+    user_email: str | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -55,6 +58,8 @@ _PRINCIPAL = (
         api_tokens.c.project_id,
         api_tokens.c.worker_name,
         users.c.is_admin,
+        users.c.name.label("user_name"),
+        users.c.email.label("user_email"),
         workers.c.id.label("worker_id"),
         workers.c.repositories,
     )
@@ -103,6 +108,8 @@ async def principal_for_token(services: Services, token: str) -> Principal | Non
         worker_name=row.worker_name,
         worker_id=row.worker_id,
         repositories=tuple(row.repositories or ()),
+        user_name=row.user_name,
+        user_email=row.user_email,
     )
 
 

@@ -17,7 +17,6 @@ from urllib.parse import quote
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 
 from cloud_api.api.context import Ctx, Principal
 from cloud_api.api.errors import ApiError, validation_problem
@@ -25,7 +24,6 @@ from cloud_api.dashboard import session
 from cloud_api.dashboard.render import render
 from cloud_api.domain.permissions import Action, Role, can
 from cloud_api.services import SERVICES
-from cloud_api.store.tables import users
 
 log = logging.getLogger("cloud_api.dashboard")
 
@@ -91,6 +89,15 @@ class Visitor:
         value = self.form.get(name) if self.form is not None else None
         return value.strip() if isinstance(value, str) else default
 
+    def query(self, model: type[BaseModel], *names: str) -> Any:
+        """The named query parameters (empty ones left out) as a REST query model; a bad one
+        comes back as the API's 422 naming it."""
+        values = {k: v for k, v in self.request.query.items() if k in names and v != ""}
+        try:
+            return model.model_validate(values)
+        except ValidationError as exc:
+            raise validation_problem(exc, "query") from None
+
     def body(self, model: type[BaseModel], **values: Any) -> Any:
         """Validate form values as an API body; a bad field comes back as the API's 422.
         Lax, unlike JSON bodies: a form sends every value as text ("5" is the number 5)."""
@@ -151,13 +158,12 @@ async def _visitor(request: web.Request) -> Visitor | None:
     if principal is None:
         return None
     services = request.app[SERVICES]
-    async with services.db.read() as conn:
-        user = (
-            await conn.execute(
-                select(users.c.name, users.c.email).where(users.c.id == principal.user_id)
-            )
-        ).one()
-    return Visitor(request, Ctx(request, services, principal), user.name, user.email)
+    return Visitor(
+        request,
+        Ctx(request, services, principal),
+        principal.user_name or "",
+        principal.user_email or "",
+    )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -8,12 +8,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from cloud_api.api import projects as projects_api
 from cloud_api.api import workers as workers_api
-from cloud_api.api.errors import field_problem, validation_problem
+from cloud_api.api.errors import field_problem
 from cloud_api.api.tasks import select_tasks
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Visitor, page, redirect, respond
@@ -59,12 +58,8 @@ class Filters:
     worker_id: int | None
 
     @classmethod
-    def of(cls, request: web.Request) -> Filters:
-        raw = {k: v for k, v in request.query.items() if k in ("sprint_id", "label", "worker_id")}
-        try:
-            query = TaskQuery.model_validate({k: v for k, v in raw.items() if v != ""})
-        except ValidationError as exc:
-            raise validation_problem(exc, "query") from None
+    def of(cls, visitor: Visitor) -> Filters:
+        query = visitor.query(TaskQuery, "sprint_id", "label", "worker_id")
         return cls(query.sprint_id, query.label, query.worker_id)
 
     def query_string(self) -> str:
@@ -95,7 +90,7 @@ async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[s
 @page
 async def board(visitor: Visitor) -> web.StreamResponse:
     project = await project_nav(visitor, "board")
-    filters = Filters.of(visitor.request)
+    filters = Filters.of(visitor)
     sprints = await visitor.every(projects_api.list_sprints, PageQuery)
     projects = await visitor.every(projects_api.list_projects, projects_api.ProjectQuery)
     workers = await visitor.every(workers_api.list_workers, PageQuery)
@@ -140,22 +135,19 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
     on that board (any more). A change re-renders one card per open board, not all of them."""
     project_id, task_id = visitor.ctx.path_id("project_id"), visitor.ctx.path_id("task_id")
     visitor.nav["role"] = await visitor.role(project_id)
-    filters = Filters.of(visitor.request)
+    filters = Filters.of(visitor)
     query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
+    stmt = (
+        select_tasks(project_id, query)
+        .where(tasks.c.id == task_id)
+        .outerjoin(worker_table, worker_table.c.id == tasks.c.lease_owner_id)
+        .add_columns(worker_table.c.name.label("worker_name"))
+    )
     async with visitor.ctx.db.read() as conn:
-        row = (
-            await conn.execute(select_tasks(project_id, query).where(tasks.c.id == task_id))
-        ).first()
-        if row is None or (filters.label is not None and filters.label not in row.labels):
-            return web.Response(status=204)
-        names: dict[int, str] = {}
-        if row.lease_owner_id is not None:
-            name = (
-                await conn.execute(
-                    select(worker_table.c.name).where(worker_table.c.id == row.lease_owner_id)
-                )
-            ).scalar()
-            names = {row.lease_owner_id: name} if name else {}
+        row = (await conn.execute(stmt)).first()
+    if row is None or (filters.label is not None and filters.label not in row.labels):
+        return web.Response(status=204)
+    names = {row.lease_owner_id: row.worker_name} if row.worker_name else {}
     return respond(visitor, "_one_card.html", t=row, moves=CARD_MOVES, worker_names=names)
 
 
@@ -165,7 +157,7 @@ async def board_columns(visitor: Visitor) -> web.StreamResponse:
     """The columns alone (same filters): what the page swaps in when something changed."""
     project = await project_nav(visitor, "board")
     workers = await visitor.every(workers_api.list_workers, PageQuery)
-    data = await columns(visitor, project.id, Filters.of(visitor.request))
+    data = await columns(visitor, project.id, Filters.of(visitor))
     return respond(
         visitor,
         "_columns.html",

@@ -5,21 +5,21 @@ comments. The live endpoints (SSE, and the page's changing part alone) are here 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from cloud_api.api import orgs as orgs_api
 from cloud_api.api import projects as projects_api
 from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
-from cloud_api.api.errors import not_found, validation_problem
+from cloud_api.api.errors import not_found
 from cloud_api.dashboard import diffs
 from cloud_api.dashboard.views.board import actions_for
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Visitor, action, done, page, respond
+from cloud_api.dashboard.web import Handler, Visitor, action, done, page, respond
 from cloud_api.domain.states import TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.tasks import (
@@ -238,30 +238,20 @@ async def task_action(visitor: Visitor) -> web.StreamResponse:
     return done(visitor, where, _DONE[act])
 
 
-def _after(visitor: Visitor) -> tasks_api.StreamQuery:
-    try:
-        return tasks_api.StreamQuery.model_validate(
-            {k: v for k, v in visitor.request.query.items() if k == "after"}
-        )
-    except ValidationError as exc:
-        raise validation_problem(exc, "query") from None
+def _live(stream: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
+    """A page's one SSE connection: the REST stream of its task or project, from ``?after=``
+    (the newest event the page was rendered with) or ``Last-Event-ID``."""
+
+    @page
+    async def live(visitor: Visitor) -> web.StreamResponse:
+        query = visitor.query(tasks_api.StreamQuery, "after")
+        response: web.StreamResponse = await visitor.call(stream, query=query)
+        return response
+
+    return live
 
 
-@routes.get("/tasks/{task_id}/live", name="dashboard.task_live")
-@page
-async def task_live(visitor: Visitor) -> web.StreamResponse:
-    """The task's events as they happen (one SSE connection per page)."""
-    result: web.StreamResponse = await visitor.call(
-        tasks_api.stream_task_events, query=_after(visitor)
-    )
-    return result
-
-
-@routes.get("/projects/{project_id}/live", name="dashboard.project_live")
-@page
-async def project_live(visitor: Visitor) -> web.StreamResponse:
-    """Every task event of the project (the board listens to it)."""
-    result: web.StreamResponse = await visitor.call(
-        tasks_api.stream_project_events, query=_after(visitor)
-    )
-    return result
+routes.get("/tasks/{task_id}/live", name="dashboard.task_live")(_live(tasks_api.stream_task_events))
+routes.get("/projects/{project_id}/live", name="dashboard.project_live")(
+    _live(tasks_api.stream_project_events)
+)
