@@ -659,7 +659,7 @@ def board_figures(board: Board, tasks: int) -> list[Figure]:
         Figure(g, "board_max_ms", "the board, max", t["board"].max, "ms", "", None),
         Figure(g, "board_cpu_ms", "server CPU per board, mean", t["board"].cpu_ms, "ms", "", None),
         Figure(g, "board_kb", "board HTML", board.html_bytes / 1024, "kB", "", None),
-        Figure(g, "columns_p50_ms", "the columns alone (live refresh), p50", t["columns"].p50,
+        Figure(g, "columns_p50_ms", "the columns alone (reconnect refresh), p50", t["columns"].p50,
                "ms", "", None),
         Figure(g, "rest_page_p50_ms", "REST: one page of 200 tasks, p50", page.p50, "ms", "",
                None),
