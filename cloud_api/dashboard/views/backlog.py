@@ -8,11 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from cloud_api.api import projects as projects_api
+from cloud_api.api.tasks import select_tasks
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Visitor, action, done, page, respond
 from cloud_api.domain.states import TERMINAL, TaskStatus
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.projects import SprintCreate, SprintUpdate
+from cloud_api.schemas.tasks import TaskQuery
 from cloud_api.store.tables import tasks
 
 routes = web.RouteTableDef()
@@ -23,17 +25,14 @@ routes = web.RouteTableDef()
 async def backlog(visitor: Visitor) -> web.StreamResponse:
     project = await project_nav(visitor, "backlog")
     sprints = await visitor.every(projects_api.list_sprints, PageQuery)
+    # The task list's own statement (as the board's), open tasks only, by priority.
+    stmt = (
+        select_tasks(project.id, TaskQuery())
+        .where(tasks.c.status.not_in([s.value for s in TERMINAL]))
+        .order_by(tasks.c.priority.desc(), tasks.c.id)
+    )
     async with visitor.ctx.db.read() as conn:
-        rows = (
-            await conn.execute(
-                tasks.select()
-                .where(
-                    tasks.c.project_id == project.id,
-                    tasks.c.status.not_in([s.value for s in TERMINAL]),
-                )
-                .order_by(tasks.c.priority.desc(), tasks.c.id)
-            )
-        ).all()
+        rows = (await conn.execute(stmt)).all()
     in_sprint: dict[int | None, list[Any]] = {None: []}
     for sprint in sprints:
         in_sprint[sprint.id] = []
