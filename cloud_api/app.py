@@ -82,7 +82,12 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
         else:
             listener = PgListener(db, hub)
             await listener.start()
-        reaper = Reaper(db, settings.max_attempts, settings.reap_every)
+        reaper = Reaper(
+            db,
+            settings.max_attempts,
+            settings.reap_every,
+            settings.idempotency_retention_hours * 3600,
+        )
         reaper.start()
         app[SERVICES] = Services(settings, db, hub, Metrics(), reaper, listener)
 

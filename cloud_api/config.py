@@ -30,6 +30,9 @@ class CloudSettings(BaseSettings):
     pending_idempotency_seconds: float = Field(
         60.0, gt=0, description="after this, a crashed request's Idempotency-Key may be reused"
     )
+    idempotency_retention_hours: float = Field(
+        24.0, gt=0, le=24 * 365, description="how long a POST's Idempotency-Key is remembered"
+    )
     sse_keepalive_seconds: float = Field(15.0, gt=0)
     secure_cookies: bool = Field(
         False,

@@ -269,4 +269,6 @@ idempotency_keys = Table(
     Column("response_body", LargeBinary, nullable=True),
     _created(),
     UniqueConstraint("token_id", "key", name="uq_idempotency_keys_token_key"),
+    # Keys are kept for a while, then pruned by age (cloud_api.dispatch.reaper).
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )
