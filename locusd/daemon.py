@@ -99,6 +99,11 @@ class Daemon:
         self.recovered = self.runs.recover()
         self._report_recovered()
 
+    def _keep(self, worker: Worker) -> None:
+        """Hold a worker made for one pulled task, so its heartbeats live until the run ends;
+        the ones whose runs have ended are let go now (the list does not grow forever)."""
+        self._pulled = [w for w in self._pulled if w.held] + [worker]
+
     def _report_recovered(self) -> None:
         """Cloud tasks whose run a crash interrupted: say so to the cloud (if the lease
         already ran out, the cloud refuses it as stale and the entry is dropped)."""
@@ -328,7 +333,7 @@ class Daemon:
             await mapped(worker.register(1))
             claim = await mapped(worker.api.claim(0, task_id=params.task_id))
             if claim is not None:
-                self._pulled.append(worker)  # keeps its heartbeats alive until the run ends
+                self._keep(worker)
                 return await worker.begin(claim)
         what = f"task {params.task_id} is not queued" if params.task_id else "nothing is queued"
         raise LocusError(Code.TASK_NOT_FOUND, f"{what} for these repositories")
@@ -422,7 +427,7 @@ class Daemon:
         if "claim" not in cloud:
             raise LocusError(Code.INVALID_RUN_STATE, "this run's claim was not kept: retry it")
         claim = ClaimOut.model_validate(cloud["claim"])
-        self._pulled.append(workers[0])
+        self._keep(workers[0])
         return await workers[0].begin(claim, prompt=prompt, continue_in=worktree)
 
     async def review_discard(self, params: ReviewParams, peer: Peer) -> Run:

@@ -150,7 +150,7 @@ async def test_pull_claims_a_task_now_and_answers_with_its_run(
 ) -> None:
     (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
     peer = Client()
-    async with AnthropicServer(fix_median_session()) as model:
+    async with AnthropicServer(fix_median_session() + fix_median_session()) as model:
         daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
         try:
             login = LoginParams(cloud_url=cloud.url, token=cloud.first_start.token)
@@ -166,6 +166,16 @@ async def test_pull_claims_a_task_now_and_answers_with_its_run(
             assert run.task_id == task.id and run.state == "starting"
             done = await asyncio.wait_for(daemon.runs.wait(run.run_id), 90)
             await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+            # A second pull: the first pull's worker, its run over, is let go.
+            again = await daemon.tasks_create(
+                TaskCreateParams(project_id=cloud.project_id, title="Again", description=TASK),
+                peer,
+            )
+            second = await daemon.tasks_pull(
+                TaskPullParams(task_id=again.id, repos=[str(repo)]), peer
+            )
+            assert len(daemon._pulled) == 1 and second.run_id in daemon._pulled[0].held
+            await asyncio.wait_for(daemon.runs.wait(second.run_id), 90)
         finally:
             await daemon.close()
     assert done.state == "awaiting_review"
