@@ -11,6 +11,8 @@ import re
 
 _SCP_LIKE = re.compile(r"^(?:[\w.+-]+@)?(?P<host>[\w.-]+):(?!//)(?P<path>.+)$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?/(?P<path>.+)$", re.I)
+#: A fingerprint itself (``github.com/acme/app``): what the API returns can be sent back.
+_FINGERPRINT = re.compile(r"^(?P<host>[\w-]+(?:\.[\w-]+)+|localhost)/(?P<path>[^\s:]+)$")
 
 
 class InvalidRemote(ValueError):
@@ -18,13 +20,15 @@ class InvalidRemote(ValueError):
 
 
 def fingerprint(remote: str) -> str:
-    """Return ``host/owner/repo`` (host lower-cased, no scheme, user, port or ``.git``)."""
+    """Return ``host/owner/repo`` (host lower-cased, no scheme, user, port or ``.git``).
+    Idempotent: a fingerprint is its own fingerprint, so a list read from the API (a project's
+    remotes) can be written back unchanged."""
     text = remote.strip()
-    match = _URL.match(text) or _SCP_LIKE.match(text)
+    match = _URL.match(text) or _SCP_LIKE.match(text) or _FINGERPRINT.match(text)
     if not match:
         raise InvalidRemote(
             f"{remote!r} is not a git remote; use a form such as "
-            "'https://host/owner/repo' or 'git@host:owner/repo.git'"
+            "'https://host/owner/repo', 'git@host:owner/repo.git' or 'host/owner/repo'"
         )
     path = match["path"].strip("/")
     path = path.removesuffix(".git").strip("/")

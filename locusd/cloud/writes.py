@@ -49,9 +49,9 @@ WRITES: dict[str, WriteSpec] = {
 
 
 def to_json(model: BaseModel) -> dict[str, Any]:
-    """A body from an unvalidated model (``model_construct``): the cloud validates, and some
-    of its validators (remote fingerprints) are not idempotent, so the client must send what it
-    was given. Nulls are left out."""
+    """A body from an unvalidated model (``model_construct``): the cloud validates it, once,
+    so the client sends what it was given (a remote as the user wrote it, not a fingerprint
+    of it). Nulls are left out."""
     return model.model_dump(mode="json", exclude_none=True)
 
 

@@ -462,6 +462,12 @@ async def test_members_roles_and_remotes_are_managed_in_settings(cloud: Cloud, p
     await expect(page.locator("p.flash")).to_contain_text("saved")
     project = (await cloud.api.get(f"/projects/{cloud.project_id}")).ok()
     assert project["remotes"] == ["github.com/acme/api", "gitlab.com/acme/web"]
+    # The form shows the stored fingerprints; saving it unchanged keeps them.
+    await page.reload()
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("p.flash")).to_have_text("Project settings saved.")
+    project = (await cloud.api.get(f"/projects/{cloud.project_id}")).ok()
+    assert project["remotes"] == ["github.com/acme/api", "gitlab.com/acme/web"]
 
     # A bad value names the field and keeps the page.
     await page.get_by_label("Name", exact=True).fill("")
