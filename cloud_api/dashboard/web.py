@@ -217,9 +217,10 @@ def action(view: View) -> Handler:
     return handle
 
 
-def done(visitor: Visitor, default: str, message: str) -> web.Response:
-    """After a successful post: back to the page the form was on, with a note."""
-    found = redirect(_local(visitor.field("next"), default))
+def done(visitor: Visitor, default: str, message: str, *, back: bool = True) -> web.Response:
+    """After a successful post: back to the page the form was on (``back=False``: on to
+    ``default``, e.g. a project just created), with a note."""
+    found = redirect(_local(visitor.field("next"), default) if back else default)
     session.flash(visitor.request, found, message)
     return found
 

@@ -95,9 +95,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
     projects = await visitor.every(projects_api.list_projects, projects_api.ProjectQuery)
     workers = await visitor.every(workers_api.list_workers, PageQuery)
     data = await columns(visitor, project.id, filters)
-    labels = sorted(
-        {label for rows in data["by_status"].values() for r in rows for label in r.labels}
-    )
+    labels = {label for rows in data["by_status"].values() for r in rows for label in r.labels}
     return respond(
         visitor,
         "board.html",
@@ -107,7 +105,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
         sprints=sprints,
         workers=workers,
         worker_names={w.id: w.name for w in workers},
-        labels=sorted(set(labels) | ({filters.label} if filters.label else set())),
+        labels=sorted(labels | ({filters.label} if filters.label else set())),
         statuses=[s.value for s in TaskStatus],
         **data,
     )
@@ -154,7 +152,7 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
 @routes.get("/projects/{project_id}/columns", name="dashboard.columns")
 @page
 async def board_columns(visitor: Visitor) -> web.StreamResponse:
-    """The columns alone (same filters): what the page swaps in when something changed."""
+    """The columns alone (same filters): what the page swaps in after a lost connection."""
     project = await project_nav(visitor, "board")
     workers = await visitor.every(workers_api.list_workers, PageQuery)
     data = await columns(visitor, project.id, Filters.of(visitor))

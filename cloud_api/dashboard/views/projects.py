@@ -61,9 +61,7 @@ async def create_project(visitor: Visitor) -> web.StreamResponse:
         remotes=_lines(visitor.field("remotes")),
     )
     project = await visitor.call(projects_api.create_project, body=body)
-    found = done(visitor, f"/projects/{project.id}", f"Project {project.name} created.")
-    found.headers["Location"] = f"/projects/{project.id}"
-    return found
+    return done(visitor, f"/projects/{project.id}", f"Project {project.name} created.", back=False)
 
 
 async def _settings(visitor: Visitor, **extra: Any) -> web.StreamResponse:
