@@ -44,8 +44,6 @@ class Visitor:
 
     request: web.Request
     ctx: Ctx
-    name: str
-    email: str
     form: Form | None = None
     #: Filled by views that show a project: the navigation bar uses them.
     nav: dict[str, Any] = field(default_factory=dict)
@@ -53,6 +51,11 @@ class Visitor:
     @property
     def me(self) -> Principal:
         return self.ctx.me
+
+    @property
+    def name(self) -> str:
+        """Shown in the top bar (it comes with the principal: no query of its own)."""
+        return self.me.user_name or self.me.user_email or ""
 
     async def call(self, handler: Callable[..., Awaitable[Any]], /, **kwargs: Any) -> Any:
         """Run a REST handler as this user. ``path`` overrides path parameters by name."""
@@ -158,12 +161,7 @@ async def _visitor(request: web.Request) -> Visitor | None:
     if principal is None:
         return None
     services = request.app[SERVICES]
-    return Visitor(
-        request,
-        Ctx(request, services, principal),
-        principal.user_name or "",
-        principal.user_email or "",
-    )
+    return Visitor(request, Ctx(request, services, principal))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
