@@ -60,6 +60,7 @@ from bench.figures import (
 )
 from bench.stats import Samples
 from locusd.cli.rpc import DaemonClient
+from locusd.localdb import Database
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
     AuthStatus,
@@ -374,24 +375,24 @@ async def measure_history(where: Path, calls: int, runs: int) -> Latencies:
     """Status round trips (1 client) on a daemon whose store holds ``runs`` finished runs, as
     one used for a few months would."""
     home = Home(where)
-    store = RunStore(home.root / "state" / "locus" / "locusd.sqlite")
+    db = Database(home.root / "state" / "locus" / "locusd.sqlite")
+    store = RunStore(db)
     try:
-        store.db.execute("BEGIN")
-        for i in range(runs):
-            store.save(
-                Run(
-                    run_id=f"past-{i}",
-                    title=f"past run {i}",
-                    repo="/nowhere",
-                    state="reported" if i % 4 else "failed",
-                    summary="A summary of what the run did. " * 4,
-                    started_at="2026-01-01T00:00:00+00:00",
-                    ended_at="2026-01-01T00:10:00+00:00",
+        with db.transaction():
+            for i in range(runs):
+                store.save(
+                    Run(
+                        run_id=f"past-{i}",
+                        title=f"past run {i}",
+                        repo="/nowhere",
+                        state="reported" if i % 4 else "failed",
+                        summary="A summary of what the run did. " * 4,
+                        started_at="2026-01-01T00:00:00+00:00",
+                        ended_at="2026-01-01T00:10:00+00:00",
+                    )
                 )
-            )
-        store.db.execute("COMMIT")
     finally:
-        store.close()
+        db.close()
     daemon = DaemonProcess(home)
     try:
         await daemon.ready()

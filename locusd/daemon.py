@@ -9,23 +9,25 @@ own beyond what those parts do, so it reads as the list of what the daemon can d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from pathlib import Path
 
 from cloud_api.schemas.tasks import TaskOut
-from cloud_api.schemas.workers import ClaimOut, Fence
 from locusd import __version__
-from locusd.agent.providers import ConfigurationError
+from locusd.agent.providers import ConfigurationError, Provider
 from locusd.agent.providers.select import make_provider
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
-from locusd.cloud.writes import status_body
+from locusd.cloud.outbox import State as EntryState
 from locusd.config import Config
 from locusd.config import load as load_config
+from locusd.crashpoints import crashpoint
 from locusd.git.remotes import remotes
+from locusd.localdb import Database
 from locusd.privacy import AuditLog, Scrubber
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
@@ -61,6 +63,7 @@ from locusd.protocol.messages import (
     WorkerStartParams,
     WorkerStatus,
 )
+from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
@@ -73,47 +76,47 @@ log = logging.getLogger(__name__)
 
 
 class Daemon:
+    """The facade: each protocol method is a few lines that hand the work to the parts."""
+
     def __init__(self, config: Config, *, socket_path: Path | None = None) -> None:
         self.config = config
         self.socket_path = socket_path
         self.started = time.monotonic()
-        self.store = RunStore(config.state_dir / "locusd.sqlite")
-        self.runs = Runs(self.store, config)
+        state = config.state_dir
+        self.db = Database(state / "locusd.sqlite")
+        self.store = RunStore(self.db)
+        self.outbox = Outbox(self.db, backoff=Backoff(cap=config.daemon.outbox_retry_cap))
+        self.outbox.adopt(state / "outbox.sqlite")  # an older daemon's separate file
+        self.outbox.on_settled = self._settled
+        self.audit = AuditLog(self.db)
+        self.audit.adopt(state / "audit.jsonl")
+        self.attempts = Attempts(self.store, self.outbox, self._scrubber)
+        self.attempts.adopt_legacy()
+        self.runs = Runs(self.store, config, self.attempts)
         self.runs.on_started = self._started
+        self.reviews = Reviews(self.runs)
         self.peers: set[Peer] = set()
         self.stopping = asyncio.Event()
         self.session = CloudSession(
-            CredentialStore(config.credentials_dir), config.state_dir, config.daemon.cloud_url
+            CredentialStore(config.credentials_dir), state, config.daemon.cloud_url
         )
-        self.outbox = Outbox(
-            config.state_dir / "outbox.sqlite",
-            backoff=Backoff(cap=config.daemon.outbox_retry_cap),
-        )
-        self.audit = AuditLog(config.state_dir / "audit.jsonl")
         self._drainer: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
         self.workers: list[Worker] = []
         self._pulled: list[Worker] = []
-        self.reviews = Reviews(self.runs, config, self.outbox, self._scrubber)
-        self.recovered = self.runs.recover()
-        self._report_recovered()
+        # What a previous daemon left half-done is finished or undone before anything else.
+        self.recovered = self.runs.recover() + self.reviews.recover()
+        # From start-up (``locusd serve`` builds the core in its event loop): what was kept is
+        # sent without waiting for a client. A core built outside a loop starts it on use.
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            self._ensure_drainer()
 
     def _keep(self, worker: Worker) -> None:
         """Hold a worker made for one pulled task, so its heartbeats live until the run ends;
         the ones whose runs have ended are let go now (the list does not grow forever)."""
         self._pulled = [w for w in self._pulled if w.held] + [worker]
-
-    def _report_recovered(self) -> None:
-        """Cloud tasks whose run a crash interrupted: say so to the cloud (if the lease
-        already ran out, the cloud refuses it as stale and the entry is dropped)."""
-        for run in self.recovered:
-            cloud = self.store.cloud(run.run_id)
-            if run.task_id is None or cloud is None:
-                continue
-            fence = Fence(attempt=cloud["attempt"], claim_token=cloud["claim_token"])
-            body = status_body(fence, "failed", reason=run.reason)
-            self.outbox.enqueue("status", run.task_id, body)
 
     def _ensure_drainer(self) -> None:
         if self._drainer is None or self._drainer.done():
@@ -126,8 +129,34 @@ class Daemon:
         if project is None:
             raise InvalidRequest(f"no project known for task {entry.task_id}")
         await self.session.send(entry, project)
-        # Acknowledged by the cloud: it has left the machine. Say so, for `locus audit`.
-        self.audit.record(self.session.cloud_url, entry.kind, entry.task_id, entry.payload)
+
+    def _settled(self, entry: OutboxEntry, state: EntryState, error: str | None) -> None:
+        """An outbox entry is settled (in that transaction): an acknowledged upload is audited
+        (once); a run's ``verification`` acknowledged makes it ``reported``; a report the cloud
+        refused for good is said on the run — ``report_refused`` once committed."""
+        if state == "sent":
+            self.audit.record(
+                entry.idempotency_key,
+                self.session.cloud_url,
+                entry.kind,
+                entry.task_id,
+                entry.payload,
+            )
+        run = self.store.get(entry.run_id) if entry.run_id else None
+        attempt = self.attempts.of_run(run.run_id) if run is not None else None
+        if run is None or attempt is None or entry.kind != "status":
+            return
+        if entry.payload.get("claim_token") != attempt.fence.claim_token:
+            return  # about an earlier attempt of the run: the current one speaks for it now
+        if state == "sent" and entry.payload.get("status") == "verification":
+            if run.state == "committed":
+                self.runs.move(run, "reported", cloud_error=None)
+        elif state == "dead":
+            refused = f"the cloud refused {entry.payload.get('status')!r}: {error}"
+            if run.state == "committed":
+                self.runs.move(run, "report_refused", cloud_error=refused)
+            else:
+                self.runs.update(run.run_id, cloud_error=refused)
 
     # --- Core: connections ----------------------------------------------------------------
 
@@ -181,8 +210,7 @@ class Daemon:
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
         await self.session.close()
-        self.outbox.close()
-        self.store.close()
+        self.db.close()
 
     # --- daemon ----------------------------------------------------------------------------
 
@@ -196,6 +224,7 @@ class Daemon:
             clients=len(self.peers),
             runs=self.runs.counts(),
             outbox_pending=self.outbox.pending_count(),
+            outbox_dead=self.outbox.dead_count(),
             auth=self.session.status(),
             worker=self._worker_status(),
         )
@@ -304,11 +333,9 @@ class Daemon:
             Worker(
                 self.runs,
                 await self.session.worker_client(project),
-                self.outbox,
                 served=served,
                 remotes=urls,
                 provider=lambda: provider,
-                scrubber=self._scrubber,
                 project_id=project,
                 auto_commit=self._auto_commit,
             )
@@ -384,7 +411,7 @@ class Daemon:
             provider = make_provider(self.config.agent, replay=replay)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        return await self.runs.start(repo=repo, task=params.task, provider=provider)
+        return self.runs.start(repo=repo, task=params.task, provider=provider)
 
     # --- review ----------------------------------------------------------------------------
 
@@ -408,27 +435,75 @@ class Daemon:
             provider = make_provider(self.config.agent)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        cloud = self.store.cloud(old.run_id)
-        if old.task_id is None or cloud is None:
-            return await self.runs.start(
-                repo=Path(old.repo),
-                task=prompt,
-                title=old.title,
-                provider=provider,
-                continue_in=worktree,
+        attempt = self.attempts.of_run(old.run_id)
+        # A cloud task: the same attempt goes back to running (with a fresh lease).
+        worker = None if attempt is None else await self._worker_for(attempt, provider)
+        # The old run is revised and the next round recorded together: a kill between the two
+        # leaves either the old run reviewable or the new one interrupted, never neither.
+        with self.db.transaction():
+            self.runs.move(old, "revised")
+            if worker is None or attempt is None:
+                run = self.runs.start(
+                    repo=Path(old.repo),
+                    task=prompt,
+                    title=old.title,
+                    provider=provider,
+                    continue_in=worktree,
+                )
+            else:
+                record = attempt.record
+                run = worker.launch(
+                    record.claim,
+                    Path(record.checkout),
+                    prompt,
+                    attempt=attempt,
+                    continue_in=worktree,
+                )
+        crashpoint("send_back.recorded")
+        return run
+
+    async def _worker_for(self, attempt: Attempt, provider: Provider) -> Worker:
+        """A worker for a later round of an attempt this daemon made (its project's token,
+        its checkout), kept while the round runs."""
+        record = attempt.record
+        served = {record.claim.task.repository or "": Path(record.checkout)}
+        worker = Worker(
+            self.runs,
+            await self.session.worker_client(record.project_id),
+            served=served,
+            remotes=[],
+            provider=lambda: provider,
+            project_id=record.project_id,
+            auto_commit=self._auto_commit,
+        )
+        self._keep(worker)
+        return worker
+
+    async def review_resubmit(self, params: ReviewParams, peer: Peer) -> Run:
+        """Offer a committed run whose report the cloud refused again: claim its task anew
+        (it must be queued: the cloud re-queues a task whose claim went stale) and report the
+        commit under the new claim, from running to verification."""
+        run = self.runs.get(params.run_id)
+        old = self.attempts.of_run(run.run_id)
+        if run.state != "report_refused" or old is None:
+            raise LocusError(
+                Code.INVALID_RUN_STATE,
+                f"run {run.run_id} is {run.state}: only a run whose report the cloud refused"
+                " (report_refused) can be offered again",
             )
-        # A cloud task: the worker takes it back to running (with a fresh lease) and reports
-        # the new round's end as it did the first.
-        workers = [
-            w for w in await self._make_workers([old.repo]) if w.project_id == cloud["project_id"]
-        ]
-        if not workers:
-            raise LocusError(Code.INVALID_ARGUMENT, "this checkout no longer serves the task")
-        if "claim" not in cloud:
-            raise LocusError(Code.INVALID_RUN_STATE, "this run's claim was not kept: retry it")
-        claim = ClaimOut.model_validate(cloud["claim"])
-        self._keep(workers[0])
-        return await workers[0].begin(claim, prompt=prompt, continue_in=worktree)
+        api = await self.session.worker_client(old.record.project_id)
+        claim = await mapped(api.claim(0, task_id=old.task_id))
+        if claim is None:
+            raise LocusError(
+                Code.INVALID_RUN_STATE,
+                f"task {old.task_id} is not queued in the cloud (another worker holds it, or it"
+                " failed or was cancelled): retry it there, then offer the run again",
+            )
+        patch = await asyncio.to_thread(self.reviews.committed_patch, run)
+        with self.db.transaction():
+            attempt = self.attempts.claimed(claim, Path(old.record.checkout))
+            self.store.save(run, attempt_id=attempt.id)
+            return self.runs.move(run, "committed", patch=patch, cloud_error=None)
 
     async def review_discard(self, params: ReviewParams, peer: Peer) -> Run:
         return await self.reviews.discard(params.run_id)

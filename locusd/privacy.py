@@ -7,15 +7,15 @@ as ``password = "…"``, AWS/GitHub/Slack keys, high-entropy strings), and the r
 patterns (``secret_patterns`` in ``.locus.toml``). In a patch, the files that ``.locusignore``
 names (gitignore syntax) are replaced by a one-line notice, so not even their diff leaves.
 
-Every upload that the cloud acknowledged is appended to the :class:`AuditLog` (JSONL, 0600):
-when, to where, what kind, for which task, its size and sha256 — ``locus audit`` shows it.
+Every upload that the cloud acknowledged is listed once in the :class:`AuditLog` (in the
+daemon's database, 0600): when, to where, what kind, for which task, its size and sha256 —
+``locus audit`` shows it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -28,6 +28,7 @@ from detect_secrets.settings import transient_settings
 from pydantic import BaseModel
 
 from locusd import repo_config
+from locusd.localdb import Database
 from locusd.runner.redact import MASK, MIN_SECRET_LENGTH, Redactor
 
 IGNORE_FILE = ".locusignore"
@@ -124,10 +125,24 @@ class AuditEntry(BaseModel):
 
 
 class AuditLog:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """Every upload the cloud acknowledged, listed once: keyed by the write's Idempotency-Key
+    and recorded in the transaction that marks the outbox entry sent, so neither a resend after
+    a crash (a replay) nor a crash between the two lists it twice."""
 
-    def record(self, destination: str, kind: str, task_id: int | None, payload: Any) -> AuditEntry:
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS audit (
+        idempotency_key TEXT PRIMARY KEY,
+        body TEXT NOT NULL                 -- the AuditEntry as JSON
+    );
+    """
+
+    def __init__(self, db: Database | Path) -> None:
+        self.db = db if isinstance(db, Database) else Database(db)
+        self.db.script(self.SCHEMA)
+
+    def record(
+        self, key: str, destination: str, kind: str, task_id: int | None, payload: Any
+    ) -> AuditEntry:
         body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         entry = AuditEntry(
             at=datetime.now(UTC).isoformat(),
@@ -137,14 +152,28 @@ class AuditLog:
             bytes=len(body),
             sha256=hashlib.sha256(body).hexdigest(),
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(entry.model_dump_json() + "\n")
+        self.db.execute(
+            "INSERT INTO audit (idempotency_key, body) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (key, entry.model_dump_json()),
+        )
         return entry
 
     def entries(self) -> list[AuditEntry]:
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="utf-8").split("\n")[:-1]
-        return [AuditEntry.model_validate_json(line) for line in lines if line.strip()]
+        rows = self.db.execute("SELECT body FROM audit ORDER BY rowid").fetchall()
+        return [AuditEntry.model_validate_json(body) for (body,) in rows]
+
+    def adopt(self, path: Path) -> None:
+        """The JSONL audit log of an older daemon, moved in (its lines had no keys: each gets
+        one of its own); the file is kept as ``*.imported``."""
+        if not path.exists():
+            return
+        with self.db.transaction():
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+                if line.strip():
+                    entry = AuditEntry.model_validate_json(line)
+                    self.db.execute(
+                        "INSERT INTO audit (idempotency_key, body) VALUES (?, ?)"
+                        " ON CONFLICT DO NOTHING",
+                        (f"{path.name}:{number}", entry.model_dump_json()),
+                    )
+        path.rename(path.with_name(path.name + ".imported"))

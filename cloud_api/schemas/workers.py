@@ -61,7 +61,9 @@ class HeartbeatOut(Out):
     lease_expires_at: datetime | None
 
 
-WorkerStatus = Literal[
+#: The statuses a worker may report about the task it holds (the cloud's table decides which
+#: move each makes).
+ReportedStatus = Literal[
     "running", "awaiting_review", "verification", "needs_input", "queued", "failed"
 ]
 
@@ -81,7 +83,7 @@ class RunUsage(Body):
 
 
 class StatusIn(Fence):
-    status: WorkerStatus
+    status: ReportedStatus
     reason: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     summary: Annotated[str, StringConstraints(max_length=100_000)] | None = None
     question: Annotated[str, StringConstraints(max_length=100_000)] | None = Field(

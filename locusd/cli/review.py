@@ -1,6 +1,7 @@
 """``locus review RUN``: a run's changes in the terminal — summary and verification first, then
 each file and hunk, coloured — and the decisions: ``--accept-all`` / ``--reject-all``, then
-``--commit`` (with ``--integrate merge|rebase|push``) or ``--discard``. ``--json`` prints the
+``--commit`` (with ``--integrate merge|rebase|push``), ``--discard``, or ``--resubmit`` (a
+commit whose report the cloud refused). ``--json`` prints the
 review (or the commit's result) for scripts.
 """
 
@@ -100,6 +101,11 @@ def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
     help="give the rejected changes and comments back to the agent for another round",
 )
 @click.option(
+    "--resubmit",
+    is_flag=True,
+    help="offer a committed run whose report the cloud refused (report_refused) again",
+)
+@click.option(
     "--interactive/--no-interactive",
     default=None,
     help="decide hunk by hunk (default: when the terminal is interactive and nothing else is asked)",
@@ -114,12 +120,15 @@ def review(
     integrate: str,
     discard: bool,
     send_back: bool,
+    resubmit: bool,
     interactive: bool | None,
     as_json: bool,
 ) -> None:
     """Review a run's changes (and decide, commit or discard them)."""
     if interactive is None:
-        interactive = sys.stdin.isatty() and not (accept_all or reject_all or discard or as_json)
+        interactive = sys.stdin.isatty() and not (
+            accept_all or reject_all or discard or resubmit or as_json
+        )
     if accept_all and reject_all:
         raise click.UsageError("--accept-all or --reject-all, not both")
     if send_back and do_commit:
@@ -132,6 +141,8 @@ def review(
             ref = ReviewParams(run_id=run_id)
             if discard:
                 return await client.call("locus/review/discard", ref, Run)
+            if resubmit:
+                return await client.call("locus/review/resubmit", ref, Run)
             view = await client.call("locus/review/get", ref, ReviewView)
             if interactive:
                 decisions = await asyncio.to_thread(_ask_each, view)
@@ -166,8 +177,8 @@ def review(
             out.print(f"committed {result.commit[:12]} on {result.branch}")
             if result.message:
                 out.print(result.message)
-            if result.reported:
-                out.print("reported to the cloud (verification)")
+            if result.report_queued:
+                out.print("report queued for the cloud (verification): see locus runs")
         else:
             out.print(f"{result.run_id}: {result.state}")
 

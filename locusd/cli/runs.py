@@ -13,7 +13,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 from rich.prompt import Prompt
@@ -42,6 +42,7 @@ from locusd.protocol.messages import (
     RunEvents,
     RunList,
     RunRef,
+    RunState,
     WorkerStartParams,
     WorkerStatus,
 )
@@ -49,11 +50,13 @@ from locusd.protocol.messages import (
 STATE_EXIT = {
     "awaiting_review": OK,
     "completed": OK,
+    "committed": OK,
     "reported": OK,
     "needs_input": NEEDS_INPUT,
     "cancelled": CANCELLED,
 }
-ENDED = {"awaiting_review", "completed", "reported", "needs_input", "failed", "cancelled"}
+#: Every state but the agent's own (starting, running): the run is over for ``locus run``.
+ENDED = set(get_args(RunState)) - {"starting", "running"}
 
 
 def _run_line(run: Run) -> str:

@@ -32,10 +32,10 @@ from cloud_api.schemas.workers import (
     Fence,
     HeartbeatOut,
     LogOut,
+    ReportedStatus,
     SignalsOut,
     WorkerOut,
     WorkerRegister,
-    WorkerStatus,
 )
 from locusd import __version__
 from locusd.cloud.credentials import normalise_url
@@ -325,7 +325,7 @@ class CloudClient:
         self,
         task_id: int,
         fence: Fence,
-        status: WorkerStatus,
+        status: ReportedStatus,
         *,
         reason: str | None = None,
         summary: str | None = None,

@@ -1,8 +1,9 @@
 """The durable outbox: every cloud write the daemon makes goes through here, so a crash or a
 cloud outage loses nothing and duplicates nothing.
 
-- ``enqueue`` commits the entry to a local SQLite file (WAL, ``synchronous=FULL``) before it
-  returns, with a fresh ``Idempotency-Key`` that every retry reuses: a kill -9 after enqueue
+- ``enqueue`` commits the entry to the daemon's SQLite file (:mod:`locusd.localdb`) — inside the
+  caller's transaction when there is one, so a state change and its report commit together —
+  with a fresh ``Idempotency-Key`` that every retry reuses: a kill -9 after enqueue
   loses nothing, and a crash after the cloud applied a write but before it was marked sent makes
   the resend a replay, not a second effect.
 - ``drain_forever`` sends entries in order *per task* (a task's entry waits until the earlier
@@ -14,7 +15,7 @@ The outbox knows nothing about HTTP: ``sender`` raises :class:`CloudError`, whos
 ``retryable`` decides between retry and dead. Any other exception from it is treated as
 retryable (and logged), so a bug never loses a write.
 
-One connection, used from the event loop's thread only (like the run store).
+One connection (shared with the run store), used from the event loop's thread only.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ import asyncio
 import json
 import logging
 import random
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from sqlite3 import Row
 from typing import Any, Literal
 
 from locusd.cloud.errors import CloudError
+from locusd.crashpoints import crashpoint
+from locusd.localdb import Database
 
 log = logging.getLogger("locusd.cloud.outbox")
 
@@ -44,6 +47,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     task_id INTEGER,                        -- the ordering lane; NULL is one lane of its own
     payload TEXT NOT NULL,                  -- JSON, sent as is
     idempotency_key TEXT NOT NULL UNIQUE,   -- assigned once, reused on every retry
+    run_id TEXT,                            -- the run the write is about, if any
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,    -- failed sends so far
@@ -73,19 +77,21 @@ class OutboxEntry:
     task_id: int | None
     payload: dict[str, Any]
     idempotency_key: str
+    run_id: str | None
     created_at: datetime
     attempts: int
     last_error: str | None
     state: State
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> OutboxEntry:
+    def from_row(cls, row: Row) -> OutboxEntry:
         return cls(
             id=row["id"],
             kind=row["kind"],
             task_id=row["task_id"],
             payload=json.loads(row["payload"]),
             idempotency_key=row["idempotency_key"],
+            run_id=row["run_id"],
             created_at=datetime.fromisoformat(row["created_at"]),
             attempts=row["attempts"],
             last_error=row["last_error"],
@@ -123,43 +129,67 @@ class Outbox:
 
     def __init__(
         self,
-        path: Path,
+        db: Database | Path,
         *,
         backoff: Backoff | None = None,
         concurrency: int = 4,
         keep_sent: timedelta = timedelta(days=1),
     ) -> None:
-        self.path = path
+        self.db = db if isinstance(db, Database) else Database(db)
         self.backoff = backoff or Backoff()
         self.concurrency = concurrency
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # an enqueued write survives a power loss too
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
-        path.chmod(0o600)  # payloads hold claim tokens and agent output
+        self.db.script(SCHEMA)
+        columns = {row["name"] for row in self.db.rows("PRAGMA table_info(outbox)")}
+        if "run_id" not in columns:  # an outbox written before entries named their run
+            self.db.execute("ALTER TABLE outbox ADD COLUMN run_id TEXT")
         cutoff = (_now() - keep_sent).isoformat()
         self.db.execute("DELETE FROM outbox WHERE state = 'sent' AND updated_at < ?", (cutoff,))
+        #: Called inside the transaction that settles an entry (sent, or dead with the error):
+        #: whatever the owner of the entry records about it commits with the settlement.
+        self.on_settled: Callable[[OutboxEntry, State, str | None], None] = lambda *_: None
         self._wake = asyncio.Event()  # set by enqueue: the drainer looks again at once
         self._empty = asyncio.Event()  # set while nothing is pending
         self._draining = False
         self._refresh_empty()
 
-    def close(self) -> None:
-        self.db.close()
+    def adopt(self, path: Path) -> None:
+        """The separate outbox file of an older daemon: its unsent (and dead) entries move in,
+        keys and order kept, and the file is kept as ``*.imported``."""
+        if not path.exists():
+            return
+        self.db.execute("ATTACH DATABASE ? AS old", (str(path),))
+        try:
+            with self.db.transaction():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO outbox (kind, task_id, payload, idempotency_key,"
+                    " created_at, updated_at, attempts, last_error, state)"
+                    " SELECT kind, task_id, payload, idempotency_key, created_at, updated_at,"
+                    " attempts, last_error, state FROM old.outbox WHERE state != 'sent'"
+                    " ORDER BY id"
+                )
+        finally:
+            self.db.execute("DETACH DATABASE old")
+        path.rename(path.with_name(path.name + ".imported"))
+        self._refresh_empty()
 
     # --- writing ---------------------------------------------------------------------------
 
-    def enqueue(self, kind: str, task_id: int | None, payload: Mapping[str, Any]) -> int:
-        """Store a write to send; it is durable when this returns. Returns the entry's id."""
+    def enqueue(
+        self,
+        kind: str,
+        task_id: int | None,
+        payload: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+    ) -> int:
+        """Store a write to send; it is durable when this returns (or, inside a
+        :meth:`Database.transaction`, when that commits). Returns the entry's id."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         stamp = _now().isoformat()
         cursor = self.db.execute(
-            "INSERT INTO outbox (kind, task_id, payload, idempotency_key, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (kind, task_id, body, str(uuid.uuid4()), stamp, stamp),
+            "INSERT INTO outbox (kind, task_id, payload, idempotency_key, created_at, updated_at,"
+            " run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (kind, task_id, body, str(uuid.uuid4()), stamp, stamp, run_id),
         )
         entry_id = cursor.lastrowid
         assert entry_id is not None
@@ -189,8 +219,12 @@ class Outbox:
         """Return once nothing is pending (sent or dead); wrap in asyncio.timeout to bound it."""
         await self._empty.wait()
 
+    def dead_count(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'dead'").fetchone()
+        return int(row[0])
+
     def _select(self, where: str, args: tuple[Any, ...] = ()) -> list[OutboxEntry]:
-        rows = self.db.execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id", args)  # noqa: S608
+        rows = self.db.rows(f"SELECT * FROM outbox WHERE {where} ORDER BY id", args)  # noqa: S608
         return [OutboxEntry.from_row(row) for row in rows]
 
     def _refresh_empty(self) -> None:
@@ -249,7 +283,7 @@ class Outbox:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def _heads(self) -> list[OutboxEntry]:
-        return [OutboxEntry.from_row(row) for row in self.db.execute(HEADS)]
+        return [OutboxEntry.from_row(row) for row in self.db.rows(HEADS)]
 
     async def _send(self, sender: Sender, entry: OutboxEntry) -> float | None:
         """Send one entry and record the outcome; returns the backoff delay, or None when the
@@ -265,13 +299,14 @@ class Outbox:
                     entry.task_id,
                     exc,
                 )
-                self._settle(entry.id, "dead", str(exc))
+                self._settle(entry, "dead", str(exc))
                 return None
             return self._failed(entry, str(exc), exc.retry_after)
         except Exception as exc:
             log.exception("outbox: sending %s #%d failed unexpectedly", entry.kind, entry.id)
             return self._failed(entry, f"{type(exc).__name__}: {exc}", None)
-        self._settle(entry.id, "sent", None)
+        crashpoint("outbox.acknowledged")  # the cloud has it; this daemon has not noted it yet
+        self._settle(entry, "sent", None)
         return None
 
     def _failed(self, entry: OutboxEntry, error: str, retry_after: float | None) -> float:
@@ -292,11 +327,14 @@ class Outbox:
         )
         return delay
 
-    def _settle(self, entry_id: int, state: State, error: str | None) -> None:
-        """Sent, or dead with the error that killed it (which counts as an attempt)."""
-        self.db.execute(
-            "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated_at = ?,"
-            " attempts = attempts + ? WHERE id = ?",
-            (state, error, _now().isoformat(), int(error is not None), entry_id),
-        )
+    def _settle(self, entry: OutboxEntry, state: State, error: str | None) -> None:
+        """Sent, or dead with the error that killed it (which counts as an attempt); in the same
+        transaction, whatever :attr:`on_settled` records about it."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error),"
+                " updated_at = ?, attempts = attempts + ? WHERE id = ?",
+                (state, error, _now().isoformat(), int(error is not None), entry.id),
+            )
+            self.on_settled(entry, state, error)
         self._refresh_empty()

@@ -20,9 +20,9 @@ from cloud_api.schemas.workers import (
     Fence,
     LogIn,
     LogOut,
+    ReportedStatus,
     RunUsage,
     StatusIn,
-    WorkerStatus,
     WorkerTaskCreate,
 )
 from locusd.agent.transcript import Ending
@@ -62,7 +62,7 @@ def fence_of(claim: ClaimOut) -> Fence:
 
 def status_body(
     fence: Fence,
-    status: WorkerStatus,
+    status: ReportedStatus,
     *,
     reason: str | None = None,
     summary: str | None = None,

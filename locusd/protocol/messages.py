@@ -74,6 +74,9 @@ class DaemonStatus(Wire):
     clients: int
     runs: dict[str, int] = Field(description="number of runs per state")
     outbox_pending: int
+    outbox_dead: int = Field(
+        0, description="writes the cloud refused for good (their runs say why: cloudError)"
+    )
     auth: AuthStatus
     worker: WorkerStatus
 
@@ -121,17 +124,22 @@ class TaskCreateParams(Wire):
 
 # --- runs ----------------------------------------------------------------------------
 
+#: A run's states; what each means, where it may go and what the cloud hears of it is the
+#: table in ``locusd/runner/lifecycle.py`` (shown in docs/daemon.md).
 RunState = Literal[
-    "starting",  # worktree, bootstrap
-    "running",  # the agent loop
-    "awaiting_review",  # done and verified (or unverified): the diff waits for the user
-    "needs_input",  # the agent asked a question
-    "completed",  # done with nothing to review (no changes)
+    "starting",
+    "running",
+    "awaiting_review",
+    "needs_input",
+    "completed",
     "failed",
     "cancelled",
-    "reported",  # reviewed and committed (and, for a cloud task, reported)
-    "discarded",  # reviewed and thrown away
-    "revised",  # sent back after review: a new run continues in the same worktree
+    "committing",
+    "committed",
+    "reported",
+    "report_refused",
+    "discarded",
+    "revised",
 ]
 
 
@@ -148,10 +156,14 @@ class Run(Wire):
     worktree: str | None = None
     branch: str | None = None
     base_commit: str | None = None
+    commit: str | None = Field(None, description="the commit of the accepted change, once made")
     transcript: str | None = None
     cost_usd: float = 0.0
     started_at: str
     ended_at: str | None = None
+    cloud_error: str | None = Field(
+        None, description="the cloud refused a report about this run, and why (it was not sent)"
+    )
 
 
 class RunList(Wire):
@@ -287,7 +299,10 @@ class CommitResult(Wire):
     integrated: bool | None = Field(None, description="null when integrate is none")
     conflicts: list[str] = Field(default_factory=list)
     message: str = ""
-    reported: bool = Field(description="a cloud task: the report (verification) is queued")
+    report_queued: bool = Field(
+        description="a cloud task: its report (verification) is queued; the run becomes"
+        " `reported` once the cloud acknowledges it"
+    )
 
 
 # --- what left the machine --------------------------------------------------------------------

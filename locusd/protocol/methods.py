@@ -112,6 +112,13 @@ METHODS.update(
             " continues in the same worktree (a new revision follows).",
         ),
         Method(
+            "locus/review/resubmit",
+            m.ReviewParams,
+            m.Run,
+            "Offer a committed run whose report the cloud refused (report_refused) again: the"
+            " task, queued again, is claimed anew and the commit reported under the new claim.",
+        ),
+        Method(
             "locus/review/discard",
             m.ReviewParams,
             m.Run,

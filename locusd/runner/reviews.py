@@ -1,28 +1,29 @@
 """Reviewing a finished run: the review model (``locusd/review``, pure) over the run's worktree,
-decisions kept in the run store, the commit of what was accepted, and the report to the cloud.
+decisions kept in the run store, and the commit of what was accepted (whose report to the cloud
+the run's attempt makes, as the lifecycle table says).
 
 The diff is computed afresh on every call, so its revision follows the worktree: a decision or
 a commit against a revision the user did not see is refused (``review_stale``).
+
+The commit is a durable step: its intent (the patch, the message, the head it goes on) is
+recorded with the move to ``committing``; recovery (:meth:`Reviews.recover`) finds a commit
+that git made as done, and otherwise undoes the half-made one, so a retry never re-applies a
+patch that HEAD already holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from cloud_api.schemas.workers import Fence
 from locusd.agent import transcript
 from locusd.agent.confine import Confined, ConfinementError
-from locusd.agent.run import repo_key
-from locusd.cloud.writes import artifact_body, status_body
-from locusd.config import Config
+from locusd.crashpoints import crashpoint
 from locusd.git import commits
 from locusd.git.cli import Git
 from locusd.git.diffs import diff_against
-from locusd.git.runmeta import State
-from locusd.git.worktrees import Worktree, Worktrees
-from locusd.privacy import Scrubber
+from locusd.git.worktrees import Worktree
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     CommitResult,
@@ -49,8 +50,8 @@ from locusd.review import (
     rejected,
     retain,
 )
+from locusd.runner.lifecycle import REVIEWABLE
 from locusd.runner.runs import Runs
-from locusd.runner.worker import Outbox
 
 
 def _original_task(run: Run) -> str:
@@ -63,9 +64,6 @@ def _original_task(run: Run) -> str:
         if isinstance(header, transcript.Header):
             return header.task
     return run.title
-
-
-REVIEWABLE = {"awaiting_review", "needs_input", "failed", "cancelled", "completed"}
 
 
 def to_decision(given: DecisionIn) -> Decision:
@@ -84,19 +82,15 @@ def from_decision(decision: Decision) -> DecisionIn:
     return DecisionIn(action="edit", lines=list(decision.new_text_lines))
 
 
+def _git(cwd: Path, *args: str) -> str:
+    """stdout of a git command that must succeed (the run's own worktree)."""
+    return Git("git")(cwd, *args, timeout=300).strip()
+
+
 class Reviews:
-    def __init__(
-        self,
-        runs: Runs,
-        config: Config,
-        outbox: Outbox,
-        scrubber: Callable[[Path], Scrubber],
-    ) -> None:
+    def __init__(self, runs: Runs) -> None:
         self.runs = runs
         self.store = runs.store
-        self.config = config
-        self.outbox = outbox
-        self.scrubber = scrubber
 
     # --- reading -------------------------------------------------------------------------
 
@@ -202,14 +196,7 @@ class Reviews:
         )
         return self._view(run, review, decisions)
 
-    # --- ending ------------------------------------------------------------------------------
-
-    def _set_worktree_state(self, run: Run, state: State) -> None:
-        """The worktree's own record (what pruning and the pool go by)."""
-        worktrees = Worktrees(Path(run.repo), self.config.worktree_dir / repo_key(Path(run.repo)))
-        for held in worktrees.list():
-            if str(held.path) == run.worktree:
-                worktrees.set_state(held, state)
+    # --- committing ---------------------------------------------------------------------------
 
     async def commit(self, run_id: str, revision: str, integrate: str) -> CommitResult:
         run = self._run(run_id)
@@ -220,23 +207,71 @@ class Reviews:
         except ReviewStale as exc:
             raise LocusError(Code.REVIEW_STALE, str(exc)) from None
         patch = accepted_patch(decided)
+        if not patch.strip():
+            raise LocusError(
+                Code.INVALID_ARGUMENT, "nothing was accepted: there is nothing to commit"
+            )
         text = commits.message(run.title, run.summary, run.task_id or run.run_id)
         worktree = Path(run.worktree)
+        head = await asyncio.to_thread(_git, worktree, "rev-parse", "HEAD")
+        intent = {
+            "kind": "commit",
+            "from": run.state,
+            "head": head,
+            "message": text,
+            "patch": patch,
+        }
+        run = self.runs.move(run, "committing", step=intent)
+        crashpoint("commit.intent")
         try:
             sha = await asyncio.to_thread(commits.commit_patch, worktree, patch, text)
         except commits.CommitError as exc:
+            await asyncio.to_thread(self._undo_commit, run, intent)
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        result = CommitResult(run_id=run_id, commit=sha, branch=run.branch, reported=False)
+        crashpoint("commit.made")
+        run = self.runs.move(run, "committed", patch=patch, commit=sha)
+        crashpoint("commit.recorded")
+        queued = self.runs.attempts.of_run(run_id) is not None
+        result = CommitResult(run_id=run_id, commit=sha, branch=run.branch, report_queued=queued)
         if integrate != "none":
             done = await asyncio.to_thread(self._integrate, run, integrate)
             result = result.model_copy(
                 update={"integrated": done.ok, "conflicts": done.conflicts, "message": done.message}
             )
-        result = result.model_copy(update={"reported": self._report(run, patch)})
-        state: State = "reported" if result.reported else "committed"
-        await asyncio.to_thread(self._set_worktree_state, run, state)
-        self.store.save(run.model_copy(update={"state": "reported"}))
         return result
+
+    def _undo_commit(self, run: Run, intent: dict[str, str]) -> None:
+        """A commit that did not happen: clear what it staged, and the run is as it was."""
+        assert run.worktree
+        Git("git").run(Path(run.worktree), "reset", "-q", timeout=300)
+        self.runs.move(run, intent["from"])  # type: ignore[arg-type]  # a RunState, saved by commit
+
+    def recover(self) -> list[Run]:
+        """Commits a previous daemon was making: one that git made (HEAD is a new commit on
+        the recorded head, with the recorded message) is recorded as made, with its report;
+        one that it did not is undone. Either way the run is explicit again."""
+        recovered = []
+        for run in self.store.in_states(["committing"]):
+            intent = self.store.step(run.run_id) or {}
+            if not run.worktree or intent.get("kind") != "commit":
+                continue
+            worktree = Path(run.worktree)
+            git = Git("git")
+            head = git.run(worktree, "rev-parse", "HEAD", timeout=60).stdout.strip()
+            parent = git.run(worktree, "rev-parse", "-q", "--verify", "HEAD^", timeout=60)
+            message = git.run(worktree, "log", "-1", "--format=%B", timeout=60).stdout
+            made = (
+                head != intent["head"]
+                and parent.stdout.strip() == intent["head"]
+                and message.strip() == intent["message"].strip()
+            )
+            if made:
+                ended = self.runs.move(run, "committed", patch=intent["patch"], commit=head)
+            else:
+                self._undo_commit(run, intent)
+                ended = self.runs.get(run.run_id)
+            recovered.append(ended)
+        return recovered
 
     def _integrate(self, run: Run, how: str) -> commits.Integration:
         assert run.worktree and run.branch
@@ -247,25 +282,18 @@ class Reviews:
             return commits.rebase(Path(run.worktree), branch.strip())
         return commits.push(Path(run.worktree), "origin", run.branch)
 
-    def _report(self, run: Run, patch: str) -> bool:
-        """A cloud task: ``verification`` with the committed patch, the summary and the
-        evidence, through the outbox, scrubbed. Returns whether there was a task to report."""
-        cloud = self.store.cloud(run.run_id)
-        if run.task_id is None or cloud is None:
-            return False
-        fence = Fence(attempt=cloud["attempt"], claim_token=cloud["claim_token"])
-        scrub = self.scrubber(Path(run.repo))
-        body = artifact_body(fence, "patch", scrub.patch(patch), "text/x-diff")
-        self.outbox.enqueue("artifact", run.task_id, body)
-        summary = scrub.text(run.summary or run.title)
-        self.outbox.enqueue(
-            "status", run.task_id, status_body(fence, "verification", summary=summary)
-        )
-        return True
+    def committed_patch(self, run: Run) -> str:
+        """The change a committed run's commit made (to offer it again)."""
+        assert run.worktree and run.commit
+        return Git("git")(
+            Path(run.worktree), "diff", "--binary", "--no-color", "--no-ext-diff",
+            f"{run.commit}^", run.commit, timeout=300,
+        )  # fmt: skip
 
     async def send_back(self, run_id: str, revision: str) -> tuple[Run, str, Worktree]:
         """What the agent's next round needs: the task again, with each rejected change and
-        its comment; the run's worktree (its changes stay there). The run becomes ``revised``."""
+        its comment; the run's worktree (its changes stay there). The caller moves the run to
+        ``revised`` with the next round's start, in one transaction."""
         run = self._run(run_id)
         assert run.worktree and run.branch and run.base_commit
         review = await self._review(run)
@@ -291,7 +319,6 @@ class Reviews:
             + "\n".join(notes)
             + "\nRevise them (the other changes were fine), then finish again."
         )
-        self.store.save(run.model_copy(update={"state": "revised"}))
         worktree = Worktree(Path(run.worktree), run.branch, run.base_commit)
         return run, prompt, worktree
 
@@ -304,7 +331,4 @@ class Reviews:
             done = await asyncio.to_thread(git.run, worktree, *args, timeout=300)
             if done.returncode != 0:
                 raise LocusError(Code.INVALID_ARGUMENT, f"git {args[0]} failed: {done.tail(300)}")
-        await asyncio.to_thread(self._set_worktree_state, run, "discarded")
-        discarded = run.model_copy(update={"state": "discarded"})
-        self.store.save(discarded)
-        return discarded
+        return self.runs.move(run, "discarded")

@@ -1,9 +1,12 @@
 """The daemon's runs: starting them (an agent run in a worktree, as ``locus agent run`` does),
-cancelling them, recording and fanning out their events to subscribed clients, routing
-approval requests to those clients, and recovering after a crash.
+moving them through their lifecycle, cancelling them, recording and fanning out their events to
+subscribed clients, routing approval requests to those clients, and recovering after a crash.
 
-Cloud bookkeeping (claims, leases, status reports) is not here: the worker wraps a run with it
-through the ``on_end`` hook, so a local run and a cloud task run the same way.
+Every state change goes through :meth:`Runs.move`, the one write path: it checks the lifecycle
+table (:mod:`locusd.runner.lifecycle`), saves the run, and — in the same transaction — lets the
+run's cloud :class:`~locusd.runner.attempt.Attempt` (if it has one) enqueue what the cloud must
+hear, then brings the worktree's own record in line. A local run and a cloud task run the same
+way; only the attempt differs.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from locusd.agent import transcript
 from locusd.agent.loop import Event
 from locusd.agent.providers import Provider
-from locusd.agent.run import RunReport, local_task_id, run_task
+from locusd.agent.run import RunReport, local_task_id, repo_key, run_task
 from locusd.config import Config
-from locusd.git.worktrees import Worktree
+from locusd.crashpoints import crashpoint
+from locusd.git import runmeta
+from locusd.git.worktrees import BRANCH_PREFIX, Worktree, WorktreeError, Worktrees
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
@@ -33,26 +39,18 @@ from locusd.protocol.messages import (
     RunEventKind,
     RunState,
 )
+from locusd.runner.attempt import Attempt, Attempts
+from locusd.runner.lifecycle import LIVE, LifecycleError, after_outcome, check, worktree_state
 from locusd.runner.store import RunStore, now
 from locusd.server.peer import Peer
 
 log = logging.getLogger(__name__)
 
 EVENT = "locus/runs/event"
-OnEnd = Callable[[Run, RunReport | None], Awaitable[None]]
+OnEnd = Callable[[Run], Awaitable[None]]
 INTERRUPTED = "interrupted: the daemon stopped during the run"
 #: The largest piece of a tool's result copied into an event (the transcript has it all).
 EVENT_TEXT_LIMIT = 4000
-
-
-def _state_after(report: RunReport) -> RunState:
-    if report.outcome == "completed":
-        return "awaiting_review" if report.diff else "completed"
-    if report.outcome == "needs_input":
-        return "needs_input"
-    if report.outcome == "cancelled":
-        return "cancelled"
-    return "failed"
 
 
 def _token(run_id: str) -> str:
@@ -79,9 +77,10 @@ class _Active:
 
 
 class Runs:
-    def __init__(self, store: RunStore, config: Config) -> None:
+    def __init__(self, store: RunStore, config: Config, attempts: Attempts) -> None:
         self.store = store
         self.config = config
+        self.attempts = attempts
         self.active: dict[str, _Active] = {}
         self.subscribers: dict[str, set[Peer]] = {}
         self._progress_starts: set[asyncio.Task[None]] = set()
@@ -90,23 +89,128 @@ class Runs:
         self.on_started: Callable[[Run], None] = lambda run: None
         self._approvals = itertools.count(1)
 
+    # --- the one write path ------------------------------------------------------------------
+
+    def move(
+        self,
+        run: Run,
+        target: RunState,
+        *,
+        report: RunReport | None = None,
+        patch: str | None = None,
+        step: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Run:
+        """Move a run to ``target`` (the lifecycle table must allow it), with ``fields``
+        updated; in one transaction, the run's attempt reports what the table says to the
+        cloud (``report``: the agent's end; ``patch``: a commit's). ``step``: the side effect
+        the run is now in the middle of (recorded before it is done; cleared by the next move).
+        """
+        current = self.get(run.run_id)
+        attempt = self.attempts.of_run(run.run_id)
+        try:
+            check(run.run_id, current.state, target, cloud=attempt is not None)
+        except LifecycleError as exc:
+            raise LocusError(Code.INVALID_RUN_STATE, str(exc)) from None
+        moved = current.model_copy(update={**fields, "state": target})
+        with self.store.db.transaction():
+            self.store.save(moved)
+            self.store.set_step(run.run_id, step)
+            if attempt is not None:
+                attempt.entered(moved, report, patch, previous=current.state)
+        changed = bool(report.diff) if report is not None else True
+        self._record_worktree_state(moved, changed=changed, cloud=attempt is not None)
+        data = {"reason": moved.reason} if moved.reason and target in ("failed",) else None
+        self._emit(run.run_id, "state", target, data)
+        return moved
+
+    def update(self, run_id: str, **fields: Any) -> Run:
+        """Change what a run knows (its worktree, the cloud's refusal) without moving it."""
+        if "state" in fields:
+            raise ValueError("a run's state changes only through Runs.move")
+        run = self.get(run_id).model_copy(update=fields)
+        self.store.save(run)
+        return run
+
+    @staticmethod
+    def _record_worktree_state(run: Run, *, changed: bool, cloud: bool) -> None:
+        """The worktree's own record (in its git admin dir: no git process needed), which
+        pruning and the pool go by; a worktree without Locus metadata is left alone."""
+        if not run.worktree:
+            return
+        try:
+            admin = runmeta.admin_dir(Path(run.worktree))
+        except (OSError, ValueError):
+            return  # gone, or not a linked worktree
+        meta = runmeta.read(admin)
+        wanted = worktree_state(run.state, changed=changed, cloud=cloud)
+        if meta is not None and meta.state != wanted:
+            runmeta.write(admin, meta.with_state(wanted))
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def recover(self) -> list[Run]:
-        """Runs a previous daemon left mid-flight become ``failed: interrupted`` (their
-        worktrees, with whatever work is in them, are kept)."""
+        """Runs a previous daemon left in the agent's hands: each is found its worktree (by
+        branch, if the run had not named it yet), then ended as its transcript's footer says
+        when the agent had finished, else ``failed: interrupted`` — reported either way."""
         recovered = []
-        for run in self.store.interrupted():
-            ended = run.model_copy(
-                update={"state": "failed", "outcome": "failed", "reason": INTERRUPTED,
-                        "ended_at": now()}
-            )  # fmt: skip
-            self.store.save(ended)
-            self._emit(ended.run_id, "state", "failed", {"reason": INTERRUPTED})
-            recovered.append(ended)
+        for run in self.store.in_states(LIVE):
+            if not run.worktree:
+                run = self._find_worktree(run)
+            report = self._finished_report(run)
+            if report is not None:
+                recovered.append(self._end(run, report))
+            else:
+                ended = self.move(
+                    run, "failed", outcome="failed", reason=INTERRUPTED, ended_at=now()
+                )
+                recovered.append(ended)
         return recovered
 
-    async def start(
+    def _find_worktree(self, run: Run) -> Run:
+        """A worktree made for the run before it could be recorded (its branch names the run)."""
+        repo = Path(run.repo)
+        try:
+            worktrees = Worktrees(repo, self.config.worktree_dir / repo_key(repo))
+            listed = worktrees.list()
+        except (OSError, WorktreeError) as exc:
+            log.warning("run %s: cannot look for its worktree: %s", run.run_id, exc)
+            return run
+        prefix = f"{BRANCH_PREFIX}{run.run_id}-"
+        for worktree in listed:
+            if worktree.branch.startswith(prefix):
+                return self.update(
+                    run.run_id,
+                    worktree=str(worktree.path),
+                    branch=worktree.branch,
+                    base_commit=worktree.base_commit,
+                )
+        return run
+
+    def _finished_report(self, run: Run) -> RunReport | None:
+        """The run's report from its transcript, if the agent got as far as its footer."""
+        path = self.config.state_dir / "runs" / run.run_id / "transcript.jsonl"
+        try:
+            records = transcript.read(path)
+        except (OSError, transcript.TranscriptError):
+            return None
+        header, footer = records[0], records[-1]
+        if not isinstance(header, transcript.Header) or not isinstance(footer, transcript.Footer):
+            return None
+        ending = {name: getattr(footer, name) for name in transcript.Ending.model_fields}
+        return RunReport(
+            **ending,
+            task_id=run.run_id,
+            verify_command=None,
+            verify_reason="",
+            worktree=header.worktree,
+            branch=header.branch,
+            base_commit=header.base_commit,
+            transcript=str(path),
+            warnings=[],
+        )
+
+    def start(
         self,
         *,
         repo: Path,
@@ -114,10 +218,12 @@ class Runs:
         provider: Provider,
         title: str | None = None,
         task_id: int | None = None,
-        cloud: dict[str, Any] | None = None,
+        attempt: Attempt | None = None,
         on_end: OnEnd | None = None,
         continue_in: Worktree | None = None,
     ) -> Run:
+        """Record a new run (``starting``; with an attempt, its ``running`` report in the same
+        transaction) and set the agent going; the run goes on after this returns."""
         run_id = f"{task_id}-{local_task_id()}" if task_id is not None else local_task_id()
         run = Run(
             run_id=run_id,
@@ -127,7 +233,10 @@ class Runs:
             state="starting",
             started_at=now(),
         )
-        self.store.save(run, cloud)
+        with self.store.db.transaction():
+            self.store.save(run, attempt_id=attempt.id if attempt is not None else None)
+            if attempt is not None:
+                attempt.entered(run)
         cancel = asyncio.Event()
         work = self._run(run, task, provider, cancel, on_end, continue_in)
         active = _Active(asyncio.create_task(work), cancel)
@@ -146,6 +255,7 @@ class Runs:
         continue_in: Worktree | None = None,
     ) -> Run:
         report: RunReport | None = None
+        error = ""
         try:
             report = await run_task(
                 repo=Path(run.repo),
@@ -157,42 +267,54 @@ class Runs:
                 approver=lambda command, reason: self._approve(run.run_id, command, reason),
                 on_event=lambda event: self._agent_event(run.run_id, event),
                 on_phase=lambda text: self._emit(run.run_id, "note", text),
+                on_worktree=lambda worktree: self._worktree(run.run_id, worktree),
                 continue_in=continue_in,
             )
-            run = run.model_copy(
-                update={
-                    "state": _state_after(report),
-                    "outcome": report.outcome,
-                    "reason": report.reason,
-                    "question": report.question,
-                    "summary": report.summary,
-                    "worktree": report.worktree,
-                    "branch": report.branch,
-                    "base_commit": report.base_commit,
-                    "transcript": report.transcript,
-                    "cost_usd": report.cost_usd,
-                    "ended_at": now(),
-                }
-            )
-            if report.diff:
-                self._emit(run.run_id, "diff", report.diff)
         except Exception as exc:  # a worktree or config error: the run fails, the daemon stays
             log.exception("run %s failed", run.run_id)
-            run = run.model_copy(
-                update={
-                    "state": "failed",
-                    "outcome": "failed",
-                    "reason": str(exc),
-                    "ended_at": now(),
-                }
-            )
-        self.store.save(run)
-        self._emit(run.run_id, "completed", run.state, run.wire())
+            error = str(exc)
+        crashpoint("run.finished")
+        if report is not None:
+            ended = self._end(self.get(run.run_id), report)
+        else:
+            ended = self.move(run, "failed", outcome="failed", reason=error, ended_at=now())
+        crashpoint("run.ended")
+        self._emit(run.run_id, "completed", ended.state, ended.wire())
         self.active.pop(run.run_id, None)
         self.listeners.pop(run.run_id, None)
         if on_end is not None:
-            await on_end(run, report)
-        return run
+            await on_end(ended)
+        return ended
+
+    def _end(self, run: Run, report: RunReport) -> Run:
+        """The agent's end, recorded with everything the cloud must hear of it."""
+        if report.diff:
+            self._emit(run.run_id, "diff", report.diff)
+        return self.move(
+            run,
+            after_outcome(report.outcome, bool(report.diff)),
+            report=report,
+            outcome=report.outcome,
+            reason=report.reason,
+            question=report.question,
+            summary=report.summary,
+            worktree=report.worktree,
+            branch=report.branch,
+            base_commit=report.base_commit,
+            transcript=report.transcript,
+            cost_usd=report.cost_usd,
+            ended_at=now(),
+        )
+
+    def _worktree(self, run_id: str, worktree: Worktree) -> None:
+        """The run's worktree exists: name it in the run before the agent's first edit."""
+        crashpoint("run.worktree")
+        self.update(
+            run_id,
+            worktree=str(worktree.path),
+            branch=worktree.branch,
+            base_commit=worktree.base_commit,
+        )
 
     async def wait(self, run_id: str) -> Run:
         active = self.active.get(run_id)
@@ -271,9 +393,8 @@ class Runs:
 
     def _agent_event(self, run_id: str, event: Event) -> None:
         if event.kind == "turn" and event.turn == 1:
-            run = self.get(run_id)
-            self.store.save(run.model_copy(update={"state": "running"}))
-            self._emit(run_id, "state", "running")
+            self.move(self.get(run_id), "running")
+            crashpoint("run.working")
         data = {**event.data, "turn": event.turn}
         content = str(data.pop("content", ""))
         self._emit(run_id, event.kind, event.text, data)

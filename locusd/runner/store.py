@@ -1,28 +1,38 @@
-"""The daemon's local record of its runs and their events (SQLite, in the state directory), so a
-kill -9 loses nothing: on restart every run is found again, and one that was mid-flight is
-marked ``failed: interrupted`` explicitly instead of vanishing.
+"""The daemon's local record of its runs, their events, review decisions and cloud attempts, in
+the daemon's SQLite file (:mod:`locusd.localdb`), so a kill -9 loses nothing: on restart every
+run is found again, and recovery (:meth:`locusd.runner.runs.Runs.recover`) finishes or undoes
+what a run was in the middle of.
 
-Each write is committed before the daemon acts on it (WAL, ``synchronous=NORMAL``: a power
-loss may drop the last transactions, a process crash drops none). One connection, used from the
-event loop's thread only: the writes are small and fast.
+Plain reads and writes: which state changes are allowed, and what goes with them, is decided
+in :mod:`locusd.runner.lifecycle` and :meth:`~locusd.runner.runs.Runs.move`.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from locusd.localdb import Database
 from locusd.protocol.messages import Run, RunEvent, RunEventKind
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     body TEXT NOT NULL,            -- the Run model as JSON
-    cloud TEXT                     -- cloud task bookkeeping (fence), JSON, or NULL for local runs
+    cloud TEXT,                    -- legacy (before attempts): the fence as JSON
+    attempt_id INTEGER,            -- the cloud attempt this run works for, or NULL (local run)
+    step TEXT                      -- the side effect in progress (e.g. a commit's intent), JSON
 );
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER NOT NULL,
+    project_id INTEGER NOT NULL,
+    body TEXT NOT NULL,            -- the AttemptRecord (claim, checkout) as JSON
+    log_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS attempts_task ON attempts (task_id, id);
 CREATE TABLE IF NOT EXISTS reviews (
     run_id TEXT PRIMARY KEY,
     decisions TEXT NOT NULL        -- {hunk id or path: DecisionIn as JSON}
@@ -37,59 +47,57 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-#: States a run cannot be in once the daemon that ran it is gone.
-LIVE_STATES = ("starting", "running")
-
 
 def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        path.chmod(0o600)
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.db.script(SCHEMA)
+        columns = {row["name"] for row in db.rows("PRAGMA table_info(runs)")}
+        for column in ("attempt_id INTEGER", "step TEXT"):  # a store from before attempts
+            if column.split()[0] not in columns:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
         self._seq: dict[str, int] = {}
-
-    def close(self) -> None:
-        self.db.close()
 
     # --- runs --------------------------------------------------------------------------
 
-    def save(self, run: Run, cloud: dict[str, Any] | None = None) -> None:
-        if cloud is None:
-            self.db.execute(
-                "INSERT INTO runs (run_id, body) VALUES (?, ?)"
-                " ON CONFLICT (run_id) DO UPDATE SET body = excluded.body",
-                (run.run_id, run.model_dump_json()),
-            )
-        else:
-            self.db.execute(
-                "INSERT INTO runs (run_id, body, cloud) VALUES (?, ?, ?)"
-                " ON CONFLICT (run_id) DO UPDATE SET body = excluded.body, cloud = excluded.cloud",
-                (run.run_id, run.model_dump_json(), json.dumps(cloud)),
-            )
+    def save(self, run: Run, *, attempt_id: int | None = None) -> None:
+        """Insert or update the run (its attempt, once set, stays unless a new one is given)."""
+        self.db.execute(
+            "INSERT INTO runs (run_id, body, attempt_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (run_id) DO UPDATE SET body = excluded.body,"
+            " attempt_id = COALESCE(excluded.attempt_id, runs.attempt_id)",
+            (run.run_id, run.model_dump_json(), attempt_id),
+        )
 
     def get(self, run_id: str) -> Run | None:
         row = self.db.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else Run.model_validate_json(row[0])
 
-    def cloud(self, run_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT cloud FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    def attempt_id(self, run_id: str) -> int | None:
+        row = self.db.execute("SELECT attempt_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def step(self, run_id: str) -> dict[str, Any] | None:
+        """The side effect the run was in the middle of (written before it is done)."""
+        row = self.db.execute("SELECT step FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None or row[0] is None else dict(json.loads(row[0]))
 
-    def project_of(self, task_id: int) -> int | None:
-        """The cloud project of a task this daemon ran (for sending its outbox entries)."""
-        row = self.db.execute(
-            "SELECT json_extract(cloud, '$.project_id') FROM runs"
-            " WHERE json_extract(cloud, '$.task_id') = ? ORDER BY rowid DESC LIMIT 1",
-            (task_id,),
-        ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+    def set_step(self, run_id: str, step: dict[str, Any] | None) -> None:
+        self.db.execute(
+            "UPDATE runs SET step = ? WHERE run_id = ?",
+            (None if step is None else json.dumps(step), run_id),
+        )
+
+    def legacy_cloud(self) -> list[tuple[str, dict[str, Any]]]:
+        """Runs recorded before attempts existed, with their fence (to be made attempts)."""
+        rows = self.db.execute(
+            "SELECT run_id, cloud FROM runs WHERE cloud IS NOT NULL AND attempt_id IS NULL"
+        ).fetchall()
+        return [(str(run_id), dict(json.loads(cloud))) for run_id, cloud in rows]
 
     def counts(self) -> dict[str, int]:
         """Runs per state, counted by SQLite (``daemon/status`` must stay cheap however many
@@ -103,9 +111,41 @@ class RunStore:
         rows = self.db.execute("SELECT body FROM runs ORDER BY rowid").fetchall()
         return [Run.model_validate_json(body) for (body,) in rows]
 
-    def interrupted(self) -> list[Run]:
-        """Runs a previous daemon left mid-flight (it crashed or was killed)."""
-        return [run for run in self.all() if run.state in LIVE_STATES]
+    def in_states(self, states: Iterable[str]) -> list[Run]:
+        wanted = set(states)
+        return [run for run in self.all() if run.state in wanted]
+
+    # --- attempts ------------------------------------------------------------------------
+
+    def add_attempt(self, task_id: int, project_id: int, body: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO attempts (task_id, project_id, body) VALUES (?, ?, ?)",
+            (task_id, project_id, body),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def attempt(self, attempt_id: int) -> tuple[str, int] | None:
+        """(body, log_seq) of an attempt."""
+        row = self.db.execute(
+            "SELECT body, log_seq FROM attempts WHERE id = ?", (attempt_id,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def next_log_seq(self, attempt_id: int) -> int:
+        """The next log chunk's number: counted in the database, so it never repeats across a
+        crash (the cloud keeps one chunk per number)."""
+        self.db.execute("UPDATE attempts SET log_seq = log_seq + 1 WHERE id = ?", (attempt_id,))
+        row = self.db.execute("SELECT log_seq FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+        return int(row[0])
+
+    def project_of(self, task_id: int) -> int | None:
+        """The cloud project of a task this daemon worked on (for sending its outbox entries)."""
+        row = self.db.execute(
+            "SELECT project_id FROM attempts WHERE task_id = ? ORDER BY id DESC LIMIT 1",
+            (task_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     # --- review decisions ----------------------------------------------------------------
 

@@ -1,12 +1,11 @@
-"""The daemon as a cloud worker: claim tasks for the repositories it serves, run each as an agent
-run, keep its lease alive from the daemon (not the agent's process), obey cancellation, and
-report through the durable outbox (status, log chunks, the diff) so a cloud outage loses and
-duplicates nothing.
+"""The daemon as a cloud worker: claim tasks for the repositories it serves and start each as a
+run with its :class:`~locusd.runner.attempt.Attempt` (the one claim → begin path, also taken by
+``locus/tasks/pull`` and by a send-back's next round), keep the lease alive from the daemon (not
+the agent's process), and obey the cloud's cancellations.
 
-Reported states: ``running`` when the run starts; at the end ``awaiting_review`` (changes to
-review locally), ``needs_input`` (with the question) or ``failed`` (with the reason); a run
-cancelled from the cloud needs no report, one cancelled here is given back (``queued``). The
-diff is uploaded as an artifact; everything uploaded is scrubbed (locusd/privacy.py).
+What the cloud hears about a run — ``running``, its log lines, its end, a commit's
+``verification`` — is not decided here: the run's attempt reports it, through the durable
+outbox, as the lifecycle table says (``locusd/runner/lifecycle.py``).
 """
 
 from __future__ import annotations
@@ -15,28 +14,18 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
 from locusd.agent.providers import Provider
-from locusd.agent.run import RunReport
-from locusd.cloud.writes import (
-    LogStream,
-    artifact_body,
-    fence_of,
-    follow_up_body,
-    log_body,
-    status_body,
-    usage_of,
-)
+from locusd.crashpoints import crashpoint
 from locusd.git.cli import Git
 from locusd.git.worktrees import Worktree
-from locusd.privacy import Scrubber
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
+from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.runs import Runs
 
 log = logging.getLogger(__name__)
@@ -58,24 +47,6 @@ class WorkerApi(Protocol):
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
 
     async def signals(self, wait: float = 0, after: int = 0) -> SignalsOut: ...
-
-
-class Outbox(Protocol):
-    def enqueue(self, kind: str, task_id: int | None, payload: Mapping[str, Any]) -> int: ...
-
-
-@dataclass
-class _Held:
-    """A task this daemon holds: its fence, and the log chunks numbered for it."""
-
-    claim: ClaimOut
-    scrub: Scrubber
-    log_seq: int = 0
-    heartbeat: asyncio.Task[None] | None = None
-
-    @property
-    def fence(self) -> Fence:
-        return fence_of(self.claim)
 
 
 def _log_line(event: RunEvent) -> str | None:
@@ -108,28 +79,24 @@ class Worker:
         self,
         runs: Runs,
         api: WorkerApi,
-        outbox: Outbox,
         *,
         served: dict[str, Path],
         remotes: list[str],
         provider: Callable[[], Provider],
-        scrubber: Callable[[Path], Scrubber],
         project_id: int | None = None,
         auto_commit: Callable[[Run], Awaitable[None]] | None = None,
     ) -> None:
         self.project_id = project_id
-        #: Called after a run awaiting review was reported, for repositories whose owner
-        #: chose unattended commits (it commits everything and reports verification).
+        #: Called after a run ends awaiting review, for repositories whose owner chose
+        #: unattended commits (it commits everything, and the commit is reported).
         self.auto_commit = auto_commit
         self.runs = runs
+        self.attempts: Attempts = runs.attempts
         self.api = api
-        self.outbox = outbox
         self.served = served  # remote fingerprint → checkout
         self.remotes = remotes  # the same remotes as URLs, for registering
         self.provider = provider
-        self.scrubber = scrubber  # per checkout: its .locusignore and patterns
-        self.held: dict[str, _Held] = {}  # run id → held task
-        self.cancelled_by_cloud: set[str] = set()
+        self.held: dict[str, Attempt] = {}  # run id → its attempt, while the run is live
         self.status = WorkerStatus(running=False)
 
     async def run(
@@ -205,19 +172,24 @@ class Worker:
         return await self.runs.wait(run.run_id)
 
     async def begin(
-        self, claim: ClaimOut, *, prompt: str | None = None, continue_in: Worktree | None = None
+        self,
+        claim: ClaimOut,
+        *,
+        attempt: Attempt | None = None,
+        prompt: str | None = None,
+        continue_in: Worktree | None = None,
     ) -> Run:
-        """Start the run of a claimed task (or, with ``continue_in``, its next round after a
-        review); its lease is kept until the run ends."""
+        """Start the run of a claimed task — its attempt recorded with the run, in one
+        transaction — or, given the ``attempt`` and ``continue_in``, its next round after a
+        review; its lease is kept until the run ends."""
+        crashpoint("run.claimed")
         task = claim.task
         checkout = self._checkout(claim)
         if checkout is None:
             reason = f"this worker serves {sorted(self.served)}, not {task.repository!r}"
-            failed = status_body(fence_of(claim), "failed", reason=reason)
-            self.outbox.enqueue("status", task.id, failed)
+            with self.runs.store.db.transaction():
+                self.attempts.claimed(claim, Path(".")).declined(reason)
             raise LookupError(reason)
-        held = _Held(claim, self.scrubber(checkout))
-        self.outbox.enqueue("status", task.id, status_body(held.fence, "running"))
         if prompt is None:
             prompt = task.title + (f"\n\n{task.description}" if task.description else "")
             if task.feedback:
@@ -230,44 +202,46 @@ class Worker:
                 prompt += (
                     f"\n\nFeedback on a previous attempt at this task ({where}):\n{task.feedback}"
                 )
-        run = await self.runs.start(
-            repo=checkout,
-            task=prompt,
-            title=task.title,
-            provider=self.provider(),
-            task_id=task.id,
-            cloud={
-                "task_id": task.id,
-                "project_id": task.project_id,
-                "attempt": claim.attempt,
-                "claim_token": claim.claim_token,
-                "claim": claim.model_dump(mode="json"),  # for a later round after review
-            },
-            on_end=self._report,
-            continue_in=continue_in,
-        )
-        self.held[run.run_id] = held
+        return self.launch(claim, checkout, prompt, attempt=attempt, continue_in=continue_in)
+
+    def launch(
+        self,
+        claim: ClaimOut,
+        checkout: Path,
+        prompt: str,
+        *,
+        attempt: Attempt | None = None,
+        continue_in: Worktree | None = None,
+    ) -> Run:
+        """Record the run with its attempt (a new one for a fresh claim) in one transaction,
+        start it, and keep the lease alive while it runs. Synchronous, so that a caller can
+        make it part of its own transaction (a send-back revises the old run with it)."""
+        with self.runs.store.db.transaction():
+            if attempt is None:
+                attempt = self.attempts.claimed(claim, checkout)
+            run = self.runs.start(
+                repo=checkout,
+                task=prompt,
+                title=claim.task.title,
+                provider=self.provider(),
+                task_id=claim.task.id,
+                attempt=attempt,
+                on_end=self._ended,
+                continue_in=continue_in,
+            )
+        if not self.runs.store.db.in_transaction:  # else the caller's point follows its commit
+            crashpoint("run.recorded")
+        self.held[run.run_id] = attempt
         self.runs.listen(run.run_id, self._log)
-        held.heartbeat = asyncio.create_task(self._heartbeat(run.run_id, claim))
+        held = attempt
+        attempt.keep_alive(
+            self.api, lambda: self.cancel_run(run.run_id, held, "cancelled in the cloud")
+        )
         return run
 
     def _previous_run(self, task_id: int) -> Run | None:
         """This daemon's last run of the task."""
         return next((r for r in reversed(self.runs.store.all()) if r.task_id == task_id), None)
-
-    async def _heartbeat(self, run_id: str, claim: ClaimOut) -> None:
-        """Keep the lease from the daemon; a ``cancel`` in the reply stops the run."""
-        every = max(1.0, claim.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(every)
-            try:
-                beat = await self.api.heartbeat(claim.task.id, fence_of(claim))
-            except Exception as exc:  # a missed beat is fine; the lease has slack
-                log.warning("heartbeat for task %s failed: %s", claim.task.id, exc)
-                continue
-            if beat.cancel:
-                await self.cancel_run(run_id, "cancelled in the cloud")
-                return
 
     async def _signals(self, stop: asyncio.Event) -> None:
         """Cancellations as they happen (a long-poll), so a cancel in the cloud reaches the
@@ -283,76 +257,34 @@ class Worker:
                 continue
             cursor = answer.cursor
             for signal in answer.cancellations:
-                for run_id, held in list(self.held.items()):
-                    if held.claim.task.id == signal.task_id:
-                        await self.cancel_run(run_id, "cancelled in the cloud")
+                for run_id, attempt in list(self.held.items()):
+                    if attempt.task_id == signal.task_id:
+                        await self.cancel_run(run_id, attempt, "cancelled in the cloud")
 
-    async def cancel_run(self, run_id: str, why: str) -> None:
-        self.cancelled_by_cloud.add(run_id)
+    async def cancel_run(self, run_id: str, attempt: Attempt, why: str) -> None:
+        """The cloud cancelled the task: stop the run (the cloud needs no word about it)."""
+        attempt.cancelled_by_cloud = True
         with contextlib.suppress(Exception):
             await self.runs.cancel(run_id)
         log.info("run %s: %s", run_id, why)
 
-    # --- reporting (all through the outbox) ----------------------------------------------------
+    # --- the run's progress and end ---------------------------------------------------------
 
     def _log(self, event: RunEvent) -> None:
         """The run's progress as log lines for the cloud — what happened, never the code it
         happened to: tool names with their one-line target (a path, a command), verification
         verdicts, states and notes. The agent's prose and command output can quote any file,
         so they stay on this machine (in the transcript and ``locus logs``)."""
-        held = self.held.get(event.run_id)
-        if held is None:
-            return
+        attempt = self.held.get(event.run_id)
         line = _log_line(event)
-        if line is not None:
-            self._chunk(held, line, "system")
+        if attempt is not None and line is not None:
+            attempt.log(self.runs.get(event.run_id), line)
 
-    def _chunk(self, held: _Held, text: str, stream: LogStream) -> None:
-        held.log_seq += 1
-        body = log_body(held.fence, held.log_seq, held.scrub.text(text), stream)
-        self.outbox.enqueue("log", held.claim.task.id, body)
-
-    async def _report(self, run: Run, report: RunReport | None) -> None:
-        held = self.held.pop(run.run_id, None)
-        if held is None:
-            return
-        if held.heartbeat is not None:
-            held.heartbeat.cancel()  # the run is over: the lease is no longer ours to keep
-        task_id, fence = held.claim.task.id, held.fence
-        if report is not None:
-            for follow_up in report.follow_ups:
-                body = follow_up_body(
-                    held.scrub.text(follow_up.title),
-                    held.scrub.text(follow_up.description),
-                    task_id,
-                )
-                self.outbox.enqueue("follow_up", task_id, body)
-            if report.diff:
-                patch = artifact_body(fence, "patch", held.scrub.patch(report.diff), "text/x-diff")
-                self.outbox.enqueue("artifact", task_id, patch)
-            if report.verification is not None:
-                evidence = held.scrub.text(report.verification.model_dump_json())
-                body = artifact_body(fence, "evidence", evidence, "application/json")
-                self.outbox.enqueue("artifact", task_id, body)
-        usage = None if report is None else usage_of(report)
-        if run.state == "awaiting_review":
-            summary = held.scrub.text(run.summary or "")
-            body = status_body(fence, "awaiting_review", summary=summary, usage=usage)
-        elif run.state == "needs_input":
-            question = held.scrub.text(run.question or "")
-            body = status_body(fence, "needs_input", question=question, usage=usage)
-        elif run.state == "cancelled":
-            if run.run_id in self.cancelled_by_cloud:
-                return  # the cloud knows: it asked
-            # Cancelled here (Ctrl-C, locus cancel, the daemon stopping): give the task back.
-            reason = "cancelled on this machine; given back"
-            body = status_body(fence, "queued", reason=reason, usage=usage)
-        elif run.state == "completed":
-            reason = "the agent finished without changes"
-            body = status_body(fence, "failed", reason=reason, usage=usage)
-        else:
-            reason = held.scrub.text(run.reason or run.state)
-            body = status_body(fence, "failed", reason=reason, usage=usage)
-        self.outbox.enqueue("status", task_id, body)
+    async def _ended(self, run: Run) -> None:
+        """The run is over (its end was reported with it): let the lease go, and commit
+        unattended where the user chose that."""
+        attempt = self.held.pop(run.run_id, None)
+        if attempt is not None:
+            attempt.release()
         if run.state == "awaiting_review" and self.auto_commit is not None:
             await self.auto_commit(run)

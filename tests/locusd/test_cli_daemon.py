@@ -8,17 +8,15 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Cloud, start_cloud
-from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, call, git, make_sample_repo
+from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, call
+from tests.locusd.cliuser import LOCUS, User, cloud_status, drained, login_and_queue
 from tests.support.anthropic_server import AnthropicServer, Hang
 from tests.support.client import timeline
 from tests.support.processes import processes_named, until
@@ -27,8 +25,6 @@ pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.parametrize("template", ["sqlite"], indirect=True),
 ]
-LOCUS = str(Path(sys.executable).parent / "locus")
-REMOTE = "https://git.example.com/acme/sample.git"
 
 
 @pytest.fixture
@@ -36,90 +32,6 @@ def settings_overrides() -> dict[str, Any]:
     # Heartbeats come every lease/3 s: with a 10-minute lease, a cancel that arrives within
     # the test's deadline came through the signals long-poll, not a heartbeat.
     return {"lease_seconds": 600}
-
-
-@dataclass
-class User:
-    """A user's machine: environment (all XDG dirs in tmp), a checkout, the config."""
-
-    env: dict[str, str]
-    repo: Path
-    config: Path
-
-    async def locus(
-        self, *args: str, check: bool = True, stdin: str | None = None
-    ) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            LOCUS,
-            *args,
-            env=self.env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        data = stdin.encode() if stdin is not None else None
-        out, err = await asyncio.wait_for(proc.communicate(data), 120)
-        assert proc.returncode is not None
-        if check:
-            assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
-        return proc.returncode, out.decode(), err.decode()
-
-    async def json(self, *args: str) -> Any:
-        _, out, _ = await self.locus(*args, "--json")
-        return json.loads(out)
-
-    def agent(self, **settings: str) -> None:
-        lines = "".join(f'{key} = "{value}"\n' for key, value in settings.items())
-        self.config.write_text(f"[agent]\n{lines}")
-
-
-@pytest.fixture
-async def user(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))},
-        "XDG_RUNTIME_DIR": str(runtime),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "ANTHROPIC_API_KEY": "sk-ant-cli-daemon",
-    }
-    config = tmp_path / "config" / "locus" / "config.toml"
-    config.parent.mkdir(parents=True)
-    repo = make_sample_repo(tmp_path)
-    git(repo, "remote", "add", "origin", REMOTE)
-    git(repo, "config", "user.name", "Ada Lovelace")
-    git(repo, "config", "user.email", "ada@example.com")
-    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
-    machine = User(env, repo, config)
-    try:
-        yield machine
-    finally:
-        await machine.locus("daemon", "stop", check=False)
-
-
-async def login_and_queue(user: User, cloud: Cloud, title: str = TASK) -> int:
-    status = await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
-    assert status["loggedIn"] and status["kind"] == "user"
-    assert "0600" in status["warning"]  # no keyring here: said plainly
-    task = await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", title)
-    assert task["status"] == "queued"
-    return int(task["id"])
-
-
-async def drained(user: User) -> None:
-    """Until the daemon's outbox is empty (bounded)."""
-    for _ in range(600):
-        if (await user.json("status"))["outboxPending"] == 0:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the outbox did not drain")
-
-
-async def cloud_status(cloud: Cloud, task_id: int) -> str:
-    return str((await cloud.api.get(f"/tasks/{task_id}")).ok()["status"])
 
 
 async def test_login_then_run_once_takes_a_task_to_awaiting_review(
@@ -144,15 +56,19 @@ async def test_login_then_run_once_takes_a_task_to_awaiting_review(
     view = await user.json("review", run["run_id"])
     assert [f["path"] for f in view["files"]] == ["stats.py"] and view["undecided"] == 1
     committed = await user.json("review", run["run_id"], "--accept-all", "--commit")
-    assert committed["reported"] is True and len(committed["commit"]) == 40
+    assert committed["reportQueued"] is True and len(committed["commit"]) == 40
     await drained(user)
     assert await cloud_status(cloud, task_id) == "verification"
 
     runs = (await user.json("runs"))["runs"]
     assert [r["runId"] for r in runs] == [run["run_id"]]
     _, logs, _ = await user.locus("logs", run["run_id"], "--json")
-    kinds = [json.loads(line)["kind"] for line in logs.splitlines()]
-    assert kinds[0] == "state" and kinds[-1] == "completed" and "verify" in kinds
+    events = [json.loads(line) for line in logs.splitlines()]
+    kinds = [event["kind"] for event in events]
+    assert kinds[0] == "state" and "completed" in kinds and "verify" in kinds
+    # after the agent's end, the review's: committing, committed, reported (acknowledged)
+    after = [e["text"] for e in events[kinds.index("completed") + 1 :] if e["kind"] == "state"]
+    assert after == ["committing", "committed", "reported"]
     status = await user.json("status")
     assert status["auth"]["loggedIn"] and status["runs"] == {"reported": 1}
     assert status["outboxPending"] == 0
@@ -172,20 +88,32 @@ async def test_a_daemon_killed_mid_run_leaves_an_explicit_state(user: User, clou
         _, stderr = await asyncio.wait_for(worker.communicate(), 60)
         assert worker.returncode == 5, stderr  # the daemon is gone: said, not hung
 
-    # A new daemon (started by this command) finds the run and ends it explicitly.
+    # A new daemon, as systemd would start it: no client connects. It recovers the run and
+    # its outbox sends the report from start-up, without waiting for one.
+    serving = await asyncio.create_subprocess_exec(
+        str(Path(LOCUS).with_name("locusd")), "serve", env=user.env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        async def reported() -> bool:
+            return await cloud_status(cloud, task_id) == "failed"
+
+        async with asyncio.timeout(60):
+            while not await reported():
+                await asyncio.sleep(0.1)
+    finally:
+        if serving.returncode is None:
+            serving.terminate()
+        await serving.wait()
+
     (run,) = (await user.json("runs"))["runs"]
     assert run["state"] == "failed"
     assert run["reason"] == "interrupted: the daemon stopped during the run"
-    # Its worktree (with whatever the agent did) is still there.
+    # Its worktree (with whatever the agent did) is still there, and the run names it.
     data = Path(user.env["XDG_DATA_HOME"]) / "locus" / "worktrees"
     (kept,) = data.glob("*/*")
-    assert kept.name.startswith(run["runId"])
-
-    async def reported() -> bool:
-        return await cloud_status(cloud, task_id) == "failed"
-
-    await drained(user)  # the new daemon's outbox sends the report
-    assert await reported()
+    assert kept.name.startswith(run["runId"]) and run["worktree"] == str(kept)
 
 
 async def test_a_cancel_in_the_cloud_kills_the_agents_command(user: User, cloud: Cloud) -> None:
@@ -246,7 +174,7 @@ async def test_review_hunk_by_hunk_at_the_terminal(user: User, cloud: Cloud) -> 
     _, done, err = await user.locus(
         "review", run["run_id"], "--interactive", "--commit", stdin="a\n"
     )
-    assert "committed" in done and "reported to the cloud" in done, err
+    assert "committed" in done and "report queued for the cloud" in done, err
 
 
 async def test_kill_9_between_commit_and_report_still_reports_once(
@@ -260,7 +188,7 @@ async def test_kill_9_between_commit_and_report_still_reports_once(
     port = int(cloud.url.rsplit(":", 1)[1])
     await cloud.runner.cleanup()  # the cloud goes away: the report cannot leave yet
     committed = await user.json("review", run["run_id"], "--accept-all", "--commit")
-    assert committed["reported"] is True
+    assert committed["reportQueued"] is True
     status = await user.json("status")
     assert status["outboxPending"] >= 2
     os.kill(status["pid"], signal.SIGKILL)  # the daemon dies holding the report

@@ -12,6 +12,7 @@ import pytest
 
 from locusd.agent.policy import CommandPolicy
 from locusd.daemon import Daemon
+from locusd.localdb import Database
 from locusd.protocol.base import Empty, Wire
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
@@ -183,12 +184,13 @@ async def test_without_a_client_to_ask_the_command_is_not_run(tmp_path: Path) ->
 
 async def test_a_daemon_that_died_mid_run_leaves_an_explicit_state(tmp_path: Path) -> None:
     config = make_config(tmp_path)
-    store = RunStore(config.state_dir / "locusd.sqlite")
+    db = Database(config.state_dir / "locusd.sqlite")
+    store = RunStore(db)
     store.save(
         Run(run_id="r1", title="t", repo="/x", state="running", started_at="2026-11-24T10:00:00")
     )
     store.append("r1", "state", "running")
-    store.close()  # what a kill -9 leaves: the row says running, nobody runs it
+    db.close()  # what a kill -9 leaves: the row says running, nobody runs it
 
     daemon = Daemon(config)
     peer = Client()

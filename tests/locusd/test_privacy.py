@@ -56,12 +56,24 @@ def test_environment_secrets_and_plain_text(tmp_path: Path) -> None:
     assert scrub.text("") == ""
 
 
-def test_the_audit_log_records_each_upload(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "state" / "audit.jsonl")
+def test_the_audit_log_records_each_upload_once(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "state" / "locusd.sqlite")
     payload = {"status": "verification", "summary": "fixed"}
-    entry = log.record("http://cloud/api/v1", "status", 42, payload)
-    log.record("http://cloud/api/v1", "artifact", 42, {"content": "patch"})
+    entry = log.record("key-1", "http://cloud/api/v1", "status", 42, payload)
+    log.record("key-2", "http://cloud/api/v1", "artifact", 42, {"content": "patch"})
+    log.record("key-1", "http://cloud/api/v1", "status", 42, payload)  # a replay: not again
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     assert entry.sha256 == hashlib.sha256(body).hexdigest() and entry.bytes == len(body)
     assert [(e.kind, e.task_id) for e in log.entries()] == [("status", 42), ("artifact", 42)]
-    assert (log.path.stat().st_mode & 0o777) == 0o600
+    assert (log.db.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_an_older_jsonl_audit_log_is_moved_in(tmp_path: Path) -> None:
+    old = AuditLog(tmp_path / "old.sqlite")
+    lines = [old.record(f"k{n}", "http://c", "log", 7, {"n": n}) for n in range(2)]
+    legacy = tmp_path / "audit.jsonl"
+    legacy.write_text("".join(e.model_dump_json() + "\n" for e in lines))
+    log = AuditLog(tmp_path / "locusd.sqlite")
+    log.adopt(legacy)
+    assert log.entries() == lines
+    assert not legacy.exists() and (tmp_path / "audit.jsonl.imported").exists()

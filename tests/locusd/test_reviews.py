@@ -131,8 +131,8 @@ async def test_accept_some_reject_some_commits_only_the_accepted(
     assert git(worktree, "show", "--name-only", "--format=", result.commit).split() == ["stats.py"]
     assert "Locus-Task: " in git(worktree, "log", "-1", "--format=%B")
     assert git(worktree, "status", "--porcelain") == "M README.md"  # the rejected change stays
-    assert not result.reported  # a local run: nothing to report
-    assert daemon.runs.get(run.run_id).state == "reported"
+    assert not result.report_queued  # a local run: nothing to report
+    assert daemon.runs.get(run.run_id).state == "committed"  # and never "reported"
     await daemon.close()
 
 
@@ -166,8 +166,10 @@ async def test_a_committed_cloud_task_is_reported_for_verification(
         task = await queue_and_work(daemon, cloud, repo, peer)
     (run,) = daemon.store.all()
     result = await commit_everything(daemon, run.run_id, peer)
-    assert result.reported
+    assert result.report_queued
     await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+    # "reported" only once the cloud acknowledged the verification report
+    assert daemon.runs.get(run.run_id).state == "reported"
     await daemon.close()
     assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
     events = await timeline(cloud.api, task.id)

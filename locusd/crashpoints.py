@@ -1,0 +1,63 @@
+"""Named points between the daemon's side effects, where the kill-point suite
+(``tests/locusd/killpoints/``) kills the daemon with SIGKILL to prove that recovery finishes or
+undoes every step.
+
+``LOCUS_CRASH_AT=commit.made`` in the daemon's environment makes it SIGKILL itself the first
+time it reaches that point (``name#2``: the second time). Unset — always, outside the suite —
+:func:`crashpoint` is one dictionary lookup. :data:`POINTS` lists every point with what
+recovery does there; ``docs/daemon.md`` shows it, and a test checks each is reached.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+#: Every point, in the order a run meets them, with what the next daemon does about a kill
+#: there. Only names listed here may be passed to :func:`crashpoint`.
+POINTS: dict[str, str] = {
+    "run.claimed": "the claim was never recorded: the cloud re-queues the task when its lease"
+    " runs out; nothing local to recover",
+    "run.recorded": "the run (starting) and its `running` report are recorded: the run becomes"
+    " failed: interrupted, reported as failed",
+    "run.worktree": "the worktree exists but is not yet named by the run: recovery finds it by"
+    " its branch and names it, then fails the run as interrupted",
+    "run.working": "the agent was mid-run: the run becomes failed: interrupted, its worktree"
+    " kept and named, reported as failed",
+    "run.finished": "the agent had finished (the transcript has its footer) but the end was not"
+    " recorded: recovery ends the run as the footer says and reports it",
+    "run.ended": "the end state and its reports were recorded together: the outbox sends them",
+    "commit.intent": "the commit was about to be made: nothing happened, the index is reset and"
+    " the run is reviewable again",
+    "commit.made": "git made the commit but the run does not know: recovery recognises the"
+    " commit (same parent, same message) and records it, with its report",
+    "commit.recorded": "the commit and its `verification` report are recorded: the outbox sends it",
+    "outbox.acknowledged": "the cloud applied a write the outbox had not marked sent: it is"
+    " resent under the same Idempotency-Key (a replay, not a second effect), audited once",
+    "send_back.recorded": "the run is revised and the next round's run recorded: the new run"
+    " becomes failed: interrupted in the same worktree, reviewable",
+}
+
+_TARGET = os.environ.get("LOCUS_CRASH_AT", "")
+_NAME, _, _NTH = _TARGET.partition("#")
+_hits: dict[str, int] = {}
+
+
+def crashpoint(name: str) -> None:
+    """SIGKILL this process here if ``LOCUS_CRASH_AT`` names this point (for the n-th time)."""
+    if not _NAME:
+        return
+    if name not in POINTS:
+        raise ValueError(f"unknown crash point {name!r}: add it to locusd.crashpoints.POINTS")
+    if name != _NAME:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] == int(_NTH or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def markdown() -> str:
+    """The points as docs/daemon.md shows them (a test keeps the page in step)."""
+    lines = ["| kill point | what the next daemon does |", "| --- | --- |"]
+    lines += [f"| `{name}` | {what} |" for name, what in POINTS.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,270 @@
+"""One attempt at a cloud task — one claim, from the claim to the cloud's last word about it —
+and the one place that decides what the cloud hears about it.
+
+An :class:`Attempt` holds the claim and its fence, the checkout's scrubber, the log numbering
+(kept in the database, so it never repeats across a crash) and the heartbeat. Everything an
+attempt uploads goes through one of its methods, each named after what the cloud is told
+(started, log, ended, verified, resubmitted), and each scrubs what it sends: there is no other
+way to enqueue a write about a claimed task, so the scrubber cannot be skipped.
+
+Which of those a state change calls is not decided here but read from the lifecycle table
+(:func:`locusd.runner.lifecycle.cloud_status`) by :meth:`Attempt.entered`, which the runs' one
+write path calls inside the transaction that saves the new state: the state and its report
+commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut
+from locusd.agent.run import RunReport
+from locusd.cloud.outbox import Outbox
+from locusd.cloud.writes import (
+    WriteKind,
+    artifact_body,
+    fence_of,
+    follow_up_body,
+    log_body,
+    status_body,
+    usage_of,
+)
+from locusd.privacy import Scrubber
+from locusd.protocol.messages import Run, RunState
+from locusd.runner.lifecycle import CloudStatus, cloud_status
+from locusd.runner.store import RunStore
+
+log = logging.getLogger(__name__)
+
+GIVEN_BACK = "cancelled on this machine; given back"
+NO_CHANGES = "the agent finished without changes"
+
+
+class AttemptRecord(BaseModel):
+    """What is kept of an attempt: the claim as the cloud gave it, and where it runs."""
+
+    task_id: int
+    project_id: int
+    checkout: str
+    claim: ClaimOut
+
+    @property
+    def fence(self) -> Fence:
+        return fence_of(self.claim)
+
+
+class Beats(Protocol):
+    async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
+
+
+class Attempt:
+    def __init__(
+        self,
+        attempt_id: int,
+        record: AttemptRecord,
+        store: RunStore,
+        outbox: Outbox,
+        scrub: Scrubber,
+    ) -> None:
+        self.id = attempt_id
+        self.record = record
+        self.store = store
+        self.outbox = outbox
+        self.scrub = scrub
+        #: The cloud asked for the cancel: it needs no word about it.
+        self.cancelled_by_cloud = False
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @property
+    def task_id(self) -> int:
+        return self.record.task_id
+
+    @property
+    def fence(self) -> Fence:
+        return self.record.fence
+
+    def _send(self, kind: WriteKind, body: dict[str, Any], run: Run | None) -> None:
+        run_id = run.run_id if run is not None else None
+        self.outbox.enqueue(kind, self.task_id, body, run_id=run_id)
+
+    # --- what the cloud hears ---------------------------------------------------------------
+
+    def entered(
+        self,
+        run: Run,
+        report: RunReport | None = None,
+        patch: str | None = None,
+        previous: RunState | None = None,
+    ) -> None:
+        """``run`` has just entered its state (in the caller's transaction): tell the cloud
+        what the lifecycle table says for it. Committed again after a refusal, under a new
+        claim, the attempt goes the whole way from ``running`` (:meth:`resubmitted`)."""
+        status = cloud_status(
+            run.state, previous=previous, cancelled_by_cloud=self.cancelled_by_cloud
+        )
+        if status is None:
+            return
+        if status == "running":
+            self.started(run)
+        elif status == "verification" and previous == "report_refused":
+            self.resubmitted(run, patch or "")
+        elif status == "verification":
+            self.verified(run, patch or "")
+        else:
+            self.ended(run, status, report)
+
+    def started(self, run: Run) -> None:
+        self._send("status", status_body(self.fence, "running"), run)
+
+    def log(self, run: Run, line: str) -> None:
+        """One line of what happened (never the code it happened to: see worker._log_line)."""
+        seq = self.store.next_log_seq(self.id)
+        self._send("log", log_body(self.fence, seq, self.scrub.text(line), "system"), run)
+
+    def ended(self, run: Run, status: CloudStatus, report: RunReport | None) -> None:
+        """The agent's end: its follow-ups, the diff and the evidence, then the status."""
+        if report is not None:
+            for follow_up in report.follow_ups:
+                body = follow_up_body(
+                    self.scrub.text(follow_up.title),
+                    self.scrub.text(follow_up.description),
+                    self.task_id,
+                )
+                self._send("follow_up", body, run)
+            if report.diff:
+                self._patch(run, report.diff)
+            if report.verification is not None:
+                evidence = self.scrub.text(report.verification.model_dump_json())
+                body = artifact_body(self.fence, "evidence", evidence, "application/json")
+                self._send("artifact", body, run)
+        usage = None if report is None else usage_of(report)
+        if status == "awaiting_review":
+            summary = self.scrub.text(run.summary or "")
+            body = status_body(self.fence, status, summary=summary, usage=usage)
+        elif status == "needs_input":
+            question = self.scrub.text(run.question or "")
+            body = status_body(self.fence, status, question=question, usage=usage)
+        elif status == "queued":
+            body = status_body(self.fence, status, reason=GIVEN_BACK, usage=usage)
+        else:
+            reason = NO_CHANGES if run.state == "completed" else run.reason or run.state
+            body = status_body(self.fence, status, reason=self.scrub.text(reason), usage=usage)
+        self._send("status", body, run)
+
+    def verified(self, run: Run, patch: str) -> None:
+        """The accepted change, committed: the patch as it was committed, then verification."""
+        self._patch(run, patch)
+        summary = self.scrub.text(run.summary or run.title)
+        self._send("status", status_body(self.fence, "verification", summary=summary), run)
+
+    def resubmitted(self, run: Run, patch: str) -> None:
+        """A committed run offered again under this (new) claim, after the cloud refused the
+        old one's report: the attempt goes the whole way in one go."""
+        self.started(run)
+        self._patch(run, patch)
+        summary = self.scrub.text(run.summary or run.title)
+        self._send("status", status_body(self.fence, "awaiting_review", summary=summary), run)
+        self._send("status", status_body(self.fence, "verification", summary=summary), run)
+
+    def declined(self, reason: str) -> None:
+        """A claim this daemon cannot work on (no checkout for its repository): no run."""
+        self._send("status", status_body(self.fence, "failed", reason=reason), None)
+
+    def _patch(self, run: Run, patch: str) -> None:
+        body = artifact_body(self.fence, "patch", self.scrub.patch(patch), "text/x-diff")
+        self._send("artifact", body, run)
+
+    # --- the lease --------------------------------------------------------------------------
+
+    def keep_alive(self, api: Beats, on_cancel: Callable[[], Awaitable[None]]) -> None:
+        """Heartbeat the lease from the daemon (not the agent's process) until :meth:`release`;
+        a ``cancel`` in a reply calls ``on_cancel``."""
+        self.release()
+        self._heartbeat = asyncio.create_task(self._beat(api, on_cancel))
+
+    def release(self) -> None:
+        """The run is over: the lease is no longer ours to keep."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+
+    async def _beat(self, api: Beats, on_cancel: Callable[[], Awaitable[None]]) -> None:
+        every = max(1.0, self.record.claim.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                beat = await api.heartbeat(self.task_id, self.fence)
+            except Exception as exc:  # a missed beat is fine; the lease has slack
+                log.warning("heartbeat for task %s failed: %s", self.task_id, exc)
+                continue
+            if beat.cancel:
+                self.cancelled_by_cloud = True
+                self._heartbeat = None
+                await on_cancel()
+                return
+
+
+class Attempts:
+    """The attempts this daemon has made: created at a claim, found again by run."""
+
+    def __init__(
+        self, store: RunStore, outbox: Outbox, scrubber: Callable[[Path], Scrubber]
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.scrubber = scrubber
+        self._loaded: dict[int, Attempt] = {}  # one object per attempt, for its runtime state
+
+    def claimed(self, claim: ClaimOut, checkout: Path) -> Attempt:
+        """Record a claim (call inside the transaction that records its run)."""
+        record = AttemptRecord(
+            task_id=claim.task.id,
+            project_id=claim.task.project_id,
+            checkout=str(checkout),
+            claim=claim,
+        )
+        attempt_id = self.store.add_attempt(
+            record.task_id, record.project_id, record.model_dump_json()
+        )
+        return self._load(attempt_id, record)
+
+    def get(self, attempt_id: int) -> Attempt | None:
+        if attempt_id in self._loaded:
+            return self._loaded[attempt_id]
+        found = self.store.attempt(attempt_id)
+        if found is None:
+            return None
+        return self._load(attempt_id, AttemptRecord.model_validate_json(found[0]))
+
+    def of_run(self, run_id: str) -> Attempt | None:
+        attempt_id = self.store.attempt_id(run_id)
+        return None if attempt_id is None else self.get(attempt_id)
+
+    def of_task(self, task_id: int) -> list[Attempt]:
+        """Attempts in progress for a task (for the cloud's cancellations)."""
+        return [a for a in self._loaded.values() if a.task_id == task_id]
+
+    def _load(self, attempt_id: int, record: AttemptRecord) -> Attempt:
+        attempt = Attempt(
+            attempt_id, record, self.store, self.outbox, self.scrubber(Path(record.checkout))
+        )
+        self._loaded[attempt_id] = attempt
+        return attempt
+
+    def adopt_legacy(self) -> None:
+        """Runs recorded before attempts existed kept their claim in a JSON column: make each
+        an attempt, so their later reports (a commit's verification) still go out."""
+        for run_id, cloud in self.store.legacy_cloud():
+            run = self.store.get(run_id)
+            if run is None or "claim" not in cloud:
+                continue
+            claim = ClaimOut.model_validate(cloud["claim"])
+            with self.store.db.transaction():
+                attempt = self.claimed(claim, Path(run.repo))
+                self.store.save(run, attempt_id=attempt.id)

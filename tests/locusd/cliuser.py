@@ -1,0 +1,106 @@
+"""A user's machine for tests that drive the real ``locus`` CLI (each command a subprocess) and
+the daemon it starts (a detached process), against a real cloud: all state in a temp dir.
+The ``user`` fixture (tests/locusd/conftest.py) makes one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Cloud
+from tests.locusd.agentkit import TASK, git, make_sample_repo
+
+LOCUS = str(Path(sys.executable).parent / "locus")
+REMOTE = "https://git.example.com/acme/sample.git"
+
+
+@dataclass
+class User:
+    """A user's machine: environment (all XDG dirs in tmp), a checkout, the config."""
+
+    env: dict[str, str]
+    repo: Path
+    config: Path
+
+    async def locus(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            LOCUS,
+            *args,
+            env=self.env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        data = stdin.encode() if stdin is not None else None
+        out, err = await asyncio.wait_for(proc.communicate(data), 120)
+        assert proc.returncode is not None
+        if check:
+            assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
+        return proc.returncode, out.decode(), err.decode()
+
+    async def json(self, *args: str) -> Any:
+        _, out, _ = await self.locus(*args, "--json")
+        return json.loads(out)
+
+    def agent(self, **settings: str) -> None:
+        lines = "".join(f'{key} = "{value}"\n' for key, value in settings.items())
+        self.config.write_text(f"[agent]\n{lines}")
+
+
+@asynccontextmanager
+async def machine(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
+    """A user whose checkout's remote the cloud's project lists; the daemon is stopped after."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))},
+        "XDG_RUNTIME_DIR": str(runtime),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "ANTHROPIC_API_KEY": "sk-ant-cli-daemon",
+    }
+    config = tmp_path / "config" / "locus" / "config.toml"
+    config.parent.mkdir(parents=True)
+    repo = make_sample_repo(tmp_path)
+    git(repo, "remote", "add", "origin", REMOTE)
+    git(repo, "config", "user.name", "Ada Lovelace")
+    git(repo, "config", "user.email", "ada@example.com")
+    (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
+    machine = User(env, repo, config)
+    try:
+        yield machine
+    finally:
+        await machine.locus("daemon", "stop", check=False)
+
+
+async def login_and_queue(user: User, cloud: Cloud, title: str = TASK) -> int:
+    status = await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
+    assert status["loggedIn"] and status["kind"] == "user"
+    assert "0600" in status["warning"]  # no keyring here: said plainly
+    task = await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", title)
+    assert task["status"] == "queued"
+    return int(task["id"])
+
+
+async def drained(user: User) -> None:
+    """Until the daemon's outbox is empty (bounded)."""
+    for _ in range(600):
+        if (await user.json("status"))["outboxPending"] == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the outbox did not drain")
+
+
+async def cloud_status(cloud: Cloud, task_id: int) -> str:
+    return str((await cloud.api.get(f"/tasks/{task_id}")).ok()["status"])
