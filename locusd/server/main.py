@@ -129,7 +129,7 @@ def serve(path: Path, *, core: str = DEFAULT_CORE, log_level: str = "INFO") -> i
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from locusd.server.connection import log  # also quiets the pygls logger
+    from locusd.server.pygls_adapter import log  # also quiets the pygls logger
 
     try:
         return asyncio.run(_serve(path, core))
