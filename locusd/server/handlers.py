@@ -69,20 +69,20 @@ def handled_by(function: object) -> tuple[str, ...]:
     return marked if isinstance(marked, tuple) else ()
 
 
-def bind(core: object) -> dict[str, Handler]:
-    """Each method's handler, bound to ``core``; :class:`HandlerBindingError` naming every
-    method without a handler, with more than one, or a handler for a method that does not
-    exist."""
+def handler_table(core_class: type) -> dict[str, str]:
+    """Method → the name of the ``core_class`` attribute that handles it;
+    :class:`HandlerBindingError` naming every method without a handler, with more than one,
+    and every handler of a method that does not exist."""
     owners: dict[str, list[str]] = {}
     seen: set[str] = set()
-    for klass in type(core).__mro__:  # a subclass's attribute hides its base's
+    for klass in core_class.__mro__:  # a subclass's attribute hides its base's
         for attribute, value in vars(klass).items():
             if attribute in seen:
                 continue
             seen.add(attribute)
             for method in handled_by(value):
                 owners.setdefault(method, []).append(attribute)
-    name = type(core).__name__
+    name = core_class.__name__
     problems = [
         f"{name}.{attributes[0]} handles {method!r}, which is not a method of the protocol"
         " (locusd/protocol/methods.py): fix the name or add the method"
@@ -101,7 +101,14 @@ def bind(core: object) -> dict[str, Handler]:
             problems.append(f"{method} has {len(attributes)} handlers ({where}): keep one")
     if problems:
         raise HandlerBindingError(f"{name} cannot serve the protocol: " + "; ".join(problems))
-    return {method: getattr(core, attributes[0]) for method, attributes in owners.items()}
+    return {method: attributes[0] for method, attributes in owners.items()}
+
+
+def bind(core: object) -> dict[str, Handler]:
+    """Each method's handler, bound to ``core`` (checked by :func:`handler_table`)."""
+    return {
+        method: getattr(core, attribute) for method, attribute in handler_table(type(core)).items()
+    }
 
 
 async def call(method: Method, handler: Handler, raw: Any, peer: Peer) -> dict[str, object]:
