@@ -202,6 +202,12 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
         Drop("dropped notification initialized"),
     ),
     (
+        "a notification after shutdown",
+        notification("$/setTrace", params={"value": "off"}),
+        session(shut_down=True),
+        Drop("dropped notification $/setTrace"),
+    ),
+    (
         "a request that passes",
         request("locus/runs/list", params={}),
         session(),
