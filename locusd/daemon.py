@@ -68,6 +68,7 @@ from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
 from locusd.runner.worker import Worker
+from locusd.server.handlers import handles
 from locusd.server.peer import Peer
 from locusd.session import CloudSession, mapped
 
@@ -214,6 +215,7 @@ class Daemon:
 
     # --- daemon ----------------------------------------------------------------------------
 
+    @handles("locus/daemon/status")
     async def daemon_status(self, params: Empty, peer: Peer) -> DaemonStatus:
         return DaemonStatus(
             version=__version__,
@@ -231,19 +233,23 @@ class Daemon:
 
     # --- auth ------------------------------------------------------------------------------
 
+    @handles("locus/auth/status")
     async def auth_status(self, params: Empty, peer: Peer) -> AuthStatus:
         return self.session.status()
 
+    @handles("locus/auth/login")
     async def auth_login(self, params: LoginParams, peer: Peer) -> AuthStatus:
         status = await self.session.login(params)
         self._ensure_drainer()
         return status
 
+    @handles("locus/auth/logout")
     async def auth_logout(self, params: Empty, peer: Peer) -> AuthStatus:
         return await self.session.logout()
 
     # --- tasks -----------------------------------------------------------------------------
 
+    @handles("locus/tasks/list")
     async def tasks_list(self, params: TaskListParams, peer: Peer) -> TaskList:
         async with self.session.client() as client:
             if params.project_id is not None:
@@ -256,10 +262,12 @@ class Daemon:
                 found.extend(_task(t) for t in tasks)
         return TaskList(tasks=found)
 
+    @handles("locus/tasks/show")
     async def tasks_show(self, params: TaskRef, peer: Peer) -> Task:
         async with self.session.client() as client:
             return _task(await mapped(client.task(params.task_id)))
 
+    @handles("locus/tasks/create")
     async def tasks_create(self, params: TaskCreateParams, peer: Peer) -> Task:
         async with self.session.client() as client:
             created = await mapped(
@@ -342,6 +350,7 @@ class Daemon:
             for project in projects
         ]
 
+    @handles("locus/worker/start")
     async def worker_start(self, params: WorkerStartParams, peer: Peer) -> WorkerStatus:
         if self._worker is not None and not self._worker.done():
             raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
@@ -353,6 +362,7 @@ class Daemon:
             update={"running": True, "agents": params.agents, "once": params.once}
         )
 
+    @handles("locus/tasks/pull")
     async def tasks_pull(self, params: TaskPullParams, peer: Peer) -> Run:
         """Claim one task now (the named one, or the next) and start its run; the answer
         comes at once, the run goes on (follow it with runs/subscribe)."""
@@ -384,22 +394,26 @@ class Daemon:
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
 
+    @handles("locus/worker/stop")
     async def worker_stop(self, params: Empty, peer: Peer) -> WorkerStatus:
         self._worker_stop.set()
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
         return self._worker_status()
 
+    @handles("locus/audit/list")
     async def audit_list(self, params: Empty, peer: Peer) -> AuditList:
         records = [AuditRecord.model_validate(e.model_dump()) for e in self.audit.entries()]
         return AuditList(entries=records)
 
+    @handles("locus/daemon/shutdown")
     async def daemon_shutdown(self, params: Empty, peer: Peer) -> Empty:
         await self.shutdown_requested()
         return Empty()
 
     # --- runs ------------------------------------------------------------------------------
 
+    @handles("locus/runs/start")
     async def runs_start(self, params: RunStartParams, peer: Peer) -> Run:
         repo = Path(params.repo)
         if not repo.is_absolute() or not await asyncio.to_thread(repo.is_dir):
@@ -415,20 +429,25 @@ class Daemon:
 
     # --- review ----------------------------------------------------------------------------
 
+    @handles("locus/review/get")
     async def review_get(self, params: ReviewParams, peer: Peer) -> ReviewView:
         return await self.reviews.get(params.run_id)
 
+    @handles("locus/review/content")
     async def review_content(self, params: ContentParams, peer: Peer) -> FileContent:
         return await self.reviews.content(params.run_id, params.path)
 
+    @handles("locus/review/decide")
     async def review_decide(self, params: DecideParams, peer: Peer) -> ReviewView:
         return await self.reviews.decide(params.run_id, params.revision, params.decisions)
 
+    @handles("locus/review/commit")
     async def review_commit(self, params: CommitParams, peer: Peer) -> CommitResult:
         result = await self.reviews.commit(params.run_id, params.revision, params.integrate)
         self._ensure_drainer()
         return result
 
+    @handles("locus/review/send_back")
     async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
         old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
         try:
@@ -505,25 +524,32 @@ class Daemon:
             self.store.save(run, attempt_id=attempt.id)
             return self.runs.move(run, "committed", patch=patch, cloud_error=None)
 
+    @handles("locus/review/discard")
     async def review_discard(self, params: ReviewParams, peer: Peer) -> Run:
         return await self.reviews.discard(params.run_id)
 
+    @handles("locus/runs/list")
     async def runs_list(self, params: Empty, peer: Peer) -> RunList:
         return RunList(runs=self.store.all())
 
+    @handles("locus/runs/show")
     async def runs_show(self, params: RunRef, peer: Peer) -> Run:
         return self.runs.get(params.run_id)
 
+    @handles("locus/runs/subscribe")
     async def runs_subscribe(self, params: RunRef, peer: Peer) -> RunEvents:
         return RunEvents(run_id=params.run_id, events=self.runs.subscribe(params.run_id, peer))
 
+    @handles("locus/runs/unsubscribe")
     async def runs_unsubscribe(self, params: RunRef, peer: Peer) -> Empty:
         self.runs.unsubscribe(params.run_id, peer)
         return Empty()
 
+    @handles("locus/runs/cancel")
     async def runs_cancel(self, params: RunRef, peer: Peer) -> Run:
         return await self.runs.cancel(params.run_id)
 
+    @handles("locus/runs/logs")
     async def runs_logs(self, params: LogsParams, peer: Peer) -> RunEvents:
         self.runs.get(params.run_id)
         return RunEvents(

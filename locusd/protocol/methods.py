@@ -1,5 +1,6 @@
 """The method table: each JSON-RPC method's name, params model, result model and what it does.
-The server registers a handler per entry; ``docs/protocol.md`` is generated from it."""
+The core marks a handler per entry (``@handles``, see :mod:`locusd.server.handlers`);
+``docs/protocol.md`` is generated from it."""
 
 from __future__ import annotations
 
@@ -17,11 +18,6 @@ class Method:
     params: type[Wire]
     result: type[Wire]
     doc: str
-
-    @property
-    def handler(self) -> str:
-        """The daemon's method that answers it: ``locus/runs/start`` → ``runs_start``."""
-        return self.name.removeprefix("locus/").replace("/", "_")
 
 
 METHODS: dict[str, Method] = {

@@ -129,7 +129,7 @@ def serve(path: Path, *, core: str = DEFAULT_CORE, log_level: str = "INFO") -> i
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from locusd.server.connection import log  # also quiets the pygls logger
+    from locusd.server.pygls_adapter import log  # also quiets the pygls logger
 
     try:
         return asyncio.run(_serve(path, core))
@@ -142,6 +142,7 @@ def serve(path: Path, *, core: str = DEFAULT_CORE, log_level: str = "INFO") -> i
 
 
 async def _serve(path: Path, core_spec: str) -> int:
+    from locusd.server.handlers import HandlerBindingError
     from locusd.server.server import DaemonAlreadyRunning, LocusServer
 
     log = logging.getLogger("locusd.server")
@@ -161,7 +162,11 @@ async def _serve(path: Path, core_spec: str) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await server.listen(core)
+        try:
+            await server.listen(core)
+        except HandlerBindingError as exc:  # a core that cannot answer the protocol
+            print(f"locusd serve: {exc}", file=sys.stderr)
+            return 1
         # Everything imported so far lives as long as the daemon: keep it out of the garbage
         # collector's full passes, which otherwise pause every request for ~100 ms.
         gc.freeze()

@@ -1,10 +1,10 @@
 """What the daemon core sees of one connected client, and what the server needs of the core.
 
-The server (one pygls protocol instance per connection) implements :class:`Peer`; the daemon
-core implements :class:`Core`. Handlers are the core's coroutines named after the methods
-(``locus/runs/start`` → ``runs_start(params, peer)``, see ``Method.handler``), taking the
-validated params model and returning the result model; they raise
-:class:`~locusd.protocol.errors.LocusError` for Locus errors.
+The server (one connection per client) implements :class:`Peer`; the daemon core implements
+:class:`Core`. Handlers are the core's coroutines marked with the method they answer
+(``@handles("locus/runs/start")`` on ``async def runs_start(self, params, peer)``, see
+:mod:`locusd.server.handlers`), taking the validated params model and returning the result
+model; they raise :class:`~locusd.protocol.errors.LocusError` for Locus errors.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from locusd.server.connection import Connection
 from locusd.server.framing import MAX_BODY, MAX_HEADER_LINE
+from locusd.server.handlers import Handler, bind
 from locusd.server.paths import (
     SocketDirError,
     check_socket_path,
@@ -56,6 +57,7 @@ class LocusServer:
         self.max_body = max_body
         self.connections: set[Connection] = set()
         self.core: Core | None = None
+        self.handlers: dict[str, Handler] = {}
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
@@ -120,9 +122,12 @@ class LocusServer:
     # --- serving ------------------------------------------------------------------------------
 
     async def listen(self, core: Core) -> None:
-        """Bind (socket file 0600) and accept clients for ``core``."""
+        """Bind (socket file 0600) and accept clients for ``core``; a core whose handlers do
+        not match the method table is refused first
+        (:class:`~locusd.server.handlers.HandlerBindingError`)."""
         if self._lock_fd is None:
             raise RuntimeError("claim() the socket before listening")
+        self.handlers = bind(core)
         self.core = core
         self._server = await asyncio.start_unix_server(
             self._accept, path=str(self.path), limit=MAX_HEADER_LINE
@@ -157,7 +162,9 @@ class LocusServer:
             writer.transport.abort()
             return
         assert self.core is not None
-        connection = Connection(self.core, reader, writer, max_body=self.max_body)
+        connection = Connection(
+            self.core, reader, writer, handlers=self.handlers, max_body=self.max_body
+        )
         self.connections.add(connection)
         task = asyncio.current_task()
         if task is not None:

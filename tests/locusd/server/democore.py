@@ -1,6 +1,7 @@
 """A small real :class:`~locusd.server.peer.Core` for the server tests: it answers a handful of
 methods from memory and exercises every way the core talks back (notifications, a request to
-the client, progress, errors), with events the tests wait on instead of sleeping.
+the client, progress, errors; the methods it leaves out are answered METHOD_NOT_FOUND), with
+events the tests wait on instead of sleeping.
 
 ``create_core`` has the signature of ``locusd.daemon.create_core`` so that ``locusd serve
 --core tests.locusd.server.democore:create_core`` runs it in a real daemon process.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from locusd.protocol import PROTOCOL_VERSION
-from locusd.protocol.base import Empty
+from locusd.protocol.base import Empty, Wire
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
@@ -34,6 +35,7 @@ from locusd.protocol.messages import (
     TaskListParams,
     WorkerStatus,
 )
+from locusd.server.handlers import Unavailable, handles
 from locusd.server.peer import Peer
 
 RUN = Run(
@@ -82,6 +84,7 @@ class DemoCore:
 
     # --- methods ----------------------------------------------------------------------------
 
+    @handles("locus/daemon/status")
     async def daemon_status(self, params: Empty, peer: Peer) -> DaemonStatus:
         return DaemonStatus(
             version="0.0-demo",
@@ -96,18 +99,22 @@ class DemoCore:
             worker=WorkerStatus(running=False),
         )
 
+    @handles("locus/daemon/shutdown")
     async def daemon_shutdown(self, params: Empty, peer: Peer) -> Empty:
         await self.shutdown_requested()
         return Empty()
 
+    @handles("locus/runs/list")
     async def runs_list(self, params: Empty, peer: Peer) -> RunList:
         return RunList(runs=[RUN])
 
+    @handles("locus/runs/show")
     async def runs_show(self, params: RunRef, peer: Peer) -> Run:
         if params.run_id != RUN.run_id:
             raise LocusError(Code.RUN_NOT_FOUND, f"no run {params.run_id!r}")
         return RUN
 
+    @handles("locus/runs/subscribe")
     async def runs_subscribe(self, params: RunRef, peer: Peer) -> RunEvents:
         """Answers the first event and then pushes the second as a notification."""
         first = RunEvent(run_id=params.run_id, seq=1, kind="state", text="running")
@@ -115,6 +122,7 @@ class DemoCore:
         asyncio.get_running_loop().call_soon(peer.notify, "locus/runs/event", second)
         return RunEvents(run_id=params.run_id, events=[first])
 
+    @handles("locus/runs/start")
     async def runs_start(self, params: RunStartParams, peer: Peer) -> Run:
         """Asks the client for approval of ``params.task`` and reports the decision."""
         request = ApprovalRequest(
@@ -123,6 +131,7 @@ class DemoCore:
         answer = await peer.request("locus/approval", request, ApprovalAnswer)
         return RUN.model_copy(update={"outcome": answer.decision})
 
+    @handles("locus/runs/unsubscribe")
     async def runs_unsubscribe(self, params: RunRef, peer: Peer) -> Empty:
         """Reports work-done progress (if the client supports it)."""
         await peer.create_progress("p1")
@@ -130,6 +139,7 @@ class DemoCore:
         peer.progress("p1", {"kind": "end"})
         return Empty()
 
+    @handles("locus/runs/logs")
     async def runs_logs(self, params: LogsParams, peer: Peer) -> RunEvents:
         if params.run_id == "slow":
             self.slow_started.set()
@@ -137,11 +147,34 @@ class DemoCore:
             self.slow_finished.set()
         return RunEvents(run_id=params.run_id, events=[])
 
+    @handles("locus/tasks/list")
     async def tasks_list(self, params: TaskListParams, peer: Peer) -> TaskList:
         raise RuntimeError("the demo core has no cloud")
 
+    @handles("locus/runs/cancel")
     async def runs_cancel(self, params: RunRef, peer: Peer) -> Any:
         return Empty()  # the wrong result type on purpose: the server must catch it
+
+    @handles(
+        "locus/auth/status",
+        "locus/auth/login",
+        "locus/auth/logout",
+        "locus/audit/list",
+        "locus/tasks/show",
+        "locus/tasks/create",
+        "locus/tasks/pull",
+        "locus/worker/start",
+        "locus/worker/stop",
+        "locus/review/get",
+        "locus/review/content",
+        "locus/review/decide",
+        "locus/review/commit",
+        "locus/review/send_back",
+        "locus/review/discard",
+    )
+    async def not_in_the_demo(self, params: Wire, peer: Peer) -> Wire:
+        """What the demo leaves out is answered METHOD_NOT_FOUND, as by a daemon without it."""
+        raise Unavailable
 
 
 def create_core(config: object = None, *, socket_path: Path | None = None) -> DemoCore:
