@@ -1,6 +1,7 @@
 """The daemon core: one per user, shared by every connected client. It answers the protocol's
-methods (one coroutine per method, named after it: ``locus/runs/start`` → ``runs_start``) by
-delegating to the parts that do the work — the run manager, the cloud session, the worker.
+methods (one coroutine per method, bound by ``@handles("locus/runs/start")``, so grepping a
+method's name finds its code) by delegating to the parts that do the work — the runs and their
+lifecycle, the attempts at cloud tasks, the reviews, the cloud session, the worker.
 
 The server (``locusd/server``) owns sockets, framing and pygls; this module owns no IO of its
 own beyond what those parts do, so it reads as the list of what the daemon can do.
@@ -498,6 +499,7 @@ class Daemon:
         self._keep(worker)
         return worker
 
+    @handles("locus/review/resubmit")
     async def review_resubmit(self, params: ReviewParams, peer: Peer) -> Run:
         """Offer a committed run whose report the cloud refused again: claim its task anew
         (it must be queued: the cloud re-queues a task whose claim went stale) and report the

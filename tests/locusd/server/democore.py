@@ -171,6 +171,7 @@ class DemoCore:
         "locus/review/commit",
         "locus/review/send_back",
         "locus/review/discard",
+        "locus/review/resubmit",
     )
     async def not_in_the_demo(self, params: Wire, peer: Peer) -> Wire:
         """What the demo leaves out is answered METHOD_NOT_FOUND, as by a daemon without it."""
