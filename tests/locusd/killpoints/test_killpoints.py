@@ -51,6 +51,7 @@ SHORT_LEASE = 2.0  # an outage (or a lost claim) outlives it
 class Case:
     point: str  # LOCUS_CRASH_AT
     scenario: Scenario  # what the user was doing when the daemon died
+    expect: str | None  # the run's state after recovery: what was intended, finished or undone
     outage: bool = False  # the cloud is away for longer than the lease before the restart
 
     @property
@@ -59,21 +60,21 @@ class Case:
 
 
 CASES = [
-    Case("run.claimed", "run"),
-    Case("run.recorded", "run"),
-    Case("run.worktree", "run"),
-    Case("run.working", "run"),
-    Case("run.finished", "run"),
-    Case("run.ended", "run"),
-    Case("outbox.acknowledged", "run"),
-    Case("commit.intent", "commit"),
-    Case("commit.made", "commit"),
-    Case("commit.recorded", "commit"),
-    Case("outbox.acknowledged", "commit"),
-    Case("send_back.recorded", "send_back"),
-    Case("run.working", "run", outage=True),
-    Case("run.ended", "run", outage=True),
-    Case("commit.recorded", "commit", outage=True),
+    Case("run.claimed", "run", None),
+    Case("run.recorded", "run", "failed"),
+    Case("run.worktree", "run", "failed"),
+    Case("run.working", "run", "failed"),
+    Case("run.finished", "run", "awaiting_review"),  # the agent had finished: kept, not failed
+    Case("run.ended", "run", "awaiting_review"),
+    Case("outbox.acknowledged", "run", "failed"),  # the first ack: `running`, mid-run
+    Case("commit.intent", "commit", "awaiting_review"),  # undone: reviewable again
+    Case("commit.made", "commit", "reported"),  # git made it: recognised, reported
+    Case("commit.recorded", "commit", "reported"),
+    Case("outbox.acknowledged", "commit", "reported"),
+    Case("send_back.recorded", "send_back", "failed"),  # the next round, interrupted
+    Case("run.working", "run", "failed", outage=True),
+    Case("run.ended", "run", "awaiting_review", outage=True),
+    Case("commit.recorded", "commit", "reported", outage=True),
 ]
 
 
@@ -280,6 +281,7 @@ async def test_the_daemon_killed_at_a_point_recovers_explicitly(
 
             await eventually(requeued)
         latest, status = await check_invariant(user, cloud, task_id)
+        assert (latest["state"] if latest else None) == case.expect, latest
         if latest is None:
             outcome = f"no run · cloud {status}"
         else:
