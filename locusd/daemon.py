@@ -18,7 +18,7 @@ from cloud_api.schemas.tasks import TaskOut
 from cloud_api.schemas.workers import ClaimOut, Fence
 from locusd import __version__
 from locusd.agent.providers import ConfigurationError
-from locusd.agent.providers.select import make_provider
+from locusd.agent.providers.select import check_provider
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
@@ -296,7 +296,7 @@ class Daemon:
                     " add the remote to the project",
                 )
         try:
-            provider = make_provider(self.config.agent)
+            check_provider(self.config.agent)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         self._ensure_drainer()
@@ -307,7 +307,6 @@ class Daemon:
                 self.outbox,
                 served=served,
                 remotes=urls,
-                provider=lambda: provider,
                 scrubber=self._scrubber,
                 project_id=project,
                 auto_commit=self._auto_commit,
@@ -381,10 +380,10 @@ class Daemon:
             )
         replay = Path(params.replay) if params.replay else None
         try:
-            provider = make_provider(self.config.agent, replay=replay)
+            check_provider(self.config.agent, replay=replay)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        return await self.runs.start(repo=repo, task=params.task, provider=provider)
+        return await self.runs.start(repo=repo, task=params.task, replay=replay)
 
     # --- review ----------------------------------------------------------------------------
 
@@ -405,7 +404,7 @@ class Daemon:
     async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
         old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
         try:
-            provider = make_provider(self.config.agent)
+            check_provider(self.config.agent)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         cloud = self.store.cloud(old.run_id)
@@ -414,7 +413,6 @@ class Daemon:
                 repo=Path(old.repo),
                 task=prompt,
                 title=old.title,
-                provider=provider,
                 continue_in=worktree,
             )
         # A cloud task: the worker takes it back to running (with a fresh lease) and reports

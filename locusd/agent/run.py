@@ -84,10 +84,13 @@ async def run_task(
     approver: Approver | None = None,
     on_event: OnEvent | None = None,
     on_phase: Callable[[str], None] | None = None,
+    on_worktree: Callable[[Worktree], None] | None = None,
     continue_in: Worktree | None = None,
 ) -> RunReport:
     """One run. ``continue_in``: a previous run's worktree (its branch, base and changes) for a
-    further round after a review, instead of a new worktree."""
+    further round after a review, instead of a new worktree. ``on_worktree`` is told the run's
+    worktree before anything runs in it (bootstrap, the agent), so a caller can record where
+    the work is even if the run never ends."""
     started = time.monotonic()
     phase = on_phase or (lambda text: None)
     task_id = task_id or local_task_id()
@@ -108,6 +111,8 @@ async def run_task(
         if pooled is None:
             pooled = await asyncio.to_thread(worktrees.create, task_id, task, base)
         worktree = pooled
+    if on_worktree is not None:
+        on_worktree(worktree)
     warnings = list(worktree.warnings)
     settings = repo_config.load(worktree.path)
     if settings.copy_files or settings.setup:

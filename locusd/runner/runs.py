@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from locusd.agent.loop import Event
-from locusd.agent.providers import Provider
-from locusd.agent.run import RunReport, local_task_id, run_task
+from locusd.agent.run import RunReport, local_task_id
 from locusd.config import Config
 from locusd.git.worktrees import Worktree
 from locusd.protocol.errors import Code, LocusError
@@ -33,6 +32,7 @@ from locusd.protocol.messages import (
     RunEventKind,
     RunState,
 )
+from locusd.runner.agent_process import run_in_child
 from locusd.runner.store import RunStore, now
 from locusd.server.peer import Peer
 
@@ -111,7 +111,7 @@ class Runs:
         *,
         repo: Path,
         task: str,
-        provider: Provider,
+        replay: Path | None = None,
         title: str | None = None,
         task_id: int | None = None,
         cloud: dict[str, Any] | None = None,
@@ -129,7 +129,7 @@ class Runs:
         )
         self.store.save(run, cloud)
         cancel = asyncio.Event()
-        work = self._run(run, task, provider, cancel, on_end, continue_in)
+        work = self._run(run, task, replay, cancel, on_end, continue_in)
         active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
@@ -140,23 +140,24 @@ class Runs:
         self,
         run: Run,
         task: str,
-        provider: Provider,
+        replay: Path | None,
         cancel: asyncio.Event,
         on_end: OnEnd | None,
         continue_in: Worktree | None = None,
     ) -> Run:
         report: RunReport | None = None
         try:
-            report = await run_task(
+            report = await run_in_child(
                 repo=Path(run.repo),
                 task=task,
-                provider=provider,
                 config=self.config,
+                replay=replay,
                 task_id=run.run_id,
                 cancel=cancel,
                 approver=lambda command, reason: self._approve(run.run_id, command, reason),
                 on_event=lambda event: self._agent_event(run.run_id, event),
                 on_phase=lambda text: self._emit(run.run_id, "note", text),
+                on_worktree=lambda worktree: self._at_worktree(run.run_id, worktree),
                 continue_in=continue_in,
             )
             run = run.model_copy(
@@ -176,9 +177,9 @@ class Runs:
             )
             if report.diff:
                 self._emit(run.run_id, "diff", report.diff)
-        except Exception as exc:  # a worktree or config error: the run fails, the daemon stays
+        except Exception as exc:  # a worktree error, the agent process died: the run fails
             log.exception("run %s failed", run.run_id)
-            run = run.model_copy(
+            run = self.get(run.run_id).model_copy(
                 update={
                     "state": "failed",
                     "outcome": "failed",
@@ -193,6 +194,15 @@ class Runs:
         if on_end is not None:
             await on_end(run, report)
         return run
+
+    def _at_worktree(self, run_id: str, worktree: Worktree) -> None:
+        """Where the run works, recorded before the agent's first edit (kept if it crashes)."""
+        where = {
+            "worktree": str(worktree.path),
+            "branch": worktree.branch,
+            "base_commit": worktree.base_commit,
+        }
+        self.store.save(self.get(run_id).model_copy(update=where))
 
     async def wait(self, run_id: str) -> Run:
         active = self.active.get(run_id)

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
-from locusd.agent.providers import Provider
 from locusd.agent.run import RunReport
 from locusd.cloud.writes import (
     LogStream,
@@ -112,7 +111,6 @@ class Worker:
         *,
         served: dict[str, Path],
         remotes: list[str],
-        provider: Callable[[], Provider],
         scrubber: Callable[[Path], Scrubber],
         project_id: int | None = None,
         auto_commit: Callable[[Run], Awaitable[None]] | None = None,
@@ -126,7 +124,6 @@ class Worker:
         self.outbox = outbox
         self.served = served  # remote fingerprint → checkout
         self.remotes = remotes  # the same remotes as URLs, for registering
-        self.provider = provider
         self.scrubber = scrubber  # per checkout: its .locusignore and patterns
         self.held: dict[str, _Held] = {}  # run id → held task
         self.cancelled_by_cloud: set[str] = set()
@@ -234,7 +231,6 @@ class Worker:
             repo=checkout,
             task=prompt,
             title=task.title,
-            provider=self.provider(),
             task_id=task.id,
             cloud={
                 "task_id": task.id,
