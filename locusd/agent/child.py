@@ -69,17 +69,19 @@ class Daemon:
         self.reader = reader
         self.out = out
         self.cancel = asyncio.Event()
-        self.gone = False
+        self.gone = False  # nothing more will come from the daemon
+        self.deaf = False  # nothing more can go to it
         self.asks: dict[int, asyncio.Future[bool]] = {}
         self._ids = itertools.count(1)
 
     def send(self, message: FromChild) -> None:
-        if self.gone:
+        if self.deaf:
             return
         try:
             self.out.write(line(message))
             self.out.flush()
-        except (BrokenPipeError, ValueError):  # the daemon has gone (ValueError: closed)
+        except BrokenPipeError:  # the daemon has gone
+            self.deaf = True
             self.lost()
 
     def lost(self) -> None:
