@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
-from locusd.agent.providers import ConfigurationError, Provider
-from locusd.agent.providers.select import make_provider
+from locusd.agent.providers import ConfigurationError
+from locusd.agent.providers.select import check_provider
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
@@ -334,7 +334,7 @@ class Daemon:
                     " add the remote to the project",
                 )
         try:
-            provider = make_provider(self.config.agent)
+            check_provider(self.config.agent)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         self._ensure_drainer()
@@ -344,7 +344,6 @@ class Daemon:
                 await self.session.worker_client(project),
                 served=served,
                 remotes=urls,
-                provider=lambda: provider,
                 project_id=project,
                 auto_commit=self._auto_commit,
             )
@@ -423,10 +422,10 @@ class Daemon:
             )
         replay = Path(params.replay) if params.replay else None
         try:
-            provider = make_provider(self.config.agent, replay=replay)
+            check_provider(self.config.agent, replay=replay)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        return self.runs.start(repo=repo, task=params.task, provider=provider)
+        return self.runs.start(repo=repo, task=params.task, replay=replay)
 
     # --- review ----------------------------------------------------------------------------
 
@@ -452,12 +451,12 @@ class Daemon:
     async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
         old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
         try:
-            provider = make_provider(self.config.agent)
+            check_provider(self.config.agent)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         attempt = self.attempts.of_run(old.run_id)
         # A cloud task: the same attempt goes back to running (with a fresh lease).
-        worker = None if attempt is None else await self._worker_for(attempt, provider)
+        worker = None if attempt is None else await self._worker_for(attempt)
         # The old run is revised and the next round recorded together: a kill between the two
         # leaves either the old run reviewable or the new one interrupted, never neither.
         with self.db.transaction():
@@ -467,7 +466,6 @@ class Daemon:
                     repo=Path(old.repo),
                     task=prompt,
                     title=old.title,
-                    provider=provider,
                     continue_in=worktree,
                 )
             else:
@@ -482,7 +480,7 @@ class Daemon:
         crashpoint("send_back.recorded")
         return run
 
-    async def _worker_for(self, attempt: Attempt, provider: Provider) -> Worker:
+    async def _worker_for(self, attempt: Attempt) -> Worker:
         """A worker for a later round of an attempt this daemon made (its project's token,
         its checkout), kept while the round runs."""
         record = attempt.record
@@ -492,7 +490,6 @@ class Daemon:
             await self.session.worker_client(record.project_id),
             served=served,
             remotes=[],
-            provider=lambda: provider,
             project_id=record.project_id,
             auto_commit=self._auto_commit,
         )

@@ -22,8 +22,7 @@ from typing import Any
 
 from locusd.agent import transcript
 from locusd.agent.loop import Event
-from locusd.agent.providers import Provider
-from locusd.agent.run import RunReport, local_task_id, repo_key, run_task
+from locusd.agent.run import RunReport, local_task_id, repo_key
 from locusd.config import Config
 from locusd.crashpoints import crashpoint
 from locusd.git import runmeta
@@ -39,6 +38,7 @@ from locusd.protocol.messages import (
     RunEventKind,
     RunState,
 )
+from locusd.runner.agent_process import run_in_child
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.lifecycle import LIVE, LifecycleError, after_outcome, check, worktree_state
 from locusd.runner.store import RunStore, now
@@ -197,6 +197,9 @@ class Runs:
         header, footer = records[0], records[-1]
         if not isinstance(header, transcript.Header) or not isinstance(footer, transcript.Footer):
             return None
+        if footer.outcome == "cancelled":
+            # What an agent process writes when it finds its daemon gone: not the agent's end.
+            return None
         ending = {name: getattr(footer, name) for name in transcript.Ending.model_fields}
         return RunReport(
             **ending,
@@ -215,7 +218,7 @@ class Runs:
         *,
         repo: Path,
         task: str,
-        provider: Provider,
+        replay: Path | None = None,
         title: str | None = None,
         task_id: int | None = None,
         attempt: Attempt | None = None,
@@ -238,7 +241,7 @@ class Runs:
             if attempt is not None:
                 attempt.entered(run)
         cancel = asyncio.Event()
-        work = self._run(run, task, provider, cancel, on_end, continue_in)
+        work = self._run(run, task, replay, cancel, on_end, continue_in)
         active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
@@ -249,7 +252,7 @@ class Runs:
         self,
         run: Run,
         task: str,
-        provider: Provider,
+        replay: Path | None,
         cancel: asyncio.Event,
         on_end: OnEnd | None,
         continue_in: Worktree | None = None,
@@ -257,11 +260,11 @@ class Runs:
         report: RunReport | None = None
         error = ""
         try:
-            report = await run_task(
+            report = await run_in_child(
                 repo=Path(run.repo),
                 task=task,
-                provider=provider,
                 config=self.config,
+                replay=replay,
                 task_id=run.run_id,
                 cancel=cancel,
                 approver=lambda command, reason: self._approve(run.run_id, command, reason),
@@ -270,7 +273,7 @@ class Runs:
                 on_worktree=lambda worktree: self._worktree(run.run_id, worktree),
                 continue_in=continue_in,
             )
-        except Exception as exc:  # a worktree or config error: the run fails, the daemon stays
+        except Exception as exc:  # a worktree error, the agent process died: the run fails
             log.exception("run %s failed", run.run_id)
             error = str(exc)
         crashpoint("run.finished")

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
-from locusd.agent.providers import Provider
 from locusd.crashpoints import crashpoint
 from locusd.git.cli import Git
 from locusd.git.worktrees import Worktree
@@ -82,7 +81,6 @@ class Worker:
         *,
         served: dict[str, Path],
         remotes: list[str],
-        provider: Callable[[], Provider],
         project_id: int | None = None,
         auto_commit: Callable[[Run], Awaitable[None]] | None = None,
     ) -> None:
@@ -95,7 +93,6 @@ class Worker:
         self.api = api
         self.served = served  # remote fingerprint → checkout
         self.remotes = remotes  # the same remotes as URLs, for registering
-        self.provider = provider
         self.held: dict[str, Attempt] = {}  # run id → its attempt, while the run is live
         self.status = WorkerStatus(running=False)
 
@@ -223,7 +220,6 @@ class Worker:
                 repo=checkout,
                 task=prompt,
                 title=claim.task.title,
-                provider=self.provider(),
                 task_id=claim.task.id,
                 attempt=attempt,
                 on_end=self._ended,

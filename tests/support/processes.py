@@ -31,3 +31,31 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+def parent_of(pid: int) -> int:
+    """The parent PID (0 once it has gone); from /proc, after the command name's ")"."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def ancestor_under(pid: int, parent: int) -> int:
+    """The ancestor of ``pid`` (or itself) whose parent is ``parent``: which of ``parent``'s
+    children a process descends from."""
+    while (above := parent_of(pid)) not in (parent, 0):
+        pid = above
+    if above == 0:
+        raise LookupError(f"process {pid} does not descend from {parent}")
+    return pid
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,13 +1,15 @@
 """Choosing and building a provider from the configuration, with one clear message when no
-model is configured at all."""
+model is configured at all. Checking is apart from building so that the daemon can refuse a bad
+configuration at once without importing a model SDK (its agent processes build the provider)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from locusd.agent.providers import ConfigurationError, Provider
-from locusd.config import AgentConfig
+from locusd.config import AgentConfig, ProviderName
 
 HOW_TO_CONFIGURE = """\
 No model is configured. Three ways to give Locus one:
@@ -19,19 +21,30 @@ No model is configured. Three ways to give Locus one:
 The same settings can live in the [agent] table of ~/.config/locus/config.toml."""
 
 
-def make_provider(config: AgentConfig, *, replay: Path | None = None) -> Provider:
+@dataclass(frozen=True)
+class Choice:
+    """A provider the configuration names, with what building it takes (nothing imported)."""
+
+    name: ProviderName
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    replay: Path | None = None
+
+
+def check_provider(config: AgentConfig, *, replay: Path | None = None) -> Choice:
+    """The provider to build, or :class:`ConfigurationError` saying how to configure one.
+    Imports no SDK: the daemon checks here and only its agent processes build (and import)."""
     replay = replay or config.replay
     if config.provider == "replay" or replay is not None:
-        from locusd.agent.providers.replay import ReplayProvider
-
         if replay is None:
             raise ConfigurationError(
                 "the replay provider needs a transcript: --replay FILE.jsonl\n\n" + HOW_TO_CONFIGURE
             )
-        return ReplayProvider(replay)
+        if not replay.is_file():
+            raise ConfigurationError(f"replay {replay}: no such transcript file")
+        return Choice("replay", replay=replay)
     if config.provider == "openai":
-        from locusd.agent.providers.openai import OpenAIProvider
-
         base_url = config.base_url or os.environ.get("OPENAI_BASE_URL")
         api_key = os.environ.get("OPENAI_API_KEY")
         if base_url is None and api_key is None:
@@ -43,17 +56,35 @@ def make_provider(config: AgentConfig, *, replay: Path | None = None) -> Provide
             raise ConfigurationError(
                 "the openai provider needs --model (the name the server knows the model by)"
             )
-        return OpenAIProvider(
-            model=config.model, base_url=base_url, api_key=api_key, price=config.price()
-        )
-    from locusd.agent.providers.anthropic import DEFAULT_MODEL, AnthropicProvider
-
+        return Choice("openai", model=config.model, base_url=base_url, api_key=api_key)
     key = os.environ.get("ANTHROPIC_API_KEY")
     if not key:
         raise ConfigurationError(HOW_TO_CONFIGURE)
+    return Choice("anthropic", model=config.model, base_url=config.base_url, api_key=key)
+
+
+def make_provider(config: AgentConfig, *, replay: Path | None = None) -> Provider:
+    choice = check_provider(config, replay=replay)
+    if choice.replay is not None:
+        from locusd.agent.providers.replay import ReplayProvider
+
+        return ReplayProvider(choice.replay)
+    if choice.name == "openai":
+        from locusd.agent.providers.openai import OpenAIProvider
+
+        assert choice.model is not None  # checked above
+        return OpenAIProvider(
+            model=choice.model,
+            base_url=choice.base_url,
+            api_key=choice.api_key,
+            price=config.price(),
+        )
+    from locusd.agent.providers.anthropic import DEFAULT_MODEL, AnthropicProvider
+
+    assert choice.api_key is not None  # checked above
     return AnthropicProvider(
-        api_key=key,
-        model=config.model or DEFAULT_MODEL,
-        base_url=config.base_url,
+        api_key=choice.api_key,
+        model=choice.model or DEFAULT_MODEL,
+        base_url=choice.base_url,
         price=config.price(),
     )
