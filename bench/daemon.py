@@ -850,12 +850,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def workdir() -> Path:
+def workdir(suite: str = "daemon") -> Path:
     """A short temp dir: AF_UNIX paths are limited to ~107 bytes."""
     base = os.environ.get("TMPDIR") or "/tmp"
     if len(base) > 40:
         base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="locus-bench-daemon-", dir=base)).resolve()
+    return Path(tempfile.mkdtemp(prefix=f"locus-bench-{suite}-", dir=base)).resolve()
 
 
 async def measure(args: argparse.Namespace, where: Path) -> dict[str, Any]:
