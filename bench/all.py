@@ -1,9 +1,10 @@
-"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 7½ minutes on 2 cores).
+"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 8 minutes on 2 cores).
 
 Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``), agent
-(``python -m bench.agent``), daemon (``python -m bench.daemon``) and dashboard
-(``python -m bench.dashboard``) suites one after the other with their defaults, each printing
-its figures against their targets; exits 1 if any missed.
+(``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
+(``python -m bench.startup``) and dashboard (``python -m bench.dashboard``) suites one after
+the other with their defaults, each printing its figures against their targets; exits 1 if
+any missed.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import sys
 from collections.abc import Callable
 
 from bench import __main__ as dispatch
-from bench import agent, daemon, dashboard, worktrees
+from bench import agent, daemon, dashboard, startup, worktrees
 
 SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "dispatch": dispatch.main,
     "worktrees": worktrees.main,
     "agent": agent.main,
     "daemon": daemon.main,
+    "startup": startup.main,
     "dashboard": dashboard.main,
 }
 

@@ -12,6 +12,9 @@ state, configuration and data all live in a temporary directory. In one run:
 * **Idle cost**: with 2 idle clients connected and the worker long-polling a real
   ``locus-cloud serve`` (SQLite), the daemon's RSS and CPU time from ``/proc`` over a window
   (bar: RSS ≤ 80 MB, CPU ≈ 0 %: PASS at ≤ 1 % of one core).
+* **RSS after one agent run**: the same daemon runs the sample task once (``locus/runs/start``,
+  the replay provider playing ``examples/fix-median.jsonl``) to its end; its RSS then (bar:
+  ≤ 80 MB). The anthropic daemon's RSS after its runs (below: the SDK loaded) has the same bar.
 * **Cancel latency**: a run whose agent is in ``sleep 300`` (under a marker name, through the
   real anthropic SDK against the loopback model server): ``locus/runs/cancel`` → the command's
   process is gone; and the same from the cloud (``POST /tasks/{id}/cancel`` for a task the
@@ -75,12 +78,13 @@ from locusd.protocol.messages import (
 )
 from locusd.runner.store import RunStore
 from locusd.server.framing import BodyError, FrameError, encode_frame, parse_body, read_frame
-from tests.locusd.agentkit import DEMO_TRANSCRIPT, git, make_sample_repo
+from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, git, make_sample_repo
 from tests.support.anthropic_server import AnthropicServer, Reply, tool_use
 from tests.support.client import Api
 
 ROUND_TRIP_P50_MS = 1.0
 IDLE_RSS_MB = 80.0
+RUN_RSS_MB = 80.0
 IDLE_CPU_PCT = 1.0
 CANCEL_S = 2.0
 
@@ -97,6 +101,7 @@ STOP_TIMEOUT_S = 15.0
 COMMAND_START_TIMEOUT_S = 60.0
 KILL_TIMEOUT_S = 40.0  # longer than the bar: a slow kill is measured, not cut off
 WAITER_TIMEOUT_S = 20.0
+RUN_TIMEOUT_S = 120.0
 #: How often the bench looks for the marker process (reading a few /proc files).
 POLL_S = 0.001
 STATUS = "locus/daemon/status"
@@ -529,7 +534,26 @@ async def measure_idle(
     )
 
 
-# --- 3. cancel latency ---------------------------------------------------------------------
+# --- 3. RSS after one agent run ------------------------------------------------------------
+
+
+async def one_run(daemon: DaemonClient, repo: Path) -> Run:
+    """``locus/runs/start`` the sample task on ``repo`` and wait until the run is over; it must
+    have done the work (a run that failed at once would leave the daemon unmeasured)."""
+    params = RunStartParams(repo=str(repo), task=TASK)
+    run: Run = await call(daemon, "locus/runs/start", params, Run)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while run.state in ("starting", "running"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"run {run.run_id} did not end within {RUN_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.05)
+        run = await call(daemon, "locus/runs/show", RunRef(run_id=run.run_id), Run)
+    if run.state not in ("awaiting_review", "completed"):
+        raise RuntimeError(f"run {run.run_id} ended {run.state}: {run.reason}")
+    return run
+
+
+# --- 4. cancel latency ---------------------------------------------------------------------
 
 MARKER = re.compile(r"locus-bench-cancel-[0-9a-f]+-[0-9]+")
 
@@ -736,6 +760,13 @@ def idle_figures(idle: Idle) -> list[Figure]:
     ]  # fmt: skip
 
 
+def run_rss_figures(rss_after: float) -> list[Figure]:
+    return [
+        Figure("replay daemon", "rss_after_run_mb", "RSS after one agent run (replay)",
+               rss_after, "MB", f"≤ {RUN_RSS_MB:g} MB", rss_after <= RUN_RSS_MB),
+    ]  # fmt: skip
+
+
 def history_figures(history: Latencies, runs: int) -> list[Figure]:
     g = f"status, {runs:,} past runs"
     return [
@@ -770,7 +801,8 @@ def cancel_figures(
         Figure("anthropic daemon", "rss_before_runs_mb", "RSS before its first run",
                rss_before, "MB", "", None),
         Figure("anthropic daemon", "rss_after_runs_mb",
-               "RSS after its runs (anthropic SDK loaded)", rss_after, "MB", "", None),
+               "RSS after its runs (anthropic SDK loaded)", rss_after, "MB",
+               f"≤ {RUN_RSS_MB:g} MB", rss_after <= RUN_RSS_MB),
     ]  # fmt: skip
     return figures
 
@@ -819,12 +851,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def workdir() -> Path:
+def workdir(suite: str = "daemon") -> Path:
     """A short temp dir: AF_UNIX paths are limited to ~107 bytes."""
     base = os.environ.get("TMPDIR") or "/tmp"
     if len(base) > 40:
         base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="locus-bench-daemon-", dir=base)).resolve()
+    return Path(tempfile.mkdtemp(prefix=f"locus-bench-{suite}-", dir=base)).resolve()
 
 
 async def measure(args: argparse.Namespace, where: Path) -> dict[str, Any]:
@@ -860,6 +892,10 @@ async def measure(args: argparse.Namespace, where: Path) -> dict[str, Any]:
             repo_a = await asyncio.to_thread(checkout, where / "a")
             idle = await measure_idle(daemon_a, cloud, session, repo_a, args.idle_seconds)
             figures += idle_figures(idle)
+            progress("one agent run on daemon A (replay), then its RSS")
+            async with client(home_a.socket, "bench-run") as a:
+                await one_run(a, repo_a)
+            figures += run_rss_figures(rss_mb(daemon_a.pid))
             await asyncio.to_thread(daemon_a.stop)  # its worker must not claim B's tasks
 
             if args.history_runs:

@@ -1,25 +1,57 @@
 """The ``locus`` command. Each subcommand is thin: a call to the daemon over its protocol, or,
-like ``locus agent run``, a local action that needs no daemon."""
+like ``locus agent run``, a local action that needs no daemon.
+
+Subcommands are imported on first use (see :mod:`locusd.cli.lazy`): ``locus --version`` and
+``locus status`` start in a fraction of the time importing them all would take."""
 
 from __future__ import annotations
 
 import click
 
-from locusd.cli.agent import agent
-from locusd.cli.daemon import daemon_group
-from locusd.cli.demo import demo
-from locusd.cli.review import review
-from locusd.cli.runs import cancel_command, logs_command, run_command, runs_command
-from locusd.cli.session import audit, login, logout, status
-from locusd.cli.tasks import tasks
+from locusd import __version__
+from locusd.cli.lazy import Lazy, LazyGroup
+
+COMMANDS = {
+    "agent": Lazy("locusd.cli.agent:agent", "Run the coding agent locally (no cloud needed)."),
+    "audit": Lazy(
+        "locusd.cli.session:audit", "What left this machine: every upload the cloud acknowledged."
+    ),
+    "cancel": Lazy(
+        "locusd.cli.runs:cancel_command",
+        "Cancel a running run (its command is killed; a cloud task is given back).",
+    ),
+    "daemon": Lazy(
+        "locusd.cli.daemon:daemon_group",
+        "The locusd process (one per user; clients start it when needed).",
+    ),
+    "demo": Lazy(
+        "locusd.cli.demo:demo",
+        "One task from the cloud to a commit and back, on embedded defaults"
+        " (no account, no network; no model key needed).",
+    ),
+    "login": Lazy("locusd.cli.session:login", "Log the daemon in to a Locus Cloud."),
+    "logout": Lazy(
+        "locusd.cli.session:logout",
+        "Forget the cloud secret (and revoke a user session on the cloud).",
+    ),
+    "logs": Lazy("locusd.cli.runs:logs_command", "A run's events (what the agent said and did)."),
+    "review": Lazy(
+        "locusd.cli.review:review", "Review a run's changes (and decide, commit or discard them)."
+    ),
+    "run": Lazy(
+        "locusd.cli.runs:run_command",
+        "Work on the cloud's queued tasks for these repositories, in the foreground.",
+    ),
+    "runs": Lazy("locusd.cli.runs:runs_command", "Every run the daemon knows, newest last."),
+    "status": Lazy(
+        "locusd.cli.status:status",
+        "The daemon at a glance: version, clients, runs, outbox, login, worker.",
+    ),
+    "tasks": Lazy("locusd.cli.tasks:tasks", "Tasks in the cloud."),
+}
 
 
-@click.group()
-@click.version_option(package_name="locus")
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.version_option(__version__)
 def main() -> None:
     """Locus: local-first coding agents."""
-
-
-for command in (login, logout, status, audit, tasks, review, run_command, runs_command, logs_command,
-                cancel_command, daemon_group, agent, demo):  # fmt: skip
-    main.add_command(command)

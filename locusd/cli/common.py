@@ -14,15 +14,17 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 
 from locusd.cli.rpc import DaemonClient, DaemonError, OnNotification, OnRequest
-from locusd.protocol.base import Wire
-from locusd.protocol.errors import Code
+from locusd.protocol.codes import Code
 from locusd.server.client import DaemonUnavailable, connect_or_start
+
+if TYPE_CHECKING:  # not at run time: ``locus status`` starts without pydantic
+    from locusd.protocol.base import Wire
 
 T = TypeVar("T")
 OK, FAILED, USAGE, NEEDS_INPUT, AUTH, UNAVAILABLE, CANCELLED = 0, 1, 2, 3, 4, 5, 130
@@ -82,9 +84,9 @@ def show(
     result: Wire | list[Any] | dict[str, Any], as_json: bool, human: Callable[[], None]
 ) -> None:
     if as_json:
-        if isinstance(result, Wire):
-            click.echo(result.model_dump_json(by_alias=True, indent=2, exclude_none=True))
+        if isinstance(result, list | dict):
+            click.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
         else:
-            click.echo(json.dumps(result, indent=2, default=str))
+            click.echo(result.model_dump_json(by_alias=True, indent=2, exclude_none=True))
     else:
         human()

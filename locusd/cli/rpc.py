@@ -10,15 +10,17 @@ import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from locusd import __version__
 from locusd.protocol import PROTOCOL_VERSION
-from locusd.protocol.base import Wire
-from locusd.protocol.errors import Code
+from locusd.protocol.codes import Code
 from locusd.server.framing import BodyError, FrameError, encode_frame, parse_body, read_frame
 
-W = TypeVar("W", bound=Wire)
+if TYPE_CHECKING:  # the models (pydantic) come with the caller's; see call_wire
+    from locusd.protocol.base import Wire
+
+W = TypeVar("W", bound="Wire")
 OnNotification = Callable[[str, dict[str, Any]], None]
 OnRequest = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -97,6 +99,11 @@ class DaemonClient:
 
     async def call(self, method: str, params: Wire, result: type[W]) -> W:
         return result.model_validate(await self._request(method, params.wire()))
+
+    async def call_wire(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """The daemon's answer as it came (camelCase JSON, not validated): for a command that
+        must start fast, without importing pydantic and the protocol's models."""
+        return await self._request(method, params or {})
 
     # --- plumbing ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""``locus login``, ``locus logout``, ``locus status``: the daemon's cloud session."""
+"""``locus login``, ``locus logout``, ``locus audit``: the daemon's cloud session (``locus
+status`` is :mod:`locusd.cli.status`)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,14 @@ import click
 from rich.table import Table
 
 from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.cli.status import auth_line
 from locusd.protocol.base import Empty
-from locusd.protocol.messages import AuditList, AuthStatus, DaemonStatus, LoginParams
-
-
-def _auth_line(status: AuthStatus) -> str:
-    if not status.logged_in:
-        return f"not logged in (cloud {status.cloud_url}; secrets kept in {status.store})"
-    return f"logged in to {status.cloud_url} as {status.identity} ({status.kind}; {status.store})"
+from locusd.protocol.messages import AuditList, AuthStatus, LoginParams
 
 
 def _show_auth(status: AuthStatus, as_json: bool) -> None:
     def human() -> None:
-        out.print(_auth_line(status))
+        out.print(auth_line(status.wire()))
         if status.warning:
             out.print(f"[yellow]warning:[/] {status.warning}")
 
@@ -90,31 +86,5 @@ def audit(as_json: bool) -> None:
         for e in result.entries:
             table.add_row(e.at, e.destination, e.kind, str(e.task_id), str(e.bytes), e.sha256[:16])
         out.print(table)
-
-    show(result, as_json, human)
-
-
-@click.command()
-@json_option
-def status(as_json: bool) -> None:
-    """The daemon at a glance: version, clients, runs, outbox, login, worker."""
-
-    async def work() -> DaemonStatus:
-        async with daemon() as client:
-            return await client.call("locus/daemon/status", Empty(), DaemonStatus)
-
-    result = run(work)
-
-    def human() -> None:
-        out.print(f"locusd {result.version} (pid {result.pid}, up {result.uptime_seconds:.0f} s)")
-        out.print(f"socket {result.socket}; {result.clients} client(s) connected")
-        out.print(_auth_line(result.auth))
-        runs = ", ".join(f"{n} {state}" for state, n in sorted(result.runs.items())) or "none"
-        out.print(f"runs: {runs}; outbox: {result.outbox_pending} pending")
-        worker = result.worker
-        if worker.running:
-            out.print(f"worker: running, {worker.agents} agent(s), projects {worker.projects}")
-        else:
-            out.print("worker: stopped" + (f" ({worker.last_error})" if worker.last_error else ""))
 
     show(result, as_json, human)

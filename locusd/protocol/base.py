@@ -9,7 +9,11 @@ from pydantic.alias_generators import to_camel
 
 class Wire(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        defer_build=True,
     )
 
     def wire(self) -> dict[str, object]:

@@ -1,30 +1,12 @@
-"""Locus error codes, in the JSON-RPC server-error range -32000 to -32099, each with a kind and
-whether a retry can help; sent as ``error.data = {kind, retryable}``."""
+"""The error a daemon handler raises, and the ``error.data`` it becomes on the wire
+(``{kind, retryable}``); the codes themselves are in :mod:`locusd.protocol.codes`."""
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from locusd.protocol.base import Wire
+from locusd.protocol.codes import RETRYABLE, Code
 
-
-class Code(IntEnum):
-    # From -32020: below that, LSP already uses -32001 (unknown) and -32002 (not initialized).
-    AUTH_REQUIRED = -32020
-    AUTH_EXPIRED = -32021
-    RUN_NOT_FOUND = -32022
-    INVALID_RUN_STATE = -32023
-    REVIEW_STALE = -32024
-    MERGE_CONFLICT = -32025
-    UNSUPPORTED_PROTOCOL = -32026
-    TASK_NOT_FOUND = -32027
-    CLOUD_UNAVAILABLE = -32028
-    INVALID_ARGUMENT = -32029  # params that validate but make no sense (e.g. not a git repo)
-    APPROVAL_NOT_FOUND = -32030
-
-
-#: Codes where trying again later can succeed without the user changing anything.
-RETRYABLE = {Code.CLOUD_UNAVAILABLE}
+__all__ = ["RETRYABLE", "Code", "ErrorData", "LocusError"]
 
 
 class ErrorData(Wire):

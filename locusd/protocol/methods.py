@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol import messages as m
 from locusd.protocol.base import Empty, Wire
 
-PROTOCOL_VERSION = "1.0"
+__all__ = ["METHODS", "NOTIFICATIONS", "PROTOCOL_VERSION", "SERVER_REQUESTS", "Method"]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ FIGURES = {
     "idle_cpu_pct",
     "idle_wakeups_per_s",
     "idle_threads",
+    "rss_after_run_mb",
     "history_status_p50_ms",
     "history_status_p99_ms",
     "cancel_local_s",
@@ -66,6 +67,8 @@ def test_the_quick_daemon_bench_reports_every_figure() -> None:
         "status_p50_ms",
         "idle_rss_mb",
         "idle_cpu_pct",
+        "rss_after_run_mb",
+        "rss_after_runs_mb",
         "cancel_local_s",
         "cancel_cloud_s",
     }

@@ -1,0 +1,59 @@
+"""``locus status``: the daemon at a glance.
+
+It reads the daemon's answer as it came (the camelCase wire dict of ``DaemonStatus``, see
+docs/protocol.md) rather than through the protocol's pydantic models: importing pydantic and
+building the models is most of a Python start-up here (docs/benchmarks.md, "CLI start-up"), and
+this is the command people and scripts run most. Other commands use the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from locusd.cli.common import daemon, json_option, out, run, show
+
+
+def auth_line(auth: Mapping[str, Any]) -> str:
+    """One line about the login, from an ``AuthStatus`` on the wire (camelCase, None omitted)."""
+    if not auth["loggedIn"]:
+        return f"not logged in (cloud {auth.get('cloudUrl')}; secrets kept in {auth['store']})"
+    return (
+        f"logged in to {auth.get('cloudUrl')} as {auth.get('identity')}"
+        f" ({auth.get('kind')}; {auth['store']})"
+    )
+
+
+@click.command()
+@json_option
+def status(as_json: bool) -> None:
+    """The daemon at a glance: version, clients, runs, outbox, login, worker."""
+
+    async def work() -> dict[str, Any]:
+        async with daemon() as client:
+            answer: dict[str, Any] = await client.call_wire("locus/daemon/status")
+            return answer
+
+    result = run(work)
+
+    def human() -> None:
+        out.print(
+            f"locusd {result['version']} (pid {result['pid']}, up {result['uptimeSeconds']:.0f} s)"
+        )
+        out.print(f"socket {result['socket']}; {result['clients']} client(s) connected")
+        out.print(auth_line(result["auth"]))
+        by_state = sorted(result["runs"].items())
+        runs = ", ".join(f"{n} {state}" for state, n in by_state) or "none"
+        out.print(f"runs: {runs}; outbox: {result['outboxPending']} pending")
+        worker = result["worker"]
+        if worker["running"]:
+            out.print(
+                f"worker: running, {worker['agents']} agent(s), projects {worker['projects']}"
+            )
+        else:
+            error = worker.get("lastError")
+            out.print("worker: stopped" + (f" ({error})" if error else ""))
+
+    show(result, as_json, human)
