@@ -3,7 +3,7 @@ auditing this module (``tests/locusd/server/test_layers.py`` fails if pygls is u
 
 Each connection has a pygls server and protocol object of its own, sharing the daemon's
 :class:`~locusd.server.peer.Core`; :class:`PyglsSession` is all the connection sees of them.
-Why each piece is here (see the design brief §10):
+Why each piece is here (what a client sees of it is specified in docs/protocol.md):
 
 * pygls reads and writes only through the :class:`~locusd.server.connection.Connection`:
   frames are parsed by :mod:`locusd.server.framing` (pygls's own reader loses messages on a bad
