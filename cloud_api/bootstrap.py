@@ -24,7 +24,6 @@ class FirstStart:
     email: str
     password: str
     token: str
-    org_slug: str
     project_id: int
 
 
@@ -58,7 +57,7 @@ async def bootstrap(db: Database) -> FirstStart | None:
         token, _row = await token_store.issue(
             tx, "user", expires_in_seconds=None, user_id=user.id, label="first start"
         )
-    return FirstStart(ADMIN_EMAIL, password, token, "default", int(project_id))
+    return FirstStart(ADMIN_EMAIL, password, token, int(project_id))
 
 
 async def find_project(db: Database, ref: str) -> int | None:

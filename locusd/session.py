@@ -22,7 +22,6 @@ from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import AuthStatus, LoginParams
 
 T = TypeVar("T")
-WORKER_PREFIX = "lcw_"  # cloud_api.security.TOKEN_PREFIXES["worker"]
 
 
 def _project_key(cloud_url: str, project_id: int) -> str:

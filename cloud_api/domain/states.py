@@ -49,7 +49,7 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskStatus], frozenset[Actor]] = {
     (S.QUEUED, S.CLAIMED): frozenset({Actor.WORKER}),
     (S.CLAIMED, S.RUNNING): frozenset({Actor.WORKER}),
     (S.RUNNING, S.AWAITING_REVIEW): frozenset({Actor.WORKER}),
-    # Rejected hunks with a comment go back to the agent for another round (brief §6).
+    # Rejected hunks with a comment go back to the agent for another round (docs/state-machine.md).
     (S.AWAITING_REVIEW, S.RUNNING): frozenset({Actor.WORKER}),
     (S.AWAITING_REVIEW, S.VERIFICATION): frozenset({Actor.WORKER}),
     (S.VERIFICATION, S.DONE): frozenset({Actor.USER}),

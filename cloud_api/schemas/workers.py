@@ -10,7 +10,7 @@ from cloud_api.schemas.projects import Remote
 from cloud_api.schemas.tasks import ArtifactKind, TaskOut
 
 ClaimToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Attempt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+AttemptNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 WaitSeconds = Annotated[float, Field(ge=0, le=30, description="long-poll up to this long")]
 
 
@@ -51,7 +51,7 @@ class ClaimOut(Out):
 class Fence(Body):
     """Every worker write names the attempt and claim token it holds; stale ones get 409."""
 
-    attempt: Attempt
+    attempt: AttemptNumber
     claim_token: ClaimToken
 
 

@@ -1,7 +1,8 @@
 """Column types and SQL expressions that behave the same on SQLite and PostgreSQL.
 
-Only the database clock is trusted (brief §3): timestamps and lease expiries are computed by
-``db_now()`` inside SQL, never by the API process, so replicas with skewed clocks agree.
+Only the database clock is trusted (docs/dispatch.md, Time): timestamps and lease expiries are
+computed by ``db_now()`` inside SQL, never by the API process, so replicas with skewed clocks
+agree.
 """
 
 from __future__ import annotations

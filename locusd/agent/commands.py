@@ -2,7 +2,7 @@
 own, with stdin closed, a timeout, a scrubbed environment, and output that goes to a file.
 
 Why a file and not a pipe: a grandchild that escapes the group could keep a pipe open and hang
-the read forever (brief §10). Why a process group: a timeout or a cancel must kill the whole
+the read forever (docs/agent.md). Why a process group: a timeout or a cancel must kill the whole
 tree the command started, not only the shell.
 """
 

@@ -1,7 +1,7 @@
 """File access confined to a worktree, symlinks included.
 
 Checking a path with realpath() and then opening it is racy: between the two, a rename can
-swap a directory for a symlink that points out (brief §10: 533 escapes in 2,837 opens). So the
+swap a directory for a symlink that points out (see docs/security.md). So the
 kernel does the check while it opens: ``openat2(…, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)``
 refuses any resolution that leaves the root, by ``..``, an absolute path or a symlink. Where
 the kernel lacks openat2 (before Linux 5.6, or not Linux), each path component is opened with

@@ -44,7 +44,7 @@ class CommandPolicy(BaseModel):
 
 
 @dataclass(frozen=True)
-class Decision:
+class Ruling:
     verdict: Verdict
     reason: str
 
@@ -106,7 +106,7 @@ def _match(part: str, patterns: list[str]) -> str | None:
     return next((p for p in patterns if fnmatchcase(part, p) or fnmatchcase(part, p + " *")), None)
 
 
-def decide(policy: CommandPolicy, command: str, *, unattended: bool) -> Decision:
+def decide(policy: CommandPolicy, command: str, *, unattended: bool) -> Ruling:
     verdict: Verdict = "allow"
     reason = "no pattern names it; the default is allow"
     parts = split_commands(command) or [command]
@@ -129,7 +129,7 @@ def decide(policy: CommandPolicy, command: str, *, unattended: bool) -> Decision
         ):
             verdict, reason = part_verdict, part_reason
     if verdict == "ask" and unattended:
-        return Decision(
+        return Ruling(
             "deny", f"{reason}, which needs the user's approval, and this run is unattended"
         )
-    return Decision(verdict, reason)
+    return Ruling(verdict, reason)

@@ -2,7 +2,7 @@
 runs), turning daemon errors into messages and exit codes, and printing a result as JSON or for
 people.
 
-Exit codes (docs/cli.md): 0 ok · 1 the work failed · 2 bad usage or configuration · 3 a run
+Exit codes (docs/daemon.md): 0 ok · 1 the work failed · 2 bad usage or configuration · 3 a run
 needs input · 4 not logged in (or the login expired) · 5 the daemon or the cloud is unavailable
 · 130 cancelled (Ctrl-C).
 """

@@ -51,7 +51,6 @@ from locusd.cloud.writes import (
     WRITES,
     LogStream,
     artifact_body,
-    follow_up_body,
     log_body,
     status_body,
     to_json,
@@ -360,18 +359,6 @@ class CloudClient:
     ) -> ArtifactOut:
         body = artifact_body(fence, kind, content, media_type)
         return await self._send("artifact", task_id, body, ArtifactOut, idempotency_key)
-
-    async def propose_task(
-        self,
-        title: str,
-        description: str = "",
-        parent_task_id: int | None = None,
-        *,
-        idempotency_key: str | None = None,
-    ) -> TaskOut:
-        """A follow-up task proposed by the agent (lands in the backlog)."""
-        body = follow_up_body(title, description, parent_task_id)
-        return await self._send("follow_up", None, body, TaskOut, idempotency_key)
 
     async def signals(self, wait: float = 0, after: int = 0) -> SignalsOut:
         """Cancellations of tasks this worker holds since ``after`` (the last ``.cursor``)."""

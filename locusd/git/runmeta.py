@@ -18,11 +18,11 @@ from typing import Literal, get_args
 
 FILENAME = "locus.json"
 
-State = Literal["running", "review", "committed", "reported", "discarded"]
-STATES: tuple[State, ...] = get_args(State)
+WorktreeState = Literal["running", "review", "committed", "reported", "discarded"]
+STATES: tuple[WorktreeState, ...] = get_args(WorktreeState)
 #: The states in which nothing in a worktree is still needed: it may be reused or removed
 #: (if it also has no uncommitted changes).
-FREE_STATES: frozenset[State] = frozenset({"reported", "discarded"})
+FREE_STATES: frozenset[WorktreeState] = frozenset({"reported", "discarded"})
 
 
 def now() -> str:
@@ -35,10 +35,10 @@ class RunMeta:
     title: str
     base_commit: str
     created_at: str  # ISO 8601, UTC
-    state: State
+    state: WorktreeState
     updated_at: str  # when ``state`` last changed
 
-    def with_state(self, state: State) -> RunMeta:
+    def with_state(self, state: WorktreeState) -> RunMeta:
         if state not in STATES:
             raise ValueError(f"unknown worktree state {state!r}: one of {', '.join(STATES)}")
         return replace(self, state=state, updated_at=now())

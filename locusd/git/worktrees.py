@@ -29,7 +29,7 @@ from pathlib import Path
 
 from locusd.git import runmeta
 from locusd.git.cli import Git, GitFailed, TimedOut, run
-from locusd.git.runmeta import FREE_STATES, RunMeta, State
+from locusd.git.runmeta import FREE_STATES, RunMeta, WorktreeState
 from locusd.repo_config import RepoConfig
 
 BRANCH_PREFIX = "locus/"
@@ -39,7 +39,7 @@ _TASK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 FETCH_TIMEOUT = 60.0
 SUBMODULE_TIMEOUT = 600.0
 
-_KEEP_REASONS: dict[State, str] = {
+_KEEP_REASONS: dict[WorktreeState, str] = {
     "running": "state running: a run is using it, or a crashed run left its work here",
     "review": "state review: the agent's changes are not yet accepted or rejected",
     "committed": "state committed: committed locally, not yet reported to the cloud",
@@ -425,11 +425,11 @@ class Worktrees:
         except (OSError, ValueError):
             return None
 
-    def state(self, worktree: Worktree) -> State | None:
+    def state(self, worktree: Worktree) -> WorktreeState | None:
         meta = self.metadata(worktree)
         return None if meta is None else meta.state
 
-    def set_state(self, worktree: Worktree, state: State) -> None:
+    def set_state(self, worktree: Worktree, state: WorktreeState) -> None:
         """Record where the run is (running → review → committed → reported, or discarded):
         :meth:`prune` and the pool go by it."""
         meta = self.metadata(worktree)

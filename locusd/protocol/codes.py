@@ -11,17 +11,16 @@ from enum import IntEnum
 
 class Code(IntEnum):
     # From -32020: below that, LSP already uses -32001 (unknown) and -32002 (not initialized).
+    # A number, once published, is never reused: -32025 and -32030 were codes nothing raised.
     AUTH_REQUIRED = -32020
     AUTH_EXPIRED = -32021
     RUN_NOT_FOUND = -32022
     INVALID_RUN_STATE = -32023
     REVIEW_STALE = -32024
-    MERGE_CONFLICT = -32025
     UNSUPPORTED_PROTOCOL = -32026
     TASK_NOT_FOUND = -32027
     CLOUD_UNAVAILABLE = -32028
     INVALID_ARGUMENT = -32029  # params that validate but make no sense (e.g. not a git repo)
-    APPROVAL_NOT_FOUND = -32030
 
 
 #: Codes where trying again later can succeed without the user changing anything.

@@ -38,7 +38,6 @@ CODE_DOCS: dict[Code, str] = {
     Code.INVALID_RUN_STATE: "The run is not in a state that allows this (e.g. cancel a"
     " finished run).",
     Code.REVIEW_STALE: "The review changed since the client read it: fetch it again.",
-    Code.MERGE_CONFLICT: "The change no longer applies to the branch.",
     Code.UNSUPPORTED_PROTOCOL: "`initialize` without `initializationOptions.locus."
     "protocolVersion`, or with another major version. `data` also carries"
     " `daemonProtocolVersion` and `clientProtocolVersion`.",
@@ -47,8 +46,6 @@ CODE_DOCS: dict[Code, str] = {
     " and sent later.",
     Code.INVALID_ARGUMENT: "Params that validate but make no sense here (e.g. a path that is"
     " not a git checkout); the message says which.",
-    Code.APPROVAL_NOT_FOUND: "No pending approval with that id (it was answered elsewhere or"
-    " timed out).",
 }
 
 #: The JSON-RPC / LSP codes the server answers with itself, with their ``data.kind``.

@@ -219,11 +219,11 @@ class RunEvents(Wire):
 
 # --- review ------------------------------------------------------------------------------
 
-Action = Literal["accept", "reject", "edit"]
+ReviewAction = Literal["accept", "reject", "edit"]
 
 
 class DecisionIn(Wire):
-    action: Action
+    action: ReviewAction
     comment: str | None = Field(None, description="with reject: why (goes back to the agent)")
     lines: list[str] | None = Field(None, description="with edit: the hunk's new side, as edited")
 
@@ -325,7 +325,7 @@ class AuditList(Wire):
 
 # --- approvals (daemon → client) ---------------------------------------------------------
 
-Decision = Literal["allow_once", "allow_always", "reject"]
+ApprovalDecision = Literal["allow_once", "allow_always", "reject"]
 
 
 class ApprovalRequest(Wire):
@@ -338,11 +338,11 @@ class ApprovalRequest(Wire):
 
 
 class ApprovalAnswer(Wire):
-    decision: Decision
+    decision: ApprovalDecision
 
 
 class ApprovalResolved(Wire):
     """Notification ``locus/approval/resolved``: tells the other subscribers it was settled."""
 
     approval_id: str
-    decision: Decision
+    decision: ApprovalDecision

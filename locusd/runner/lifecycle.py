@@ -23,7 +23,7 @@ from typing import get_args
 
 from cloud_api.schemas.workers import ReportedStatus
 from locusd.agent.transcript import Outcome
-from locusd.git.runmeta import State as WorktreeState
+from locusd.git.runmeta import WorktreeState
 from locusd.protocol.messages import RunState
 
 STATES: tuple[RunState, ...] = get_args(RunState)

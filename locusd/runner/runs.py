@@ -30,9 +30,9 @@ from locusd.git.worktrees import BRANCH_PREFIX, Worktree, WorktreeError, Worktre
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
+    ApprovalDecision,
     ApprovalRequest,
     ApprovalResolved,
-    Decision,
     Run,
     RunEvent,
     RunEventKind,
@@ -425,7 +425,7 @@ class Runs:
             asyncio.ensure_future(peer.request("locus/approval", request, ApprovalAnswer)): peer
             for peer in peers
         }
-        decision: Decision = "reject"
+        decision: ApprovalDecision = "reject"
         answered_by: Peer | None = None
         pending = set(asks)
         while pending and answered_by is None:

@@ -37,11 +37,11 @@ from locusd.server.gates import (
     Answer,
     Cancel,
     Deliver,
+    Disposition,
     Drop,
     Exit,
     MsgId,
-    Reject,
-    Verdict,
+    Refuse,
     gate,
     valid_id,
 )
@@ -151,10 +151,10 @@ class Connection:
             if valid_id(msg_id) and "method" in data:
                 self.send(error_message(msg_id, RpcCode.INTERNAL_ERROR, "internal error (see log)"))
 
-    def _act(self, verdict: Verdict | None) -> None:
-        """Carry out a gate's verdict."""
-        match verdict:
-            case Reject(msg_id, code, message):
+    def _act(self, disposition: Disposition | None) -> None:
+        """Carry out a gate's disposition."""
+        match disposition:
+            case Refuse(msg_id, code, message):
                 self.send(error_message(msg_id, code, message))
             case Drop(reason):
                 log.debug("client %d: %s", self.id, reason)

@@ -6,8 +6,8 @@ A message is checked for JSON-RPC shape (an object, a valid id, ``jsonrpc: "2.0"
 a response) and for the LSP lifecycle (initialize first and once, nothing but ``exit`` after
 ``shutdown``), a known method, an id not already in use, params that are an object or array,
 and a request/notification sent as such, *before* pygls sees it: pygls would raise, log a
-traceback, or answer nothing useful, where the client deserves a precise error. The verdict is
-one of :data:`Verdict`; :mod:`locusd.server.connection` acts on it.
+traceback, or answer nothing useful, where the client deserves a precise error. The disposition is
+one of :data:`Disposition`; :mod:`locusd.server.connection` acts on it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def short(value: Any) -> str:
     return clip(repr(value), 60)
 
 
-# --- the state and the verdicts --------------------------------------------------------------
+# --- the state and the dispositions ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Session:
 
 
 @dataclass(frozen=True)
-class Reject:
+class Refuse:
     """Answer this error (``id`` None: the message's id is unknown or invalid)."""
 
     id: MsgId | None
@@ -119,83 +119,83 @@ class Exit:
     """``exit``: close this connection (only)."""
 
 
-Verdict = Reject | Drop | Deliver | Answer | Cancel | Exit
+Disposition = Refuse | Drop | Deliver | Answer | Cancel | Exit
 
 
 # --- the gates -------------------------------------------------------------------------------
 
 
-def gate(data: Any, session: Session) -> Verdict:
-    """The verdict on one decoded message body."""
+def gate(data: Any, session: Session) -> Disposition:
+    """The disposition of one decoded message body."""
     if not isinstance(data, dict):
         what = (
             "a batch (JSON array) is not supported: send one message per frame"
             if isinstance(data, list)
             else f"expected a JSON-RPC message object, got {type(data).__name__}"
         )
-        return Reject(None, RpcCode.INVALID_REQUEST, what)
+        return Refuse(None, RpcCode.INVALID_REQUEST, what)
     has_id = "id" in data
     msg_id = data.get("id")
     if has_id and not valid_id(msg_id):
-        return Reject(
+        return Refuse(
             None, RpcCode.INVALID_REQUEST, f"id must be a string or an integer, not {short(msg_id)}"
         )
     reply_id = msg_id if has_id else None
     if data.get("jsonrpc") != "2.0":
-        return Reject(reply_id, RpcCode.INVALID_REQUEST, 'jsonrpc must be "2.0"')
+        return Refuse(reply_id, RpcCode.INVALID_REQUEST, 'jsonrpc must be "2.0"')
     method = data.get("method")
     if "method" not in data:
         if has_id and ("result" in data or "error" in data):
             assert msg_id is not None
             return Answer(msg_id, data)
-        return Reject(
+        return Refuse(
             reply_id,
             RpcCode.INVALID_REQUEST,
             'a message needs "method" (a request or notification) or, with an "id",'
             ' "result" or "error" (a response)',
         )
     if not isinstance(method, str) or not method:
-        return Reject(reply_id, RpcCode.INVALID_REQUEST, "method must be a non-empty string")
+        return Refuse(reply_id, RpcCode.INVALID_REQUEST, "method must be a non-empty string")
     if has_id:
         assert msg_id is not None
         return request_gate(msg_id, method, data, session)
     return notification_gate(method, data, session)
 
 
-def request_gate(msg_id: MsgId, method: str, data: dict[str, Any], session: Session) -> Verdict:
+def request_gate(msg_id: MsgId, method: str, data: dict[str, Any], session: Session) -> Disposition:
     """A message with a method and a valid id."""
     if session.shut_down:
-        return Reject(
+        return Refuse(
             msg_id,
             RpcCode.INVALID_REQUEST,
             f"{method}: the client sent shutdown; only exit is accepted now",
         )
     if not session.initialized and method != "initialize":
-        return Reject(
+        return Refuse(
             msg_id,
             RpcCode.SERVER_NOT_INITIALIZED,
             f"{method} before initialize: send initialize first",
         )
     if session.initialized and method == "initialize":
-        return Reject(
+        return Refuse(
             msg_id, RpcCode.INVALID_REQUEST, "initialize was already sent on this connection"
         )
     if method not in session.known:
         hint = " (see docs/protocol.md)" if method.startswith("locus/") else ""
-        return Reject(msg_id, RpcCode.METHOD_NOT_FOUND, f"unknown method {method!r}{hint}")
+        return Refuse(msg_id, RpcCode.METHOD_NOT_FOUND, f"unknown method {method!r}{hint}")
     if msg_id in session.in_progress:
-        return Reject(
+        return Refuse(
             msg_id,
             RpcCode.INVALID_REQUEST,
             f"id {msg_id!r} is already used by a request in progress",
         )
     params = data.get("params")
     if params is not None and not isinstance(params, dict | list):
-        return Reject(msg_id, RpcCode.INVALID_PARAMS, f"{method}: params must be an object")
+        return Refuse(msg_id, RpcCode.INVALID_PARAMS, f"{method}: params must be an object")
     return kind_gate(method, msg_id, data, session)
 
 
-def notification_gate(method: str, data: dict[str, Any], session: Session) -> Verdict:
+def notification_gate(method: str, data: dict[str, Any], session: Session) -> Disposition:
     """A message with a method and no id. A notification gets no answer, so every refusal is
     a :class:`Drop`."""
     if method == "exit":
@@ -216,14 +216,16 @@ def notification_gate(method: str, data: dict[str, Any], session: Session) -> Ve
     return kind_gate(method, None, data, session)
 
 
-def kind_gate(method: str, msg_id: MsgId | None, data: dict[str, Any], session: Session) -> Verdict:
+def kind_gate(
+    method: str, msg_id: MsgId | None, data: dict[str, Any], session: Session
+) -> Disposition:
     """An LSP request sent without an id, or a notification with one, would reach the wrong
     kind of handler."""
     expects_id = session.expects_id(method)
     if expects_id is None or expects_id == (msg_id is not None):
         return Deliver(method, msg_id, data)
     if msg_id is not None:
-        return Reject(
+        return Refuse(
             msg_id, RpcCode.INVALID_REQUEST, f"{method} is a notification: send it without an id"
         )
     return Drop(f"dropped {method} sent as a notification")

@@ -126,12 +126,3 @@ def peer_pid(sock: socket.socket) -> int | None:
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return int(struct.unpack("3i", raw)[0])
     return None
-
-
-def same_user(sock: socket.socket) -> bool:
-    """True when the peer runs as our effective uid; False (fail closed) when it cannot be
-    told."""
-    try:
-        return peer_uid(sock) == os.geteuid()
-    except OSError:
-        return False

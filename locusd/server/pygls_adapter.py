@@ -3,7 +3,7 @@ auditing this module (``tests/locusd/server/test_layers.py`` fails if pygls is u
 
 Each connection has a pygls server and protocol object of its own, sharing the daemon's
 :class:`~locusd.server.peer.Core`; :class:`PyglsSession` is all the connection sees of them.
-Why each piece is here (see the design brief §10):
+Why each piece is here (what a client sees of it is specified in docs/protocol.md):
 
 * pygls reads and writes only through the :class:`~locusd.server.connection.Connection`:
   frames are parsed by :mod:`locusd.server.framing` (pygls's own reader loses messages on a bad
@@ -47,7 +47,7 @@ from pygls.protocol import (
 from locusd import __version__
 from locusd.protocol import METHODS
 from locusd.server.framing import RpcCode, error_message
-from locusd.server.gates import Deliver, Drop, MsgId, Reject, RpcError, Session, clip
+from locusd.server.gates import Deliver, Drop, MsgId, Refuse, RpcError, Session, clip
 from locusd.server.handlers import Handler, call
 from locusd.server.params import check_init_options
 
@@ -234,7 +234,7 @@ class PyglsSession:
         kind = self.protocol.get_message_type(method)
         return None if kind is None else "id" in attrs.fields_dict(kind)
 
-    def deliver(self, message: Deliver) -> Reject | Drop | None:
+    def deliver(self, message: Deliver) -> Refuse | Drop | None:
         """Structure the message as pygls would (lsprotocol types for LSP methods, generic
         messages with raw params for ours) and hand it to pygls; a structuring failure is
         refused here."""
@@ -245,7 +245,7 @@ class PyglsSession:
             structured = self.protocol._converter.structure(message.data, kind)
         except Exception as exc:
             if message.id is not None:
-                return Reject(
+                return Refuse(
                     message.id, RpcCode.INVALID_PARAMS, f"{message.method}: {_cattrs_problem(exc)}"
                 )
             return Drop(f"dropped malformed {message.method}: {exc}")

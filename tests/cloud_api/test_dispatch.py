@@ -250,8 +250,8 @@ async def wait_for_reaper(api: Api, task_id: int, attempt: int) -> None:
 @pytest.mark.parametrize("settings_overrides", [{"lease_seconds": 0.4, "reaper_interval": 0.05}])
 async def test_racing_with_expiring_leases_never_overlaps(cloud: Cloud) -> None:
     """32 racers, some of which stall past their lease: tasks are re-claimed, and still no two
-    holders ever overlap. Fencing alone could hide a broken claim (brief §10), so the check is
-    on the timeline: a claim may only follow a move back to 'queued'."""
+    holders ever overlap. Fencing alone could hide a broken claim (docs/benchmarks.md), so the
+    check is on the timeline: a claim may only follow a move back to 'queued'."""
     api, pid = cloud.api, cloud.project_id
     ids = await create_tasks(api, pid, 48)
     workers = [await Worker.create(api, pid, f"racer-{i}") for i in range(RACERS)]

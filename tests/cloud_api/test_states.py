@@ -1,5 +1,5 @@
-"""The pure task state machine (brief §3 "Task states") checked against a table written out
-independently here, so a change to ``cloud_api.domain.states`` that drifts from the brief fails.
+"""The pure task state machine (docs/state-machine.md) checked against a table written out
+independently here, so a change to ``cloud_api.domain.states`` that drifts from that page fails.
 
 No IO: the table is data, so it is compared exhaustively and sampled with hypothesis.
 """
@@ -40,7 +40,8 @@ NON_TERMINAL = (
     "verification",
 )
 
-#: (from, to, actor), spelled out from the brief — deliberately not derived from the module.
+#: (from, to, actor), spelled out from docs/state-machine.md — deliberately not derived from the
+#: module.
 EXPECTED: frozenset[tuple[str, str, str]] = frozenset(
     {
         ("backlog", "queued", U),

@@ -1,8 +1,7 @@
 """Confinement under a rename race: while another thread keeps swapping a directory inside the
 worktree with a symlink to the outside (renameat2 RENAME_EXCHANGE, atomically), reads through
-:class:`Confined` never return outside content. A check-then-open implementation fails this
-(brief §10 measured 533 escapes in 2,837 opens); openat2(RESOLVE_BENEATH) and the O_NOFOLLOW
-walk must not."""
+:class:`Confined` never return outside content. A check-then-open implementation fails this;
+openat2(RESOLVE_BENEATH) and the O_NOFOLLOW walk must not."""
 
 from __future__ import annotations
 

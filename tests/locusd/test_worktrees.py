@@ -298,7 +298,7 @@ def test_metadata_lives_in_the_worktrees_git_dir(repo: Path, tmp_path: Path) -> 
         trees.set_state(wt, "reported")
 
 
-def make(trees: Worktrees, name: str, state: runmeta.State) -> Worktree:
+def make(trees: Worktrees, name: str, state: runmeta.WorktreeState) -> Worktree:
     wt = trees.create(name, name)
     trees.set_state(wt, state)
     return wt

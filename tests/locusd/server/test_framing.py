@@ -1,5 +1,5 @@
 """The framing layer, alone and through a real daemon with a raw byte-level client: what
-pygls's own reader gets wrong (see the design brief §10) is answered and, where the stream
+pygls's own reader gets wrong (docs/protocol.md, Framing) is answered and, where the stream
 cannot be trusted any more, the connection is closed."""
 
 from __future__ import annotations

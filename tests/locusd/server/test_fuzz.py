@@ -1,6 +1,6 @@
-"""Bad input never takes the daemon down (design brief §9: 0 crashes, every error names what
-was wrong): random JSON-RPC messages, random bodies and random header bytes, each followed by
-a check that the daemon still answers a valid request."""
+"""Bad input never takes the daemon down (docs/protocol.md: every error names what was
+wrong): random JSON-RPC messages, random bodies and random header bytes, each followed by a
+check that the daemon still answers a valid request."""
 
 from __future__ import annotations
 

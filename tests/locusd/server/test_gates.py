@@ -16,12 +16,12 @@ from locusd.server.gates import (
     Answer,
     Cancel,
     Deliver,
+    Disposition,
     Drop,
     Exit,
     MsgId,
-    Reject,
+    Refuse,
     Session,
-    Verdict,
     gate,
     valid_id,
 )
@@ -62,12 +62,12 @@ def notification(method: Any, **extra: Any) -> dict[str, Any]:
 
 INVALID_REQUEST = RpcCode.INVALID_REQUEST
 
-EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
+EXAMPLES: list[tuple[str, Any, Session, Disposition]] = [
     (
         "batch",
         [request("locus/runs/list")],
         session(),
-        Reject(
+        Refuse(
             None,
             INVALID_REQUEST,
             "a batch (JSON array) is not supported: send one message per frame",
@@ -77,19 +77,19 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
         "not an object",
         3,
         session(),
-        Reject(None, INVALID_REQUEST, "expected a JSON-RPC message object, got int"),
+        Refuse(None, INVALID_REQUEST, "expected a JSON-RPC message object, got int"),
     ),
     (
         "id of the wrong type",
         request("locus/runs/list", msg_id=True),
         session(),
-        Reject(None, INVALID_REQUEST, "id must be a string or an integer, not True"),
+        Refuse(None, INVALID_REQUEST, "id must be a string or an integer, not True"),
     ),
     (
         "not JSON-RPC 2.0",
         {"id": 4, "method": "locus/runs/list"},
         session(),
-        Reject(4, INVALID_REQUEST, 'jsonrpc must be "2.0"'),
+        Refuse(4, INVALID_REQUEST, 'jsonrpc must be "2.0"'),
     ),
     (
         "a response to the daemon's request",
@@ -101,7 +101,7 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
         "neither a request nor a response",
         {"jsonrpc": "2.0", "id": 4},
         session(),
-        Reject(
+        Refuse(
             4,
             INVALID_REQUEST,
             'a message needs "method" (a request or notification) or, with an "id", "result"'
@@ -112,13 +112,13 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
         "empty method",
         request(""),
         session(),
-        Reject(1, INVALID_REQUEST, "method must be a non-empty string"),
+        Refuse(1, INVALID_REQUEST, "method must be a non-empty string"),
     ),
     (
         "after shutdown",
         request("locus/runs/list"),
         session(shut_down=True),
-        Reject(
+        Refuse(
             1,
             INVALID_REQUEST,
             "locus/runs/list: the client sent shutdown; only exit is accepted now",
@@ -128,7 +128,7 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
         "before initialize",
         request("locus/runs/list"),
         session(initialized=False),
-        Reject(
+        Refuse(
             1,
             RpcCode.SERVER_NOT_INITIALIZED,
             "locus/runs/list before initialize: send initialize first",
@@ -138,37 +138,37 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
         "initialize twice",
         request("initialize"),
         session(),
-        Reject(1, INVALID_REQUEST, "initialize was already sent on this connection"),
+        Refuse(1, INVALID_REQUEST, "initialize was already sent on this connection"),
     ),
     (
         "unknown Locus method",
         request("locus/nope"),
         session(),
-        Reject(1, RpcCode.METHOD_NOT_FOUND, "unknown method 'locus/nope' (see docs/protocol.md)"),
+        Refuse(1, RpcCode.METHOD_NOT_FOUND, "unknown method 'locus/nope' (see docs/protocol.md)"),
     ),
     (
         "unknown LSP method",
         request("textDocument/rename"),
         session(),
-        Reject(1, RpcCode.METHOD_NOT_FOUND, "unknown method 'textDocument/rename'"),
+        Refuse(1, RpcCode.METHOD_NOT_FOUND, "unknown method 'textDocument/rename'"),
     ),
     (
         "id in use",
         request("locus/runs/list", msg_id="a"),
         session(in_progress=("a",)),
-        Reject("a", INVALID_REQUEST, "id 'a' is already used by a request in progress"),
+        Refuse("a", INVALID_REQUEST, "id 'a' is already used by a request in progress"),
     ),
     (
         "params not an object",
         request("locus/runs/list", params=3),
         session(),
-        Reject(1, RpcCode.INVALID_PARAMS, "locus/runs/list: params must be an object"),
+        Refuse(1, RpcCode.INVALID_PARAMS, "locus/runs/list: params must be an object"),
     ),
     (
         "a notification sent as a request",
         request("initialized", params={}),
         session(),
-        Reject(1, INVALID_REQUEST, "initialized is a notification: send it without an id"),
+        Refuse(1, INVALID_REQUEST, "initialized is a notification: send it without an id"),
     ),
     (
         "a request sent as a notification",
@@ -231,7 +231,7 @@ EXAMPLES: list[tuple[str, Any, Session, Verdict]] = [
 @pytest.mark.parametrize(
     ("data", "state", "expected"), [case[1:] for case in EXAMPLES], ids=[c[0] for c in EXAMPLES]
 )
-def test_each_rule(data: Any, state: Session, expected: Verdict) -> None:
+def test_each_rule(data: Any, state: Session, expected: Disposition) -> None:
     assert gate(data, state) == expected
 
 
@@ -244,25 +244,27 @@ sessions = st.builds(
 
 
 @given(messages() | json_values, sessions)
-def test_every_message_gets_a_verdict_and_errors_carry_its_id(data: Any, state: Session) -> None:
+def test_every_message_gets_a_disposition_and_errors_carry_its_id(
+    data: Any, state: Session
+) -> None:
     """Total (never raises), and an error answer quotes the message's id when it has a valid
     one (else null), so the client can match it."""
-    verdict = gate(data, state)
-    if isinstance(verdict, Reject):
+    disposition = gate(data, state)
+    if isinstance(disposition, Refuse):
         has_id = isinstance(data, dict) and valid_id(data.get("id"))
-        assert verdict.id == (data["id"] if has_id else None)
-        assert verdict.message
+        assert disposition.id == (data["id"] if has_id else None)
+        assert disposition.message
 
 
 @given(messages(), sessions)
 def test_only_what_the_lifecycle_allows_reaches_a_handler(data: Any, state: Session) -> None:
-    verdict = gate(data, state)
-    if isinstance(verdict, Deliver):
+    disposition = gate(data, state)
+    if isinstance(disposition, Deliver):
         assert not state.shut_down
-        assert state.initialized != (verdict.method == "initialize")
-        assert verdict.method in KNOWN
-        assert verdict.id not in state.in_progress
-        if verdict.id is None:  # the Locus methods are requests only
-            assert verdict.method not in METHODS
-        expects_id = LSP.get(verdict.method)
-        assert expects_id is None or expects_id == (verdict.id is not None)
+        assert state.initialized != (disposition.method == "initialize")
+        assert disposition.method in KNOWN
+        assert disposition.id not in state.in_progress
+        if disposition.id is None:  # the Locus methods are requests only
+            assert disposition.method not in METHODS
+        expects_id = LSP.get(disposition.method)
+        assert expects_id is None or expects_id == (disposition.id is not None)

@@ -18,7 +18,6 @@ from locusd.server.paths import (
     SocketDirError,
     check_socket_dir,
     peer_uid,
-    same_user,
     socket_path,
 )
 from locusd.server.server import DaemonAlreadyRunning, LocusServer
@@ -130,7 +129,7 @@ def test_peer_uid_on_a_socketpair() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with left, right:
         assert peer_uid(left) == os.geteuid()
-        assert same_user(right)
+        assert peer_uid(right) == os.geteuid()
 
 
 def test_connection_from_another_uid_is_closed(caplog: pytest.LogCaptureFixture) -> None:
