@@ -121,13 +121,15 @@ def _common_dir(git_dir: Path) -> Path:
     return (git_dir / relative).resolve()
 
 
-def _opened(path: Path) -> _LocusRepo:
+def _opened(path: Path) -> tuple[_LocusRepo, Path, Path]:
+    """GitPython's repository for ``path``, its working tree and its git dir (both resolved)."""
     if shutil.which("git") is None:
         raise RepositoryError(NO_GIT)
     if not path.is_dir():
         raise RepositoryError(f"{path} is not inside a git repository: no such directory")
+    resolved = path.resolve()
     try:
-        repo = _LocusRepo(path.resolve(), search_parent_directories=True, expand_vars=False)
+        repo = _LocusRepo(resolved, search_parent_directories=True, expand_vars=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise RepositoryError(
             f"{path} is not inside a git repository: point Locus at a clone (or run git init there)"
@@ -137,9 +139,10 @@ def _opened(path: Path) -> _LocusRepo:
             f"{path} is a bare repository: point Locus at a checkout (git clone it first)"
         )
     git_dir = Path(repo.git_dir).resolve()
-    if path.resolve() == git_dir or git_dir in path.resolve().parents:
+    if resolved == git_dir or git_dir in resolved.parents:
         raise RepositoryError(f"{path} is inside a .git directory: point Locus at the checkout")
-    return repo
+    # Found from a resolved path by its .git entry: one of that path's parents.
+    return repo, Path(repo.working_tree_dir), git_dir
 
 
 class Repository:
@@ -147,10 +150,7 @@ class Repository:
     one runs no process; each method is one git command unless it says otherwise."""
 
     def __init__(self, path: Path) -> None:
-        self._repo = _opened(path)
-        assert self._repo.working_tree_dir is not None  # _opened refuses bare repositories
-        self.path = Path(self._repo.working_tree_dir).resolve()
-        self.git_dir = Path(self._repo.git_dir).resolve()
+        self._repo, self.path, self.git_dir = _opened(path)
         self.common_dir = _common_dir(self.git_dir)
 
     @classmethod
