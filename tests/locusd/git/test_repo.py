@@ -16,24 +16,9 @@ from locusd.git.cli import TimedOut
 from locusd.git.commits import message
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktrees
+from tests.locusd.test_worktrees import commit, identity, sh
 
-
-def sh(cwd: Path, *args: str) -> str:
-    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def commit(repo: Path, name: str, text: str, msg: str) -> str:
-    (repo / name).write_text(text)
-    sh(repo, "git", "add", name)
-    sh(repo, "git", "commit", "-q", "-m", msg)
-    return sh(repo, "git", "rev-parse", "HEAD")
-
-
-@pytest.fixture(autouse=True)
-def identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "Dev")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "dev@example.com")
+__all__ = ["identity"]  # the autouse fixture: commits without the user's git config
 
 
 def make_repo(where: Path) -> Path:
