@@ -112,6 +112,14 @@ def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
+def _opened(path: Path) -> Repository:
+    """The repository (the user's checkout, or a run's worktree) at ``path``."""
+    try:
+        return Repository(path)
+    except RepositoryError as exc:
+        raise WorktreeError(str(exc)) from None
+
+
 def _freed_last_first(found: list[tuple[Worktree, RunMeta]]) -> list[tuple[Worktree, RunMeta]]:
     """Most recently freed (state last changed) first: their caches are the warmest."""
 
@@ -125,10 +133,7 @@ class Worktrees:
     """The worktrees of one repository, kept under ``root`` (outside the repository)."""
 
     def __init__(self, repo_path: Path, root: Path, *, fetch_timeout: float = FETCH_TIMEOUT):
-        try:
-            self._repo = Repository(repo_path)
-        except RepositoryError as exc:
-            raise WorktreeError(str(exc)) from None
+        self._repo = _opened(repo_path)
         self.fetch_timeout = fetch_timeout
         self.checkout = self._repo.path
         self.common_dir = self._repo.common_dir
@@ -262,7 +267,7 @@ class Worktrees:
         warnings: list[str] = []
         if (path / ".gitmodules").is_file():
             try:
-                done = Repository(path).update_submodules(SUBMODULE_TIMEOUT)
+                done = _opened(path).update_submodules(SUBMODULE_TIMEOUT)
                 failure = done.tail(500) if done.returncode != 0 else None
             except TimedOut as exc:
                 failure = str(exc)
@@ -332,7 +337,7 @@ class Worktrees:
         with self._starting(base) as (commit, warnings):
             # No `git clean`: the worktree was just found clean, so there is nothing untracked
             # to remove but ignored files (the caches), and whatever appeared since is kept.
-            here = Repository(worktree.path)
+            here = _opened(worktree.path)
             self._checked("checkout", worktree.path, here.checkout_new_branch, branch, commit)
         return self._started(worktree.path, branch, task_id, title, commit, warnings)
 
@@ -441,7 +446,7 @@ class Worktrees:
         that inside a submodule."""
         if not worktree.path.is_dir():
             raise WorktreeError(f"{worktree.path} does not exist: prune forgets it")
-        return Repository(worktree.path).has_changes(all_submodules=True)
+        return _opened(worktree.path).has_changes(all_submodules=True)
 
     def remove(self, worktree: Worktree, *, force: bool = False) -> None:
         """Remove the worktree (the branch stays: it may hold committed, unreported work).
