@@ -7,7 +7,11 @@ directories, one commit, with a ``.locus.toml`` whose setup command builds an ig
   remove``, timed the same way, interleaved, median of several repetitions (bar: ≤ 1.2 x);
 * time to ready — fresh ``create`` + bootstrap (cold cache: the setup command builds it) against
   ``take_from_pool`` + bootstrap (a finished run's worktree, cache warm: setup skips) (bar:
-  ≤ 0.2 x), and the time until the repository's verify command first passes, both ways.
+  ≤ 0.2 x), and the time until the repository's verify command first passes, both ways;
+* one git call through :class:`~locusd.git.repo.Repository` (GitPython's ``repo.git`` over
+  Locus's process layer) against the same call through the process layer alone, and the time
+  to open a ``Repository`` (context, no bar: the difference is tens of microseconds of Python
+  per call, less than the load of a shared machine moves a process start).
 
 Each figure is printed with its target and PASS/MISS; the exit code is 1 on a MISS.
 """
@@ -39,6 +43,9 @@ from bench.figures import (
     table,
     work_directory,
 )
+from locusd.git.cli import git_env
+from locusd.git.cli import run as run_process
+from locusd.git.repo import Repository
 from locusd.git.worktrees import Worktree, Worktrees
 from locusd.repo_config import RepoConfig
 from locusd.repo_config import load as load_repo_config
@@ -46,6 +53,7 @@ from locusd.repo_config import load as load_repo_config
 CREATE_RATIO_TARGET = 1.2
 MIN_REPS = 3
 READY_RATIO_TARGET = 0.2
+CALL_REPS = 200
 
 #: The cold setup: a "dependency install" that writes a package tree and byte-compiles it.
 MAKE_CACHE = """#!/bin/sh
@@ -195,14 +203,42 @@ def measure_pool(repo: Path, trees: Worktrees, reps: int, t: Timings) -> None:
     for i in range(reps):
         start = partial(trees.create, f"cold-{i}", "fresh worktree")
         cold = first_pass(trees, config, start, t.cold_ready_ms, t.cold_verify_ms)
-        trees.set_state(cold, "reported")
+        trees.set_state(cold, "done")
         changed.write_text(f"VALUE_0 = {i}\n")
         git(repo, "commit", "-q", "-am", f"user commit {i}")
         take = partial(trees.take_from_pool, f"warm-{i}", "pooled worktree")
         warm = first_pass(trees, config, take, t.warm_ready_ms, t.warm_verify_ms)
         assert warm.path == cold.path, "the pool gave another worktree"
         assert (warm.path / changed.relative_to(repo)).read_text() == changed.read_text()
-        trees.set_state(warm, "reported")
+        trees.set_state(warm, "done")
+
+
+@dataclass
+class Calls:
+    """Per git call: the process layer alone, the same call through Repository, and opening a
+    Repository (no process)."""
+
+    process_ms: list[float] = field(default_factory=list)
+    repository_ms: list[float] = field(default_factory=list)
+    open_ms: list[float] = field(default_factory=list)
+
+
+def measure_calls(repo: Path, reps: int) -> Calls:
+    """``git rev-parse --verify -q HEAD^{commit}`` (what ``resolve`` runs), interleaved: through
+    ``cli.run`` as the code before GitPython ran it, and through ``Repository.resolve``."""
+    calls = Calls()
+    opened = Repository(repo)
+    argv = ["git", "rev-parse", "--verify", "-q", "--end-of-options", "HEAD^{commit}"]
+    steps: list[tuple[list[float], Callable[[], object]]] = [
+        (calls.process_ms, lambda: run_process(argv, repo, env=git_env())),
+        (calls.repository_ms, partial(opened.resolve, "HEAD")),
+    ]
+    for i in range(reps + 1):
+        interleaved(i, steps)
+    for _ in range(reps):
+        with stopwatch(calls.open_ms):
+            Repository(repo)
+    return calls
 
 
 def first_pass(
@@ -227,7 +263,7 @@ def first_pass(
     return worktree
 
 
-def figures(t: Timings) -> list[Figure]:
+def figures(t: Timings, c: Calls) -> list[Figure]:
     plain = statistics.median(
         [a + r for a, r in zip(t.plain_add_ms, t.plain_remove_ms, strict=True)]
     )
@@ -237,6 +273,7 @@ def figures(t: Timings) -> list[Figure]:
     create_only = statistics.median(t.locus_add_ms) / statistics.median(t.plain_add_ms)
     cold, warm = statistics.median(t.cold_ready_ms), statistics.median(t.warm_ready_ms)
     cold_v, warm_v = statistics.median(t.cold_verify_ms), statistics.median(t.warm_verify_ms)
+    process, through = statistics.median(c.process_ms), statistics.median(c.repository_ms)
     return [
         Figure("create", "plain_ms", "plain git worktree add + remove", plain, "ms", "", None),
         Figure("create", "locus_ms", "Worktrees.create + remove", locus, "ms", "", None),
@@ -254,6 +291,14 @@ def figures(t: Timings) -> list[Figure]:
         Figure("pool", "warm_verify_ms", "first passing verify, warm", warm_v, "ms", "", None),
         Figure("pool", "verify_ratio", "verify ratio, warm / cold", warm_v / cold_v, "x", "",
                None),
+        Figure("calls", "process_ms", "git rev-parse, process layer alone", process, "ms", "",
+               None),
+        Figure("calls", "repository_ms", "the same through Repository", through, "ms", "",
+               None),
+        Figure("calls", "call_ratio", "ratio, Repository / process", through / process, "x", "",
+               None),
+        Figure("calls", "open_ms", "opening a Repository (no process)",
+               statistics.median(c.open_ms), "ms", "", None),
     ]  # fmt: skip
 
 
@@ -274,7 +319,8 @@ def render(result: dict[str, Any]) -> str:
         f" {info['python']}, temp dir on {info['tmp_filesystem']}\n"
         f"repository: {result['repo']['files']} files, generated in"
         f" {result['repo']['generate_seconds']:.1f} s; medians of {result['reps']['create']}"
-        f" (create) and {result['reps']['pool']} (pool) repetitions"
+        f" (create), {result['reps']['pool']} (pool) and {result['reps']['calls']} (calls)"
+        " repetitions"
     )
     samples = (
         f"{name}: " + ", ".join(f"{v:.0f}" for v in values) + " ms"
@@ -323,13 +369,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measure_pool(repo, trees, args.pool_reps, timings)
         progress("remove, plain git vs Locus")
         measure_remove(repo, trees, made, timings)
+        progress(f"one git call, process layer vs Repository, {CALL_REPS} rounds")
+        calls = measure_calls(repo, CALL_REPS)
     return result_of(
         info,
         args,
-        figures(timings),
+        figures(timings, calls),
         started,
         repo={"files": args.files + 4, "generate_seconds": generated},
-        reps={"create": len(timings.plain_add_ms), "pool": args.pool_reps},
+        reps={"create": len(timings.plain_add_ms), "pool": args.pool_reps, "calls": CALL_REPS},
         samples_ms={k: [round(v, 1) for v in vs] for k, vs in asdict(timings).items()},
     )
 

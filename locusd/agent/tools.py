@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from locusd.agent.sandbox import Sandbox
 from locusd.agent.transcript import Evidence, FollowUp, Outcome
 from locusd.agent.verify import VerifyCommand, evidence
 from locusd.errors import describe
+from locusd.git.cli import Finished, GitFailed, TimedOut
+from locusd.git.repo import Repository, RepositoryError
 
 #: Asks the user whether a command the policy marks "ask" may run; None = nobody to ask.
 Approver = Callable[[str, str], Awaitable[bool]]
@@ -78,6 +81,14 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.files = Confined(self.root)
+
+    @cached_property
+    def repo(self) -> Repository:
+        """The worktree as a git repository (opened once: no process)."""
+        try:
+            return Repository(self.root)
+        except RepositoryError as exc:
+            raise EditError(str(exc)) from None
 
     @property
     def unattended(self) -> bool:
@@ -136,19 +147,20 @@ def tool(name: str, description: str, input: type[_Input]) -> Callable[[ToolFn],
     return register
 
 
-def _git_paths(ws: Workspace, *args: str) -> list[str]:
-    """Paths from a git command run with -z: raw names, never C-quoted."""
-    done = subprocess.run(  # noqa: S603 - fixed git arguments, paths after "--"
-        ["git", *args],  # noqa: S607
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode not in (0, 1):  # 1: nothing matched
-        raise EditError(done.stderr.strip() or f"git {args[0]} failed")
-    return [path for path in done.stdout.split("\0") if path]
+def _git_paths(ws: Workspace, pathspec: str) -> list[str]:
+    """Files git lists for ``pathspec``, as raw names (-z: never C-quoted)."""
+    try:
+        return ws.repo.ls_files([pathspec])
+    except GitFailed as exc:
+        raise EditError(exc.done.stderr.strip() or "git ls-files failed") from None
+    except TimedOut as exc:
+        raise EditError(f"{exc}: narrow the pattern") from None
+
+
+def _shown(text: str) -> str:
+    """Git's output for the model: bytes that are not UTF-8 (kept as surrogates so that names
+    round-trip to the file system) shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 # --- read, list, search ------------------------------------------------------------------
@@ -209,25 +221,14 @@ MAX_LISTED = 1000
 )
 async def list_files(ws: Workspace, args: ListFiles) -> ToolResult:
     pattern = ws.files.relative(args.pattern)
-    paths = await asyncio.to_thread(
-        _git_paths,
-        ws,
-        "ls-files",
-        "-z",
-        "--cached",
-        "--others",
-        "--exclude-standard",
-        "--deduplicate",
-        "--",
-        f":(glob){pattern}",
-    )
+    paths = await asyncio.to_thread(_git_paths, ws, f":(glob){pattern}")
     # Deleted-but-tracked files are listed by --cached; the model should not see them.
     present = [p for p in paths if (ws.root / p).exists() or (ws.root / p).is_symlink()]
     if not present:
         return ToolResult(f"no files match {args.pattern!r}")
     more = len(present) - MAX_LISTED
     tail = f"\n[{more} more; narrow the pattern]" if more > 0 else ""
-    return ToolResult("\n".join(present[:MAX_LISTED]) + tail)
+    return ToolResult(_shown("\n".join(present[:MAX_LISTED])) + tail)
 
 
 class Search(_Input):
@@ -239,20 +240,33 @@ class Search(_Input):
 MAX_MATCHES = 200
 
 
-def _search_command(args: Search, path: str) -> list[str]:
-    """ripgrep when installed (fast, respects .gitignore), else git grep (always there, also
-    respects .gitignore with --untracked --exclude-standard)."""
-    if shutil.which("rg"):
-        command = ["rg", "--line-number", "--no-heading", "--color=never", "--max-columns=300"]
-        if args.glob:
-            command += ["--glob", args.glob]
-        return [*command, "--regexp", args.pattern, "--", path]
-    spec = [f":(glob){path}/**/{args.glob}" if path != "." else f":(glob)**/{args.glob}"]
-    return [
-        *("git", "grep", "-z", "--line-number", "-I", "--untracked", "--exclude-standard"),
-        *("--extended-regexp", "-e", args.pattern, "--"),
-        *(spec if args.glob else [path]),
-    ]
+SEARCH_TIMEOUT = 60
+
+
+def _ripgrep(ws: Workspace, args: Search, path: str) -> Finished:
+    """ripgrep, when installed: fast, and it respects .gitignore."""
+    command = ["rg", "--line-number", "--no-heading", "--color=never", "--max-columns=300"]
+    if args.glob:
+        command += ["--glob", args.glob]
+    done = subprocess.run(  # noqa: S603 - rg found on PATH, the pattern after --regexp
+        [*command, "--regexp", args.pattern, "--", path],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=SEARCH_TIMEOUT,
+        check=False,
+    )
+    return Finished(done.returncode, done.stdout, done.stderr)
+
+
+def _git_grep(ws: Workspace, args: Search, path: str) -> Finished:
+    """git grep otherwise: always there, and with --untracked --exclude-standard it respects
+    .gitignore too."""
+    if args.glob:
+        spec = f":(glob){path}/**/{args.glob}" if path != "." else f":(glob)**/{args.glob}"
+    else:
+        spec = path
+    return ws.repo.grep(args.pattern, [spec], timeout=SEARCH_TIMEOUT)
 
 
 @tool(
@@ -263,22 +277,19 @@ def _search_command(args: Search, path: str) -> list[str]:
 )
 async def search(ws: Workspace, args: Search) -> ToolResult:
     path = ws.files.relative(args.path)
-    command = _search_command(args, path)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    searcher = _ripgrep if shutil.which("rg") else _git_grep
+    try:
+        done = await asyncio.to_thread(searcher, ws, args, path)
+    except (TimedOut, subprocess.TimeoutExpired):
+        return ToolResult(
+            f"search took over {SEARCH_TIMEOUT} s: narrow the pattern or the path", is_error=True
+        )
     if done.returncode == 1:
         return ToolResult(f"no matches for {args.pattern!r}")
     if done.returncode != 0:
         return ToolResult(f"search failed: {done.stderr.strip()}", is_error=True)
     # git grep -z separates path, line number and text with NULs (names are never quoted).
-    lines = [line.replace("\0", ":", 2)[:300] for line in done.stdout.splitlines()]
+    lines = [line.replace("\0", ":", 2)[:300] for line in _shown(done.stdout).splitlines()]
     more = len(lines) - MAX_MATCHES
     tail = f"\n[{more} more matches; narrow the pattern or the path]" if more > 0 else ""
     return ToolResult("\n".join(lines[:MAX_MATCHES]) + tail)

@@ -28,6 +28,7 @@ import click
 from rich.markup import escape
 
 from locusd.cli.common import FAILED, OK, err, fail, out
+from locusd.git.repo import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -153,8 +154,8 @@ def _run(trip: Trip) -> None:
     trip.step("a sample project with a failing test")
     repo = trip.where / "sample-repo"
     shutil.copytree(EXAMPLES / "sample-repo", repo)
+    sample = Repository.init(repo, "main")
     for args in (
-        ("init", "-q", "-b", "main"),
         ("add", "-A"),
         (
             "-c",
@@ -169,7 +170,7 @@ def _run(trip: Trip) -> None:
         ("config", "user.name", "Locus Demo"),
         ("config", "user.email", "demo@localhost"),
     ):
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)  # noqa: S603, S607
+        sample.output(*args)
     trip.api(url, token, "PATCH", "/projects/1", {"remotes": [REMOTE]})
 
     config = trip.where / "config" / "locus" / "config.toml"

@@ -1,8 +1,8 @@
-"""Running git (and the repository's own commands) as child processes the daemon can stop.
+"""Child processes the daemon can stop, with the environment Locus gives git.
 
-Straight ``subprocess`` rather than gitpython: one process per git call and nothing else, an
-environment Locus controls (no terminal prompts, no LFS downloads, no ``GIT_DIR`` inherited
-from a hook that started the daemon), and timeouts that kill the whole process group — a
+Every git command (through :class:`locusd.git.repo.Repository`, which hands GitPython's
+command wrapper this process layer) and the repository's own setup command run here: stdin
+closed (or a file), their own process group, and a timeout that kills the whole group — a
 ``git fetch`` leaves ``ssh`` or ``git-remote-https`` children that a plain kill would orphan.
 """
 
@@ -14,11 +14,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 #: Variables that point git at another repository than the one ``-C``/``cwd`` names; a daemon
 #: started from a git hook would otherwise inherit them (the list git itself clears for
 #: submodules, ``local_repo_env``).
-_REPOSITORY_ENV = (
+REPOSITORY_ENV = (
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
@@ -36,6 +37,13 @@ GIT_ENV = {
     # installed, its smudge filter would otherwise fetch every object over the network).
     "GIT_LFS_SKIP_SMUDGE": "1",
 }
+
+
+def git_env() -> dict[str, str]:
+    """The daemon's environment as git gets it: without the repository variables, with
+    :data:`GIT_ENV`. Read at each call, so it follows the process environment."""
+    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV}
+    return {**env, **GIT_ENV}
 
 
 @dataclass(frozen=True)
@@ -66,14 +74,16 @@ def run(
     *,
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
+    stdin: IO[bytes] | None = None,
 ) -> Finished:
-    """Run ``argv`` in its own process group, stdin closed; on timeout kill the group and
-    raise :class:`TimedOut`. Output is decoded so that any path bytes round-trip."""
+    """Run ``argv`` in its own process group, stdin closed (or ``stdin``, a real file); on
+    timeout kill the group and raise :class:`TimedOut`. Output is decoded so that any path
+    bytes round-trip."""
     with subprocess.Popen(  # noqa: S603 - argv is built by the callers, never a shell string
         argv,
         cwd=cwd,
         env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         encoding="utf-8",
@@ -90,15 +100,18 @@ def run(
 
 
 class Git:
-    """One git executable with Locus's environment."""
+    """One git executable with Locus's environment, run in any directory: kept for the callers
+    in ``locusd/runner`` until they move to :class:`locusd.git.repo.Repository`."""
 
     def __init__(self, executable: str) -> None:
         self.executable = executable
-        env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_ENV}
-        self.env = {**env, **GIT_ENV}
+
+    @property
+    def env(self) -> dict[str, str]:
+        return git_env()
 
     def run(self, cwd: Path, *args: str, timeout: float | None = None) -> Finished:
-        return run([self.executable, *args], cwd, timeout=timeout, env=self.env)
+        return run([self.executable, *args], cwd, timeout=timeout, env=git_env())
 
     def __call__(self, cwd: Path, *args: str, timeout: float | None = None) -> str:
         """stdout of ``git args`` in ``cwd``; raises :class:`GitFailed` on a non-zero exit."""

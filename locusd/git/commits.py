@@ -9,13 +9,12 @@ push it — happens only on request, and a conflict is reported with nothing hal
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from locusd.git.cli import Finished, Git
+from locusd.git.cli import Finished
+from locusd.git.repo import Repository, RepositoryError
 
 TRAILER = "Locus-Task"
 TIMEOUT = 300.0
@@ -34,8 +33,11 @@ class Integration:
     message: str
 
 
-def _git() -> Git:
-    return Git(shutil.which("git") or "git")
+def _repository(path: Path) -> Repository:
+    try:
+        return Repository(path)
+    except RepositoryError as exc:
+        raise CommitError(str(exc)) from None
 
 
 def _checked(done: Finished, what: str) -> str:
@@ -53,73 +55,54 @@ def message(title: str, summary: str | None, task_id: int | str) -> str:
 
 def commit_patch(worktree: Path, patch: str, text: str) -> str:
     """Apply ``patch`` to the index only and commit it; returns the new commit's sha."""
-    git = _git()
     if not patch.strip():
         raise CommitError("nothing was accepted: there is nothing to commit")
-    email = git.run(worktree, "config", "--get", "user.email", timeout=30).stdout.strip()
-    name = git.run(worktree, "config", "--get", "user.name", timeout=30).stdout.strip()
-    if not (email and name):  # never a made-up identity (git would guess one from the host)
+    repo = _repository(worktree)
+    if not (repo.config("user.email") and repo.config("user.name")):
+        # never a made-up identity (git would guess one from the host)
         raise CommitError(
             "git has no identity for you: git config --global user.name 'Your Name' and"
             " git config --global user.email you@example.com"
         )
-    _checked(git.run(worktree, "reset", "-q", timeout=TIMEOUT), "git reset (the index)")
-    applied = _run_with_input(git, worktree, patch, "apply", "--cached", "--binary", "-")
+    _checked(repo.run("reset", "-q", timeout=TIMEOUT), "git reset (the index)")
+    applied = repo.run("apply", "--cached", "--binary", "-", stdin=patch, timeout=TIMEOUT)
     _checked(applied, "git apply --cached (the accepted hunks)")
-    committed = _run_with_input(git, worktree, text, "commit", "-q", "--no-verify", "-F", "-")
+    committed = repo.run("commit", "-q", "--no-verify", "-F", "-", stdin=text, timeout=TIMEOUT)
     _checked(committed, "git commit")
-    return _checked(git.run(worktree, "rev-parse", "HEAD", timeout=30), "git rev-parse").strip()
+    return _checked(repo.run("rev-parse", "HEAD", timeout=30), "git rev-parse").strip()
 
 
-def _run_with_input(git: Git, cwd: Path, data: str, *args: str) -> Finished:
-    done = subprocess.run(  # noqa: S603 - git with fixed arguments; the data goes to stdin
-        [git.executable, *args],
-        cwd=cwd,
-        env=git.env,
-        input=data,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    return Finished(done.returncode, done.stdout, done.stderr)
-
-
-def _conflicts(git: Git, cwd: Path) -> list[str]:
-    done = git.run(cwd, "diff", "--name-only", "--diff-filter=U", timeout=60)
-    return done.stdout.split()
+def _conflicts(repo: Repository) -> list[str]:
+    return repo.run("diff", "--name-only", "--diff-filter=U", timeout=60).stdout.split()
 
 
 def merge(checkout: Path, branch: str) -> Integration:
     """Merge the task branch into the branch checked out in the user's checkout. Refused when
     that checkout has uncommitted changes; on a conflict the merge is aborted and the
     conflicting files are listed."""
-    git = _git()
-    if git.run(checkout, "status", "--porcelain", "--untracked-files=no", timeout=60).stdout:
+    repo = _repository(checkout)
+    if repo.has_changes(untracked=False):
         return Integration(
             "merge", False, None, [], "your checkout has uncommitted changes: commit or stash them"
         )
-    return _all_or_nothing(
-        git, checkout, "merge", ["--no-ff", "--no-edit", branch], f"merged {branch}"
-    )
+    return _all_or_nothing(repo, "merge", ["--no-ff", "--no-edit", branch], f"merged {branch}")
 
 
 def rebase(worktree: Path, onto: str) -> Integration:
     """Rebase the task branch (in its worktree) onto ``onto``; a conflict aborts the rebase."""
-    return _all_or_nothing(_git(), worktree, "rebase", [onto], f"rebased onto {onto}")
+    return _all_or_nothing(_repository(worktree), "rebase", [onto], f"rebased onto {onto}")
 
 
 def _all_or_nothing(
-    git: Git, cwd: Path, action: Literal["merge", "rebase"], args: list[str], done_text: str
+    repo: Repository, action: Literal["merge", "rebase"], args: list[str], done_text: str
 ) -> Integration:
     """Run ``git merge|rebase``; on a conflict, list the files and ``--abort``, so nothing is
     left half-applied."""
-    done = git.run(cwd, action, *args, timeout=TIMEOUT)
+    done = repo.run(action, *args, timeout=TIMEOUT)
     if done.returncode == 0:
-        head = git.run(cwd, "rev-parse", "HEAD", timeout=30).stdout.strip()
-        return Integration(action, True, head, [], done_text)
-    conflicts = _conflicts(git, cwd)
-    git.run(cwd, action, "--abort", timeout=TIMEOUT)
+        return Integration(action, True, repo.resolve("HEAD"), [], done_text)
+    conflicts = _conflicts(repo)
+    repo.run(action, "--abort", timeout=TIMEOUT)
     return Integration(
         action,
         False,
@@ -130,8 +113,8 @@ def _all_or_nothing(
 
 
 def push(worktree: Path, remote: str, branch: str) -> Integration:
-    git = _git()
-    done = git.run(worktree, "push", "--quiet", remote, f"{branch}:{branch}", timeout=TIMEOUT)
+    repo = _repository(worktree)
+    done = repo.run("push", "--quiet", remote, f"{branch}:{branch}", timeout=TIMEOUT)
     if done.returncode == 0:
         return Integration("push", True, None, [], f"pushed {branch} to {remote}")
     return Integration("push", False, None, [], f"git push failed: {done.tail(500)}")

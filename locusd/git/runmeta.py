@@ -18,11 +18,16 @@ from typing import Literal, get_args
 
 FILENAME = "locus.json"
 
-WorktreeState = Literal["running", "review", "committed", "reported", "discarded"]
+#: The worktree's side of a run's lifecycle (locusd/runner/lifecycle.py maps run states onto
+#: it): ``done`` — its change committed and, for a cloud task, acknowledged — and ``discarded``
+#: are free.
+WorktreeState = Literal["running", "review", "committed", "done", "discarded"]
 STATES: tuple[WorktreeState, ...] = get_args(WorktreeState)
 #: The states in which nothing in a worktree is still needed: it may be reused or removed
 #: (if it also has no uncommitted changes).
-FREE_STATES: frozenset[WorktreeState] = frozenset({"reported", "discarded"})
+FREE_STATES: frozenset[WorktreeState] = frozenset({"done", "discarded"})
+#: Names an older Locus wrote, read as today's.
+_RENAMED = {"reported": "done"}
 
 
 def now() -> str:
@@ -58,6 +63,7 @@ def read(admin: Path) -> RunMeta | None:
     and keep the worktree)."""
     try:
         data = json.loads((admin / FILENAME).read_text(encoding="utf-8"))
+        data["state"] = _RENAMED.get(data.get("state"), data.get("state"))
         meta = RunMeta(**{name: data[name] for name in RunMeta.__dataclass_fields__})
     except (OSError, ValueError, TypeError, KeyError):
         return None

@@ -4,7 +4,8 @@ The user's working tree, index and current branch are never touched: a worktree 
 object database and refs with the user's repository, and all Locus writes there are the
 remote-tracking refs of a ``git fetch``, the run's branch and git's own worktree records.
 Git itself does the work (``git worktree add`` is what the user would run by hand, and it is
-fast on large repositories); Locus adds a few cheap calls around it.
+fast on large repositories), through :class:`~locusd.git.repo.Repository`; Locus adds a few
+cheap calls around it.
 
 Each worktree carries its run's metadata (:mod:`locusd.git.runmeta`) with a state.
 :meth:`Worktrees.prune` uses it on daemon start to remove what is no longer needed — never a
@@ -20,7 +21,7 @@ import re
 import shutil
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from datetime import datetime
 from pathlib import Path
 
 from locusd.git import runmeta
-from locusd.git.cli import Git, GitFailed, TimedOut, run
+from locusd.git.cli import GitFailed, TimedOut, run
+from locusd.git.repo import ListedWorktree, Repository, RepositoryError
 from locusd.git.runmeta import FREE_STATES, RunMeta, WorktreeState
 from locusd.repo_config import RepoConfig
 
@@ -42,7 +44,7 @@ SUBMODULE_TIMEOUT = 600.0
 _KEEP_REASONS: dict[WorktreeState, str] = {
     "running": "state running: a run is using it, or a crashed run left its work here",
     "review": "state review: the agent's changes are not yet accepted or rejected",
-    "committed": "state committed: committed locally, not yet reported to the cloud",
+    "committed": "state committed: committed, not yet reported to the cloud (acknowledged)",
 }
 
 
@@ -110,6 +112,14 @@ def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
+def _opened(path: Path) -> Repository:
+    """The repository (the user's checkout, or a run's worktree) at ``path``."""
+    try:
+        return Repository(path)
+    except RepositoryError as exc:
+        raise WorktreeError(str(exc)) from None
+
+
 def _freed_last_first(found: list[tuple[Worktree, RunMeta]]) -> list[tuple[Worktree, RunMeta]]:
     """Most recently freed (state last changed) first: their caches are the warmest."""
 
@@ -123,37 +133,10 @@ class Worktrees:
     """The worktrees of one repository, kept under ``root`` (outside the repository)."""
 
     def __init__(self, repo_path: Path, root: Path, *, fetch_timeout: float = FETCH_TIMEOUT):
-        executable = shutil.which("git")
-        if executable is None:
-            raise WorktreeError(
-                "git is not installed or not on PATH: install git (e.g. apt-get install git)"
-                " or start the daemon with a PATH that includes it"
-            )
-        self._git = Git(executable)
+        self._repo = _opened(repo_path)
         self.fetch_timeout = fetch_timeout
-        if not repo_path.is_dir():
-            raise WorktreeError(f"{repo_path} is not inside a git repository: no such directory")
-        found = self._git.run(
-            repo_path, "rev-parse", "--is-bare-repository", "--path-format=absolute",
-            "--git-common-dir",
-        )  # fmt: skip
-        if found.returncode != 0:
-            raise WorktreeError(
-                f"{repo_path} is not inside a git repository: point Locus at a clone"
-                " (or run git init there)"
-            )
-        bare, common_dir = found.stdout.splitlines()
-        if bare == "true":
-            raise WorktreeError(
-                f"{repo_path} is a bare repository: point Locus at a checkout (git clone it first)"
-            )
-        toplevel = self._git.run(repo_path, "rev-parse", "--show-toplevel")
-        if toplevel.returncode != 0:
-            raise WorktreeError(
-                f"{repo_path} is inside a .git directory: point Locus at the checkout"
-            )
-        self.checkout = Path(toplevel.stdout.strip()).resolve()
-        self.common_dir = Path(common_dir).resolve()
+        self.checkout = self._repo.path
+        self.common_dir = self._repo.common_dir
         self.root = root.resolve()
         if _is_within(self.root, self.checkout):
             raise WorktreeError(
@@ -165,13 +148,11 @@ class Worktrees:
 
     def resolve(self, base: str = "HEAD") -> str:
         """The commit ``base`` names; works on a detached HEAD too."""
-        done = self._git.run(
-            self.checkout, "rev-parse", "--verify", "-q", "--end-of-options", f"{base}^{{commit}}"
-        )
-        if done.returncode != 0:
+        commit = self._repo.resolve(base)
+        if commit is None:
             hint = ": make a first commit" if base == "HEAD" else ""
             raise WorktreeError(f"{base!r} is not a commit in {self.checkout}{hint}")
-        return done.stdout.strip()
+        return commit
 
     def create(self, task_id: int | str, title: str, base: str = "HEAD") -> Worktree:
         """A new worktree on a new branch from a fresh base, with submodules checked out and
@@ -195,7 +176,9 @@ class Worktrees:
         self._refuse_existing(branch)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._starting(base) as (commit, warnings):
-            self._checked(self.checkout, "worktree", "add", "-q", "-b", branch, str(path), commit)
+            self._checked(
+                "worktree add", self.checkout, self._repo.add_worktree, path, branch, commit
+            )
         return self._started(path, branch, task_id, title, commit, warnings)
 
     @contextmanager
@@ -212,12 +195,9 @@ class Worktrees:
                 warnings.append(warning)
         commit = self._base_commit(base)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            status = pool.submit(
-                self._git.run, self.checkout, "--no-optional-locks", "status", "--porcelain",
-                "-z", "--untracked-files=normal",
-            )  # fmt: skip
+            dirty = pool.submit(self._repo.has_changes, read_only=True)
             yield commit, warnings
-            if status.result().stdout:
+            if dirty.result():
                 warnings.append(
                     f"{self.checkout} has uncommitted changes: the run starts from commit"
                     f" {commit[:12]} without them (commit them first if the run needs them)"
@@ -227,14 +207,10 @@ class Worktrees:
         if base != "HEAD":
             return self.resolve(base)
         head = self.resolve("HEAD")
-        upstream = self._git.run(
-            self.checkout, "rev-parse", "--verify", "-q", "@{upstream}^{commit}"
-        )  # fails on a detached HEAD, without an upstream, or when it is gone
-        up = upstream.stdout.strip()
-        if upstream.returncode != 0 or up == head:
+        up = self._repo.upstream()  # None on a detached HEAD, without one, or when it is gone
+        if up is None or up == head:
             return head
-        ancestor = self._git.run(self.checkout, "merge-base", "--is-ancestor", head, up)
-        return up if ancestor.returncode == 0 else head
+        return up if self._repo.is_ancestor(head, up) else head
 
     def _started(
         self,
@@ -255,26 +231,18 @@ class Worktrees:
     def _remote(self) -> str | None:
         """The remote to fetch: the current branch's upstream remote, else origin, else the
         first one; None without remotes."""
-        remotes = self._git(self.checkout, "remote").split()
+        remotes = list(self._repo.remotes())
         if len(remotes) <= 1:
             return remotes[0] if remotes else None
-        branches = self._git(
-            self.checkout, "for-each-ref", "--format=%(HEAD)%(upstream:remotename)", "refs/heads/"
-        )
-        current = [line[1:] for line in branches.splitlines() if line.startswith("*")]
-        if current and current[0] in remotes:
-            return current[0]
+        current = self._repo.upstream_remote()
+        if current in remotes:
+            return current
         return "origin" if "origin" in remotes else remotes[0]
 
     def _fetch(self, remote: str) -> str | None:
         """Fetch ``remote``; a warning instead of an error when that fails (offline)."""
         try:
-            done = self._git.run(
-                self.checkout,
-                "fetch", "--quiet", "--no-write-fetch-head", "--no-auto-gc",
-                "--no-recurse-submodules", "--end-of-options", remote,
-                timeout=self.fetch_timeout,
-            )  # fmt: skip
+            done = self._repo.fetch(remote, self.fetch_timeout)
         except TimedOut:
             reason = f"no answer within {self.fetch_timeout:.0f} s"
         else:
@@ -288,8 +256,7 @@ class Worktrees:
         )
 
     def _refuse_existing(self, branch: str) -> None:
-        found = self._git.run(self.checkout, "show-ref", "--verify", "-q", f"refs/heads/{branch}")
-        if found.returncode == 0:
+        if self._repo.branch_exists(branch):
             raise WorktreeError(
                 f"branch {branch} already exists: delete it or pick another task id"
             )
@@ -299,17 +266,8 @@ class Worktrees:
         can still be useful without them."""
         warnings: list[str] = []
         if (path / ".gitmodules").is_file():
-            # protocol.file.allow=always: since git 2.38.1 local-path submodule URLs are
-            # refused by default (CVE-2022-39253: cloning an *untrusted* repository whose
-            # submodule is a crafted local repository). These URLs come from the user's own
-            # repository at a commit the user already has, and the user has already cloned
-            # these submodules to build their checkout; this is the clone they would run by
-            # hand. It is scoped to this one command; fetches never get it.
             try:
-                done = self._git.run(
-                    path, "-c", "protocol.file.allow=always", "submodule", "--quiet", "update",
-                    "--init", "--recursive", timeout=SUBMODULE_TIMEOUT,
-                )  # fmt: skip
+                done = _opened(path).update_submodules(SUBMODULE_TIMEOUT)
                 failure = done.tail(500) if done.returncode != 0 else None
             except TimedOut as exc:
                 failure = str(exc)
@@ -379,11 +337,12 @@ class Worktrees:
         with self._starting(base) as (commit, warnings):
             # No `git clean`: the worktree was just found clean, so there is nothing untracked
             # to remove but ignored files (the caches), and whatever appeared since is kept.
-            self._checked(worktree.path, "checkout", "-q", "--force", "-b", branch, commit)
+            here = _opened(worktree.path)
+            self._checked("checkout", worktree.path, here.checkout_new_branch, branch, commit)
         return self._started(worktree.path, branch, task_id, title, commit, warnings)
 
     def pooled(self) -> list[Worktree]:
-        """Free worktrees (finished runs: reported or discarded, nothing uncommitted), the most
+        """Free worktrees (finished runs: done or discarded, nothing uncommitted), the most
         recently freed — warmest — first."""
         return [w for w, _ in self._free_candidates() if not self.is_dirty(w)]
 
@@ -411,7 +370,7 @@ class Worktrees:
         """Worktrees in a free state (dirty or not), the most recently freed first."""
         found = [
             (w, m)
-            for w, m, locked in self._listed(self._records())
+            for w, m, locked in self._listed(self._linked())
             if m is not None and m.state in FREE_STATES and not locked and w.path.is_dir()
         ]
         return _freed_last_first(found)
@@ -430,7 +389,7 @@ class Worktrees:
         return None if meta is None else meta.state
 
     def set_state(self, worktree: Worktree, state: WorktreeState) -> None:
-        """Record where the run is (running → review → committed → reported, or discarded):
+        """Record where the run is (running → review → committed → done, or discarded):
         :meth:`prune` and the pool go by it."""
         meta = self.metadata(worktree)
         if meta is None:
@@ -449,34 +408,25 @@ class Worktrees:
     def list(self) -> list[Worktree]:
         """The Locus worktrees of this repository: those with Locus metadata or on a
         ``locus/`` branch (the user's own are left out)."""
-        return [w for w, _, _ in self._listed(self._records())]
+        return [w for w, _, _ in self._listed(self._linked())]
 
-    def _records(self) -> builtins.list[dict[str, str]]:
-        """``git worktree list`` records (worktree, HEAD, branch, locked, …), the main
-        checkout left out."""
-        out = self._git(self.checkout, "worktree", "list", "--porcelain", "-z")
-        records = []
-        for block in out.split("\0\0")[1:]:  # the first block is the main checkout
-            fields = dict(line.partition(" ")[::2] for line in block.split("\0") if line)
-            if "worktree" in fields:
-                records.append(fields)
-        return records
+    def _linked(self) -> builtins.list[ListedWorktree]:
+        """The repository's linked worktrees (the main checkout left out)."""
+        return [w for w in self._repo.worktrees() if not w.main]
 
     def _listed(
-        self, records: builtins.list[dict[str, str]]
+        self, records: builtins.list[ListedWorktree]
     ) -> builtins.list[tuple[Worktree, RunMeta | None, bool]]:
         """(worktree, metadata, locked) of the Locus worktrees among ``records``."""
         admin_dirs = self._admin_dirs()
         found: list[tuple[Worktree, RunMeta | None, bool]] = []
-        for fields in records:
-            path = Path(fields["worktree"])
-            admin = admin_dirs.get(path)
+        for record in records:
+            admin = admin_dirs.get(record.path)
             meta = runmeta.read(admin) if admin else None
-            branch = fields.get("branch", "").removeprefix("refs/heads/")
-            if meta is None and not branch.startswith(BRANCH_PREFIX):
+            if meta is None and not record.branch.startswith(BRANCH_PREFIX):
                 continue
-            base = meta.base_commit if meta else fields.get("HEAD", "")
-            found.append((Worktree(path, branch, base), meta, "locked" in fields))
+            base = meta.base_commit if meta else record.head
+            found.append((Worktree(record.path, record.branch, base), meta, record.locked))
         return found
 
     def _admin_dirs(self) -> dict[Path, Path]:
@@ -496,11 +446,7 @@ class Worktrees:
         that inside a submodule."""
         if not worktree.path.is_dir():
             raise WorktreeError(f"{worktree.path} does not exist: prune forgets it")
-        status = self._git(
-            worktree.path, "status", "--porcelain", "-z", "--untracked-files=normal",
-            "--ignore-submodules=none",
-        )  # fmt: skip
-        return bool(status)
+        return _opened(worktree.path).has_changes(all_submodules=True)
 
     def remove(self, worktree: Worktree, *, force: bool = False) -> None:
         """Remove the worktree (the branch stays: it may hold committed, unreported work).
@@ -512,8 +458,7 @@ class Worktrees:
             force = True
         # Without --force, git makes the same check as is_dirty (and refuses): one status
         # instead of two.
-        args = ["worktree", "remove", str(worktree.path)] + (["--force"] if force else [])
-        done = self._git.run(self.checkout, *args)
+        done = self._repo.remove_worktree(worktree.path, force=force)
         if done.returncode != 0:
             if not force and worktree.path.exists() and self.is_dirty(worktree):
                 raise self._dirty(worktree)
@@ -527,17 +472,17 @@ class Worktrees:
 
     def prune(self, keep_pool: int = 2) -> PruneReport:
         """Run on daemon start. Forget worktrees whose directory is gone (``git worktree
-        prune``); of the free ones (reported or discarded, nothing uncommitted) keep the
+        prune``); of the free ones (done or discarded, nothing uncommitted) keep the
         ``keep_pool`` most recently freed as the pool and remove the rest. Everything else —
         running (a crashed run's work), review, committed, unknown metadata, uncommitted
         changes, locked — is kept, with the reason in the report."""
         if keep_pool < 0:
             raise ValueError("keep_pool must be >= 0")
         with _pool_lock(self.root):  # nothing is taken from the pool meanwhile
-            vanished = self._git.run(self.checkout, "worktree", "prune", "--verbose")
+            vanished = self._repo.prune_worktrees()
             kept: list[Kept] = []
             free: list[tuple[Worktree, RunMeta]] = []
-            records = self._records()
+            records = self._linked()
             for worktree, meta, locked in self._listed(records):
                 reason = self._keep_reason(worktree, meta, locked)
                 if reason is not None:
@@ -553,9 +498,9 @@ class Worktrees:
                     kept.append(Kept(worktree.path, worktree.branch, str(exc)))
                 else:
                     removed.append(worktree.path)
-            kept += self._strays({Path(fields["worktree"]) for fields in records})
+            kept += self._strays({record.path for record in records})
         return PruneReport(
-            vanished=tuple(vanished.stderr.splitlines()),
+            vanished=tuple(vanished),
             removed=tuple(removed),
             pooled=tuple(w.path for w, _ in free[:keep_pool]),
             kept=tuple(kept),
@@ -588,8 +533,9 @@ class Worktrees:
             if entry.is_dir() and entry not in registered
         ]
 
-    def _checked(self, cwd: Path, *args: str) -> None:
+    @staticmethod
+    def _checked(what: str, cwd: Path, step: Callable[..., None], *args: object) -> None:
         try:
-            self._git(cwd, *args)
+            step(*args)
         except GitFailed as exc:
-            raise WorktreeError(f"git {args[0]} failed in {cwd}: {exc.done.tail(500)}") from None
+            raise WorktreeError(f"git {what} failed in {cwd}: {exc.done.tail(500)}") from None

@@ -106,10 +106,10 @@ TABLE: dict[RunState, Row] = {
     "committed": _row(
         "reported report_refused", "verification", ("committed", "committed"),
         "committed on the task branch; a cloud task's report is queued",
-        local_worktree="reported",
+        local_worktree="done",
     ),
     "reported": _row(
-        "", None, ("reported", "reported"), "the cloud acknowledged the report (verification)",
+        "", None, ("done", "done"), "the cloud acknowledged the report (verification)",
     ),
     "report_refused": _row(
         "committed", None, ("committed", "committed"),

@@ -14,6 +14,7 @@ patch that HEAD already holds.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from locusd.agent import transcript
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.crashpoints import crashpoint
 from locusd.git import commits
-from locusd.git.cli import Git
+from locusd.git.cli import GitFailed
 from locusd.git.diffs import diff_against
+from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
@@ -53,6 +55,8 @@ from locusd.review import (
 from locusd.runner.lifecycle import REVIEWABLE
 from locusd.runner.runs import Runs
 
+log = logging.getLogger(__name__)
+
 
 def _original_task(run: Run) -> str:
     """The task as the agent first got it (the run keeps only a title): the transcript's."""
@@ -82,9 +86,18 @@ def from_decision(decision: Decision) -> DecisionIn:
     return DecisionIn(action="edit", lines=list(decision.new_text_lines))
 
 
-def _git(cwd: Path, *args: str) -> str:
-    """stdout of a git command that must succeed (the run's own worktree)."""
-    return Git("git")(cwd, *args, timeout=300).strip()
+def _worktree(run: Run) -> Repository:
+    """The run's worktree as a repository (a clear error when it is gone)."""
+    assert run.worktree
+    try:
+        return Repository(Path(run.worktree))
+    except RepositoryError as exc:
+        raise LocusError(Code.INVALID_RUN_STATE, f"run {run.run_id}: {exc}") from None
+
+
+def _reset_index(run: Run) -> None:
+    """Clear what a commit that did not happen staged (the worktree's files stay)."""
+    _worktree(run).run("reset", "-q", timeout=300)
 
 
 class Reviews:
@@ -160,8 +173,9 @@ class Reviews:
     async def content(self, run_id: str, path: str) -> FileContent:
         run = self._run(run_id)
         assert run.worktree and run.base_commit
+        worktree = _worktree(run)
         shown = await asyncio.to_thread(
-            Git("git").run, Path(run.worktree), "show", f"{run.base_commit}:{path}", timeout=60
+            worktree.run, "show", f"{run.base_commit}:{path}", timeout=60
         )
         base = shown.stdout if shown.returncode == 0 else None
         try:
@@ -213,7 +227,9 @@ class Reviews:
             )
         text = commits.message(run.title, run.summary, run.task_id or run.run_id)
         worktree = Path(run.worktree)
-        head = await asyncio.to_thread(_git, worktree, "rev-parse", "HEAD")
+        head = await asyncio.to_thread(_worktree(run).resolve, "HEAD")
+        if head is None:
+            raise LocusError(Code.INVALID_RUN_STATE, f"run {run_id}: its worktree has no HEAD")
         intent = {
             "kind": "commit",
             "from": run.state,
@@ -226,7 +242,8 @@ class Reviews:
         try:
             sha = await asyncio.to_thread(commits.commit_patch, worktree, patch, text)
         except commits.CommitError as exc:
-            await asyncio.to_thread(self._undo_commit, run, intent)
+            await asyncio.to_thread(_reset_index, run)
+            self.runs.move(run, intent["from"])  # type: ignore[arg-type]  # a RunState
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         crashpoint("commit.made")
         run = self.runs.move(run, "committed", patch=patch, commit=sha)
@@ -240,12 +257,6 @@ class Reviews:
             )
         return result
 
-    def _undo_commit(self, run: Run, intent: dict[str, str]) -> None:
-        """A commit that did not happen: clear what it staged, and the run is as it was."""
-        assert run.worktree
-        Git("git").run(Path(run.worktree), "reset", "-q", timeout=300)
-        self.runs.move(run, intent["from"])  # type: ignore[arg-type]  # a RunState, saved by commit
-
     def recover(self) -> list[Run]:
         """Commits a previous daemon was making: one that git made (HEAD is a new commit on
         the recorded head, with the recorded message) is recorded as made, with its report;
@@ -255,21 +266,20 @@ class Reviews:
             intent = self.store.step(run.run_id) or {}
             if not run.worktree or intent.get("kind") != "commit":
                 continue
-            worktree = Path(run.worktree)
-            git = Git("git")
-            head = git.run(worktree, "rev-parse", "HEAD", timeout=60).stdout.strip()
-            parent = git.run(worktree, "rev-parse", "-q", "--verify", "HEAD^", timeout=60)
-            message = git.run(worktree, "log", "-1", "--format=%B", timeout=60).stdout
+            try:
+                made_since = Repository(Path(run.worktree)).commits_since(intent["head"], "HEAD")
+            except (RepositoryError, GitFailed) as exc:
+                log.warning("run %s: cannot look for its commit: %s", run.run_id, exc)
+                continue
             made = (
-                head != intent["head"]
-                and parent.stdout.strip() == intent["head"]
-                and message.strip() == intent["message"].strip()
+                len(made_since) == 1 and made_since[0].message.strip() == intent["message"].strip()
             )
             if made:
-                ended = self.runs.move(run, "committed", patch=intent["patch"], commit=head)
-            else:
-                self._undo_commit(run, intent)
-                ended = self.runs.get(run.run_id)
+                commit = made_since[0].sha
+                ended = self.runs.move(run, "committed", patch=intent["patch"], commit=commit)
+            else:  # not made: what it staged goes, and the run is as it was
+                _reset_index(run)
+                ended = self.runs.move(run, intent["from"])
             recovered.append(ended)
         return recovered
 
@@ -278,16 +288,16 @@ class Reviews:
         if how == "merge":
             return commits.merge(Path(run.repo), run.branch)
         if how == "rebase":
-            branch = Git("git").run(Path(run.repo), "rev-parse", "--abbrev-ref", "HEAD").stdout
-            return commits.rebase(Path(run.worktree), branch.strip())
+            branch = Repository(Path(run.repo)).current_branch() or "HEAD"
+            return commits.rebase(Path(run.worktree), branch)
         return commits.push(Path(run.worktree), "origin", run.branch)
 
     def committed_patch(self, run: Run) -> str:
         """The change a committed run's commit made (to offer it again)."""
-        assert run.worktree and run.commit
-        return Git("git")(
-            Path(run.worktree), "diff", "--binary", "--no-color", "--no-ext-diff",
-            f"{run.commit}^", run.commit, timeout=300,
+        assert run.commit
+        return _worktree(run).output(
+            "diff", "--binary", "--no-color", "--no-ext-diff", f"{run.commit}^", run.commit,
+            timeout=300,
         )  # fmt: skip
 
     async def send_back(self, run_id: str, revision: str) -> tuple[Run, str, Worktree]:
@@ -325,10 +335,9 @@ class Reviews:
     async def discard(self, run_id: str) -> Run:
         run = self._run(run_id)
         assert run.worktree
-        git = Git("git")
-        worktree = Path(run.worktree)
+        worktree = _worktree(run)
         for args in (("reset", "-q", "--hard"), ("clean", "-q", "-d", "-f")):  # ignored files stay
-            done = await asyncio.to_thread(git.run, worktree, *args, timeout=300)
+            done = await asyncio.to_thread(worktree.run, *args, timeout=300)
             if done.returncode != 0:
                 raise LocusError(Code.INVALID_ARGUMENT, f"git {args[0]} failed: {done.tail(300)}")
         return self.runs.move(run, "discarded")

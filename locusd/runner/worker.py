@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
 from locusd.crashpoints import crashpoint
-from locusd.git.cli import Git
+from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
 from locusd.runner.attempt import Attempt, Attempts
@@ -69,7 +69,10 @@ def _at_head(run: Run) -> Worktree | None:
     worktree still exists."""
     if not run.worktree or not run.branch or not Path(run.worktree).is_dir():
         return None
-    head = Git("git").run(Path(run.worktree), "rev-parse", "HEAD", timeout=30).stdout.strip()
+    try:
+        head = Repository(Path(run.worktree)).resolve("HEAD")
+    except RepositoryError:
+        return None
     return Worktree(Path(run.worktree), run.branch, head) if head else None
 
 

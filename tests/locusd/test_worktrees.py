@@ -4,6 +4,7 @@ errors."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -292,10 +293,14 @@ def test_metadata_lives_in_the_worktrees_git_dir(repo: Path, tmp_path: Path) -> 
     assert trees.state(wt) == "review"
     with pytest.raises(WorktreeError, match="unknown worktree state 'merged'"):
         trees.set_state(wt, "merged")  # type: ignore[arg-type]
+    # What an older Locus wrote for a free worktree ("reported") reads as today's "done".
+    older = json.loads((git_dir / "locus.json").read_text())
+    (git_dir / "locus.json").write_text(json.dumps({**older, "state": "reported"}))
+    assert trees.state(wt) == "done"
     (git_dir / "locus.json").write_text("{not json")
     assert trees.state(wt) is None
     with pytest.raises(WorktreeError, match="no Locus metadata"):
-        trees.set_state(wt, "reported")
+        trees.set_state(wt, "done")
 
 
 def make(trees: Worktrees, name: str, state: runmeta.WorktreeState) -> Worktree:
@@ -312,14 +317,14 @@ def test_prune_never_deletes_work(repo: Path, tmp_path: Path) -> None:
     (review.path / "app.py").write_text("proposed\n")
     committed = make(trees, "committed", "committed")
     commit(committed.path, "app.py", "accepted\n", "accepted")
-    dirty = make(trees, "dirty", "reported")
+    dirty = make(trees, "dirty", "done")
     (dirty.path / "scratch.txt").write_text("untracked work\n")
-    unknown = make(trees, "unknown", "reported")
+    unknown = make(trees, "unknown", "done")
     runmeta.admin_dir(unknown.path).joinpath("locus.json").unlink()
     oldest = make(trees, "oldest", "discarded")  # freed first
-    older = make(trees, "older", "reported")
-    newest = make(trees, "newest", "reported")
-    gone = make(trees, "gone", "reported")
+    older = make(trees, "older", "done")
+    newest = make(trees, "newest", "done")
+    gone = make(trees, "gone", "done")
     shutil.rmtree(gone.path)
     stray = tmp_path / "wt" / "stray"
     stray.mkdir()
@@ -355,7 +360,7 @@ def test_the_pool_hands_out_free_clean_worktrees_once(repo: Path, tmp_path: Path
     busy = make(trees, "busy", "review")
     dirty = make(trees, "dirty", "discarded")
     (dirty.path / "app.py").write_text("left behind\n")
-    free = make(trees, "free", "reported")
+    free = make(trees, "free", "done")
     assert trees.pooled() == [free]
 
     taken = trees.take_from_pool("local-2", "Second")
@@ -367,7 +372,7 @@ def test_the_pool_hands_out_free_clean_worktrees_once(repo: Path, tmp_path: Path
 
 
 def test_two_runs_never_take_the_same_pooled_worktree(repo: Path, tmp_path: Path) -> None:
-    free = make(Worktrees(repo, tmp_path / "wt"), "free", "reported")
+    free = make(Worktrees(repo, tmp_path / "wt"), "free", "done")
     start = threading.Barrier(2)
 
     def take(task: str) -> Worktree | None:
@@ -392,7 +397,7 @@ def test_a_failed_take_leaves_the_worktree_in_the_pool(repo: Path, tmp_path: Pat
 
 def test_reuse_refuses_a_dirty_worktree(repo: Path, tmp_path: Path) -> None:
     trees = Worktrees(repo, tmp_path / "wt")
-    wt = make(trees, "done", "reported")
+    wt = make(trees, "done", "done")
     (wt.path / "new.txt").write_text("untracked\n")
     with pytest.raises(WorktreeError, match="uncommitted changes: commit or discard them"):
         trees.reuse(wt, 2, "Next")
