@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # A real PostgreSQL server for the PostgreSQL half of the suite (tests start their own), and
-# bubblewrap, which contains the agent's commands (tests/locusd/test_sandbox.py).
+# bubblewrap, which contains the agent's commands (tests/locusd/agent/test_sandbox.py).
 packages=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   packages+=(postgresql)

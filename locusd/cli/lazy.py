@@ -15,7 +15,7 @@ import click
 @dataclass(frozen=True)
 class Lazy:
     """Where a subcommand lives (``"package.module:attribute"``) and the first sentence of its
-    help, which ``--help`` shows (tests/locusd/test_cli_lazy.py keeps the two in step)."""
+    help, which ``--help`` shows (tests/locusd/cli/test_cli_lazy.py keeps the two in step)."""
 
     target: str
     summary: str

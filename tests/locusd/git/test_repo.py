@@ -16,7 +16,7 @@ from locusd.git.cli import TimedOut
 from locusd.git.commits import message
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktrees
-from tests.locusd.test_worktrees import commit, identity, sh
+from tests.locusd.git.test_worktrees import commit, identity, sh
 
 __all__ = ["identity"]  # the autouse fixture: commits without the user's git config
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.startup import COMMANDS, figures, timed
-from tests.locusd.test_bench_daemon import running
+from tests.bench.test_bench_daemon import running
 
 pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[2]
