@@ -28,6 +28,7 @@ from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.agent.run import RunReport, run_task
 from locusd.agent.tools import Approver
+from locusd.cli.common import console as make_console
 from locusd.cli.progress import Progress
 from locusd.git.worktrees import WorktreeError
 from locusd.repo_config import RepoConfigError
@@ -143,7 +144,7 @@ def run(
 ) -> None:
     """Run the agent on TASK in a new worktree of REPO and show the diff, the summary, the
     verification evidence and the cost."""
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     try:
         config = user_config.load()
     except user_config.ConfigError as exc:
@@ -206,7 +207,7 @@ def run(
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
-        _show(Console(), report)
+        _show(make_console(), report)
     sys.exit(EXIT_CODES[report.outcome])
 
 

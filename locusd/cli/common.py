@@ -17,20 +17,46 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
 
 from locusd.cli.rpc import DaemonClient, DaemonError, OnNotification, OnRequest
 from locusd.protocol.codes import Code
 from locusd.server.client import DaemonUnavailable, connect_or_start
 
-if TYPE_CHECKING:  # not at run time: ``locus status`` starts without pydantic
+if TYPE_CHECKING:  # not at run time: ``locus status`` starts without pydantic or rich
+    from rich.console import Console
+
     from locusd.protocol.base import Wire
 
 T = TypeVar("T")
 OK, FAILED, USAGE, NEEDS_INPUT, AUTH, UNAVAILABLE, CANCELLED = 0, 1, 2, 3, 4, 5, 130
 
-err = Console(stderr=True)
-out = Console()
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console for ``locus``'s output: lines are never wrapped (a pipe, or a terminal,
+    gets them whole: the terminal wraps), nothing is highlighted by guesswork, and colour only
+    on a terminal (rich's default). Text from users, the agent or files goes in escaped
+    (``rich.markup.escape``) or with ``markup=False``."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+
+class _Lazy:
+    """A console made on first use: importing rich costs ~20 ms that ``locus status`` (which
+    prints plain lines) does not pay."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+err: Console = _Lazy(stderr=True)  # type: ignore[assignment]  # a Console, made when first used
+out: Console = _Lazy()  # type: ignore[assignment]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 
@@ -50,7 +76,9 @@ async def daemon(
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/] {message}")
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(message)}")  # the message may quote anyone's text
     sys.exit(code)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.cli.common import daemon, json_option, run, show
 
 
 def auth_line(auth: Mapping[str, Any]) -> str:
@@ -39,21 +39,24 @@ def status(as_json: bool) -> None:
     result = run(work)
 
     def human() -> None:
-        out.print(
+        # Plain lines (click.echo): they hold cloud URLs, identities and errors, never markup.
+        click.echo(
             f"locusd {result['version']} (pid {result['pid']}, up {result['uptimeSeconds']:.0f} s)"
         )
-        out.print(f"socket {result['socket']}; {result['clients']} client(s) connected")
-        out.print(auth_line(result["auth"]))
+        click.echo(f"socket {result['socket']}; {result['clients']} client(s) connected")
+        click.echo(auth_line(result["auth"]))
         by_state = sorted(result["runs"].items())
         runs = ", ".join(f"{n} {state}" for state, n in by_state) or "none"
-        out.print(f"runs: {runs}; outbox: {result['outboxPending']} pending")
+        dead = result.get("outboxDead", 0)
+        refused = f", {dead} refused by the cloud (see locus runs)" if dead else ""
+        click.echo(f"runs: {runs}; outbox: {result['outboxPending']} pending{refused}")
         worker = result["worker"]
         if worker["running"]:
-            out.print(
+            click.echo(
                 f"worker: running, {worker['agents']} agent(s), projects {worker['projects']}"
             )
         else:
             error = worker.get("lastError")
-            out.print("worker: stopped" + (f" ({error})" if error else ""))
+            click.echo("worker: stopped" + (f" ({error})" if error else ""))
 
     show(result, as_json, human)

@@ -246,10 +246,6 @@ class Attempts:
         attempt_id = self.store.attempt_id(run_id)
         return None if attempt_id is None else self.get(attempt_id)
 
-    def of_task(self, task_id: int) -> list[Attempt]:
-        """Attempts in progress for a task (for the cloud's cancellations)."""
-        return [a for a in self._loaded.values() if a.task_id == task_id]
-
     def _load(self, attempt_id: int, record: AttemptRecord) -> Attempt:
         attempt = Attempt(
             attempt_id, record, self.store, self.outbox, self.scrubber(Path(record.checkout))
