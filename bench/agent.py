@@ -23,10 +23,10 @@ from typing import Any
 
 from bench.figures import finish, verdict
 from locusd.agent import transcript
-from locusd.agent.loop import Event
 from locusd.agent.messages import Message, Request, Response, ToolUseBlock, Usage
 from locusd.agent.providers import OnText
 from locusd.agent.providers.anthropic import AnthropicProvider
+from locusd.agent.report import Event
 from locusd.agent.run import run_task
 from locusd.agent.transcript import ResponseRecord
 from tests.locusd.agentkit import make_config, make_sample_repo

@@ -801,7 +801,7 @@ def cancel_figures(
         Figure("anthropic daemon", "rss_before_runs_mb", "RSS before its first run",
                rss_before, "MB", "", None),
         Figure("anthropic daemon", "rss_after_runs_mb",
-               "RSS after its runs (anthropic SDK loaded)", rss_after, "MB",
+               "RSS after its runs (a local run, a cloud task)", rss_after, "MB",
                f"≤ {RUN_RSS_MB:g} MB", rss_after <= RUN_RSS_MB),
     ]  # fmt: skip
     return figures

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pathspec
-from detect_secrets.core.scan import scan_line
-from detect_secrets.settings import transient_settings
 from pydantic import BaseModel
 
 from locusd import repo_config
@@ -55,6 +53,11 @@ _PLUGINS = {
 
 
 def _detected(line: str) -> set[str]:
+    # Imported at the first scan: detect-secrets brings requests and urllib3 along (~6 MB of
+    # the daemon's memory), which a daemon that uploads nothing never needs.
+    from detect_secrets.core.scan import scan_line
+    from detect_secrets.settings import transient_settings
+
     with transient_settings(_PLUGINS):
         found = {s.secret_value for s in scan_line(line) if s.secret_value}
     # Short "secrets" are detect-secrets' noise ('ghp', '7E'): masking them would mangle code.

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from locusd.agent import tools
 from locusd.agent.budget import Budget, StuckDetector, exhausted
@@ -24,6 +24,7 @@ from locusd.agent.messages import (
     Usage,
 )
 from locusd.agent.providers import Provider, ProviderError
+from locusd.agent.report import Event, OnEvent
 from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import (
     NoteRecord,
@@ -56,17 +57,6 @@ CUT_OFF = (
 )
 
 
-@dataclass(frozen=True)
-class Event:
-    """Progress for whoever watches (the CLI's live view, an editor's ``$/progress``)."""
-
-    kind: Literal["turn", "text", "tool", "tool_done", "verify", "note"]
-    turn: int
-    text: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-OnEvent = Callable[[Event], None]
 T = TypeVar("T")
 
 

@@ -13,8 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from locusd.agent.loop import Event
-from locusd.agent.run import RunReport
+from locusd.agent.report import Event, RunReport
 from locusd.config import Config
 from locusd.git.worktrees import Worktree
 

@@ -5,7 +5,6 @@ diff, the transcript's header and footer. ``locus agent run`` calls this; the da
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -17,9 +16,10 @@ from pathlib import Path
 from locusd import repo_config
 from locusd.agent import sandbox, tools
 from locusd.agent.commands import scrubbed_env
-from locusd.agent.loop import SYSTEM_PROMPT, Agent, OnEvent
+from locusd.agent.loop import SYSTEM_PROMPT, Agent
 from locusd.agent.providers import Provider
-from locusd.agent.tools import Approver, Workspace
+from locusd.agent.report import Approver, OnEvent, RunReport, local_task_id, repo_key
+from locusd.agent.tools import Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import detect
 from locusd.config import Config
@@ -32,24 +32,6 @@ MAX_INSTRUCTIONS = 20_000
 #: Finished worktrees kept for reuse (their ignored build caches make the next run start warm).
 POOL_SIZE = 2
 NO_VERIFY = 'no verify command found: add verify = "…" to .locus.toml; the run is unverified'
-
-
-class RunReport(Ending):
-    """What ``locus agent run --json`` prints, and what the daemon reports upward: how the run
-    ended (as in the transcript's footer) and where its work is."""
-
-    task_id: str
-    verify_command: str | None
-    verify_reason: str
-    worktree: str
-    branch: str
-    base_commit: str
-    transcript: str
-    warnings: list[str]
-
-
-def local_task_id() -> str:
-    return "local-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
 
 
 def instructions(root: Path) -> str | None:
@@ -206,9 +188,3 @@ async def run_task(
         transcript=str(transcript_path),
         warnings=warnings,
     )
-
-
-def repo_key(repo: Path) -> str:
-    """A directory name per repository, so two checkouts' worktrees never collide."""
-    resolved = repo.resolve()
-    return f"{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"

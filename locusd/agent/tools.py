@@ -26,15 +26,13 @@ from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.edits import EditError, apply_edit, number_lines
 from locusd.agent.messages import ToolSpec, ToolUseBlock
 from locusd.agent.policy import CommandPolicy, decide
+from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
 from locusd.agent.transcript import Evidence, FollowUp, Outcome
 from locusd.agent.verify import VerifyCommand, evidence
 from locusd.errors import describe
 from locusd.git.cli import Finished, GitFailed, TimedOut
 from locusd.git.repo import Repository, RepositoryError
-
-#: Asks the user whether a command the policy marks "ask" may run; None = nobody to ask.
-Approver = Callable[[str, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from locusd import config as user_config
 from locusd.agent import transcript
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
-from locusd.agent.run import RunReport, run_task
-from locusd.agent.tools import Approver
+from locusd.agent.report import Approver, RunReport
+from locusd.agent.run import run_task
 from locusd.cli.common import console as make_console
 from locusd.cli.progress import Progress
 from locusd.git.worktrees import WorktreeError

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from locusd.agent.loop import OnEvent
 from locusd.agent.pipe import (
     FROM_CHILD,
     MAX_ERROR,
@@ -37,8 +36,7 @@ from locusd.agent.pipe import (
     WorktreeReady,
     line,
 )
-from locusd.agent.run import RunReport
-from locusd.agent.tools import Approver
+from locusd.agent.report import Approver, OnEvent, RunReport
 from locusd.config import Config
 from locusd.errors import describe
 from locusd.git.worktrees import Worktree

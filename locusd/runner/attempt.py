@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut
-from locusd.agent.run import RunReport
+from locusd.agent.report import RunReport
 from locusd.cloud.outbox import Outbox
 from locusd.cloud.writes import (
     WriteKind,

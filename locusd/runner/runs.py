@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from locusd.agent import transcript
-from locusd.agent.loop import Event
-from locusd.agent.run import RunReport, local_task_id, repo_key
+from locusd.agent.report import Event, RunReport, local_task_id, repo_key
 from locusd.config import Config
 from locusd.crashpoints import crashpoint
 from locusd.git import runmeta

@@ -16,7 +16,8 @@ from typing import Any
 from locusd.agent.budget import Budget
 from locusd.agent.providers import Provider
 from locusd.agent.providers.anthropic import AnthropicProvider
-from locusd.agent.run import RunReport, run_task
+from locusd.agent.report import RunReport
+from locusd.agent.run import run_task
 from locusd.config import AgentConfig, Config
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from locusd.agent.loop import Event
 from locusd.agent.providers.openai import OpenAIProvider
 from locusd.agent.providers.pricing import lookup
 from locusd.agent.providers.replay import ReplayProvider
+from locusd.agent.report import Event
 from locusd.agent.transcript import Footer, Header, ToolResultRecord, read
 from locusd.git.worktrees import Worktrees
 from tests.locusd.agentkit import (
