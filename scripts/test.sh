@@ -14,7 +14,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 command -v bwrap >/dev/null 2>&1 || packages+=(bubblewrap)
 command -v git >/dev/null 2>&1 || packages+=(git)
-# Headless Chromium for the dashboard browser tests (tests/dashboard, driven by Playwright).
+# Headless Chromium for the dashboard browser tests (tests/cloud_api/dashboard, driven by Playwright).
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${packages[*]}"

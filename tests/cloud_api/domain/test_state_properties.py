@@ -53,7 +53,7 @@ from cloud_api.app import create_app
 from cloud_api.config import CloudSettings
 from cloud_api.dispatch.reaper import reap_once
 from cloud_api.services import SERVICES
-from tests.cloud_api.test_states import EXPECTED, EXPECTED_ACTIONS
+from tests.cloud_api.domain.test_states import EXPECTED, EXPECTED_ACTIONS
 from tests.conftest import Template
 
 T = TypeVar("T")

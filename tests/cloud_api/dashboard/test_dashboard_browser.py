@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.cloud_api.dashboard.conftest import sign_in
 from tests.conftest import Cloud
-from tests.dashboard.conftest import sign_in
 from tests.support.client import Worker, fence, new_user
 
 #: Most tests run on SQLite; the whole trip also runs on PostgreSQL (the board's and task
@@ -570,7 +570,7 @@ DOCS_PATCH = "\n".join(
 @sqlite_only
 async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir: Path) -> None:
     """A busy board and a reviewed task. ``docs/screenshots/`` holds the current ones:
-    ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/dashboard -k screenshots``."""
+    ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/cloud_api/dashboard -k screenshots``."""
     api, project = cloud.api, cloud.project_id
     sprint = (await api.post(f"/projects/{project}/sprints", {"name": "Checkout"})).ok(201)
     plan = [

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.cloud_api.test_dispatch import wait_for_waiters
+from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
 from tests.conftest import Template
 from tests.support.client import Api, Worker
 

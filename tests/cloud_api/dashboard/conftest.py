@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TIMEOUT_MS = 15_000
 
 # Assertions (expect(...).to_have_text etc.) wait as long as page actions do, not the 5 s default:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cloud_api.domain.states import TRANSITIONS
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "state-machine.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "state-machine.md"
 
 
 def test_documented_transitions_are_the_enforced_ones() -> None:

@@ -11,7 +11,7 @@ from cloud_api.api.restdoc import render
 from cloud_api.app import all_routes, openapi_document
 from tests.conftest import Cloud
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_document_is_valid_openapi_and_covers_every_route() -> None:

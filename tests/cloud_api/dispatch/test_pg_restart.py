@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.cloud_api.test_dispatch import wait_for_waiters
+from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
 from tests.conftest import _prepare, start_cloud
 from tests.support.client import Api, Worker
 from tests.support.pgserver import PostgresServer
