@@ -134,8 +134,7 @@ class Daemon:
 
     def _settled(self, entry: OutboxEntry, state: EntryState, error: str | None) -> None:
         """An outbox entry is settled (in that transaction): an acknowledged upload is audited
-        (once); a run's ``verification`` acknowledged makes it ``reported``; a report the cloud
-        refused for good is said on the run — ``report_refused`` once committed."""
+        (once), and the run it is about hears the cloud's answer."""
         if state == "sent":
             self.audit.record(
                 entry.idempotency_key,
@@ -144,21 +143,7 @@ class Daemon:
                 entry.task_id,
                 entry.payload,
             )
-        run = self.store.get(entry.run_id) if entry.run_id else None
-        attempt = self.attempts.of_run(run.run_id) if run is not None else None
-        if run is None or attempt is None or entry.kind != "status":
-            return
-        if entry.payload.get("claim_token") != attempt.fence.claim_token:
-            return  # about an earlier attempt of the run: the current one speaks for it now
-        if state == "sent" and entry.payload.get("status") == "verification":
-            if run.state == "committed":
-                self.runs.move(run, "reported", cloud_error=None)
-        elif state == "dead":
-            refused = f"the cloud refused {entry.payload.get('status')!r}: {error}"
-            if run.state == "committed":
-                self.runs.move(run, "report_refused", cloud_error=refused)
-            else:
-                self.runs.update(run.run_id, cloud_error=refused)
+        self.runs.answered(entry, state, error)
 
     # --- Core: connections ----------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from locusd.agent import transcript
 from locusd.agent.report import Event, RunReport, local_task_id, repo_key
+from locusd.cloud.outbox import OutboxEntry
+from locusd.cloud.outbox import State as EntryState
 from locusd.config import Config
 from locusd.crashpoints import crashpoint
 from locusd.git import runmeta
@@ -122,6 +124,27 @@ class Runs:
         data = {"reason": moved.reason} if moved.reason and target in ("failed",) else None
         self._emit(run.run_id, "state", target, data)
         return moved
+
+    def answered(self, entry: OutboxEntry, state: EntryState, error: str | None) -> None:
+        """The cloud's answer to a status its run's attempt sent (called in the transaction that
+        settles the entry): ``verification`` acknowledged makes a committed run ``reported``; a
+        report refused for good is said on the run — ``report_refused`` once committed. Entries
+        of an earlier attempt of the run (before a resubmit) no longer speak for it."""
+        run = self.store.get(entry.run_id) if entry.run_id else None
+        attempt = self.attempts.of_run(run.run_id) if run is not None else None
+        if run is None or attempt is None or entry.kind != "status":
+            return
+        if entry.payload.get("claim_token") != attempt.fence.claim_token:
+            return
+        if state == "sent" and entry.payload.get("status") == "verification":
+            if run.state == "committed":
+                self.move(run, "reported", cloud_error=None)
+        elif state == "dead":
+            refused = f"the cloud refused {entry.payload.get('status')!r}: {error}"
+            if run.state == "committed":
+                self.move(run, "report_refused", cloud_error=refused)
+            else:
+                self.update(run.run_id, cloud_error=refused)
 
     def update(self, run_id: str, **fields: Any) -> Run:
         """Change what a run knows (its worktree, the cloud's refusal) without moving it."""
