@@ -24,6 +24,8 @@ import stat
 from pathlib import PurePosixPath
 
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
+#: Linux's PATH_MAX: no longer path can name a file.
+MAX_PATH = 4096
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
 
@@ -88,7 +90,16 @@ class Confined:
         self._openat2 = use_openat2
 
     def relative(self, path: str) -> str:
-        """``path`` normalised and checked lexically (no absolute path, no .., not in .git)."""
+        """``path`` normalised and checked lexically (no absolute path, no .., not in .git;
+        nothing the file system cannot name: a NUL, a lone surrogate, an endless path)."""
+        if "\0" in path:
+            raise ConfinementError(f"{path!r}: a path cannot contain a NUL character")
+        if len(path) > MAX_PATH:
+            raise ConfinementError(f"a path of {len(path)} characters: at most {MAX_PATH}")
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfinementError(f"{path!r}: not a valid (UTF-8) file name") from None
         pure = PurePosixPath(path)
         if pure.is_absolute():
             raise ConfinementError(
@@ -136,7 +147,9 @@ class Confined:
             os.close(fd)
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        fd = self._open(path, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; it
+        # is refused below as not a regular file, which reads of regular files never notice.
+        fd = self._open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):

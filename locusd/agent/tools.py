@@ -11,6 +11,7 @@ raises for a mistake the model can fix: it returns an error result that says wha
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ from locusd.agent.verify import VerifyCommand, evidence
 from locusd.errors import describe
 from locusd.git.cli import Finished, GitFailed, TimedOut
 from locusd.git.repo import Repository, RepositoryError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ MAX_LINES = 2000
     ReadFile,
 )
 async def read_file(ws: Workspace, args: ReadFile) -> ToolResult:
-    data = ws.files.read_bytes(args.path, limit=ws.read_limit + 1)
+    data = await asyncio.to_thread(ws.files.read_bytes, args.path, ws.read_limit + 1)
     if b"\0" in data[:8192]:
         return ToolResult(f"{args.path} is a binary file; not shown", is_error=True)
     note = ""
@@ -310,11 +313,11 @@ class EditFile(_Input):
     EditFile,
 )
 async def edit_file(ws: Workspace, args: EditFile) -> ToolResult:
-    text = ws.files.read_bytes(args.path).decode("utf-8")
+    text = (await asyncio.to_thread(ws.files.read_bytes, args.path)).decode("utf-8")
     updated, count = apply_edit(
         text, args.old_string, args.new_string, replace_all=args.replace_all
     )
-    ws.files.write_bytes(args.path, updated.encode("utf-8"))
+    await asyncio.to_thread(ws.files.write_bytes, args.path, updated.encode("utf-8"))
     return ToolResult(f"edited {args.path}: {count} replacement{'s' if count > 1 else ''}")
 
 
@@ -331,8 +334,8 @@ class WriteFile(_Input):
 )
 async def write_file(ws: Workspace, args: WriteFile) -> ToolResult:
     parent = str(Path(ws.files.relative(args.path)).parent)
-    ws.files.makedirs(parent)
-    ws.files.write_bytes(args.path, args.content.encode("utf-8"))
+    await asyncio.to_thread(ws.files.makedirs, parent)
+    await asyncio.to_thread(ws.files.write_bytes, args.path, args.content.encode("utf-8"))
     return ToolResult(f"wrote {args.path} ({len(args.content.encode())} bytes)")
 
 
@@ -513,3 +516,8 @@ async def execute(ws: Workspace, call: ToolUseBlock) -> ToolResult:
         return ToolResult(f"{call.input.get('path')}: not UTF-8 text", is_error=True)
     except OSError as exc:
         return ToolResult(f"{call.name} failed: {exc.strerror or exc}", is_error=True)
+    except (
+        Exception
+    ) as exc:  # a bug, or an input nobody foresaw: the model hears it, the run goes on
+        log.exception("tool %s failed", call.name)
+        return ToolResult(f"{call.name} failed: {type(exc).__name__}: {exc}", is_error=True)

@@ -169,6 +169,55 @@ async def test_read_file_refuses_binary_and_reports_missing(ws: Workspace, repo:
     assert directory.is_error
 
 
+async def test_read_file_refuses_a_fifo_without_waiting_for_a_writer(
+    ws: Workspace, repo: Path
+) -> None:
+    """A FIFO the agent made would block an open for reading until someone writes: refused at
+    once as not a regular file, and the event loop is never held (other work goes on)."""
+    os.mkfifo(repo / "pipe")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(tick())
+    try:
+        result = await asyncio.wait_for(call(ws, "read_file", {"path": "pipe"}), 30)
+        edited = await asyncio.wait_for(
+            call(ws, "edit_file", {"path": "pipe", "old_string": "a", "new_string": "b"}), 30
+        )
+    finally:
+        ticking.cancel()
+    assert result.is_error and "not a regular file" in result.content
+    assert edited.is_error and "not a regular file" in edited.content
+    assert ticks > 0  # the loop ran while the tools worked in their threads
+
+
+@pytest.mark.parametrize(
+    "path", ["calc\0.py", "\udcffcalc.py", "a/" * 3000, "calc.py\0../../etc/passwd"]
+)
+@pytest.mark.parametrize("tool", ["read_file", "write_file", "edit_file", "list_files", "search"])
+async def test_malformed_paths_are_tool_errors_never_crashes(
+    ws: Workspace, repo: Path, tool: str, path: str
+) -> None:
+    """A NUL, a lone surrogate or an endless path from the model: an error result it can
+    correct, for every file tool; nothing is read or written."""
+    before = snapshot(repo)
+    args: dict[str, Any] = {"path": path}
+    if tool == "write_file":
+        args["content"] = "x"
+    elif tool == "edit_file":
+        args.update(old_string="a", new_string="b")
+    elif tool == "search":
+        args["pattern"] = "def"
+    result = await call(ws, tool, args)
+    assert result.is_error, result.content
+    assert snapshot(repo) == before
+
+
 async def test_read_file_end_before_start_is_an_error(ws: Workspace) -> None:
     # regression: this used to answer "[empty file]" for a file that is not empty
     result = await call(ws, "read_file", {"path": "calc.py", "start_line": 5, "end_line": 2})
