@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from locusd.agent.sandbox import Sandbox
 
@@ -43,16 +44,22 @@ def scrubbed_env(base: Mapping[str, str], allow: Iterable[str] = DEFAULT_ALLOW) 
     }
 
 
+#: A command that prints more than this is killed; what it printed up to here is kept.
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
 @dataclass(frozen=True)
 class CommandResult:
     command: str
-    exit_code: int | None  # None when it was killed (timeout or cancel)
+    exit_code: int | None  # None when it was killed (timeout, cancel, output limit)
     duration: float
-    output: str  # head and tail, capped; the whole output is in output_path
+    output: str  # head and tail, capped; the output up to MAX_OUTPUT_BYTES is in output_path
     output_path: Path
     truncated: bool
     timed_out: bool
     cancelled: bool
+    overflowed: bool = False  # killed for printing more than the output limit
 
 
 def _group_alive(pgid: int) -> bool:
@@ -94,15 +101,36 @@ async def _kill_group(pgid: int, grace: float) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _cap(text: str, limit: int) -> tuple[str, bool]:
-    if len(text) <= limit:
-        return text, False
-    half = limit // 2
-    dropped = len(text) - 2 * half
-    return (
-        f"{text[:half]}\n… [{dropped} characters cut; the whole output is kept] …\n{text[-half:]}",
-        True,
+async def _copy(stream: asyncio.StreamReader, sink: BinaryIO, limit: int) -> bool:
+    """The command's output into ``sink`` up to ``limit`` bytes; True when it went past it
+    (the caller kills the command: a flood must not fill the disk or the memory)."""
+    written = 0
+    while chunk := await stream.read(_CHUNK):
+        if written + len(chunk) > limit:
+            sink.write(chunk[: limit - written])
+            return True
+        sink.write(chunk)
+        written += len(chunk)
+    return False
+
+
+def head_and_tail(path: Path, limit: int) -> tuple[str, bool]:
+    """A file's text, or its first and last ``limit // 2`` bytes with a note between, read
+    without loading the rest; and whether anything was cut."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= limit:
+            return handle.read().decode("utf-8", "replace"), False
+        half = limit // 2
+        head = handle.read(half)
+        handle.seek(size - half)
+        tail = handle.read(half)
+    dropped = size - 2 * half
+    text = (
+        f"{head.decode('utf-8', 'replace')}\n… [{dropped} bytes cut; the output up to the limit is"
+        f" kept] …\n{tail.decode('utf-8', 'replace')}"
     )
+    return text, True
 
 
 async def run_command(
@@ -116,49 +144,81 @@ async def run_command(
     limit: int = 30_000,
     grace: float = 1.0,
     sandbox: Sandbox | None = None,
+    max_output: int = MAX_OUTPUT_BYTES,
 ) -> CommandResult:
-    """Run ``command`` with bash in ``cwd``. Ends on exit, on ``timeout``, or when ``cancel``
-    is set; in the last two cases the whole process group is killed within ``grace`` s."""
+    """Run ``command`` with bash in ``cwd``. Ends on exit, on ``timeout``, when ``cancel`` is
+    set, or when its output passes ``max_output`` bytes; in the last three cases the whole
+    process group is killed within ``grace`` s. The output goes through a pipe into
+    ``output_path``, counted: a flood costs a bounded file, not the disk or the memory."""
     started = time.monotonic()
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("wb") as sink:
-        argv = ["bash", "-c", command]
+    argv = ["bash", "-c", command]
+    # Our own pipe rather than asyncio's: asyncio's wait() does not return while the pipe is
+    # open, and a process that left the group (setsid) may hold it open for ever.
+    read_fd, write_fd = os.pipe()
+    try:
         proc = await asyncio.create_subprocess_exec(
             *(sandbox.wrap(argv, cwd) if sandbox is not None else argv),
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=sink,
+            stdout=write_fd,
             stderr=asyncio.subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,  # its own session and process group
         )
-    waiters = {asyncio.ensure_future(proc.wait())}
-    cancelled_waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
-    if cancelled_waiter is not None:
-        waiters.add(cancelled_waiter)
-    done, _pending = await asyncio.wait(
-        waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    output = asyncio.StreamReader(limit=_CHUNK)
+    pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(output), os.fdopen(read_fd, "rb", buffering=0)
     )
-    cancelled = cancelled_waiter is not None and cancelled_waiter in done
-    timed_out = not done
-    if cancelled_waiter is not None and not cancelled_waiter.done():
-        cancelled_waiter.cancel()
-    if timed_out or cancelled:
-        await _kill_group(proc.pid, grace)
-    else:
-        # The shell exited; anything it left running in its group goes too.
-        if _group_alive(proc.pid):
+    with output_path.open("wb") as sink:
+        copying = asyncio.ensure_future(_copy(output, sink, max_output))
+        exited = asyncio.ensure_future(proc.wait())
+        waiters = {exited, copying}
+        cancelled_waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+        if cancelled_waiter is not None:
+            waiters.add(cancelled_waiter)
+        deadline = started + timeout
+        # Until the shell exits (or a cancel, or the timeout); the copy ending early means
+        # either the output closed (wait on) or the limit was passed (stop).
+        while not exited.done():
+            done, _ = await asyncio.wait(
+                waiters,
+                timeout=max(0.0, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done or (cancelled_waiter in done) or (copying.done() and copying.result()):
+                break
+            waiters.discard(copying)
+        cancelled = cancelled_waiter is not None and cancelled_waiter.done()
+        overflowed = copying.done() and copying.result()
+        timed_out = not exited.done() and not cancelled and not overflowed
+        if cancelled_waiter is not None and not cancelled_waiter.done():
+            cancelled_waiter.cancel()
+        if timed_out or cancelled or overflowed or _group_alive(proc.pid):
+            # (after a plain exit: anything the shell left running in its group goes too)
             await _kill_group(proc.pid, grace)
-    exit_code = await proc.wait()
-    text = (await asyncio.to_thread(output_path.read_bytes)).decode("utf-8", "replace")
-    output, truncated = _cap(text, limit)
+        exit_code = await proc.wait()
+        try:  # what is still in the pipe; a process outside the group may hold it open
+            await asyncio.wait_for(asyncio.shield(copying), grace)
+        except TimeoutError:
+            copying.cancel()
+        finally:
+            pipe.close()
+    shown, truncated = await asyncio.to_thread(head_and_tail, output_path, limit)
+    killed = timed_out or cancelled or overflowed
     return CommandResult(
         command=command,
-        exit_code=None if (timed_out or cancelled) else exit_code,
+        exit_code=None if killed else exit_code,
         duration=time.monotonic() - started,
-        output=output,
+        output=shown,
         output_path=output_path,
         truncated=truncated,
         timed_out=timed_out,
         cancelled=cancelled,
+        overflowed=overflowed,
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from locusd.agent.commands import CommandResult, run_command
+from locusd.agent.commands import MAX_OUTPUT_BYTES, CommandResult, head_and_tail, run_command
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.edits import EditError, apply_edit, number_lines
 from locusd.agent.messages import ToolSpec, ToolUseBlock
@@ -36,6 +36,8 @@ from locusd.git.cli import Finished, GitFailed, TimedOut
 from locusd.git.repo import Repository, RepositoryError
 
 log = logging.getLogger(__name__)
+#: How much of a command's output the transcript keeps (head and tail).
+TRANSCRIPT_OUTPUT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -352,6 +354,11 @@ def _describe(result: CommandResult) -> str:
         status = "cancelled"
     elif result.timed_out:
         status = "killed: it ran over its timeout (is it waiting for input, or a server?)"
+    elif result.overflowed:
+        status = (
+            f"killed: it printed more than {MAX_OUTPUT_BYTES // 2**20} MB"
+            " (redirect bulk output to a file, or filter it)"
+        )
     else:
         status = f"exit code {result.exit_code}"
     return f"[{status}]\n{result.output}"
@@ -374,7 +381,8 @@ async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
             is_error=True,
         )
     result = await ws.run(args.command, min(args.timeout, ws.command_timeout))
-    full = result.output_path.read_text(encoding="utf-8", errors="replace")
+    # The transcript keeps more than the model sees, but not a flood's worth.
+    full, _ = await asyncio.to_thread(head_and_tail, result.output_path, TRANSCRIPT_OUTPUT)
     return ToolResult(
         _describe(result),
         is_error=result.exit_code != 0,

@@ -107,5 +107,27 @@ async def test_long_output_keeps_head_and_tail(tmp_path: Path) -> None:
         and result.output.startswith("1\n2\n")
         and result.output.endswith("100000\n")
     )
-    assert "characters cut" in result.output
+    assert "bytes cut" in result.output
     assert (tmp_path / "out.log").read_text().count("\n") == 100000
+
+
+async def test_a_flood_is_killed_at_the_output_limit(tmp_path: Path) -> None:
+    """``yes`` prints as fast as it can: the command is killed once its output passes the
+    limit, the file holds exactly the limit, and the answer keeps a head and a tail."""
+    limit = 2 * 1024 * 1024
+    result = await run_command(
+        "yes flood", tmp_path, output_path=tmp_path / "out.log", env=env(), timeout=60,
+        limit=200, max_output=limit,
+    )  # fmt: skip
+    assert result.overflowed and result.exit_code is None and not result.timed_out
+    assert (tmp_path / "out.log").stat().st_size == limit
+    assert result.truncated and result.output.startswith("flood\n") and len(result.output) < 400
+
+
+async def test_output_under_the_limit_is_whole_and_the_exit_code_kept(tmp_path: Path) -> None:
+    result = await run_command(
+        "printf 'a%.0s' $(seq 1 1000); exit 3", tmp_path, output_path=tmp_path / "out.log",
+        env=env(), timeout=60, max_output=1000,
+    )  # fmt: skip
+    assert not result.overflowed and result.exit_code == 3
+    assert result.output == "a" * 1000

@@ -480,7 +480,7 @@ async def test_run_command_reports_the_exit_code(ws: Workspace) -> None:
 
 async def test_run_command_keeps_long_output_for_the_transcript(ws: Workspace) -> None:
     result = await call(ws, "run_command", {"command": "seq 1 20000"})
-    assert not result.is_error and "characters cut" in result.content
+    assert not result.is_error and "bytes cut" in result.content
     assert result.full_output is not None and result.full_output.count("\n") == 20000
     short = await call(ws, "run_command", {"command": "echo short"})
     assert short.full_output is None
