@@ -23,8 +23,10 @@ from locusd.agent.tools import Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import detect
 from locusd.config import Config
+from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.diffs import diff_against
-from locusd.git.worktrees import Worktree, Worktrees
+from locusd.git.repo import RepositoryError
+from locusd.git.worktrees import Worktree, WorktreeError, Worktrees
 
 #: Files at the worktree root whose text is handed to the model as the repository's guidance.
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".locus/instructions.md")
@@ -156,11 +158,20 @@ async def run_task(
             on_event=on_event,
         )
         result = await agent.run(task)
-        diff = await asyncio.to_thread(diff_against, worktree.path, worktree.base_commit)
         stop = result.stop
+        outcome, reason = stop.outcome, stop.reason
+        unreadable = False
+        try:
+            diff = await asyncio.to_thread(diff_against, worktree.path, worktree.base_commit)
+        except (GitFailed, TimedOut, RepositoryError, OSError) as exc:
+            # The agent's commands can break the worktree (rm .git): the run still ends, as a
+            # failure that says so, with a footer and a report; the worktree is kept.
+            diff, unreadable = "", True
+            outcome = "failed"
+            reason = f"the run's changes cannot be read (is its .git gone?): {exc}"[:2000]
         ending = Ending(
-            outcome=stop.outcome,
-            reason=stop.reason,
+            outcome=outcome,
+            reason=reason,
             summary=stop.summary,
             question=stop.question,
             follow_ups=workspace.follow_ups,
@@ -175,8 +186,18 @@ async def run_task(
         transcript.write(Footer(**dict(ending)))
     finally:
         transcript.close()
-    # With changes, the worktree waits for review; without, it is free for the pool.
-    await asyncio.to_thread(worktrees.set_state, worktree, "review" if diff else "discarded")
+    # With changes, the worktree waits for review; without, it is free for the pool. A failed
+    # run whose changes could not be read is kept for review, whatever they are.
+    kept = bool(diff) or unreadable
+    try:
+        await asyncio.to_thread(worktrees.set_state, worktree, "review" if kept else "discarded")
+    except (
+        WorktreeError,
+        RepositoryError,
+        OSError,
+        ValueError,
+    ) as exc:  # not a worktree any more: nothing to record it in
+        warnings.append(f"the worktree's state could not be recorded: {exc}")
     return RunReport(
         **dict(ending),
         task_id=task_id,

@@ -151,6 +151,25 @@ async def test_verification_failing_every_round_fails_the_run(repo: Path, tmp_pa
     assert report.verification.exit_code == 1
 
 
+async def test_a_worktree_the_agent_broke_still_ends_with_a_footer_and_a_report(
+    repo: Path, tmp_path: Path
+) -> None:
+    """``rm .git`` unlinks the worktree from the repository: the diff cannot be computed. The
+    run ends as a failure that says so — a footer, a report — never a traceback."""
+    script = [
+        call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
+        call("run_command", command="rm .git"),
+        call("ask_user", question="is this right?"),
+    ]
+    async with AnthropicServer(script) as server:
+        report = await run(anthropic(server), repo, make_config(tmp_path))
+    assert report.outcome == "failed" and report.diff == ""
+    assert report.reason is not None and "cannot be read" in report.reason
+    records = read(Path(report.transcript))
+    assert isinstance(records[-1], Footer) and records[-1].outcome == "failed"
+    assert any("could not be recorded" in warning for warning in report.warnings)
+
+
 async def test_a_529_storm_then_success(repo: Path, tmp_path: Path) -> None:
     overloaded = Fail(529, "overloaded_error", headers={"retry-after-ms": "5"})
     limited = Fail(429, "rate_limit_error", headers={"retry-after": "0.01"})
