@@ -121,7 +121,15 @@ async def run_task(
         cancel=cancel,
         verify=verify,
         approver=approver,
-        sandbox=contained.sandbox if contained is not None else None,
+        sandbox=(
+            contained.sandbox.hiding(
+                sandbox.secret_places(
+                    os.environ, locus_dirs=(config.state_dir, config.credentials_dir)
+                )
+            )
+            if contained is not None and contained.sandbox is not None
+            else None
+        ),
         command_timeout=agent_config.command_timeout,
         verify_timeout=agent_config.verify_timeout,
         max_verify_rounds=agent_config.max_verify_rounds,

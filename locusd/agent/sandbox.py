@@ -8,7 +8,11 @@ the namespace's first process dies, the kernel kills everything in it. A new net
 off for projects whose tests need it.
 
 The filesystem is the user's own (``--bind / /``): commands run with the user's rights, as they
-would by hand; the file tools, not bwrap, confine the agent's reads and writes.
+would by hand; the file tools, not bwrap, confine the agent's reads and writes. What holds
+secrets or reaches the daemon is hidden (:func:`secret_places`): the runtime directory (the
+daemon's socket, ssh and gpg agents), Locus's own config and state (the cloud token, other runs'
+transcripts), and the usual credential stores in ``$HOME`` — an empty tmpfs over a directory,
+``/dev/null`` over a file. A deny-list, so a store it does not name stays readable.
 
 Where bwrap is missing or user namespaces are restricted, :func:`probe` says so and commands run
 with process-group containment only.
@@ -18,23 +22,56 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+#: Credential stores under ``$HOME`` that no command of the agent's needs.
+HOME_SECRETS = (
+    *(".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials"),
+    *(".pypirc", ".npmrc", ".config/gcloud", ".config/gh", ".config/hub", ".password-store"),
+)
+
+
+def secret_places(env: Mapping[str, str], *, locus_dirs: Iterable[Path] = ()) -> tuple[Path, ...]:
+    """What the sandbox hides: the runtime dir (and the daemon's socket dir wherever it is),
+    Locus's own directories, and the credential stores in ``$HOME``."""
+    from locusd.server.paths import socket_path
+
+    places = [*locus_dirs, socket_path(env).parent]
+    if env.get("XDG_RUNTIME_DIR"):
+        places.append(Path(env["XDG_RUNTIME_DIR"]))
+    home = env.get("HOME")
+    if home:
+        places += [Path(home) / name for name in HOME_SECRETS]
+    return tuple(dict.fromkeys(places))
 
 
 @dataclass(frozen=True)
 class Sandbox:
     bwrap: str
     network: bool
+    hidden: tuple[Path, ...] = ()
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
             *(self.bwrap, "--die-with-parent", "--unshare-pid", "--bind", "/", "/"),
-            *("--dev", "/dev", "--proc", "/proc", "--chdir", str(cwd)),
+            *("--dev", "/dev", "--proc", "/proc"),
         ]
+        for place in self.hidden:
+            if place == cwd or place in cwd.parents:
+                continue  # the command's own directory stays (a worktree kept under state)
+            if place.is_dir():
+                prefix += ["--tmpfs", str(place)]
+            elif place.exists():
+                prefix += ["--ro-bind", "/dev/null", str(place)]
+        prefix += ["--chdir", str(cwd)]
         if not self.network:
             prefix.append("--unshare-net")
         return [*prefix, "--", *argv]
+
+    def hiding(self, places: Iterable[Path]) -> Sandbox:
+        return replace(self, hidden=tuple(places))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from locusd.agent.commands import CommandResult, run_command, scrubbed_env
-from locusd.agent.sandbox import Sandbox, probe
+from locusd.agent.sandbox import Sandbox, probe, secret_places
 from tests.support.processes import processes_named
 
 pytestmark = pytest.mark.timeout(60)
@@ -97,3 +97,49 @@ def test_without_bwrap_the_probe_says_what_to_install(tmp_path: Path) -> None:
     found = probe(path=str(tmp_path))
     assert found.sandbox is None
     assert found.warning is not None and "install the bubblewrap package" in found.warning
+
+
+async def test_the_sandbox_hides_the_daemons_socket_and_the_users_secrets(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """A command cannot reach the daemon (a Unix socket is not cut by --unshare-net), the
+    runtime dir's other agents, Locus's own state, or the credential stores in $HOME; the rest
+    of the file system is as it was, and the command's own directory stays even when it lies
+    inside a hidden place."""
+    home, runtime, state = tmp_path / "home", tmp_path / "run", tmp_path / "state"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
+    (home / ".netrc").write_text("machine x password hunter2")
+    (home / "notes.txt").write_text("ordinary")
+    (runtime / "locus").mkdir(parents=True)
+    (state / "runs").mkdir(parents=True)
+    (state / "locusd.sqlite").write_text("claim tokens")
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(runtime / "locus" / "locusd.sock"))
+    listening.listen()
+    env = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    hidden = sandbox.hiding(secret_places(env, locus_dirs=(state,)))
+    work = tmp_path / "work"
+    work.mkdir()
+    probe_script = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        f"s.connect({str(runtime / 'locus' / 'locusd.sock')!r})\n"
+    )
+    (work / "probe.py").write_text(probe_script)
+    try:
+        reached = await run("python3 probe.py", work, hidden)
+        assert reached.exit_code != 0, "the daemon's socket must not be reachable"
+        assert (await run("python3 probe.py", work, sandbox)).exit_code == 0  # (it is, unhidden)
+        for secret in (home / ".ssh" / "id_rsa", home / ".netrc", state / "locusd.sqlite"):
+            shown = await run(f"cat {secret}", work, hidden)
+            assert shown.exit_code != 0 or shown.output.strip() == "", secret
+            assert secret.read_text() not in shown.output
+        ordinary = await run(f"cat {home / 'notes.txt'}", work, hidden)
+        assert ordinary.exit_code == 0 and "ordinary" in ordinary.output
+        inside = state / "runs" / "worktree"
+        inside.mkdir()
+        stays = await run("pwd", inside, hidden)
+        assert stays.exit_code == 0 and stays.output.strip() == str(inside)
+    finally:
+        listening.close()
