@@ -122,10 +122,14 @@ class Attempt:
     def started(self, run: Run) -> None:
         self._send("status", status_body(self.fence, "running"), run)
 
-    def log(self, run: Run, line: str) -> None:
-        """One line of what happened (never the code it happened to: see worker._log_line)."""
-        seq = self.store.next_log_seq(self.id)
-        self._send("log", log_body(self.fence, seq, self.scrub.text(line), "system"), run)
+    def log(self, run_id: str, line: str) -> None:
+        """One line of what happened (never the code it happened to: see worker._log_line);
+        its number and its entry commit together, so a crash leaves neither a gap nor a
+        repeat."""
+        with self.store.db.transaction():
+            seq = self.store.next_log_seq(self.id)
+            body = log_body(self.fence, seq, self.scrub.text(line), "system")
+            self.outbox.enqueue("log", self.task_id, body, run_id=run_id)
 
     def ended(self, run: Run, status: CloudStatus, report: RunReport | None) -> None:
         """The agent's end: its follow-ups, the diff and the evidence, then the status."""

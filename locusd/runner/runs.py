@@ -121,7 +121,7 @@ class Runs:
                 attempt.entered(moved, report, patch, previous=current.state)
         changed = bool(report.diff) if report is not None else True
         self._record_worktree_state(moved, changed=changed, cloud=attempt is not None)
-        data = {"reason": moved.reason} if moved.reason and target in ("failed",) else None
+        data = {"reason": moved.reason} if moved.reason and target == "failed" else None
         self._emit(run.run_id, "state", target, data)
         return moved
 

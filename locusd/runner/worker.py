@@ -277,7 +277,7 @@ class Worker:
         attempt = self.held.get(event.run_id)
         line = _log_line(event)
         if attempt is not None and line is not None:
-            attempt.log(self.runs.get(event.run_id), line)
+            attempt.log(event.run_id, line)
 
     async def _ended(self, run: Run) -> None:
         """The run is over (its end was reported with it): let the lease go, and commit
