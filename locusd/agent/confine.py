@@ -2,11 +2,12 @@
 
 Checking a path with realpath() and then opening it is racy: between the two, a rename can
 swap a directory for a symlink that points out (see docs/security.md). So the
-kernel does the check while it opens: ``openat2(…, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)``
-refuses any resolution that leaves the root, by ``..``, an absolute path or a symlink. Where
-the kernel lacks openat2 (before Linux 5.6, or not Linux), each path component is opened with
-``O_NOFOLLOW`` relative to its parent instead, which is race-free too, at the cost of refusing
-symlinks that stay inside the root.
+kernel does the check while it opens: ``openat2(…, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)``
+refuses any resolution that leaves the root (by ``..`` or an absolute path) or goes through a
+symlink at all — one inside the tree too, since a rename can point it outside the moment after
+(and ``/proc/self/root``-style magic links are symlinks). Where the kernel lacks openat2
+(before Linux 5.6, or not Linux), each path component is opened with ``O_NOFOLLOW`` relative to
+its parent instead: the same answer, race-free too.
 
 Also refused: anything in ``.git/`` (the repository's own state), and files with more than one
 hard link (a hard link passes any path check, and could expose a file from outside).
@@ -26,7 +27,7 @@ from pathlib import PurePosixPath
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
 #: Linux's PATH_MAX: no longer path can name a file.
 MAX_PATH = 4096
-_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04  # implies RESOLVE_NO_MAGICLINKS
 _RESOLVE_BENEATH = 0x08
 
 
@@ -45,7 +46,7 @@ def _openat2(dir_fd: int, path: str, flags: int, mode: int) -> int:
     assert _libc is not None
     # openat2 is strict: a mode without O_CREAT is EINVAL.
     mode = mode if flags & os.O_CREAT else 0
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
     fd = int(
         _libc.syscall(_SYS_OPENAT2, dir_fd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
     )
@@ -123,6 +124,10 @@ class Confined:
                         raise ConfinementError(
                             f"{path}: it resolves outside the repository"
                         ) from None
+                    if exc.errno == errno.ELOOP:  # a symlink on the way (RESOLVE_NO_SYMLINKS)
+                        raise ConfinementError(
+                            f"{path}: is or goes through a symlink; not followed"
+                        ) from None
                     raise
             return self._open_by_components(root_fd, rel, flags, mode, path)
         finally:
@@ -143,6 +148,15 @@ class Confined:
                 ):
                     raise ConfinementError(f"{shown}: is a symlink; not followed") from None
                 raise
+        finally:
+            os.close(fd)
+
+    def lstat(self, path: str) -> os.stat_result:
+        """What ``path`` itself is (a symlink is reported, not followed), found race-free like
+        any open: for a tool to refuse a symlink or a directory by name before it looks in."""
+        fd = self._open(path, os.O_PATH | os.O_NOFOLLOW)
+        try:
+            return os.fstat(fd)
         finally:
             os.close(fd)
 

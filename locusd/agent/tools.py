@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import subprocess
+import stat
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,10 +29,11 @@ from locusd.agent.messages import ToolSpec, ToolUseBlock
 from locusd.agent.policy import CommandPolicy, decide
 from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
+from locusd.agent.search import MAX_FILE_BYTES, Found, PatternError, compile_pattern, search_files
 from locusd.agent.transcript import Evidence, FollowUp, Outcome
 from locusd.agent.verify import VerifyCommand, evidence
 from locusd.errors import describe
-from locusd.git.cli import Finished, GitFailed, TimedOut
+from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.repo import Repository, RepositoryError
 
 log = logging.getLogger(__name__)
@@ -235,67 +236,80 @@ async def list_files(ws: Workspace, args: ListFiles) -> ToolResult:
 
 
 class Search(_Input):
-    pattern: str = Field(description="regular expression (extended syntax) to search for")
+    pattern: str = Field(
+        description="regular expression (RE2: Perl-like, no backreferences or lookaround), "
+        "matched line by line"
+    )
     path: str = Field(".", description="directory or file to search in, relative to the root")
     glob: str | None = Field(None, description="only files matching this glob, e.g. '*.py'")
 
 
 MAX_MATCHES = 200
-
-
 SEARCH_TIMEOUT = 60
+#: How many skipped files are named in the answer (the rest are counted).
+_SKIPPED_SHOWN = 10
 
 
-def _ripgrep(ws: Workspace, args: Search, path: str) -> Finished:
-    """ripgrep, when installed: fast, and it respects .gitignore."""
-    command = ["rg", "--line-number", "--no-heading", "--color=never", "--max-columns=300"]
-    if args.glob:
-        command += ["--glob", args.glob]
-    done = subprocess.run(  # noqa: S603 - rg found on PATH, the pattern after --regexp
-        [*command, "--regexp", args.pattern, "--", path],
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        timeout=SEARCH_TIMEOUT,
-        check=False,
-    )
-    return Finished(done.returncode, done.stdout, done.stderr)
-
-
-def _git_grep(ws: Workspace, args: Search, path: str) -> Finished:
-    """git grep otherwise: always there, and with --untracked --exclude-standard it respects
-    .gitignore too."""
+def _search_names(ws: Workspace, args: Search, path: str) -> list[str]:
+    """The files a search looks in: ``path`` itself when it names a file, else what git lists
+    under it (not ignored). A symlink as ``path`` is refused, never followed."""
+    if path != ".":
+        kind = ws.files.lstat(path).st_mode
+        if stat.S_ISLNK(kind):
+            raise ConfinementError(f"{args.path}: is a symlink; not followed")
+        if not stat.S_ISDIR(kind):
+            ws.files.read_bytes(path, 0)  # named by the model: a refusal is its answer
+            return [path]
     if args.glob:
         spec = f":(glob){path}/**/{args.glob}" if path != "." else f":(glob)**/{args.glob}"
     else:
         spec = path
-    return ws.repo.grep(args.pattern, [spec], timeout=SEARCH_TIMEOUT)
+    return _git_paths(ws, spec)
+
+
+def _search(ws: Workspace, args: Search, path: str) -> Found:
+    names = _search_names(ws, args, path)
+    regexp = compile_pattern(args.pattern)
+    deadline = time.monotonic() + SEARCH_TIMEOUT
+    return search_files(ws.files, names, regexp, max_matches=MAX_MATCHES, deadline=deadline)
+
+
+def _search_notes(found: Found) -> str:
+    notes = []
+    if found.more:
+        notes.append(f"[{found.more} more matches; narrow the pattern or the path]")
+    if found.timed_out:
+        notes.append(f"[stopped after {SEARCH_TIMEOUT} s; narrow the path for the rest]")
+    if found.cut:
+        notes.append(
+            f"[only the first {MAX_FILE_BYTES // 2**20} MB searched of: {', '.join(found.cut[:_SKIPPED_SHOWN])}]"
+        )
+    if found.skipped:
+        more = len(found.skipped) - _SKIPPED_SHOWN
+        named = "; ".join(found.skipped[:_SKIPPED_SHOWN]) + (
+            f"; and {more} more" if more > 0 else ""
+        )
+        notes.append(f"[not searched (symlinks, hard links, not regular files): {named}]")
+    return "\n".join(notes)
 
 
 @tool(
     "search",
     "Search file contents with a regular expression; answers path:line:text. Ignored files "
-    "(.gitignore) are skipped.",
+    "(.gitignore), binary files, symlinks and hard-linked files are skipped.",
     Search,
 )
 async def search(ws: Workspace, args: Search) -> ToolResult:
     path = ws.files.relative(args.path)
-    searcher = _ripgrep if shutil.which("rg") else _git_grep
     try:
-        done = await asyncio.to_thread(searcher, ws, args, path)
-    except (TimedOut, subprocess.TimeoutExpired):
-        return ToolResult(
-            f"search took over {SEARCH_TIMEOUT} s: narrow the pattern or the path", is_error=True
-        )
-    if done.returncode == 1:
-        return ToolResult(f"no matches for {args.pattern!r}")
-    if done.returncode != 0:
-        return ToolResult(f"search failed: {done.stderr.strip()}", is_error=True)
-    # git grep -z separates path, line number and text with NULs (names are never quoted).
-    lines = [line.replace("\0", ":", 2)[:300] for line in _shown(done.stdout).splitlines()]
-    more = len(lines) - MAX_MATCHES
-    tail = f"\n[{more} more matches; narrow the pattern or the path]" if more > 0 else ""
-    return ToolResult("\n".join(lines[:MAX_MATCHES]) + tail)
+        found = await asyncio.to_thread(_search, ws, args, path)
+    except PatternError as exc:
+        return ToolResult(str(exc), is_error=True)
+    notes = _search_notes(found)
+    if not found.lines:
+        text = f"no matches for {args.pattern!r}"
+        return ToolResult(f"{text}\n{notes}" if notes else text)
+    return ToolResult("\n".join(found.lines) + (f"\n{notes}" if notes else ""))
 
 
 # --- edit, write -----------------------------------------------------------------------

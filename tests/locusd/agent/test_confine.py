@@ -5,6 +5,7 @@ component-by-component fallback."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -60,14 +61,43 @@ def test_symlinks_out_are_refused(setup: tuple[Confined, Path, Path]) -> None:
     assert not (outside / "planted.txt").exists()
 
 
-def test_symlink_that_stays_inside(setup: tuple[Confined, Path, Path]) -> None:
+def test_a_symlink_that_stays_inside_is_not_followed_either(
+    setup: tuple[Confined, Path, Path],
+) -> None:
+    """One rename would point it outside the moment after the check: no symlink is followed."""
     fs, root, _outside = setup
     (root / "alias.py").symlink_to("src/app.py")
-    if fs._openat2:
-        assert fs.read_bytes("alias.py") == b"print('hi')\n"
-    else:  # the fallback cannot tell, so it refuses every symlink
+    (root / "srcdir").symlink_to("src")
+    for path in ("alias.py", "srcdir/app.py"):
         with pytest.raises(ConfinementError, match="symlink"):
-            fs.read_bytes("alias.py")
+            fs.read_bytes(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["proc/self/root/etc/passwd", "proc/self/cwd/src/app.py", "fd/0", "self/root/etc/hostname"],
+)
+def test_proc_magic_links_in_the_tree_are_not_followed(
+    setup: tuple[Confined, Path, Path], path: str
+) -> None:
+    """A symlink the agent plants to /proc (or /dev/fd) would reach anything through the
+    kernel's magic links: the first symlink on the way stops the open."""
+    fs, root, _outside = setup
+    (root / "proc").symlink_to("/proc")
+    (root / "fd").symlink_to("/dev/fd")
+    (root / "self").symlink_to("/proc/self")
+    with pytest.raises(ConfinementError, match="symlink"):
+        fs.read_bytes(path)
+
+
+def test_lstat_reports_a_symlink_without_following_it(setup: tuple[Confined, Path, Path]) -> None:
+    fs, root, outside = setup
+    (root / "leak.txt").symlink_to(outside / "secret.txt")
+    assert stat.S_ISLNK(fs.lstat("leak.txt").st_mode)
+    assert stat.S_ISDIR(fs.lstat("src").st_mode)
+    assert stat.S_ISREG(fs.lstat("src/app.py").st_mode)
+    with pytest.raises(FileNotFoundError):
+        fs.lstat("src/missing.py")
 
 
 def test_git_dir_is_refused(setup: tuple[Confined, Path, Path]) -> None:

@@ -466,6 +466,146 @@ async def test_writing_to_a_symlink_replaces_the_link_not_its_target(
     assert not (repo / "link.txt").is_symlink() and (repo / "link.txt").read_text() == "mine\n"
 
 
+CANARY = "TOKEN=outside"
+
+
+def canary_seen(result: ToolResult) -> bool:
+    return CANARY in result.content
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("read_file", {"path": "link.txt"}),
+        ("edit_file", {"path": "link.txt", "old_string": "TOKEN", "new_string": "X"}),
+        ("search", {"pattern": "TOKEN", "path": "link.txt"}),
+        ("search", {"pattern": "TOKEN", "path": "linkdir"}),
+        ("search", {"pattern": "TOKEN", "path": "linkdir/secret.txt"}),
+        ("read_file", {"path": "linkdir/secret.txt"}),
+        ("search", {"pattern": "root:", "path": "procroot/etc/passwd"}),
+        ("search", {"pattern": "root:", "path": "proc/self/root/etc/passwd"}),
+        ("read_file", {"path": "proc/self/root/etc/passwd"}),
+        ("read_file", {"path": "proc/self/cwd/calc.py"}),
+    ],
+)
+async def test_a_symlink_named_by_a_tool_is_refused_never_followed(
+    ws: Workspace, repo: Path, outside: Path, name: str, args: dict[str, Any]
+) -> None:
+    (repo / "link.txt").symlink_to(outside / "secret.txt")
+    (repo / "linkdir").symlink_to(outside)
+    (repo / "proc").symlink_to("/proc")
+    (repo / "procroot").symlink_to("/proc/self/root")
+    result = await call(ws, name, args)
+    assert result.is_error, result.content
+    assert "symlink" in result.content
+    assert not canary_seen(result) and "root:" not in result.content
+    assert (outside / "secret.txt").read_text() == CANARY + "\n"
+
+
+async def test_search_skips_symlinks_in_the_tree_and_says_so(
+    ws: Workspace, repo: Path, outside: Path
+) -> None:
+    """A symlink committed in the repository, one left untracked, one to a directory and one
+    to /proc: the whole-tree search reads none of them and names them."""
+    (repo / "committed.txt").symlink_to(outside / "secret.txt")
+    git(repo, "add", "committed.txt")
+    git(repo, "commit", "-q", "-m", "a link")
+    (repo / "src" / "untracked.txt").symlink_to(outside / "secret.txt")
+    (repo / "src" / "outdir").symlink_to(outside)
+    (repo / "passwd").symlink_to("/proc/self/root/etc/passwd")
+    (outside / "needle.txt").write_text("needle outside\n")
+    result = await call(ws, "search", {"pattern": "TOKEN|needle|root:"})
+    assert not result.is_error, result.content
+    assert not canary_seen(result) and "needle outside" not in result.content
+    assert "root:" not in result.content.split("[not searched")[0]
+    assert "src/pkg/util.py:2:" in result.content  # the real files are still searched
+    notes = result.content.split("[not searched", 1)[1]
+    for name in ("committed.txt", "src/untracked.txt", "passwd"):
+        assert name in notes and "symlink" in notes
+
+
+@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "committed"])
+async def test_a_hard_link_to_an_outside_file_is_refused_by_every_file_tool(
+    ws: Workspace, repo: Path, outside: Path, tracked: bool
+) -> None:
+    os.link(outside / "secret.txt", repo / "linked.txt")
+    if tracked:
+        git(repo, "add", "linked.txt")
+        git(repo, "commit", "-q", "-m", "a hard link")
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("read_file", {"path": "linked.txt"}),
+        ("edit_file", {"path": "linked.txt", "old_string": "TOKEN", "new_string": "PWNED"}),
+        ("write_file", {"path": "linked.txt", "content": "PWNED\n"}),
+        ("search", {"pattern": "TOKEN", "path": "linked.txt"}),
+    ]
+    for name, args in calls:
+        result = await call(ws, name, args)
+        assert result.is_error and "hard link" in result.content, (name, result.content)
+        assert not canary_seen(result)
+    whole = await call(ws, "search", {"pattern": "TOKEN"})
+    assert not canary_seen(whole) and "linked.txt: has 2 hard links" in whole.content
+    assert (outside / "secret.txt").read_text() == CANARY + "\n"
+
+
+async def test_search_in_a_directory_reached_through_a_symlinked_parent_is_refused(
+    ws: Workspace, repo: Path, outside: Path
+) -> None:
+    (outside / "sub").mkdir()
+    (outside / "sub" / "key").write_text(CANARY)
+    (repo / "linkdir").symlink_to(outside)
+    for args in ({"path": "linkdir/sub"}, {"path": "linkdir/sub", "glob": "*"}):
+        result = await call(ws, "search", {"pattern": "TOKEN", **args})
+        assert result.is_error and "symlink" in result.content
+        assert not canary_seen(result)
+    listed = await call(ws, "list_files", {"pattern": "linkdir/**"})
+    assert "key" not in listed.content
+
+
+async def test_search_patterns_are_linear_time_and_bad_ones_are_errors(
+    ws: Workspace, repo: Path
+) -> None:
+    """RE2: a pattern that makes a backtracking engine take exponential time returns at once
+    (the test would hang, not fail, without it); one RE2 cannot parse is an error result."""
+    (repo / "long.txt").write_text("a" * 100_000 + "!\n")
+    slow = await call(ws, "search", {"pattern": "(a+)+$"})
+    assert not slow.is_error and slow.content == "no matches for '(a+)+$'"
+    for pattern in ("(unclosed", r"(a)\1", "(?=look)"):
+        bad = await call(ws, "search", {"pattern": pattern})
+        assert bad.is_error and "invalid pattern" in bad.content, bad.content
+
+
+async def test_search_never_reads_outside_under_a_rename_race(
+    ws: Workspace, repo: Path, outside: Path
+) -> None:
+    """Another process keeps swapping a file with a symlink out (renameat2 RENAME_EXCHANGE)
+    while the model searches: the swap is seen, the outside file never is."""
+    (repo / "swap.txt").write_text("inside needle\n")
+    (repo / "other.txt").symlink_to(outside / "secret.txt")
+    swapper = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, str(repo / "swap.txt"), str(repo / "other.txt")]
+    )
+    seen = {"inside": 0, "skipped": 0}
+    try:
+        for _ in range(200):
+            result = await call(ws, "search", {"pattern": "TOKEN|inside needle", "glob": "*.txt"})
+            assert not canary_seen(result), result.content
+            seen["inside"] += "inside needle" in result.content
+            seen["skipped"] += "[not searched" in result.content
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert seen["inside"] and seen["skipped"], seen
+
+
+SWAPPER = """
+import ctypes, ctypes.util, sys
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+a, b = (p.encode() for p in sys.argv[1:3])
+while True:
+    libc.renameat2(-100, a, -100, b, 2)
+"""
+
+
 # --- run_command -------------------------------------------------------------------------------
 
 
