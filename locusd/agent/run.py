@@ -24,7 +24,7 @@ from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import detect
 from locusd.config import Config
 from locusd.git.cli import GitFailed, TimedOut
-from locusd.git.diffs import diff_against
+from locusd.git.diffs import diff_and_left_out, left_out_warning
 from locusd.git.repo import RepositoryError
 from locusd.git.worktrees import Worktree, WorktreeError, Worktrees
 
@@ -170,7 +170,11 @@ async def run_task(
         outcome, reason = stop.outcome, stop.reason
         unreadable = False
         try:
-            diff = await asyncio.to_thread(diff_against, worktree.path, worktree.base_commit)
+            diff, left_out = await asyncio.to_thread(
+                diff_and_left_out, worktree.path, worktree.base_commit
+            )
+            if left_out:
+                warnings.append(left_out_warning(left_out))
         except (GitFailed, TimedOut, RepositoryError, OSError) as exc:
             # The agent's commands can break the worktree (rm .git): the run still ends, as a
             # failure that says so, with a footer and a report; the worktree is kept.

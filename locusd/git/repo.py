@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -361,15 +362,41 @@ class Repository:
     def diff_against(self, base: str) -> str:
         """Everything changed in this worktree, new files included (ignored ones not), against
         ``base`` — computed with a throwaway index, so the worktree's own index stays as it
-        is. Three git commands."""
+        is. Files with more than one hard link are left out (see :meth:`diff_and_left_out`)."""
+        return self.diff_and_left_out(base)[0]
+
+    def diff_and_left_out(self, base: str) -> tuple[str, list[str]]:
+        """:meth:`diff_against`, and the changed files it leaves out: those with more than one
+        hard link, whose content may be a file from outside the worktree (a hard link passes
+        every path check; git reads what it points to). Symlinks stay in: git stores the link
+        itself, never what it points to. Four git commands, five with a file left out."""
         with self._throwaway_index() as env:
             self._checked(self.run("read-tree", base, env=env, timeout=120), "read-tree")
             self._checked(self.run("add", "--all", env=env, timeout=120), "add --all")
+            changed = self.run(
+                "diff", "--cached", "--name-only", "-z", "--no-renames", base, env=env, timeout=120
+            )  # fmt: skip
+            left_out = [p for p in self._checked(changed, "diff").split("\0") if self._linked(p)]
+            if left_out:  # back to what base has (a new file: out of the index)
+                literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+                reset = self.run(
+                    "reset", "-q", "--pathspec-from-file=-", "--pathspec-file-nul", base,
+                    stdin="\0".join(left_out), env=literal, timeout=120,
+                )  # fmt: skip
+                self._checked(reset, "reset")
             diff = self.run(
                 "diff", "--cached", "--binary", "--no-color", "--no-ext-diff",
                 "--src-prefix=a/", "--dst-prefix=b/", base, env=env, timeout=120,
             )  # fmt: skip
-            return self._checked(diff, "diff")
+            return self._checked(diff, "diff"), left_out
+
+    def _linked(self, path: str) -> bool:
+        """Whether the worktree's ``path`` is a regular file with more than one hard link."""
+        try:
+            info = os.lstat(self.path / path)
+        except OSError:
+            return False  # deleted, or under a directory that is now a file: nothing to read
+        return stat.S_ISREG(info.st_mode) and info.st_nlink > 1
 
     @contextmanager
     def _throwaway_index(self) -> Iterator[dict[str, str]]:

@@ -18,7 +18,7 @@ from locusd.agent.providers.pricing import lookup
 from locusd.agent.providers.replay import ReplayProvider
 from locusd.agent.report import Event
 from locusd.agent.transcript import Footer, Header, ToolResultRecord, read
-from locusd.git.worktrees import Worktrees
+from locusd.git.worktrees import Worktree, Worktrees
 from tests.locusd.agentkit import (
     BUGGY,
     FIXED,
@@ -170,6 +170,33 @@ async def test_a_worktree_the_agent_broke_still_ends_with_a_footer_and_a_report(
     assert any("could not be recorded" in warning for warning in report.warnings)
 
 
+async def test_a_hard_linked_outside_file_stays_out_of_the_diff_and_the_report_says_so(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A hard link to a file outside (planted as the worktree appears, as a command of the
+    agent's could) passes every path check and git would read what it points to: the diff
+    leaves it out, keeps the rest, and the report names it."""
+    canary = tmp_path / "outside" / "id_rsa"
+    canary.parent.mkdir()
+    canary.write_text("CANARY-PRIVATE-KEY\n")
+
+    def plant(worktree: Worktree) -> None:
+        os.link(canary, worktree.path / "stolen_key")
+
+    script = [
+        call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
+        call("finish", summary="fixed"),
+    ]
+    async with AnthropicServer(script) as server:
+        report = await run(anthropic(server), repo, make_config(tmp_path), on_worktree=plant)
+    assert report.outcome == "completed", report.reason
+    assert "CANARY" not in report.diff and "stolen_key" not in report.diff
+    assert "return (ordered[middle - 1] + ordered[middle]) / 2" in report.diff
+    assert any("left out of the diff: stolen_key" in w for w in report.warnings), report.warnings
+    footer = read(Path(report.transcript))[-1]
+    assert isinstance(footer, Footer) and "CANARY" not in footer.diff
+
+
 async def test_a_529_storm_then_success(repo: Path, tmp_path: Path) -> None:
     overloaded = Fail(529, "overloaded_error", headers={"retry-after-ms": "5"})
     limited = Fail(429, "rate_limit_error", headers={"retry-after": "0.01"})
@@ -243,7 +270,7 @@ async def test_path_escapes_are_refused(repo: Path, tmp_path: Path) -> None:
         assert "private file" not in result_text(refusal)
     assert "'..' is not allowed" in result_text(refusals[0])
     assert "absolute paths are not allowed" in result_text(refusals[1])
-    assert "outside the repository" in result_text(refusals[2])
+    assert "symlink; not followed" in result_text(refusals[2])
     assert ".git/" in result_text(refusals[5])
     assert outside.read_text() == "the user's private file\n"
     assert not (Path(report.worktree) / ".git").is_dir()  # a worktree's .git is a file
