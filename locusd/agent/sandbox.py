@@ -52,6 +52,7 @@ class Sandbox:
     bwrap: str
     network: bool
     hidden: tuple[Path, ...] = ()
+    scratch: Path | None = None  # the run's $TMPDIR: writable even under a hidden place
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
@@ -65,6 +66,8 @@ class Sandbox:
                 prefix += ["--tmpfs", str(place)]
             elif place.exists():
                 prefix += ["--ro-bind", "/dev/null", str(place)]
+        if self.scratch is not None:  # after the hiding: it lives under Locus's state
+            prefix += ["--bind", str(self.scratch), str(self.scratch)]
         prefix += ["--chdir", str(cwd)]
         if not self.network:
             prefix.append("--unshare-net")

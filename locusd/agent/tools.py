@@ -15,7 +15,7 @@ import logging
 import stat
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from locusd.agent.messages import ToolSpec, ToolUseBlock
 from locusd.agent.policy import CommandPolicy, decide
 from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
+from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
 from locusd.agent.search import MAX_FILE_BYTES, Found, PatternError, compile_pattern, search_files
 from locusd.agent.transcript import Evidence, FollowUp, Outcome
 from locusd.agent.verify import VerifyCommand, evidence
@@ -76,15 +77,19 @@ class Workspace:
     command_timeout: float = 600
     verify_timeout: float = 1800
     max_verify_rounds: int = 3
+    scratch_quota: int = SCRATCH_QUOTA
     read_limit: int = 256_000
     output_limit: int = 30_000
     follow_ups: list[FollowUp] = field(default_factory=list)
     verifications: list[Evidence] = field(default_factory=list)
     verify_failures: int = 0
+    #: What the scratch quota did to the last command: why it was killed, what was removed.
+    scratch_notes: tuple[str | None, str | None] = (None, None)
     _commands_run: int = 0
 
     def __post_init__(self) -> None:
         self.files = Confined(self.root)
+        self.space = Scratch(self.scratch, self.scratch_quota)
 
     @cached_property
     def repo(self) -> Repository:
@@ -99,17 +104,30 @@ class Workspace:
         return self.approver is None
 
     async def run(self, command: str, timeout: float) -> CommandResult:  # noqa: ASYNC109
+        """Run ``command`` with the run's own ``$TMPDIR``, killed when the run is cancelled or
+        its scratch space goes over the quota (see :mod:`locusd.agent.scratch`)."""
         self._commands_run += 1
-        return await run_command(
-            command,
-            self.root,
-            output_path=self.scratch / f"command-{self._commands_run}.log",
-            env=self.env,
-            timeout=timeout,
-            cancel=self.cancel,
-            limit=self.output_limit,
-            sandbox=self.sandbox,
-        )
+        output_path = self.scratch / f"command-{self._commands_run}.log"
+        await asyncio.to_thread(self.space.prepare)
+        stop = asyncio.Event()
+        watcher = asyncio.ensure_future(self.space.watch(self.cancel, stop))
+        try:
+            result = await run_command(
+                command,
+                self.root,
+                output_path=output_path,
+                env={**self.env, "TMPDIR": str(self.space.tmp)},
+                timeout=timeout,
+                cancel=stop,
+                limit=self.output_limit,
+                sandbox=(replace(self.sandbox, scratch=self.space.tmp) if self.sandbox else None),
+            )
+        finally:
+            killed = watcher.result() if watcher.done() else None
+            watcher.cancel()
+        removed = await asyncio.to_thread(self.space.enforce, output_path)
+        self.scratch_notes = (killed, removed)
+        return result
 
     async def run_verify(self) -> Evidence | None:
         if self.verify is None:
@@ -363,8 +381,11 @@ class RunCommand(_Input):
     timeout: float = Field(120, gt=0, le=1800, description="seconds before it is killed")
 
 
-def _describe(result: CommandResult) -> str:
-    if result.cancelled:
+def _describe(result: CommandResult, notes: tuple[str | None, str | None]) -> str:
+    killed, removed = notes
+    if killed is not None:
+        status = killed + "; keep big files out of $TMPDIR, or remove them when done"
+    elif result.cancelled:
         status = "cancelled"
     elif result.timed_out:
         status = "killed: it ran over its timeout (is it waiting for input, or a server?)"
@@ -375,7 +396,8 @@ def _describe(result: CommandResult) -> str:
         )
     else:
         status = f"exit code {result.exit_code}"
-    return f"[{status}]\n{result.output}"
+    after = f"\n[{removed}]" if removed else ""
+    return f"[{status}]\n{result.output}{after}"
 
 
 @tool(
@@ -398,7 +420,7 @@ async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
     # The transcript keeps more than the model sees, but not a flood's worth.
     full, _ = await asyncio.to_thread(head_and_tail, result.output_path, TRANSCRIPT_OUTPUT)
     return ToolResult(
-        _describe(result),
+        _describe(result, ws.scratch_notes),
         is_error=result.exit_code != 0,
         exit_code=result.exit_code,
         full_output=full if result.truncated else None,

@@ -156,18 +156,92 @@ class TranscriptError(ValueError):
     pass
 
 
-class TranscriptWriter:
-    """Appends records; each one is on disk (flushed to the OS) before the run goes on."""
+#: How large a run's transcript may grow (model text and tool results included).
+MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
+#: Kept free for the footer, whatever came before: a run always ends with one.
+FOOTER_SHARE = 8
+#: Kept free for the notes that say records were cut or left out.
+_NOTE_ROOM = 4096
+#: The longest string a record keeps once the transcript is near its cap, tried in turn.
+_STRING_LIMITS = (1 << 20, 1 << 16, 1 << 12, 1 << 8)  # never below a Literal's length
 
-    def __init__(self, path: Path) -> None:
+
+def _shortened(value: Any, limit: int) -> Any:
+    """``value`` (a record's JSON data) with every string over ``limit`` characters cut to its
+    head and tail around a note."""
+    if isinstance(value, str) and len(value) > limit:
+        half = limit // 2
+        cut = len(value) - 2 * half
+        return f"{value[:half]}… [{cut} characters cut: the transcript's size cap] …{value[-half:] if half else ''}"
+    if isinstance(value, dict):
+        return {key: _shortened(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shortened(item, limit) for item in value]
+    return value
+
+
+def _fitted(record: _Record, room: int) -> tuple[str | None, bool]:
+    """The record's line within ``room`` bytes — whole when it fits, else with its long strings
+    cut (still a valid record), else None — and whether anything was cut."""
+    line = record.model_dump_json()
+    if len(line.encode()) <= room:
+        return line, False
+    data = record.model_dump(mode="json")
+    for limit in _STRING_LIMITS:
+        line = json.dumps(_shortened(data, limit), ensure_ascii=False, separators=(",", ":"))
+        if len(line.encode()) <= room:
+            return line, True
+    return None, True
+
+
+class TranscriptWriter:
+    """Appends records; each one is on disk (flushed to the OS) before the run goes on. The
+    file stays within ``cap`` bytes: a record that would pass it is shortened (its long texts
+    cut, head and tail kept) or, when even that does not fit, left out — a note says which,
+    once — and the last ``cap // FOOTER_SHARE`` bytes are the footer's alone."""
+
+    def __init__(self, path: Path, cap: int = MAX_TRANSCRIPT_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file: IO[str] = path.open("a", encoding="utf-8")
         os.chmod(path, 0o600)  # it holds code and command output: the owner's eyes only
+        self.cap = cap
+        self._footer_room = cap // FOOTER_SHARE
+        self._written = os.fstat(self._file.fileno()).st_size  # a continued run appends
+        self._noted: set[str] = set()
+
+    @property
+    def written(self) -> int:
+        """Bytes in the file so far."""
+        return self._written
 
     def write(self, record: _Record) -> None:
-        self._file.write(record.model_dump_json() + "\n")
+        if isinstance(record, Footer):
+            room = max(self.cap - self._written, self._footer_room)
+            self._put(_fitted(record, room - 1)[0] or record.model_dump_json())
+            return
+        line, cut = _fitted(record, self.cap - self._footer_room - _NOTE_ROOM - self._written - 1)
+        if line is None:
+            self._note(record, "left_out", "records from here on are left out; the footer follows")
+            return
+        if cut:
+            self._note(
+                record, "cut", "long texts in records from here on are cut (head and tail kept)"
+            )
+        self._put(line)
+
+    def _note(self, record: _Record, kind: str, what: str) -> None:
+        if kind in self._noted:
+            return
+        self._noted.add(kind)
+        message = f"the transcript reached its size cap ({self.cap} bytes): {what}"
+        note = NoteRecord(turn=getattr(record, "turn", 0), kind="transcript_cap", message=message)
+        self._put(note.model_dump_json())
+
+    def _put(self, line: str) -> None:
+        self._file.write(line + "\n")
         self._file.flush()
+        self._written += len(line.encode()) + 1
 
     def close(self) -> None:
         self._file.close()
