@@ -166,17 +166,19 @@ _NOTE_ROOM = 4096
 _STRING_LIMITS = (1 << 20, 1 << 16, 1 << 12, 1 << 8)  # never below a Literal's length
 
 
-def _shortened(value: Any, limit: int) -> Any:
-    """``value`` (a record's JSON data) with every string over ``limit`` characters cut to its
-    head and tail around a note."""
+def shortened(value: Any, limit: int) -> Any:
+    """``value`` (JSON data: a record's, an event's) with every string over ``limit``
+    characters cut to its head and tail around a note."""
     if isinstance(value, str) and len(value) > limit:
         half = limit // 2
         cut = len(value) - 2 * half
-        return f"{value[:half]}… [{cut} characters cut: the transcript's size cap] …{value[-half:] if half else ''}"
+        return (
+            f"{value[:half]}… [{cut} characters cut: a size cap] …{value[-half:] if half else ''}"
+        )
     if isinstance(value, dict):
-        return {key: _shortened(item, limit) for key, item in value.items()}
+        return {key: shortened(item, limit) for key, item in value.items()}
     if isinstance(value, list):
-        return [_shortened(item, limit) for item in value]
+        return [shortened(item, limit) for item in value]
     return value
 
 
@@ -188,7 +190,7 @@ def _fitted(record: _Record, room: int) -> tuple[str | None, bool]:
         return line, False
     data = record.model_dump(mode="json")
     for limit in _STRING_LIMITS:
-        line = json.dumps(_shortened(data, limit), ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(shortened(data, limit), ensure_ascii=False, separators=(",", ":"))
         if len(line.encode()) <= room:
             return line, True
     return None, True

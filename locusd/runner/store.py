@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from locusd.agent.transcript import shortened
 from locusd.localdb import Database
 from locusd.protocol.messages import Run, RunEvent, RunEventKind
 
@@ -48,13 +49,21 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+#: Events a run keeps (the first HEAD_EVENTS and the newest), however long it streams.
+MAX_EVENTS = 20_000
+HEAD_EVENTS = 1_000
+#: Characters of an event's text (and of each string in its data) that are stored.
+MAX_EVENT_TEXT = 64 * 1024
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
 class RunStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_events: int = MAX_EVENTS) -> None:
         self.db = db
+        self.max_events = max_events
         self.db.script(SCHEMA)
         columns = {row["name"] for row in db.rows("PRAGMA table_info(runs)")}
         for column in ("attempt_id INTEGER", "step TEXT"):  # a store from before attempts
@@ -167,6 +176,10 @@ class RunStore:
     def append(
         self, run_id: str, kind: RunEventKind, text: str = "", data: dict[str, Any] | None = None
     ) -> RunEvent:
+        """Store the run's next event (its long texts cut to :data:`MAX_EVENT_TEXT`). Past
+        ``max_events``, the oldest event after the first :data:`HEAD_EVENTS` goes, and one
+        note in their place counts what was dropped: a run's log stays bounded, its start and
+        its newest events kept."""
         seq = self._seq.get(run_id)
         if seq is None:
             row = self.db.execute(
@@ -175,12 +188,34 @@ class RunStore:
             seq = int(row[0])
         seq += 1
         self._seq[run_id] = seq
-        event = RunEvent(run_id=run_id, seq=seq, kind=kind, text=text, data=data or {})
+        event = RunEvent(
+            run_id=run_id,
+            seq=seq,
+            kind=kind,
+            text=shortened(text, MAX_EVENT_TEXT),
+            data=shortened(data or {}, MAX_EVENT_TEXT),
+        )
         self.db.execute(
             "INSERT INTO events (run_id, seq, kind, text, data) VALUES (?, ?, ?, ?, ?)",
-            (run_id, seq, kind, text, json.dumps(event.data)),
+            (run_id, seq, event.kind, event.text, json.dumps(event.data)),
         )
+        if seq > self.max_events:
+            self._drop_middle(run_id, seq)
         return event
+
+    def _drop_middle(self, run_id: str, seq: int) -> None:
+        head = min(HEAD_EVENTS, self.max_events // 2)
+        tail = self.max_events - head - 1
+        dropped = seq - self.max_events + 1
+        self.db.execute("DELETE FROM events WHERE run_id = ? AND seq = ?", (run_id, seq - tail))
+        marker = (
+            f"… {dropped} events dropped here: a run keeps its first {head} events and its"
+            f" last {tail}"
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO events (run_id, seq, kind, text, data) VALUES (?, ?, ?, ?, ?)",
+            (run_id, head + 1, "note", marker, json.dumps({"kind": "events_dropped"})),
+        )
 
     def events(self, run_id: str, after: int = 0) -> list[RunEvent]:
         rows = self.db.execute(

@@ -84,7 +84,7 @@ def test_one_huge_model_message_is_shortened_not_dropped(tmp_path: Path) -> None
     shown = written.response.message.content[0]
     assert isinstance(shown, TextBlock)
     assert shown.text.startswith("start ") and shown.text.endswith(" end")
-    assert "characters cut: the transcript's size cap" in shown.text
+    assert "characters cut: a size cap" in shown.text
     assert cap_notes(kept) and isinstance(kept[-1], Footer)
 
 
