@@ -2,7 +2,8 @@
 
 Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``), agent
 (``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
-(``python -m bench.startup``) and dashboard (``python -m bench.dashboard``) suites one after
+(``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
+(``python -m bench.flood``) and search (``python -m bench.search``) suites one after
 the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
 """
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from bench import __main__ as dispatch
-from bench import agent, daemon, dashboard, startup, worktrees
+from bench import agent, daemon, dashboard, flood, search, startup, worktrees
 
 SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "dispatch": dispatch.main,
@@ -22,6 +23,8 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "daemon": daemon.main,
     "startup": startup.main,
     "dashboard": dashboard.main,
+    "flood": flood.main,
+    "search": search.main,
 }
 
 

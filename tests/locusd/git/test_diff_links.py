@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from locusd.git.diffs import diff_and_left_out
-from tests.locusd.git.test_worktrees import commit, identity, sh
+from tests.locusd.git.test_repo import make_repo
+from tests.locusd.git.test_worktrees import identity, sh
 
 __all__ = ["identity"]  # the autouse fixture: commits without the user's git config
 
@@ -19,11 +20,7 @@ CANARY = "CANARY-7f3a outside the worktree\n"
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    where = tmp_path / "project"
-    where.mkdir()
-    sh(where, "git", "init", "-q", "-b", "main")
-    commit(where, "app.py", "print('hi')\n", "first")
-    return where
+    return make_repo(tmp_path / "project")
 
 
 @pytest.fixture
