@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -244,13 +245,26 @@ MAX_LISTED = 1000
 async def list_files(ws: Workspace, args: ListFiles) -> ToolResult:
     pattern = ws.files.relative(args.pattern)
     paths = await asyncio.to_thread(_git_paths, ws, f":(glob){pattern}")
-    # Deleted-but-tracked files are listed by --cached; the model should not see them.
-    present = [p for p in paths if (ws.root / p).exists() or (ws.root / p).is_symlink()]
-    if not present:
+    # Deleted-but-tracked files are listed by --cached; the model should not see them. Nothing
+    # here follows a symlink: a symlink is listed as one (the file tools refuse it).
+    shown = await asyncio.to_thread(_listed, ws.root, paths)
+    if not shown:
         return ToolResult(f"no files match {args.pattern!r}")
-    more = len(present) - MAX_LISTED
+    more = len(shown) - MAX_LISTED
     tail = f"\n[{more} more; narrow the pattern]" if more > 0 else ""
-    return ToolResult(_shown("\n".join(present[:MAX_LISTED])) + tail)
+    return ToolResult(_shown("\n".join(shown[:MAX_LISTED])) + tail)
+
+
+def _listed(root: Path, paths: list[str]) -> list[str]:
+    """``paths`` that exist (a symlink itself counts, marked as one), never followed."""
+    listed = []
+    for path in paths:
+        try:
+            mode = os.lstat(root / path).st_mode
+        except OSError:
+            continue
+        listed.append(f"{path}  [symlink: not followed]" if stat.S_ISLNK(mode) else path)
+    return listed
 
 
 class Search(_Input):

@@ -43,6 +43,12 @@ def _show_review(view: ReviewView) -> None:
             body = "\n".join([hunk.header, *hunk.lines])
             out.print(f"[dim]hunk {hunk.id}[/]{mark}")
             out.print(Syntax(body, "diff", word_wrap=True))
+    if view.left_out:
+        named = ", ".join(escape(path) for path in view.left_out)
+        out.print(
+            f"\n[yellow]Left out of the review:[/] {named} — more than one hard link (it may be"
+            " a file from outside the worktree); it cannot be accepted"
+        )
     out.print(f"\n{view.undecided} undecided")
 
 

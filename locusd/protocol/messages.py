@@ -254,6 +254,11 @@ class ReviewView(Wire):
     verification: dict[str, Any] | None = None
     files: list[FileView]
     undecided: int = Field(description="hunks and structural files without a decision")
+    left_out: list[str] = Field(
+        default_factory=list,
+        description="changed files not in the review: more than one hard link (their content"
+        " may be a file from outside the worktree)",
+    )
 
 
 class ReviewParams(Wire):

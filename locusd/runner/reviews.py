@@ -23,7 +23,7 @@ from locusd.agent.confine import Confined, ConfinementError
 from locusd.crashpoints import crashpoint
 from locusd.git import commits
 from locusd.git.cli import GitFailed
-from locusd.git.diffs import diff_against
+from locusd.git.diffs import diff_and_left_out
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
 from locusd.protocol.errors import Code, LocusError
@@ -116,16 +116,29 @@ class Reviews:
         return run
 
     async def _review(self, run: Run) -> Review:
+        return (await self._reviewed(run))[0]
+
+    async def _reviewed(self, run: Run) -> tuple[Review, list[str]]:
+        """The review, and the changed files left out of it (hard-linked: see
+        :func:`~locusd.git.diffs.diff_and_left_out`)."""
         assert run.worktree and run.base_commit
-        diff = await asyncio.to_thread(diff_against, Path(run.worktree), run.base_commit)
-        return parse(diff)
+        diff, left_out = await asyncio.to_thread(
+            diff_and_left_out, Path(run.worktree), run.base_commit
+        )
+        return parse(diff), left_out
 
     def _stored(self, run_id: str, review: Review) -> dict[str, Decision]:
         raw = self.store.decisions(run_id)
         decisions = {key: to_decision(DecisionIn.model_validate(v)) for key, v in raw.items()}
         return retain(review, decisions)  # those whose hunk or file still exists
 
-    def _view(self, run: Run, review: Review, decisions: Mapping[str, Decision]) -> ReviewView:
+    def _view(
+        self,
+        run: Run,
+        review: Review,
+        decisions: Mapping[str, Decision],
+        left_out: list[str] | None = None,
+    ) -> ReviewView:
         files = []
         undecided = 0
         for file in review.files:
@@ -163,12 +176,13 @@ class Reviews:
             verification=verification,
             files=files,
             undecided=undecided,
+            left_out=left_out or [],
         )
 
     async def get(self, run_id: str) -> ReviewView:
         run = self._run(run_id)
-        review = await self._review(run)
-        return self._view(run, review, self._stored(run_id, review))
+        review, left_out = await self._reviewed(run)
+        return self._view(run, review, self._stored(run_id, review), left_out)
 
     async def content(self, run_id: str, path: str) -> FileContent:
         run = self._run(run_id)
@@ -193,7 +207,7 @@ class Reviews:
         self, run_id: str, revision: str, given: Mapping[str, DecisionIn]
     ) -> ReviewView:
         run = self._run(run_id)
-        review = await self._review(run)
+        review, left_out = await self._reviewed(run)
         decisions = {
             **self._stored(run_id, review),
             **{k: to_decision(v) for k, v in given.items()},
@@ -208,7 +222,7 @@ class Reviews:
             run_id,
             {k: from_decision(v).model_dump(exclude_none=True) for k, v in decisions.items()},
         )
-        return self._view(run, review, decisions)
+        return self._view(run, review, decisions, left_out)
 
     # --- committing ---------------------------------------------------------------------------
 

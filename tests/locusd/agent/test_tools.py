@@ -559,6 +559,9 @@ async def test_search_in_a_directory_reached_through_a_symlinked_parent_is_refus
         assert not canary_seen(result)
     listed = await call(ws, "list_files", {"pattern": "linkdir/**"})
     assert "key" not in listed.content
+    everything = await call(ws, "list_files", {"pattern": "**"})
+    assert "linkdir  [symlink: not followed]" in everything.content.splitlines()
+    assert "key" not in everything.content
 
 
 async def test_search_patterns_are_linear_time_and_bad_ones_are_errors(

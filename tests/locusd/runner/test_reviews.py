@@ -136,6 +136,37 @@ async def test_accept_some_reject_some_commits_only_the_accepted(
     await daemon.close()
 
 
+async def test_a_hard_linked_outside_file_is_named_and_never_reviewed_or_committed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """After the run, a hard link to a file outside appears in the worktree (a process the run
+    left behind could plant one): the review leaves it out and says so; accepting everything
+    commits the rest only."""
+    peer = Client()
+    canary = tmp_path / "outside-key"
+    canary.write_text("CANARY-REVIEW-SECRET\n")
+    async with AnthropicServer(fix_median_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        run = await finished_run(daemon, repo)
+    worktree = Path(run.worktree or "")
+    (worktree / "stolen").hardlink_to(canary)
+
+    view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+    assert view.left_out == ["stolen"]
+    assert [f.path for f in view.files] == ["stats.py"]
+    decided = await daemon.review_decide(
+        DecideParams(run_id=run.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
+        peer,
+    )
+    assert decided.left_out == ["stolen"]
+    result = await daemon.review_commit(
+        CommitParams(run_id=run.run_id, revision=view.revision), peer
+    )
+    assert git(worktree, "show", "--name-only", "--format=", result.commit).split() == ["stats.py"]
+    assert "CANARY" not in git(worktree, "show", result.commit)
+    await daemon.close()
+
+
 async def test_merge_into_the_checkout_and_discard(repo: Path, tmp_path: Path) -> None:
     peer = Client()
     async with AnthropicServer(fix_median_session() * 2) as model:
