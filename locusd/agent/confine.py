@@ -160,6 +160,16 @@ class Confined:
         finally:
             os.close(fd)
 
+    def readlink(self, path: str) -> str:
+        """Where the symlink ``path`` points (its text, as git stores it), never followed."""
+        fd = self._open(path, os.O_PATH | os.O_NOFOLLOW)
+        try:
+            if not stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise ConfinementError(f"{path}: not a symlink")
+            return os.readlink("", dir_fd=fd)
+        finally:
+            os.close(fd)
+
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
         # O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; it
         # is refused below as not a regular file, which reads of regular files never notice.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -192,9 +193,12 @@ class Reviews:
             worktree.run, "show", f"{run.base_commit}:{path}", timeout=60
         )
         base = shown.stdout if shown.returncode == 0 else None
+        files = Confined(run.worktree)
         try:
-            data = Confined(run.worktree).read_bytes(path)
-            proposed: str | None = data.decode("utf-8", errors="replace")
+            if stat.S_ISLNK(files.lstat(path).st_mode):  # what git stores: the link's text
+                proposed: str | None = files.readlink(path)
+            else:
+                proposed = files.read_bytes(path).decode("utf-8", errors="replace")
         except FileNotFoundError:
             proposed = None
         except ConfinementError as exc:

@@ -98,6 +98,13 @@ def test_lstat_reports_a_symlink_without_following_it(setup: tuple[Confined, Pat
     assert stat.S_ISREG(fs.lstat("src/app.py").st_mode)
     with pytest.raises(FileNotFoundError):
         fs.lstat("src/missing.py")
+    assert fs.readlink("leak.txt") == str(outside / "secret.txt")
+    with pytest.raises(ConfinementError, match="not a symlink"):
+        fs.readlink("src/app.py")
+    (root / "srcdir").symlink_to(root / "src")
+    (root / "src" / "inner").symlink_to(outside)
+    with pytest.raises(ConfinementError, match="symlink"):
+        fs.readlink("srcdir/inner")  # a symlink on the way is not followed either
 
 
 def test_git_dir_is_refused(setup: tuple[Confined, Path, Path]) -> None:

@@ -524,6 +524,24 @@ async def test_search_skips_symlinks_in_the_tree_and_says_so(
         assert name in notes and "symlink" in notes
 
 
+async def test_a_tracked_directory_swapped_for_a_symlink_is_not_searched(
+    ws: Workspace, repo: Path, outside: Path
+) -> None:
+    """git still lists the index's src/pkg/util.py; the directory is now a symlink out."""
+    (outside / "util.py").write_text(CANARY + " needle\n")
+    shutil.rmtree(repo / "src" / "pkg")
+    (repo / "src" / "pkg").symlink_to(outside)
+    result = await call(ws, "search", {"pattern": "needle"})
+    assert not canary_seen(result), result.content
+    assert "docs/notes.md:1:" in result.content
+    assert "src/pkg/util.py: is or goes through a symlink" in result.content or (
+        "src/pkg/util.py: goes through a symlink" in result.content
+    )
+    for args in ({"path": "src/pkg"}, {"path": "src/pkg/util.py"}):
+        refused = await call(ws, "search", {"pattern": "needle", **args})
+        assert refused.is_error and not canary_seen(refused), refused.content
+
+
 @pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "committed"])
 async def test_a_hard_link_to_an_outside_file_is_refused_by_every_file_tool(
     ws: Workspace, repo: Path, outside: Path, tracked: bool

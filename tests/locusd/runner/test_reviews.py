@@ -150,10 +150,17 @@ async def test_a_hard_linked_outside_file_is_named_and_never_reviewed_or_committ
         run = await finished_run(daemon, repo)
     worktree = Path(run.worktree or "")
     (worktree / "stolen").hardlink_to(canary)
+    (worktree / "shortcut").symlink_to(canary)
 
     view = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
     assert view.left_out == ["stolen"]
-    assert [f.path for f in view.files] == ["stats.py"]
+    assert [f.path for f in view.files] == ["shortcut", "stats.py"]
+    # A symlink is shown as what git stores, its text; never what it points to.
+    link = await daemon.review_content(ContentParams(run_id=run.run_id, path="shortcut"), peer)
+    assert link.proposed == str(canary)
+    for path in ("stolen", "../outside-key"):
+        with pytest.raises(LocusError):
+            await daemon.review_content(ContentParams(run_id=run.run_id, path=path), peer)
     decided = await daemon.review_decide(
         DecideParams(run_id=run.run_id, revision=view.revision, decisions={"stats.py": ACCEPT}),
         peer,
