@@ -108,8 +108,8 @@ async def run_task(
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     transcript_path = transcript_path or run_dir / "transcript.jsonl"
     verify = detect(worktree.path, settings)
-    contained = sandbox.probe(network=agent_config.allow_network) if agent_config.sandbox else None
-    if contained is not None and contained.warning:
+    contained = sandbox.containment(agent_config)
+    if contained.warning:
         warnings.append(contained.warning)
     workspace = Workspace(
         root=worktree.path,
@@ -127,7 +127,7 @@ async def run_task(
                     os.environ, locus_dirs=(config.state_dir, config.credentials_dir)
                 )
             )
-            if contained is not None and contained.sandbox is not None
+            if contained.sandbox is not None
             else None
         ),
         command_timeout=agent_config.command_timeout,
