@@ -35,6 +35,7 @@ from locusd.repo_config import RepoConfigError
 
 EXIT_CODES = {
     "completed": 0,
+    "unverified": 2,
     "failed": 1,
     "budget_exhausted": 1,
     "needs_input": 3,
