@@ -202,9 +202,9 @@ def _file_changes(
             yield "the verify command names it"
     if file.status == "deleted" and is_test_file(file.path):
         yield "a test file is deleted"
-    if file.status == "renamed" and file.old_path and is_test_file(file.old_path):
-        if not is_test_file(file.path):
-            yield "a test file is renamed so the runner no longer collects it"
+    renamed_away = file.old_path and is_test_file(file.old_path) and not is_test_file(file.path)
+    if file.status == "renamed" and renamed_away:
+        yield "a test file is renamed so the runner no longer collects it"
     mixed = _mixed(file.path, base, new) if file.status != "deleted" else None
     if mixed:
         yield mixed

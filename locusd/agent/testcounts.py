@@ -169,11 +169,11 @@ def mocha(text: str) -> TestCounts | None:
     return _counts("mocha", total["passing"], total["failing"], pending)
 
 
-_TAP = re.compile(r"^(?:#|ℹ) (tests|pass|fail|cancelled|skipped|skip|todo) (\d+)\s*$", re.M)
+_TAP = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|skip|todo) (\d+)\s*$", re.M)
 
 
 def tap(text: str) -> TestCounts | None:
-    """``node --test`` (TAP or spec reporter: ``# pass 1`` / ``ℹ pass 1``), tape: ``# tests
+    """``node --test`` (TAP, or the spec reporter's "information" sign instead of ``#``), tape: ``# tests
     4``, ``# pass 1``, ``# fail 1``, ``# cancelled 0``, ``# skipped 1``, ``# todo 1``."""
     rows = _TAP.findall(text)
     if not any(kind in ("tests", "pass") for kind, _ in rows):
