@@ -169,7 +169,7 @@ def mocha(text: str) -> TestCounts | None:
     return _counts("mocha", total["passing"], total["failing"], pending)
 
 
-_TAP = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|skip|todo) (\d+)\s*$", re.M)
+_TAP = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|skip|todo) +(\d+)\s*$", re.M)
 
 
 def tap(text: str) -> TestCounts | None:
