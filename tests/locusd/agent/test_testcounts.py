@@ -143,7 +143,7 @@ RECORDED = {
         counts("jest", 0, 0, 0),
     ),
     "vitest": (
-        " ✓ src/a.test.ts (2)\n ❯ src/b.test.ts (2)\n\n Test Files  1 failed | 1 passed (2)\n"
+        " ✓ src/a.test.ts (2)\n \u276f src/b.test.ts (2)\n\n Test Files  1 failed | 1 passed (2)\n"
         "      Tests  1 failed | 2 passed | 1 skipped (4)\n   Start at  10:00:00\n"
         "   Duration  512ms\n",
         counts("vitest", 2, 1, 1),

@@ -205,8 +205,13 @@ def test_pytest_style_tests_or_a_pytest_dependency_pick_pytest(
 
 
 def test_unittest_testcases_without_pytest_stay_unittest(tmp_path: Path) -> None:
-    make(tmp_path, {"test_a.py": "import unittest\n\nclass T(unittest.TestCase):\n"
-                    "    def test_a(self):\n        pass\n"})
+    make(
+        tmp_path,
+        {
+            "test_a.py": "import unittest\n\nclass T(unittest.TestCase):\n"
+            "    def test_a(self):\n        pass\n"
+        },
+    )
     found = detected(tmp_path)
     assert found is not None and found.command == "python3 -m unittest discover -q"
     assert "unittest.TestCase" in found.reason
