@@ -20,6 +20,7 @@ from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import check_provider
+from locusd.agent.sandbox import containment
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
@@ -54,6 +55,7 @@ from locusd.protocol.messages import (
     RunList,
     RunRef,
     RunStartParams,
+    SandboxStatus,
     SendBackParams,
     Task,
     TaskCreateParams,
@@ -107,6 +109,9 @@ class Daemon:
         self._worker_stop = asyncio.Event()
         self.workers: list[Worker] = []
         self._pulled: list[Worker] = []
+        self.containment = containment(config.agent)
+        if self.containment.warning:
+            log.warning("the agent's commands are not contained: %s", self.containment.warning)
         # What a previous daemon left half-done is finished or undone before anything else.
         self.recovered = self.runs.recover() + self.reviews.recover()
         # From start-up (``locusd serve`` builds the core in its event loop): what was kept is
@@ -215,6 +220,11 @@ class Daemon:
             outbox_dead=self.outbox.dead_count(),
             auth=self.session.status(),
             worker=self._worker_status(),
+            sandbox=SandboxStatus(
+                contained=self.containment.sandbox is not None,
+                network=self.config.agent.allow_network,
+                warning=self.containment.warning,
+            ),
         )
 
     # --- auth ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ CUT_OFF = (
 
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,6 +122,11 @@ class Agent:
             )
         except ProviderError as exc:
             stop = Stop("failed", reason=str(exc))
+        except Exception as exc:
+            # A bug of ours or an SDK's, often triggered by what the model sent: the run still
+            # ends, as a failure that names it; the traceback goes to the log, not the model.
+            log.exception("the agent loop failed")
+            stop = Stop("failed", reason=f"internal error: {type(exc).__name__}: {exc}"[:2000])
         finally:
             timer.cancel()
         return LoopResult(stop, self.turn, self.usage, self.cost, self.cost_known)

@@ -21,7 +21,7 @@ from locusd.agent.providers import Provider
 from locusd.agent.report import Approver, OnEvent, RunReport, local_task_id, repo_key
 from locusd.agent.tools import Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
-from locusd.agent.verify import detect
+from locusd.agent.verify import detect_at
 from locusd.config import Config
 from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.diffs import diff_and_left_out, left_out_warning
@@ -107,9 +107,10 @@ async def run_task(
     # Transcripts and command output hold code: the owner's eyes only.
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     transcript_path = transcript_path or run_dir / "transcript.jsonl"
-    verify = detect(worktree.path, settings)
-    contained = sandbox.probe(network=agent_config.allow_network) if agent_config.sandbox else None
-    if contained is not None and contained.warning:
+    # From the base commit, not the worktree: a (continued) run's own edits choose nothing.
+    verify = await asyncio.to_thread(detect_at, worktree.path, worktree.base_commit)
+    contained = sandbox.containment(agent_config)
+    if contained.warning:
         warnings.append(contained.warning)
     workspace = Workspace(
         root=worktree.path,
@@ -120,6 +121,7 @@ async def run_task(
         env=scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"},
         cancel=cancel,
         verify=verify,
+        base_commit=worktree.base_commit,
         approver=approver,
         sandbox=(
             contained.sandbox.hiding(
@@ -127,7 +129,7 @@ async def run_task(
                     os.environ, locus_dirs=(config.state_dir, config.credentials_dir)
                 )
             )
-            if contained is not None and contained.sandbox is not None
+            if contained.sandbox is not None
             else None
         ),
         command_timeout=agent_config.command_timeout,

@@ -25,6 +25,10 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from locusd.config import AgentConfig
 
 #: Credential stores under ``$HOME`` that no command of the agent's needs.
 HOME_SECRETS = (
@@ -113,3 +117,15 @@ def probe(*, network: bool = False, path: str | None = None) -> Probe:
             " contained by process group only and have network access",
         )
     return Probe(candidate, None)
+
+
+def containment(agent: AgentConfig) -> Probe:
+    """What the user's config asks for, as found on this machine: one answer for runs (their
+    reports' warnings) and the daemon (its status and start-up log)."""
+    if not agent.sandbox:
+        return Probe(
+            None,
+            "sandbox = false in the [agent] config: commands are contained by process group only"
+            " and have network access",
+        )
+    return probe(network=agent.allow_network)

@@ -33,7 +33,7 @@ from locusd.agent.sandbox import Sandbox
 from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
 from locusd.agent.search import MAX_FILE_BYTES, Found, PatternError, compile_pattern, search_files
 from locusd.agent.transcript import Evidence, FollowUp, Outcome
-from locusd.agent.verify import VerifyCommand, evidence
+from locusd.agent.verify import VerifyCommand, check_changes, evidence
 from locusd.errors import describe
 from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.repo import Repository, RepositoryError
@@ -74,6 +74,7 @@ class Workspace:
     cancel: asyncio.Event
     verify: VerifyCommand | None
     approver: Approver | None = None
+    base_commit: str = "HEAD"  # what the verify step diffs against (the run's base commit)
     sandbox: Sandbox | None = None
     command_timeout: float = 600
     verify_timeout: float = 1800
@@ -130,11 +131,21 @@ class Workspace:
         self.scratch_notes = (killed, removed)
         return result
 
+    def _read_text(self, path: str) -> str | None:
+        """A worktree file's text through the confined open (None: absent or refused)."""
+        try:
+            return self.files.read_bytes(path).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return None
+
     async def run_verify(self) -> Evidence | None:
         if self.verify is None:
             return None
         result = await self.run(self.verify.command, self.verify_timeout)
-        found = evidence(self.verify, result)
+        changes = await asyncio.to_thread(
+            check_changes, self.root, self.base_commit, self.verify.command, self._read_text
+        )
+        found = evidence(self.verify, result, changes)
         self.verifications.append(found)
         return found
 
@@ -269,8 +280,9 @@ def _listed(root: Path, paths: list[str]) -> list[str]:
 
 class Search(_Input):
     pattern: str = Field(
+        max_length=4096,
         description="regular expression (RE2: Perl-like, no backreferences or lookaround), "
-        "matched line by line"
+        "matched line by line",
     )
     path: str = Field(".", description="directory or file to search in, relative to the root")
     glob: str | None = Field(None, description="only files matching this glob, e.g. '*.py'")
@@ -448,7 +460,20 @@ class NoInput(_Input):
 def _verify_text(found: Evidence) -> str:
     verdict = "passed" if found.passed else "FAILED"
     code = "timed out" if found.timed_out else f"exit code {found.exit_code}"
-    return f"verify command `{found.command}` {verdict} ({code}):\n{found.output_tail}"
+    why = f"; {found.failure}" if found.failure else ""
+    changed = "".join(f"\n  {c.path}: {c.why}" for c in found.check_changes)
+    if changed:
+        changed = (
+            "\nyour diff changes what the check depends on (the run cannot be verified):" + changed
+        )
+    return (
+        f"verify command `{found.command}` {verdict} ({code}{why}):{changed}\n{found.output_tail}"
+    )
+
+
+def unverified_reason(found: Evidence) -> str:
+    paths = ", ".join(f"{c.path} ({c.why})" for c in found.check_changes)
+    return f"the check passed, but the diff changes what it depends on: {paths}"[:2000]
 
 
 @tool(
@@ -485,6 +510,10 @@ async def finish(ws: Workspace, args: Finish) -> ToolResult:
         )
     if found.passed:
         return ToolResult(_verify_text(found), stop=Stop("completed", summary=args.summary))
+    if found.failure is None and found.check_changes and not ws.cancel.is_set():
+        # Green, but only because of (or next to) edits to the check itself: proves nothing.
+        stop = Stop("unverified", reason=unverified_reason(found), summary=args.summary)
+        return ToolResult(_verify_text(found), is_error=True, stop=stop)
     if ws.cancel.is_set():
         return ToolResult(_verify_text(found), is_error=True, stop=Stop("cancelled"))
     ws.verify_failures += 1

@@ -8,23 +8,33 @@ assembled streamed message, stop reason, usage, cost), a ``tool_call`` and ``too
 per tool use (with exit code, duration and the command's whole output), ``verification``
 records, ``note`` records (budget, policy, retries), and a ``footer`` (outcome, diff, summary,
 totals). The models below are the format's single source of truth; ``locus agent schema``
-prints their JSON Schema.
+prints their JSON Schema. Since format 2 each line ends with a ``chain`` link (SHA-256 over the
+previous link and the line), so an edited record is named when the transcript is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from locusd.agent.checkdeps import CheckChange
 from locusd.agent.messages import Message, Response, ToolSpec, Usage
+from locusd.agent.testcounts import TestCounts
 
-FORMAT_VERSION = 1
+#: 2: every line ends with ``"chain"``, a hash over the line and the previous one's chain.
+FORMAT_VERSION = 2
 
-Outcome = Literal["completed", "failed", "cancelled", "needs_input", "budget_exhausted"]
+#: ``unverified``: the model finished and the check passed, but the diff changes what the check
+#: depends on (its definitions, tests), so the pass proves nothing: the reviewer must look.
+Outcome = Literal[
+    "completed", "unverified", "failed", "cancelled", "needs_input", "budget_exhausted"
+]
 
 
 class _Record(BaseModel):
@@ -87,15 +97,20 @@ class ToolResultRecord(_Record):
 
 
 class Evidence(_Record):
-    """What the runner saw when it ran the verify command itself."""
+    """What the runner saw when it ran the verify command itself. ``passed`` only when the
+    command exited 0, its runner's counts (when printed) show no failure and at least one
+    test, and the diff changes nothing the check depends on."""
 
     command: str
-    reason: str  # why this command: from .locus.toml, or what detection found
+    reason: str  # why this command: from .locus.toml at the base commit, or what detection found
     exit_code: int | None
     duration: float
     output_tail: str
     passed: bool
     timed_out: bool = False
+    counts: TestCounts | None = None  # the runner's own summary, when one was recognised
+    failure: str | None = None  # why the check itself did not pass (None: it did)
+    check_changes: list[CheckChange] = Field(default_factory=list)  # what the diff changed
 
 
 class VerificationRecord(_Record):
@@ -156,6 +171,20 @@ class TranscriptError(ValueError):
     pass
 
 
+_CHAIN = re.compile(r',"chain":"([0-9a-f]{64})"\}$')
+
+
+def chain_of(previous: str, body: str) -> str:
+    """The chain value of a record: SHA-256 over the previous record's chain and this record's
+    JSON (without its chain). Editing, dropping or reordering records breaks every later link."""
+    return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
+
+
+def _chained(previous: str, body: str) -> tuple[str, str]:
+    link = chain_of(previous, body)
+    return body[:-1] + f',"chain":"{link}"}}', link
+
+
 #: How large a run's transcript may grow (model text and tool results included).
 MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
 #: Kept free for the footer, whatever came before: a run always ends with one.
@@ -164,6 +193,8 @@ FOOTER_SHARE = 8
 _NOTE_ROOM = 4096
 #: The longest string a record keeps once the transcript is near its cap, tried in turn.
 _STRING_LIMITS = (1 << 20, 1 << 16, 1 << 12, 1 << 8)  # never below a Literal's length
+#: What the hash chain adds to a line: ``,"chain":"<64 hex digits>"``.
+_LINK_BYTES = len(',"chain":""') + 64
 
 
 def shortened(value: Any, limit: int) -> Any:
@@ -197,7 +228,8 @@ def _fitted(record: _Record, room: int) -> tuple[str | None, bool]:
 
 
 class TranscriptWriter:
-    """Appends records; each one is on disk (flushed to the OS) before the run goes on. The
+    """Appends records; each one is on disk (flushed to the OS) before the run goes on, and
+    carries its link of the hash chain (appending to an existing file continues its chain). The
     file stays within ``cap`` bytes: a record that would pass it is shortened (its long texts
     cut, head and tail kept) or, when even that does not fit, left out — a note says which,
     once — and the last ``cap // FOOTER_SHARE`` bytes are the footer's alone."""
@@ -205,6 +237,7 @@ class TranscriptWriter:
     def __init__(self, path: Path, cap: int = MAX_TRANSCRIPT_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._chain = _last_chain(path)
         self._file: IO[str] = path.open("a", encoding="utf-8")
         os.chmod(path, 0o600)  # it holds code and command output: the owner's eyes only
         self.cap = cap
@@ -219,10 +252,11 @@ class TranscriptWriter:
 
     def write(self, record: _Record) -> None:
         if isinstance(record, Footer):
-            room = max(self.cap - self._written, self._footer_room)
-            self._put(_fitted(record, room - 1)[0] or record.model_dump_json())
+            room = max(self.cap - self._written, self._footer_room) - _LINK_BYTES - 1
+            self._put(_fitted(record, room)[0] or record.model_dump_json())
             return
-        line, cut = _fitted(record, self.cap - self._footer_room - _NOTE_ROOM - self._written - 1)
+        room = self.cap - self._footer_room - _NOTE_ROOM - self._written - _LINK_BYTES - 1
+        line, cut = _fitted(record, room)
         if line is None:
             self._note(record, "left_out", "records from here on are left out; the footer follows")
             return
@@ -240,7 +274,8 @@ class TranscriptWriter:
         note = NoteRecord(turn=getattr(record, "turn", 0), kind="transcript_cap", message=message)
         self._put(note.model_dump_json())
 
-    def _put(self, line: str) -> None:
+    def _put(self, body: str) -> None:
+        line, self._chain = _chained(self._chain, body)
         self._file.write(line + "\n")
         self._file.flush()
         self._written += len(line.encode()) + 1
@@ -249,24 +284,63 @@ class TranscriptWriter:
         self._file.close()
 
 
+def _last_chain(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    lines = [line for line in path.read_text(encoding="utf-8").split("\n")[:-1] if line.strip()]
+    found = _CHAIN.search(lines[-1]) if lines else None
+    return found.group(1) if found else ""
+
+
+def _unchained(path: Path, number: int, line: str, previous: str | None) -> tuple[str, str | None]:
+    """The record's JSON without its chain, and its link; a link that does not follow from
+    the previous one is tampering, named by its line."""
+    found = _CHAIN.search(line)
+    if found is None:
+        if previous is not None:
+            raise TranscriptError(f"{path}:{number}: record has no chain link: the file was edited")
+        return line, None
+    body = line[: found.start()] + "}"
+    if found.group(1) != chain_of(previous or "", body):
+        raise TranscriptError(
+            f"{path}:{number}: the hash chain breaks here: this record (or one before it) was"
+            " edited, removed or reordered after it was written"
+        )
+    return body, found.group(1)
+
+
 def read(path: Path) -> list[Record]:
-    """Every record of a transcript. A torn last line (no newline yet: the run was killed
-    mid-write) is dropped; anything else malformed is an error naming the line."""
+    """Every record of a transcript, its hash chain checked (format 2; format 1 files have
+    none). A torn last line (no newline yet: the run was killed mid-write) is dropped;
+    anything else malformed or tampered with is an error naming the line."""
     records: list[Record] = []
     # Split at "\n" only: str.splitlines() would also break at U+2028 and friends, which JSON
     # leaves unescaped inside strings. Every record the writer finished ends with "\n".
     lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+    previous: str | None = None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        body, link = _unchained(path, number, line, previous if records else None)
+        if records and previous is None and link is not None:
+            raise TranscriptError(f"{path}:{number}: a chain link in an unchained transcript")
+        previous = link
         try:
-            records.append(RECORD.validate_python(json.loads(line)))
+            records.append(RECORD.validate_python(json.loads(body)))
         except (json.JSONDecodeError, ValidationError) as exc:
             raise TranscriptError(f"{path}:{number}: not a transcript record: {exc}") from None
     if not records or not isinstance(records[0], Header):
         raise TranscriptError(f"{path}: does not start with a transcript header")
+    if records[0].format >= 2 and previous is None:
+        raise TranscriptError(f"{path}: format {records[0].format} without its hash chain")
     return records
 
 
 def json_schema() -> dict[str, Any]:
-    return RECORD.json_schema()
+    """Every record as a line holds it: its model's fields and the ``chain`` link."""
+    schema = RECORD.json_schema()
+    link = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "hash chain link"}
+    for name in schema["discriminator"]["mapping"].values():
+        definition = schema["$defs"][name.rsplit("/", 1)[-1]]
+        definition["properties"]["chain"] = link
+    return schema

@@ -35,6 +35,7 @@ from locusd.repo_config import RepoConfigError
 
 EXIT_CODES = {
     "completed": 0,
+    "unverified": 2,
     "failed": 1,
     "budget_exhausted": 1,
     "needs_input": 3,
@@ -62,7 +63,9 @@ def _approver(console: Console, status: Status | None) -> Approver:
 
 
 def _show(console: Console, report: RunReport) -> None:
-    colour = {"completed": "green", "needs_input": "yellow"}.get(report.outcome, "red")
+    colour = {"completed": "green", "needs_input": "yellow", "unverified": "yellow"}.get(
+        report.outcome, "red"
+    )
     lines = [
         f"[bold {colour}]{report.outcome}[/]" + (f": {report.reason}" if report.reason else "")
     ]
@@ -75,9 +78,18 @@ def _show(console: Console, report: RunReport) -> None:
     check = report.verification
     if check is not None:
         verdict = "passed" if check.passed else "FAILED"
+        lines.extend(f"[bold red]UNVERIFIED[/] {c.path}: {c.why}" for c in check.check_changes)
+        counted = check.counts
+        tally = (
+            f"; {counted.parser}: {counted.passed} passed, {counted.failed} failed,"
+            f" {counted.skipped} skipped"
+            if counted
+            else ""
+        )
+        why = f" — {check.failure}" if check.failure else ""
         lines.append(
-            f"\n[bold]Verification[/] `{check.command}` {verdict} (exit {check.exit_code},"
-            f" {check.duration:.1f} s; {check.reason})\n{check.output_tail[-800:]}"
+            f"\n[bold]Verification[/] `{check.command}` {verdict}{why} (exit {check.exit_code},"
+            f" {check.duration:.1f} s{tally}; {check.reason})\n{check.output_tail[-800:]}"
         )
     else:
         lines.append(f"\n[bold]Verification[/] {report.verify_reason}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -33,8 +34,7 @@ def _show_review(view: ReviewView) -> None:
         out.print(f"\n[bold]Summary[/]\n{escape(view.summary)}")
     check = view.verification
     if check:
-        verdict = "[green]passed[/]" if check.get("passed") else "[red]FAILED[/]"
-        out.print(f"\n[bold]Verification[/] `{check.get('command')}` {verdict}")
+        _show_check(check)
     for file in view.files:
         decided = f" — {file.decision.action}" if file.decision else ""
         out.print(f"\n[bold]{escape(file.path)}[/] ({file.status}){decided}")
@@ -50,6 +50,32 @@ def _show_review(view: ReviewView) -> None:
             " a file from outside the worktree); it cannot be accepted"
         )
     out.print(f"\n{view.undecided} undecided")
+
+
+def _show_check(check: dict[str, Any]) -> None:
+    """The verdict first; a check whose definitions the diff changed is shown as unverifiable,
+    above everything else, with what changed: its green proves nothing."""
+    changes = check.get("check_changes") or []
+    if changes:
+        out.print(
+            "\n[bold red]UNVERIFIED[/] the diff changes what the check depends on;"
+            " its result proves nothing — review these first:"
+        )
+        for change in changes:
+            out.print(
+                f"  [red]{escape(str(change.get('path')))}[/]: {escape(str(change.get('why')))}"
+            )
+    verdict = "[green]passed[/]" if check.get("passed") else "[red]FAILED[/]"
+    why = f" — {escape(str(check['failure']))}" if check.get("failure") else ""
+    out.print(f"\n[bold]Verification[/] `{escape(str(check.get('command')))}` {verdict}{why}")
+    counts = check.get("counts")
+    if counts:
+        out.print(
+            f"  {counts.get('parser')}: {counts.get('passed')} passed, {counts.get('failed')}"
+            f" failed, {counts.get('skipped')} skipped"
+        )
+    if check.get("reason"):
+        out.print(f"  [dim]chosen because: {escape(str(check['reason']))}[/]")
 
 
 CHOICES = "a accept · r reject · c reject with a comment · e edit · s skip · q quit"

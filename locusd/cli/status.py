@@ -26,6 +26,14 @@ def auth_line(auth: Mapping[str, Any]) -> str:
     )
 
 
+def sandbox_line(sandbox: Mapping[str, Any]) -> str:
+    """How the agent's commands are contained, or the warning saying they are not."""
+    if not sandbox["contained"]:
+        return f"sandbox: NOT CONTAINED — {sandbox.get('warning')}"
+    network = "with network (allow_network)" if sandbox["network"] else "no network"
+    return f"sandbox: bubblewrap, {network}"
+
+
 @click.command()
 @json_option
 def status(as_json: bool) -> None:
@@ -58,5 +66,6 @@ def status(as_json: bool) -> None:
         else:
             error = worker.get("lastError")
             click.echo("worker: stopped" + (f" ({error})" if error else ""))
+        click.echo(sandbox_line(result["sandbox"]))
 
     show(result, as_json, human)

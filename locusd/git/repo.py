@@ -359,6 +359,18 @@ class Repository:
             )  # fmt: skip
         return done.returncode == 0
 
+    def paths_at(self, commit: str) -> list[str]:
+        """Every file path in ``commit``'s tree (what the commit holds, not the worktree)."""
+        listed = self.output(
+            "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit, timeout=120
+        )
+        return [path for path in listed.split("\0") if path]
+
+    def text_at(self, commit: str, path: str) -> str | None:
+        """A file's text as ``commit`` holds it (None: not there); no filter or textconv runs."""
+        done = self.run("cat-file", "blob", f"{commit}:{path}", timeout=120)
+        return done.stdout if done.returncode == 0 else None
+
     def diff_against(self, base: str) -> str:
         """Everything changed in this worktree, new files included (ignored ones not), against
         ``base`` — computed with a throwaway index, so the worktree's own index stays as it

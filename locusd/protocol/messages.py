@@ -65,6 +65,14 @@ class WorkerStatus(Wire):
     last_error: str | None = None
 
 
+class SandboxStatus(Wire):
+    """How the agent's commands are contained on this machine (docs/security.md)."""
+
+    contained: bool = Field(description="commands run in bubblewrap's namespaces")
+    network: bool = Field(description="sandboxed commands may use the network (allow_network)")
+    warning: str | None = Field(None, description="what is missing and how to fix it")
+
+
 class DaemonStatus(Wire):
     version: str
     protocol_version: str
@@ -79,6 +87,7 @@ class DaemonStatus(Wire):
     )
     auth: AuthStatus
     worker: WorkerStatus
+    sandbox: SandboxStatus
 
 
 # --- tasks (the cloud's, through the daemon's session) -------------------------------------

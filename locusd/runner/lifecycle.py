@@ -125,6 +125,9 @@ TABLE: dict[RunState, Row] = {
 AFTER_OUTCOME: dict[tuple[Outcome, bool], RunState] = {
     ("completed", True): "awaiting_review",
     ("completed", False): "completed",
+    # The check passed only next to edits of its own definitions: the reviewer must look.
+    ("unverified", True): "awaiting_review",
+    ("unverified", False): "completed",
     ("needs_input", True): "needs_input",
     ("needs_input", False): "needs_input",
     ("cancelled", True): "cancelled",

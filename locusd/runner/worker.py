@@ -58,6 +58,8 @@ def _log_line(event: RunEvent) -> str | None:
         return f"{event.text} {target.splitlines()[0][:200] if target else ''}".rstrip()
     if event.kind == "verify":
         verdict = "passed" if event.data.get("passed") else "failed"
+        if event.data.get("check_changes"):
+            verdict = "unverified (the diff changes the check's definitions)"
         return f"verify `{event.text}` {verdict} (exit {event.data.get('exit_code')})"
     if event.kind in ("state", "note"):
         return f"{event.kind}: {event.text}"

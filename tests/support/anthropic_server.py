@@ -428,7 +428,11 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
                 ]
             elif kind == "tool_use":
                 start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                # UTF-8 as the API sends it; a lone surrogate (a hostile model's) can only
+                # travel escaped, as in any JSON the API would send.
                 encoded = json.dumps(block.get("input", {}), ensure_ascii=False)
+                if any("\ud800" <= char <= "\udfff" for char in encoded):
+                    encoded = json.dumps(block.get("input", {}))
                 deltas = [
                     {"type": "input_json_delta", "partial_json": piece}
                     for piece in ["", *split_text(encoded, self.chunks)]

@@ -69,7 +69,8 @@ async def test_fixes_a_failing_test_and_verification_passes(repo: Path, tmp_path
 
     assert report.outcome == "completed", report.reason
     assert report.verification is not None and report.verification.passed
-    assert report.verification.reason == "from .locus.toml (verify)"
+    assert report.verification.reason == "from .locus.toml at the base commit (verify)"
+    assert report.verification.counts is not None and report.verification.counts.ran == 3
     assert "OK" in report.verification.output_tail
     assert "+        return (ordered[middle - 1] + ordered[middle]) / 2" in report.diff
     # The user's checkout is untouched: same file, clean status, same branch.

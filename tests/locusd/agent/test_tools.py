@@ -593,6 +593,8 @@ async def test_search_patterns_are_linear_time_and_bad_ones_are_errors(
     for pattern in ("(unclosed", r"(a)\1", "(?=look)"):
         bad = await call(ws, "search", {"pattern": pattern})
         assert bad.is_error and "invalid pattern" in bad.content, bad.content
+    huge = await call(ws, "search", {"pattern": "a" * 100_000})
+    assert huge.is_error and "pattern" in huge.content and "4096" in huge.content, huge.content
 
 
 async def test_search_never_reads_outside_under_a_rename_race(

@@ -365,3 +365,55 @@ async def test_replay_refuses_more_turns_than_recorded(recording: Path) -> None:
         history += [reply.message, answer]
     with pytest.raises(ReplayDivergence, match="has 3 turns; this run asked for turn 4"):
         await provider.complete(request(*history))
+
+
+# --- tampering ---------------------------------------------------------------------------------
+
+
+def test_an_edited_record_breaks_the_chain_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", every_record())
+    assert len(read(path)) == len(every_record())
+    lines = path.read_text().split("\n")
+    # The tool result the model saw, rewritten: the chain names that line (5).
+    lines[4] = lines[4].replace("def add(a, b):", "def add(a, b): # fine")
+    path.write_text("\n".join(lines))
+    with pytest.raises(TranscriptError, match=r"t\.jsonl:5: the hash chain breaks here"):
+        read(path)
+    with pytest.raises(TranscriptError, match=r":5: the hash chain breaks"):
+        ReplayProvider(path)
+
+
+@pytest.mark.parametrize("how", ["drop", "swap", "unchain"])
+def test_dropped_reordered_or_unchained_records_are_refused(tmp_path: Path, how: str) -> None:
+    path = write(tmp_path / "t.jsonl", every_record())
+    lines = path.read_text().split("\n")
+    if how == "drop":
+        del lines[3]
+    elif how == "swap":
+        lines[3], lines[4] = lines[4], lines[3]
+    else:
+        lines[2] = json.dumps({k: v for k, v in json.loads(lines[2]).items() if k != "chain"})
+    path.write_text("\n".join(lines))
+    with pytest.raises(TranscriptError, match=r"t\.jsonl:[34]: "):
+        read(path)
+
+
+def test_a_format_1_transcript_without_a_chain_is_still_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", every_record())
+    old = []
+    for line in path.read_text().split("\n")[:-1]:
+        data = {k: v for k, v in json.loads(line).items() if k != "chain"}
+        old.append(json.dumps(data | ({"format": 1} if data["type"] == "header" else {})))
+    path.write_text("\n".join(old) + "\n")
+    assert len(read(path)) == len(every_record())
+    chainless_v2 = path.read_text().replace('"format": 1', '"format": 2')
+    path.write_text(chainless_v2)
+    with pytest.raises(TranscriptError, match="format 2 without its hash chain"):
+        read(path)
+
+
+def test_appending_continues_the_chain(tmp_path: Path) -> None:
+    records = every_record()
+    path = write(tmp_path / "t.jsonl", records[:3])
+    write(path, records[3:])
+    assert len(read(path)) == len(records)

@@ -1,14 +1,15 @@
-"""Which verify command a repository gets: .locus.toml first, then what its files say."""
+"""Which verify command a repository gets: .locus.toml first, then what its files say — as the
+base commit holds them (git), never the worktree."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from locusd.agent.verify import VerifyCommand, detect
-from locusd.repo_config import load
+from locusd.agent.verify import VerifyCommand, detect_at
 
 NPM_DEFAULT_TEST = 'echo "Error: no test specified" && exit 1'
 
@@ -20,8 +21,21 @@ def make(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def commit(root: Path) -> None:
+    if not (root / ".git").exists():
+        git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "x", "--allow-empty")
+
+
 def detected(root: Path) -> VerifyCommand | None:
-    return detect(root, load(root))
+    """What the committed files say (everything in ``root`` is committed first)."""
+    commit(root)
+    return detect_at(root, "HEAD")
 
 
 @pytest.mark.parametrize(
@@ -70,7 +84,9 @@ def test_locus_toml_wins_over_everything(tmp_path: Path) -> None:
             "Makefile": "test:\n\ttrue\n",
         },
     )
-    assert detected(tmp_path) == VerifyCommand("make check", "from .locus.toml (verify)")
+    assert detected(tmp_path) == VerifyCommand(
+        "make check", "from .locus.toml at the base commit (verify)"
+    )
 
 
 def test_npm_default_test_script_is_ignored(tmp_path: Path) -> None:
@@ -149,3 +165,53 @@ def test_every_reason_names_its_source(tmp_path: Path) -> None:
     for source, files in cases.items():
         found = detected(make(tmp_path / source.replace("*", "star"), files))
         assert found is not None and found.reason.strip() and source in found.reason, source
+
+
+def test_the_worktrees_own_edits_choose_nothing(tmp_path: Path) -> None:
+    """Detection reads the base commit: files the agent writes or edits are not looked at."""
+    make(tmp_path, {"Makefile": "test:\n\tpython3 -m pytest\n"})
+    commit(tmp_path)
+    make(tmp_path, {".locus.toml": 'verify = "true"\n', "pytest.ini": "[pytest]\n"})
+    (tmp_path / "Makefile").write_text("build:\n")
+    assert detect_at(tmp_path, "HEAD") == VerifyCommand(
+        "make test", "detected: the Makefile has a test target"
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "why"),
+    [
+        ({"test_a.py": "def test_a():\n    assert 1\n"}, "test_a.py has pytest-style tests"),
+        (
+            {"tests/test_a.py": "import pytest\n\nclass TestA:\n    pass\n"},
+            "tests/test_a.py has pytest-style tests",
+        ),
+        (
+            {"requirements-dev.txt": "pytest>=8\n", "test_a.py": "import unittest\n"},
+            "pytest is a dependency (requirements-dev.txt)",
+        ),
+        (
+            {"pyproject.toml": "[project]\noptional-dependencies = {t = ['pytest']}\n"},
+            "pyproject.toml names pytest",
+        ),
+    ],
+)
+def test_pytest_style_tests_or_a_pytest_dependency_pick_pytest(
+    tmp_path: Path, files: dict[str, str], why: str
+) -> None:
+    found = detected(make(tmp_path, files))
+    assert found is not None and found.command == "python3 -m pytest -q"
+    assert why in found.reason
+
+
+def test_unittest_testcases_without_pytest_stay_unittest(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "test_a.py": "import unittest\n\nclass T(unittest.TestCase):\n"
+            "    def test_a(self):\n        pass\n"
+        },
+    )
+    found = detected(tmp_path)
+    assert found is not None and found.command == "python3 -m unittest discover -q"
+    assert "unittest.TestCase" in found.reason

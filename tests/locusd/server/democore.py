@@ -31,6 +31,7 @@ from locusd.protocol.messages import (
     RunList,
     RunRef,
     RunStartParams,
+    SandboxStatus,
     TaskList,
     TaskListParams,
     WorkerStatus,
@@ -97,6 +98,7 @@ class DemoCore:
             outbox_pending=0,
             auth=AuthStatus(logged_in=False, store="none"),
             worker=WorkerStatus(running=False),
+            sandbox=SandboxStatus(contained=True, network=False),
         )
 
     @handles("locus/daemon/shutdown")
