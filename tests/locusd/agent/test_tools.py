@@ -524,6 +524,15 @@ async def test_search_skips_symlinks_in_the_tree_and_says_so(
         assert name in notes and "symlink" in notes
 
 
+async def test_search_never_waits_on_a_fifo(ws: Workspace, repo: Path) -> None:
+    """A FIFO named as the path is refused at once (no writer needed); in the tree, skipped."""
+    os.mkfifo(repo / "pipe")
+    named = await asyncio.wait_for(call(ws, "search", {"pattern": "x", "path": "pipe"}), 30)
+    assert named.is_error and "not a regular file" in named.content
+    whole = await asyncio.wait_for(call(ws, "search", {"pattern": "needle"}), 30)
+    assert "src/pkg/util.py:2:" in whole.content
+
+
 async def test_a_tracked_directory_swapped_for_a_symlink_is_not_searched(
     ws: Workspace, repo: Path, outside: Path
 ) -> None:
