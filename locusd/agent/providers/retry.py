@@ -143,5 +143,9 @@ def refusal(
 
 
 def _too_long(kind: str | None, message: str) -> bool:
-    text = f"{kind} {message}".lower()
-    return "context_length" in text or "too long" in text or "context window" in text
+    """Anthropic: "prompt is too long"; OpenAI and vLLM: "maximum context length",
+    ``context_length_exceeded``; llama.cpp: "exceeds the available context size"."""
+    text = f"{kind} {message}".lower().replace("_", " ")
+    return any(
+        words in text for words in ("too long", "context length", "context size", "context window")
+    )
