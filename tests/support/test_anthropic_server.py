@@ -322,7 +322,8 @@ def _parallel_turn(calls: int) -> list[Any]:
 
 
 def _mark(messages: list[Any], *indexes: int) -> list[Any]:
-    marked = json.loads(json.dumps(messages))
+    """A copy with a breakpoint on the last block of each message at ``indexes``."""
+    marked: list[Any] = json.loads(json.dumps(messages))
     for i in indexes:
         marked[i]["content"][-1]["cache_control"] = {"type": "ephemeral"}
     return marked
