@@ -17,10 +17,11 @@ replay a *script*. This module holds what both servers share:
 
   - ``Reset()``: close the connection before any response (the SDK sees "server
     disconnected without sending a response", a connection error it retries).
-  - ``Drop(reply, after_frames=3, abort=False)``: stream ``reply`` in the API's wire
-    format but stop after its first ``after_frames`` SSE frames, before the terminal event
-    (``message_stop`` / ``[DONE]``) — a tool call's input can be cut in half. With
-    ``abort=False`` the body just ends; with ``abort=True`` the socket is closed mid-body
+  - ``Drop(reply, after_frames=3, abort=False, garbage=b"")``: stream ``reply`` in the
+    API's wire format but stop after its first ``after_frames`` SSE frames, before the
+    terminal event (``message_stop`` / ``[DONE]``) — a tool call's input can be cut in
+    half — then write ``garbage`` (e.g. a frame whose data is not JSON). With
+    ``abort=False`` the body then ends; with ``abort=True`` the socket is closed mid-body
     (an incomplete chunked read).
 
   Each API module adds its own ``Reply`` (and ``MidStreamError``).
@@ -178,11 +179,13 @@ class Reset:
 @dataclass
 class Drop(Generic[ReplyT]):
     """Stream ``reply`` but stop after ``after_frames`` frames, before the terminal event;
-    ``abort`` cuts the socket mid-body instead of ending the body cleanly."""
+    ``garbage`` is written after them (a garbled frame, say); ``abort`` cuts the socket
+    mid-body instead of ending the body cleanly."""
 
     reply: ReplyT
     after_frames: int = 3
     abort: bool = False
+    garbage: bytes = b""
 
 
 def new_id(prefix: str) -> str:
@@ -520,7 +523,7 @@ class ScriptedServer(ABC, Generic[ItemT]):
         item: Drop[Any],
     ) -> web.StreamResponse:
         """Send the first ``item.after_frames`` frames, then end the body or cut the socket."""
-        await self.write_frames(response, frames[: item.after_frames])
+        await self.write_frames(response, [*frames[: item.after_frames], item.garbage])
         if item.abort:
             self.abort(request)
             return response

@@ -68,8 +68,13 @@ def same_requests(server: AnthropicServer) -> bool:
         Drop(whole(), after_frames=MID_INPUT),  # the body ends mid tool input
         Drop(whole(), after_frames=MID_INPUT, abort=True),  # the socket is cut mid-body
         Drop(whole(), after_frames=100),  # everything but message_stop
+        Drop(
+            whole(),
+            after_frames=MID_INPUT,
+            garbage=b'event: content_block_delta\ndata: {"type": "content_blo\n\n',
+        ),
     ],
-    ids=["overloaded", "api-error", "ends-early", "cut", "no-message-stop"],
+    ids=["overloaded", "api-error", "ends-early", "cut", "no-message-stop", "garbled"],
 )
 async def test_a_broken_stream_is_retried_and_never_half_applied(fault: AnthropicItem) -> None:
     async with AnthropicServer([fault, whole()]) as server:

@@ -67,8 +67,9 @@ def same_requests(server: OpenAIServer) -> bool:
         MidStreamError(after_chunks=0, error_type="overloaded_error", message="busy"),
         Drop(whole(), after_frames=MID_ARGUMENTS),  # the body ends mid tool arguments
         Drop(whole(), after_frames=MID_ARGUMENTS, abort=True),  # the socket is cut
+        Drop(whole(), after_frames=MID_ARGUMENTS, garbage=b'data: {"id": "chatcmpl-\n\n'),
     ],
-    ids=["error-chunk", "overloaded-chunk", "ends-early", "cut"],
+    ids=["error-chunk", "overloaded-chunk", "ends-early", "cut", "garbled"],
 )
 async def test_a_broken_stream_is_retried_and_never_half_applied(fault: OpenAIItem) -> None:
     async with OpenAIServer([fault, whole()]) as server:
