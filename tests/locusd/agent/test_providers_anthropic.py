@@ -4,18 +4,24 @@ stream never leaves half a response behind. Then the same faults through the rea
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from locusd.agent.messages import Message, Request, ToolSpec
+from locusd.agent.messages import Request
 from locusd.agent.providers import ProviderError
 from locusd.agent.providers.anthropic import AnthropicProvider
-from locusd.agent.transcript import Footer, ToolCallRecord, read
 from locusd.git.worktrees import Worktrees
+from tests.locusd.agent.providerkit import (
+    NOTES,
+    REQUEST,
+    failed_with_a_footer,
+    failure,
+    same_requests,
+    wrote_the_notes_once,
+)
 from tests.locusd.agentkit import anthropic, call, make_config, make_sample_repo, run
 from tests.support.anthropic_server import (
     AnthropicItem,
@@ -31,12 +37,6 @@ from tests.support.anthropic_server import (
 
 pytestmark = pytest.mark.timeout(60)
 
-REQUEST = Request(
-    system="You are a test.",
-    tools=(ToolSpec(name="write_file", description="Write.", input_schema={"type": "object"}),),
-    messages=(Message.user("go"),),
-    max_tokens=256,
-)
 #: A tool call whose input is long enough to arrive in several input_json_delta frames.
 WRITE = tool_use("write_file", {"path": "a.txt", "content": "x" * 60}, id="toolu_whole")
 #: Frames of a streamed WRITE: message_start, ping, content_block_start, the input's deltas…
@@ -49,12 +49,6 @@ def whole() -> Reply:
 
 async def complete(server: AnthropicServer, **options: Any) -> Any:
     return await anthropic(server, **options).complete(REQUEST)
-
-
-def same_requests(server: AnthropicServer) -> bool:
-    """Every attempt sent the same conversation: nothing of a broken stream leaked in."""
-    bodies = [json.dumps(r.body, sort_keys=True) for r in server.requests]
-    return len(set(bodies)) == 1
 
 
 # --- failures inside a started stream: retried by the provider ------------------------------
@@ -88,20 +82,8 @@ async def test_a_broken_stream_is_retried_and_never_half_applied(fault: Anthropi
 
 async def test_a_stream_that_keeps_breaking_ends_with_the_reason() -> None:
     async with AnthropicServer([Drop(whole(), after_frames=MID_INPUT)] * 3) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server, stream_retries=2)
-    assert len(server.requests) == 3
-    assert "giving up after 3 attempts" in str(caught.value)
-    assert "message_stop" in str(caught.value)
-
-
-async def test_an_error_event_that_blames_the_request_is_not_retried() -> None:
-    fault = MidStreamError(error_type="invalid_request_error", message="bad tool schema")
-    async with AnthropicServer([fault, whole()]) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server)
-    assert len(server.requests) == 1
-    assert "invalid_request_error inside the stream: bad tool schema" in str(caught.value)
+        said = await failure(server, complete(server, stream_retries=2), requests=3)
+    assert "giving up after 3 attempts" in said and "message_stop" in said
 
 
 # --- before the stream: the SDK's retries, bounded ------------------------------------------
@@ -128,20 +110,15 @@ async def test_a_retry_after_beyond_the_bound_is_not_waited_for() -> None:
         whole(),
     ]
     async with AnthropicServer(script) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server)
-    assert len(server.requests) == 1
-    assert "429 rate_limit_error" in str(caught.value)
-    assert "asked to wait 3600 s" in str(caught.value)
+        said = await failure(server, complete(server), requests=1)
+    assert "429 rate_limit_error" in said and "asked to wait 3600 s" in said
 
 
 async def test_overload_beyond_the_retries_says_how_often_it_was_tried() -> None:
     overloaded = Fail(529, "overloaded_error", headers={"retry-after-ms": "1"})
     async with AnthropicServer([overloaded] * 3) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server, max_retries=2)
-    assert len(server.requests) == 3
-    assert str(caught.value) == (
+        said = await failure(server, complete(server, max_retries=2), requests=3)
+    assert said == (
         "Anthropic API error 529 overloaded_error: Overloaded (still failing after 2 retries)"
     )
 
@@ -158,18 +135,17 @@ async def test_overload_beyond_the_retries_says_how_often_it_was_tried() -> None
         (Fail(401, "authentication_error"), "401 authentication_error: invalid x-api-key (the API key was rejected"),
         (Fail(403, "permission_error"), "403 permission_error"),
         (Fail(404, "not_found_error", "model: claude-nope"), "model: claude-nope (no such model"),
+        (MidStreamError(error_type="invalid_request_error", message="bad tool schema"),
+         "invalid_request_error inside the stream: bad tool schema (not retried)"),
     ],
-    ids=["too-long", "invalid", "auth", "permission", "no-model"],
+    ids=["too-long", "invalid", "auth", "permission", "no-model", "in-stream"],
 )  # fmt: skip
 async def test_what_is_not_retryable_ends_at_once_with_a_clear_message(
-    fault: Fail, says: str
+    fault: AnthropicItem, says: str
 ) -> None:
     async with AnthropicServer([fault, whole()]) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server)
-    assert len(server.requests) == 1
-    assert says in str(caught.value)
-    assert "Traceback" not in str(caught.value)
+        said = await failure(server, complete(server), requests=1)
+    assert says in said
 
 
 async def test_a_connection_reset_before_the_answer_is_retried_by_the_sdk() -> None:
@@ -200,8 +176,7 @@ async def test_a_tool_call_cut_mid_stream_runs_once_whole(tmp_path: Path) -> Non
     """The first attempt streams half of a write_file call and drops; only the retried, whole
     call runs, once."""
     repo = make_sample_repo(tmp_path)
-    writes = tool_use("write_file", {"path": "notes.txt", "content": "whole\n" * 20})
-    turn = Reply([writes], stop_reason="tool_use")
+    turn = call("write_file", path="notes.txt", content=NOTES)
     script: list[AnthropicItem] = [
         Drop(turn, after_frames=MID_INPUT, abort=True),
         turn,
@@ -209,10 +184,7 @@ async def test_a_tool_call_cut_mid_stream_runs_once_whole(tmp_path: Path) -> Non
     ]
     async with AnthropicServer(script) as server:
         report = await run(anthropic(server), repo, make_config(tmp_path))
-    assert report.outcome == "needs_input", report.reason
-    assert (Path(report.worktree) / "notes.txt").read_text() == "whole\n" * 20
-    records = read(Path(report.transcript))
-    assert [r.name for r in records if isinstance(r, ToolCallRecord)] == ["write_file", "ask_user"]
+    wrote_the_notes_once(report)
     assert report.turns == 2
 
 
@@ -227,12 +199,9 @@ async def test_a_context_too_long_ends_the_run_with_a_footer_and_a_report(
     ]
     async with AnthropicServer(script) as server:
         report = await run(anthropic(server), repo, make_config(tmp_path))
-    assert report.outcome == "failed"
+    failed_with_a_footer(report)
     assert report.reason is not None and "context window" in report.reason
     assert "+started" in report.diff  # the work so far is kept for review
-    records = read(Path(report.transcript))
-    assert isinstance(records[-1], Footer) and records[-1].outcome == "failed"
-    assert records[-1].reason == report.reason
     worktrees = Worktrees(repo, Path(report.worktree).parent)
     (held,) = [w for w in worktrees.list() if str(w.path) == report.worktree]
     assert worktrees.state(held) == "review"
@@ -256,10 +225,8 @@ async def test_a_provider_bug_still_ends_the_run_with_a_footer_and_a_report(
 ) -> None:
     repo = make_sample_repo(tmp_path)
     report = await run(BrokenProvider(), repo, make_config(tmp_path))
-    assert report.outcome == "failed"
+    failed_with_a_footer(report)
     assert report.reason == "the broken provider failed: KeyError: 'usage'"
-    records = read(Path(report.transcript))
-    assert isinstance(records[-1], Footer) and records[-1].outcome == "failed"
     worktrees = Worktrees(repo, Path(report.worktree).parent)
     (held,) = [w for w in worktrees.list() if str(w.path) == report.worktree]
     assert worktrees.state(held) == "discarded"

@@ -4,16 +4,20 @@ stream cut before ``[DONE]``, 429/5xx, and what is not worth a retry. Then throu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from locusd.agent.messages import Message, Request, ToolSpec
-from locusd.agent.providers import ProviderError
 from locusd.agent.providers.openai import OpenAIProvider
-from locusd.agent.transcript import Footer, ToolCallRecord, read
+from tests.locusd.agent.providerkit import (
+    NOTES,
+    REQUEST,
+    failed_with_a_footer,
+    failure,
+    same_requests,
+    wrote_the_notes_once,
+)
 from tests.locusd.agentkit import make_config, make_sample_repo, run
 from tests.support.openai_server import (
     Drop,
@@ -27,12 +31,6 @@ from tests.support.openai_server import (
 
 pytestmark = pytest.mark.timeout(60)
 
-REQUEST = Request(
-    system="You are a test.",
-    tools=(ToolSpec(name="write_file", description="Write.", input_schema={"type": "object"}),),
-    messages=(Message.user("go"),),
-    max_tokens=256,
-)
 ARGUMENTS = {"path": "a.txt", "content": "x" * 60}
 #: Frames of a streamed whole(): the role chunk, 3 content chunks, the call's head, its
 #: arguments in pieces, the finish chunk, the usage chunk.
@@ -53,11 +51,6 @@ def provider(server: OpenAIServer, **options: Any) -> OpenAIProvider:
 
 async def complete(server: OpenAIServer, **options: Any) -> Any:
     return await provider(server, **options).complete(REQUEST)
-
-
-def same_requests(server: OpenAIServer) -> bool:
-    bodies = [json.dumps(r.body, sort_keys=True) for r in server.requests]
-    return len(set(bodies)) == 1
 
 
 @pytest.mark.parametrize(
@@ -92,38 +85,11 @@ async def test_a_stream_cut_after_the_usage_chunk_but_with_its_finish_reason_is_
 async def test_a_stream_that_keeps_failing_ends_with_the_reason() -> None:
     fault = MidStreamError(error_type="server_error", message="the GPU fell over")
     async with OpenAIServer([fault] * 3) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server, stream_retries=2)
-    assert len(server.requests) == 3
-    assert str(caught.value) == (
+        said = await failure(server, complete(server, stream_retries=2), requests=3)
+    assert said == (
         "OpenAI-compatible API: giving up after 3 attempts: "
         "server_error inside the stream: the GPU fell over"
     )
-
-
-@pytest.mark.parametrize(
-    ("fault", "says"),
-    [
-        (
-            MidStreamError(error_type="invalid_request_error", message="This model's maximum "
-                           "context length is 8192 tokens"),
-            "(the conversation no longer fits the model's context window; not retried)",
-        ),
-        (
-            MidStreamError(error_type="BadRequestError", message="bad tool call"),
-            "BadRequestError inside the stream: bad tool call (not retried)",
-        ),
-    ],
-    ids=["too-long", "vllm-bad-request"],
-)  # fmt: skip
-async def test_an_error_chunk_that_blames_the_request_is_not_retried(
-    fault: MidStreamError, says: str
-) -> None:
-    async with OpenAIServer([fault, whole()]) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server)
-    assert len(server.requests) == 1
-    assert says in str(caught.value)
 
 
 async def test_429_and_5xx_are_retried_honouring_retry_after() -> None:
@@ -142,10 +108,8 @@ async def test_429_and_5xx_are_retried_honouring_retry_after() -> None:
 async def test_a_retry_after_beyond_the_bound_is_not_waited_for() -> None:
     script: list[OpenAIItem] = [Fail(429, "tokens", headers={"retry-after": "3600"}), whole()]
     async with OpenAIServer(script) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server)
-    assert len(server.requests) == 1
-    assert "asked to wait 3600 s" in str(caught.value)
+        said = await failure(server, complete(server), requests=1)
+    assert "asked to wait 3600 s" in said
 
 
 @pytest.mark.parametrize(
@@ -160,17 +124,25 @@ async def test_a_retry_after_beyond_the_bound_is_not_waited_for() -> None:
          "401 invalid_request_error: Incorrect API key provided (the API key was rejected"),
         (Fail(404, "invalid_request_error", "The model `qwen` does not exist"),
          "(no such model or endpoint: check --model and --base-url)"),
+        (
+            MidStreamError(error_type="invalid_request_error", message="This model's maximum "
+                           "context length is 8192 tokens"),
+            "inside the stream: This model's maximum context length is 8192 tokens (the "
+            "conversation no longer fits the model's context window; not retried)",
+        ),
+        (
+            MidStreamError(error_type="BadRequestError", message="bad tool call"),
+            "BadRequestError inside the stream: bad tool call (not retried)",
+        ),
     ],
-    ids=["too-long", "auth", "no-model"],
+    ids=["too-long", "auth", "no-model", "in-stream-too-long", "in-stream-vllm-bad-request"],
 )  # fmt: skip
 async def test_what_is_not_retryable_ends_at_once_with_a_clear_message(
-    fault: Fail, says: str
+    fault: OpenAIItem, says: str
 ) -> None:
     async with OpenAIServer([fault, whole()]) as server:
-        with pytest.raises(ProviderError) as caught:
-            await complete(server)
-    assert len(server.requests) == 1
-    assert says in str(caught.value)
+        said = await failure(server, complete(server), requests=1)
+    assert says in said
 
 
 # --- through the real runner ----------------------------------------------------------------
@@ -183,7 +155,7 @@ def call(name: str, **arguments: Any) -> Reply:
 async def test_an_error_chunk_mid_run_is_retried_by_the_runner(tmp_path: Path) -> None:
     """The issue's reproduction: this used to end the run with a traceback and no report."""
     repo = make_sample_repo(tmp_path)
-    writes = call("write_file", path="notes.txt", content="whole\n" * 20)
+    writes = call("write_file", path="notes.txt", content=NOTES)
     script: list[OpenAIItem] = [
         MidStreamError(after_chunks=1),
         Drop(writes, after_frames=4, abort=True),
@@ -192,10 +164,7 @@ async def test_an_error_chunk_mid_run_is_retried_by_the_runner(tmp_path: Path) -
     ]
     async with OpenAIServer(script) as server:
         report = await run(provider(server), repo, make_config(tmp_path))
-    assert report.outcome == "needs_input", report.reason
-    assert (Path(report.worktree) / "notes.txt").read_text() == "whole\n" * 20
-    records = read(Path(report.transcript))
-    assert [r.name for r in records if isinstance(r, ToolCallRecord)] == ["write_file", "ask_user"]
+    wrote_the_notes_once(report)
 
 
 async def test_an_error_chunk_that_persists_ends_the_run_with_a_footer_and_a_report(
@@ -204,7 +173,5 @@ async def test_an_error_chunk_that_persists_ends_the_run_with_a_footer_and_a_rep
     repo = make_sample_repo(tmp_path)
     async with OpenAIServer([MidStreamError()] * 2) as server:
         report = await run(provider(server, stream_retries=1), repo, make_config(tmp_path))
-    assert report.outcome == "failed"
+    failed_with_a_footer(report)
     assert report.reason is not None and "giving up after 2 attempts" in report.reason
-    records = read(Path(report.transcript))
-    assert isinstance(records[-1], Footer) and records[-1].reason == report.reason
