@@ -196,11 +196,18 @@ class Agent:
             max_tokens=self.max_tokens,
         )
         started = time.monotonic()
-        response = await self._unless_cancelled(
-            self.provider.complete(
-                request, lambda text: self.on_event(Event("text", self.turn, text))
+        try:
+            response = await self._unless_cancelled(
+                self.provider.complete(
+                    request, lambda text: self.on_event(Event("text", self.turn, text))
+                )
             )
-        )
+        except (Cancelled, ProviderError):
+            raise
+        except Exception as exc:  # a provider's own bug still ends the run with a report
+            raise ProviderError(
+                f"the {self.provider.name} provider failed: {type(exc).__name__}: {exc}"
+            ) from exc
         cost = self.provider.cost(response.usage)
         self.usage += response.usage
         self.cost_known = self.cost_known and cost is not None

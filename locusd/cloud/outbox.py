@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 from sqlite3 import Row
 from typing import Any, Literal
 
+from locusd.backoff import Backoff as Backoff  # re-exported: the outbox's callers configure it
 from locusd.cloud.errors import CloudError
 from locusd.crashpoints import crashpoint
 from locusd.localdb import Database
@@ -100,28 +100,6 @@ class OutboxEntry:
 
 
 Sender = Callable[[OutboxEntry], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: the n-th failure in a row waits between half and all of
-    ``min(cap, base * 2**(n-1))`` seconds (jitter spreads the retries of many entries after an
-    outage), and at least the server's ``Retry-After`` when it sent one (up to ``cap``)."""
-
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(
-        self,
-        failures: int,
-        retry_after: float | None = None,
-        rand: Callable[[], float] = random.random,
-    ) -> float:
-        ceiling = min(self.cap, self.base * 2.0 ** min(max(failures - 1, 0), 62))
-        wait = ceiling / 2 + ceiling / 2 * rand()
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, self.cap))
-        return wait
 
 
 class Outbox:

@@ -1,9 +1,11 @@
 """The agent benchmark runs, and its deterministic half holds: the request layout keeps at
-least 90 % of the input behind a cache breakpoint (no timing is asserted here)."""
+least 90 % of the input behind a cache breakpoint, with one tool call a turn and with 12
+parallel ones (no timing is asserted here)."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import pytest
 
@@ -21,3 +23,12 @@ async def test_the_agent_bench_runs_and_caching_holds() -> None:
     assert usages[0]["cache_read_tokens"] == 0 and usages[0]["cache_write_tokens"] > 0
     assert all(u["cache_read_tokens"] > 0 for u in usages[1:])
     assert result["cache_share_after_turn_2"] >= agent.CACHE_TARGET
+    # 12 parallel calls a turn put 24 blocks between breakpoints, beyond the API's 20-block
+    # lookback: each turn must still read everything the turn before it wrote.
+    parallel = result["cache_usage_per_turn_parallel"]
+    assert len(parallel) == 20
+    for before, after in itertools.pairwise(parallel[1:]):
+        assert (
+            after["cache_read_tokens"] == before["cache_read_tokens"] + before["cache_write_tokens"]
+        )
+    assert result["cache_share_parallel_after_turn_2"] >= agent.CACHE_TARGET

@@ -22,6 +22,10 @@ Script items, one consumed per ``/v1/messages`` request (a sequence, or a callab
   stream starts normally, sends ``after_blocks`` complete text blocks, then
   ``event: error`` and ends. For a non-streaming request it is the matching HTTP error.
 - ``Hang()``: send ``message_start`` + ``ping`` and wait for the client to disconnect.
+- ``Reset()``: close the connection without an answer.
+- ``Drop(Reply(...), after_frames=3, abort=False)``: the reply's stream (``message_start``
+  and ``ping`` count as frames 1 and 2) cut before ``message_stop``; for a non-streaming
+  request the connection closes without an answer.
 
 Requests are validated like the real API in the ways agent code gets wrong: required
 fields, the ``anthropic-version`` header, at most 4 ``cache_control`` breakpoints, and
@@ -32,9 +36,11 @@ Usage simulates prompt caching: the prompt is segmented in API order (each tool,
 system block, each message content block), every segment estimated at canonical JSON
 length / 4 tokens; ``cache_control`` breakpoints (on a tool, a system block, a message
 content block, or top-level for "the last block") mark prefixes that are remembered per
-model. ``cache_read_input_tokens`` is the longest remembered prefix of this prompt,
-``cache_creation_input_tokens`` the rest up to the last breakpoint, ``input_tokens`` what
-follows it. Input usage goes in ``message_start``, ``output_tokens`` in ``message_delta``.
+model. ``cache_read_input_tokens`` is the longest remembered prefix of this prompt that a
+breakpoint finds within the API's 20-block lookback (the breakpoint's own boundary and the
+20 before it; see ``PrefixCache``), ``cache_creation_input_tokens`` the rest up to the last
+breakpoint, ``input_tokens`` what follows it. Input usage goes in ``message_start``,
+``output_tokens`` in ``message_delta``.
 """
 
 from __future__ import annotations
@@ -47,12 +53,14 @@ from typing import Any, TypeAlias
 from aiohttp import web
 
 from tests.support.scripted import (
+    Drop,
     Fail,
     Handler,
     Hang,
     Json,
     PrefixCache,
     Recorded,
+    Reset,
     Script,
     ScriptedServer,
     Segment,
@@ -64,11 +72,13 @@ from tests.support.scripted import (
 __all__ = [
     "AnthropicItem",
     "AnthropicServer",
+    "Drop",
     "Fail",
     "Hang",
     "MidStreamError",
     "Recorded",
     "Reply",
+    "Reset",
     "prompt_segments",
     "text",
     "thinking",
@@ -122,7 +132,7 @@ class MidStreamError:
     message: str = ""
 
 
-AnthropicItem: TypeAlias = Reply | Fail | MidStreamError | Hang
+AnthropicItem: TypeAlias = Reply | Fail | MidStreamError | Hang | Reset | Drop[Reply]
 
 
 def text(value: str) -> dict[str, Any]:
@@ -317,21 +327,24 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
         if isinstance(item, Fail):
             return self.fail_response(item)
         streaming = body.get("stream") is True
+        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
+            return web.Response()  # never sent: the connection is closed instead
         if isinstance(item, MidStreamError) and not streaming:
             status = _ERROR_STATUS.get(item.error_type, 500)
             return self.error_response(status, item.error_type, item.message)
 
         request_id = new_id("req_")
-        content = self._complete(item.content) if isinstance(item, Reply) else []
-        usage = self._usage(body, content, item.usage if isinstance(item, Reply) else None)
+        reply = item.reply if isinstance(item, Drop) else item
+        content = self._complete(reply.content) if isinstance(reply, Reply) else []
+        usage = self._usage(body, content, reply.usage if isinstance(reply, Reply) else None)
         message: Json = {
             "id": new_id("msg_"),
             "type": "message",
             "role": "assistant",
             "model": body.get("model"),
             "content": content,
-            "stop_reason": item.stop_reason if isinstance(item, Reply) else None,
-            "stop_sequence": item.stop_sequence if isinstance(item, Reply) else None,
+            "stop_reason": reply.stop_reason if isinstance(reply, Reply) else None,
+            "stop_sequence": reply.stop_sequence if isinstance(reply, Reply) else None,
             "usage": usage,
         }
         if not streaming:
@@ -373,7 +386,10 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
         else:
             end = {
                 "type": "message_delta",
-                "delta": {"stop_reason": item.stop_reason, "stop_sequence": item.stop_sequence},
+                "delta": {
+                    "stop_reason": message["stop_reason"],
+                    "stop_sequence": message["stop_sequence"],
+                },
                 "usage": {"output_tokens": usage["output_tokens"]},
             }
             frames = [
@@ -382,6 +398,8 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
                 self.sse_frame(end, "message_delta"),
                 self.sse_frame({"type": "message_stop"}, "message_stop"),
             ]
+            if isinstance(item, Drop):
+                return await self.cut(request, response, frames[:-1], item)
         await self.write_frames(response, frames)
         return await self.finish(response)
 

@@ -23,6 +23,10 @@ Script items, one consumed per request (a sequence, or a callable
   sends the role chunk and ``after_chunks`` content chunks, then ``data: {"error": …}``
   and ends without ``[DONE]``. For a non-streaming request it is an HTTP 500.
 - ``Hang()``: send the role chunk and wait for the client to disconnect.
+- ``Reset()``: close the connection without an answer.
+- ``Drop(Reply(...), after_frames=3, abort=False)``: the reply's chunks (the role chunk is
+  frame 1) cut before ``[DONE]``; for a non-streaming request the connection closes
+  without an answer.
 
 Requests are validated where agent code goes wrong: ``model`` / ``messages`` present, and
 every assistant ``tool_calls`` entry answered by a following ``tool`` message (400
@@ -45,12 +49,14 @@ from typing import Any, TypeAlias
 from aiohttp import web
 
 from tests.support.scripted import (
+    Drop,
     Fail,
     Handler,
     Hang,
     Json,
     PrefixCache,
     Recorded,
+    Reset,
     Script,
     ScriptedServer,
     Segment,
@@ -60,6 +66,7 @@ from tests.support.scripted import (
 )
 
 __all__ = [
+    "Drop",
     "Fail",
     "Hang",
     "MidStreamError",
@@ -67,6 +74,7 @@ __all__ = [
     "OpenAIServer",
     "Recorded",
     "Reply",
+    "Reset",
     "prompt_segments",
 ]
 
@@ -106,7 +114,7 @@ class MidStreamError:
     message: str = ""
 
 
-OpenAIItem: TypeAlias = Reply | Fail | MidStreamError | Hang
+OpenAIItem: TypeAlias = Reply | Fail | MidStreamError | Hang | Reset | Drop[Reply]
 
 
 def prompt_segments(body: Json) -> list[Segment]:
@@ -165,7 +173,7 @@ class OpenAIServer(ScriptedServer[OpenAIItem]):
         validate: bool = True,
     ) -> None:
         super().__init__(script)
-        self.cache = PrefixCache(min_cacheable_tokens)
+        self.cache = PrefixCache(min_cacheable_tokens, lookback=None)
         self.chunks = chunks
         self.validate = validate
 
@@ -243,10 +251,15 @@ class OpenAIServer(ScriptedServer[OpenAIItem]):
         if isinstance(item, Fail):
             return self.fail_response(item)
         streaming = body.get("stream") is True
+        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
+            return web.Response()  # never sent: the connection is closed instead
         if isinstance(item, MidStreamError) and not streaming:
             return self.error_response(500, item.error_type, item.message)
 
-        reply = item if isinstance(item, Reply) else Reply()
+        if isinstance(item, Drop):
+            reply = item.reply
+        else:
+            reply = item if isinstance(item, Reply) else Reply()
         calls = self._complete(reply.tool_calls)
         finish = reply.finish_reason or ("tool_calls" if calls else "stop")
         usage = self._usage(body, reply, calls)
@@ -316,6 +329,8 @@ class OpenAIServer(ScriptedServer[OpenAIItem]):
             frames.append(chunk({}, finish))
             if include_usage:
                 frames.append(self.sse_frame({**base, "choices": [], "usage": usage}))
+            if isinstance(item, Drop):
+                return await self.cut(request, response, frames, item)
             frames.append(self.sse_frame("[DONE]"))
         await self.write_frames(response, frames)
         return await self.finish(response)

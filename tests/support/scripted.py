@@ -15,6 +15,15 @@ replay a *script*. This module holds what both servers share:
     until the client goes away. Sets ``server.hung`` / ``item.reached`` on arrival and
     ``server.disconnected`` / ``item.disconnected`` once the client disconnected.
 
+  - ``Reset()``: close the connection before any response (the SDK sees "server
+    disconnected without sending a response", a connection error it retries).
+  - ``Drop(reply, after_frames=3, abort=False, garbage=b"")``: stream ``reply`` in the
+    API's wire format but stop after its first ``after_frames`` SSE frames, before the
+    terminal event (``message_stop`` / ``[DONE]``) — a tool call's input can be cut in
+    half — then write ``garbage`` (e.g. a frame whose data is not JSON). With
+    ``abort=False`` the body then ends; with ``abort=True`` the socket is closed mid-body
+    (an incomplete chunked read).
+
   Each API module adds its own ``Reply`` (and ``MidStreamError``).
 - ``Recorded``: one received request (path, lower-cased headers, parsed JSON body, which
   auth style was used, the status answered and the script item served).
@@ -47,12 +56,14 @@ from aiohttp import web
 
 __all__ = [
     "CacheUsage",
+    "Drop",
     "Fail",
     "Handler",
     "Hang",
     "Json",
     "PrefixCache",
     "Recorded",
+    "Reset",
     "Script",
     "ScriptedServer",
     "Segment",
@@ -64,6 +75,7 @@ __all__ = [
 ]
 
 ItemT = TypeVar("ItemT")
+ReplyT = TypeVar("ReplyT")
 Json: TypeAlias = dict[str, Any]
 Script: TypeAlias = Sequence[ItemT] | Callable[[Json], ItemT]
 Handler: TypeAlias = Callable[[web.Request, "Recorded"], Awaitable[web.StreamResponse]]
@@ -159,6 +171,23 @@ class Hang:
     disconnected: Signal = field(default_factory=Signal, repr=False, compare=False)
 
 
+@dataclass
+class Reset:
+    """Close the connection before answering anything."""
+
+
+@dataclass
+class Drop(Generic[ReplyT]):
+    """Stream ``reply`` but stop after ``after_frames`` frames, before the terminal event;
+    ``garbage`` is written after them (a garbled frame, say); ``abort`` cuts the socket
+    mid-body instead of ending the body cleanly."""
+
+    reply: ReplyT
+    after_frames: int = 3
+    abort: bool = False
+    garbage: bytes = b""
+
+
 def new_id(prefix: str) -> str:
     """An id shaped like the APIs' own (``msg_…``, ``toolu_…``, ``call_…``, ``req_…``)."""
     return f"{prefix}{uuid.uuid4().hex[:24]}"
@@ -213,16 +242,21 @@ def estimate_tokens(value: Any) -> int:
 class PrefixCache:
     """Simulates prompt caching: remembers the prefixes that ended at a breakpoint.
 
-    For a prompt, ``read`` is the size of the longest remembered prefix that is a prefix
-    of this prompt (considering boundaries up to its last breakpoint only; a prompt
-    without breakpoints reads nothing), ``created`` is the rest up to the last breakpoint,
-    and ``uncached`` what follows it. Prefixes below ``min_cacheable_tokens`` are neither
-    written nor read, as on the real API. The real API's 20-block lookback limit and TTL
-    expiry are not simulated.
+    Writes happen only at breakpoints. A read is found the way the Anthropic API finds it:
+    from each breakpoint it checks that boundary and the ``lookback`` (20) block boundaries
+    before it for a remembered prefix; ``read`` is the longest such hit over all
+    breakpoints (a prompt without breakpoints reads nothing). So an entry written more than
+    20 blocks before the newest breakpoint — a turn of 12 parallel tool calls adds 24 — is
+    missed unless another breakpoint sits within 20 blocks of it. ``created`` is the rest up
+    to the last breakpoint, ``uncached`` what follows it. Prefixes below
+    ``min_cacheable_tokens`` are neither written nor read, as on the real API. TTL expiry
+    is not simulated. ``lookback=None`` looks back without limit (OpenAI's automatic
+    caching, which has no breakpoints to look back from).
     """
 
-    def __init__(self, min_cacheable_tokens: int = 0) -> None:
+    def __init__(self, min_cacheable_tokens: int = 0, lookback: int | None = 20) -> None:
         self.min_cacheable_tokens = min_cacheable_tokens
+        self.lookback = lookback
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
@@ -248,7 +282,8 @@ class PrefixCache:
             return CacheUsage(total, 0, 0, {}, total)
         last = points[-1]
         with self._lock:
-            hit = next((i for i in range(last, -1, -1) if hashes[i] in self._seen), None)
+            hits = [self._hit(hashes, point) for point in points]
+            hit = max((h for h in hits if h is not None), default=None)
             if write:
                 self._seen.update(hashes[i] for i in points)
         read = ends[hit] if hit is not None and ends[hit] >= self.min_cacheable_tokens else 0
@@ -261,6 +296,11 @@ class PrefixCache:
                 previous = ends[i]
         created = ends[last] - read if ends[last] > read else 0
         return CacheUsage(total, read, created, by_ttl, total - read - created)
+
+    def _hit(self, hashes: Sequence[str], point: int) -> int | None:
+        """The latest remembered boundary within the lookback window ending at ``point``."""
+        stop = -1 if self.lookback is None else max(-1, point - self.lookback - 1)
+        return next((i for i in range(point, stop, -1) if hashes[i] in self._seen), None)
 
 
 class ScriptedServer(ABC, Generic[ItemT]):
@@ -475,6 +515,26 @@ class ScriptedServer(ABC, Generic[ItemT]):
             return False
         return True
 
+    async def cut(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        frames: Sequence[bytes],
+        item: Drop[Any],
+    ) -> web.StreamResponse:
+        """Send the first ``item.after_frames`` frames, then end the body or cut the socket."""
+        await self.write_frames(response, [*frames[: item.after_frames], item.garbage])
+        if item.abort:
+            self.abort(request)
+            return response
+        return await self.finish(response)
+
+    @staticmethod
+    def abort(request: web.Request) -> None:
+        """Close the socket at once: no response, or the rest of a started one, ever arrives."""
+        if request.transport is not None:
+            request.transport.abort()
+
     @staticmethod
     async def finish(response: web.StreamResponse) -> web.StreamResponse:
         with contextlib.suppress(ConnectionResetError):
@@ -523,6 +583,9 @@ class ScriptedServer(ABC, Generic[ItemT]):
             else:
                 try:
                     response = await handler(request, record)
+                    if isinstance(record.item, Reset):
+                        self.abort(request)
+                        return response  # never sent; record.status stays 0
                 except Exception as err:  # a broken script must fail the test, loudly
                     record.error = err
                     self.errors.append(err)

@@ -305,6 +305,63 @@ async def test_prompt_caching_is_simulated() -> None:
     assert total_first == total_top
 
 
+def _parallel_turn(calls: int) -> list[Any]:
+    """The task, then one turn of ``calls`` parallel tool calls and their results."""
+    ids = [f"toolu_{n:02d}" for n in range(calls)]
+    return [
+        {"role": "user", "content": [text("do the task " * 40)]},
+        {
+            "role": "assistant",
+            "content": [tool_use("read", {"n": n}, id=i) for n, i in enumerate(ids)],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": i, "content": f"r{i}"} for i in ids],
+        },
+    ]
+
+
+def _mark(messages: list[Any], *indexes: int) -> list[Any]:
+    """A copy with a breakpoint on the last block of each message at ``indexes``."""
+    marked: list[Any] = json.loads(json.dumps(messages))
+    for i in indexes:
+        marked[i]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    return marked
+
+
+@pytest.mark.parametrize(("calls", "found"), [(9, True), (10, True), (11, False), (12, False)])
+async def test_a_prior_entry_is_found_only_within_20_blocks_of_a_breakpoint(
+    calls: int, found: bool
+) -> None:
+    """The API's lookback: from a breakpoint it checks that boundary and the 20 before it.
+    A turn of n parallel calls puts 2n blocks between the task's breakpoint and the newest."""
+    messages = _parallel_turn(calls)
+    async with AnthropicServer(lambda _body: Reply([text("ok")])) as server, client(server) as sdk:
+        first = await sdk.messages.create(
+            model=MODEL, max_tokens=8, system=_system(True), messages=_mark(messages[:1], 0)
+        )
+        newest_only = await sdk.messages.create(
+            model=MODEL, max_tokens=8, system=_system(True), messages=_mark(messages, 2)
+        )
+    written = first.usage.cache_creation_input_tokens
+    assert written is not None and written > 0
+    assert (newest_only.usage.cache_read_input_tokens == written) is found
+    if not found:  # only the system prompt's entry is within reach: the rest is written again
+        assert 0 < (newest_only.usage.cache_read_input_tokens or 0) < written
+
+
+async def test_a_breakpoint_on_the_previous_turns_end_bridges_the_lookback() -> None:
+    messages = _parallel_turn(12)
+    async with AnthropicServer(lambda _body: Reply([text("ok")])) as server, client(server) as sdk:
+        first = await sdk.messages.create(
+            model=MODEL, max_tokens=8, system=_system(True), messages=_mark(messages[:1], 0)
+        )
+        bridged = await sdk.messages.create(
+            model=MODEL, max_tokens=8, system=_system(True), messages=_mark(messages, 0, 2)
+        )
+    assert bridged.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+
+
 async def test_minimum_cacheable_size_and_one_hour_ttl() -> None:
     tools: list[Any] = [
         {

@@ -90,13 +90,17 @@ async def test_fixes_a_failing_test_and_verification_passes(repo: Path, tmp_path
         *("run_verify", "ask_user", "create_follow_up", "finish"),
     }
     assert first.body["system"][-1]["cache_control"] == {"type": "ephemeral"}
-    for request in requests:
+    for n, request in enumerate(requests):
         assert request.body is not None
         assert request.body["stream"] is True
         newest = request.body["messages"][-1]["content"]
         assert newest[-1]["cache_control"] == {"type": "ephemeral"}
         breakpoints = json.dumps(request.body).count('"cache_control"')
-        assert breakpoints == 2  # the stable prefix and the newest message, nothing stale
+        # The stable prefix, the newest message and (after turn 1) the previous turn's end,
+        # where the last request's breakpoint was: nothing stale.
+        assert breakpoints == (2 if n == 0 else 3)
+        if n:
+            assert request.body["messages"][-3]["content"][-1]["cache_control"] is not None
     read_back = result_text(tool_results(requests[1])[0])
     assert "15\t    return ordered[middle]" in read_back
     verify_result = tool_results(requests[3])[0]
