@@ -98,3 +98,23 @@ async def test_a_symlink_committed_in_the_repository_leads_nowhere(canaries: Can
     done = await attack(canaries, script, repo=repo)
 
     done.assert_contained()
+
+
+async def test_a_fifo_and_a_device_are_refused_without_waiting(canaries: Canaries) -> None:
+    script = [
+        call("run_command", command="mkfifo pipe"),
+        call("read_file", path="pipe"),
+        call("edit_file", path="pipe", old_string="a", new_string="b"),
+        call("search", pattern="x", path="pipe"),
+        call("write_file", path="pipe", content="x"),
+        call("run_command", command="ln -s /dev/zero zero; ln -s /dev/stdin in"),
+        call("read_file", path="zero"),
+        call("read_file", path="in"),
+    ]
+    done = await attack(canaries, script)
+
+    done.assert_contained()
+    results = done.results()
+    # write_file replaces the FIFO with a regular file (an atomic rename), never opens it
+    assert [is_error for _, is_error in results] == [False, *[True] * 3, False, False, True, True]
+    assert results[4][0].startswith("wrote")
