@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from locusd.agent.commands import is_secret_name
+from locusd.git import programs
+
 #: Variables that point git at another repository than the one ``-C``/``cwd`` names; a daemon
 #: started from a git hook would otherwise inherit them (the list git itself clears for
 #: submodules, ``local_repo_env``).
@@ -39,11 +42,26 @@ GIT_ENV = {
 }
 
 
-def git_env() -> dict[str, str]:
+def git_env(*, secrets: bool = False) -> dict[str, str]:
     """The daemon's environment as git gets it: without the repository variables, with
-    :data:`GIT_ENV`. Read at each call, so it follows the process environment."""
-    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV}
+    :data:`GIT_ENV`, and without any variable whose name says it holds a secret (the model
+    API keys, Locus's own, tokens) unless ``secrets`` — a fetch or a push, whose credential
+    helper may need one. Read at each call, so it follows the process environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in REPOSITORY_ENV and (secrets or not is_secret_name(k))
+    }
     return {**env, **GIT_ENV}
+
+
+def hardened_env(executable: str, cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus the overrides that keep the repository's configuration from making this
+    git call run a program (:mod:`locusd.git.programs`), computed from the configuration as
+    it is now (one ``git config --list``: the agent may have changed it since the last call)."""
+    listed = run(programs.listing_argv(executable), cwd, timeout=30, env=env)
+    listing = listed.stdout if listed.returncode == 0 else ""
+    return programs.config_env(programs.overrides(listing), env)
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,8 @@ class Git:
         return git_env()
 
     def run(self, cwd: Path, *args: str, timeout: float | None = None) -> Finished:
-        return run([self.executable, *args], cwd, timeout=timeout, env=git_env())
+        env = hardened_env(self.executable, cwd, git_env())
+        return run([self.executable, *args], cwd, timeout=timeout, env=env)
 
     def __call__(self, cwd: Path, *args: str, timeout: float | None = None) -> str:
         """stdout of ``git args`` in ``cwd``; raises :class:`GitFailed` on a non-zero exit."""

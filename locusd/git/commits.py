@@ -114,7 +114,7 @@ def _all_or_nothing(
 
 def push(worktree: Path, remote: str, branch: str) -> Integration:
     repo = _repository(worktree)
-    done = repo.run("push", "--quiet", remote, f"{branch}:{branch}", timeout=TIMEOUT)
+    done = repo.run("push", "--quiet", remote, f"{branch}:{branch}", timeout=TIMEOUT, network=True)
     if done.returncode == 0:
         return Integration("push", True, None, [], f"pushed {branch} to {remote}")
     return Integration("push", False, None, [], f"git push failed: {done.tail(500)}")
