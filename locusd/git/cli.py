@@ -9,6 +9,7 @@ closed (or a file), their own process group, and a timeout that kills the whole 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,9 @@ REPOSITORY_ENV = (
     "GIT_PREFIX",
 )
 
+#: git's own ``-c`` in the environment (``GIT_CONFIG_KEY_0``): a config key's name, not a secret.
+_CONFIG_KEY = re.compile(r"GIT_CONFIG_KEY_[0-9]+")
+
 GIT_ENV = {
     # Never wait for a password nobody will type: fail, and let the caller decide.
     "GIT_TERMINAL_PROMPT": "0",
@@ -50,7 +54,8 @@ def git_env(*, secrets: bool = False) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in REPOSITORY_ENV and (secrets or not is_secret_name(k))
+        if k not in REPOSITORY_ENV
+        and (secrets or _CONFIG_KEY.fullmatch(k) or not is_secret_name(k))
     }
     return {**env, **GIT_ENV}
 

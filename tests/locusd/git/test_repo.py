@@ -226,12 +226,15 @@ def test_git_gets_no_prompts_no_lfs_downloads_and_no_repository_variables(
     repo: Path, other: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_at(other, monkeypatch)
-    monkeypatch.setenv("LOCUS_TEST_KEPT", "yes")
+    monkeypatch.setenv("TEST_KEPT", "yes")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret")
+    monkeypatch.setenv("LOCUS_TOKEN", "secret")
     env = Repository(repo).output("-c", "alias.env=!env", "env")
     seen = dict(line.partition("=")[::2] for line in env.splitlines())
     assert seen["GIT_TERMINAL_PROMPT"] == "0"
     assert seen["GIT_LFS_SKIP_SMUDGE"] == "1"
-    assert seen["LOCUS_TEST_KEPT"] == "yes", "the rest of the environment is kept"
+    assert seen["TEST_KEPT"] == "yes", "the rest of the environment is kept"
+    assert "ANTHROPIC_API_KEY" not in seen and "LOCUS_TOKEN" not in seen, "secrets are not"
     leaked = [v for v in (*REPOSITORY_VARIABLES, "GIT_OBJECT_DIRECTORY") if v in seen]
     assert leaked == []
 
@@ -278,7 +281,7 @@ def test_a_timeout_kills_the_whole_process_group(repo: Path, tmp_path: Path) -> 
     assert not survived, "the grandchild outlived the timeout"
 
 
-# -- cost: one git process per question ----------------------------------------------------------
+# -- cost: one git process per question (and its config listing) ----------------------------------------------------------
 
 
 @pytest.fixture
@@ -295,10 +298,17 @@ def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+LISTING = "config --list -z --show-scope"
+
+
 def runs(log: Path) -> list[str]:
+    """The subcommands run, each after the configuration listing that hardens it
+    (locusd/git/programs.py): one listing per call, counted apart."""
     lines = log.read_text().splitlines() if log.exists() else []
     log.unlink(missing_ok=True)
-    return [line.split()[0] for line in lines]
+    calls = [line for line in lines if line != LISTING]
+    assert lines.count(LISTING) == len(calls), lines
+    return [line.split()[0] for line in calls]
 
 
 def test_opening_runs_no_git_and_each_question_runs_one(repo: Path, counted: Path) -> None:
