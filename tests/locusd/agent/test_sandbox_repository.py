@@ -42,6 +42,7 @@ def checkout(tmp_path: Path) -> Path:
         (path / "app.py").write_text(f"print('{text}')\n")
         sh(path, "git", "add", ".")
         sh(path, "git", "commit", "-q", "-m", text)
+    sh(path, "git", "branch", "feature")
     return path
 
 
@@ -81,7 +82,8 @@ ATTACKS = {
     "git config": "git config x.y z",
     "git config --worktree": "git config --worktree x.y z",
     "a hook": "echo 'touch /tmp/pwned' > $COMMON/hooks/post-checkout && chmod +x $_",
-    "another branch moved": "git branch -f main HEAD~1",
+    "another branch moved": "git branch -f feature HEAD~1",
+    "the user's branch moved": "git update-ref refs/heads/main HEAD~1",
     "another ref made": "git update-ref refs/heads/planted HEAD",
     "packed-refs": "echo x >> $COMMON/packed-refs",
     "the user's checkout": "echo 'import os' >> $CHECKOUT/app.py",
