@@ -6,7 +6,9 @@ git, a real worktree made by :class:`~locusd.git.worktrees.Worktrees`."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -211,3 +213,23 @@ def test_a_git_file_that_names_another_repository_is_refused(
     (worktree.path / ".git").write_text(f"gitdir: {admin}\n")
     with pytest.raises(GitLayoutError, match="does not name this worktree"):
         GitLayout.of(worktree.path, worktrees.common_dir)
+
+
+def test_the_daemon_warns_at_start_when_commands_cannot_be_sandboxed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No bwrap on PATH (a directory with git only): the daemon's log says so at start, with
+    what degrades and how to fix it; with bwrap, nothing is said."""
+    from locusd.daemon import Daemon
+    from tests.locusd.agentkit import make_config
+
+    with caplog.at_level(logging.WARNING, logger="locusd.daemon"):
+        Daemon(make_config(tmp_path / "with")).db.close()
+        assert "not sandboxed" not in caplog.text
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "git").symlink_to(shutil.which("git") or "git")
+        monkeypatch.setenv("PATH", str(bin_dir))
+        Daemon(make_config(tmp_path / "without")).db.close()
+    assert "agent commands are not sandboxed" in caplog.text
+    assert "install the bubblewrap package" in caplog.text

@@ -89,7 +89,7 @@ def test_a_symlinked_directory_out_of_the_checkout_is_refused(
 ) -> None:
     worktrees, worktree = run
     (checkout / "config").symlink_to(outside.parent)
-    with pytest.raises(WorktreeError, match="^copy: config/id_rsa"):
+    with pytest.raises(WorktreeError, match=r"^copy: config/id_rsa"):
         worktrees.bootstrap(worktree, copying("config/*"))
     assert not (worktree.path / "config").exists()
 
@@ -99,7 +99,7 @@ def test_a_hard_link_is_refused(
 ) -> None:
     worktrees, worktree = run
     os.link(outside, checkout / "key.env")
-    with pytest.raises(WorktreeError, match="^copy: key.env .*hard links"):
+    with pytest.raises(WorktreeError, match=r"^copy: key\.env .*hard links"):
         worktrees.bootstrap(worktree, copying("key.env"))
     assert not (worktree.path / "key.env").exists()
 
@@ -122,7 +122,7 @@ def test_a_target_is_never_written_through_a_symlink(
     (checkout / "config").mkdir()
     (checkout / "config" / "db.env").write_text("B=2\n")
     (worktree.path / "config").symlink_to(tmp_path)
-    with pytest.raises(WorktreeError, match="^copy: config/db.env cannot be written"):
+    with pytest.raises(WorktreeError, match=r"^copy: config/db\.env cannot be written"):
         worktrees.bootstrap(worktree, copying("config/db.env"))
     assert not (tmp_path / "db.env").exists()
 
