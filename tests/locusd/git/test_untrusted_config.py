@@ -122,6 +122,8 @@ def test_the_daemons_git_calls_run_nothing_the_repository_names(
     second = worktrees.create(2, "second run", base=sha)  # checkout with smudge + hooks
     assert (second.path / "app.py").read_text() == "print('changed')\n"
     assert commits.merge(repo, run.branch).ok  # merge drivers, merge hooks
+    pooled = worktrees.take_from_pool(3, "third run", base=sha)  # a checkout in a pooled one
+    assert pooled is not None and pooled.path == run.path
     worktrees.prune(keep_pool=0)
     assert ran(canaries) == []
 
