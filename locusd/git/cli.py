@@ -60,12 +60,15 @@ def git_env(*, secrets: bool = False) -> dict[str, str]:
     return {**env, **GIT_ENV}
 
 
-def hardened_env(executable: str, cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` plus the overrides that keep the repository's configuration from making this
-    git call run a program (:mod:`locusd.git.programs`), computed from the configuration as
-    it is now (one ``git config --list``: the agent may have changed it since the last call)."""
-    listed = run(programs.listing_argv(executable), cwd, timeout=30, env=env)
-    listing = listed.stdout if listed.returncode == 0 else ""
+def hardened_env(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus the overrides that keep the repository's configuration from making the git
+    call ``argv`` run a program (:mod:`locusd.git.programs`), computed from the configuration
+    as it is now (one ``git config --list``: the agent may have changed it since the last
+    call) unless the command can run none."""
+    listing = ""
+    if programs.needs_listing(argv[1:]):
+        listed = run(programs.listing_argv(argv[0]), cwd, timeout=30, env=env)
+        listing = listed.stdout if listed.returncode == 0 else ""
     return programs.config_env(programs.overrides(listing), env)
 
 
@@ -134,8 +137,8 @@ class Git:
         return git_env()
 
     def run(self, cwd: Path, *args: str, timeout: float | None = None) -> Finished:
-        env = hardened_env(self.executable, cwd, git_env())
-        return run([self.executable, *args], cwd, timeout=timeout, env=env)
+        argv = [self.executable, *args]
+        return run(argv, cwd, timeout=timeout, env=hardened_env(argv, cwd, git_env()))
 
     def __call__(self, cwd: Path, *args: str, timeout: float | None = None) -> str:
         """stdout of ``git args`` in ``cwd``; raises :class:`GitFailed` on a non-zero exit."""

@@ -7,11 +7,13 @@ calls run outside the sandbox; a hook, a clean filter or an fsmonitor they start
 there with the host network. So every one of them gets, through git's own ``GIT_CONFIG_COUNT``
 overrides (the highest precedence, any key spelling):
 
-* ``core.hooksPath=/dev/null`` and ``core.fsmonitor=false``, always: no hook, no fsmonitor.
+* ``core.hooksPath=/dev/null``, ``core.fsmonitor=false``, ``log.showSignature=false``,
+  always: no hook, no fsmonitor, no signature check.
 * Editors and pagers through the environment (``GIT_EDITOR=:``, ``GIT_PAGER=cat``), which
   beats any config; trace2 targets off.
 * For each key found in the effective configuration (``git config --list --show-scope``, read
-  right before the call) that names a program git would run and comes from the repository
+  right before the call; skipped for the read-only commands of :data:`NO_PROGRAMS`, which
+  run none of these) that names a program git would run and comes from the repository
   (scope ``local``/``worktree``, includes too), git's default or an empty value: an empty
   filter is no filter. The user's own files (``system``, ``global``) are kept: ``git lfs
   install`` puts its filter there, and the sandbox keeps them out of the agent's reach.
@@ -28,8 +30,24 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-#: Always set: no hooks (every event, from any directory), no fsmonitor (a hook program too).
-ALWAYS = (("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"))
+#: Always set: no hooks (every event, from any directory), no fsmonitor (a hook program too),
+#: no signature checks in ``git log`` (they run ``gpg.program``).
+ALWAYS = (
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("log.showSignature", "false"),
+)
+#: Commands that never read a working tree's files through a filter, merge, sign or talk to
+#: a remote: with :data:`ALWAYS` they run no program whatever the config says, so they skip
+#: the configuration listing (half of the cost of a cheap call such as ``rev-parse``).
+#: ``git worktree`` is named with its subcommand.
+NO_PROGRAMS = frozenset(
+    {
+        *("rev-parse", "show-ref", "for-each-ref", "remote", "config", "merge-base", "log"),
+        *("ls-files", "read-tree", "symbolic-ref", "cat-file"),
+        *("worktree list", "worktree prune"),
+    }
+)
 #: Keys (lower-cased section and name; subsection as written) that run a program, and the
 #: value that makes them harmless: git's default, or empty where empty means "none".
 _PROGRAM_KEYS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -110,6 +128,23 @@ def config_env(pairs: Sequence[tuple[str, str]], env: Mapping[str, str]) -> dict
         added[f"GIT_CONFIG_VALUE_{start + offset}"] = value
     added["GIT_CONFIG_COUNT"] = str(start + len(pairs))
     return added
+
+
+def command_of(args: Sequence[str]) -> str:
+    """The git command ``args`` run (``-c k=v``/``-C dir`` and other leading options skipped),
+    with the subcommand for ``git worktree``: ``"worktree add"``, ``"status"``."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] in ("-c", "-C") else rest[1:]
+    if rest[:1] == ["worktree"]:
+        return " ".join(rest[:2])
+    return rest[0] if rest else ""
+
+
+def needs_listing(args: Sequence[str]) -> bool:
+    """Whether ``git args`` could run a program the configuration names beyond what
+    :data:`ALWAYS` switches off: every command not in :data:`NO_PROGRAMS`."""
+    return command_of(args) not in NO_PROGRAMS
 
 
 def listing_argv(executable: str) -> list[str]:

@@ -70,7 +70,7 @@ class _LocusGit(git.Git):
         inherited = {k: v for k, v in self.environment().items() if k not in REPOSITORY_ENV}
         argv, cwd = [str(arg) for arg in command], Path(self.working_dir or ".")
         # No hook, filter, fsmonitor… the repository's config names (locusd/git/programs.py).
-        hardened = hardened_env(argv[0], cwd, {**git_env(secrets=secrets), **inherited, **env})
+        hardened = hardened_env(argv, cwd, {**git_env(secrets=secrets), **inherited, **env})
         done = run(
             argv, cwd, timeout=options.get("kill_after_timeout"), env=hardened, stdin=istream
         )

@@ -188,3 +188,20 @@ def test_overrides_neutralize_repository_keys_and_keep_the_users() -> None:
     keys = {key for key, _ in found}
     assert "filter.lfs.clean" not in keys and "submodule.a.update" not in keys
     assert "core.sshCommand" not in keys  # a fetch's own: a deploy key
+
+
+def test_only_commands_that_cannot_run_a_program_skip_the_listing() -> None:
+    skip = [
+        ["rev-parse", "--verify", "HEAD"], ["-c", "a.b=c", "log", "--format=%H"],
+        ["--no-optional-locks", "worktree", "list"], ["read-tree", "HEAD"],
+    ]  # fmt: skip
+    listed = [
+        ["add", "--all"], ["--no-optional-locks", "status"], ["diff", "--cached"],
+        ["worktree", "add", "x"], ["worktree", "remove", "x"], ["commit", "-F", "-"],
+        ["-c", "protocol.file.allow=always", "submodule", "update"], ["fetch", "origin"],
+        ["merge", "x"], ["rebase", "x"], ["checkout", "-b", "x"], ["apply", "--cached"],
+        ["grep", "-e", "x"], ["-C", "log", "status"], [],
+    ]  # fmt: skip
+    assert [programs.needs_listing(args) for args in skip] == [False] * len(skip)
+    assert [programs.needs_listing(args) for args in listed] == [True] * len(listed)
+    assert ("log.showSignature", "false") in programs.ALWAYS  # log runs gpg.program otherwise
