@@ -18,9 +18,11 @@ What a command sees, in the order the mounts are laid (a later one wins):
    agents), Locus's own config and state (the cloud token, other runs' transcripts), and the
    usual credential stores in ``$HOME`` — a second layer, for when ``$HOME`` is not replaced.
 4. The run's git repository (:class:`GitLayout`): the common git dir (config, hooks, refs,
-   objects) read-only; writable only the worktree's own admin dir (its index), in which the
-   files that say where the repository is, which branch is checked out, and Locus's run
-   metadata stay read-only. So the user's repository cannot be changed from inside.
+   objects), the user's checkout and other worktrees read-only — laid before step 3, so that a
+   checkout holding a hidden place does not bring it back; writable only the worktree's own
+   admin dir (its index), in which the files that say where the repository is, which branch
+   is checked out, and Locus's run metadata stay read-only. So the user's repository cannot
+   be changed from inside.
 5. The worktree, writable — even where it lies inside a hidden place (the state dir) — with its
    ``.git`` file read-only (pointed elsewhere, it would make Locus's own git calls read a git
    dir of the agent's).
@@ -108,14 +110,19 @@ class GitLayout:
             )
         return cls(worktree.resolve(), common, admin, _other_worktrees(common, admin))
 
-    def mounts(self) -> list[str]:
-        """bwrap arguments: the common dir read-only, the admin dir writable but for
-        :data:`ADMIN_READ_ONLY`, the worktree writable but for its ``.git`` file."""
+    def read_only(self) -> list[str]:
+        """bwrap arguments: the repository's other working trees and the common dir,
+        read-only (laid before the hidden places, so a checkout that contains one — a
+        dotfiles repository in ``$HOME`` — does not bring it back)."""
         args = []
         for other in self.others:
             args += ["--ro-bind", str(other), str(other)]
-        args += ["--ro-bind", str(self.common_dir), str(self.common_dir)]
-        args += ["--bind", str(self.admin_dir), str(self.admin_dir)]
+        return [*args, "--ro-bind", str(self.common_dir), str(self.common_dir)]
+
+    def writable(self) -> list[str]:
+        """bwrap arguments: the admin dir writable but for :data:`ADMIN_READ_ONLY`, the
+        worktree writable but for its ``.git`` file."""
+        args = ["--bind", str(self.admin_dir), str(self.admin_dir)]
         for name in ADMIN_READ_ONLY:
             if (self.admin_dir / name).exists():
                 args += ["--ro-bind", str(self.admin_dir / name), str(self.admin_dir / name)]
@@ -147,6 +154,9 @@ class Sandbox:
                 if allowed.exists():
                     prefix += ["--ro-bind", str(allowed), str(allowed)]
                     shown.append(allowed)
+        if self.git is not None:
+            prefix += self.git.read_only()
+            shown += [*self.git.others, self.git.common_dir]
         for place in self.hidden:
             if self._out_of_sight(place, shown):
                 continue
@@ -158,7 +168,7 @@ class Sandbox:
         # hidden state dir, or in the tmpfs $HOME); then the repository's mounts over it.
         prefix += ["--bind", str(cwd), str(cwd)]
         if self.git is not None:
-            prefix += self.git.mounts()
+            prefix += self.git.writable()
         prefix += ["--chdir", str(cwd)]
         if not self.network:
             prefix.append("--unshare-net")

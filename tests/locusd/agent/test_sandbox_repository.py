@@ -233,3 +233,33 @@ def test_the_daemon_warns_at_start_when_commands_cannot_be_sandboxed(
         Daemon(make_config(tmp_path / "without")).db.close()
     assert "agent commands are not sandboxed" in caplog.text
     assert "install the bubblewrap package" in caplog.text
+
+
+async def test_a_checkout_that_holds_home_brings_no_secret_back(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """A dotfiles repository: the checkout *is* ``$HOME``. Bound read-only for the run, it must
+    not bring back what the sandbox hides there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    sh(home, "git", "init", "-q", "-b", "main")
+    (home / ".gitignore").write_text(".ssh/\n")
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
+    sh(home, "git", "add", ".")
+    sh(home, "git", "-c", "user.name=D", "-c", "user.email=d@x", "commit", "-q", "-m", "dots")
+    worktrees = Worktrees(home, tmp_path / "worktrees")
+    worktree = worktrees.create(1, "dotfiles")
+    boxed = for_run(
+        sandbox,
+        env={"HOME": str(home)},
+        locus_dirs=(),
+        home_allow=(),
+        worktree=worktree.path,
+        common_dir=worktrees.common_dir,
+    )
+    assert boxed is not None
+    shown = await inside(f"cat {home}/.ssh/id_rsa", worktree.path, boxed)
+    assert shown.exit_code != 0 and "PRIVATE KEY" not in shown.output
+    listed = await inside(f"cat {home}/.gitignore", worktree.path, boxed)
+    assert listed.exit_code == 0 and ".ssh/" in listed.output  # the checkout, read-only
