@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from locusd.agent.budget import Budget
 from locusd.agent.policy import CommandPolicy
 from locusd.agent.providers.pricing import Price
+from locusd.agent.sandbox import HOME_ALLOW
 from locusd.errors import describe
 
 ProviderName = Literal["anthropic", "openai", "replay"]
@@ -52,8 +53,25 @@ class AgentConfig(BaseModel):
         True, description="contain commands with bubblewrap when it works here (see docs)"
     )
     allow_network: bool = Field(False, description="give sandboxed commands network access")
+    home_allow: list[str] = Field(
+        default_factory=lambda: list(HOME_ALLOW),
+        description="directories under $HOME (relative) that sandboxed commands see, read-only;"
+        " the rest of $HOME is an empty scratch directory",
+    )
     budget: Budget = Field(default_factory=Budget)
     policy: CommandPolicy = Field(default_factory=CommandPolicy)
+
+    @field_validator("home_allow")
+    @classmethod
+    def _inside_home(cls, names: list[str]) -> list[str]:
+        for name in names:
+            parts = Path(name).parts
+            if not name.strip() or not parts or Path(name).is_absolute() or ".." in parts:
+                raise ValueError(
+                    f"{name!r} is not a directory inside $HOME: give paths relative to it,"
+                    ' without "..", e.g. ".cargo" or ".local/bin"'
+                )
+        return names
 
     def price(self) -> Price | None:
         if self.price_input_per_mtok is None or self.price_output_per_mtok is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
+from locusd.agent import sandbox
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import check_provider
 from locusd.agent.sandbox import containment
@@ -114,6 +115,10 @@ class Daemon:
             log.warning("the agent's commands are not contained: %s", self.containment.warning)
         # What a previous daemon left half-done is finished or undone before anything else.
         self.recovered = self.runs.recover() + self.reviews.recover()
+        if config.agent.sandbox:  # said once at start, and again in each run's warnings
+            contained = sandbox.probe(network=config.agent.allow_network)
+            if contained.warning:
+                log.warning("agent commands are not sandboxed: %s", contained.warning)
         # From start-up (``locusd serve`` builds the core in its event loop): what was kept is
         # sent without waiting for a client. A core built outside a loop starts it on use.
         with contextlib.suppress(RuntimeError):

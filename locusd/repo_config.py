@@ -8,10 +8,17 @@ command); unknown sections are kept for the parts that come later and tolerated,
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from locusd.errors import describe
 
@@ -22,10 +29,33 @@ class RepoConfigError(ValueError):
     pass
 
 
+def copy_pattern_problem(pattern: str) -> str | None:
+    """Why a ``copy`` entry can never be confined to the checkout (an absolute path, a ``..``,
+    a NUL), or None."""
+    if "\0" in pattern:
+        return f"{pattern!r} holds a NUL character: remove it"
+    pure = PurePosixPath(pattern)
+    if pure.is_absolute() or pattern.startswith("~"):
+        return f"{pattern!r} is absolute: give a path relative to the checkout, e.g. '.env'"
+    if ".." in pure.parts:
+        return f"{pattern!r} leaves the checkout ('..'): name files inside it, e.g. 'config/.env'"
+    return None
+
+
+def _copy_inside(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        problem = copy_pattern_problem(pattern)
+        if problem is not None:
+            raise ValueError(problem)
+    return patterns
+
+
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    copy_files: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+    copy_files: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1)]], AfterValidator(_copy_inside)
+    ] = Field(
         default_factory=list,
         alias="copy",
         description="paths or globs (relative to the checkout) copied into each worktree, "

@@ -98,10 +98,26 @@ async def run_task(
     if on_worktree is not None:
         on_worktree(worktree)
     warnings = list(worktree.warnings)
+    contained = sandbox.containment(agent_config)
+    if contained.warning:
+        warnings.append(contained.warning)
+    # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
+    try:
+        boxed = sandbox.for_run(
+            contained.sandbox,
+            env=os.environ,
+            locus_dirs=(config.state_dir, config.credentials_dir, config.worktree_dir),
+            home_allow=agent_config.home_allow,
+            worktree=worktree.path,
+            common_dir=worktrees.common_dir,
+        )
+    except sandbox.GitLayoutError as exc:
+        raise WorktreeError(str(exc)) from None
+    command_env = scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
     settings = repo_config.load(worktree.path)
     if settings.copy_files or settings.setup:
         phase("bootstrapping (.locus.toml)")
-        await asyncio.to_thread(worktrees.bootstrap, worktree, settings)
+        await asyncio.to_thread(worktrees.bootstrap, worktree, settings, boxed, command_env)
 
     run_dir = config.state_dir / "runs" / task_id
     # Transcripts and command output hold code: the owner's eyes only.
@@ -109,29 +125,18 @@ async def run_task(
     transcript_path = transcript_path or run_dir / "transcript.jsonl"
     # From the base commit, not the worktree: a (continued) run's own edits choose nothing.
     verify = await asyncio.to_thread(detect_at, worktree.path, worktree.base_commit)
-    contained = sandbox.containment(agent_config)
-    if contained.warning:
-        warnings.append(contained.warning)
     workspace = Workspace(
         root=worktree.path,
         scratch=run_dir / "commands",
         policy=agent_config.policy,
         # No .pyc files: an edit within the same second as the last run, to the same size, would
         # otherwise be shadowed by stale bytecode and verify would test the old code.
-        env=scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"},
+        env=command_env,
         cancel=cancel,
         verify=verify,
         base_commit=worktree.base_commit,
         approver=approver,
-        sandbox=(
-            contained.sandbox.hiding(
-                sandbox.secret_places(
-                    os.environ, locus_dirs=(config.state_dir, config.credentials_dir)
-                )
-            )
-            if contained.sandbox is not None
-            else None
-        ),
+        sandbox=boxed,
         command_timeout=agent_config.command_timeout,
         verify_timeout=agent_config.verify_timeout,
         max_verify_rounds=agent_config.max_verify_rounds,

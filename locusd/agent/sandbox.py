@@ -7,12 +7,25 @@ the namespace's first process dies, the kernel kills everything in it. A new net
 "source never leaves the machine" needs from an unattended agent; ``allow_network`` turns that
 off for projects whose tests need it.
 
-The filesystem is the user's own (``--bind / /``): commands run with the user's rights, as they
-would by hand; the file tools, not bwrap, confine the agent's reads and writes. What holds
-secrets or reaches the daemon is hidden (:func:`secret_places`): the runtime directory (the
-daemon's socket, ssh and gpg agents), Locus's own config and state (the cloud token, other runs'
-transcripts), and the usual credential stores in ``$HOME`` — an empty tmpfs over a directory,
-``/dev/null`` over a file. A deny-list, so a store it does not name stays readable.
+What a command sees, in the order the mounts are laid (a later one wins):
+
+1. The user's file system (``--bind / /``): the system's tools, with the user's rights.
+2. ``$HOME`` as an empty tmpfs (:meth:`Sandbox.with_home`), with only the allow-listed tool
+   directories (``~/.cargo``, ``~/.pyenv``, … — the user's own config chooses) bound back
+   read-only: a credential store nobody thought to name stays out of sight, and nothing a
+   command writes there (``~/.bashrc``, ``~/.gitconfig``) outlives it.
+3. Hidden (:func:`secret_places`): the runtime directory (the daemon's socket, ssh and gpg
+   agents), Locus's own config and state (the cloud token, other runs' transcripts), and the
+   usual credential stores in ``$HOME`` — a second layer, for when ``$HOME`` is not replaced.
+4. The run's git repository (:class:`GitLayout`): the common git dir (config, hooks, refs,
+   objects), the user's checkout and other worktrees read-only — laid before step 3, so that a
+   checkout holding a hidden place does not bring it back; writable only the worktree's own
+   admin dir (its index), in which the files that say where the repository is, which branch
+   is checked out, and Locus's run metadata stay read-only. So the user's repository cannot
+   be changed from inside.
+5. The worktree, writable — even where it lies inside a hidden place (the state dir) — with its
+   ``.git`` file read-only (pointed elsewhere, it would make Locus's own git calls read a git
+   dir of the agent's).
 
 Where bwrap is missing or user namespaces are restricted, :func:`probe` says so and commands run
 with process-group containment only.
@@ -35,6 +48,17 @@ HOME_SECRETS = (
     *(".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials"),
     *(".pypirc", ".npmrc", ".config/gcloud", ".config/gh", ".config/hub", ".password-store"),
 )
+#: Directories under ``$HOME`` that toolchains install into, seen read-only by commands
+#: (``agent.home_allow`` in the user's config replaces the list). Caches are left out: a tool
+#: writes its cache into the tmpfs ``$HOME`` instead, for the one command.
+HOME_ALLOW = (
+    *(".cargo", ".rustup", ".pyenv", ".nvm", ".volta", ".bun", ".deno", ".sdkman", "go"),
+    *(".local/bin", ".local/lib", ".local/share/pnpm", ".local/share/uv", ".juliaup"),
+)
+#: Files of a worktree's admin dir that stay read-only inside: where the repository is
+#: (``commondir``, ``gitdir``), the checked-out branch (``HEAD``: a worktree switched to the
+#: user's branch would get the accepted commit there), per-worktree config, Locus's metadata.
+ADMIN_READ_ONLY = ("commondir", "gitdir", "HEAD", "config.worktree", "locus.json")
 
 
 def secret_places(env: Mapping[str, str], *, locus_dirs: Iterable[Path] = ()) -> tuple[Path, ...]:
@@ -51,34 +75,166 @@ def secret_places(env: Mapping[str, str], *, locus_dirs: Iterable[Path] = ()) ->
     return tuple(dict.fromkeys(places))
 
 
+class GitLayoutError(Exception):
+    """The worktree's git files are not where a linked worktree has them; says why."""
+
+
+@dataclass(frozen=True)
+class GitLayout:
+    """Where a linked worktree's repository lives, read by the daemon before the agent runs
+    (afterwards the agent could have rewritten the ``.git`` file)."""
+
+    worktree: Path
+    common_dir: Path
+    admin_dir: Path
+    #: The repository's other working trees (the user's checkout, other runs): read-only.
+    others: tuple[Path, ...] = ()
+
+    @classmethod
+    def of(cls, worktree: Path, common_dir: Path) -> GitLayout:
+        """The layout of ``worktree``, a linked worktree of the repository whose common git
+        dir is ``common_dir`` (which the caller knows from the user's checkout, not from the
+        worktree): its ``.git`` file must name an admin dir there that names it back."""
+        dot_git = worktree / ".git"
+        common = common_dir.resolve()
+        try:
+            text = dot_git.read_text(encoding="utf-8").strip()
+            admin = (worktree / text.removeprefix("gitdir:").strip()).resolve()
+            back = Path((admin / "gitdir").read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise GitLayoutError(f"{dot_git} is not a linked worktree's .git file: {exc}") from None
+        if (
+            not text.startswith("gitdir:")
+            or admin.parent != common / "worktrees"
+            or (admin / back).resolve() != dot_git.resolve()
+        ):
+            raise GitLayoutError(
+                f"{dot_git} does not name this worktree's admin dir under {common / 'worktrees'}"
+                " (it was changed): remove the worktree and start the run anew"
+            )
+        return cls(worktree.resolve(), common, admin, _other_worktrees(common, admin))
+
+    def read_only(self) -> list[str]:
+        """bwrap arguments: the repository's other working trees and the common dir,
+        read-only (laid before the hidden places, so a checkout that contains one — a
+        dotfiles repository in ``$HOME`` — does not bring it back)."""
+        args = []
+        for other in self.others:
+            args += ["--ro-bind", str(other), str(other)]
+        return [*args, "--ro-bind", str(self.common_dir), str(self.common_dir)]
+
+    def writable(self) -> list[str]:
+        """bwrap arguments: the admin dir writable but for :data:`ADMIN_READ_ONLY`, the
+        worktree writable but for its ``.git`` file."""
+        args = ["--bind", str(self.admin_dir), str(self.admin_dir)]
+        for name in ADMIN_READ_ONLY:
+            if (self.admin_dir / name).exists():
+                args += ["--ro-bind", str(self.admin_dir / name), str(self.admin_dir / name)]
+        args += ["--bind", str(self.worktree), str(self.worktree)]
+        return [*args, "--ro-bind", str(self.worktree / ".git"), str(self.worktree / ".git")]
+
+
 @dataclass(frozen=True)
 class Sandbox:
     bwrap: str
     network: bool
     hidden: tuple[Path, ...] = ()
     scratch: Path | None = None  # the run's $TMPDIR: writable even under a hidden place
+    #: ``$HOME`` replaced by an empty tmpfs with these entries (relative to it) bound back
+    #: read-only; None: ``$HOME`` as it is (the deny-list alone).
+    home: Path | None = None
+    home_allow: tuple[str, ...] = ()
+    git: GitLayout | None = None
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
             *(self.bwrap, "--die-with-parent", "--unshare-pid", "--bind", "/", "/"),
             *("--dev", "/dev", "--proc", "/proc"),
         ]
+        shown: list[Path] = []
+        if self.home is not None:
+            prefix += ["--tmpfs", str(self.home)]
+            for name in self.home_allow:
+                allowed = self.home / name
+                if allowed.exists():
+                    prefix += ["--ro-bind", str(allowed), str(allowed)]
+                    shown.append(allowed)
+        if self.git is not None:
+            prefix += self.git.read_only()
+            shown += [*self.git.others, self.git.common_dir]
         for place in self.hidden:
-            if place == cwd or place in cwd.parents:
-                continue  # the command's own directory stays (a worktree kept under state)
+            if self._out_of_sight(place, shown):
+                continue
             if place.is_dir():
                 prefix += ["--tmpfs", str(place)]
             elif place.exists():
                 prefix += ["--ro-bind", "/dev/null", str(place)]
         if self.scratch is not None:  # after the hiding: it lives under Locus's state
             prefix += ["--bind", str(self.scratch), str(self.scratch)]
+        # The command's own directory stays visible and writable (a worktree kept under the
+        # hidden state dir, or in the tmpfs $HOME); then the repository's mounts over it.
+        prefix += ["--bind", str(cwd), str(cwd)]
+        if self.git is not None:
+            prefix += self.git.writable()
         prefix += ["--chdir", str(cwd)]
         if not self.network:
             prefix.append("--unshare-net")
         return [*prefix, "--", *argv]
 
+    def _out_of_sight(self, place: Path, shown: list[Path]) -> bool:
+        """Whether ``place`` is already gone: in the tmpfs ``$HOME``, not under an allowed
+        directory bound back."""
+        in_home = self.home is not None and _within(place, self.home)
+        return in_home and not any(_within(place, seen) for seen in shown)
+
     def hiding(self, places: Iterable[Path]) -> Sandbox:
         return replace(self, hidden=tuple(places))
+
+    def with_home(self, home: Path, allow: Iterable[str] = HOME_ALLOW) -> Sandbox:
+        """``home`` replaced by an empty tmpfs but for ``allow`` (relative paths), read-only."""
+        return replace(self, home=home, home_allow=tuple(allow))
+
+    def guarding(self, worktree: Path, common_dir: Path) -> Sandbox:
+        """The run's repository read-only but for what its worktree needs (:class:`GitLayout`).
+        Raises :class:`GitLayoutError` for a worktree that is not one of ``common_dir``'s."""
+        return replace(self, git=GitLayout.of(worktree, common_dir))
+
+
+def _other_worktrees(common: Path, admin: Path) -> tuple[Path, ...]:
+    """The working trees of the repository but the run's own: the main one (``core.bare``
+    aside, the common dir's parent when it is a ``.git``) and every linked one git records."""
+    found = [common.parent] if common.name == ".git" else []
+    for record in (common / "worktrees").glob("*/gitdir"):
+        if record.parent == admin:
+            continue
+        try:
+            found.append(Path(record.read_text(encoding="utf-8").strip()).parent)
+        except (OSError, UnicodeDecodeError):
+            continue
+    return tuple(path for path in found if path.is_dir())
+
+
+def for_run(
+    found: Sandbox | None,
+    *,
+    env: Mapping[str, str],
+    locus_dirs: Iterable[Path],
+    home_allow: Iterable[str],
+    worktree: Path,
+    common_dir: Path,
+) -> Sandbox | None:
+    """The sandbox of one run (None without bwrap): secrets hidden, ``$HOME`` allow-listed, the
+    repository guarded. Built before the setup command and the agent run anything."""
+    if found is None:
+        return None
+    boxed = found.hiding(secret_places(env, locus_dirs=locus_dirs))
+    if env.get("HOME"):
+        boxed = boxed.with_home(Path(env["HOME"]), home_allow)
+    return boxed.guarding(worktree, common_dir)
+
+
+def _within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
 
 
 @dataclass(frozen=True)

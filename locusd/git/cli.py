@@ -9,12 +9,16 @@ closed (or a file), their own process group, and a timeout that kills the whole 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from locusd.agent.commands import is_secret_name
+from locusd.git import programs
 
 #: Variables that point git at another repository than the one ``-C``/``cwd`` names; a daemon
 #: started from a git hook would otherwise inherit them (the list git itself clears for
@@ -30,6 +34,9 @@ REPOSITORY_ENV = (
     "GIT_PREFIX",
 )
 
+#: git's own ``-c`` in the environment (``GIT_CONFIG_KEY_0``): a config key's name, not a secret.
+_CONFIG_KEY = re.compile(r"GIT_CONFIG_KEY_[0-9]+")
+
 GIT_ENV = {
     # Never wait for a password nobody will type: fail, and let the caller decide.
     "GIT_TERMINAL_PROMPT": "0",
@@ -39,11 +46,30 @@ GIT_ENV = {
 }
 
 
-def git_env() -> dict[str, str]:
+def git_env(*, secrets: bool = False) -> dict[str, str]:
     """The daemon's environment as git gets it: without the repository variables, with
-    :data:`GIT_ENV`. Read at each call, so it follows the process environment."""
-    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV}
+    :data:`GIT_ENV`, and without any variable whose name says it holds a secret (the model
+    API keys, Locus's own, tokens) unless ``secrets`` — a fetch or a push, whose credential
+    helper may need one. Read at each call, so it follows the process environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in REPOSITORY_ENV
+        and (secrets or _CONFIG_KEY.fullmatch(k) or not is_secret_name(k))
+    }
     return {**env, **GIT_ENV}
+
+
+def hardened_env(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus the overrides that keep the repository's configuration from making the git
+    call ``argv`` run a program (:mod:`locusd.git.programs`), computed from the configuration
+    as it is now (one ``git config --list``: the agent may have changed it since the last
+    call) unless the command can run none."""
+    listing = ""
+    if programs.needs_listing(argv[1:]):
+        listed = run(programs.listing_argv(argv[0]), cwd, timeout=30, env=env)
+        listing = listed.stdout if listed.returncode == 0 else ""
+    return programs.config_env(programs.overrides(listing), env)
 
 
 @dataclass(frozen=True)
@@ -111,7 +137,8 @@ class Git:
         return git_env()
 
     def run(self, cwd: Path, *args: str, timeout: float | None = None) -> Finished:
-        return run([self.executable, *args], cwd, timeout=timeout, env=git_env())
+        argv = [self.executable, *args]
+        return run(argv, cwd, timeout=timeout, env=hardened_env(argv, cwd, git_env()))
 
     def __call__(self, cwd: Path, *args: str, timeout: float | None = None) -> str:
         """stdout of ``git args`` in ``cwd``; raises :class:`GitFailed` on a non-zero exit."""

@@ -93,11 +93,24 @@ def rebase(worktree: Path, onto: str) -> Integration:
     return _all_or_nothing(_repository(worktree), "rebase", [onto], f"rebased onto {onto}")
 
 
+#: A merge, rebase, cherry-pick or revert under way, by the files git keeps in the git dir.
+_UNDER_WAY = ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
+
+
 def _all_or_nothing(
     repo: Repository, action: Literal["merge", "rebase"], args: list[str], done_text: str
 ) -> Integration:
     """Run ``git merge|rebase``; on a conflict, list the files and ``--abort``, so nothing is
-    left half-applied."""
+    left half-applied. Refused while one is already under way: ``--abort`` would then undo a
+    state Locus did not make (the agent can write its worktree's git dir, and a planted
+    ``rebase-merge/head-name`` would switch the worktree to another branch on abort)."""
+    under_way = [name for name in _UNDER_WAY if (repo.git_dir / name).exists()]
+    if under_way:
+        return Integration(
+            action, False, None, [],
+            f"a {under_way[0]} is under way in {repo.path} ({repo.git_dir / under_way[0]}):"
+            " finish or abort it there first; nothing was changed",
+        )  # fmt: skip
     done = repo.run(action, *args, timeout=TIMEOUT)
     if done.returncode == 0:
         return Integration(action, True, repo.resolve("HEAD"), [], done_text)
@@ -114,7 +127,7 @@ def _all_or_nothing(
 
 def push(worktree: Path, remote: str, branch: str) -> Integration:
     repo = _repository(worktree)
-    done = repo.run("push", "--quiet", remote, f"{branch}:{branch}", timeout=TIMEOUT)
+    done = repo.run("push", "--quiet", remote, f"{branch}:{branch}", timeout=TIMEOUT, network=True)
     if done.returncode == 0:
         return Integration("push", True, None, [], f"pushed {branch} to {remote}")
     return Integration("push", False, None, [], f"git push failed: {done.tail(500)}")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from locusd.git.cli import REPOSITORY_ENV, Finished, GitFailed, git_env, run
+from locusd.git.cli import REPOSITORY_ENV, Finished, GitFailed, git_env, hardened_env, run
 
 # GitPython looks for git when it is imported and raises ImportError without it; Locus says
 # itself that git is missing, and how to fix it (Repository), so the import must not fail.
@@ -64,16 +64,16 @@ class _LocusGit(git.Git):
     def execute(self, *args: Any, **options: Any) -> Any:
         command, istream = (*args, options.pop("istream", None))[:2]
         env = options.pop("env", None) or {}
+        secrets = bool(options.pop("with_secrets", False))  # Locus's own: a fetch or a push
         unknown = set(options) - _EXECUTE_OPTIONS
         if unknown or len(args) > 2 or isinstance(command, str):
             raise TypeError(f"Repository runs argv lists to completion; not {sorted(unknown)}")
         inherited = {k: v for k, v in self.environment().items() if k not in REPOSITORY_ENV}
+        argv, cwd = [str(arg) for arg in command], Path(self.working_dir or ".")
+        # No hook, filter, fsmonitor… the repository's config names (locusd/git/programs.py).
+        hardened = hardened_env(argv, cwd, {**git_env(secrets=secrets), **inherited, **env})
         done = run(
-            [str(arg) for arg in command],
-            Path(self.working_dir or "."),
-            timeout=options.get("kill_after_timeout"),
-            env={**git_env(), **inherited, **env},
-            stdin=istream,
+            argv, cwd, timeout=options.get("kill_after_timeout"), env=hardened, stdin=istream
         )
         stdout, stderr = done.stdout, done.stderr.removesuffix("\n")
         if options.get("strip_newline_in_stdout", True):
@@ -168,10 +168,12 @@ class Repository:
         timeout: float | None = None,
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
+        network: bool = False,
     ) -> Finished:
         """``git args`` here, whatever its exit code; :class:`~locusd.git.cli.TimedOut` after
         ``timeout`` seconds (the command and its children killed). ``stdin`` is sent as the
-        command's input (``-`` arguments); ``env`` adds variables (``GIT_INDEX_FILE``)."""
+        command's input (``-`` arguments); ``env`` adds variables (``GIT_INDEX_FILE``).
+        Secret variables are left out unless ``network`` (a fetch or push for the user)."""
         with _input_file(stdin) as istream:
             status, stdout, stderr = self._repo.git.execute(
                 [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
@@ -181,6 +183,7 @@ class Repository:
                 strip_newline_in_stdout=False,
                 kill_after_timeout=timeout,
                 env=dict(env or {}),
+                with_secrets=network,
             )
         return Finished(status, stdout, stderr)
 
@@ -248,7 +251,7 @@ class Repository:
         return self.run(
             "fetch", "--quiet", "--no-write-fetch-head", "--no-auto-gc",
             "--no-recurse-submodules", "--end-of-options", remote,
-            timeout=timeout,
+            timeout=timeout, network=True,
         )  # fmt: skip
 
     # -- worktrees ---------------------------------------------------------------------------
@@ -310,7 +313,7 @@ class Repository:
         run by hand. It is scoped to this one command; fetches never get it."""
         return self.run(
             "-c", "protocol.file.allow=always", "submodule", "--quiet", "update", "--init",
-            "--recursive", timeout=timeout,
+            "--recursive", timeout=timeout, network=True,
         )  # fmt: skip
 
     def ls_files(self, pathspecs: Sequence[str]) -> list[str]:
@@ -397,7 +400,7 @@ class Repository:
                 )  # fmt: skip
                 self._checked(reset, "reset")
             diff = self.run(
-                "diff", "--cached", "--binary", "--no-color", "--no-ext-diff",
+                "diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
                 "--src-prefix=a/", "--dst-prefix=b/", base, env=env, timeout=120,
             )  # fmt: skip
             return self._checked(diff, "diff"), left_out

@@ -17,22 +17,25 @@ worktrees whose ignored build caches make the next run start warm
 from __future__ import annotations
 
 import builtins
+import os
 import re
-import shutil
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from locusd.agent.commands import scrubbed_env
+from locusd.agent.sandbox import Sandbox
 from locusd.git import runmeta
 from locusd.git.cli import GitFailed, TimedOut, run
+from locusd.git.copying import CopyRefused, copy_confined
 from locusd.git.repo import ListedWorktree, Repository, RepositoryError
 from locusd.git.runmeta import FREE_STATES, RunMeta, WorktreeState
-from locusd.repo_config import RepoConfig
+from locusd.repo_config import RepoConfig, copy_pattern_problem
 
 BRANCH_PREFIX = "locus/"
 #: Task ids as text (local runs: "local-20261124-105959"): what is safe in a branch name and a
@@ -284,27 +287,60 @@ class Worktrees:
             )
         return warnings
 
-    def bootstrap(self, worktree: Worktree, config: RepoConfig) -> None:
+    def bootstrap(
+        self,
+        worktree: Worktree,
+        config: RepoConfig,
+        sandbox: Sandbox | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         """Copy the files the repository names (ignored ones such as .env, which a checkout of
-        the commit lacks) and run its setup command in the worktree."""
-        for pattern in config.copy_files:
+        the commit lacks) and run its setup command in the worktree — in ``sandbox`` (the run's
+        own) with ``env`` (scrubbed): ``.locus.toml`` is repository content, as untrusted as
+        anything the agent writes."""
+        for source in self._copy_sources(config.copy_files):
+            try:
+                copy_confined(self.checkout, worktree.path, source)
+            except CopyRefused as exc:
+                raise WorktreeError(
+                    f"copy: {exc}. Name only regular files inside the checkout in copy"
+                    " (.locus.toml), or fix the file"
+                ) from None
+        if config.setup:
+            self._run_setup(worktree, config.setup, config.setup_timeout, sandbox, env)
+
+    def _copy_sources(self, patterns: builtins.list[str]) -> builtins.list[str]:
+        """The checkout's files ``copy`` names, relative, each pattern checked lexically first
+        (:func:`locusd.repo_config.copy_pattern_problem`); the confined copy checks the rest."""
+        found: dict[str, None] = {}
+        for pattern in patterns:
+            problem = copy_pattern_problem(pattern)
+            if problem is not None:
+                raise WorktreeError(f"copy: {problem}")
             for source in sorted(self.checkout.glob(pattern)):
                 relative = source.relative_to(self.checkout)
-                # Regular files only, and never through a symlink: nothing outside the
-                # checkout is copied in.
-                if source.is_symlink() or not source.is_file() or ".git" in relative.parts:
-                    continue
-                target = worktree.path / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-        if config.setup:
-            self._run_setup(worktree, config.setup, config.setup_timeout)
+                if ".git" not in relative.parts and not source.is_dir():
+                    found[str(relative)] = None
+        return builtins.list(found)
 
-    def _run_setup(self, worktree: Worktree, command: str, timeout: float) -> None:
+    def _run_setup(
+        self,
+        worktree: Worktree,
+        command: str,
+        timeout: float,
+        sandbox: Sandbox | None,
+        env: Mapping[str, str] | None,
+    ) -> None:
+        argv = ["bash", "-c", command]
         try:
-            # The repository's own setup command, from its .locus.toml: run as the user would;
-            # a timeout kills its whole process group (npm, pip and their children).
-            done = run(["bash", "-c", command], worktree.path, timeout=timeout)
+            # The repository's own setup command, from its .locus.toml: in the run's sandbox
+            # when there is one; a timeout kills its whole process group (npm, pip, children).
+            done = run(
+                sandbox.wrap(argv, worktree.path) if sandbox is not None else argv,
+                worktree.path,
+                timeout=timeout,
+                env=scrubbed_env(os.environ) if env is None else env,
+            )
         except TimedOut:
             raise WorktreeError(f"setup command {command!r} took over {timeout:.0f} s") from None
         if done.returncode != 0:

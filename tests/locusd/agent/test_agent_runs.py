@@ -160,14 +160,15 @@ async def test_a_worktree_the_agent_broke_still_ends_with_a_footer_and_a_report(
     repo: Path, tmp_path: Path
 ) -> None:
     """``rm .git`` unlinks the worktree from the repository: the diff cannot be computed. The
-    run ends as a failure that says so — a footer, a report — never a traceback."""
+    run ends as a failure that says so — a footer, a report — never a traceback. (Without the
+    sandbox: inside it ``.git`` is read-only, tests/locusd/agent/test_sandbox_repository.py.)"""
     script = [
         call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
         call("run_command", command="rm .git"),
         call("ask_user", question="is this right?"),
     ]
     async with AnthropicServer(script) as server:
-        report = await run(anthropic(server), repo, make_config(tmp_path))
+        report = await run(anthropic(server), repo, make_config(tmp_path, sandbox=False))
     assert report.outcome == "failed" and report.diff == ""
     assert report.reason is not None and "cannot be read" in report.reason
     records = read(Path(report.transcript))

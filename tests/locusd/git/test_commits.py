@@ -99,6 +99,21 @@ def test_rebase_onto_a_moved_branch(worktree: Worktree, repo: Path) -> None:
     assert git(worktree.path, "merge-base", "HEAD", "main") == git(repo, "rev-parse", "main")
 
 
+def test_a_rebase_state_the_agent_planted_is_not_aborted(worktree: Worktree, repo: Path) -> None:
+    """The agent can write its worktree's git dir: a planted rebase that "started" on the
+    user's branch would, on ``rebase --abort``, switch the worktree to ``main`` — and the next
+    accepted commit would land there. Locus refuses instead of aborting a state it did not
+    make."""
+    admin = Path(git(worktree.path, "rev-parse", "--absolute-git-dir"))
+    (admin / "rebase-merge").mkdir()
+    (admin / "rebase-merge" / "head-name").write_text("refs/heads/main\n")
+    (admin / "rebase-merge" / "orig-head").write_text(git(repo, "rev-parse", "main") + "\n")
+    (admin / "rebase-merge" / "onto").write_text(git(repo, "rev-parse", "main") + "\n")
+    rebased = rebase(worktree.path, "main")
+    assert not rebased.ok and "rebase-merge is under way" in rebased.message
+    assert git(worktree.path, "symbolic-ref", "HEAD") == f"refs/heads/{worktree.branch}"
+
+
 def test_git_apply_rejects_a_patch_that_does_not_fit(worktree: Worktree) -> None:
     bogus = "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-a\n+b\n"
     with pytest.raises(CommitError, match="git apply --cached"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from locusd.git import programs
 from locusd.git.cli import TimedOut
 from locusd.git.commits import message
 from locusd.git.repo import Repository, RepositoryError
@@ -226,12 +227,15 @@ def test_git_gets_no_prompts_no_lfs_downloads_and_no_repository_variables(
     repo: Path, other: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_at(other, monkeypatch)
-    monkeypatch.setenv("LOCUS_TEST_KEPT", "yes")
+    monkeypatch.setenv("TEST_KEPT", "yes")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret")
+    monkeypatch.setenv("LOCUS_TOKEN", "secret")
     env = Repository(repo).output("-c", "alias.env=!env", "env")
     seen = dict(line.partition("=")[::2] for line in env.splitlines())
     assert seen["GIT_TERMINAL_PROMPT"] == "0"
     assert seen["GIT_LFS_SKIP_SMUDGE"] == "1"
-    assert seen["LOCUS_TEST_KEPT"] == "yes", "the rest of the environment is kept"
+    assert seen["TEST_KEPT"] == "yes", "the rest of the environment is kept"
+    assert "ANTHROPIC_API_KEY" not in seen and "LOCUS_TOKEN" not in seen, "secrets are not"
     leaked = [v for v in (*REPOSITORY_VARIABLES, "GIT_OBJECT_DIRECTORY") if v in seen]
     assert leaked == []
 
@@ -278,7 +282,7 @@ def test_a_timeout_kills_the_whole_process_group(repo: Path, tmp_path: Path) -> 
     assert not survived, "the grandchild outlived the timeout"
 
 
-# -- cost: one git process per question ----------------------------------------------------------
+# -- cost: one git process per question (and its config listing) ----------------------------------------------------------
 
 
 @pytest.fixture
@@ -295,10 +299,18 @@ def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+LISTING = "config --list -z --show-scope"
+
+
 def runs(log: Path) -> list[str]:
+    """The subcommands run; a command that could run a program the config names comes right
+    after the configuration listing that hardens it (locusd/git/programs.py), counted apart."""
     lines = log.read_text().splitlines() if log.exists() else []
     log.unlink(missing_ok=True)
-    return [line.split()[0] for line in lines]
+    calls = [line for line in lines if line != LISTING]
+    listed = [line for line in calls if programs.needs_listing(line.split())]
+    assert lines.count(LISTING) == len(listed), lines
+    return [line.split()[0] for line in calls]
 
 
 def test_opening_runs_no_git_and_each_question_runs_one(repo: Path, counted: Path) -> None:
