@@ -31,9 +31,15 @@ POINTS: dict[str, str] = {
     " the run is reviewable again",
     "commit.made": "git made the commit but the run does not know: recovery recognises the"
     " commit (same parent, same message) and records it, with its report",
-    "commit.recorded": "the commit and its `verification` report are recorded: the outbox sends it",
+    "commit.branched": "the commit is on its new branch but the run does not know: recovery"
+    " recognises the commit and records it with its branch and report",
+    "commit.recorded": "the commit and its `verification` report are recorded: the outbox sends"
+    " it; recovery deletes the run's `refs/locus/runs/` ref if it is still there",
     "outbox.acknowledged": "the cloud applied a write the outbox had not marked sent: it is"
     " resent under the same Idempotency-Key (a replay, not a second effect), audited once",
+    "discard.reset": "the worktree was reset but the run not recorded discarded: it stays"
+    " reviewable (nothing to review), its work still under `refs/locus/runs/<run-id>`",
+    "discard.recorded": "the run is discarded but its ref not yet deleted: recovery deletes it",
     "send_back.recorded": "the run is revised and the next round's run recorded: the new run"
     " becomes failed: interrupted in the same worktree, reviewable",
 }
