@@ -350,7 +350,7 @@ async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_d
             run = daemon.store.all()[-1]
             await commit_everything(daemon, run.run_id, peer)
             await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
-            return run
+            return daemon.runs.get(run.run_id)  # committed: it names its branch now
 
         first = await attempt()
         feedback = {"feedback": "Please explain the middle index in a comment."}
@@ -360,6 +360,7 @@ async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_d
 
     # The second attempt continued in the first one's worktree, on its branch, with the feedback.
     assert second.worktree == first.worktree and second.branch == first.branch
+    assert first.branch == f"locus/{first.run_id}-fix-median"
     told = model.requests[len(fix_median_session())].body
     assert told is not None
     assert "Please explain the middle index" in told["messages"][0]["content"][0]["text"]
