@@ -528,7 +528,8 @@ class Worktrees:
     def of_run(self, task_id: int | str) -> Worktree | None:
         """The worktree made for run ``task_id``, even one a crash left before the run could
         name it: its metadata names the run, or (killed before the metadata was written) its
-        folder does, or (an older Locus's) its branch does."""
+        folder does (``<id>-…``: the daemon's run ids have a fixed format, so none is another's
+        prefix), or (an older Locus's) its branch does."""
         folder = f"{_safe_id(task_id)}-"
         for worktree, meta, _ in self._listed(self._linked()):
             if meta is not None:

@@ -466,3 +466,101 @@ def test_lfs_pointers_stay_pointers(repo: Path, tmp_path: Path) -> None:
     wt = Worktrees(repo, tmp_path / "wt").create(1, "Lfs")
     assert (wt.path / "model.bin").read_text() == LFS_POINTER
     assert any("LFS files are pointers" in w for w in wt.warnings)
+
+
+# -- no branch litter: run refs, older Locus's branches, finding a run's worktree ---------------
+
+
+def old_layout(
+    trees: Worktrees, repo: Path, task_id: str, state: runmeta.WorktreeState
+) -> Worktree:
+    """A worktree as an older Locus made it: on a ``locus/<id>-<slug>`` branch."""
+    path = trees.root / f"{task_id}-old"
+    base = sh(repo, "git", "rev-parse", "HEAD")
+    sh(repo, "git", "worktree", "add", "-q", "-b", f"locus/{task_id}-old", str(path), base)
+    meta = runmeta.RunMeta(task_id, "old", base, runmeta.now(), state, runmeta.now())
+    runmeta.write(runmeta.admin_dir(path), meta)
+    return Worktree(path, f"locus/{task_id}-old", base)
+
+
+def test_an_older_locus_branch_without_commits_goes_one_with_commits_stays(
+    repo: Path, tmp_path: Path
+) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    trees.root.mkdir()
+    empty = old_layout(trees, repo, "old-1", "discarded")  # nothing of its own
+    worked = old_layout(trees, repo, "old-2", "done")  # its accepted commit
+    accepted = commit(worked.path, "app.py", "accepted\n", "accepted")
+    assert {w.branch for w in trees.list()} == {empty.branch, worked.branch}
+
+    taken = trees.take_from_pool("new-3", "New")  # the most recently freed: old-2
+    assert taken is not None and taken.path.name == "new-3-new" and taken.branch == ""
+    assert sh(repo, "git", "rev-parse", worked.branch) == accepted, "work stays on its branch"
+    report = trees.prune(keep_pool=0)  # old-1 is removed: its empty branch goes with it
+    assert report.removed == (empty.path,)
+    assert sh(repo, "git", "branch", "--list", "locus/*") == worked.branch
+
+
+def test_a_runs_worktree_is_found_by_metadata_folder_or_older_branch(
+    repo: Path, tmp_path: Path
+) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    made = trees.create("run-1", "Made")
+    assert trees.of_run("run-1") == made
+    # Killed between `git worktree add` and the metadata: its folder names the run.
+    bare = tmp_path / "wt" / "run-2-bare"
+    sh(repo, "git", "worktree", "add", "-q", "--detach", str(bare))
+    found = trees.of_run("run-2")
+    assert found is not None and found.path == bare
+    old = old_layout(trees, repo, "run-3", "running")
+    runmeta.admin_dir(old.path).joinpath("locus.json").unlink()
+    assert trees.of_run("run-3") == Worktree(
+        old.path, old.branch, sh(repo, "git", "rev-parse", "HEAD")
+    )
+    # A pooled worktree names its new run from the moment it is claimed, whatever its folder.
+    trees.set_state(made, "done")
+    taken = trees.take_from_pool("run-4", "Taken")
+    assert taken is not None and trees.of_run("run-4") == taken and trees.of_run("run-1") is None
+    assert trees.of_run("run-9") is None
+
+
+def test_finish_keeps_the_work_under_the_runs_ref_and_resume_carries_it_on(
+    repo: Path, tmp_path: Path
+) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = trees.create("r1", "Work")
+    (wt.path / "app.py").write_text("print('changed')\n")
+    (wt.path / "new.py").write_text("x = 1\n")  # untracked: part of the work too
+    before = sh(wt.path, "git", "status", "--porcelain")
+    trees.finish(wt, "r1", kept=True)
+    assert trees.state(wt) == "review"
+    assert sh(wt.path, "git", "status", "--porcelain") == before, "worktree and index untouched"
+    assert sh(repo, "git", "show", "refs/locus/runs/r1:app.py") == "print('changed')"
+    assert sh(repo, "git", "show", "refs/locus/runs/r1:new.py") == "x = 1"
+    assert sh(repo, "git", "rev-parse", "refs/locus/runs/r1^") == wt.base_commit
+    assert sh(repo, "git", "branch", "--list", "locus/*") == ""
+
+    trees.resume(wt, "r2")  # a further round after a review: the ref follows the run
+    refs = sh(repo, "git", "for-each-ref", "--format=%(refname)", "refs/locus/")
+    assert refs == "refs/locus/runs/r2"
+    meta = trees.metadata(wt)
+    assert meta is not None and (meta.task_id, meta.state) == ("r2", "running")
+    sh(wt.path, "git", "checkout", "-q", "--", "app.py")
+    (wt.path / "new.py").unlink()
+    trees.finish(wt, "r2", kept=False)  # ended without changes: nothing to keep
+    assert sh(repo, "git", "for-each-ref", "refs/locus/") == ""
+    assert trees.state(wt) == "discarded"
+
+
+def test_worktrees_with_submodules_are_not_pooled(repo: Path, tmp_path: Path) -> None:
+    """git cannot move them, and a pooled worktree is renamed for each run."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sh(lib, "git", "init", "-q", "-b", "main")
+    commit(lib, "lib.py", "VALUE = 42\n", "lib")
+    sh(repo, "git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    sh(repo, "git", "commit", "-q", "-m", "add lib")
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = make(trees, "with-lib", "done")
+    assert trees.pooled() == [] and trees.take_from_pool("next", "Next") is None
+    assert trees.prune(keep_pool=2).removed == (wt.path,)
