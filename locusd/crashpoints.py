@@ -21,7 +21,7 @@ POINTS: dict[str, str] = {
     "run.recorded": "the run (starting) and its `running` report are recorded: the run becomes"
     " failed: interrupted, reported as failed",
     "run.worktree": "the worktree exists but is not yet named by the run: recovery finds it by"
-    " its branch and names it, then fails the run as interrupted",
+    " its metadata (or folder) and names it, then fails the run as interrupted",
     "run.working": "the agent was mid-run: the run becomes failed: interrupted, its worktree"
     " kept and named, reported as failed",
     "run.finished": "the agent had finished (the transcript has its footer) but the end was not"
