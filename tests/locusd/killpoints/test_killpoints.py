@@ -92,6 +92,7 @@ HEARD = {
     "completed": "failed",
     "cancelled": "queued",
     "reported": "verification",
+    "discarded": "awaiting_review",  # a discard tells the cloud nothing: it heard the run's end
 }
 
 
