@@ -20,6 +20,10 @@ POINTS: dict[str, str] = {
     " runs out; nothing local to recover",
     "run.recorded": "the run (starting) and its `running` report are recorded: the run becomes"
     " failed: interrupted, reported as failed",
+    "pool.claimed": "(in the agent process) a pooled worktree's metadata names the new run, not"
+    " yet moved: the daemon fails the run and names the worktree (found by its metadata)",
+    "pool.moved": "(in the agent process) the pooled worktree is renamed for the new run, not"
+    " yet checked out: the daemon fails the run and names the worktree, clean at its old commit",
     "run.worktree": "the worktree exists but is not yet named by the run: recovery finds it by"
     " its metadata (or folder) and names it, then fails the run as interrupted",
     "run.working": "the agent was mid-run: the run becomes failed: interrupted, its worktree"

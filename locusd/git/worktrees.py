@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from locusd.crashpoints import crashpoint
 from locusd.git import runmeta
 from locusd.git.cli import GitFailed, TimedOut, run
 from locusd.git.repo import ListedWorktree, Repository, RepositoryError
@@ -402,6 +403,7 @@ class Worktrees:
                 # Named after its current run; the metadata (in git's admin dir, which a move
                 # keeps) already names that run, so a kill between these steps loses nothing.
                 self._checked("worktree move", path, self._repo.move_worktree, path, renamed)
+                crashpoint("pool.moved")
             # No `git clean`: the worktree was just found clean, so there is nothing untracked
             # to remove but ignored files (the caches), and whatever appeared since is kept.
             here = _opened(renamed)
@@ -443,6 +445,7 @@ class Worktrees:
             # after a kill -9 at any later step, recovery finds the worktree by it.
             head = _opened(worktree.path).resolve("HEAD") or freed.base_commit
             runmeta.write(admin, _running(task_id, title, head))
+        crashpoint("pool.claimed")
         try:
             return self._reuse_clean(worktree, freed, task_id, title, base)
         except BaseException:

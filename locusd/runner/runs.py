@@ -192,14 +192,20 @@ class Runs:
         return recovered
 
     def _find_worktree(self, run: Run) -> Run:
-        """A worktree made for the run before it could be recorded (its metadata or its folder
-        names the run)."""
+        """A worktree made for the run before it could be recorded, named in the run."""
+        return self._named(run, self._unnamed_worktree(run))
+
+    def _unnamed_worktree(self, run: Run) -> Worktree | None:
+        """The worktree its metadata or its folder says was made for the run (git only: may
+        run in a thread)."""
         repo = Path(run.repo)
         try:
-            found = Worktrees(repo, self.config.worktree_dir / repo_key(repo)).of_run(run.run_id)
+            return Worktrees(repo, self.config.worktree_dir / repo_key(repo)).of_run(run.run_id)
         except (OSError, WorktreeError) as exc:
             log.warning("run %s: cannot look for its worktree: %s", run.run_id, exc)
-            return run
+            return None
+
+    def _named(self, run: Run, found: Worktree | None) -> Run:
         if found is None:
             return run
         return self.update(
@@ -314,6 +320,9 @@ class Runs:
         if report is not None:
             ended = self._end(self.get(run.run_id), report)
         else:
+            run = self.get(run.run_id)
+            if not run.worktree:  # the agent process died before it could name its worktree
+                run = self._named(run, await asyncio.to_thread(self._unnamed_worktree, run))
             ended = self.move(run, "failed", outcome="failed", reason=error, ended_at=now())
             await asyncio.to_thread(self._keep_work, ended)
         crashpoint("run.ended")

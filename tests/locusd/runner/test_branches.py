@@ -180,3 +180,33 @@ async def test_a_run_without_changes_has_no_ref_and_its_worktree_is_renamed_for_
     assert locus_branches(repo) == [] and list(run_refs(repo)) == [
         f"refs/locus/runs/{second.run_id}"
     ]
+
+
+@pytest.mark.parametrize("point", ["pool.claimed", "pool.moved"])
+async def test_an_agent_process_killed_while_taking_a_pooled_worktree_loses_nothing(
+    point: str, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL (``LOCUS_CRASH_AT``, which the agent process inherits) between the steps of a
+    pool reuse: the run fails naming its worktree, no worktree is leaked, no branch made, and
+    the worktree serves again once the run is discarded."""
+    refused = Fail(400, "invalid_request_error", "not today")
+    async with AnthropicServer([refused, *fix_median_session()]) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        first = await ended(daemon, repo)  # no changes: its worktree goes to the pool
+        monkeypatch.setenv("LOCUS_CRASH_AT", point)
+        killed = await ended(daemon, repo)
+        monkeypatch.delenv("LOCUS_CRASH_AT")
+        assert killed.state == "failed" and "signal 9" in (killed.reason or "")
+        where = Path(killed.worktree or "")
+        folders = list(where.parent.iterdir())
+        assert folders == [where], "named by the run, and the only one: nothing leaked"
+        renamed = point == "pool.moved"
+        assert where.name.startswith(f"{killed.run_id if renamed else first.run_id}-")
+        assert git(where, "status", "--porcelain") == "" and locus_branches(repo) == []
+
+        await daemon.review_discard(ReviewParams(run_id=killed.run_id), Client())
+        again = await ended(daemon, repo)  # the same worktree, renamed for this run
+        await daemon.close()
+    assert again.state == "awaiting_review"
+    assert Path(again.worktree or "").name.startswith(f"{again.run_id}-")
+    assert len(list(where.parent.iterdir())) == 1 and locus_branches(repo) == []
