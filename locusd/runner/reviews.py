@@ -123,6 +123,10 @@ def _on_branch(run: Run, branch: str) -> None:
         )
 
 
+def _named(branch: str | None) -> str:
+    return f"branch {branch}" if branch else "a detached HEAD"
+
+
 def _forget_work(run: Run) -> None:
     """The run was committed or discarded: its ref goes (the branch or nothing is left)."""
     try:
@@ -295,11 +299,20 @@ class Reviews:
 
     @staticmethod
     def _branch_for(run: Run) -> str:
-        """The branch an accepted commit goes on: the one the worktree is on (a further round
-        of a committed run, or an older Locus's run), else a new ``locus/<run-id>-<slug>`` —
-        which must not exist yet."""
+        """The branch an accepted commit goes on: the run's own (a further round of a
+        committed run, or an older Locus's run), else a new ``locus/<run-id>-<slug>`` — which
+        must not exist yet. The worktree's HEAD must be where Locus left it: the agent's
+        commands can point it at any branch (HEAD lives in the worktree's own git dir), and a
+        commit there would land on one of the user's branches."""
         worktree = _worktree(run)
         current = worktree.current_branch()
+        if current != run.branch:
+            raise LocusError(
+                Code.INVALID_RUN_STATE,
+                f"run {run.run_id}: its worktree's HEAD is on {_named(current)}, not on"
+                f" {_named(run.branch)} where Locus left it (the agent's commands can move it):"
+                " nothing was committed; look at the worktree, or discard the run",
+            )
         if current is not None:
             return current
         branch = branch_name(run.run_id, run.title)
@@ -431,8 +444,11 @@ class Reviews:
         run = self._run(run_id)
         assert run.worktree and run.base_commit
         worktree = _worktree(run)
-        steps = (("reset", "-q", "--hard", run.base_commit), ("clean", "-q", "-d", "-f"))
-        for args in steps:  # ignored files stay
+        if run.branch is not None and worktree.current_branch() == run.branch:
+            back: tuple[str, ...] = ("reset", "-q", "--hard", run.base_commit)
+        else:  # detached, as Locus left it — or moved onto a branch that no discard may reset
+            back = ("checkout", "-q", "--force", "--detach", run.base_commit)
+        for args in (back, ("clean", "-q", "-d", "-f")):  # ignored files stay
             done = await asyncio.to_thread(worktree.run, *args, timeout=300)
             if done.returncode != 0:
                 raise LocusError(Code.INVALID_ARGUMENT, f"git {args[0]} failed: {done.tail(300)}")

@@ -14,6 +14,7 @@ import pytest
 from locusd.agent.policy import CommandPolicy
 from locusd.daemon import Daemon
 from locusd.git.worktrees import branch_name
+from locusd.protocol.errors import LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
     ApprovalRequest,
@@ -210,3 +211,32 @@ async def test_an_agent_process_killed_while_taking_a_pooled_worktree_loses_noth
     assert again.state == "awaiting_review"
     assert Path(again.worktree or "").name.startswith(f"{again.run_id}-")
     assert len(list(where.parent.iterdir())) == 1 and locus_branches(repo) == []
+
+
+async def test_a_worktree_head_pointed_at_the_users_branch_is_never_committed_on_or_reset(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The agent's commands can point the worktree's HEAD at any branch (HEAD lives in the
+    worktree's own git dir): a commit would then land on the user's branch, a discard reset it.
+    Neither happens."""
+    async with AnthropicServer(fix_median_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        run = await ended(daemon, repo)
+        worktree = Path(run.worktree or "")
+        (repo / "notes.txt").write_text("the user's own work\n")
+        git(repo, "add", "notes.txt")
+        git(repo, "commit", "-qm", "user work")  # main moves on past the run's base
+        mine = git(repo, "rev-parse", "main")
+        git(worktree, "symbolic-ref", "HEAD", "refs/heads/main")  # what the agent can do
+
+        with pytest.raises(LocusError, match="HEAD is on branch main, not on a detached HEAD"):
+            await commit_everything(daemon, run.run_id, Client())
+        assert daemon.runs.get(run.run_id).state == "awaiting_review"
+        discarded = await daemon.review_discard(ReviewParams(run_id=run.run_id), Client())
+        await daemon.close()
+    assert discarded.state == "discarded"
+    assert git(repo, "rev-parse", "main") == mine, "the user's branch is untouched"
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+    assert git(worktree, "rev-parse", "HEAD") == run.base_commit
+    assert locus_branches(repo) == [] and run_refs(repo) == {}
