@@ -440,7 +440,9 @@ class Reviews:
 
     async def discard(self, run_id: str) -> Run:
         """Throw the run's changes away — its commits on top of the base too — then its ref.
-        Killed before the run is recorded discarded, the ref still holds the work."""
+        Only the run's own branch is ever reset; a HEAD found elsewhere is detached at the
+        base instead. Killed before the run is recorded discarded, the ref still holds the
+        work."""
         run = self._run(run_id)
         assert run.worktree and run.base_commit
         worktree = _worktree(run)

@@ -284,6 +284,12 @@ async def test_send_back_gives_the_agent_a_second_round_in_the_same_worktree(
     again = await daemon.review_get(ReviewParams(run_id=second.run_id), peer)
     assert again.revision != view.revision
     assert [f.path for f in again.files] == ["stats.py"]
+    # The round's work is kept under the new run's ref (the first run's went with it), and
+    # neither round made a branch.
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/locus/")
+    assert refs == f"refs/locus/runs/{second.run_id}"
+    assert "README" not in git(repo, "diff", "--stat", first.base_commit or "", refs)
+    assert git(repo, "branch", "--list", "locus/*") == ""
     await daemon.close()
 
 
