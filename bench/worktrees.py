@@ -208,7 +208,8 @@ def measure_pool(repo: Path, trees: Worktrees, reps: int, t: Timings) -> None:
         git(repo, "commit", "-q", "-am", f"user commit {i}")
         take = partial(trees.take_from_pool, f"warm-{i}", "pooled worktree")
         warm = first_pass(trees, config, take, t.warm_ready_ms, t.warm_verify_ms)
-        assert warm.path == cold.path, "the pool gave another worktree"
+        assert not cold.path.exists(), "the pool gave another worktree"
+        assert warm.path.name.startswith(f"warm-{i}-"), "renamed for its run"
         assert (warm.path / changed.relative_to(repo)).read_text() == changed.read_text()
         trees.set_state(warm, "done")
 

@@ -20,8 +20,12 @@ POINTS: dict[str, str] = {
     " runs out; nothing local to recover",
     "run.recorded": "the run (starting) and its `running` report are recorded: the run becomes"
     " failed: interrupted, reported as failed",
+    "pool.claimed": "(in the agent process) a pooled worktree's metadata names the new run, not"
+    " yet moved: the daemon fails the run and names the worktree (found by its metadata)",
+    "pool.moved": "(in the agent process) the pooled worktree is renamed for the new run, not"
+    " yet checked out: the daemon fails the run and names the worktree, clean at its old commit",
     "run.worktree": "the worktree exists but is not yet named by the run: recovery finds it by"
-    " its branch and names it, then fails the run as interrupted",
+    " its metadata (or folder) and names it, then fails the run as interrupted",
     "run.working": "the agent was mid-run: the run becomes failed: interrupted, its worktree"
     " kept and named, reported as failed",
     "run.finished": "the agent had finished (the transcript has its footer) but the end was not"
@@ -31,9 +35,15 @@ POINTS: dict[str, str] = {
     " the run is reviewable again",
     "commit.made": "git made the commit but the run does not know: recovery recognises the"
     " commit (same parent, same message) and records it, with its report",
-    "commit.recorded": "the commit and its `verification` report are recorded: the outbox sends it",
+    "commit.branched": "the commit is on its new branch but the run does not know: recovery"
+    " recognises the commit and records it with its branch and report",
+    "commit.recorded": "the commit and its `verification` report are recorded: the outbox sends"
+    " it; recovery deletes the run's `refs/locus/runs/` ref if it is still there",
     "outbox.acknowledged": "the cloud applied a write the outbox had not marked sent: it is"
     " resent under the same Idempotency-Key (a replay, not a second effect), audited once",
+    "discard.reset": "the worktree was reset but the run not recorded discarded: it stays"
+    " reviewable (nothing to review), its work still under `refs/locus/runs/<run-id>`",
+    "discard.recorded": "the run is discarded but its ref not yet deleted: recovery deletes it",
     "send_back.recorded": "the run is revised and the next round's run recorded: the new run"
     " becomes failed: interrupted in the same worktree, reviewable",
 }

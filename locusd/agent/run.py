@@ -86,7 +86,7 @@ async def run_task(
     worktree: Worktree
     if continue_in is not None:
         worktree = continue_in
-        await asyncio.to_thread(worktrees.set_state, worktree, "running")
+        await asyncio.to_thread(worktrees.resume, worktree, task_id)
     else:
         # Stale worktrees go first (never one holding unreviewed, uncommitted or unreported
         # work), then a pooled worktree (its ignored build caches warm) when there is one.
@@ -205,11 +205,11 @@ async def run_task(
         transcript.write(Footer(**dict(ending)))
     finally:
         transcript.close()
-    # With changes, the worktree waits for review; without, it is free for the pool. A failed
-    # run whose changes could not be read is kept for review, whatever they are.
+    # With changes, the worktree waits for review (its work kept under the run's ref); without,
+    # it is free for the pool. A failed run whose changes could not be read is kept for review.
     kept = bool(diff) or unreadable
     try:
-        await asyncio.to_thread(worktrees.set_state, worktree, "review" if kept else "discarded")
+        await asyncio.to_thread(worktrees.finish, worktree, task_id, kept=kept)
     except (
         WorktreeError,
         RepositoryError,

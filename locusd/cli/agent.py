@@ -30,7 +30,7 @@ from locusd.agent.report import Approver, RunReport
 from locusd.agent.run import run_task
 from locusd.cli.common import console as make_console
 from locusd.cli.progress import Progress
-from locusd.git.worktrees import WorktreeError
+from locusd.git.worktrees import WorktreeError, run_ref
 from locusd.repo_config import RepoConfigError
 
 EXIT_CODES = {
@@ -98,7 +98,9 @@ def _show(console: Console, report: RunReport) -> None:
         f"\n{report.turns} turns, {report.usage.total_tokens} tokens"
         f" ({report.usage.cache_read_tokens} from cache), cost {cost}, {report.duration:.1f} s"
     )
-    lines.append(f"worktree {report.worktree} (branch {report.branch})")
+    kept = f"its work kept under {run_ref(report.task_id)}" if report.diff else "no changes"
+    where = f"branch {report.branch}" if report.branch else kept
+    lines.append(f"worktree {report.worktree} ({where})")
     lines.append(f"transcript {report.transcript}")
     lines.extend(f"[yellow]warning:[/] {warning}" for warning in report.warnings)
     console.print(Panel("\n".join(lines), title=f"locus agent run {report.task_id}"))

@@ -206,7 +206,8 @@ def review(
         if isinstance(result, ReviewView):
             _show_review(result)
         elif isinstance(result, CommitResult):
-            out.print(f"committed {result.commit[:12]} on {result.branch}")
+            where = result.branch or "the worktree's detached HEAD (the branch name was taken)"
+            out.print(f"committed {result.commit[:12]} on {where}")
             if result.message:
                 out.print(result.message)
             if result.report_queued:

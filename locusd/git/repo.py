@@ -46,6 +46,12 @@ NO_GIT = (
     "git is not installed or not on PATH: install git (e.g. apt-get install git)"
     " or start the daemon with a PATH that includes it"
 )
+#: Who made a :meth:`Repository.snapshot` (whatever the user's git identity, or none).
+SNAPSHOT_AUTHOR = {
+    f"GIT_{who}_{what}": value
+    for who in ("AUTHOR", "COMMITTER")
+    for what, value in (("NAME", "Locus"), ("EMAIL", "locus@localhost"))
+}
 #: What :meth:`_LocusGit.execute` understands of GitPython's execute options.
 _EXECUTE_OPTIONS = frozenset(
     {"with_extended_output", "with_exceptions", "kill_after_timeout", "strip_newline_in_stdout"}
@@ -205,6 +211,21 @@ class Repository:
     def branch_exists(self, branch: str) -> bool:
         return self.run("show-ref", "--verify", "-q", f"refs/heads/{branch}").returncode == 0
 
+    def refs(self, prefix: str) -> dict[str, str]:
+        """Ref name → commit, for the refs under ``prefix`` (``refs/locus/runs/``)."""
+        out = self.output("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        pairs = (line.split(" ", 1) for line in out.splitlines())
+        return {name: sha for name, sha in pairs}
+
+    def update_refs(self, commands: Sequence[str]) -> None:
+        """``git update-ref --stdin``: ``create|update|delete <ref> …`` lines in one
+        transaction, all made or none."""
+        self.output("update-ref", "--stdin", stdin="".join(f"{c}\n" for c in commands))
+
+    def is_referenced(self, commit: str) -> bool:
+        """Whether some ref (a branch, a tag, a Locus ref) has ``commit`` in its history."""
+        return bool(self.output("for-each-ref", "--count=1", "--contains", commit).strip())
+
     def current_branch(self) -> str | None:
         """The checked-out branch, None on a detached HEAD (read from HEAD: no process)."""
         head = self._repo.head
@@ -274,9 +295,13 @@ class Repository:
                 )
         return found
 
-    def add_worktree(self, path: Path, branch: str, commit: str) -> None:
-        """A new worktree at ``path`` on a new ``branch`` at ``commit``."""
-        self.output("worktree", "add", "-q", "-b", branch, str(path), commit)
+    def add_worktree(self, path: Path, commit: str) -> None:
+        """A new worktree at ``path`` on a detached HEAD at ``commit``: no branch is made."""
+        self.output("worktree", "add", "-q", "--detach", str(path), commit)
+
+    def move_worktree(self, path: Path, new_path: Path) -> None:
+        """``git worktree move`` (git refuses a worktree with submodules)."""
+        self.output("worktree", "move", str(path), str(new_path))
 
     def remove_worktree(self, path: Path, *, force: bool = False) -> Finished:
         """``git worktree remove``; git refuses a dirty worktree unless ``force``."""
@@ -300,9 +325,14 @@ class Repository:
         args += ["--ignore-submodules=none"] if all_submodules else []
         return bool(self.output(*args))
 
-    def checkout_new_branch(self, branch: str, commit: str) -> None:
-        """Switch this worktree to a new ``branch`` at ``commit``, tracked files overwritten."""
-        self.output("checkout", "-q", "--force", "-b", branch, commit)
+    def checkout_detached(self, commit: str) -> None:
+        """Detach this worktree's HEAD at ``commit``, tracked files overwritten."""
+        self.output("checkout", "-q", "--force", "--detach", commit)
+
+    def switch_to_branch(self, branch: str, *, create: bool) -> None:
+        """Put HEAD on ``branch`` (made at HEAD when ``create``); files and index stay as they
+        are, since HEAD's commit does not change."""
+        self.output("checkout", "-q", *(["-b"] if create else []), branch)
 
     def update_submodules(self, timeout: float) -> Finished:
         """``git submodule update --init --recursive``. protocol.file.allow=always: since git
@@ -412,6 +442,21 @@ class Repository:
         except OSError:
             return False  # deleted, or under a directory that is now a file: nothing to read
         return stat.S_ISREG(info.st_mode) and info.st_nlink > 1
+
+    def snapshot(self, message: str) -> str:
+        """A commit of everything in this worktree (new files included, ignored ones not) on
+        top of HEAD, made in a throwaway index and named by no ref: the worktree, its index
+        and HEAD stay as they are. Its author is Locus, not the user: it is a safekeeping
+        copy, never a commit the user accepted. Four git commands."""
+        with self._throwaway_index() as env:
+            self._checked(self.run("read-tree", "HEAD", env=env, timeout=120), "read-tree")
+            self._checked(self.run("add", "--all", env=env, timeout=120), "add --all")
+            tree = self._checked(self.run("write-tree", env=env, timeout=120), "write-tree")
+        made = self.run(
+            "commit-tree", tree.strip(), "-p", "HEAD", stdin=message, env=SNAPSHOT_AUTHOR,
+            timeout=60,
+        )  # fmt: skip
+        return self._checked(made, "commit-tree").strip()
 
     @contextmanager
     def _throwaway_index(self) -> Iterator[dict[str, str]]:

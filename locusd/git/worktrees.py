@@ -1,8 +1,16 @@
-"""One git worktree per run, on branch ``locus/<task-id>-<slug>``, outside the user's checkout.
+"""One git worktree per run, outside the user's checkout, in a folder named after the run
+(``<run-id>-<slug>``), on a detached HEAD at the run's base commit.
 
 The user's working tree, index and current branch are never touched: a worktree shares only the
 object database and refs with the user's repository, and all Locus writes there are the
-remote-tracking refs of a ``git fetch``, the run's branch and git's own worktree records.
+remote-tracking refs of a ``git fetch``, git's own worktree records, the run's ref and — only
+for a change the user accepted — the run's branch.
+
+No branch litter: a run makes no branch. Its work, once it ends with changes, is kept as a
+snapshot commit under ``refs/locus/runs/<run-id>`` (:data:`RUN_REFS`: outside ``refs/heads``, so
+``git branch`` never lists it) until the user commits or discards it; the branch
+``locus/<run-id>-<slug>`` (:func:`branch_name`) is made only for an accepted commit
+(``locusd/runner/reviews.py``).
 Git itself does the work (``git worktree add`` is what the user would run by hand, and it is
 fast on large repositories), through :class:`~locusd.git.repo.Repository`; Locus adds a few
 cheap calls around it.
@@ -17,6 +25,7 @@ worktrees whose ignored build caches make the next run start warm
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import re
 import threading
@@ -24,12 +33,13 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from locusd.agent.commands import scrubbed_env
 from locusd.agent.sandbox import Sandbox
+from locusd.crashpoints import crashpoint
 from locusd.git import runmeta
 from locusd.git.cli import GitFailed, TimedOut, run
 from locusd.git.copying import CopyRefused, copy_confined
@@ -38,6 +48,8 @@ from locusd.git.runmeta import FREE_STATES, RunMeta, WorktreeState
 from locusd.repo_config import RepoConfig, copy_pattern_problem
 
 BRANCH_PREFIX = "locus/"
+#: Where a run's unaccepted work is kept: ``refs/locus/runs/<run-id>``.
+RUN_REFS = "refs/locus/runs/"
 #: Task ids as text (local runs: "local-20261124-105959"): what is safe in a branch name and a
 #: directory name. A leading '.' and '..' are refused too: git refuses them in ref names.
 _TASK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
@@ -62,20 +74,36 @@ def slugify(title: str, max_length: int = 40) -> str:
     return slug[:max_length].rstrip("-") or "task"
 
 
-def branch_name(task_id: int | str, title: str) -> str:
-    """``locus/<task-id>-<slug>``; a text id must be branch-safe (``[A-Za-z0-9._-]``)."""
+def _safe_id(task_id: int | str) -> str:
+    """The id as text, if it is safe in a ref name and a folder name (``[A-Za-z0-9._-]``)."""
     text = str(task_id)
     if isinstance(task_id, bool) or not _TASK_ID.fullmatch(text) or ".." in text:
         raise WorktreeError(
             f"task id {task_id!r} cannot name a branch: use up to 100 of A-Z a-z 0-9 . _ -"
             " (not starting with '.', no '..')"
         )
-    return f"{BRANCH_PREFIX}{text}-{slugify(title)}"
+    return text
+
+
+def folder_name(task_id: int | str, title: str) -> str:
+    """``<task-id>-<slug>``: the run's worktree folder (also the tail of its branch's name)."""
+    return f"{_safe_id(task_id)}-{slugify(title)}"
+
+
+def branch_name(task_id: int | str, title: str) -> str:
+    """``locus/<task-id>-<slug>``: the branch an accepted commit of the run is made on."""
+    return f"{BRANCH_PREFIX}{folder_name(task_id, title)}"
+
+
+def run_ref(task_id: int | str) -> str:
+    """``refs/locus/runs/<task-id>``: where the run's unaccepted work is kept."""
+    return f"{RUN_REFS}{_safe_id(task_id)}"
 
 
 @dataclass(frozen=True)
 class Worktree:
     path: Path
+    #: The branch checked out: "" (a detached HEAD) until the run's change is committed.
     branch: str
     base_commit: str
     #: What the user should know but that did not stop the run (offline fetch, uncommitted
@@ -123,6 +151,19 @@ def _opened(path: Path) -> Repository:
         raise WorktreeError(str(exc)) from None
 
 
+def _running(task_id: int | str, title: str, commit: str) -> RunMeta:
+    """A run's metadata as it starts."""
+    created = runmeta.now()
+    return RunMeta(task_id, title, commit, created, "running", created)
+
+
+def _poolable(worktree: Worktree) -> bool:
+    """Whether a free worktree can serve the next run: git cannot move a worktree holding
+    submodules ("working trees containing submodules cannot be moved"), and a pooled
+    worktree is renamed for each run, so those are removed rather than pooled."""
+    return worktree.path.is_dir() and not (worktree.path / ".gitmodules").exists()
+
+
 def _freed_last_first(found: list[tuple[Worktree, RunMeta]]) -> list[tuple[Worktree, RunMeta]]:
     """Most recently freed (state last changed) first: their caches are the warmest."""
 
@@ -130,6 +171,28 @@ def _freed_last_first(found: list[tuple[Worktree, RunMeta]]) -> list[tuple[Workt
         return datetime.fromisoformat(item[1].updated_at), str(item[0].path)
 
     return sorted(found, key=key, reverse=True)
+
+
+def save_work(path: Path, task_id: int | str) -> str:
+    """Keep everything in the worktree at ``path`` — commits, changes, new files — as a
+    snapshot commit under the run's ref (replacing an earlier one): reachable, and out of
+    ``git branch``, whatever later happens to the worktree. Returns the snapshot."""
+    ref = run_ref(task_id)
+    here = _opened(path)
+    try:
+        snapshot = here.snapshot(f"Locus run {task_id}: its work, not yet accepted\n")
+        here.update_refs([f"update {ref} {snapshot}"])
+    except (GitFailed, TimedOut) as exc:
+        raise WorktreeError(f"could not keep the work of {path} under {ref}: {exc}") from None
+    return snapshot
+
+
+def drop_work(repo_path: Path, task_id: int | str) -> None:
+    """Delete the run's ref (if any): its work was committed or discarded."""
+    ref = run_ref(task_id)
+    repo = _opened(repo_path)
+    if ref in repo.refs(ref):
+        repo.update_refs([f"delete {ref}"])
 
 
 class Worktrees:
@@ -158,8 +221,8 @@ class Worktrees:
         return commit
 
     def create(self, task_id: int | str, title: str, base: str = "HEAD") -> Worktree:
-        """A new worktree on a new branch from a fresh base, with submodules checked out and
-        LFS files left as pointers. Refuses to reuse a branch or a path.
+        """A new worktree (a detached HEAD: no branch) from a fresh base, with submodules
+        checked out and LFS files left as pointers. Refuses to reuse a path.
 
         The base: when the repository has a remote, it is fetched first (offline: a warning,
         and local refs). For ``base="HEAD"`` the run starts from the current branch's upstream
@@ -169,20 +232,20 @@ class Worktrees:
         for, and a detached HEAD has no upstream. Any other ``base`` is used as it is.
         Uncommitted changes in the user's checkout are never part of a run (a warning says so).
         """
-        branch = branch_name(task_id, title)
-        path = self.root / branch.removeprefix(BRANCH_PREFIX)
+        path = self._new_path(task_id, title)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._starting(base) as (commit, warnings):
+            self._checked("worktree add", self.checkout, self._repo.add_worktree, path, commit)
+        return self._started(path, task_id, title, commit, warnings)
+
+    def _new_path(self, task_id: int | str, title: str) -> Path:
+        path = self.root / folder_name(task_id, title)
         if path.exists():
             raise WorktreeError(
                 f"{path} already exists: remove it, or pick another task id"
                 " (prune removes only finished runs' worktrees)"
             )
-        self._refuse_existing(branch)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._starting(base) as (commit, warnings):
-            self._checked(
-                "worktree add", self.checkout, self._repo.add_worktree, path, branch, commit
-            )
-        return self._started(path, branch, task_id, title, commit, warnings)
+        return path
 
     @contextmanager
     def _starting(self, base: str) -> Iterator[tuple[str, list[str]]]:
@@ -218,18 +281,15 @@ class Worktrees:
     def _started(
         self,
         path: Path,
-        branch: str,
         task_id: int | str,
         title: str,
         commit: str,
         warnings: builtins.list[str],
     ) -> Worktree:
         """After the checkout: metadata (state running), submodules, LFS note."""
-        created = runmeta.now()
-        meta = RunMeta(task_id, title, commit, created, "running", created)
-        runmeta.write(runmeta.admin_dir(path), meta)
+        runmeta.write(runmeta.admin_dir(path), _running(task_id, title, commit))
         warnings += self._after_checkout(path)
-        return Worktree(path, branch, commit, tuple(warnings))
+        return Worktree(path, "", commit, tuple(warnings))
 
     def _remote(self) -> str | None:
         """The remote to fetch: the current branch's upstream remote, else origin, else the
@@ -257,12 +317,6 @@ class Worktrees:
             f"could not fetch {remote} ({reason}): the run starts from local refs,"
             " which may be behind the remote"
         )
-
-    def _refuse_existing(self, branch: str) -> None:
-        if self._repo.branch_exists(branch):
-            raise WorktreeError(
-                f"branch {branch} already exists: delete it or pick another task id"
-            )
 
     def _after_checkout(self, path: Path) -> list[str]:
         """Submodules in, and a note about LFS pointers; both are warnings, not failures: a run
@@ -354,28 +408,55 @@ class Worktrees:
     def reuse(
         self, worktree: Worktree, task_id: int | str, title: str, base: str = "HEAD"
     ) -> Worktree:
-        """Point a finished run's worktree at a new task instead of creating one anew: a new
-        branch from a fresh base (as in :meth:`create`), tracked files checked out — while
-        ignored files (node_modules, target/, .venv) stay, so build caches are warm. The old
-        branch stays. Refuses while the worktree holds uncommitted work or untracked files
-        (commit or discard them first). Runs normally get one through :meth:`take_from_pool`."""
+        """Point a finished run's worktree at a new task instead of creating one anew: moved
+        to the new run's folder name, a detached HEAD at a fresh base (as in :meth:`create`),
+        tracked files checked out — while ignored files (node_modules, target/, .venv) stay,
+        so build caches are warm. A branch of the old run stays, unless it is an older
+        Locus's branch with no commit of its own. Refuses while the worktree holds
+        uncommitted work or untracked files (commit or discard them first). Runs normally get
+        one through :meth:`take_from_pool`."""
         if self.is_dirty(worktree):
             raise WorktreeError(
                 f"{worktree.path} has uncommitted changes: commit or discard them before reuse"
             )
-        return self._reuse_clean(worktree, task_id, title, base)
+        return self._reuse_clean(worktree, self.metadata(worktree), task_id, title, base)
 
     def _reuse_clean(
-        self, worktree: Worktree, task_id: int | str, title: str, base: str
+        self,
+        worktree: Worktree,
+        before: RunMeta | None,
+        task_id: int | str,
+        title: str,
+        base: str,
     ) -> Worktree:
-        branch = branch_name(task_id, title)
-        self._refuse_existing(branch)
+        path = worktree.path
+        self._keep_detached_commits(worktree, before)
+        renamed = self.root / folder_name(task_id, title)
+        if renamed != path:
+            renamed = self._new_path(task_id, title)
         with self._starting(base) as (commit, warnings):
+            if renamed != path:
+                # Named after its current run; the metadata (in git's admin dir, which a move
+                # keeps) already names that run, so a kill between these steps loses nothing.
+                self._checked("worktree move", path, self._repo.move_worktree, path, renamed)
+                crashpoint("pool.moved")
             # No `git clean`: the worktree was just found clean, so there is nothing untracked
             # to remove but ignored files (the caches), and whatever appeared since is kept.
-            here = _opened(worktree.path)
-            self._checked("checkout", worktree.path, here.checkout_new_branch, branch, commit)
-        return self._started(worktree.path, branch, task_id, title, commit, warnings)
+            here = _opened(renamed)
+            self._checked("checkout", renamed, here.checkout_detached, commit)
+        if before is not None:
+            self._drop_litter_branch(worktree.branch, before.base_commit)
+        return self._started(renamed, task_id, title, commit, warnings)
+
+    def _drop_litter_branch(self, branch: str, base_commit: str) -> None:
+        """An older Locus made a ``locus/…`` branch for every run: once its worktree is reused
+        or removed, such a branch with no commit of its own (still at the run's base) is
+        deleted; one holding commits stays — it may be work."""
+        if not branch.startswith(BRANCH_PREFIX):
+            return
+        # Refused when it moved on (commits of its own) or is gone: then kept as it is.
+        with contextlib.suppress(GitFailed):
+            self._repo.update_refs([f"delete refs/heads/{branch} {base_commit}"])
 
     def pooled(self) -> list[Worktree]:
         """Free worktrees (finished runs: done or discarded, nothing uncommitted), the most
@@ -387,27 +468,32 @@ class Worktrees:
         empty (then :meth:`create` one). Two callers in this process never get the same
         worktree: choosing one and marking it running happen under a lock per worktree
         directory (the fetch and checkout after that do not hold it)."""
-        branch_name(task_id, title)  # a bad id fails before a worktree is claimed
+        folder_name(task_id, title)  # a bad id fails before a worktree is claimed
         with _pool_lock(self.root):
-            chosen = next((w for w, _ in self._free_candidates() if not self.is_dirty(w)), None)
+            chosen = next(
+                ((w, m) for w, m in self._free_candidates() if not self.is_dirty(w)), None
+            )
             if chosen is None:
                 return None
-            admin = runmeta.admin_dir(chosen.path)
-            freed = runmeta.read(admin)
-            assert freed is not None  # it was a candidate
-            runmeta.write(admin, freed.with_state("running"))
+            worktree, freed = chosen
+            admin = runmeta.admin_dir(worktree.path)
+            # From here on the metadata names the new run (at the commit still checked out):
+            # after a kill -9 at any later step, recovery finds the worktree by it.
+            head = _opened(worktree.path).resolve("HEAD") or freed.base_commit
+            runmeta.write(admin, _running(task_id, title, head))
+        crashpoint("pool.claimed")
         try:
-            return self._reuse_clean(chosen, task_id, title, base)
+            return self._reuse_clean(worktree, freed, task_id, title, base)
         except BaseException:
             runmeta.write(admin, freed)  # back in the pool, as it was
             raise
 
     def _free_candidates(self) -> list[tuple[Worktree, RunMeta]]:
-        """Worktrees in a free state (dirty or not), the most recently freed first."""
+        """Poolable worktrees in a free state (dirty or not), the most recently freed first."""
         found = [
             (w, m)
             for w, m, locked in self._listed(self._linked())
-            if m is not None and m.state in FREE_STATES and not locked and w.path.is_dir()
+            if m is not None and m.state in FREE_STATES and not locked and _poolable(w)
         ]
         return _freed_last_first(found)
 
@@ -439,12 +525,60 @@ class Worktrees:
             raise WorktreeError(str(exc)) from None
         runmeta.write(runmeta.admin_dir(worktree.path), updated)
 
+    # -- the run's ref -----------------------------------------------------------------------
+
+    def finish(self, worktree: Worktree, task_id: int | str, *, kept: bool) -> None:
+        """The run ended: with changes (``kept``), its work is saved under its ref and the
+        worktree waits for review; without, it is free (and the run has no ref)."""
+        if kept:
+            save_work(worktree.path, task_id)
+            self.set_state(worktree, "review")
+        else:
+            self.set_state(worktree, "discarded")
+            drop_work(self.checkout, task_id)
+
+    def resume(self, worktree: Worktree, task_id: int | str) -> None:
+        """A further round (after a review) continues in ``worktree`` as run ``task_id``: the
+        metadata names it, and the previous round's ref becomes this run's."""
+        meta = self.metadata(worktree)
+        if meta is None:
+            raise WorktreeError(
+                f"{worktree.path} has no Locus metadata: it is not a Locus worktree, or it was"
+                " made by hand"
+            )
+        new_ref = run_ref(task_id)
+        runmeta.write(
+            runmeta.admin_dir(worktree.path),
+            replace(meta, task_id=task_id).with_state("running"),
+        )
+        old_ref = run_ref(meta.task_id)
+        saved = self._repo.refs(old_ref).get(old_ref)
+        if saved is not None and old_ref != new_ref:
+            self._repo.update_refs([f"update {new_ref} {saved}", f"delete {old_ref} {saved}"])
+
     # -- listing, removing, pruning --------------------------------------------------------
 
     def list(self) -> list[Worktree]:
-        """The Locus worktrees of this repository: those with Locus metadata or on a
-        ``locus/`` branch (the user's own are left out)."""
+        """The Locus worktrees of this repository: those with Locus metadata, in Locus's
+        worktree folder, or on an older Locus's ``locus/`` branch (the user's own are left
+        out)."""
         return [w for w, _, _ in self._listed(self._linked())]
+
+    def of_run(self, task_id: int | str) -> Worktree | None:
+        """The worktree made for run ``task_id``, even one a crash left before the run could
+        name it: its metadata names the run, or (killed before the metadata was written) its
+        folder does (``<id>-…``: the daemon's run ids have a fixed format, so none is another's
+        prefix), or (an older Locus's) its branch does."""
+        folder = f"{_safe_id(task_id)}-"
+        for worktree, meta, _ in self._listed(self._linked()):
+            if meta is not None:
+                if str(meta.task_id) == str(task_id):
+                    return worktree
+            elif worktree.path.name.startswith(folder) or worktree.branch.startswith(
+                BRANCH_PREFIX + folder
+            ):
+                return worktree
+        return None
 
     def _linked(self) -> builtins.list[ListedWorktree]:
         """The repository's linked worktrees (the main checkout left out)."""
@@ -459,7 +593,8 @@ class Worktrees:
         for record in records:
             admin = admin_dirs.get(record.path)
             meta = runmeta.read(admin) if admin else None
-            if meta is None and not record.branch.startswith(BRANCH_PREFIX):
+            ours = record.path.parent == self.root or record.branch.startswith(BRANCH_PREFIX)
+            if meta is None and not ours:
                 continue
             base = meta.base_commit if meta else record.head
             found.append((Worktree(record.path, record.branch, base), meta, record.locked))
@@ -485,8 +620,10 @@ class Worktrees:
         return _opened(worktree.path).has_changes(all_submodules=True)
 
     def remove(self, worktree: Worktree, *, force: bool = False) -> None:
-        """Remove the worktree (the branch stays: it may hold committed, unreported work).
-        Refuses while it holds uncommitted work, unless ``force``."""
+        """Remove the worktree (a branch stays: it may hold committed, unreported work; on a
+        detached HEAD, commits no ref holds are first kept under the run's ref). Refuses
+        while it holds uncommitted work, unless ``force``."""
+        self._keep_detached_commits(worktree, self.metadata(worktree))
         if not force and (worktree.path / ".gitmodules").is_file():
             # git refuses any worktree with submodules without --force, so check here.
             if self.is_dirty(worktree):
@@ -499,6 +636,18 @@ class Worktrees:
             if not force and worktree.path.exists() and self.is_dirty(worktree):
                 raise self._dirty(worktree)
             raise WorktreeError(f"could not remove {worktree.path}: {done.tail(500)}")
+
+    def _keep_detached_commits(self, worktree: Worktree, meta: RunMeta | None) -> None:
+        """Nothing lost: commits made on a worktree's detached HEAD (by hand, or by the agent)
+        that no ref has would be unreachable once the worktree is gone or reused; they go
+        under the ref of the run ``meta`` names."""
+        if worktree.branch or not worktree.path.is_dir():
+            return
+        head = _opened(worktree.path).resolve("HEAD")
+        if head is None or head == worktree.base_commit or self._repo.is_referenced(head):
+            return
+        owner = meta.task_id if meta is not None else worktree.path.name
+        self._repo.update_refs([f"update {run_ref(owner)} {head}"])
 
     @staticmethod
     def _dirty(worktree: Worktree) -> WorktreeError:
@@ -526,19 +675,23 @@ class Worktrees:
                 elif meta is not None:
                     free.append((worktree, meta))
             free = _freed_last_first(free)
+            pool = [w for w, _ in free if _poolable(w)][:keep_pool]
             removed: list[Path] = []
-            for worktree, _ in free[keep_pool:]:
+            for worktree, meta in free:
+                if worktree in pool:
+                    continue
                 try:
                     self.remove(worktree)
                 except WorktreeError as exc:
                     kept.append(Kept(worktree.path, worktree.branch, str(exc)))
                 else:
                     removed.append(worktree.path)
+                    self._drop_litter_branch(worktree.branch, meta.base_commit)
             kept += self._strays({record.path for record in records})
         return PruneReport(
             vanished=tuple(vanished),
             removed=tuple(removed),
-            pooled=tuple(w.path for w, _ in free[:keep_pool]),
+            pooled=tuple(w.path for w in pool),
             kept=tuple(kept),
         )
 

@@ -163,7 +163,11 @@ class Run(Wire):
     question: str | None = None
     summary: str | None = None
     worktree: str | None = None
-    branch: str | None = None
+    branch: str | None = Field(
+        None,
+        description="the branch holding the accepted commit; none before a commit (the run's"
+        " worktree has a detached HEAD, its work kept under `refs/locus/runs/<run-id>`)",
+    )
     base_commit: str | None = None
     commit: str | None = Field(None, description="the commit of the accepted change, once made")
     transcript: str | None = None
@@ -309,7 +313,10 @@ class CommitParams(Wire):
 class CommitResult(Wire):
     run_id: str
     commit: str
-    branch: str
+    branch: str | None = Field(
+        description="the branch made for the commit (`locus/<run-id>-<slug>`); null when its"
+        " name was taken meanwhile: the commit is then on the worktree's detached HEAD"
+    )
     integrated: bool | None = Field(None, description="null when integrate is none")
     conflicts: list[str] = Field(default_factory=list)
     message: str = ""

@@ -5,10 +5,15 @@ the run's attempt makes, as the lifecycle table says).
 The diff is computed afresh on every call, so its revision follows the worktree: a decision or
 a commit against a revision the user did not see is refused (``review_stale``).
 
-The commit is a durable step: its intent (the patch, the message, the head it goes on) is
-recorded with the move to ``committing``; recovery (:meth:`Reviews.recover`) finds a commit
-that git made as done, and otherwise undoes the half-made one, so a retry never re-applies a
-patch that HEAD already holds.
+The commit is a durable step: its intent (the patch, the message, the head it goes on, the
+branch it makes) is recorded with the move to ``committing``; recovery (:meth:`Reviews.recover`)
+finds a commit that git made as done (and puts it on its branch), and otherwise undoes the
+half-made one, so a retry never re-applies a patch that HEAD already holds.
+
+Branches: a run's worktree has a detached HEAD, its work kept under ``refs/locus/runs/<run-id>``
+(``locusd/git/worktrees.py``). Only an accepted commit gets a branch, ``locus/<run-id>-<slug>``
+(or the branch the worktree is already on: a further round of a committed run, or a run an
+older Locus made); committing or discarding deletes the run's ref.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from locusd.git import commits
 from locusd.git.cli import GitFailed
 from locusd.git.diffs import diff_and_left_out
 from locusd.git.repo import Repository, RepositoryError
-from locusd.git.worktrees import Worktree
+from locusd.git.worktrees import RUN_REFS, Worktree, WorktreeError, branch_name, drop_work
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     CommitResult,
@@ -99,6 +104,36 @@ def _worktree(run: Run) -> Repository:
 def _reset_index(run: Run) -> None:
     """Clear what a commit that did not happen staged (the worktree's files stay)."""
     _worktree(run).run("reset", "-q", timeout=300)
+
+
+def _on_branch(run: Run, branch: str) -> None:
+    """Put the worktree's HEAD (the accepted commit) on ``branch``; made here unless it is
+    there already (a kill between making it and switching to it). Files stay as they are."""
+    worktree = _worktree(run)
+    if worktree.current_branch() == branch:
+        return
+    if not worktree.branch_exists(branch):
+        worktree.switch_to_branch(branch, create=True)
+    elif worktree.resolve(branch) == worktree.resolve("HEAD"):
+        worktree.switch_to_branch(branch, create=False)
+    else:
+        raise LocusError(
+            Code.INVALID_RUN_STATE,
+            f"branch {branch} already exists on another commit: rename it (git branch -m)"
+            " and commit again",
+        )
+
+
+def _named(branch: str | None) -> str:
+    return f"branch {branch}" if branch else "a detached HEAD"
+
+
+def _forget_work(run: Run) -> None:
+    """The run was committed or discarded: its ref goes (the branch or nothing is left)."""
+    try:
+        drop_work(Path(run.repo), run.run_id)
+    except WorktreeError as exc:
+        log.warning("run %s: its ref stays: %s", run.run_id, exc)
 
 
 class Reviews:
@@ -232,7 +267,7 @@ class Reviews:
 
     async def commit(self, run_id: str, revision: str, integrate: str) -> CommitResult:
         run = self._run(run_id)
-        assert run.worktree and run.branch
+        assert run.worktree
         review = await self._review(run)
         try:
             decided = decide(review, revision, self._stored(run_id, review))
@@ -245,6 +280,7 @@ class Reviews:
             )
         text = commits.message(run.title, run.summary, run.task_id or run.run_id)
         worktree = Path(run.worktree)
+        branch = await asyncio.to_thread(self._branch_for, run)
         head = await asyncio.to_thread(_worktree(run).resolve, "HEAD")
         if head is None:
             raise LocusError(Code.INVALID_RUN_STATE, f"run {run_id}: its worktree has no HEAD")
@@ -254,6 +290,7 @@ class Reviews:
             "head": head,
             "message": text,
             "patch": patch,
+            "branch": branch,
         }
         run = self.runs.move(run, "committing", step=intent)
         crashpoint("commit.intent")
@@ -264,10 +301,13 @@ class Reviews:
             self.runs.move(run, intent["from"])  # type: ignore[arg-type]  # a RunState
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
         crashpoint("commit.made")
-        run = self.runs.move(run, "committed", patch=patch, commit=sha)
+        on_branch = await asyncio.to_thread(self._put_on_branch, run, branch)
+        crashpoint("commit.branched")
+        run = self.runs.move(run, "committed", patch=patch, commit=sha, branch=on_branch)
         crashpoint("commit.recorded")
+        await asyncio.to_thread(_forget_work, run)
         queued = self.runs.attempts.of_run(run_id) is not None
-        result = CommitResult(run_id=run_id, commit=sha, branch=run.branch, report_queued=queued)
+        result = CommitResult(run_id=run_id, commit=sha, branch=on_branch, report_queued=queued)
         if integrate != "none":
             done = await asyncio.to_thread(self._integrate, run, integrate)
             result = result.model_copy(
@@ -275,10 +315,38 @@ class Reviews:
             )
         return result
 
+    @staticmethod
+    def _branch_for(run: Run) -> str:
+        """The branch an accepted commit goes on: the run's own (a further round of a
+        committed run, or an older Locus's run), else a new ``locus/<run-id>-<slug>`` — which
+        must not exist yet. The worktree's HEAD must be where Locus left it: the agent's
+        commands can point it at any branch (HEAD lives in the worktree's own git dir), and a
+        commit there would land on one of the user's branches."""
+        worktree = _worktree(run)
+        current = worktree.current_branch()
+        if current != run.branch:
+            raise LocusError(
+                Code.INVALID_RUN_STATE,
+                f"run {run.run_id}: its worktree's HEAD is on {_named(current)}, not on"
+                f" {_named(run.branch)} where Locus left it (the agent's commands can move it):"
+                " nothing was committed; look at the worktree, or discard the run",
+            )
+        if current is not None:
+            return current
+        branch = branch_name(run.run_id, run.title)
+        if worktree.branch_exists(branch):
+            raise LocusError(
+                Code.INVALID_ARGUMENT,
+                f"branch {branch} already exists: rename or delete it (git branch -m), then"
+                " commit again",
+            )
+        return branch
+
     def recover(self) -> list[Run]:
         """Commits a previous daemon was making: one that git made (HEAD is a new commit on
-        the recorded head, with the recorded message) is recorded as made, with its report;
-        one that it did not is undone. Either way the run is explicit again."""
+        the recorded head, with the recorded message) is recorded as made, on its branch, with
+        its report; one that it did not is undone. Either way the run is explicit again. Then
+        the refs of runs committed or discarded (a kill before their ref went) are deleted."""
         recovered = []
         for run in self.store.in_states(["committing"]):
             intent = self.store.step(run.run_id) or {}
@@ -294,12 +362,50 @@ class Reviews:
             )
             if made:
                 commit = made_since[0].sha
-                ended = self.runs.move(run, "committed", patch=intent["patch"], commit=commit)
+                branch = self._put_on_branch(run, intent.get("branch"))
+                ended = self.runs.move(
+                    run, "committed", patch=intent["patch"], commit=commit, branch=branch
+                )
             else:  # not made: what it staged goes, and the run is as it was
                 _reset_index(run)
                 ended = self.runs.move(run, intent["from"])
             recovered.append(ended)
+        self._forget_decided()
         return recovered
+
+    @staticmethod
+    def _put_on_branch(run: Run, branch: object) -> str | None:
+        """The commit just made (or made before a kill) on ``branch``; an older daemon's
+        intent names none (its worktree was on its branch already). None when that fails (the
+        name was taken meanwhile): the commit stays on the worktree's detached HEAD, which
+        keeps it, and the run says so by naming no branch."""
+        try:
+            if isinstance(branch, str):
+                _on_branch(run, branch)
+                return branch
+            return _worktree(run).current_branch()
+        except (LocusError, GitFailed) as exc:
+            log.warning("run %s: its commit stays on a detached HEAD: %s", run.run_id, exc)
+            return None
+
+    def _forget_decided(self) -> None:
+        """Delete the refs of runs already committed or discarded (one ``for-each-ref`` per
+        repository)."""
+        decided: dict[str, set[str]] = {}
+        for run in self.store.in_states(["committed", "reported", "report_refused", "discarded"]):
+            decided.setdefault(run.repo, set()).add(run.run_id)
+        for repo, run_ids in decided.items():
+            try:
+                repository = Repository(Path(repo))
+                stale = [
+                    f"delete {ref} {sha}"
+                    for ref, sha in repository.refs(RUN_REFS).items()
+                    if ref.removeprefix(RUN_REFS) in run_ids
+                ]
+                if stale:
+                    repository.update_refs(stale)
+            except (RepositoryError, GitFailed) as exc:
+                log.warning("%s: the refs of decided runs stay: %s", repo, exc)
 
     def _integrate(self, run: Run, how: str) -> commits.Integration:
         assert run.worktree and run.branch
@@ -323,7 +429,7 @@ class Reviews:
         its comment; the run's worktree (its changes stay there). The caller moves the run to
         ``revised`` with the next round's start, in one transaction."""
         run = self._run(run_id)
-        assert run.worktree and run.branch and run.base_commit
+        assert run.worktree and run.base_commit
         review = await self._review(run)
         try:
             decided = decide(review, revision, self._stored(run_id, review))
@@ -347,15 +453,27 @@ class Reviews:
             + "\n".join(notes)
             + "\nRevise them (the other changes were fine), then finish again."
         )
-        worktree = Worktree(Path(run.worktree), run.branch, run.base_commit)
+        worktree = Worktree(Path(run.worktree), run.branch or "", run.base_commit)
         return run, prompt, worktree
 
     async def discard(self, run_id: str) -> Run:
+        """Throw the run's changes away — its commits on top of the base too — then its ref.
+        Only the run's own branch is ever reset; a HEAD found elsewhere is detached at the
+        base instead. Killed before the run is recorded discarded, the ref still holds the
+        work."""
         run = self._run(run_id)
-        assert run.worktree
+        assert run.worktree and run.base_commit
         worktree = _worktree(run)
-        for args in (("reset", "-q", "--hard"), ("clean", "-q", "-d", "-f")):  # ignored files stay
+        if run.branch is not None and worktree.current_branch() == run.branch:
+            back: tuple[str, ...] = ("reset", "-q", "--hard", run.base_commit)
+        else:  # detached, as Locus left it — or moved onto a branch that no discard may reset
+            back = ("checkout", "-q", "--force", "--detach", run.base_commit)
+        for args in (back, ("clean", "-q", "-d", "-f")):  # ignored files stay
             done = await asyncio.to_thread(worktree.run, *args, timeout=300)
             if done.returncode != 0:
                 raise LocusError(Code.INVALID_ARGUMENT, f"git {args[0]} failed: {done.tail(300)}")
-        return self.runs.move(run, "discarded")
+        crashpoint("discard.reset")
+        run = self.runs.move(run, "discarded")
+        crashpoint("discard.recorded")
+        await asyncio.to_thread(_forget_work, run)
+        return run

@@ -27,7 +27,7 @@ from locusd.cloud.outbox import State as EntryState
 from locusd.config import Config
 from locusd.crashpoints import crashpoint
 from locusd.git import runmeta
-from locusd.git.worktrees import BRANCH_PREFIX, Worktree, WorktreeError, Worktrees
+from locusd.git.worktrees import Worktree, WorktreeError, Worktrees, save_work
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
@@ -173,41 +173,59 @@ class Runs:
 
     def recover(self) -> list[Run]:
         """Runs a previous daemon left in the agent's hands: each is found its worktree (by
-        branch, if the run had not named it yet), then ended as its transcript's footer says
-        when the agent had finished, else ``failed: interrupted`` — reported either way."""
+        its metadata or folder, if the run had not named it yet), then ended as its
+        transcript's footer says when the agent had finished, else ``failed: interrupted`` —
+        reported either way, its work kept under its ref."""
         recovered = []
         for run in self.store.in_states(LIVE):
             if not run.worktree:
                 run = self._find_worktree(run)
             report = self._finished_report(run)
             if report is not None:
-                recovered.append(self._end(run, report))
+                ended = self._end(run, report)
             else:
                 ended = self.move(
                     run, "failed", outcome="failed", reason=INTERRUPTED, ended_at=now()
                 )
-                recovered.append(ended)
+            self._keep_work(ended)
+            recovered.append(ended)
         return recovered
 
     def _find_worktree(self, run: Run) -> Run:
-        """A worktree made for the run before it could be recorded (its branch names the run)."""
+        """A worktree made for the run before it could be recorded, named in the run."""
+        return self._named(run, self._unnamed_worktree(run))
+
+    def _unnamed_worktree(self, run: Run) -> Worktree | None:
+        """The worktree its metadata or its folder says was made for the run (git only: may
+        run in a thread)."""
         repo = Path(run.repo)
         try:
-            worktrees = Worktrees(repo, self.config.worktree_dir / repo_key(repo))
-            listed = worktrees.list()
+            return Worktrees(repo, self.config.worktree_dir / repo_key(repo)).of_run(run.run_id)
         except (OSError, WorktreeError) as exc:
             log.warning("run %s: cannot look for its worktree: %s", run.run_id, exc)
+            return None
+
+    def _named(self, run: Run, found: Worktree | None) -> Run:
+        if found is None:
             return run
-        prefix = f"{BRANCH_PREFIX}{run.run_id}-"
-        for worktree in listed:
-            if worktree.branch.startswith(prefix):
-                return self.update(
-                    run.run_id,
-                    worktree=str(worktree.path),
-                    branch=worktree.branch,
-                    base_commit=worktree.base_commit,
-                )
-        return run
+        return self.update(
+            run.run_id,
+            worktree=str(found.path),
+            branch=found.branch or None,
+            base_commit=found.base_commit,
+        )
+
+    def _keep_work(self, run: Run) -> None:
+        """A run that ended outside the agent's own end (a crash, a dead agent process) with
+        its worktree waiting for review: its work goes under its ref, as a normal end does."""
+        if not run.worktree:
+            return
+        try:
+            meta = runmeta.read(runmeta.admin_dir(Path(run.worktree)))
+            if meta is not None and meta.state == "review":
+                save_work(Path(run.worktree), run.run_id)
+        except (OSError, ValueError, WorktreeError) as exc:
+            log.warning("run %s: its work stays in %s only: %s", run.run_id, run.worktree, exc)
 
     def _finished_report(self, run: Run) -> RunReport | None:
         """The run's report from its transcript, if the agent got as far as its footer."""
@@ -302,7 +320,11 @@ class Runs:
         if report is not None:
             ended = self._end(self.get(run.run_id), report)
         else:
+            run = self.get(run.run_id)
+            if not run.worktree:  # the agent process died before it could name its worktree
+                run = self._named(run, await asyncio.to_thread(self._unnamed_worktree, run))
             ended = self.move(run, "failed", outcome="failed", reason=error, ended_at=now())
+            await asyncio.to_thread(self._keep_work, ended)
         crashpoint("run.ended")
         self._emit(run.run_id, "completed", ended.state, ended.wire())
         self.active.pop(run.run_id, None)
@@ -324,7 +346,7 @@ class Runs:
             question=report.question,
             summary=report.summary,
             worktree=report.worktree,
-            branch=report.branch,
+            branch=report.branch or None,  # none until a commit is accepted
             base_commit=report.base_commit,
             transcript=report.transcript,
             cost_usd=report.cost_usd,
@@ -337,7 +359,7 @@ class Runs:
         self.update(
             run_id,
             worktree=str(worktree.path),
-            branch=worktree.branch,
+            branch=worktree.branch or None,
             base_commit=worktree.base_commit,
         )
 

@@ -67,15 +67,15 @@ def _log_line(event: RunEvent) -> str | None:
 
 
 def _at_head(run: Run) -> Worktree | None:
-    """The run's worktree at its branch's head (what was committed and reported), if the
-    worktree still exists."""
-    if not run.worktree or not run.branch or not Path(run.worktree).is_dir():
+    """The run's worktree at its head (what was committed and reported, on the run's branch
+    once one was committed), if the worktree still exists."""
+    if not run.worktree or not Path(run.worktree).is_dir():
         return None
     try:
         head = Repository(Path(run.worktree)).resolve("HEAD")
     except RepositoryError:
         return None
-    return Worktree(Path(run.worktree), run.branch, head) if head else None
+    return Worktree(Path(run.worktree), run.branch or "", head) if head else None
 
 
 class Worker:

@@ -54,7 +54,8 @@ async def test_a_run_streams_its_events_to_subscribers_and_keeps_them(
     done = await daemon.runs.wait(run.run_id)
 
     assert done.state == "awaiting_review" and done.outcome == "completed"
-    assert done.worktree and done.branch and done.summary
+    assert done.worktree and done.summary
+    assert done.branch is None, "no branch until a commit is accepted"
     live = watcher.events()
     seqs = [e.seq for e in backlog.events] + [e.seq for e in live]
     assert seqs == list(range(1, len(seqs) + 1))  # no gap, no duplicate

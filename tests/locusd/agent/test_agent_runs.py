@@ -511,9 +511,13 @@ async def test_worktree_states_and_the_pool(repo: Path, tmp_path: Path) -> None:
         asked = await run(anthropic(server), repo, config)
         fixed = await run(anthropic(server), repo, config)
     worktrees = Worktrees(repo, Path(asked.worktree).parent)
-    # No changes: the worktree went back to the pool, and the next run took it.
-    assert asked.diff == "" and fixed.worktree == asked.worktree
-    assert fixed.branch != asked.branch
+    # No changes: the worktree went back to the pool, and the next run took it — renamed for
+    # that run. Neither run made a branch; the second one's work is under its ref.
+    assert asked.diff == "" and not Path(asked.worktree).exists()
+    assert Path(fixed.worktree).parent == Path(asked.worktree).parent
+    assert Path(fixed.worktree).name.startswith(f"{fixed.task_id}-")
+    assert fixed.branch == asked.branch == "" and git(repo, "branch", "--list", "locus/*") == ""
+    assert git(repo, "diff", fixed.base_commit, f"refs/locus/runs/{fixed.task_id}") != ""
     assert fixed.outcome == "completed"
     # Changes: the worktree waits for review, and pruning keeps it.
     (held,) = [w for w in worktrees.list() if str(w.path) == fixed.worktree]

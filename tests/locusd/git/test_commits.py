@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,10 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def worktree(repo: Path, tmp_path: Path) -> Worktree:
-    return Worktrees(repo, tmp_path / "worktrees").create(7, "fix median")
+    """A run's worktree on the branch its accepted commit gets (reviews.py makes it)."""
+    made = Worktrees(repo, tmp_path / "worktrees").create(7, "fix median")
+    git(made.path, "checkout", "-q", "-b", "locus/7-fix-median")
+    return replace(made, branch="locus/7-fix-median")
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -144,7 +144,8 @@ def test_config_is_read_by_git(repo: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def test_worktree_listing(repo: Path, tmp_path: Path) -> None:
     head = sh(repo, "git", "rev-parse", "HEAD")
     opened = Repository(repo)
-    opened.add_worktree(tmp_path / "a b", "locus/1-a", head)
+    opened.add_worktree(tmp_path / "a b", head)
+    sh(tmp_path / "a b", "git", "checkout", "-q", "-b", "locus/1-a")
     sh(repo, "git", "worktree", "add", "-q", "--detach", str(tmp_path / "detached"))
     sh(repo, "git", "worktree", "lock", "--reason", "in use", str(tmp_path / "detached"))
     listed = opened.worktrees()
@@ -325,14 +326,14 @@ def test_opening_runs_no_git_and_each_question_runs_one(repo: Path, counted: Pat
     assert runs(counted) == ["rev-parse", "remote", "worktree", "config", "status"]
 
 
-def test_creating_a_worktree_runs_what_plain_git_would_and_five_cheap_calls(
+def test_creating_a_worktree_runs_what_plain_git_would_and_four_cheap_calls(
     repo: Path, tmp_path: Path, counted: Path
 ) -> None:
     """The hot path of ``python -m bench.worktrees``: no process more than before GitPython
-    (the status runs in parallel with the add)."""
+    (the status runs in parallel with the add; no branch is looked up, none is made)."""
     trees = Worktrees(repo, tmp_path / "wt")
     assert runs(counted) == []
     trees.create(1, "Count")
     assert sorted(runs(counted)) == sorted(
-        ["remote", "show-ref", "rev-parse", "rev-parse", "--no-optional-locks", "worktree"]
+        ["remote", "rev-parse", "rev-parse", "--no-optional-locks", "worktree"]
     )

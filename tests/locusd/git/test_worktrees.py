@@ -94,28 +94,32 @@ def test_create_leaves_the_users_checkout_alone(repo: Path, tmp_path: Path) -> N
 
     trees = Worktrees(repo, tmp_path / "worktrees")
     wt = trees.create(7, "Fix the greeting")
-    assert wt.branch == "locus/7-fix-the-greeting"
+    assert wt.path.name == "7-fix-the-greeting" and wt.branch == ""
     assert wt.base_commit == base
     assert (wt.path / "app.py").read_text() == "print('hi')\n"  # the commit, not the user's edit
     assert not (wt.path / "notes.txt").exists()
-    assert sh(wt.path, "git", "rev-parse", "--abbrev-ref", "HEAD") == wt.branch
+    assert sh(wt.path, "git", "rev-parse", "--abbrev-ref", "HEAD") == "HEAD", "detached"
+    assert sh(repo, "git", "branch", "--list", "locus/*") == "", "no branch made"
 
     (wt.path / "app.py").write_text("print('fixed')\n")  # the agent works
     assert user_state(repo) == before
-    assert [w.branch for w in trees.list()] == [wt.branch]
+    assert [w.path for w in trees.list()] == [wt.path]
 
 
-def test_remove_refuses_uncommitted_work_and_keeps_the_branch(repo: Path, tmp_path: Path) -> None:
+def test_remove_refuses_uncommitted_work_and_keeps_commits(repo: Path, tmp_path: Path) -> None:
     trees = Worktrees(repo, tmp_path / "worktrees")
     wt = trees.create(1, "Edit")
     (wt.path / "app.py").write_text("changed\n")
     with pytest.raises(WorktreeError, match="uncommitted changes"):
         trees.remove(wt)
     assert wt.path.exists()
-    sh(wt.path, "git", "commit", "-qam", "agent work")
+    sh(wt.path, "git", "commit", "-qam", "agent work")  # on the detached HEAD: no branch has it
+    made = sh(wt.path, "git", "rev-parse", "HEAD")
     trees.remove(wt)
     assert not wt.path.exists() and trees.list() == []
-    assert sh(repo, "git", "branch", "--list", wt.branch)  # committed work stays reachable
+    # Committed work stays reachable, under the run's ref, not as a branch.
+    assert sh(repo, "git", "rev-parse", "refs/locus/runs/1") == made
+    assert sh(repo, "git", "branch", "--list", "locus/*") == ""
 
 
 def test_detached_head_and_explicit_base(repo: Path, tmp_path: Path) -> None:
@@ -126,7 +130,7 @@ def test_detached_head_and_explicit_base(repo: Path, tmp_path: Path) -> None:
     trees = Worktrees(repo, tmp_path / "worktrees")
     wt = trees.create(2, "From detached")
     assert wt.base_commit == first and wt.warnings == ()
-    assert sh(wt.path, "git", "rev-parse", "--abbrev-ref", "HEAD") == wt.branch
+    assert sh(wt.path, "git", "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
     assert sh(repo, "git", "rev-parse", "--abbrev-ref", "HEAD") == "HEAD", "user stays detached"
     assert sh(repo, "git", "rev-parse", "HEAD") == first
     with pytest.raises(WorktreeError, match="is not a commit"):
@@ -181,13 +185,17 @@ def test_reuse_keeps_ignored_caches_and_resets_the_rest(repo: Path, tmp_path: Pa
     (repo / "app.py").write_text("print('new base')\n")
     sh(repo, "git", "commit", "-qam", "new base")
 
+    done = sh(first.path, "git", "rev-parse", "HEAD")
     second = trees.reuse(first, 2, "Second")
-    assert second.path == first.path and second.branch == "locus/2-second"
+    assert second.path == tmp_path / "wt" / "2-second" and second.branch == ""
+    assert not first.path.exists(), "moved: named after its current run"
     assert second.base_commit == sh(repo, "git", "rev-parse", "HEAD")
     assert (second.path / "app.py").read_text() == "print('new base')\n"
     assert (second.path / "cache" / "built.o").read_text() == "warm\n", "build cache kept"
     assert not trees.is_dirty(second)
-    assert sh(repo, "git", "branch", "--list", "locus/1-first"), "the first task's work stays"
+    # The first task's commit (on a detached HEAD, no branch) stays reachable: its run's ref.
+    assert sh(repo, "git", "rev-parse", "refs/locus/runs/1") == done
+    assert sh(repo, "git", "branch", "--list", "locus/*") == ""
 
 
 def test_repo_config_errors_name_the_file_and_field(repo: Path) -> None:
@@ -343,7 +351,7 @@ def test_prune_never_deletes_work(repo: Path, tmp_path: Path) -> None:
     for wt in keep:
         assert (wt.path / "app.py").read_text() == contents[wt.path]
     assert (dirty.path / "scratch.txt").exists() and stray.is_dir()
-    assert sh(repo, "git", "log", "-1", "--format=%s", committed.branch) == "accepted"
+    assert sh(committed.path, "git", "log", "-1", "--format=%s") == "accepted"
 
     again = trees.prune(keep_pool=0)
     assert set(again.removed) == {newest.path, older.path} and again.pooled == ()
@@ -361,9 +369,12 @@ def test_the_pool_hands_out_free_clean_worktrees_once(repo: Path, tmp_path: Path
     assert trees.pooled() == [free]
 
     taken = trees.take_from_pool("local-2", "Second")
-    assert taken is not None and taken.path == free.path
-    assert taken.branch == "locus/local-2-second"
+    assert taken is not None and taken.path == tmp_path / "wt" / "local-2-second"
+    assert not free.path.exists(), "the pooled folder is renamed for its current run"
+    assert taken.branch == ""
     assert trees.state(taken) == "running"
+    meta = trees.metadata(taken)
+    assert meta is not None and (meta.task_id, meta.title) == ("local-2", "Second")
     assert trees.pooled() == [] and trees.take_from_pool(3, "Third") is None
     assert trees.state(busy) == "review" and trees.is_dirty(dirty)
 
@@ -380,16 +391,19 @@ def test_two_runs_never_take_the_same_pooled_worktree(repo: Path, tmp_path: Path
     with ThreadPoolExecutor(2) as pool:
         got = list(pool.map(take, ["a", "b"]))
     assert sorted(w is None for w in got) == [False, True]
-    assert [w.path for w in got if w is not None] == [free.path]
+    (taken,) = [w for w in got if w is not None]
+    assert taken.path.name in ("a-race", "b-race") and not free.path.exists()
 
 
 def test_a_failed_take_leaves_the_worktree_in_the_pool(repo: Path, tmp_path: Path) -> None:
     trees = Worktrees(repo, tmp_path / "wt")
     free = make(trees, "free", "discarded")
-    sh(repo, "git", "branch", "locus/2-taken")
-    with pytest.raises(WorktreeError, match="branch locus/2-taken already exists"):
+    (tmp_path / "wt" / "2-taken").mkdir()  # the new run's folder name is taken
+    with pytest.raises(WorktreeError, match="2-taken already exists"):
         trees.take_from_pool(2, "Taken")
     assert trees.pooled() == [free] and trees.state(free) == "discarded"
+    meta = trees.metadata(free)
+    assert meta is not None and meta.task_id == "free"
 
 
 def test_reuse_refuses_a_dirty_worktree(repo: Path, tmp_path: Path) -> None:
@@ -449,3 +463,101 @@ def test_lfs_pointers_stay_pointers(repo: Path, tmp_path: Path) -> None:
     wt = Worktrees(repo, tmp_path / "wt").create(1, "Lfs")
     assert (wt.path / "model.bin").read_text() == LFS_POINTER
     assert any("LFS files are pointers" in w for w in wt.warnings)
+
+
+# -- no branch litter: run refs, older Locus's branches, finding a run's worktree ---------------
+
+
+def old_layout(
+    trees: Worktrees, repo: Path, task_id: str, state: runmeta.WorktreeState
+) -> Worktree:
+    """A worktree as an older Locus made it: on a ``locus/<id>-<slug>`` branch."""
+    path = trees.root / f"{task_id}-old"
+    base = sh(repo, "git", "rev-parse", "HEAD")
+    sh(repo, "git", "worktree", "add", "-q", "-b", f"locus/{task_id}-old", str(path), base)
+    meta = runmeta.RunMeta(task_id, "old", base, runmeta.now(), state, runmeta.now())
+    runmeta.write(runmeta.admin_dir(path), meta)
+    return Worktree(path, f"locus/{task_id}-old", base)
+
+
+def test_an_older_locus_branch_without_commits_goes_one_with_commits_stays(
+    repo: Path, tmp_path: Path
+) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    trees.root.mkdir()
+    empty = old_layout(trees, repo, "old-1", "discarded")  # nothing of its own
+    worked = old_layout(trees, repo, "old-2", "done")  # its accepted commit
+    accepted = commit(worked.path, "app.py", "accepted\n", "accepted")
+    assert {w.branch for w in trees.list()} == {empty.branch, worked.branch}
+
+    taken = trees.take_from_pool("new-3", "New")  # the most recently freed: old-2
+    assert taken is not None and taken.path.name == "new-3-new" and taken.branch == ""
+    assert sh(repo, "git", "rev-parse", worked.branch) == accepted, "work stays on its branch"
+    report = trees.prune(keep_pool=0)  # old-1 is removed: its empty branch goes with it
+    assert report.removed == (empty.path,)
+    assert sh(repo, "git", "branch", "--list", "locus/*") == worked.branch
+
+
+def test_a_runs_worktree_is_found_by_metadata_folder_or_older_branch(
+    repo: Path, tmp_path: Path
+) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    made = trees.create("run-1", "Made")
+    assert trees.of_run("run-1") == made
+    # Killed between `git worktree add` and the metadata: its folder names the run.
+    bare = tmp_path / "wt" / "run-2-bare"
+    sh(repo, "git", "worktree", "add", "-q", "--detach", str(bare))
+    found = trees.of_run("run-2")
+    assert found is not None and found.path == bare
+    old = old_layout(trees, repo, "run-3", "running")
+    runmeta.admin_dir(old.path).joinpath("locus.json").unlink()
+    assert trees.of_run("run-3") == Worktree(
+        old.path, old.branch, sh(repo, "git", "rev-parse", "HEAD")
+    )
+    # A pooled worktree names its new run from the moment it is claimed, whatever its folder.
+    trees.set_state(made, "done")
+    taken = trees.take_from_pool("run-4", "Taken")
+    assert taken is not None and trees.of_run("run-4") == taken and trees.of_run("run-1") is None
+    assert trees.of_run("run-9") is None
+
+
+def test_finish_keeps_the_work_under_the_runs_ref_and_resume_carries_it_on(
+    repo: Path, tmp_path: Path
+) -> None:
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = trees.create("r1", "Work")
+    (wt.path / "app.py").write_text("print('changed')\n")
+    (wt.path / "new.py").write_text("x = 1\n")  # untracked: part of the work too
+    before = sh(wt.path, "git", "status", "--porcelain")
+    trees.finish(wt, "r1", kept=True)
+    assert trees.state(wt) == "review"
+    assert sh(wt.path, "git", "status", "--porcelain") == before, "worktree and index untouched"
+    assert sh(repo, "git", "show", "refs/locus/runs/r1:app.py") == "print('changed')"
+    assert sh(repo, "git", "show", "refs/locus/runs/r1:new.py") == "x = 1"
+    assert sh(repo, "git", "rev-parse", "refs/locus/runs/r1^") == wt.base_commit
+    assert sh(repo, "git", "branch", "--list", "locus/*") == ""
+
+    trees.resume(wt, "r2")  # a further round after a review: the ref follows the run
+    refs = sh(repo, "git", "for-each-ref", "--format=%(refname)", "refs/locus/")
+    assert refs == "refs/locus/runs/r2"
+    meta = trees.metadata(wt)
+    assert meta is not None and (meta.task_id, meta.state) == ("r2", "running")
+    sh(wt.path, "git", "checkout", "-q", "--", "app.py")
+    (wt.path / "new.py").unlink()
+    trees.finish(wt, "r2", kept=False)  # ended without changes: nothing to keep
+    assert sh(repo, "git", "for-each-ref", "refs/locus/") == ""
+    assert trees.state(wt) == "discarded"
+
+
+def test_worktrees_with_submodules_are_not_pooled(repo: Path, tmp_path: Path) -> None:
+    """git cannot move them, and a pooled worktree is renamed for each run."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sh(lib, "git", "init", "-q", "-b", "main")
+    commit(lib, "lib.py", "VALUE = 42\n", "lib")
+    sh(repo, "git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    sh(repo, "git", "commit", "-q", "-m", "add lib")
+    trees = Worktrees(repo, tmp_path / "wt")
+    wt = make(trees, "with-lib", "done")
+    assert trees.pooled() == [] and trees.take_from_pool("next", "Next") is None
+    assert trees.prune(keep_pool=2).removed == (wt.path,)

@@ -10,6 +10,9 @@ named point between two side effects of a run, a review, a commit and a report
   ``reported``;
 * nothing was lost or sent twice: each status the cloud applied from this worker is listed
   once in the audit log, and no status repeats;
+* no branch litter and nothing lost: the user's checkout has a ``locus/*`` branch only for a
+  committed run; a run awaiting review keeps its work under ``refs/locus/runs/<run-id>``; a
+  committed or discarded run has no such ref;
 * the user can still act: commit what the run did (reported, or refused and offered again),
   or there was nothing to act on.
 
@@ -36,13 +39,13 @@ import locusd
 from locusd import crashpoints
 from locusd.crashpoints import POINTS
 from tests.conftest import Cloud, start_cloud
-from tests.locusd.agentkit import DEMO_TRANSCRIPT
+from tests.locusd.agentkit import DEMO_TRANSCRIPT, git
 from tests.locusd.cliuser import User, cloud_status, drained, login_and_queue
 from tests.locusd.killpoints.table import OUTCOMES
 from tests.support.client import timeline
 from tests.support.processes import until
 
-Scenario = Literal["run", "commit", "send_back"]
+Scenario = Literal["run", "commit", "send_back", "discard"]
 LONG_LEASE = 60.0  # nothing expires while the daemon restarts
 SHORT_LEASE = 2.0  # an outage (or a lost claim) outlives it
 
@@ -69,13 +72,24 @@ CASES = [
     Case("outbox.acknowledged", "run", "failed"),  # the first ack: `running`, mid-run
     Case("commit.intent", "commit", "awaiting_review"),  # undone: reviewable again
     Case("commit.made", "commit", "reported"),  # git made it: recognised, reported
+    Case("commit.branched", "commit", "reported"),  # on its branch: recognised, reported
     Case("commit.recorded", "commit", "reported"),
     Case("outbox.acknowledged", "commit", "reported"),
+    Case("discard.reset", "discard", "awaiting_review"),  # its ref still holds the work
+    Case("discard.recorded", "discard", "discarded"),  # recovery deletes its ref
     Case("send_back.recorded", "send_back", "failed"),  # the next round, interrupted
     Case("run.working", "run", "failed", outage=True),
     Case("run.ended", "run", "awaiting_review", outage=True),
     Case("commit.recorded", "commit", "reported", outage=True),
 ]
+
+
+#: Points reached in a run's agent process, not the daemon: the daemon survives the kill, so
+#: they are killed at by the test named.
+AGENT_PROCESS_POINTS = {
+    "pool.claimed": "tests/locusd/runner/test_branches.py",
+    "pool.moved": "tests/locusd/runner/test_branches.py",
+}
 
 
 #: What a run's state says the cloud last heard (once the outbox has drained).
@@ -86,6 +100,7 @@ HEARD = {
     "completed": "failed",
     "cancelled": "queued",
     "reported": "verification",
+    "discarded": "awaiting_review",  # a discard tells the cloud nothing: it heard the run's end
 }
 
 
@@ -103,7 +118,8 @@ def test_every_kill_point_is_in_the_code_and_has_a_case() -> None:
                 assert isinstance(argument, ast.Constant), f"{path}: name the point literally"
                 used.add(argument.value)
     assert used == set(POINTS)
-    assert {case.point.partition("#")[0] for case in CASES} == set(POINTS)
+    covered = {case.point.partition("#")[0] for case in CASES} | set(AGENT_PROCESS_POINTS)
+    assert covered == set(POINTS)
 
 
 def test_the_docs_list_every_point() -> None:
@@ -171,6 +187,9 @@ async def crash(user: User, case: Case, cloud: Cloud) -> int:
     elif case.scenario == "commit":
         assert run is not None
         action = ["review", run["run_id"], "--accept-all", "--commit"]
+    elif case.scenario == "discard":
+        assert run is not None
+        action = ["review", run["run_id"], "--discard"]
     else:
         assert run is not None
         action = ["review", run["run_id"], "--send-back"]
@@ -217,6 +236,8 @@ async def check_invariant(
     ours = [run for run in runs if run["taskId"] == task_id]
     latest = ours[-1] if ours else None
     if latest is not None:
+        no_litter(user.repo, latest)
+    if latest is not None:
         if latest.get("cloudError"):
             assert latest["state"] != "reported" and status in ("queued", "failed"), latest
         else:
@@ -233,6 +254,23 @@ async def check_invariant(
     assert len(moves) == len(audited), (moves, audited)
     assert all(a != b for a, b in itertools.pairwise(moves)), moves
     return latest, status
+
+
+def no_litter(repo: Path, run: dict[str, Any]) -> None:
+    """A ``locus/*`` branch only for a committed run; the work of one awaiting review under its
+    ref (a snapshot on its base that holds the change); no ref once committed or discarded."""
+    branches = git(repo, "branch", "--list", "--format=%(refname:short)", "locus/*").split()
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/locus/runs/").split()
+    ref = f"refs/locus/runs/{run['runId']}"
+    if run["state"] in ("committed", "reported", "report_refused"):
+        assert branches == [run["branch"]] and ref not in refs, (branches, refs)
+        assert git(repo, "rev-parse", run["branch"]) == run["commit"]
+        return
+    assert branches == [], branches
+    if run["state"] == "discarded":
+        assert ref not in refs, refs
+    elif run["state"] == "awaiting_review":
+        assert "ordered[middle - 1]" in git(repo, "diff", run["baseCommit"], ref)
 
 
 async def the_user_acts(user: User, cloud: Cloud, task_id: int, run: dict[str, Any]) -> str:

@@ -99,7 +99,11 @@ async def test_a_killed_agent_process_fails_its_run_and_the_others_go_on(tmp_pat
     assert failed.state == "failed"
     assert failed.reason == "the agent process died (signal 9, SIGKILL) before reporting"
     # Recorded when the worktree was made, before the agent's first edit: the work is findable.
-    assert failed.worktree and Path(failed.worktree).is_dir() and failed.branch
+    assert failed.worktree and Path(failed.worktree).is_dir() and failed.branch is None
+    # No branch: its work is kept under the run's ref (a snapshot on top of its base).
+    assert git(first, "branch", "--list", "locus/*") == ""
+    kept = git(first, "rev-parse", f"refs/locus/runs/{killed.run_id}^")
+    assert kept == failed.base_commit
     assert finished.state == "needs_input" and finished.question == "checked: anything else?"
     assert "42" in json.dumps(server.requests[-1].body)  # the approved command ran
     assert status.runs == {"failed": 1, "needs_input": 1}

@@ -322,6 +322,12 @@ async def test_send_back_gives_the_agent_a_second_round_in_the_same_worktree(
     again = await daemon.review_get(ReviewParams(run_id=second.run_id), peer)
     assert again.revision != view.revision
     assert [f.path for f in again.files] == ["stats.py"]
+    # The round's work is kept under the new run's ref (the first run's went with it), and
+    # neither round made a branch.
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/locus/")
+    assert refs == f"refs/locus/runs/{second.run_id}"
+    assert "README" not in git(repo, "diff", "--stat", first.base_commit or "", refs)
+    assert git(repo, "branch", "--list", "locus/*") == ""
     await daemon.close()
 
 
@@ -388,7 +394,7 @@ async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_d
             run = daemon.store.all()[-1]
             await commit_everything(daemon, run.run_id, peer)
             await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
-            return run
+            return daemon.runs.get(run.run_id)  # committed: it names its branch now
 
         first = await attempt()
         feedback = {"feedback": "Please explain the middle index in a comment."}
@@ -398,6 +404,7 @@ async def test_changes_requested_in_the_cloud_continue_on_the_same_branch_then_d
 
     # The second attempt continued in the first one's worktree, on its branch, with the feedback.
     assert second.worktree == first.worktree and second.branch == first.branch
+    assert first.branch == f"locus/{first.run_id}-fix-median"
     told = model.requests[len(fix_median_session())].body
     assert told is not None
     assert "Please explain the middle index" in told["messages"][0]["content"][0]["text"]
