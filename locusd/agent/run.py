@@ -16,12 +16,13 @@ from pathlib import Path
 from locusd import repo_config
 from locusd.agent import sandbox, tools
 from locusd.agent.commands import scrubbed_env
-from locusd.agent.loop import SYSTEM_PROMPT, Agent
+from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
+from locusd.agent.messages import Usage
 from locusd.agent.providers import Provider
 from locusd.agent.report import Approver, OnEvent, RunReport, local_task_id, repo_key
-from locusd.agent.tools import Workspace
+from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
-from locusd.agent.verify import detect_at
+from locusd.agent.verify import VerifyCommand, detect_at
 from locusd.config import Config
 from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.diffs import diff_and_left_out, left_out_warning
@@ -101,8 +102,16 @@ async def run_task(
     contained = sandbox.containment(agent_config)
     if contained.warning:
         warnings.append(contained.warning)
-    # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
+    command_env = scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
+    run_dir = config.state_dir / "runs" / task_id
+    # Transcripts and command output hold code: the owner's eyes only.
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    transcript_path = transcript_path or run_dir / "transcript.jsonl"
+    boxed: sandbox.Sandbox | None = None
+    verify: VerifyCommand | None = None
+    problem: str | None = None
     try:
+        # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
         boxed = sandbox.for_run(
             contained.sandbox,
             env=os.environ,
@@ -111,20 +120,17 @@ async def run_task(
             worktree=worktree.path,
             common_dir=worktrees.common_dir,
         )
-    except sandbox.GitLayoutError as exc:
-        raise WorktreeError(str(exc)) from None
-    command_env = scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
-    settings = repo_config.load(worktree.path)
-    if settings.copy_files or settings.setup:
-        phase("bootstrapping (.locus.toml)")
-        await asyncio.to_thread(worktrees.bootstrap, worktree, settings, boxed, command_env)
-
-    run_dir = config.state_dir / "runs" / task_id
-    # Transcripts and command output hold code: the owner's eyes only.
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    transcript_path = transcript_path or run_dir / "transcript.jsonl"
-    # From the base commit, not the worktree: a (continued) run's own edits choose nothing.
-    verify = await asyncio.to_thread(detect_at, worktree.path, worktree.base_commit)
+        settings = repo_config.load(worktree.path)
+        if settings.copy_files or settings.setup:
+            phase("bootstrapping (.locus.toml)")
+            await asyncio.to_thread(worktrees.bootstrap, worktree, settings, boxed, command_env)
+        # From the base commit, not the worktree: a (continued) run's own edits choose nothing.
+        verify = await asyncio.to_thread(detect_at, worktree.path, worktree.base_commit)
+    except (sandbox.GitLayoutError, repo_config.RepoConfigError, WorktreeError) as exc:
+        # Repository content (.locus.toml) or a worktree that is not as it should be: the run
+        # ends before the agent starts, as a failure that says why, with a transcript and a
+        # report.
+        problem = f"the run could not start: {exc}"[:2000]
     workspace = Workspace(
         root=worktree.path,
         scratch=run_dir / "commands",
@@ -161,18 +167,21 @@ async def run_task(
                 started_at=datetime.now(UTC).isoformat(),
             )
         )
-        phase("running the agent")
-        agent = Agent(
-            provider,
-            workspace,
-            transcript,
-            agent_config.budget,
-            instructions=guidance,
-            max_tokens=agent_config.max_output_tokens,
-            stuck_threshold=agent_config.stuck_threshold,
-            on_event=on_event,
-        )
-        result = await agent.run(task)
+        if problem is None:
+            phase("running the agent")
+            agent = Agent(
+                provider,
+                workspace,
+                transcript,
+                agent_config.budget,
+                instructions=guidance,
+                max_tokens=agent_config.max_output_tokens,
+                stuck_threshold=agent_config.stuck_threshold,
+                on_event=on_event,
+            )
+            result = await agent.run(task)
+        else:
+            result = LoopResult(Stop("failed", reason=problem), 0, Usage(), 0.0, True)
         stop = result.stop
         outcome, reason = stop.outcome, stop.reason
         unreadable = False

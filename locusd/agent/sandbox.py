@@ -9,7 +9,12 @@ off for projects whose tests need it.
 
 What a command sees, in the order the mounts are laid (a later one wins):
 
-1. The user's file system (``--bind / /``): the system's tools, with the user's rights.
+1. The user's file system, read-only (``--ro-bind / /``): the system's tools, and nothing a
+   command writes outside its worktree lands anywhere a later, unsandboxed program would run or
+   trust it (a shell's startup file, another checkout's hooks, another run's worktree). The
+   shared scratch places (``/tmp``, ``/var/tmp``, ``/dev/shm``) are empty tmpfs of the
+   command's own: writable, gone with it, and without the sockets other programs keep there
+   (ssh and X11 agents, other daemons).
 2. ``$HOME`` as an empty tmpfs (:meth:`Sandbox.with_home`), with only the allow-listed tool
    directories (``~/.cargo``, ``~/.pyenv``, … — the user's own config chooses) bound back
    read-only: a credential store nobody thought to name stays out of sight, and nothing a
@@ -43,6 +48,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from locusd.config import AgentConfig
 
+#: World-writable scratch places each command gets an empty one of (step 1 above).
+SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # noqa: S108 - mount points, inside only
 #: Credential stores under ``$HOME`` that no command of the agent's needs.
 HOME_SECRETS = (
     *(".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials"),
@@ -148,9 +155,11 @@ class Sandbox:
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
-            *(self.bwrap, "--die-with-parent", "--unshare-pid", "--bind", "/", "/"),
+            *(self.bwrap, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/"),
             *("--dev", "/dev", "--proc", "/proc"),
         ]
+        for scratch in SHARED_SCRATCH:
+            prefix += ["--tmpfs", scratch]
         shown: list[Path] = []
         if self.home is not None:
             prefix += ["--tmpfs", str(self.home)]

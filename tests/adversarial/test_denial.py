@@ -98,6 +98,9 @@ async def test_tool_input_the_sdk_cannot_parse_ends_the_run_with_a_report(
 
 
 async def test_a_deleted_git_dir_still_ends_with_a_report(canaries: Canaries) -> None:
+    """In the sandbox the worktree's ``.git`` is read-only; without one (no bubblewrap, or
+    ``sandbox = false``) a command can remove it, and the run must still end properly."""
+    canaries.config.agent.sandbox = False
     script = [
         call("write_file", path="new.py", content="print('work')\n"),
         call("run_command", command="rm -rf .git && echo gone"),

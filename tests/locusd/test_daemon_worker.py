@@ -99,7 +99,7 @@ async def test_a_cloud_outage_mid_run_loses_and_duplicates_nothing(
     runner, url, _ = await start_cloud(db_url, lease_seconds=600)
     port = int(url.rsplit(":", 1)[1])
     first = template.first_start
-    fifo = tmp_path / "go.fifo"
+    fifo = repo / "go.fifo"  # the checkout is seen (read-only) in the sandbox; /tmp is not
     os.mkfifo(fifo)
     marker = f"locus-outage-{uuid.uuid4().hex}"
     # The agent's command waits for the test: the cloud goes down while it runs.

@@ -110,7 +110,6 @@ async def test_the_sandbox_hides_the_daemons_socket_and_the_users_secrets(
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
     (home / ".netrc").write_text("machine x password hunter2")
-    (home / "notes.txt").write_text("ordinary")
     (runtime / "locus").mkdir(parents=True)
     (state / "runs").mkdir(parents=True)
     (state / "locusd.sqlite").write_text("claim tokens")
@@ -130,16 +129,37 @@ async def test_the_sandbox_hides_the_daemons_socket_and_the_users_secrets(
     try:
         reached = await run("python3 probe.py", work, hidden)
         assert reached.exit_code != 0, "the daemon's socket must not be reachable"
-        assert (await run("python3 probe.py", work, sandbox)).exit_code == 0  # (it is, unhidden)
+        assert (await run("python3 probe.py", work, None)).exit_code == 0  # (it is, outside)
         for secret in (home / ".ssh" / "id_rsa", home / ".netrc", state / "locusd.sqlite"):
             shown = await run(f"cat {secret}", work, hidden)
             assert shown.exit_code != 0 or shown.output.strip() == "", secret
             assert secret.read_text() not in shown.output
-        ordinary = await run(f"cat {home / 'notes.txt'}", work, hidden)
-        assert ordinary.exit_code == 0 and "ordinary" in ordinary.output
+        # The rest of the file system is readable (this file; /tmp, where the test's home
+        # lies, is a tmpfs of the command's own).
+        ordinary = await run(f"head -1 {Path(__file__)}", work, hidden)
+        assert ordinary.exit_code == 0 and "bubblewrap containment" in ordinary.output
         inside = state / "runs" / "worktree"
         inside.mkdir()
         stays = await run("pwd", inside, hidden)
         assert stays.exit_code == 0 and stays.output.strip() == str(inside)
     finally:
         listening.close()
+
+
+async def test_the_file_system_is_read_only_outside_the_commands_directory(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """A write anywhere but the command's own directory fails (outside /tmp: the checkout of
+    this project), and /tmp is a tmpfs of the command's own — what it leaves there is gone."""
+    outside = Path(__file__).resolve().parents[3] / f".sandbox-write-{uuid.uuid4().hex}"
+    left = tmp_path / "left-in-tmp"
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        done = await run(f"touch {outside}; touch {left}; touch mine; ls {left}", work, sandbox)
+        assert "Read-only file system" in done.output
+        assert not outside.exists() and not left.exists()
+        assert (work / "mine").exists()
+        assert done.exit_code == 0  # the tmpfs took the write to /tmp
+    finally:
+        outside.unlink(missing_ok=True)

@@ -121,9 +121,9 @@ def test_the_daemons_git_calls_run_nothing_the_repository_names(
     worktrees.set_state(run, "done")
     second = worktrees.create(2, "second run", base=sha)  # checkout with smudge + hooks
     assert (second.path / "app.py").read_text() == "print('changed')\n"
-    assert commits.merge(repo, run.branch).ok  # merge drivers, merge hooks
+    assert commits.merge(repo, sha).ok  # merge drivers, merge hooks (the run: detached)
     pooled = worktrees.take_from_pool(3, "third run", base=sha)  # a checkout in a pooled one
-    assert pooled is not None and pooled.path == run.path
+    assert pooled is not None and not run.path.exists()  # the same worktree, renamed for run 3
     worktrees.prune(keep_pool=0)
     assert ran(canaries) == []
 
