@@ -458,7 +458,10 @@ async def test_replay_fails_loudly_when_the_run_diverges(tmp_path: Path) -> None
         ReplayProvider(Path(recorded.transcript)), second, make_config(tmp_path / "b")
     )
     assert replayed.outcome == "failed"
-    assert replayed.reason is not None and "turn 3 diverges" in replayed.reason
+    # caught at the first read of the changed file, before the edit that no longer applies
+    assert (
+        replayed.reason is not None and "turn 2: the recorded read_file result" in replayed.reason
+    )
 
 
 async def test_the_openai_provider_fixes_the_failing_test(repo: Path, tmp_path: Path) -> None:
