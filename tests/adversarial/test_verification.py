@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from locusd.agent.report import RunReport
-from tests.locusd.agentkit import BUGGY, FIXED, anthropic, call, git, make_config, run
+from tests.locusd.agentkit import BUGGY, FIXED, SAMPLE, anthropic, call, git, make_config, run
 from tests.support.anthropic_server import AnthropicServer, Reply
 
 pytestmark = pytest.mark.timeout(180)
 
-STATS = (Path(__file__).resolve().parents[3] / "examples" / "sample-repo" / "stats.py").read_text()
+STATS = (SAMPLE / "stats.py").read_text()
 PYTEST_TESTS = textwrap.dedent(
     """\
     from stats import mean, median
