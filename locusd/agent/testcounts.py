@@ -125,18 +125,23 @@ def go(text: str) -> TestCounts | None:
 _JEST = re.compile(r"^Tests:\s+(.*?\d+ total)\s*$", re.M)
 
 
-def jest(text: str) -> TestCounts | None:
-    """``Tests:       1 failed, 1 skipped, 2 passed, 4 total``; ``No tests found``."""
-    rows = _JEST.findall(text)
+def _word_rows(runner: str, rows: list[str], none_found: bool) -> TestCounts | None:
+    """Counts summed over summary rows of ``N passed, M failed …`` words (jest, vitest: one row
+    per project); zero tests when the runner said it found none."""
     if not rows:
-        return _counts("jest", 0, 0, 0) if "No tests found" in text else None
+        return _counts(runner, 0, 0, 0) if none_found else None
     words = [_words(row) for row in rows]
     return _counts(
-        "jest",
+        runner,
         sum(w.get("passed", 0) for w in words),
         sum(w.get("failed", 0) for w in words),
         sum(w.get("skipped", 0) + w.get("todo", 0) for w in words),
     )
+
+
+def jest(text: str) -> TestCounts | None:
+    """``Tests:       1 failed, 1 skipped, 2 passed, 4 total``; ``No tests found``."""
+    return _word_rows("jest", _JEST.findall(text), "No tests found" in text)
 
 
 _VITEST = re.compile(r"^\s*Tests\s+((?:\d+ [a-z]+\s*\|?\s*)+)\(\d+\)\s*$", re.M)
@@ -144,16 +149,7 @@ _VITEST = re.compile(r"^\s*Tests\s+((?:\d+ [a-z]+\s*\|?\s*)+)\(\d+\)\s*$", re.M)
 
 def vitest(text: str) -> TestCounts | None:
     """``      Tests  1 failed | 2 passed | 1 skipped (4)``; ``No test files found``."""
-    rows = _VITEST.findall(text)
-    if not rows:
-        return _counts("vitest", 0, 0, 0) if "No test files found" in text else None
-    words = [_words(row) for row in rows]
-    return _counts(
-        "vitest",
-        sum(w.get("passed", 0) for w in words),
-        sum(w.get("failed", 0) for w in words),
-        sum(w.get("skipped", 0) + w.get("todo", 0) for w in words),
-    )
+    return _word_rows("vitest", _VITEST.findall(text), "No test files found" in text)
 
 
 _MOCHA = re.compile(r"^\s*(\d+) (passing|failing|pending)\b", re.M)
