@@ -15,7 +15,6 @@ daemon's database, 0600): when, to where, what kind, for which task, its size an
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ import pathspec
 from pydantic import BaseModel
 
 from locusd import repo_config
+from locusd.cloud.canonical import canonical
 from locusd.localdb import Database
 from locusd.runner.redact import MASK, MIN_SECRET_LENGTH, Redactor
 
@@ -146,7 +146,7 @@ class AuditLog:
     def record(
         self, key: str, destination: str, kind: str, task_id: int | None, payload: Any
     ) -> AuditEntry:
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        body = canonical(payload)  # the bytes sent, hashed as the cloud hashes them
         entry = AuditEntry(
             at=datetime.now(UTC).isoformat(),
             destination=destination,

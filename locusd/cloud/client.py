@@ -11,7 +11,6 @@ The client itself never retries: the outbox and the worker loop own that policy.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from types import TracebackType
@@ -38,6 +37,7 @@ from cloud_api.schemas.workers import (
     WorkerRegister,
 )
 from locusd import __version__
+from locusd.cloud.canonical import canonical
 from locusd.cloud.credentials import normalise_url
 from locusd.cloud.errors import (
     BadResponse,
@@ -60,11 +60,6 @@ API_PREFIX = "/api/v1"
 PAGE_SIZE = 200
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def _canonical(body: Mapping[str, Any]) -> bytes:
-    """One byte string per body: the cloud hashes it to tell a replay from key reuse."""
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -158,7 +153,7 @@ class CloudClient:
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
             headers["Content-Type"] = "application/json"
-            data = _canonical(body or {})
+            data = canonical(body or {})
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         url = f"{self.base_url}{API_PREFIX}{path}"
         try:

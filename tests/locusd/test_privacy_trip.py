@@ -7,7 +7,7 @@ redacted; the ignored file's content never appears; the audit log lists exactly 
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 from pathlib import Path
 
 import aiohttp
@@ -95,7 +95,8 @@ def session_touching_everything() -> list[Reply]:
         call("run_command", command="cat settings.py helpers.py"),
         call("write_file", path="private/notes.txt", content=PRIVATE),
         call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
-        call("finish", summary=f"Fixed median. (The key {SECRET} was not needed.)"),
+        # (non-ASCII on purpose: the audit log hashes the UTF-8 bytes sent, not \u escapes)
+        call("finish", summary=f"Médiane corrigée ✓ (the key {SECRET} was not needed.)"),
     ]
 
 
@@ -157,5 +158,10 @@ async def test_only_the_accepted_hunks_leave_and_the_audit_log_lists_every_uploa
     )
     for upload in uploads:
         assert upload.destination == proxy and upload.task_id == task.id
-    bodies = [json.loads(b) for m, p, b in recorder.bodies if (m, p) in writes]
+    bodies = [b for m, p, b in recorder.bodies if (m, p) in writes]
     assert len(bodies) == len(uploads)
+    # Each audit entry is the sha256 and size of the exact bytes the cloud received.
+    assert sorted((u.sha256, u.bytes) for u in uploads) == sorted(
+        (hashlib.sha256(body).hexdigest(), len(body)) for body in bodies
+    )
+    assert any("Médiane corrigée ✓".encode() in body for body in bodies)
