@@ -92,6 +92,12 @@ class DaemonConfig(BaseModel):
         description="checkouts whose finished runs are committed and reported without a review"
         " (unattended workers; off for every repository by default)",
     )
+    share_proposed_diffs: list[Path] = Field(
+        default_factory=list,
+        description="checkouts whose proposed diffs go to the cloud before you accept them (for"
+        " review on the dashboard; scrubbed and audited). Otherwise only counts leave until a"
+        " commit (off for every repository by default)",
+    )
     outbox_retry_cap: float = Field(
         30.0, gt=0, description="longest wait between two tries of an unsent cloud write (s)"
     )

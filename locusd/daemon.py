@@ -95,7 +95,7 @@ class Daemon:
         self.outbox.on_settled = self._settled
         self.audit = AuditLog(self.db)
         self.audit.adopt(state / "audit.jsonl")
-        self.attempts = Attempts(self.store, self.outbox, self._scrubber)
+        self.attempts = Attempts(self.store, self.outbox, self._scrubber, self._shares_proposed)
         self.attempts.adopt_legacy()
         self.runs = Runs(self.store, config, self.attempts)
         self.runs.on_started = self._started
@@ -161,6 +161,11 @@ class Daemon:
         return LocusCapabilities(
             protocol_version=PROTOCOL_VERSION, daemon_version=__version__, features=FEATURES
         )
+
+    def _shares_proposed(self, checkout: Path) -> bool:
+        """Whether the user chose to send this checkout's proposed diffs before acceptance."""
+        chosen = self.config.daemon.share_proposed_diffs
+        return checkout.resolve() in {path.resolve() for path in chosen}
 
     def _auto_commits(self, repo: Path) -> bool:
         return repo.resolve() in {path.resolve() for path in self.config.daemon.auto_commit}

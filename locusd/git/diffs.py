@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from locusd.git.repo import Repository
@@ -27,3 +28,23 @@ def left_out_warning(paths: list[str]) -> str:
         f"left out of the diff: {named} — more than one hard link (it may be a file from outside"
         " the worktree); copy the content into a new file if it belongs in the change"
     )
+
+
+@dataclass(frozen=True)
+class DiffStat:
+    files: int
+    added: int
+    removed: int
+
+
+def diffstat(diff: str) -> DiffStat:
+    """How big a change is — what the cloud hears of a proposed diff held on this machine."""
+    files = added = removed = 0
+    for line in diff.splitlines():
+        if line.startswith("diff --git "):
+            files += 1
+        elif line.startswith("+") and not line.startswith("+++ "):
+            added += 1
+        elif line.startswith("-") and not line.startswith("--- "):
+            removed += 1
+    return DiffStat(files, added, removed)

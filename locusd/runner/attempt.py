@@ -16,8 +16,10 @@ commit together or not at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +37,7 @@ from locusd.cloud.writes import (
     status_body,
     usage_of,
 )
+from locusd.git.diffs import diffstat
 from locusd.privacy import Scrubber
 from locusd.protocol.messages import Run, RunState
 from locusd.runner.lifecycle import CloudStatus, cloud_status
@@ -59,6 +62,9 @@ class AttemptRecord(BaseModel):
         return fence_of(self.claim)
 
 
+JSON = "application/json"
+
+
 class Beats(Protocol):
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
 
@@ -71,12 +77,15 @@ class Attempt:
         store: RunStore,
         outbox: Outbox,
         scrub: Scrubber,
+        share_proposed: bool = False,
     ) -> None:
         self.id = attempt_id
         self.record = record
         self.store = store
         self.outbox = outbox
         self.scrub = scrub
+        #: The user chose to share this checkout's proposed diffs (daemon.share_proposed_diffs).
+        self.share_proposed = share_proposed
         #: The cloud asked for the cancel: it needs no word about it.
         self.cancelled_by_cloud = False
         self._heartbeat: asyncio.Task[None] | None = None
@@ -141,11 +150,20 @@ class Attempt:
                     self.task_id,
                 )
                 self._send("follow_up", body, run)
-            if report.diff:
+            if report.diff and self.share_proposed:
                 self._patch(run, report.diff)
+            elif report.diff:
+                # Until the user accepts, the proposed code stays here: the cloud hears how big
+                # the change is, and the check's verdict without its output (which quotes code).
+                stat = diffstat(report.diff)
+                held = json.dumps({"heldLocally": True, **asdict(stat)})
+                self._send("artifact", artifact_body(self.fence, "summary", held, JSON), run)
             if report.verification is not None:
-                evidence = self.scrub.text(report.verification.model_dump_json())
-                body = artifact_body(self.fence, "evidence", evidence, "application/json")
+                verification = report.verification
+                if report.diff and not self.share_proposed:
+                    verification = verification.model_copy(update={"output_tail": ""})
+                evidence = self.scrub.text(verification.model_dump_json())
+                body = artifact_body(self.fence, "evidence", evidence, JSON)
                 self._send("artifact", body, run)
         usage = None if report is None else usage_of(report)
         if status == "awaiting_review":
@@ -218,11 +236,16 @@ class Attempts:
     """The attempts this daemon has made: created at a claim, found again by run."""
 
     def __init__(
-        self, store: RunStore, outbox: Outbox, scrubber: Callable[[Path], Scrubber]
+        self,
+        store: RunStore,
+        outbox: Outbox,
+        scrubber: Callable[[Path], Scrubber],
+        shares: Callable[[Path], bool] = lambda checkout: False,
     ) -> None:
         self.store = store
         self.outbox = outbox
         self.scrubber = scrubber
+        self.shares = shares
         self._loaded: dict[int, Attempt] = {}  # one object per attempt, for its runtime state
 
     def claimed(self, claim: ClaimOut, checkout: Path) -> Attempt:
@@ -251,8 +274,14 @@ class Attempts:
         return None if attempt_id is None else self.get(attempt_id)
 
     def _load(self, attempt_id: int, record: AttemptRecord) -> Attempt:
+        checkout = Path(record.checkout)
         attempt = Attempt(
-            attempt_id, record, self.store, self.outbox, self.scrubber(Path(record.checkout))
+            attempt_id,
+            record,
+            self.store,
+            self.outbox,
+            self.scrubber(checkout),
+            share_proposed=self.shares(checkout),
         )
         self._loaded[attempt_id] = attempt
         return attempt

@@ -5,6 +5,7 @@ reported — the cloud ends with the task awaiting review, its logs and its patc
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from pathlib import Path
@@ -53,13 +54,18 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-worker-test")
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["held", "shared"])
 async def test_a_task_from_the_api_runs_to_awaiting_review(
-    cloud: Cloud, repo: Path, tmp_path: Path
+    cloud: Cloud, repo: Path, tmp_path: Path, shared: bool
 ) -> None:
+    """Until the user accepts, the proposed diff stays on the machine: the cloud hears its size
+    and the check's verdict (no output: it quotes code) — unless the user listed the checkout
+    in ``share_proposed_diffs``, for review on the dashboard."""
     (await cloud.api.patch(f"/projects/{cloud.project_id}", json={"remotes": [REMOTE]})).ok()
     peer = Client()
     async with AnthropicServer(fix_median_session()) as model:
         config = make_config(tmp_path, base_url=model.base_url)
+        config.daemon.share_proposed_diffs = [repo] if shared else []
         daemon = Daemon(config)
         try:
             login = LoginParams(cloud_url=cloud.url, token=cloud.first_start.token)
@@ -88,9 +94,25 @@ async def test_a_task_from_the_api_runs_to_awaiting_review(
     assert "log" in kinds
     statuses = [e["to_status"] for e in items if e["kind"] == "status"]
     assert statuses[-3:] == ["claimed", "running", "awaiting_review"]
-    artifacts = (await cloud.api.get(f"/tasks/{task.id}/artifacts")).ok()
-    found = artifacts["items"] if isinstance(artifacts, dict) else artifacts
-    assert {a["kind"] for a in found} >= {"patch", "evidence"}
+    artifacts = (await cloud.api.get(f"/tasks/{task.id}/artifacts")).ok()["items"]
+    contents = {
+        a["kind"]: (await cloud.api.get(f"/tasks/{task.id}/artifacts/{a['id']}")).ok()["content"]
+        for a in artifacts
+    }
+    fix = "ordered[middle - 1] + ordered[middle]"
+    if shared:
+        assert set(contents) == {"patch", "evidence"} and fix in contents["patch"]
+        assert "OK" in json.loads(contents["evidence"])["output_tail"]
+        return
+    assert set(contents) == {"summary", "evidence"}
+    assert json.loads(contents["summary"]) == {
+        "heldLocally": True, "files": 1, "added": 2, "removed": 0,
+    }  # fmt: skip
+    evidence = json.loads(contents["evidence"])
+    assert evidence["passed"] is True and evidence["output_tail"] == ""
+    # No proposed code anywhere the cloud keeps: artifacts, events, the task itself.
+    everything = json.dumps([contents, items, shown])
+    assert fix not in everything and "ordered" not in everything
 
 
 async def test_a_cloud_outage_mid_run_loses_and_duplicates_nothing(

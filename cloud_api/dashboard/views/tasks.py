@@ -105,6 +105,24 @@ def _evidence(content: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _held(summary: tuple[Any, str] | None, patch: tuple[Any, str] | None) -> dict[str, Any] | None:
+    """The newest attempt's proposed diff, when the daemon kept it on the developer's machine
+    (only its size came): what the page says instead of showing a diff."""
+    if summary is None or (patch is not None and patch[0].attempt >= summary[0].attempt):
+        return None
+    try:
+        data = json.loads(summary[1])
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("heldLocally") is not True:
+        return None
+    try:
+        counts = {key: int(data.get(key, 0)) for key in ("files", "added", "removed")}
+    except (TypeError, ValueError):
+        return None
+    return {**counts, "attempt": summary[0].attempt}
+
+
 async def task_context(visitor: Visitor) -> dict[str, Any]:
     task: TaskOut = await visitor.call(tasks_api.get_task)
     project = await project_nav(visitor, "board", task.project_id)
@@ -117,6 +135,7 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
     members = await visitor.call(orgs_api.list_members, path={"org_id": project.org_id})
     patch = await _artifact(visitor, artifacts, "patch")
     evidence = await _artifact(visitor, artifacts, "evidence")
+    summary = await _artifact(visitor, artifacts, "summary")
     total: dict[str, float] = {}
     for event in events:
         if event.kind == "status" and isinstance(event.data.get("usage"), dict):
@@ -133,6 +152,7 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
         "sprints": sprints,
         "diff": diffs.parse(patch[1]) if patch else None,
         "patch_attempt": patch[0].attempt if patch else None,
+        "held": _held(summary, patch),
         "evidence": _evidence(evidence[1]) if evidence else None,
         "evidence_attempt": evidence[0].attempt if evidence else None,
         "usage": total,

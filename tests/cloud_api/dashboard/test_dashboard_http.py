@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Cloud
+from tests.support.client import Worker, fence
 
 pytestmark = pytest.mark.parametrize("template", ["sqlite"], indirect=True)
 
@@ -101,3 +102,37 @@ async def test_bad_filters_are_a_page_naming_the_field(cloud: Cloud) -> None:
             assert "sprint_id" in await answer.text()
         async with http.get(f"{cloud.url}/api/v1/projects/{cloud.project_id}/tasks?x=1") as api:
             assert api.headers["Content-Type"] == "application/problem+json"
+
+
+async def test_a_proposed_diff_held_locally_is_said_plainly(cloud: Cloud) -> None:
+    """The daemon keeps a proposed diff on the developer's machine and sends its size (a
+    ``summary`` artifact); the task page says so, and shows no diff until a patch comes."""
+    body = {"title": "Fix median", "status": "queued"}
+    task = (await cloud.api.post(f"/projects/{cloud.project_id}/tasks", body)).ok(201)
+    worker = await Worker.create(cloud.api, cloud.project_id, "box")
+    claim = (await worker.claim()).ok()
+    (await worker.status(claim, "running")).ok()
+    artifacts = f"/worker/tasks/{task['id']}/artifacts"
+
+    async def post(kind: str, content: str) -> None:
+        (await worker.api.post(artifacts, {**fence(claim), "kind": kind, "content": content})).ok(
+            201
+        )
+
+    async def page() -> str:
+        async with http.get(f"{cloud.url}/tasks/{task['id']}") as shown:
+            assert shown.status == 200
+            return await shown.text()
+
+    async with jar_session() as http:
+        await sign_in(http, cloud, "/")
+        await post("summary", '{"heldLocally": true, "files": "many"}')  # a bad one: ignored
+        assert "held locally" not in await page()
+        await post("summary", '{"heldLocally": true, "files": 2, "added": 7, "removed": 3}')
+        held = await page()
+        assert "Proposed diff held locally" in held and "2 file(s)" in held
+        assert "+7" in held and "\u22123" in held and "share_proposed_diffs" in held
+        assert 'id="diff"' not in held
+        await post("patch", "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
+        reported = await page()
+        assert "held locally" not in reported and 'id="diff"' in reported
