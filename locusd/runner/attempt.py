@@ -16,6 +16,7 @@ commit together or not at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -144,7 +145,8 @@ class Attempt:
             if report.diff:
                 self._patch(run, report.diff)
             if report.verification is not None:
-                evidence = self.scrub.text(report.verification.model_dump_json())
+                scrubbed = self.scrub.data(report.verification.model_dump(mode="json"))
+                evidence = json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
                 body = artifact_body(self.fence, "evidence", evidence, "application/json")
                 self._send("artifact", body, run)
         usage = None if report is None else usage_of(report)
@@ -178,7 +180,8 @@ class Attempt:
 
     def declined(self, reason: str) -> None:
         """A claim this daemon cannot work on (no checkout for its repository): no run."""
-        self._send("status", status_body(self.fence, "failed", reason=reason), None)
+        body = status_body(self.fence, "failed", reason=self.scrub.text(reason))
+        self._send("status", body, None)
 
     def _patch(self, run: Run, patch: str) -> None:
         body = artifact_body(self.fence, "patch", self.scrub.patch(patch), "text/x-diff")

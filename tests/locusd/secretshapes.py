@@ -21,9 +21,7 @@ def _fake(before: str, secret: str, after: str = "") -> Fake:
 
 
 _KEY_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0"
-PRIVATE_KEY = (
-    f"-----BEGIN RSA PRIVATE KEY-----\n{_KEY_BODY}\n{_KEY_BODY[::-1]}\n-----END RSA PRIVATE KEY-----"
-)
+PRIVATE_KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{_KEY_BODY}\n{_KEY_BODY[::-1]}\n-----END RSA PRIVATE KEY-----"
 _ALNUM = "Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bD1fH3jL5nP7rT9vX2zC4"
 
 #: The redactor's token shapes (``locusd.runner.redact``), one fake per pattern.
@@ -75,7 +73,9 @@ DETECTOR_SHAPES: dict[str, Fake] = {
     "SlackDetector": _fake(
         "posted to ", "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/" + _ALNUM[:24]
     ),
-    "SoftlayerDetector": _fake("calls https://api.softlayer.com/soap/v3/", "ab3de5gh7j" * 6 + "k9mn"),
+    "SoftlayerDetector": _fake(
+        "calls https://api.softlayer.com/soap/v3/", "ab3de5gh7j" * 6 + "k9mn"
+    ),
     "SquareOAuthDetector": _fake("square app ", "sq0csp-" + _ALNUM[:43]),
     "StripeDetector": _fake("charged with ", "rk_live_" + _ALNUM[:24]),
     "TelegramBotTokenDetector": _fake("bot ", "123456789:" + _ALNUM[:35]),
