@@ -98,6 +98,18 @@ class Scrubber:
             text = text.replace(value, MASK)
         return text
 
+    def data(self, value: Any) -> Any:
+        """Every string in JSON-shaped ``value`` scrubbed, before it is serialised: in JSON
+        text, a line's secrets would sit after escaped newlines and quotes, where the
+        line-anchored detectors (``cloudant_pass …``, ``AKC…``) no longer find them."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.data(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.data(item) for key, item in value.items()}
+        return value
+
     def ignored(self, path: str) -> bool:
         return self.ignore.match_file(path)
 

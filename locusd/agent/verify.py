@@ -169,8 +169,12 @@ def evidence(
 ) -> Evidence:
     output = result.output_path.read_text(encoding="utf-8", errors="replace")
     counts = testcounts.parse(output)
-    failure = testcounts.judge(
-        result.exit_code, result.timed_out, counts, testcounts.expected(verify.command)
+    failure = (
+        "the check was cancelled before it finished"  # whatever it printed or exited with
+        if result.cancelled
+        else testcounts.judge(
+            result.exit_code, result.timed_out, counts, testcounts.expected(verify.command)
+        )
     )
     return Evidence(
         command=verify.command,

@@ -162,7 +162,8 @@ class Attempt:
                 verification = report.verification
                 if report.diff and not self.share_proposed:
                     verification = verification.model_copy(update={"output_tail": ""})
-                evidence = self.scrub.text(verification.model_dump_json())
+                scrubbed = self.scrub.data(verification.model_dump(mode="json"))
+                evidence = json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
                 body = artifact_body(self.fence, "evidence", evidence, JSON)
                 self._send("artifact", body, run)
         usage = None if report is None else usage_of(report)
@@ -196,7 +197,8 @@ class Attempt:
 
     def declined(self, reason: str) -> None:
         """A claim this daemon cannot work on (no checkout for its repository): no run."""
-        self._send("status", status_body(self.fence, "failed", reason=reason), None)
+        body = status_body(self.fence, "failed", reason=self.scrub.text(reason))
+        self._send("status", body, None)
 
     def _patch(self, run: Run, patch: str) -> None:
         body = artifact_body(self.fence, "patch", self.scrub.patch(patch), "text/x-diff")

@@ -1,8 +1,8 @@
 """Secrets out of anything uploaded (log chunks, summaries, diffs). Pure logic.
 
 Two nets: the values of this process's secret-named environment variables (whatever their
-shape), and well-known token shapes (Anthropic, OpenAI, GitHub, AWS, Slack, private keys, Locus's
-own tokens, Stripe-style keys), which catch a secret the agent read from a file.
+shape), and well-known token shapes (Anthropic, OpenAI, GitHub, GitLab, AWS, Slack, private keys,
+Locus's own tokens, Stripe-style keys), which catch a secret the agent read from a file.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _SHAPES = re.compile(
             r"sk-(?:proj-)?[A-Za-z0-9_\-]{20,}",
             r"gh[pousr]_[A-Za-z0-9]{20,}",
             r"github_pat_[A-Za-z0-9_]{20,}",
+            r"(?:gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|GR1348941)[A-Za-z0-9_\-]{20,}",
             r"(?:AKIA|ASIA)[A-Z0-9]{16}",
             r"xox[abprs]-[A-Za-z0-9\-]{10,}",
             r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe-style keys

@@ -136,6 +136,35 @@ async def test_accept_some_reject_some_commits_only_the_accepted(
     await daemon.close()
 
 
+async def test_a_commit_or_send_back_on_a_stale_revision_is_refused(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Everything accepted, then the worktree changes after the review was read (the agent's
+    late write, another editor): committing or sending back on the revision the user saw is
+    refused, and nothing is committed — the new change would otherwise go in unreviewed."""
+    peer = Client()
+    async with AnthropicServer(fix_median_session()) as model:
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        run = await finished_run(daemon, repo)
+    seen = await accept_everything(daemon, run.run_id, peer)
+    worktree = Path(run.worktree or "")
+    head = git(worktree, "rev-parse", "HEAD")
+    (worktree / "stats.py").write_text((worktree / "stats.py").read_text() + "UNSEEN = 1\n")
+
+    for attempt in (
+        daemon.review_commit(CommitParams(run_id=run.run_id, revision=seen), peer),
+        daemon.review_send_back(SendBackParams(run_id=run.run_id, revision=seen), peer),
+    ):
+        with pytest.raises(LocusError) as stale:
+            await attempt
+        assert stale.value.code == Code.REVIEW_STALE
+    assert git(worktree, "rev-parse", "HEAD") == head  # nothing committed
+    assert daemon.runs.get(run.run_id).state == "awaiting_review"
+    fresh = await daemon.review_get(ReviewParams(run_id=run.run_id), peer)
+    assert fresh.revision != seen
+    await daemon.close()
+
+
 async def test_a_hard_linked_outside_file_is_named_and_never_reviewed_or_committed(
     repo: Path, tmp_path: Path
 ) -> None:
