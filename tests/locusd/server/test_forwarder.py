@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from pygls.lsp.client import LanguageClient
 
-from tests.locusd.server.support import TIMEOUT, init_params, short_tmp, stop
+from tests.locusd.server.support import TIMEOUT, init_params, stop
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[3]
