@@ -16,6 +16,16 @@ command -v bwrap >/dev/null 2>&1 || packages+=(bubblewrap)
 command -v git >/dev/null 2>&1 || packages+=(git)
 # Headless Chromium for the dashboard browser tests (tests/cloud_api/dashboard, driven by Playwright).
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+# Programs that tests run for real: a missing one fails its test rather than skipping it
+# (tests/support/programs.py). Node and npm: the VS Code client's transport
+# (tests/locusd/server/test_node_client.py, which npm-installs vscode-jsonrpc) and `node --test`
+# counts; cargo: `cargo test` counts (tests/locusd/agent/test_testcounts.py); systemd and setpriv:
+# systemd's own checks of the service unit (tests/locusd/service/test_units.py).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+command -v cargo >/dev/null 2>&1 || packages+=(cargo)
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+command -v setpriv >/dev/null 2>&1 || packages+=(util-linux)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${packages[*]}"
   as_root apt-get update -qq

@@ -9,6 +9,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from argon2 import PasswordHasher
 
 from cloud_api.store.migrate import head_revision
 
-CLI = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "locus-cloud"
+#: The entry point next to the running interpreter, wherever its environment lives.
+CLI = Path(sys.executable).with_name("locus-cloud")
 #: Generous bounds on a process that normally starts in a second or two.
 TIMEOUT = 120.0
 PASSWORD = "correct horse battery"

@@ -19,7 +19,7 @@ from locusd.agent.providers.anthropic import AnthropicProvider
 from locusd.agent.report import RunReport
 from locusd.agent.run import run_task
 from locusd.config import AgentConfig, Config
-from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
+from tests.support.anthropic_server import AnthropicServer, Recorded, Reply, text, tool_use
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample-repo"
@@ -82,6 +82,18 @@ async def run(
 def call(name: str, **arguments: Any) -> Reply:
     """A turn in which the model calls one tool."""
     return Reply([tool_use(name, arguments)], stop_reason="tool_use")
+
+
+def tool_results(request: Recorded) -> list[dict[str, Any]]:
+    """The tool_result blocks of the newest message the agent sent."""
+    assert request.body is not None
+    return [b for b in request.body["messages"][-1]["content"] if b["type"] == "tool_result"]
+
+
+def result_text(block: dict[str, Any]) -> str:
+    """A tool_result's text, whether sent as a string or as text parts."""
+    content = block["content"]
+    return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
 def fix_median_session() -> list[Reply]:

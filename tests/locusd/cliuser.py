@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.conftest import Cloud
 from tests.locusd.agentkit import TASK, git, make_sample_repo
+from tests.support.shortpath import short_tmp
 
 LOCUS = str(Path(sys.executable).parent / "locus")
 REMOTE = "https://git.example.com/acme/sample.git"
@@ -58,9 +59,16 @@ class User:
 
 @asynccontextmanager
 async def machine(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
-    """A user whose checkout's remote the cloud's project lists; the daemon is stopped after."""
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
+    """A user whose checkout's remote the cloud's project lists; the daemon is stopped after.
+    The runtime dir (the daemon's socket) is a short one, whatever $TMPDIR is."""
+    with short_tmp() as runtime:
+        runtime.chmod(0o700)
+        async with _machine(cloud, tmp_path, runtime) as user:
+            yield user
+
+
+@asynccontextmanager
+async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator[User]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))},
         "XDG_RUNTIME_DIR": str(runtime),

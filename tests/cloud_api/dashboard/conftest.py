@@ -13,6 +13,7 @@ tests independent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.support.shortpath import short_tmp
 
 REPO = Path(__file__).resolve().parents[3]
 TIMEOUT_MS = 15_000
@@ -49,9 +52,19 @@ def chromium_path() -> str:
 async def browser() -> AsyncIterator[Browser]:
     """A headless Chromium, closed after the test."""
     executable = chromium_path()
+    # Chromium's singleton socket goes under its $TMPDIR: a short one, whatever the caller's is
+    # (AF_UNIX paths are limited to ~107 bytes).
+    with short_tmp() as tmp:
+        async with _launched(executable, tmp) as browser:
+            yield browser
+
+
+@contextlib.asynccontextmanager
+async def _launched(executable: str, tmp: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=executable,
+            env={**os.environ, "TMPDIR": str(tmp)},
             headless=True,
             # No Chromium sandbox: it cannot run as root at all, and as an unprivileged user it
             # needs user namespaces, which containers and Ubuntu's AppArmor often forbid.

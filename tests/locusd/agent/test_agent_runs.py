@@ -28,7 +28,9 @@ from tests.locusd.agentkit import (
     git,
     make_config,
     make_sample_repo,
+    result_text,
     run,
+    tool_results,
 )
 from tests.support import openai_server
 from tests.support.anthropic_server import (
@@ -37,7 +39,6 @@ from tests.support.anthropic_server import (
     Fail,
     Hang,
     MidStreamError,
-    Recorded,
     Reply,
     text,
     tool_use,
@@ -50,17 +51,6 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_sample_repo(tmp_path)
-
-
-def tool_results(request: Recorded) -> list[dict[str, Any]]:
-    """The tool_result blocks of the newest message the agent sent."""
-    assert request.body is not None
-    return [b for b in request.body["messages"][-1]["content"] if b["type"] == "tool_result"]
-
-
-def result_text(block: dict[str, Any]) -> str:
-    content = block["content"]
-    return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
 async def test_fixes_a_failing_test_and_verification_passes(repo: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from locusd.agent.commands import CommandResult, run_command, scrubbed_env
 from locusd.agent.sandbox import SHARED_SCRATCH, Sandbox, probe, secret_places
 from tests.support.processes import processes_named
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,14 +100,21 @@ def test_without_bwrap_the_probe_says_what_to_install(tmp_path: Path) -> None:
     assert found.warning is not None and "install the bubblewrap package" in found.warning
 
 
+@pytest.fixture
+def runtime() -> Iterator[Path]:
+    """A runtime dir for a socket: a short path, whatever $TMPDIR is."""
+    with short_tmp() as path:
+        yield path
+
+
 async def test_the_sandbox_hides_the_daemons_socket_and_the_users_secrets(
-    tmp_path: Path, sandbox: Sandbox
+    tmp_path: Path, runtime: Path, sandbox: Sandbox
 ) -> None:
     """A command cannot reach the daemon (a Unix socket is not cut by --unshare-net), the
     runtime dir's other agents, Locus's own state, or the credential stores in $HOME; the rest
     of the file system is as it was, and the command's own directory stays even when it lies
     inside a hidden place."""
-    home, runtime, state = tmp_path / "home", tmp_path / "run", tmp_path / "state"
+    home, state = tmp_path / "home", tmp_path / "state"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
     (home / ".netrc").write_text("machine x password hunter2")

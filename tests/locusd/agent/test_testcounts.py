@@ -1,11 +1,10 @@
-"""Test counts from real runner output: pytest, unittest and node --test run here for real;
-cargo too when installed; go, jest, vitest and mocha from their recorded summary formats. Plus
-properties: any text parses without error to non-negative counts, and a summary is found
-whatever surrounds it."""
+"""Test counts from real runner output: pytest, unittest, node --test and cargo test run here
+for real (scripts/test.sh installs node and cargo); go, jest, vitest and mocha from their
+recorded summary formats. Plus properties: any text parses without error to non-negative
+counts, and a summary is found whatever surrounds it."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from locusd.agent.testcounts import TestCounts, expected, judge, parse
+from tests.support.programs import required
 
 
 def counts(parser: str, passed: int, failed: int, skipped: int) -> TestCounts:
@@ -86,16 +86,16 @@ def test_real_unittest(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_real_node_test(tmp_path: Path) -> None:
+    required("node", "nodejs")
     (tmp_path / "a.test.js").write_text(NODE_FILE)
     assert parse(output_of(tmp_path, "node", "--test")) == counts("tap", 1, 1, 2)
     (tmp_path / "a.test.js").unlink()
     assert parse(output_of(tmp_path, "node", "--test")) == counts("tap", 0, 0, 0)
 
 
-@pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
 def test_real_cargo_test(tmp_path: Path) -> None:
+    required("cargo", "cargo")
     (tmp_path / "src").mkdir()
     (tmp_path / "Cargo.toml").write_text('[package]\nname = "c"\nversion = "0.1.0"\n')
     (tmp_path / "src" / "lib.rs").write_text(

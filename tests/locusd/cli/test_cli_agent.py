@@ -29,9 +29,11 @@ def locus(
             f'worktree_dir = "{tmp_path / "worktrees"}"\nstate_dir = "{tmp_path / "state"}"\n'
         )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
+    # A wide terminal, whatever the caller's: the human report is a panel, wrapped to its width.
+    wide = {"COLUMNS": "200"}
     return subprocess.run(
         [LOCUS, *args],
-        env={**base, "LOCUS_CONFIG": str(config), **(env or {})},
+        env={**base, "LOCUS_CONFIG": str(config), **wide, **(env or {})},
         capture_output=True,
         text=True,
         timeout=110,

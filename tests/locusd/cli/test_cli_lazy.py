@@ -17,6 +17,7 @@ import pytest
 
 from locusd.cli import COMMANDS, main
 from locusd.cli.lazy import LazyGroup
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(120)
 LOCUS = str(Path(sys.executable).parent / "locus")
@@ -35,20 +36,21 @@ HEAVY = (
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A user of their own (XDG dirs in tmp), a wide terminal; the daemon stopped at the end."""
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LOCUS")},
-        "XDG_RUNTIME_DIR": str(runtime),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "COLUMNS": "200",
-    }
-    yield environ
-    subprocess.run([LOCUS, "daemon", "stop"], env=environ, capture_output=True, check=False)
+    """A user of their own (XDG dirs in tmp, the socket's in a short one whatever $TMPDIR is),
+    a wide terminal; the daemon stopped at the end."""
+    with short_tmp() as runtime:
+        runtime.chmod(0o700)
+        environ = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LOCUS")},
+            "XDG_RUNTIME_DIR": str(runtime),
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "COLUMNS": "200",
+        }
+        yield environ
+        subprocess.run([LOCUS, "daemon", "stop"], env=environ, capture_output=True, check=False)
 
 
 def locus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

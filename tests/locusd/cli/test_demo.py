@@ -10,24 +10,28 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.shortpath import short_tmp
+
 LOCUS = str(Path(sys.executable).parent / "locus")
 
 
 @pytest.mark.timeout(300)
-def test_the_demo_takes_a_task_from_the_cloud_to_verification(tmp_path: Path) -> None:
+def test_the_demo_takes_a_task_from_the_cloud_to_verification() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))}
-    done = subprocess.run(
-        [LOCUS, "demo", "--dir", str(tmp_path / "demo")],
-        env={**env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    # Its socket lives in --dir: a short one, whatever $TMPDIR is.
+    with short_tmp() as where:
+        done = subprocess.run(
+            [LOCUS, "demo", "--dir", str(where / "demo")],
+            env={**env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=280,
+            check=False,
+        )
+        socket_left = (where / "demo" / "run" / "locusd.sock").exists()
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout
     assert "replaying a recorded session" in text  # announced, never passed off as a model
     assert "+        return (ordered[middle - 1] + ordered[middle]) / 2" in text
     assert "is verification" in text
-    # It cleaned up after itself: no daemon socket, the cloud stopped.
-    assert not (tmp_path / "demo" / "run" / "locusd.sock").exists()
+    assert not socket_left  # it cleaned up after itself: no daemon socket, the cloud stopped

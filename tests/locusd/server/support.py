@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import socket
-import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,19 +21,9 @@ from pygls.lsp.client import LanguageClient
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.server.server import LocusServer
 from tests.locusd.server.democore import DemoCore
+from tests.support.shortpath import short_tmp
 
 TIMEOUT = 10.0
-
-
-@contextlib.contextmanager
-def short_tmp() -> Iterator[Path]:
-    """A temp dir with a short path (AF_UNIX paths are limited to ~107 bytes, and pytest's
-    tmp_path is long)."""
-    path = Path(tempfile.mkdtemp(prefix="lx", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def init_options(version: str = PROTOCOL_VERSION, name: str = "test") -> dict[str, Any]:

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from pygls.lsp.client import LanguageClient
 
-from tests.locusd.server.support import TIMEOUT, init_params, short_tmp, stop
+from tests.locusd.server.support import TIMEOUT, init_params, stop
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[3]
@@ -192,9 +193,6 @@ async def test_serve_stops_on_sigterm(env: dict[str, str]) -> None:
 async def test_forwarder_with_the_real_core(env: dict[str, str]) -> None:
     """The default serve command builds ``locusd.daemon:create_core``: the whole path an
     editor takes, with every user directory in the test's temp dir."""
-    daemon = pytest.importorskip("locusd.daemon")
-    if not hasattr(daemon, "create_core"):
-        pytest.skip("locusd.daemon.create_core is not there yet")
     base = Path(env["XDG_STATE_HOME"]).parent
     env = {key: value for key, value in env.items() if key != "LOCUSD_SERVE_COMMAND"}
     env.update(

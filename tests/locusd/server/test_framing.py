@@ -18,7 +18,8 @@ from locusd.server.framing import (
     parse_body,
     read_frame,
 )
-from tests.locusd.server.support import RawClient, ThreadedDaemon, frame, short_tmp
+from tests.locusd.server.support import RawClient, ThreadedDaemon, frame
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from locusd.protocol import METHODS
-from tests.locusd.server.support import RawClient, ThreadedDaemon, frame, short_tmp
+from tests.locusd.server.support import RawClient, ThreadedDaemon, frame
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(120)
 FUZZ = settings(

@@ -19,7 +19,7 @@ from locusd.server.main import main
 from locusd.server.peer import Peer
 from locusd.server.server import LocusServer
 from tests.locusd.server.democore import RUN, DemoCore
-from tests.locusd.server.support import short_tmp
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,7 @@
 """vscode-jsonrpc (the VS Code extension's transport) against the real socket, unchanged:
 initialize, methods, an error, a notification, a daemon → client request, shutdown + exit.
-Skipped where node/npm are missing or npm cannot fetch the package."""
+Fails, saying why, where node/npm are missing (scripts/test.sh installs them) or npm cannot
+fetch the package."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.errors import Code
 from tests.locusd.server.support import TIMEOUT, running_server
+from tests.support.programs import required
 
 pytestmark = pytest.mark.timeout(120)
 HERE = Path(__file__).parent / "node"
@@ -23,9 +25,8 @@ HERE = Path(__file__).parent / "node"
 
 @pytest.fixture(scope="module")
 def node_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node/npm not installed")
+    required("node", "nodejs")
+    npm = required("npm", "npm")
     prefix = tmp_path_factory.mktemp("node")
     for name in ("package.json", "client.js"):
         shutil.copy(HERE / name, prefix / name)
@@ -38,7 +39,12 @@ def node_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             timeout=90,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"npm install vscode-jsonrpc failed (offline?): {exc}")
+        stderr = getattr(exc, "stderr", b"") or b""
+        pytest.fail(
+            f"npm install vscode-jsonrpc failed (offline? a registry it cannot reach?): {exc}\n"
+            + stderr.decode(errors="replace"),
+            pytrace=False,
+        )
     yield prefix / "client.js"
 
 

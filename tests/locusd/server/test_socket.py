@@ -22,7 +22,8 @@ from locusd.server.paths import (
 )
 from locusd.server.server import DaemonAlreadyRunning, LocusServer
 from tests.locusd.server.democore import DemoCore
-from tests.locusd.server.support import RawClient, ThreadedDaemon, frame, short_tmp
+from tests.locusd.server.support import RawClient, ThreadedDaemon, frame
+from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(60)
 NOBODY = 65534

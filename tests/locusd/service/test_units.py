@@ -32,13 +32,15 @@ from locusd.service import (
     systemd_unit,
 )
 from locusd.service.units import ENV_EXECUTABLE, STOP_TIMEOUT_SEC
+from tests.support.programs import missing, required
 
 PYTHON = os.path.abspath(sys.executable)
 EXEC = [PYTHON, "-m", "locusd", "serve"]
 
-needs_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
-)
+#: systemd is Linux's: its checks skip elsewhere (macOS); on Linux scripts/test.sh installs it,
+#: and a missing systemd fails the checks that need it (tests/support/programs.py).
+LINUX = sys.platform == "linux"
+needs_analyze = pytest.mark.skipif(not LINUX, reason="systemd is Linux-only")
 
 
 # --- a model of systemd's unit syntax (systemd.syntax(7)), for the parts the renderer uses ------
@@ -155,9 +157,11 @@ def verify(tmp_path: Path) -> Verify:
     runtime.mkdir(mode=0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_PAGER": "", "LC_ALL": "C"}
 
+    analyze = required("systemd-analyze", "systemd")
+
     def run(path: Path) -> None:
         done = subprocess.run(
-            ["systemd-analyze", "verify", "--user", str(path)],
+            [analyze, "verify", "--user", str(path)],
             env=env,
             capture_output=True,
             text=True,
@@ -176,7 +180,7 @@ def verify_errors(tmp_path: Path, unit_path: Path) -> str:
     runtime = Path(tempfile.mkdtemp(dir=tmp_path))
     runtime.chmod(0o700)
     done = subprocess.run(
-        ["systemd-analyze", "verify", "--user", str(unit_path)],
+        [required("systemd-analyze", "systemd"), "verify", "--user", str(unit_path)],
         env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "LC_ALL": "C"},
         capture_output=True,
         text=True,
@@ -308,14 +312,15 @@ def _dump_argv(dump: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def systemd_dump() -> SystemdDump:
+    if not LINUX:
+        pytest.skip("systemd is Linux-only")
     binary = _systemd_binary()
     if binary is None:
-        pytest.skip("systemd is not installed")
+        missing("systemd", "systemd")
     if os.geteuid() != 0:
         return SystemdDump(binary, [], None)
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("systemd --test refuses root, and setpriv is missing to drop to nobody")
+    # systemd --test refuses root: setpriv drops to nobody.
+    setpriv = required("setpriv", "util-linux")
     nobody = 65534
     return SystemdDump(
         binary, [setpriv, f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"], nobody
