@@ -1,0 +1,183 @@
+"""Mutation check of Locus's guarantees: ``.venv/bin/python scripts/mutants.py [NAME …]``.
+
+Each mutation below is a one-line semantic change that breaks one guarantee (the sandbox, the
+confinement of the file tools, the scrubber, what leaves for the cloud, the audit, verification,
+replay, the review commit, fencing, idempotency, CSRF, the git hardening). The script applies it
+to the working tree, runs the tests named with it, restores the file, and reports whether the
+suite *killed* the mutant (some test failed) or it *survived* (the guarantee has no test that
+notices its loss). It exits 1 if any survived or no longer applies.
+
+It edits files in place (and puts each back, even on Ctrl-C): run it on a clean tree. It takes
+about as long as the named tests (several minutes in all); it is not part of CI — run it before
+calling an issue that touches these modules resolved (docs/security.md, "Mutation check").
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = (
+    Mutation(
+        "sandbox: the file system writable",
+        "locusd/agent/sandbox.py",
+        '"--unshare-pid", "--ro-bind", "/", "/"',
+        '"--unshare-pid", "--bind", "/", "/"',
+        ("tests/locusd/agent/test_sandbox.py",),
+    ),
+    Mutation(
+        "sandbox: the network not cut",
+        "locusd/agent/sandbox.py",
+        'prefix.append("--unshare-net")',
+        "pass",
+        ("tests/locusd/agent/test_sandbox.py", "tests/adversarial/test_commands.py"),
+    ),
+    Mutation(
+        "file tools: symlinks followed",
+        "locusd/agent/confine.py",
+        "_RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)",
+        "_RESOLVE_BENEATH)",
+        ("tests/locusd/agent/test_confine.py", "tests/adversarial/test_file_tools.py"),
+    ),
+    Mutation(
+        "scrubber: Anthropic keys not redacted",
+        "locusd/runner/redact.py",
+        'r"sk-ant-[A-Za-z0-9_\\-]{8,}",',
+        "",
+        ("tests/locusd/test_privacy.py", "tests/locusd/test_privacy_trip.py"),
+    ),
+    Mutation(
+        "upload: the proposed diff sent before acceptance",
+        "locusd/runner/attempt.py",
+        "if report.diff and self.share_proposed:",
+        "if report.diff:",
+        ("tests/locusd/test_daemon_worker.py",),
+    ),
+    Mutation(
+        "audit: the hash of other bytes than those sent",
+        "locusd/privacy.py",
+        "body = canonical(payload)",
+        'body = __import__("json").dumps(payload, sort_keys=True).encode()',
+        ("tests/locusd/test_privacy_trip.py",),
+    ),
+    Mutation(
+        "verification: a changed check still passes",
+        "locusd/agent/verify.py",
+        "passed=failure is None and not changes,",
+        "passed=failure is None,",
+        ("tests/adversarial/test_verification.py",),
+    ),
+    Mutation(
+        "replay: tool results not compared",
+        "locusd/agent/providers/replay.py",
+        "self._same_reproducible_results(new[-1], request.messages[-1])",
+        "pass",
+        ("tests/adversarial/test_replay.py",),
+    ),
+    Mutation(
+        "review: a stale revision accepted",
+        "locusd/review/model.py",
+        "if revision != review.revision:",
+        "if False:",
+        ("tests/locusd/review", "tests/locusd/runner/test_reviews.py"),
+    ),
+    Mutation(
+        "fencing: a stale claim's write accepted",
+        "cloud_api/dispatch/claims.py",
+        "if not holds(row, worker, attempt, token):",
+        "if False:",
+        ("tests/cloud_api/dispatch/test_dispatch.py",),
+    ),
+    Mutation(
+        "idempotency: a reused key with another body replayed",
+        "cloud_api/api/idempotency.py",
+        "if row.request_hash != req_hash:",
+        "if False:",
+        ("tests/cloud_api/api/test_api_idempotency.py",),
+    ),
+    Mutation(
+        "CSRF: a form without its token accepted",
+        "cloud_api/dashboard/session.py",
+        "if not secret or not token or not hmac.compare_digest(_derive(secret), token):",
+        "if False:",
+        ("tests/cloud_api/dashboard",),
+    ),
+    Mutation(
+        "git: the repository's hooks run by Locus's git calls",
+        "locusd/git/programs.py",
+        '"core.hooksPath"',
+        '"core.unused"',
+        ("tests/locusd/git/test_untrusted_config.py",),
+    ),
+    Mutation(
+        "run: a crash in the loop ends without a report",
+        "locusd/agent/loop.py",
+        "except Exception as exc:  # noqa: BLE001",
+        "except ZeroDivisionError as exc:  # noqa: BLE001",
+        ("tests/adversarial/test_denial.py",),
+    ),
+)
+
+
+def run_one(mutation: Mutation) -> str:
+    """'killed', 'survived', or why it cannot be applied."""
+    path = ROOT / mutation.path
+    original = path.read_text(encoding="utf-8")
+    if original.count(mutation.old) != 1:
+        return f"stale: {mutation.old!r} is not once in {mutation.path} (update the mutation)"
+    try:
+        path.write_text(original.replace(mutation.old, mutation.new), encoding="utf-8")
+        done = subprocess.run(  # noqa: S603 - this interpreter, the mutation's own test paths
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+             *mutation.tests],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+    finally:
+        path.write_text(original, encoding="utf-8")
+    return "killed" if done.returncode != 0 else "survived"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="run only mutations whose name contains this")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.names or any(n in m.name for n in args.names)]
+    dirty = subprocess.run(  # noqa: S603
+        ["git", "status", "--porcelain", "--", *{m.path for m in chosen}],  # noqa: S607
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    if dirty:
+        print(f"uncommitted changes in the files to mutate; commit or stash first:\n{dirty}")
+        return 2
+    bad = 0
+    started = time.monotonic()
+    for mutation in chosen:
+        began = time.monotonic()
+        verdict = run_one(mutation)
+        bad += verdict != "killed"
+        print(f"{verdict:8}  {time.monotonic() - began:6.1f} s  {mutation.name}", flush=True)
+    print(f"{len(chosen) - bad}/{len(chosen)} killed in {time.monotonic() - started:.0f} s")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
