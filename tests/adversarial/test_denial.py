@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from locusd.agent.commands import MAX_OUTPUT_BYTES
+from locusd.agent.report import Event
 from tests.adversarial.kit import Canaries, attack
 from tests.locusd.agentkit import call
 from tests.support.anthropic_server import Reply, tool_use
@@ -111,3 +112,18 @@ async def test_a_deleted_git_dir_still_ends_with_a_report(canaries: Canaries) ->
     done.assert_contained()
     assert done.report.outcome == "failed"
     assert done.report.reason and ".git" in done.report.reason
+
+
+async def test_a_bug_of_ours_mid_run_still_ends_with_a_report(canaries: Canaries) -> None:
+    """Something of Locus's own failing inside the loop (here: the daemon's event callback)
+    ends the run as a failure naming it, with a footer — not a traceback and no report."""
+
+    def broken(event: Event) -> None:
+        if event.kind == "tool":
+            raise RuntimeError("the event sink broke")
+
+    done = await attack(canaries, [call("read_file", path="stats.py")], on_event=broken)
+
+    done.assert_contained()
+    assert done.report.outcome == "failed"
+    assert done.report.reason == "internal error: RuntimeError: the event sink broke"
