@@ -105,6 +105,13 @@ MUTATIONS = (
         ("tests/cloud_api/dispatch/test_dispatch.py",),
     ),
     Mutation(
+        "lease: never renewed during a run",
+        "locusd/runner/attempt.py",
+        "every = max(1.0, self.record.claim.lease_seconds / 3)",
+        "every = 3600.0",
+        ("tests/locusd/test_daemon_worker.py",),
+    ),
+    Mutation(
         "idempotency: a reused key with another body replayed",
         "cloud_api/api/idempotency.py",
         "if row.request_hash != req_hash:",

@@ -202,3 +202,44 @@ async def test_pull_claims_a_task_now_and_answers_with_its_run(
             await daemon.close()
     assert done.state == "awaiting_review"
     assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "awaiting_review"
+
+
+async def test_the_lease_is_renewed_while_a_long_run_works(
+    db_url: str, repo: Path, tmp_path: Path, template: Template
+) -> None:
+    """Seen from the cloud: with a 3 s lease, a run whose command takes 7 s keeps its task —
+    the daemon's heartbeats move the lease's expiry on, and the run's end is accepted."""
+    runner, url, _ = await start_cloud(db_url, lease_seconds=3)
+    first = template.first_start
+    marker = f"locus-lease-{uuid.uuid4().hex}"
+    script = [
+        call("run_command", command=f"exec -a {marker} sleep 7", timeout=60),
+        call("ask_user", question="done?"),
+    ]
+    peer = Client()
+    expiries: set[str] = set()
+    async with AnthropicServer(script) as model, aiohttp.ClientSession() as session:
+        api = Api(session, url, first.token)
+        (await api.patch(f"/projects/{first.project_id}", json={"remotes": [REMOTE]})).ok()
+        daemon = Daemon(make_config(tmp_path, base_url=model.base_url))
+        try:
+            await daemon.auth_login(LoginParams(cloud_url=url, token=first.token), peer)
+            task = await daemon.tasks_create(
+                TaskCreateParams(project_id=first.project_id, title="Slow", description=TASK),
+                peer,
+            )
+            await daemon.worker_start(WorkerStartParams(once=True, repos=[str(repo)]), peer)
+            await until(lambda: bool(processes_named(marker)), timeout=60)
+            while processes_named(marker):  # the command runs: watch the lease from the cloud
+                shown = (await api.get(f"/tasks/{task.id}")).ok()
+                assert shown["status"] == "running", shown
+                expiries.add(shown["lease_expires_at"])
+                await asyncio.sleep(0.5)
+            await asyncio.wait_for(daemon.worker_done(), 60)
+            await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
+            final = (await api.get(f"/tasks/{task.id}")).ok()
+        finally:
+            await daemon.close()
+            await runner.cleanup()
+    assert len(expiries) >= 3, expiries  # renewed again and again, never left to lapse
+    assert final["status"] == "needs_input"
