@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Confirm
 from rich.status import Status
@@ -63,22 +64,28 @@ def _approver(console: Console, status: Status | None) -> Approver:
 
 
 def _show(console: Console, report: RunReport) -> None:
+    """The report as markup around escaped text: what the agent, the repository or a test
+    printed is shown as it is, never read as markup."""
     colour = {"completed": "green", "needs_input": "yellow", "unverified": "yellow"}.get(
         report.outcome, "red"
     )
     lines = [
-        f"[bold {colour}]{report.outcome}[/]" + (f": {report.reason}" if report.reason else "")
+        f"[bold {colour}]{report.outcome}[/]"
+        + (f": {escape(report.reason)}" if report.reason else "")
     ]
     if report.summary:
-        lines.append(f"\n[bold]Summary[/]\n{report.summary}")
+        lines.append(f"\n[bold]Summary[/]\n{escape(report.summary)}")
     if report.question:
-        lines.append(f"\n[bold]Question[/]\n{report.question}")
+        lines.append(f"\n[bold]Question[/]\n{escape(report.question)}")
     for follow_up in report.follow_ups:
-        lines.append(f"follow-up: {follow_up.title}")
+        lines.append(f"follow-up: {escape(follow_up.title)}")
     check = report.verification
     if check is not None:
         verdict = "passed" if check.passed else "FAILED"
-        lines.extend(f"[bold red]UNVERIFIED[/] {c.path}: {c.why}" for c in check.check_changes)
+        lines.extend(
+            f"[bold red]UNVERIFIED[/] {escape(c.path)}: {escape(c.why)}"
+            for c in check.check_changes
+        )
         counted = check.counts
         tally = (
             f"; {counted.parser}: {counted.passed} passed, {counted.failed} failed,"
@@ -86,13 +93,13 @@ def _show(console: Console, report: RunReport) -> None:
             if counted
             else ""
         )
-        why = f" — {check.failure}" if check.failure else ""
+        why = f" — {escape(check.failure)}" if check.failure else ""
         lines.append(
-            f"\n[bold]Verification[/] `{check.command}` {verdict}{why} (exit {check.exit_code},"
-            f" {check.duration:.1f} s{tally}; {check.reason})\n{check.output_tail[-800:]}"
+            f"\n[bold]Verification[/] `{escape(check.command)}` {verdict}{why} (exit {check.exit_code},"
+            f" {check.duration:.1f} s{tally}; {escape(check.reason)})\n{escape(check.output_tail[-800:])}"
         )
     else:
-        lines.append(f"\n[bold]Verification[/] {report.verify_reason}")
+        lines.append(f"\n[bold]Verification[/] {escape(report.verify_reason)}")
     cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (model not priced)"
     lines.append(
         f"\n{report.turns} turns, {report.usage.total_tokens} tokens"
@@ -100,9 +107,9 @@ def _show(console: Console, report: RunReport) -> None:
     )
     kept = f"its work kept under {run_ref(report.task_id)}" if report.diff else "no changes"
     where = f"branch {report.branch}" if report.branch else kept
-    lines.append(f"worktree {report.worktree} ({where})")
-    lines.append(f"transcript {report.transcript}")
-    lines.extend(f"[yellow]warning:[/] {warning}" for warning in report.warnings)
+    lines.append(f"worktree {escape(report.worktree)} ({escape(where)})")
+    lines.append(f"transcript {escape(report.transcript)}")
+    lines.extend(f"[yellow]warning:[/] {escape(warning)}" for warning in report.warnings)
     console.print(Panel("\n".join(lines), title=f"locus agent run {report.task_id}"))
     if report.diff:
         console.print(Syntax(report.diff, "diff", word_wrap=True))
