@@ -25,7 +25,7 @@ from locusd.agent.sandbox import containment
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
-from locusd.cloud.outbox import State as EntryState
+from locusd.cloud.uploads import Uploads
 from locusd.config import Config
 from locusd.config import load as load_config
 from locusd.crashpoints import crashpoint
@@ -92,12 +92,15 @@ class Daemon:
         self.store = RunStore(self.db)
         self.outbox = Outbox(self.db, backoff=Backoff(cap=config.daemon.outbox_retry_cap))
         self.outbox.adopt(state / "outbox.sqlite")  # an older daemon's separate file
-        self.outbox.on_settled = self._settled
         self.audit = AuditLog(self.db)
         self.audit.adopt(state / "audit.jsonl")
-        self.attempts = Attempts(self.store, self.outbox, self._scrubber, self._shares_proposed)
+        self.uploads = Uploads(
+            self.outbox, self.audit, self._scrubber, lambda: self.session.cloud_url
+        )
+        self.attempts = Attempts(self.store, self.uploads, self._shares_proposed)
         self.attempts.adopt_legacy()
         self.runs = Runs(self.store, config, self.attempts)
+        self.uploads.on_settled = self.runs.answered  # the run hears the cloud's answer
         self.runs.on_started = self._started
         self.reviews = Reviews(self.runs)
         self.peers: set[Peer] = set()
@@ -141,19 +144,6 @@ class Daemon:
         if project is None:
             raise InvalidRequest(f"no project known for task {entry.task_id}")
         await self.session.send(entry, project)
-
-    def _settled(self, entry: OutboxEntry, state: EntryState, error: str | None) -> None:
-        """An outbox entry is settled (in that transaction): an acknowledged upload is audited
-        (once), and the run it is about hears the cloud's answer."""
-        if state == "sent":
-            self.audit.record(
-                entry.idempotency_key,
-                self.session.cloud_url,
-                entry.kind,
-                entry.task_id,
-                entry.payload,
-            )
-        self.runs.answered(entry, state, error)
 
     # --- Core: connections ----------------------------------------------------------------
 

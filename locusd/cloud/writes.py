@@ -3,7 +3,7 @@ kind is sent. Bodies are plain JSON built from the REST contract's field names
 (:mod:`cloud_api.schemas`), so an entry enqueued now is sent byte for byte the same after a
 restart — which is what lets the ``Idempotency-Key`` turn a resend into a replay.
 
-    outbox.enqueue("status", task_id, status_body(fence, "running"))
+    uploads.enqueue("status", task_id, status_body(fence, "running"), checkout=checkout)
 """
 
 from __future__ import annotations
@@ -33,19 +33,30 @@ LogStream = Literal["agent", "stdout", "stderr", "system"]
 
 @dataclass(frozen=True)
 class WriteSpec:
-    """Where a kind of write goes, what its body must be, and what comes back."""
+    """Where a kind of write goes, what its body must be, what comes back, and which of its
+    fields are free text — written by the agent, its commands or the repository, so scrubbed
+    before they leave (:mod:`locusd.cloud.uploads`). Every other string field is the protocol's
+    own (a claim token, a status name); a test keeps the two lists covering the contract."""
 
     path: str  # under /api/v1, with {task_id} for the fenced ones
     body: type[BaseModel]
     response: type[BaseModel]
+    text: tuple[str, ...]
 
 
 WRITES: dict[str, WriteSpec] = {
-    "status": WriteSpec("/worker/tasks/{task_id}/status", StatusIn, TaskOut),
-    "log": WriteSpec("/worker/tasks/{task_id}/logs", LogIn, LogOut),
-    "artifact": WriteSpec("/worker/tasks/{task_id}/artifacts", ArtifactIn, ArtifactOut),
-    "follow_up": WriteSpec("/worker/tasks", WorkerTaskCreate, TaskOut),
+    "status": WriteSpec(
+        "/worker/tasks/{task_id}/status", StatusIn, TaskOut, ("reason", "summary", "question")
+    ),
+    "log": WriteSpec("/worker/tasks/{task_id}/logs", LogIn, LogOut, ("text",)),
+    "artifact": WriteSpec(
+        "/worker/tasks/{task_id}/artifacts", ArtifactIn, ArtifactOut, ("content",)
+    ),
+    "follow_up": WriteSpec("/worker/tasks", WorkerTaskCreate, TaskOut, ("title", "description")),
 }
+
+#: The string fields of the writes that are the protocol's own, never free text.
+PROTOCOL_FIELDS = frozenset({"claim_token", "status", "stream", "kind", "media_type"})
 
 
 def to_json(model: BaseModel) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """One attempt at a cloud task — one claim, from the claim to the cloud's last word about it —
 and the one place that decides what the cloud hears about it.
 
-An :class:`Attempt` holds the claim and its fence, the checkout's scrubber, the log numbering
-(kept in the database, so it never repeats across a crash) and the heartbeat. Everything an
-attempt uploads goes through one of its methods, each named after what the cloud is told
-(started, log, ended, verified, resubmitted), and each scrubs what it sends: there is no other
-way to enqueue a write about a claimed task, so the scrubber cannot be skipped.
+An :class:`Attempt` holds the claim and its fence, the log numbering (kept in the database, so
+it never repeats across a crash) and the heartbeat. Everything an attempt uploads goes through
+one of its methods, each named after what the cloud is told (started, log, ended, verified,
+resubmitted); they decide *what* is said — until the user accepts, the size of the proposed
+change, not the change — and hand it to :class:`~locusd.cloud.uploads.Uploads`, which scrubs
+and audits every upload whoever makes it.
 
 Which of those a state change calls is not decided here but read from the lifecycle table
 (:func:`locusd.runner.lifecycle.cloud_status`) by :meth:`Attempt.entered`, which the runs' one
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut
 from locusd.agent.report import RunReport
-from locusd.cloud.outbox import Outbox
+from locusd.cloud.uploads import JSON, PATCH, Uploads
 from locusd.cloud.writes import (
     WriteKind,
     artifact_body,
@@ -38,7 +39,6 @@ from locusd.cloud.writes import (
     usage_of,
 )
 from locusd.git.diffs import diffstat
-from locusd.privacy import Scrubber
 from locusd.protocol.messages import Run, RunState
 from locusd.runner.lifecycle import CloudStatus, cloud_status
 from locusd.runner.store import RunStore
@@ -62,9 +62,6 @@ class AttemptRecord(BaseModel):
         return fence_of(self.claim)
 
 
-JSON = "application/json"
-
-
 class Beats(Protocol):
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
 
@@ -75,15 +72,13 @@ class Attempt:
         attempt_id: int,
         record: AttemptRecord,
         store: RunStore,
-        outbox: Outbox,
-        scrub: Scrubber,
+        uploads: Uploads,
         share_proposed: bool = False,
     ) -> None:
         self.id = attempt_id
         self.record = record
         self.store = store
-        self.outbox = outbox
-        self.scrub = scrub
+        self.uploads = uploads
         #: The user chose to share this checkout's proposed diffs (daemon.share_proposed_diffs).
         self.share_proposed = share_proposed
         #: The cloud asked for the cancel: it needs no word about it.
@@ -98,9 +93,9 @@ class Attempt:
     def fence(self) -> Fence:
         return self.record.fence
 
-    def _send(self, kind: WriteKind, body: dict[str, Any], run: Run | None) -> None:
-        run_id = run.run_id if run is not None else None
-        self.outbox.enqueue(kind, self.task_id, body, run_id=run_id)
+    def _send(self, kind: WriteKind, body: dict[str, Any], run_id: str | None) -> None:
+        checkout = Path(self.record.checkout)
+        self.uploads.enqueue(kind, self.task_id, body, checkout=checkout, run_id=run_id)
 
     # --- what the cloud hears ---------------------------------------------------------------
 
@@ -129,7 +124,7 @@ class Attempt:
             self.ended(run, status, report)
 
     def started(self, run: Run) -> None:
-        self._send("status", status_body(self.fence, "running"), run)
+        self._send("status", status_body(self.fence, "running"), run.run_id)
 
     def log(self, run_id: str, line: str) -> None:
         """One line of what happened (never the code it happened to: see worker._log_line);
@@ -137,19 +132,14 @@ class Attempt:
         repeat."""
         with self.store.db.transaction():
             seq = self.store.next_log_seq(self.id)
-            body = log_body(self.fence, seq, self.scrub.text(line), "system")
-            self.outbox.enqueue("log", self.task_id, body, run_id=run_id)
+            self._send("log", log_body(self.fence, seq, line, "system"), run_id)
 
     def ended(self, run: Run, status: CloudStatus, report: RunReport | None) -> None:
         """The agent's end: its follow-ups, the diff and the evidence, then the status."""
         if report is not None:
             for follow_up in report.follow_ups:
-                body = follow_up_body(
-                    self.scrub.text(follow_up.title),
-                    self.scrub.text(follow_up.description),
-                    self.task_id,
-                )
-                self._send("follow_up", body, run)
+                body = follow_up_body(follow_up.title, follow_up.description, self.task_id)
+                self._send("follow_up", body, run.run_id)
             if report.diff and self.share_proposed:
                 self._patch(run, report.diff)
             elif report.diff:
@@ -157,52 +147,48 @@ class Attempt:
                 # the change is, and the check's verdict without its output (which quotes code).
                 stat = diffstat(report.diff)
                 held = json.dumps({"heldLocally": True, **asdict(stat)})
-                self._send("artifact", artifact_body(self.fence, "summary", held, JSON), run)
+                self._send("artifact", artifact_body(self.fence, "summary", held, JSON), run.run_id)
             if report.verification is not None:
                 verification = report.verification
                 if report.diff and not self.share_proposed:
                     verification = verification.model_copy(update={"output_tail": ""})
-                scrubbed = self.scrub.data(verification.model_dump(mode="json"))
-                evidence = json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
-                body = artifact_body(self.fence, "evidence", evidence, JSON)
-                self._send("artifact", body, run)
+                evidence = verification.model_dump_json()
+                self._send(
+                    "artifact", artifact_body(self.fence, "evidence", evidence, JSON), run.run_id
+                )
         usage = None if report is None else usage_of(report)
         if status == "awaiting_review":
-            summary = self.scrub.text(run.summary or "")
-            body = status_body(self.fence, status, summary=summary, usage=usage)
+            body = status_body(self.fence, status, summary=run.summary or "", usage=usage)
         elif status == "needs_input":
-            question = self.scrub.text(run.question or "")
-            body = status_body(self.fence, status, question=question, usage=usage)
+            body = status_body(self.fence, status, question=run.question or "", usage=usage)
         elif status == "queued":
             body = status_body(self.fence, status, reason=GIVEN_BACK, usage=usage)
         else:
             reason = NO_CHANGES if run.state == "completed" else run.reason or run.state
-            body = status_body(self.fence, status, reason=self.scrub.text(reason), usage=usage)
-        self._send("status", body, run)
+            body = status_body(self.fence, status, reason=reason, usage=usage)
+        self._send("status", body, run.run_id)
 
     def verified(self, run: Run, patch: str) -> None:
         """The accepted change, committed: the patch as it was committed, then verification."""
         self._patch(run, patch)
-        summary = self.scrub.text(run.summary or run.title)
-        self._send("status", status_body(self.fence, "verification", summary=summary), run)
+        summary = run.summary or run.title
+        self._send("status", status_body(self.fence, "verification", summary=summary), run.run_id)
 
     def resubmitted(self, run: Run, patch: str) -> None:
         """A committed run offered again under this (new) claim, after the cloud refused the
         old one's report: the attempt goes the whole way in one go."""
         self.started(run)
         self._patch(run, patch)
-        summary = self.scrub.text(run.summary or run.title)
-        self._send("status", status_body(self.fence, "awaiting_review", summary=summary), run)
-        self._send("status", status_body(self.fence, "verification", summary=summary), run)
+        summary = run.summary or run.title
+        for status in ("awaiting_review", "verification"):
+            self._send("status", status_body(self.fence, status, summary=summary), run.run_id)
 
     def declined(self, reason: str) -> None:
         """A claim this daemon cannot work on (no checkout for its repository): no run."""
-        body = status_body(self.fence, "failed", reason=self.scrub.text(reason))
-        self._send("status", body, None)
+        self._send("status", status_body(self.fence, "failed", reason=reason), None)
 
     def _patch(self, run: Run, patch: str) -> None:
-        body = artifact_body(self.fence, "patch", self.scrub.patch(patch), "text/x-diff")
-        self._send("artifact", body, run)
+        self._send("artifact", artifact_body(self.fence, "patch", patch, PATCH), run.run_id)
 
     # --- the lease --------------------------------------------------------------------------
 
@@ -240,13 +226,11 @@ class Attempts:
     def __init__(
         self,
         store: RunStore,
-        outbox: Outbox,
-        scrubber: Callable[[Path], Scrubber],
+        uploads: Uploads,
         shares: Callable[[Path], bool] = lambda checkout: False,
     ) -> None:
         self.store = store
-        self.outbox = outbox
-        self.scrubber = scrubber
+        self.uploads = uploads
         self.shares = shares
         self._loaded: dict[int, Attempt] = {}  # one object per attempt, for its runtime state
 
@@ -281,8 +265,7 @@ class Attempts:
             attempt_id,
             record,
             self.store,
-            self.outbox,
-            self.scrubber(checkout),
+            self.uploads,
             share_proposed=self.shares(checkout),
         )
         self._loaded[attempt_id] = attempt

@@ -18,8 +18,9 @@ from locusd.agent.messages import Usage
 from locusd.agent.report import RunReport
 from locusd.agent.transcript import Evidence, FollowUp
 from locusd.cloud.outbox import Outbox
+from locusd.cloud.uploads import Uploads
 from locusd.localdb import Database
-from locusd.privacy import Scrubber
+from locusd.privacy import AuditLog, Scrubber
 from locusd.protocol.messages import Run
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.redact import MASK
@@ -65,7 +66,7 @@ def claim(task_id: int = 7) -> ClaimOut:
     )
 
 
-class Uploads:
+class Trial:
     """An attempt on a real daemon database, and what its outbox holds."""
 
     def __init__(self, tmp_path: Path) -> None:
@@ -77,12 +78,13 @@ class Uploads:
         self.outbox = Outbox(self.db)
         # The checkout shares its proposed diffs (share_proposed_diffs): the widest case, in
         # which a run's patch and its evidence's output leave before acceptance.
-        self.attempts = Attempts(
-            self.store,
+        uploads = Uploads(
             self.outbox,
+            AuditLog(self.db),
             lambda path: Scrubber.for_checkout(path, ENVIRONMENT),
-            lambda path: True,
+            lambda: "http://cloud.invalid",
         )
+        self.attempts = Attempts(self.store, uploads, lambda path: True)
         with self.db.transaction():
             self.attempt: Attempt = self.attempts.claimed(claim(), checkout)
 
@@ -148,7 +150,7 @@ def evidence(text: str) -> Evidence:
 
 #: Each upload kind: how the attempt is made to send ``text`` in it, and the (write kind,
 #: field) where the text lands in the outbox.
-UPLOADS: dict[str, tuple[Callable[[Uploads, str], None], str, str]] = {
+UPLOADS: dict[str, tuple[Callable[[Trial, str], None], str, str]] = {
     "log line": (lambda u, t: u.attempt.log("run-1", t), "log", "text"),
     "summary, awaiting review": (
         lambda u, t: u.attempt.ended(u.run(summary=t), "awaiting_review", report()),
@@ -229,9 +231,9 @@ def strings(value: Any) -> Iterator[str]:
 @pytest.mark.parametrize("upload", sorted(UPLOADS))
 def test_every_upload_kind_reaches_the_outbox_scrubbed(upload: str, tmp_path: Path) -> None:
     send, kind, field = UPLOADS[upload]
-    uploads = Uploads(tmp_path)
-    send(uploads, LEAKY)
-    sent = uploads.sent()
+    trial = Trial(tmp_path)
+    send(trial, LEAKY)
+    sent = trial.sent()
     # The text did reach the outbox, in the field that carries it (so the test is not vacuous).
     carrying = [body[field] for k, body in sent if k == kind and MASK in str(body.get(field))]
     assert carrying, f"{upload}: no {kind} write with a masked {field} in {sent}"
