@@ -111,15 +111,18 @@ async def new_user(admin: Api, email: str, password: str = "correct horse batter
     return admin.as_(login["token"])
 
 
-async def timeline(api: Api, task_id: int) -> list[dict[str, Any]]:
-    """Every event of a task, oldest first (all pages)."""
-    events: list[dict[str, Any]] = []
+async def every(api: Api, path: str) -> list[dict[str, Any]]:
+    """Every item of a paged listing (all pages, in order)."""
+    items: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = (
-            await api.get(f"/tasks/{task_id}/events", params={"after": after, "limit": 200})
-        ).ok()
-        events += page["items"]
+        page = (await api.get(path, params={"after": after, "limit": 200})).ok()
+        items += page["items"]
         if page["next_cursor"] is None:
-            return events
+            return items
         after = page["next_cursor"]
+
+
+async def timeline(api: Api, task_id: int) -> list[dict[str, Any]]:
+    """Every event of a task, oldest first (all pages)."""
+    return await every(api, f"/tasks/{task_id}/events")
