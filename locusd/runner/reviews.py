@@ -124,6 +124,14 @@ def _on_branch(run: Run, branch: str) -> None:
         )
 
 
+def _diff_of(run: Run, commit: str) -> str:
+    """The change ``commit`` made, as git shows it: what the cloud is sent of a commit, so it
+    gets exactly what was committed, whatever the patch that made it looked like."""
+    return _worktree(run).output(
+        "diff", "--binary", "--no-color", "--no-ext-diff", f"{commit}^", commit, timeout=300
+    )
+
+
 def _named(branch: str | None) -> str:
     return f"branch {branch}" if branch else "a detached HEAD"
 
@@ -303,7 +311,8 @@ class Reviews:
         crashpoint("commit.made")
         on_branch = await asyncio.to_thread(self._put_on_branch, run, branch)
         crashpoint("commit.branched")
-        run = self.runs.move(run, "committed", patch=patch, commit=sha, branch=on_branch)
+        committed = await asyncio.to_thread(_diff_of, run, sha)
+        run = self.runs.move(run, "committed", patch=committed, commit=sha, branch=on_branch)
         crashpoint("commit.recorded")
         await asyncio.to_thread(_forget_work, run)
         queued = self.runs.attempts.of_run(run_id) is not None
@@ -364,7 +373,7 @@ class Reviews:
                 commit = made_since[0].sha
                 branch = self._put_on_branch(run, intent.get("branch"))
                 ended = self.runs.move(
-                    run, "committed", patch=intent["patch"], commit=commit, branch=branch
+                    run, "committed", patch=_diff_of(run, commit), commit=commit, branch=branch
                 )
             else:  # not made: what it staged goes, and the run is as it was
                 _reset_index(run)
@@ -419,10 +428,7 @@ class Reviews:
     def committed_patch(self, run: Run) -> str:
         """The change a committed run's commit made (to offer it again)."""
         assert run.commit
-        return _worktree(run).output(
-            "diff", "--binary", "--no-color", "--no-ext-diff", f"{run.commit}^", run.commit,
-            timeout=300,
-        )  # fmt: skip
+        return _diff_of(run, run.commit)
 
     async def send_back(self, run_id: str, revision: str) -> tuple[Run, str, Worktree]:
         """What the agent's next round needs: the task again, with each rejected change and
