@@ -77,6 +77,7 @@ SCRATCH = "scratch.py"
 REJECTED_SCRATCH = f"EXPERIMENT = '{REJECTED}'\n"
 REVISED_SCRATCH = "EXPERIMENT = 'kept short, as the reviewer asked'\n"
 EDITED = "        return (ordered[middle - 1] + ordered[middle]) / 2.0  # the reviewer's edit"
+JSON = "application/json"
 ACCEPT = DecisionIn(action="accept")
 REJECT = DecisionIn(action="reject")
 
@@ -95,6 +96,8 @@ def repo(tmp_path: Path) -> Path:
     (checkout / "helpers.py").write_text(f"def helper(): return '{READ_ONLY}'\n")
     (checkout / "untouched.py").write_text(f"NEVER_OPENED = '{UNTOUCHED}'\n")
     (checkout / ".locusignore").write_text("private/\n")
+    # A check whose output quotes the code under review, as a failing test's traceback does.
+    (checkout / ".locus.toml").write_text('verify = "python3 -m unittest -q && cat stats.py"\n')
     git(checkout, "add", "-A")
     git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "more files")
     git(checkout, "remote", "add", "origin", REMOTE)
@@ -184,7 +187,8 @@ class Trip:
         summary = [json.loads(a["content"]) for a in artifacts if a["kind"] == "summary"][-1]
         assert summary == {"heldLocally": True, "files": files, "added": added, "removed": removed}
         assert any(e["kind"] == "log" for e in events)  # logs were read, not absent
-        seen = "\n".join(strings([task, artifacts, events]))
+        decoded = [json.loads(a["content"]) for a in artifacts if a["media_type"] == JSON]
+        seen = "\n".join(strings([task, artifacts, decoded, events]))
         for line in await self.proposed_lines(run):
             assert line not in seen
 
@@ -356,8 +360,10 @@ async def test_reject_all_then_discard_sends_no_line_of_the_proposed_code(
         await here.settled()
         task = (await cloud.api.get(f"/tasks/{here.task_id}")).ok()
         events = await every(cloud.api, f"/tasks/{here.task_id}/events")
+        artifacts = await every(cloud.api, f"/tasks/{here.task_id}/artifacts")
 
     assert here.patches() == []
+    assert "patch" not in [a["kind"] for a in artifacts]
     sent = here.sent()
     assert len(proposed) == 4
     for line in proposed:
@@ -367,8 +373,9 @@ async def test_reject_all_then_discard_sends_no_line_of_the_proposed_code(
     # the cloud it failed, because the reviewer discarded the change. Until main has it, this
     # part alone fails (the cloud still shows awaiting_review).
     assert task["status"] == "failed"
-    reasons = [e.get("reason") or "" for e in events if e["kind"] == "status"]
-    assert "discarded" in reasons[-1]
+    assert "discarded" in (task["status_reason"] or "")
+    (last,) = [e for e in events if e["kind"] == "status"][-1:]
+    assert last["to_status"] == "failed" and "discarded" in last["data"].get("reason", "")
 
 
 async def test_send_back_never_sends_the_first_round_and_sends_the_final_patch(
