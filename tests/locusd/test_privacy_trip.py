@@ -97,7 +97,7 @@ def repo(tmp_path: Path) -> Path:
     (checkout / "untouched.py").write_text(f"NEVER_OPENED = '{UNTOUCHED}'\n")
     (checkout / ".locusignore").write_text("private/\n")
     # A check whose output quotes the code under review, as a failing test's traceback does.
-    (checkout / ".locus.toml").write_text('verify = "python3 -m unittest -q && cat stats.py"\n')
+    (checkout / ".locus.toml").write_text('verify = "python3 -m unittest -q && git diff"\n')
     git(checkout, "add", "-A")
     git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "more files")
     git(checkout, "remote", "add", "origin", REMOTE)
@@ -238,12 +238,21 @@ async def trip(
     assert_audited(here)
 
 
+def pieces(canary: str, size: int = 10) -> set[str]:
+    """Every ``size``-character piece of a long ``canary``: uploads cut into lines (a streamed
+    text logged chunk by chunk) can carry a canary in pieces, none of them whole."""
+    if len(canary) < 2 * size:
+        return {canary}
+    return {canary[i : i + size] for i in range(len(canary) - size + 1)}
+
+
 def assert_nothing_planted_left(trip: Trip) -> None:
-    """No canary in any recorded path or body — and each was really there to leak: the agent
-    read the files and the command's output, and wrote the ignored file."""
+    """No canary, nor a piece of one, in any recorded path or body — and each was really there
+    to leak: the agent read the files and the command's output, and wrote the ignored file."""
     for request in trip.proxy.requests:
         for canary in EVERY_TRIP:
-            assert canary.encode() not in request.raw, (canary, request.path_qs)
+            for piece in pieces(canary):
+                assert piece.encode() not in request.raw, (canary, piece, request.path_qs)
     told = json.dumps([r.body for r in trip.model.requests])
     assert READ_ONLY in told and COMMAND in told and "TIMEOUT_SECONDS" in told
     assert any(r.path_qs.endswith("/logs") for r in trip.proxy.requests)
