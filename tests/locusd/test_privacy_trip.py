@@ -63,12 +63,12 @@ REMOTE = "https://git.example.com/acme/private.git"
 SECRET = "sk_live_4f9a1c7e2b8d6053aa17"  # a payment-provider-style key, fake
 SECRET_FILE = f'PAYMENT_API_KEY = "{SECRET}"\nTIMEOUT_SECONDS = 30\n'
 # The canaries: distinct, each planted in one place only (plain ASCII: JSON cannot escape them).
-IGNORED = "IGNORED_CANARY_vault_row_17_Alice_Example"  # what the agent writes to private/
-UNTOUCHED = "UNTOUCHED_CANARY_never_opened_3b1f"  # in a file the agent never opens
-READ_ONLY = "READ_ONLY_CANARY_undocumented_helper_77c2"  # in a file the agent only reads
+IGNORED = "CANARY_IGNORED_vault_row_17_Alice_Example"  # what the agent writes to private/
+UNTOUCHED = "CANARY_UNTOUCHED_never_opened_3b1f"  # in a file the agent never opens
+READ_ONLY = "CANARY_READ_ONLY_undocumented_helper_77c2"  # in a file the agent only reads
 COMMAND = "CMD_42_CANARY"  # only in a command's output: the command says CMD_$((6*7))_CANARY
-PROSE = "PROSE_CANARY_thinking_aloud_5d0e"  # only in the agent's prose
-REJECTED = "REJECTED_CANARY_scratch_9e4a"  # in a change the reviewer rejects
+PROSE = "CANARY_PROSE_thinking_aloud_5d0e"  # only in the agent's prose
+REJECTED = "CANARY_REJECTED_scratch_9e4a"  # in a change the reviewer rejects
 EVERY_TRIP = (SECRET, "TIMEOUT_SECONDS", IGNORED, UNTOUCHED, READ_ONLY, COMMAND, PROSE)
 # (non-ASCII on purpose: the audit log hashes the UTF-8 bytes sent, not \u escapes)
 SUMMARY = f"Médiane corrigée ✓ (the key {SECRET} was not needed.)"
