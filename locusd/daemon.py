@@ -302,11 +302,9 @@ class Daemon:
                 " daemon.repositories in the config",
             )
         served: dict[str, Path] = {}  # fingerprint → checkout
-        urls: list[str] = []  # as git knows them: the cloud fingerprints them itself
         for checkout in checkouts:
-            for found, url in (await asyncio.to_thread(remotes, checkout)).items():
+            for found in await asyncio.to_thread(remotes, checkout):
                 served[found] = checkout
-                urls.append(url)
         if not served:
             raise LocusError(
                 Code.INVALID_ARGUMENT,
@@ -338,7 +336,9 @@ class Daemon:
                 self.runs,
                 await self.session.worker_client(project),
                 served=served,
-                remotes=urls,
+                # Fingerprints, not the URLs: a remote's URL can carry a credential
+                # (https://user:token@host/…), which must not leave with the registration.
+                remotes=list(served),
                 project_id=project,
                 auto_commit=self._auto_commit,
             )

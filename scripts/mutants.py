@@ -105,6 +105,20 @@ MUTATIONS = (
         ("tests/locusd/test_privacy_trip.py",),
     ),
     Mutation(
+        "dashboard: a diff shared before review shown as accepted",
+        "cloud_api/dashboard/views/tasks.py",
+        '"patch_accepted": patch is not None and _accepted(events, patch[0].attempt),',
+        '"patch_accepted": patch is not None,',
+        ("tests/cloud_api/dashboard/test_dashboard_http.py",),
+    ),
+    Mutation(
+        "discard: the cloud never told the attempt ended",
+        "locusd/runner/lifecycle.py",
+        '"discarded": _row("", "failed",',
+        '"discarded": _row("", None,',
+        ("tests/locusd/runner/test_lifecycle.py",),
+    ),
+    Mutation(
         "verification: a changed check still passes",
         "locusd/agent/verify.py",
         "passed=failure is None and not changes,",

@@ -65,6 +65,10 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskStatus], frozenset[Actor]] = {
     # (e.g. "failed: interrupted" after a daemon crash).
     (S.CLAIMED, S.FAILED): frozenset({Actor.SYSTEM, Actor.WORKER}),
     (S.RUNNING, S.FAILED): frozenset({Actor.SYSTEM, Actor.WORKER}),
+    # The reviewer on the worker's machine discarded the proposed change (or the unanswered
+    # question's run): the attempt ends there (docs/review.md).
+    (S.AWAITING_REVIEW, S.FAILED): frozenset({Actor.WORKER}),
+    (S.NEEDS_INPUT, S.FAILED): frozenset({Actor.WORKER}),
     # Retry.
     (S.FAILED, S.QUEUED): frozenset({Actor.USER}),
     (S.CANCELLED, S.QUEUED): frozenset({Actor.USER}),

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 GIVEN_BACK = "cancelled on this machine; given back"
 NO_CHANGES = "the agent finished without changes"
+DISCARDED = "the reviewer discarded the proposed change"
 
 
 class AttemptRecord(BaseModel):
@@ -164,7 +165,8 @@ class Attempt:
         elif status == "queued":
             body = status_body(self.fence, status, reason=GIVEN_BACK, usage=usage)
         else:
-            reason = NO_CHANGES if run.state == "completed" else run.reason or run.state
+            reason = {"completed": NO_CHANGES, "discarded": DISCARDED}.get(run.state)
+            reason = reason or run.reason or run.state
             body = status_body(self.fence, status, reason=reason, usage=usage)
         self._send("status", body, run.run_id)
 

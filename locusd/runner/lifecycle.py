@@ -115,7 +115,7 @@ TABLE: dict[RunState, Row] = {
         "committed", None, ("committed", "committed"),
         "the cloud refused the report (the claim went stale): offer it again",
     ),
-    "discarded": _row("", None, ("discarded", "discarded"), "the changes were thrown away"),
+    "discarded": _row("", "failed", ("discarded", "discarded"), "the changes were thrown away"),
     "revised": _row(
         "", None, ("running", "running"), "sent back: a new run continues in the same worktree",
     ),
@@ -143,6 +143,10 @@ LIVE: frozenset[RunState] = frozenset(s for s, row in TABLE.items() if row.live)
 #: States in which the user may look at the run's changes and decide about them (commit,
 #: send back or discard, as far as the table allows each).
 REVIEWABLE: frozenset[RunState] = frozenset(s for s, row in TABLE.items() if "discarded" in row.to)
+
+
+#: A discard from these is the attempt's end, which the cloud has not heard yet.
+DISCARD_REPORTED: frozenset[RunState] = frozenset({"awaiting_review", "needs_input"})
 
 
 def allowed(current: RunState, *, cloud: bool) -> frozenset[RunState]:
@@ -186,6 +190,8 @@ def cloud_status(
         return None
     if previous == "committing" and state != "committed":
         return None
+    if state == "discarded" and previous not in DISCARD_REPORTED:
+        return None  # the cloud has this attempt's end already (failed, or given back)
     return TABLE[state].cloud
 
 
@@ -211,6 +217,8 @@ def markdown() -> str:
         heard = f"`{row.cloud}`" if row.cloud else "—"
         if state == "cancelled":
             heard += " (nothing if the cloud cancelled it)"
+        if state == "discarded":
+            heard += " (from `awaiting_review` or `needs_input`; else nothing)"
         with_changes, without = row.worktree
         kept = (
             with_changes if with_changes == without else f"{with_changes} / {without} (no changes)"

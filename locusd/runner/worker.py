@@ -97,7 +97,7 @@ class Worker:
         self.attempts: Attempts = runs.attempts
         self.api = api
         self.served = served  # remote fingerprint → checkout
-        self.remotes = remotes  # the same remotes as URLs, for registering
+        self.remotes = remotes  # the same remotes' fingerprints, for registering
         self.held: dict[str, Attempt] = {}  # run id → its attempt, while the run is live
         self.status = WorkerStatus(running=False)
 

@@ -33,6 +33,7 @@ from tests.locusd.agentkit import (
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.client import Api, timeline
+from tests.support.cloudrows import every_row
 from tests.support.processes import processes_named, until
 
 pytestmark = [
@@ -110,9 +111,13 @@ async def test_a_task_from_the_api_runs_to_awaiting_review(
     }  # fmt: skip
     evidence = json.loads(contents["evidence"])
     assert evidence["passed"] is True and evidence["output_tail"] == ""
-    # No proposed code anywhere the cloud keeps: artifacts, events, the task itself.
+    # No proposed code anywhere the cloud keeps: artifacts, events, the task itself — and every
+    # row of every table of its database, which is more than the API shows.
     everything = json.dumps([contents, items, shown])
     assert fix not in everything and "ordered" not in everything
+    rows = every_row(cloud.db_url)
+    assert "heldLocally" in rows  # (the dump does hold the artifacts' content)
+    assert fix not in rows and "ordered" not in rows
 
 
 async def test_a_cloud_outage_mid_run_loses_and_duplicates_nothing(

@@ -123,6 +123,16 @@ def _held(summary: tuple[Any, str] | None, patch: tuple[Any, str] | None) -> dic
     return {**counts, "attempt": summary[0].attempt}
 
 
+def _accepted(events: list[EventOut], attempt: int) -> bool:
+    """Whether an attempt's newest patch is the one its developer accepted: the daemon sends
+    the committed patch just before it reports ``verification``; a patch of an attempt that
+    never got there was shared before review (``share_proposed_diffs``)."""
+    return any(
+        e.kind == "status" and e.to_status == TaskStatus.VERIFICATION and e.attempt == attempt
+        for e in events
+    )
+
+
 async def task_context(visitor: Visitor) -> dict[str, Any]:
     task: TaskOut = await visitor.call(tasks_api.get_task)
     project = await project_nav(visitor, "board", task.project_id)
@@ -152,6 +162,7 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
         "sprints": sprints,
         "diff": diffs.parse(patch[1]) if patch else None,
         "patch_attempt": patch[0].attempt if patch else None,
+        "patch_accepted": patch is not None and _accepted(events, patch[0].attempt),
         "held": _held(summary, patch),
         "evidence": _evidence(evidence[1]) if evidence else None,
         "evidence_attempt": evidence[0].attempt if evidence else None,

@@ -133,6 +133,13 @@ async def test_a_proposed_diff_held_locally_is_said_plainly(cloud: Cloud) -> Non
         assert "Proposed diff held locally" in held and "2 file(s)" in held
         assert "+7" in held and "\u22123" in held and "share_proposed_diffs" in held
         assert 'id="diff"' not in held
-        await post("patch", "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
-        reported = await page()
-        assert "held locally" not in reported and 'id="diff"' in reported
+        patch = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n"
+        await post("patch", patch)  # shared before review (share_proposed_diffs)
+        shared = await page()
+        assert "held locally" not in shared and 'id="diff"' in shared
+        assert "Proposed diff, shared before review" in shared and "Accepted diff" not in shared
+        (await worker.status(claim, "awaiting_review")).ok()
+        await post("patch", patch)  # the committed patch, then the report
+        (await worker.status(claim, "verification")).ok()
+        accepted = await page()
+        assert "Accepted diff" in accepted and "shared before review" not in accepted

@@ -67,6 +67,9 @@ EXPECTED: frozenset[tuple[str, str, str]] = frozenset(
         ("claimed", "failed", W),
         ("running", "failed", SYS),
         ("running", "failed", W),
+        # The reviewer discarded the run's change on the worker's machine.
+        ("awaiting_review", "failed", W),
+        ("needs_input", "failed", W),
         # Retry.
         ("failed", "queued", U),
         ("cancelled", "queued", U),

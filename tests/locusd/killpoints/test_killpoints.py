@@ -100,7 +100,7 @@ HEARD = {
     "completed": "failed",
     "cancelled": "queued",
     "reported": "verification",
-    "discarded": "awaiting_review",  # a discard tells the cloud nothing: it heard the run's end
+    "discarded": "failed",  # discarded awaiting review: the reviewer ended the attempt
 }
 
 

@@ -97,6 +97,15 @@ def test_an_undone_commit_says_nothing_to_the_cloud() -> None:
     assert cloud_status("committed", previous="committing") == "verification"
 
 
+def test_a_discard_ends_the_attempt_in_the_cloud_once() -> None:
+    """Discarded awaiting review (or with a question open), the cloud's task would wait for a
+    report forever: it hears ``failed``. From a state whose end it has heard, nothing more."""
+    assert cloud_status("discarded", previous="awaiting_review") == "failed"
+    assert cloud_status("discarded", previous="needs_input") == "failed"
+    for heard in ("completed", "failed", "cancelled"):
+        assert cloud_status("discarded", previous=heard) is None
+
+
 def test_check_refuses_what_the_table_does_not_allow_naming_the_way_out() -> None:
     check("r1", "awaiting_review", "committing", cloud=True)
     with pytest.raises(LifecycleError) as refused:
