@@ -53,6 +53,7 @@ from tests.locusd.agentkit import (
 from tests.locusd.peers import Client, commit_everything
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 from tests.support.client import every
+from tests.support.cloudrows import every_row
 from tests.support.recorder import Recorder
 
 pytestmark = [
@@ -172,8 +173,8 @@ class Trip:
 
     async def assert_held_locally(self, run: Run, files: int, added: int, removed: int) -> None:
         """The cloud's whole view of the task — the task, every artifact with its content,
-        every event and log row — holds the proposed change's counts and not one of its
-        lines, and no patch."""
+        every event and log row, and every row of its database — holds the proposed change's
+        counts and not one of its lines, and no patch."""
         await self.settled()
         api = self.cloud.api
         task = (await api.get(f"/tasks/{self.task_id}")).ok()
@@ -189,8 +190,9 @@ class Trip:
         assert any(e["kind"] == "log" for e in events)  # logs were read, not absent
         decoded = [json.loads(a["content"]) for a in artifacts if a["media_type"] == JSON]
         seen = "\n".join(strings([task, artifacts, decoded, events]))
+        rows = every_row(self.cloud.db_url)  # and what the API does not show
         for line in await self.proposed_lines(run):
-            assert line not in seen
+            assert line not in seen and line not in rows
 
     def sent(self) -> bytes:
         return self.proxy.sent()
@@ -378,9 +380,8 @@ async def test_reject_all_then_discard_sends_no_line_of_the_proposed_code(
     for line in proposed:
         assert line.encode() not in sent
     assert REJECTED.encode() not in sent
-    # NOTE — the lead's change, on main in parallel: a run discarded from awaiting_review tells
-    # the cloud it failed, because the reviewer discarded the change. Until main has it, this
-    # part alone fails (the cloud still shows awaiting_review).
+    # NOTE — the lead's change (main, df4008b): a run discarded from awaiting_review tells the
+    # cloud it failed, because the reviewer discarded the change (before it: awaiting_review).
     assert task["status"] == "failed"
     assert "discarded" in (task["status_reason"] or "")
     (last,) = [e for e in events if e["kind"] == "status"][-1:]
