@@ -70,7 +70,8 @@ READ_ONLY = "CANARY_READ_ONLY_undocumented_helper_77c2"  # in a file the agent o
 COMMAND = "CMD_42_CANARY"  # only in a command's output: the command says CMD_$((6*7))_CANARY
 PROSE = "CANARY_PROSE_thinking_aloud_5d0e"  # only in the agent's prose
 REJECTED = "CANARY_REJECTED_scratch_9e4a"  # in a change the reviewer rejects
-EVERY_TRIP = (SECRET, "TIMEOUT_SECONDS", IGNORED, UNTOUCHED, READ_ONLY, COMMAND, PROSE)
+CREDENTIAL = "CANARY_REMOTE_CREDENTIAL_c4d2"  # in a remote's URL, as a deploy token sits there
+EVERY_TRIP = (SECRET, "TIMEOUT_SECONDS", IGNORED, UNTOUCHED, READ_ONLY, COMMAND, PROSE, CREDENTIAL)
 # (non-ASCII on purpose: the audit log hashes the UTF-8 bytes sent, not \u escapes)
 SUMMARY = f"Médiane corrigée ✓ (the key {SECRET} was not needed.)"
 NOTICE = "# Locus: the change to private/notes.txt is left out (.locusignore)\n"
@@ -102,6 +103,10 @@ def repo(tmp_path: Path) -> Path:
     git(checkout, "add", "-A")
     git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "more files")
     git(checkout, "remote", "add", "origin", REMOTE)
+    # A second remote with a credential in its URL: the worker registers what it serves by
+    # fingerprint (host/owner/repo), so the credential never leaves.
+    mirror = REMOTE.replace("https://", f"https://deploy:{CREDENTIAL}@")
+    git(checkout, "remote", "add", "mirror", mirror)
     return with_identity(checkout)
 
 
@@ -258,6 +263,8 @@ def assert_nothing_planted_left(trip: Trip) -> None:
     told = json.dumps([r.body for r in trip.model.requests])
     assert READ_ONLY in told and COMMAND in told and "TIMEOUT_SECONDS" in told
     assert any(r.path_qs.endswith("/logs") for r in trip.proxy.requests)
+    (register,) = [r for r in trip.proxy.requests if r.path_qs == "/api/v1/worker/register"]
+    assert json.loads(register.body)["repositories"] == ["git.example.com/acme/private"]
 
 
 def assert_audited(trip: Trip) -> None:
