@@ -5,6 +5,7 @@ diff, the transcript's header and footer. ``locus agent run`` calls this; the da
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -16,6 +17,8 @@ from pathlib import Path
 from locusd import repo_config
 from locusd.agent import sandbox, tools
 from locusd.agent.commands import scrubbed_env
+from locusd.agent.egress.journal import Journal
+from locusd.agent.egress.network import network_for
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.providers import Provider
@@ -110,6 +113,9 @@ async def run_task(
     boxed: sandbox.Sandbox | None = None
     verify: VerifyCommand | None = None
     problem: str | None = None
+    # The network: the egress proxy, for the setup command, the agent's commands and verify.
+    journal = Journal()
+    network = contextlib.AsyncExitStack()
     try:
         # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
         boxed = sandbox.for_run(
@@ -119,6 +125,9 @@ async def run_task(
             home_allow=agent_config.home_allow,
             worktree=worktree.path,
             common_dir=worktrees.common_dir,
+        )
+        boxed = await network.enter_async_context(
+            network_for(agent_config, worktree.path, boxed, journal)
         )
         settings = repo_config.load(worktree.path)
         if settings.copy_files or settings.setup:
@@ -131,6 +140,9 @@ async def run_task(
         # ends before the agent starts, as a failure that says why, with a transcript and a
         # report.
         problem = f"the run could not start: {exc}"[:2000]
+    except BaseException:
+        await network.aclose()
+        raise
     workspace = Workspace(
         root=worktree.path,
         scratch=run_dir / "commands",
@@ -167,6 +179,7 @@ async def run_task(
                 started_at=datetime.now(UTC).isoformat(),
             )
         )
+        journal.attach(transcript)
         if problem is None:
             phase("running the agent")
             agent = Agent(
@@ -210,9 +223,12 @@ async def run_task(
             cost_usd=round(result.cost, 6),
             cost_known=result.cost_known,
             duration=round(time.monotonic() - started, 3),
+            network=journal.summary(),
         )
         transcript.write(Footer(**dict(ending)))
     finally:
+        await network.aclose()  # after the footer: no command runs by then
+        journal.detach()
         transcript.close()
     # With changes, the worktree waits for review (its work kept under the run's ref); without,
     # it is free for the pool. A failed run whose changes could not be read is kept for review.

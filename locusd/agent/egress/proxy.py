@@ -169,6 +169,8 @@ class EgressProxy:
                 await self._serve(reader, writer)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # close() ends the connections still open: this handler's end, not an error
         finally:
             self._handlers.discard(task)
             writer.close()
