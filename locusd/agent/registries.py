@@ -232,6 +232,9 @@ class UserRegistries:
     #: ecosystems whose default public registry the user replaced → where
     replaced: Mapping[Ecosystem, str]
     warnings: tuple[str, ...]
+    #: every file looked for, present or not: whoever can write one of them chooses hosts, so
+    #: the sandbox must never let a command write there (a cache bound read-write included)
+    consulted: tuple[Path, ...]
 
     def hosts(self) -> dict[Ecosystem, tuple[str, ...]]:
         """Ecosystem → the named hosts as ``host`` or ``host:port``."""
@@ -245,6 +248,7 @@ class _Collector:
     named: dict[Ecosystem, dict[Endpoint, list[str]]] = field(default_factory=dict)
     replaced: dict[Ecosystem, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    consulted: list[Path] = field(default_factory=list)
 
     def shown(self, path: Path) -> str:
         return f"~/{path.relative_to(self.home)}" if path.is_relative_to(self.home) else str(path)
@@ -270,6 +274,7 @@ class _Collector:
 
     def read(self, path: Path) -> str | None:
         """A config file's text; None when it is absent, or unreadable (with a warning)."""
+        self.consulted.append(path)
         try:
             return path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -526,7 +531,12 @@ def user_registries(
     _go(c)
     _maven(c)
     named = {eco: {e: tuple(w) for e, w in ends.items()} for eco, ends in c.named.items()}
-    return UserRegistries(named=named, replaced=dict(c.replaced), warnings=tuple(c.warnings))
+    return UserRegistries(
+        named=named,
+        replaced=dict(c.replaced),
+        warnings=tuple(c.warnings),
+        consulted=tuple(dict.fromkeys(c.consulted)),
+    )
 
 
 # --- the allowlist ---------------------------------------------------------------------------

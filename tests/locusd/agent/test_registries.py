@@ -423,6 +423,29 @@ def test_maven_settings(home: Path, root: Path, mirror_of: str, replaces: bool) 
     assert (Ecosystem.MAVEN in registries.replaced) == replaces
 
 
+def test_it_says_which_files_it_consulted(home: Path, root: Path, tmp_path: Path) -> None:
+    """The sandbox keeps these out of a command's reach (a writable one would let a run widen
+    the next run's allowlist): every file read for hosts is in the list, and only those."""
+    env = {"CARGO_HOME": str(tmp_path / "cargo"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    consulted = set(user_registries(home, env, system_root=root).consulted)
+    assert consulted == {
+        root / "etc/xdg/pip/pip.conf",
+        root / "etc/pip.conf",
+        home / ".pip/pip.conf",
+        tmp_path / "xdg/pip/pip.conf",
+        root / "etc/uv/uv.toml",
+        tmp_path / "xdg/uv/uv.toml",
+        root / "etc/npmrc",
+        root / "usr/etc/npmrc",
+        root / "usr/local/etc/npmrc",
+        home / ".npmrc",
+        tmp_path / "cargo/config",
+        tmp_path / "cargo/config.toml",
+        tmp_path / "xdg/go/env",
+        home / ".m2/settings.xml",
+    }
+
+
 # --- malformed files and credentials -----------------------------------------------------------
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
