@@ -615,6 +615,30 @@ def test_hosts_written_in_the_repository_add_nothing(
     assert with_files.ecosystems == set(Ecosystem) - {Ecosystem.NUGET}
 
 
+def test_relative_paths_in_the_environment_are_not_followed_into_the_worktree(
+    worktree: Path, home: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative path would be read against the daemon's working directory, which may be the
+    worktree: only absolute ones count."""
+    for name, text in REPO_FILES.items():
+        write(worktree / name, text)
+    write(worktree / "cargo/config.toml", REPO_FILES[".cargo/config.toml"])
+    write(worktree / "maven/conf/settings.xml", REPO_FILES["settings.xml"])
+    monkeypatch.chdir(worktree)
+    env = {
+        "PIP_CONFIG_FILE": "pip.conf",
+        "UV_CONFIG_FILE": "uv.toml",
+        "XDG_CONFIG_HOME": ".config",
+        "NPM_CONFIG_USERCONFIG": ".npmrc",
+        "CARGO_HOME": "cargo",
+        "GOENV": "go.env",
+        "MAVEN_HOME": "maven",
+    }
+    registries = user_registries(home, env, system_root=root)
+    assert registries.hosts() == {}
+    assert not any(path.is_relative_to(worktree) for path in registries.consulted)
+
+
 # --- docs --------------------------------------------------------------------------------------
 
 
