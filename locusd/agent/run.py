@@ -16,7 +16,7 @@ from pathlib import Path
 
 from locusd import repo_config
 from locusd.agent import sandbox, tools
-from locusd.agent.commands import scrubbed_env
+from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
@@ -105,7 +105,9 @@ async def run_task(
     contained = sandbox.containment(agent_config)
     if contained.warning:
         warnings.append(contained.warning)
-    command_env = scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
+    command_env = (
+        scrubbed_env(os.environ) | registry_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
+    )
     run_dir = config.state_dir / "runs" / task_id
     # Transcripts and command output hold code: the owner's eyes only.
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -127,7 +129,7 @@ async def run_task(
             common_dir=worktrees.common_dir,
         )
         boxed = await network.enter_async_context(
-            network_for(agent_config, worktree.path, boxed, journal)
+            network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
         if settings.copy_files or settings.setup:
