@@ -30,6 +30,7 @@ from locusd.agent.providers.select import make_provider
 from locusd.agent.report import Approver, RunReport
 from locusd.agent.run import run_task
 from locusd.cli.common import console as make_console
+from locusd.cli.network import network_lines
 from locusd.cli.progress import Progress
 from locusd.git.worktrees import WorktreeError, run_ref
 from locusd.repo_config import RepoConfigError
@@ -100,6 +101,10 @@ def _show(console: Console, report: RunReport) -> None:
         )
     else:
         lines.append(f"\n[bold]Verification[/] {escape(report.verify_reason)}")
+    network = network_lines([use.model_dump() for use in report.network])
+    if network:
+        lines.append("")
+        lines.extend(network)
     cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (model not priced)"
     lines.append(
         f"\n{report.turns} turns, {report.usage.total_tokens} tokens"

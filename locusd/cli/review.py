@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.cli.network import network_lines
 from locusd.protocol.messages import (
     CommitParams,
     CommitResult,
@@ -35,6 +36,8 @@ def _show_review(view: ReviewView) -> None:
     check = view.verification
     if check:
         _show_check(check)
+    for line in network_lines(view.network):
+        out.print(line)
     for file in view.files:
         decided = f" — {file.decision.action}" if file.decision else ""
         out.print(f"\n[bold]{escape(file.path)}[/] ({file.status}){decided}")

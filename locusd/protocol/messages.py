@@ -205,7 +205,17 @@ class WorkerStartParams(Wire):
 
 
 RunEventKind = Literal[
-    "state", "turn", "text", "tool", "tool_done", "output", "verify", "note", "diff", "completed"
+    "state",
+    "turn",
+    "text",
+    "tool",
+    "tool_done",
+    "output",
+    "verify",
+    "note",
+    "diff",
+    "network",
+    "completed",
 ]
 
 
@@ -271,6 +281,11 @@ class ReviewView(Wire):
         default_factory=list,
         description="changed files not in the review: more than one hard link (their content"
         " may be a file from outside the worktree)",
+    )
+    network: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="what the run's commands reached through the egress proxy and what it"
+        " refused, per host: host, port, allowed, connections, sent, received (bytes), reason",
     )
 
 

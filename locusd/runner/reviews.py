@@ -23,6 +23,7 @@ import logging
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from locusd.agent import transcript
 from locusd.agent.confine import Confined, ConfinementError
@@ -213,6 +214,9 @@ class Reviews:
             )
         evidence = self.store.events(run.run_id)
         verification = next((e.data for e in reversed(evidence) if e.kind == "verify"), None)
+        network: list[dict[str, Any]] = next(
+            (e.data["uses"] for e in reversed(evidence) if e.kind == "network"), []
+        )
         return ReviewView(
             run_id=run.run_id,
             revision=review.revision,
@@ -221,6 +225,7 @@ class Reviews:
             files=files,
             undecided=undecided,
             left_out=left_out or [],
+            network=network,
         )
 
     async def get(self, run_id: str) -> ReviewView:

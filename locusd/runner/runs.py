@@ -337,6 +337,9 @@ class Runs:
         """The agent's end, recorded with everything the cloud must hear of it."""
         if report.diff:
             self._emit(run.run_id, "diff", report.diff)
+        if report.network:
+            uses = [use.model_dump(mode="json") for use in report.network]
+            self._emit(run.run_id, "network", "", {"uses": uses})
         return self.move(
             run,
             after_outcome(report.outcome, bool(report.diff)),
