@@ -233,7 +233,8 @@ def _judge(
     candidates = forms(words)
     engine = next((form[0] for form in candidates if form[0] in CONTAINER_ENGINES), None)
     choice = f"[agent] containers = {containers!r} in your config"
-    for verdict, patterns in (("deny", policy.deny), ("ask", policy.ask)):
+    tiers: tuple[tuple[Verdict, list[str]], ...] = (("deny", policy.deny), ("ask", policy.ask))
+    for verdict, patterns in tiers:
         for form in candidates:
             hit = _match(" ".join(form), patterns)
             if hit is not None:
