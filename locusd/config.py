@@ -17,7 +17,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from locusd.agent.budget import Budget
-from locusd.agent.policy import CommandPolicy
+from locusd.agent.policy import CommandPolicy, ContainerChoice
 from locusd.agent.providers.pricing import Price
 from locusd.agent.sandbox import HOME_ALLOW
 from locusd.errors import describe
@@ -53,6 +53,12 @@ class AgentConfig(BaseModel):
         True, description="contain commands with bubblewrap when it works here (see docs)"
     )
     allow_network: bool = Field(False, description="give sandboxed commands network access")
+    containers: ContainerChoice = Field(
+        "ask",
+        description="docker, podman and other container engines: 'ask' (the default; denied in"
+        " unattended runs), 'allow' (their sockets are bound into the sandbox: root-equivalent"
+        " for Docker's) or 'deny'",
+    )
     home_allow: list[str] = Field(
         default_factory=lambda: list(HOME_ALLOW),
         description="directories under $HOME (relative) that sandboxed commands see, read-only;"

@@ -18,6 +18,7 @@ from locusd.agent import sandbox, tools
 from locusd.agent.commands import scrubbed_env
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
+from locusd.agent.policy import CONTAINER_WARNING
 from locusd.agent.providers import Provider
 from locusd.agent.report import Approver, OnEvent, RunReport, local_task_id, repo_key
 from locusd.agent.tools import Stop, Workspace
@@ -102,6 +103,11 @@ async def run_task(
     contained = sandbox.containment(agent_config)
     if contained.warning:
         warnings.append(contained.warning)
+    if agent_config.containers == "allow":
+        warnings.append(
+            '[agent] containers = "allow": the container engines\' sockets are in reach of every'
+            f" command of this run; {CONTAINER_WARNING}"
+        )
     command_env = scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
     run_dir = config.state_dir / "runs" / task_id
     # Transcripts and command output hold code: the owner's eyes only.
@@ -119,6 +125,7 @@ async def run_task(
             home_allow=agent_config.home_allow,
             worktree=worktree.path,
             common_dir=worktrees.common_dir,
+            containers=agent_config.containers == "allow",
         )
         settings = repo_config.load(worktree.path)
         if settings.copy_files or settings.setup:
@@ -146,6 +153,7 @@ async def run_task(
         command_timeout=agent_config.command_timeout,
         verify_timeout=agent_config.verify_timeout,
         max_verify_rounds=agent_config.max_verify_rounds,
+        containers=agent_config.containers,
     )
     guidance = instructions(worktree.path)
     transcript = TranscriptWriter(transcript_path)
@@ -212,6 +220,7 @@ async def run_task(
             duration=round(time.monotonic() - started, 3),
         )
         transcript.write(Footer(**dict(ending)))
+        warnings += workspace.warnings
     finally:
         transcript.close()
     # With changes, the worktree waits for review (its work kept under the run's ref); without,
