@@ -58,6 +58,8 @@ SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # noqa: S108 - mount points, 
 HOME_SECRETS = (
     *(".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials"),
     *(".pypirc", ".npmrc", ".config/gcloud", ".config/gh", ".config/hub", ".password-store"),
+    # The registry token for ``cargo publish``, in a directory bound back (``~/.cargo``).
+    *(".cargo/credentials", ".cargo/credentials.toml"),
 )
 #: Directories under ``$HOME`` that toolchains install into, seen read-only by commands
 #: (``agent.home_allow`` in the user's config replaces the list). Caches are left out: a tool

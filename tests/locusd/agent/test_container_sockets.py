@@ -119,3 +119,25 @@ def test_the_usual_engine_sockets_are_on_the_list() -> None:
     assert Path("/run/user") / str(os.getuid()) / "docker.sock" in container_sockets({})
     tcp = container_sockets({"DOCKER_HOST": "tcp://127.0.0.1:2375"})
     assert tcp == container_sockets({})  # a TCP engine is the network namespace's business
+
+
+async def test_cargos_registry_token_is_hidden_though_cargo_is_bound_back(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """``~/.cargo`` is a toolchain directory commands see; its publish token is not."""
+    home = tmp_path / "home"
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    (home / ".cargo" / "bin" / "tool").write_text("a tool")
+    (home / ".cargo" / "credentials.toml").write_text('[registry]\ntoken = "cio-secret"\n')
+    boxed = sandbox.hiding(secret_places({"HOME": str(home)})).with_home(home, [".cargo"])
+    work = tmp_path / "work"
+    work.mkdir()
+    shown = await run_command(
+        f"cat {home}/.cargo/bin/tool; cat {home}/.cargo/credentials.toml",
+        work,
+        output_path=tmp_path / "cat.log",
+        env=scrubbed_env(os.environ),
+        timeout=30,
+        sandbox=boxed,
+    )
+    assert "a tool" in shown.output and "cio-secret" not in shown.output
