@@ -31,7 +31,9 @@ Verdict = Literal["allow", "ask", "deny"]
 #: ``[agent] containers``: may the agent's commands use a container engine (and its socket)?
 ContainerChoice = Literal["ask", "allow", "deny"]
 _RANK: dict[Verdict, int] = {"allow": 0, "ask": 1, "deny": 2}
-_SEPARATOR_CHARS = set(";&|\n")
+#: Where a simple command ends: control operators, and the parentheses of a subshell, a
+#: process substitution ``<(…)`` or a function's ``()``.
+_SEPARATOR_CHARS = set(";&|\n()")
 
 
 #: Commands that publish, push or upload what the agent made (default deny patterns). Tools
@@ -42,7 +44,12 @@ PUBLISHING = (
     *("pdm publish*", "cargo publish*", "gem push*", "mvn deploy*", "mvn * deploy*"),
     *("gradle publish*", "gradle * publish*", "gradlew publish*", "gradlew * publish*"),
     *("docker push*", "podman push*", "nerdctl push*", "buildah push*", "skopeo copy*"),
+    # ``docker image push``, ``docker compose push``, ``docker buildx build --push``
+    *("docker * push*", "docker * --push*", "podman * push*", "nerdctl * push*"),
     *("gh release create*", "gh release upload*", "dotnet nuget push*", "nuget push*"),
+    *("maturin publish*", "maturin upload*", "lerna publish*", "changeset publish*"),
+    *("dart pub publish*", "flutter pub publish*", "mix hex.publish*", "helm push*"),
+    *("vsce publish*", "ovsx publish*"),
 )
 #: Commands that drive a container engine; ``[agent] containers`` decides about them.
 CONTAINER_ENGINES = frozenset(
@@ -94,6 +101,8 @@ _WRAPPERS: dict[str, frozenset[str]] = {
     "exec": frozenset({"-a"}),
     "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}),
     **dict.fromkeys(("command", "nohup", "builtin", "setsid"), frozenset[str]()),
+    # The shell's own words before a command: ``if git push; then``, ``{ git push; }``.
+    **dict.fromkeys(("if", "then", "else", "elif", "while", "until", "do", "!", "{"), frozenset()),
 }
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -188,6 +197,7 @@ def forms(words: list[str]) -> list[list[str]]:
 
 
 def _simple_commands(command: str) -> list[list[str]]:
+    command = command.replace("\\\n", "")  # a line continuation, as bash reads it
     lexer = shlex.shlex(command, posix=True, punctuation_chars="".join(_SEPARATOR_CHARS))
     lexer.whitespace = " \t\r"
     lexer.whitespace_split = True

@@ -32,8 +32,14 @@ POLICY = CommandPolicy()
         "gradle publish",
         "./gradlew publishToMavenCentral",
         "docker push img",
+        "docker image push img",
+        "docker compose push",
+        "docker buildx build --push -t img .",
         "podman push img",
         "gh release create v1",
+        "maturin publish",
+        "npx changeset publish",
+        "npx lerna publish from-git",
     ],
 )
 def test_publishing_commands_are_denied_by_default(command: str) -> None:
@@ -61,7 +67,7 @@ def test_publishing_commands_are_denied_by_default(command: str) -> None:
         ("uvx twine upload", "twine upload"),
         ("poetry run twine upload", "twine upload"),
         ("cargo +nightly publish", "cargo publish"),
-        ("docker -H unix:///x.sock push img", "docker push img"),
+        ("buildah --storage-driver vfs push img", "buildah push img"),
         ("gh -R me/repo release create v1", "gh release create v1"),
         ("git -C . push", "git push"),
         ("git --git-dir=.git push origin", "git push origin"),
@@ -86,9 +92,19 @@ def test_runners_and_leading_options_do_not_hide_a_publish(command: str, runs_as
         "mvn clean deploy",
         "./gradlew clean build publish",
         "ls && npm publish",
+        "npm \\\npublish",
+        "(npm publish)",
+        "{ npm publish; }",
+        "cat <(npm publish)",
+        "echo >(cargo publish)",
+        "if npm publish; then :; fi",
+        "! git push",
+        "for x in a; do twine upload dist/*; done",
+        "while true; do git push; done",
+        "f() { git push; }; f",
     ],
 )
-def test_wrappers_and_goal_lists_do_not_hide_a_publish(command: str) -> None:
+def test_wrappers_shell_syntax_and_goal_lists_do_not_hide_a_publish(command: str) -> None:
     assert decide(POLICY, command, unattended=False).verdict == "deny"
 
 
