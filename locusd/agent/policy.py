@@ -1,7 +1,7 @@
 """Which commands the agent may run without asking: allow / ask / deny patterns. Pure logic.
 
-A command line is split into its simple commands (at ``;``, ``&&``, ``||``, ``|``, ``&`` and
-newlines, with shell quoting respected) and each is matched against shell-style glob patterns
+A command line is split into its simple commands (at ``;``, ``&&``, ``||``, ``|``, ``&``,
+newlines and parentheses, with shell quoting respected) and each is matched against shell-style glob patterns
 (``git push*``). The strictest verdict over all parts wins, and among patterns deny beats ask
 beats allow; a part no pattern names gets the ``default``. An unattended run (no one to ask)
 treats "ask" as "deny" and says so, so the model can choose another way.
