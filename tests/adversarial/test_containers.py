@@ -7,12 +7,13 @@ of every command without it, and publishing commands are denied in the forms a m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from tests.adversarial.kit import Attack, Canaries, attack
-from tests.locusd.agentkit import call
+from tests.locusd.agentkit import call, git, make_sample_repo
 from tests.support.engine_socket import CONNECT, EngineSocket, engine_socket, visible_dir
 
 pytestmark = pytest.mark.timeout(300)
@@ -157,3 +158,23 @@ async def test_publishing_is_denied_even_where_the_user_allows_containers(
         assert is_error and text.startswith("not run:") and "deny pattern" in text, (line, text)
     assert user.asked == [] and engine.connections == 0
     assert not list(done.worktree.glob("published-*")), "a denied line must not run in part"
+
+
+@pytest.mark.parametrize(("choice", "reached"), [("ask", False), ("allow", True)])
+async def test_the_repositorys_verify_command_sees_the_engine_only_when_allowed(
+    canaries: Canaries, engine: EngineSocket, choice: str, reached: bool
+) -> None:
+    """Nobody approves the repository's own commands (``.locus.toml``): under "ask" its verify
+    runs without the engine's socket, under "allow" with it (testcontainers)."""
+    containers(canaries, choice)
+    repo = make_sample_repo(canaries.where)
+    (repo / ".locus.toml").write_text(f"verify = {json.dumps(CONNECT)}\n")
+    git(repo, "add", ".locus.toml")
+    git(repo, "-c", "user.name=Dev", "-c", "user.email=dev@localhost", "commit", "-qm", "verify")
+    done = await attack(canaries, [call("finish", summary="nothing")], repo=repo, end=False)
+
+    done.assert_contained()
+    assert done.report.verification is not None
+    assert done.report.verification.command == CONNECT
+    assert ("engine reached" in done.report.verification.output_tail) is reached
+    assert (engine.connections > 0) is reached
