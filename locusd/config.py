@@ -17,6 +17,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from locusd.agent.budget import Budget
+from locusd.agent.egress.rules import EgressRuleError, Rule
 from locusd.agent.policy import CommandPolicy, ContainerChoice
 from locusd.agent.providers.pricing import Price
 from locusd.agent.sandbox import HOME_ALLOW
@@ -27,6 +28,37 @@ ProviderName = Literal["anthropic", "openai", "replay"]
 
 class ConfigError(ValueError):
     pass
+
+
+class EgressConfig(BaseModel):
+    """Where sandboxed commands may connect (docs/security.md, "Network")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    proxy: bool = Field(
+        True,
+        description="reach the allowed hosts through Locus's egress proxy; false: no network"
+        " at all for sandboxed commands",
+    )
+    registries: bool = Field(
+        True,
+        description="allow the package registries of the ecosystems the repository uses (the"
+        " ones your package managers are configured with, else the public ones)",
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="more hosts: a name, *.domain or an address, optionally :port",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _hosts(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                Rule.parse(entry, "your config")
+            except EgressRuleError as exc:
+                raise ValueError(str(exc)) from None
+        return entries
 
 
 class AgentConfig(BaseModel):
@@ -52,7 +84,12 @@ class AgentConfig(BaseModel):
     sandbox: bool = Field(
         True, description="contain commands with bubblewrap when it works here (see docs)"
     )
-    allow_network: bool = Field(False, description="give sandboxed commands network access")
+    allow_network: bool = Field(
+        False,
+        description="give sandboxed commands the whole network, unfiltered and unrecorded"
+        " (rather than [agent.egress])",
+    )
+    egress: EgressConfig = Field(default_factory=EgressConfig)
     containers: ContainerChoice = Field(
         "ask",
         description="docker, podman and other container engines: 'ask' (the default; denied in"

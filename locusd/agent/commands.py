@@ -44,6 +44,26 @@ def scrubbed_env(base: Mapping[str, str], allow: Iterable[str] = DEFAULT_ALLOW) 
     }
 
 
+#: Package managers' registry settings from the daemon's environment: a command needs them to
+#: use the registries the egress proxy allows (``locusd/agent/registries.py`` reads the same).
+REGISTRY_VARIABLES = (
+    *("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX"),
+    *("UV_EXTRA_INDEX_URL", "NPM_CONFIG_REGISTRY", "npm_config_registry", "GOPROXY", "GOSUMDB"),
+    *("GONOSUMDB", "GOPRIVATE", "GONOPROXY"),
+)
+_USERINFO = re.compile(r"(?<=://)[^/\s,@]*@")
+
+
+def registry_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The registry settings, each URL without the credentials it may carry (``user:token@``):
+    a command may reach the registry, never hold the user's token for it."""
+    return {
+        name: _USERINFO.sub("", value)
+        for name in REGISTRY_VARIABLES
+        if (value := base.get(name)) and not is_secret_name(name)
+    }
+
+
 #: A command that prints more than this is killed; what it printed up to here is kept.
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 _CHUNK = 64 * 1024

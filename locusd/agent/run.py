@@ -5,6 +5,7 @@ diff, the transcript's header and footer. ``locus agent run`` calls this; the da
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from locusd import repo_config
 from locusd.agent import sandbox, tools
-from locusd.agent.commands import scrubbed_env
+from locusd.agent.commands import registry_env, scrubbed_env
+from locusd.agent.egress.journal import Journal
+from locusd.agent.egress.network import network_for
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.policy import CONTAINER_WARNING
@@ -108,7 +111,9 @@ async def run_task(
             '[agent] containers = "allow": the container engines\' sockets are in reach of every'
             f" command of this run; {CONTAINER_WARNING}"
         )
-    command_env = scrubbed_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
+    command_env = (
+        scrubbed_env(os.environ) | registry_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
+    )
     run_dir = config.state_dir / "runs" / task_id
     # Transcripts and command output hold code: the owner's eyes only.
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -116,6 +121,9 @@ async def run_task(
     boxed: sandbox.Sandbox | None = None
     verify: VerifyCommand | None = None
     problem: str | None = None
+    # The network: the egress proxy, for the setup command, the agent's commands and verify.
+    journal = Journal()
+    network = contextlib.AsyncExitStack()
     try:
         # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
         boxed = sandbox.for_run(
@@ -126,6 +134,9 @@ async def run_task(
             worktree=worktree.path,
             common_dir=worktrees.common_dir,
             containers=agent_config.containers == "allow",
+        )
+        boxed = await network.enter_async_context(
+            network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
         if settings.copy_files or settings.setup:
@@ -138,6 +149,9 @@ async def run_task(
         # ends before the agent starts, as a failure that says why, with a transcript and a
         # report.
         problem = f"the run could not start: {exc}"[:2000]
+    except BaseException:
+        await network.aclose()
+        raise
     workspace = Workspace(
         root=worktree.path,
         scratch=run_dir / "commands",
@@ -175,6 +189,7 @@ async def run_task(
                 started_at=datetime.now(UTC).isoformat(),
             )
         )
+        journal.attach(transcript)
         if problem is None:
             phase("running the agent")
             agent = Agent(
@@ -218,10 +233,13 @@ async def run_task(
             cost_usd=round(result.cost, 6),
             cost_known=result.cost_known,
             duration=round(time.monotonic() - started, 3),
+            network=journal.summary(),
         )
         transcript.write(Footer(**dict(ending)))
         warnings += workspace.warnings
     finally:
+        await network.aclose()  # after the footer: no command runs by then
+        journal.detach()
         transcript.close()
     # With changes, the worktree waits for review (its work kept under the run's ref); without,
     # it is free for the pool. A failed run whose changes could not be read is kept for review.

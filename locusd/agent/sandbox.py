@@ -34,6 +34,10 @@ What a command sees, in the order the mounts are laid (a later one wins):
 5. The worktree, writable — even where it lies inside a hidden place (the state dir) — with its
    ``.git`` file read-only (pointed elsewhere, it would make Locus's own git calls read a git
    dir of the agent's).
+6. The network (:class:`Egress`): none but a loopback of the command's own, and — when the run
+   has an egress proxy — the proxy's socket and the relay (:mod:`locusd.agent.egress.bridge`)
+   bound in at fixed paths under the command's ``/tmp``; the relay starts first and the command
+   reaches allowed hosts through it.
 
 Where bwrap is missing or user namespaces are restricted, :func:`probe` says so and commands run
 with process-group containment only.
@@ -44,6 +48,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +77,36 @@ HOME_ALLOW = (
 #: (``commondir``, ``gitdir``), the checked-out branch (``HEAD``: a worktree switched to the
 #: user's branch would get the accepted commit there), per-worktree config, Locus's metadata.
 ADMIN_READ_ONLY = ("commondir", "gitdir", "HEAD", "config.worktree", "locus.json")
+#: Where the egress proxy's socket and the relay appear inside (in the command's own /tmp).
+EGRESS_SOCKET = "/tmp/.locus-egress.sock"  # noqa: S108 - inside the sandbox's private /tmp
+EGRESS_BRIDGE = "/tmp/.locus-egress-bridge.py"  # noqa: S108 - inside the sandbox's private /tmp
+#: The relay's proxy port on the command's loopback (the namespace's own: nothing else there).
+PROXY_PORT = 3128
+
+
+@dataclass(frozen=True)
+class Egress:
+    """A run's way out: its egress proxy's socket (outside), and the host loopback ports the
+    rules allow, which the relay listens on inside."""
+
+    socket: Path
+    loopback_ports: tuple[int, ...] = ()
+
+    def relayed(self, argv: list[str]) -> list[str]:
+        """``argv`` started by the relay, with the interpreter running Locus (by its real path:
+        a virtual environment's ``bin`` may lie in a hidden place)."""
+        port = next(p for p in range(PROXY_PORT, PROXY_PORT + 100) if p not in self.loopback_ports)
+        ports = [str(p) for p in self.loopback_ports]
+        python = str(Path(sys.executable).resolve())
+        return [python, "-I", "-S", EGRESS_BRIDGE, EGRESS_SOCKET, str(port), *ports, "--", *argv]
+
+    def mounts(self) -> list[str]:
+        from locusd.agent.egress import bridge
+
+        return [
+            *("--ro-bind", str(self.socket), EGRESS_SOCKET),
+            *("--ro-bind", str(Path(bridge.__file__).resolve()), EGRESS_BRIDGE),
+        ]
 
 
 def secret_places(env: Mapping[str, str], *, locus_dirs: Iterable[Path] = ()) -> tuple[Path, ...]:
@@ -178,6 +213,8 @@ class Sandbox:
     #: ``containers`` (the user's consent: ``[agent] containers``, or an approved command).
     engine_sockets: tuple[Path, ...] = ()
     containers: bool = False
+    #: With the network cut: the run's egress proxy, which commands reach through the relay.
+    egress: Egress | None = None
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
@@ -212,6 +249,13 @@ class Sandbox:
                 prefix += [*cover, str(socket)]
         if self.scratch is not None:  # after the hiding: it lives under Locus's state
             prefix += ["--bind", str(self.scratch), str(self.scratch)]
+        relayed = self.egress is not None and not self.network
+        if relayed:
+            assert self.egress is not None
+            prefix += self.egress.mounts()
+            interpreter = Path(sys.base_prefix).resolve()
+            if self._hides(interpreter):  # the relay's interpreter, read-only, where hidden
+                prefix += ["--ro-bind", str(interpreter), str(interpreter)]
         # The command's own directory stays visible and writable (a worktree kept under the
         # hidden state dir, or in the tmpfs $HOME); then the repository's mounts over it.
         prefix += ["--bind", str(cwd), str(cwd)]
@@ -220,7 +264,18 @@ class Sandbox:
         prefix += ["--chdir", str(cwd)]
         if not self.network:
             prefix.append("--unshare-net")
+        if relayed:
+            assert self.egress is not None
+            argv = self.egress.relayed(argv)
         return [*prefix, "--", *argv]
+
+    def _hides(self, path: Path) -> bool:
+        """Whether ``path`` is out of sight inside: in the tmpfs ``$HOME`` (not bound back), in
+        a hidden place, or in a scratch place replaced by an empty one."""
+        if self.home is not None and _within(path, self.home):
+            return not any(_within(path, self.home / name) for name in self.home_allow)
+        scratch = (Path(place) for place in SHARED_SCRATCH)
+        return any(_within(path, place) for place in (*self.hidden, *scratch))
 
     def _out_of_sight(self, place: Path, shown: list[Path]) -> bool:
         """Whether ``place`` is already gone: in the tmpfs ``$HOME``, not under an allowed
@@ -238,6 +293,10 @@ class Sandbox:
     def with_home(self, home: Path, allow: Iterable[str] = HOME_ALLOW) -> Sandbox:
         """``home`` replaced by an empty tmpfs but for ``allow`` (relative paths), read-only."""
         return replace(self, home=home, home_allow=tuple(allow))
+
+    def with_egress(self, egress: Egress | None) -> Sandbox:
+        """The network reached through ``egress`` (None: no network at all)."""
+        return replace(self, egress=egress)
 
     def guarding(self, worktree: Path, common_dir: Path) -> Sandbox:
         """The run's repository read-only but for what its worktree needs (:class:`GitLayout`).

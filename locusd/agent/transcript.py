@@ -6,8 +6,9 @@ tools once), then per turn a ``request`` (only the messages new since the previo
 the full request is the header's prefix plus every message so far), a ``response`` (the
 assembled streamed message, stop reason, usage, cost), a ``tool_call`` and ``tool_result``
 per tool use (with exit code, duration and the command's whole output), ``verification``
-records, ``note`` records (budget, policy, retries), and a ``footer`` (outcome, diff, summary,
-totals). The models below are the format's single source of truth; ``locus agent schema``
+records, ``note`` records (budget, policy, retries), ``egress`` records (each connection a
+command asked the egress proxy for, allowed or refused), and a ``footer`` (outcome, diff,
+summary, totals, the network used). The models below are the format's single source of truth; ``locus agent schema``
 prints their JSON Schema. Since format 2 each line ends with a ``chain`` link (SHA-256 over the
 previous link and the line), so an edited record is named when the transcript is read.
 """
@@ -127,6 +128,32 @@ class NoteRecord(_Record):
     message: str
 
 
+class EgressRecord(_Record):
+    """One connection a command asked the egress proxy for: allowed or refused, and why."""
+
+    type: Literal["egress"] = "egress"
+    host: str
+    port: int
+    method: str  # CONNECT (a TLS tunnel), or the method of a plain HTTP request
+    allowed: bool
+    reason: str
+    sent: int  # bytes from the command
+    received: int  # bytes to the command
+    duration: float
+
+
+class NetworkUse(_Record):
+    """A run's connections to one host and port with one verdict, summed: the review's view."""
+
+    host: str
+    port: int
+    allowed: bool
+    connections: int
+    sent: int
+    received: int
+    reason: str  # the first connection's
+
+
 class FollowUp(_Record):
     title: str
     description: str = ""
@@ -147,6 +174,8 @@ class Ending(_Record):
     cost_usd: float
     cost_known: bool
     duration: float
+    #: What the commands reached through the egress proxy, and what it refused.
+    network: list[NetworkUse] = Field(default_factory=list)
 
 
 class Footer(Ending):
@@ -161,6 +190,7 @@ Record = Annotated[
     | ToolResultRecord
     | VerificationRecord
     | NoteRecord
+    | EgressRecord
     | Footer,
     Field(discriminator="type"),
 ]

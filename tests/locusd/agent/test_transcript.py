@@ -22,10 +22,12 @@ from locusd.agent.messages import (
 )
 from locusd.agent.providers.replay import ReplayDivergence, ReplayProvider
 from locusd.agent.transcript import (
+    EgressRecord,
     Evidence,
     FollowUp,
     Footer,
     Header,
+    NetworkUse,
     NoteRecord,
     Record,
     RequestRecord,
@@ -137,6 +139,16 @@ def every_record() -> list[Record]:
         ),
         VerificationRecord(turn=2, round=1, evidence=EVIDENCE),
         NoteRecord(turn=2, kind="policy", message="denied: 'git push'"),
+        EgressRecord(
+            host="evil.example",
+            port=443,
+            method="CONNECT",
+            allowed=False,
+            reason="not on the allowlist",
+            sent=0,
+            received=0,
+            duration=0.0,
+        ),
         Footer(
             outcome="completed",
             reason=None,
@@ -150,6 +162,17 @@ def every_record() -> list[Record]:
             cost_usd=0.03,
             cost_known=True,
             duration=3.0,
+            network=[
+                NetworkUse(
+                    host="registry.npmjs.org",
+                    port=443,
+                    allowed=True,
+                    connections=3,
+                    sent=900,
+                    received=120_000,
+                    reason="allowed by registry.npmjs.org (npm)",
+                )
+            ],
         ),
     ]
 
@@ -184,7 +207,7 @@ def test_read_round_trips_every_record_type(tmp_path: Path) -> None:
     records = every_record()
     assert {r.type for r in records} == {
         *("header", "request", "response", "tool_call", "tool_result"),
-        *("verification", "note", "footer"),
+        *("verification", "note", "egress", "footer"),
     }
     back = read(write(tmp_path / "t.jsonl", records))
     assert back == records
