@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from locusd.agent.budget import Budget
 from locusd.agent.egress.rules import EgressRuleError, Rule
-from locusd.agent.policy import CommandPolicy
+from locusd.agent.policy import CommandPolicy, ContainerChoice
 from locusd.agent.providers.pricing import Price
 from locusd.agent.sandbox import HOME_ALLOW
 from locusd.errors import describe
@@ -90,6 +90,12 @@ class AgentConfig(BaseModel):
         " (rather than [agent.egress])",
     )
     egress: EgressConfig = Field(default_factory=EgressConfig)
+    containers: ContainerChoice = Field(
+        "ask",
+        description="docker, podman and other container engines: 'ask' (the default; denied in"
+        " unattended runs), 'allow' (their sockets are bound into the sandbox: root-equivalent"
+        " for Docker's) or 'deny'",
+    )
     home_allow: list[str] = Field(
         default_factory=lambda: list(HOME_ALLOW),
         description="directories under $HOME (relative) that sandboxed commands see, read-only;"

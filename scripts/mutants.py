@@ -223,6 +223,27 @@ MUTATIONS = (
         "            raise",
         ("tests/adversarial/test_denial.py",),
     ),
+    Mutation(
+        "sandbox: the container engines' sockets not hidden",
+        "locusd/agent/sandbox.py",
+        "elif socket.exists() and not self._out_of_sight(socket, shown):",
+        "elif False:",
+        ("tests/locusd/agent/test_container_sockets.py", "tests/adversarial/test_containers.py"),
+    ),
+    Mutation(
+        "policy: container commands run without the user's consent",
+        "locusd/agent/policy.py",
+        "if engine is not None and containers == verdict:",
+        "if False:",
+        ("tests/locusd/agent/test_policy_publishing.py", "tests/adversarial/test_containers.py"),
+    ),
+    Mutation(
+        "policy: a publish behind leading options not seen",
+        "locusd/agent/policy.py",
+        "new += [[current[0], *current[at:]] for at in _positions(current, 1) if at > 1]",
+        "pass",
+        ("tests/locusd/agent/test_policy_publishing.py", "tests/adversarial/test_containers.py"),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
+from locusd.agent.policy import CONTAINER_WARNING
 from locusd.agent.providers import Provider
 from locusd.agent.report import Approver, OnEvent, RunReport, local_task_id, repo_key
 from locusd.agent.tools import Stop, Workspace
@@ -105,6 +106,11 @@ async def run_task(
     contained = sandbox.containment(agent_config)
     if contained.warning:
         warnings.append(contained.warning)
+    if agent_config.containers == "allow":
+        warnings.append(
+            '[agent] containers = "allow": the container engines\' sockets are in reach of every'
+            f" command of this run; {CONTAINER_WARNING}"
+        )
     command_env = (
         scrubbed_env(os.environ) | registry_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
     )
@@ -127,6 +133,7 @@ async def run_task(
             home_allow=agent_config.home_allow,
             worktree=worktree.path,
             common_dir=worktrees.common_dir,
+            containers=agent_config.containers == "allow",
         )
         boxed = await network.enter_async_context(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
@@ -160,6 +167,7 @@ async def run_task(
         command_timeout=agent_config.command_timeout,
         verify_timeout=agent_config.verify_timeout,
         max_verify_rounds=agent_config.max_verify_rounds,
+        containers=agent_config.containers,
     )
     guidance = instructions(worktree.path)
     transcript = TranscriptWriter(transcript_path)
@@ -228,6 +236,7 @@ async def run_task(
             network=journal.summary(),
         )
         transcript.write(Footer(**dict(ending)))
+        warnings += workspace.warnings
     finally:
         await network.aclose()  # after the footer: no command runs by then
         journal.detach()

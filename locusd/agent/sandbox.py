@@ -22,6 +22,9 @@ What a command sees, in the order the mounts are laid (a later one wins):
 3. Hidden (:func:`secret_places`): the runtime directory (the daemon's socket, ssh and gpg
    agents), Locus's own config and state (the cloud token, other runs' transcripts), and the
    usual credential stores in ``$HOME`` — a second layer, for when ``$HOME`` is not replaced.
+   The container engines' sockets (:func:`container_sockets`) are hidden too — a Unix socket on
+   a read-only mount can still be connected to, and Docker's is root on the host — or, when the
+   user's config allows containers, bound in (over the hidden runtime dir too).
 4. The run's git repository (:class:`GitLayout`): the common git dir (config, hooks, refs,
    objects), the user's checkout and other worktrees read-only — laid before step 3, so that a
    checkout holding a hidden place does not bring it back; writable only the worktree's own
@@ -42,6 +45,7 @@ with process-group containment only.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -59,6 +63,8 @@ SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # noqa: S108 - mount points, 
 HOME_SECRETS = (
     *(".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials"),
     *(".pypirc", ".npmrc", ".config/gcloud", ".config/gh", ".config/hub", ".password-store"),
+    # The registry token for ``cargo publish``, in a directory bound back (``~/.cargo``).
+    *(".cargo/credentials", ".cargo/credentials.toml"),
 )
 #: Directories under ``$HOME`` that toolchains install into, seen read-only by commands
 #: (``agent.home_allow`` in the user's config replaces the list). Caches are left out: a tool
@@ -115,6 +121,22 @@ def secret_places(env: Mapping[str, str], *, locus_dirs: Iterable[Path] = ()) ->
     if home:
         places += [Path(home) / name for name in HOME_SECRETS]
     return tuple(dict.fromkeys(places))
+
+
+def container_sockets(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """Where container engines listen, symlinks resolved (``/var/run`` is ``/run``): whoever
+    connects runs containers as the engine's user — root, for Docker's and rootful podman's.
+    ``$DOCKER_HOST`` and ``$CONTAINER_HOST`` (``unix://…``) name one more each."""
+    runtime = Path(env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}")
+    places = [
+        *(Path("/var/run/docker.sock"), Path("/run/docker.sock"), runtime / "docker.sock"),
+        *(runtime / "podman" / "podman.sock", Path("/run/podman/podman.sock")),
+        *(Path("/run/containerd/containerd.sock"), Path("/run/buildkit/buildkitd.sock")),
+    ]
+    for name in ("DOCKER_HOST", "CONTAINER_HOST"):
+        if env.get(name, "").startswith("unix://"):
+            places.append(Path(env[name].removeprefix("unix://")))
+    return tuple(dict.fromkeys(place.resolve() for place in places if place.is_absolute()))
 
 
 class GitLayoutError(Exception):
@@ -187,6 +209,10 @@ class Sandbox:
     home: Path | None = None
     home_allow: tuple[str, ...] = ()
     git: GitLayout | None = None
+    #: Container engines' sockets (:func:`container_sockets`): hidden, or bound in with
+    #: ``containers`` (the user's consent: ``[agent] containers``, or an approved command).
+    engine_sockets: tuple[Path, ...] = ()
+    containers: bool = False
     #: With the network cut: the run's egress proxy, which commands reach through the relay.
     egress: Egress | None = None
 
@@ -215,6 +241,12 @@ class Sandbox:
                 prefix += ["--tmpfs", str(place)]
             elif place.exists():
                 prefix += ["--ro-bind", "/dev/null", str(place)]
+        for socket in self.engine_sockets:  # after the hiding: one may be in the runtime dir
+            if self.containers and socket.exists():
+                prefix += ["--ro-bind", str(socket), str(socket)]
+            elif socket.exists() and not self._out_of_sight(socket, shown):
+                cover = ["--tmpfs"] if socket.is_dir() else ["--ro-bind", "/dev/null"]
+                prefix += [*cover, str(socket)]
         if self.scratch is not None:  # after the hiding: it lives under Locus's state
             prefix += ["--bind", str(self.scratch), str(self.scratch)]
         relayed = self.egress is not None and not self.network
@@ -254,6 +286,10 @@ class Sandbox:
     def hiding(self, places: Iterable[Path]) -> Sandbox:
         return replace(self, hidden=tuple(places))
 
+    def with_engines(self, sockets: Iterable[Path], *, allowed: bool = False) -> Sandbox:
+        """The container engines' ``sockets`` hidden, or bound in when ``allowed``."""
+        return replace(self, engine_sockets=tuple(sockets), containers=allowed)
+
     def with_home(self, home: Path, allow: Iterable[str] = HOME_ALLOW) -> Sandbox:
         """``home`` replaced by an empty tmpfs but for ``allow`` (relative paths), read-only."""
         return replace(self, home=home, home_allow=tuple(allow))
@@ -290,12 +326,15 @@ def for_run(
     home_allow: Iterable[str],
     worktree: Path,
     common_dir: Path,
+    containers: bool = False,
 ) -> Sandbox | None:
     """The sandbox of one run (None without bwrap): secrets hidden, ``$HOME`` allow-listed, the
-    repository guarded. Built before the setup command and the agent run anything."""
+    repository guarded, the container engines' sockets hidden unless ``containers``. Built
+    before the setup command and the agent run anything."""
     if found is None:
         return None
     boxed = found.hiding(secret_places(env, locus_dirs=locus_dirs))
+    boxed = boxed.with_engines(container_sockets(env), allowed=containers)
     if env.get("HOME"):
         boxed = boxed.with_home(Path(env["HOME"]), home_allow)
     return boxed.guarding(worktree, common_dir)

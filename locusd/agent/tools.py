@@ -27,7 +27,7 @@ from locusd.agent.commands import MAX_OUTPUT_BYTES, CommandResult, head_and_tail
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.edits import EditError, apply_edit, number_lines
 from locusd.agent.messages import ToolSpec, ToolUseBlock
-from locusd.agent.policy import CommandPolicy, decide
+from locusd.agent.policy import CONTAINER_WARNING, CommandPolicy, ContainerChoice, decide
 from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
 from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
@@ -79,12 +79,15 @@ class Workspace:
     command_timeout: float = 600
     verify_timeout: float = 1800
     max_verify_rounds: int = 3
+    containers: ContainerChoice = "ask"  # [agent] containers: the user's choice
     scratch_quota: int = SCRATCH_QUOTA
     read_limit: int = 256_000
     output_limit: int = 30_000
     follow_ups: list[FollowUp] = field(default_factory=list)
     verifications: list[Evidence] = field(default_factory=list)
     verify_failures: int = 0
+    #: For the run's report (a container command that ran with the engine's socket).
+    warnings: list[str] = field(default_factory=list)
     #: What the scratch quota did to the last command: why it was killed, what was removed.
     scratch_notes: tuple[str | None, str | None] = (None, None)
     _commands_run: int = 0
@@ -105,9 +108,16 @@ class Workspace:
     def unattended(self) -> bool:
         return self.approver is None
 
-    async def run(self, command: str, timeout: float) -> CommandResult:  # noqa: ASYNC109
+    async def run(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109
+        *,
+        containers: bool = False,
+    ) -> CommandResult:
         """Run ``command`` with the run's own ``$TMPDIR``, killed when the run is cancelled or
-        its scratch space goes over the quota (see :mod:`locusd.agent.scratch`)."""
+        its scratch space goes over the quota (see :mod:`locusd.agent.scratch`); with
+        ``containers`` (a container command the user allowed), the engines' sockets in reach."""
         self._commands_run += 1
         output_path = self.scratch / f"command-{self._commands_run}.log"
         await asyncio.to_thread(self.space.prepare)
@@ -122,7 +132,15 @@ class Workspace:
                 timeout=timeout,
                 cancel=stop,
                 limit=self.output_limit,
-                sandbox=(replace(self.sandbox, scratch=self.space.tmp) if self.sandbox else None),
+                sandbox=(
+                    replace(
+                        self.sandbox,
+                        scratch=self.space.tmp,
+                        containers=self.sandbox.containers or containers,
+                    )
+                    if self.sandbox
+                    else None
+                ),
             )
         finally:
             killed = watcher.result() if watcher.done() else None
@@ -433,16 +451,23 @@ def _describe(result: CommandResult, notes: tuple[str | None, str | None]) -> st
     RunCommand,
 )
 async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
-    decision = decide(ws.policy, args.command, unattended=ws.unattended)
+    decision = decide(ws.policy, args.command, unattended=ws.unattended, containers=ws.containers)
+    warning = CONTAINER_WARNING if decision.containers else None
     if decision.verdict == "ask" and ws.approver is not None:
-        if not await ws.approver(args.command, decision.reason):
+        asking = f"{decision.reason}. Warning: {warning}" if warning else decision.reason
+        if not await ws.approver(args.command, asking):
             return ToolResult(f"the user declined to run this: {decision.reason}", is_error=True)
     elif decision.verdict == "deny":
         return ToolResult(
             f"not run: {decision.reason}. Find another way that does not need it.",
             is_error=True,
         )
-    result = await ws.run(args.command, min(args.timeout, ws.command_timeout))
+    approved = f"a container command ran with your approval: {warning}"
+    if warning and ws.containers != "allow" and approved not in ws.warnings:
+        ws.warnings.append(approved)
+    result = await ws.run(
+        args.command, min(args.timeout, ws.command_timeout), containers=decision.containers
+    )
     # The transcript keeps more than the model sees, but not a flood's worth.
     full, _ = await asyncio.to_thread(head_and_tail, result.output_path, TRANSCRIPT_OUTPUT)
     return ToolResult(

@@ -50,12 +50,18 @@ def agent() -> None:
     """Run the coding agent locally (no cloud needed)."""
 
 
+def _asking(command: str, reason: str) -> str:
+    """The approval question as markup: the agent's command and the policy's reason (which
+    quotes it, and ``[agent] containers``) printed as they are, never read as markup."""
+    return f"[yellow]The agent wants to run[/] `{escape(command)}` ({escape(reason)})."
+
+
 def _approver(console: Console, status: Status | None) -> Approver:
     async def approve(command: str, reason: str) -> bool:
         if status is not None:
             status.stop()  # a live status line and a prompt would draw over each other
         try:
-            console.print(f"[yellow]The agent wants to run[/] `{command}` ({reason}).")
+            console.print(_asking(command, reason))
             return await asyncio.to_thread(Confirm.ask, "Allow it?", console=console, default=False)
         finally:
             if status is not None:
