@@ -68,7 +68,8 @@ class CommandPolicy(BaseModel):
 
     allow: list[str] = Field(default_factory=list, description="patterns run without asking")
     ask: list[str] = Field(
-        default_factory=lambda: ["pip install*", "npm install*", "git commit*", "git reset*"],
+        # Installs run without asking: the egress proxy lets them reach the registries only.
+        default_factory=lambda: ["git commit*", "git reset*"],
         description="patterns that need the user's yes (denied in unattended runs)",
     )
     deny: list[str] = Field(
