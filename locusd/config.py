@@ -163,6 +163,11 @@ class Config(BaseModel):
         default_factory=lambda: Path(platformdirs.user_state_dir("locus")),
         description="transcripts and command output of runs",
     )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("locus")),
+        description="package caches of sandboxed commands, one per repository (never your own"
+        " ~/.npm or ~/.cache/pip: what the agent writes there, your own installs would use)",
+    )
 
 
 def config_path() -> Path:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from locusd import repo_config
-from locusd.agent import sandbox, tools
+from locusd.agent import caches, sandbox, tools
 from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
@@ -111,8 +111,13 @@ async def run_task(
             '[agent] containers = "allow": the container engines\' sockets are in reach of every'
             f" command of this run; {CONTAINER_WARNING}"
         )
+    # The repository's own package caches (never the user's ~/.npm, ~/.cache/pip: caches.py).
+    packages = await asyncio.to_thread(caches.for_run, config.cache_dir, repo, warnings)
     command_env = (
-        scrubbed_env(os.environ) | registry_env(os.environ) | {"PYTHONDONTWRITEBYTECODE": "1"}
+        scrubbed_env(os.environ)
+        | registry_env(os.environ)
+        | (packages.env() if packages else {})
+        | {"PYTHONDONTWRITEBYTECODE": "1"}
     )
     run_dir = config.state_dir / "runs" / task_id
     # Transcripts and command output hold code: the owner's eyes only.
@@ -129,12 +134,17 @@ async def run_task(
         boxed = sandbox.for_run(
             contained.sandbox,
             env=os.environ,
-            locus_dirs=(config.state_dir, config.credentials_dir, config.worktree_dir),
+            locus_dirs=(
+                *(config.state_dir, config.credentials_dir, config.worktree_dir),
+                config.cache_dir,  # every repository's caches: only this one's is bound back
+            ),
             home_allow=agent_config.home_allow,
             worktree=worktree.path,
             common_dir=worktrees.common_dir,
             containers=agent_config.containers == "allow",
         )
+        if boxed is not None and packages is not None:
+            boxed = boxed.with_cache(packages.root)
         boxed = await network.enter_async_context(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )

@@ -31,7 +31,9 @@ What a command sees, in the order the mounts are laid (a later one wins):
    admin dir (its index), in which the files that say where the repository is, which branch
    is checked out, and Locus's run metadata stay read-only. So the user's repository cannot
    be changed from inside.
-5. The worktree, writable — even where it lies inside a hidden place (the state dir) — with its
+5. The repository's package caches (:mod:`locusd.agent.caches`), writable, although Locus's
+   cache dir around them is hidden (step 3): no command sees another repository's caches.
+   The worktree, writable — even where it lies inside a hidden place (the state dir) — with its
    ``.git`` file read-only (pointed elsewhere, it would make Locus's own git calls read a git
    dir of the agent's).
 6. The network (:class:`Egress`): none but a loopback of the command's own, and — when the run
@@ -67,8 +69,8 @@ HOME_SECRETS = (
     *(".cargo/credentials", ".cargo/credentials.toml"),
 )
 #: Directories under ``$HOME`` that toolchains install into, seen read-only by commands
-#: (``agent.home_allow`` in the user's config replaces the list). Caches are left out: a tool
-#: writes its cache into the tmpfs ``$HOME`` instead, for the one command.
+#: (``agent.home_allow`` in the user's config replaces the list). The user's caches are left
+#: out: package managers use Locus's per-repository ones (:mod:`locusd.agent.caches`).
 HOME_ALLOW = (
     *(".cargo", ".rustup", ".pyenv", ".nvm", ".volta", ".bun", ".deno", ".sdkman", "go"),
     *(".local/bin", ".local/lib", ".local/share/pnpm", ".local/share/uv", ".juliaup"),
@@ -215,6 +217,9 @@ class Sandbox:
     containers: bool = False
     #: With the network cut: the run's egress proxy, which commands reach through the relay.
     egress: Egress | None = None
+    #: The repository's package caches (:mod:`locusd.agent.caches`): writable, even under a
+    #: hidden place (Locus's cache dir, which hides every other repository's).
+    cache: Path | None = None
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
@@ -249,6 +254,8 @@ class Sandbox:
                 prefix += [*cover, str(socket)]
         if self.scratch is not None:  # after the hiding: it lives under Locus's state
             prefix += ["--bind", str(self.scratch), str(self.scratch)]
+        if self.cache is not None:  # likewise: under Locus's hidden cache dir
+            prefix += ["--bind", str(self.cache), str(self.cache)]
         relayed = self.egress is not None and not self.network
         if relayed:
             assert self.egress is not None
@@ -297,6 +304,10 @@ class Sandbox:
     def with_egress(self, egress: Egress | None) -> Sandbox:
         """The network reached through ``egress`` (None: no network at all)."""
         return replace(self, egress=egress)
+
+    def with_cache(self, cache: Path) -> Sandbox:
+        """``cache`` (the repository's package caches) bound in read-write."""
+        return replace(self, cache=cache)
 
     def guarding(self, worktree: Path, common_dir: Path) -> Sandbox:
         """The run's repository read-only but for what its worktree needs (:class:`GitLayout`).

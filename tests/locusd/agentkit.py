@@ -65,6 +65,7 @@ def make_config(where: Path, **agent: Any) -> Config:
         worktree_dir=where / "worktrees",
         state_dir=where / "state",
         credentials_dir=where / "config",
+        cache_dir=where / "cache",
     )
 
 

@@ -31,6 +31,7 @@ async def probe(where: Path, repo: Path, base_url: str) -> dict[str, object]:
         worktree_dir=where / "worktrees",
         state_dir=where / "state",
         credentials_dir=where / "config",
+        cache_dir=where / "cache",
     )
     daemon = Daemon(config)
     try:

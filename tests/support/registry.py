@@ -10,6 +10,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -41,14 +42,40 @@ def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
     return f"{dist}-py3-none-any.whl", buffer.getvalue()
 
 
+IMMUTABLE = {"Cache-Control": "max-age=365000000, immutable, public"}
+
+
+class LoopbackSite:
+    """An aiohttp site on 127.0.0.1 with the routes a subclass adds, for ``async with``."""
+
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        self.routes(app.router)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
 @dataclass
-class Registry:
+class Registry(LoopbackSite):
     """``async with Registry({"project": (file, bytes)}) as r``: ``r.index_url`` to install from."""
 
     packages: dict[str, tuple[str, bytes]]
     served: list[str] = field(default_factory=list)
-    port: int = 0
-    _runner: web.AppRunner | None = None
 
     @property
     def index_url(self) -> str:
@@ -68,21 +95,12 @@ class Registry:
         for file, data in self.packages.values():
             if file == request.match_info["file"]:
                 self.served.append(request.path)
-                return web.Response(body=data, content_type="application/octet-stream")
+                # As PyPI's files host says: a file never changes (what lets pip cache it).
+                return web.Response(
+                    body=data, content_type="application/octet-stream", headers=IMMUTABLE
+                )
         raise web.HTTPNotFound()
 
-    async def __aenter__(self) -> Registry:
-        app = web.Application()
-        app.router.add_get("/simple/{project}/", self._project)
-        app.router.add_get("/files/{file}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/simple/{project}/", self._project)
+        router.add_get("/files/{file}", self._file)

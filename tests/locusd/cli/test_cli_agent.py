@@ -27,6 +27,7 @@ def locus(
     if not config.exists():
         config.write_text(
             f'worktree_dir = "{tmp_path / "worktrees"}"\nstate_dir = "{tmp_path / "state"}"\n'
+            f'cache_dir = "{tmp_path / "cache"}"\n'
         )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
     # A wide terminal, whatever the caller's: the human report is a panel, wrapped to its width.
