@@ -16,6 +16,8 @@ from aiohttp import web
 
 from tests.support.registry import LoopbackSite
 
+FRESH_FOR_5_MINUTES = {"Cache-Control": "public, max-age=300"}
+
 
 def tarball(name: str, version: str, index_js: str) -> bytes:
     """A package's ``.tgz`` as ``npm pack`` makes it: ``package/package.json`` and the code."""
@@ -64,7 +66,8 @@ class NpmRegistry(LoopbackSite):
         if name not in self.packages:
             raise web.HTTPNotFound()
         self.served.append(request.path)
-        return web.json_response(self._packument(name))
+        # As registry.npmjs.org says: a packument may be reused for five minutes.
+        return web.json_response(self._packument(name), headers=FRESH_FOR_5_MINUTES)
 
     async def _tarball(self, request: web.Request) -> web.Response:
         name, file = request.match_info["name"], request.match_info["file"]

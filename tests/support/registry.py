@@ -4,6 +4,7 @@ counting what it served. Real pip speaks to it through the real egress proxy."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 
 def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
@@ -49,13 +51,21 @@ class LoopbackSite:
     """An aiohttp site on 127.0.0.1 with the routes a subclass adds, for ``async with``."""
 
     port: int = 0
+    #: Seconds each response waits, standing in for a registry across a network (benchmarks).
+    delay: float = 0.0
     _runner: web.AppRunner | None = None
 
     def routes(self, router: web.UrlDispatcher) -> None:
         raise NotImplementedError
 
+    @web.middleware
+    async def _delayed(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return await handler(request)
+
     async def __aenter__(self) -> Self:
-        app = web.Application()
+        app = web.Application(middlewares=[self._delayed])
         self.routes(app.router)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
