@@ -22,7 +22,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +34,8 @@ CACHE_QUOTA = 8 * 1024**3
 #: Files and directories they may hold (a Go module cache is many small files).
 CACHE_ENTRIES = 2_000_000
 
-#: Each tool's directory, and the variables that point the tool at it. Cargo is not here: its
-#: cache lives in ``CARGO_HOME`` beside its config and credentials (see docs/agent.md).
+#: Each tool's directory, and the variables that point the tool at it. Cargo has none for its
+#: cache, which lives in ``CARGO_HOME`` beside its config and credentials: see :data:`CARGO`.
 TOOLS: dict[str, tuple[str, ...]] = {
     "pip": ("PIP_CACHE_DIR",),
     "uv": ("UV_CACHE_DIR",),
@@ -47,6 +47,11 @@ TOOLS: dict[str, tuple[str, ...]] = {
 }
 #: Maven has no variable for its local repository: a JVM property in ``MAVEN_OPTS``.
 MAVEN = "maven"
+#: Cargo's downloads (``$CARGO_HOME/registry``, ``$CARGO_HOME/git``): Locus's directories are
+#: bound over them inside the sandbox, while the rest of ``CARGO_HOME`` (``config.toml``, the
+#: registry credentials, ``bin/``) stays the user's, read-only or hidden.
+CARGO = "cargo"
+CARGO_PARTS = ("registry", "git")
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class PackageCaches:
         return cls(cache_dir / "packages" / repo_key(repo))
 
     def tools(self) -> list[Path]:
-        return [self.root / name for name in (*TOOLS, MAVEN)]
+        return [self.root / name for name in (*TOOLS, MAVEN, CARGO)]
 
     def prepare(self) -> None:
         """Make the directories (the owner's only). A tool's entry that is not a plain
@@ -71,15 +76,29 @@ class PackageCaches:
         Locus's directory, not a place a command chose."""
         self.root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root.mkdir(exist_ok=True, mode=0o700)
-        for tool in self.tools():
-            if tool.is_symlink() or (tool.exists() and not tool.is_dir()):
-                tool.unlink()
-            tool.mkdir(exist_ok=True, mode=0o700)
+        cargo = [self.root / CARGO / part for part in CARGO_PARTS]
+        for place in [*self.tools(), *cargo]:
+            if place.is_symlink() or (place.exists() and not place.is_dir()):
+                place.unlink()
+            place.mkdir(exist_ok=True, mode=0o700)
 
     def env(self) -> dict[str, str]:
         """The variables that point every tool at its directory here."""
         found = {name: str(self.root / tool) for tool, names in TOOLS.items() for name in names}
         return found | {"MAVEN_OPTS": f"-Dmaven.repo.local={self.root / MAVEN}"}
+
+    def binds(self, env: Mapping[str, str]) -> list[tuple[Path, Path]]:
+        """What the sandbox binds read-write, (source, inside): the caches where they are, and
+        cargo's where cargo looks (``$CARGO_HOME``, else ``~/.cargo``) — only where that
+        directory exists: inside the read-only ``~/.cargo`` no mount point can be made (a
+        ``cargo fetch`` of your own makes it once)."""
+        found = [(self.root, self.root)]
+        home = env.get("CARGO_HOME") or (f"{env['HOME']}/.cargo" if env.get("HOME") else "")
+        for part in CARGO_PARTS if home else ():
+            inside = Path(home) / part
+            if inside.is_dir() and not inside.is_symlink():
+                found.append((self.root / CARGO / part, inside))
+        return found
 
     def usage(self) -> Usage:
         return usage(self.root, self.max_entries + 1)

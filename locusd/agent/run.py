@@ -144,7 +144,7 @@ async def run_task(
             containers=agent_config.containers == "allow",
         )
         if boxed is not None and packages is not None:
-            boxed = boxed.with_cache(packages.root)
+            boxed = boxed.with_caches(packages.binds(os.environ))
         boxed = await network.enter_async_context(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )

@@ -217,9 +217,10 @@ class Sandbox:
     containers: bool = False
     #: With the network cut: the run's egress proxy, which commands reach through the relay.
     egress: Egress | None = None
-    #: The repository's package caches (:mod:`locusd.agent.caches`): writable, even under a
-    #: hidden place (Locus's cache dir, which hides every other repository's).
-    cache: Path | None = None
+    #: The repository's package caches (:mod:`locusd.agent.caches`), (source, where inside):
+    #: writable, even under a hidden place (Locus's cache dir, which hides every other
+    #: repository's) or the read-only ``~/.cargo``.
+    caches: tuple[tuple[Path, Path], ...] = ()
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
@@ -254,8 +255,8 @@ class Sandbox:
                 prefix += [*cover, str(socket)]
         if self.scratch is not None:  # after the hiding: it lives under Locus's state
             prefix += ["--bind", str(self.scratch), str(self.scratch)]
-        if self.cache is not None:  # likewise: under Locus's hidden cache dir
-            prefix += ["--bind", str(self.cache), str(self.cache)]
+        for source, inside in self.caches:  # likewise: under Locus's hidden cache dir
+            prefix += ["--bind", str(source), str(inside)]
         relayed = self.egress is not None and not self.network
         if relayed:
             assert self.egress is not None
@@ -305,9 +306,9 @@ class Sandbox:
         """The network reached through ``egress`` (None: no network at all)."""
         return replace(self, egress=egress)
 
-    def with_cache(self, cache: Path) -> Sandbox:
-        """``cache`` (the repository's package caches) bound in read-write."""
-        return replace(self, cache=cache)
+    def with_caches(self, binds: Iterable[tuple[Path, Path]]) -> Sandbox:
+        """The repository's package caches bound in read-write: (source, where inside)."""
+        return replace(self, caches=tuple(binds))
 
     def guarding(self, worktree: Path, common_dir: Path) -> Sandbox:
         """The run's repository read-only but for what its worktree needs (:class:`GitLayout`).

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from locusd.agent.caches import MAVEN, TOOLS, PackageCaches, for_run
+from locusd.agent.caches import CARGO, MAVEN, TOOLS, PackageCaches, for_run
 from locusd.agent.report import RunReport, repo_key
 from locusd.agent.sandbox import SHARED_SCRATCH, probe
 from locusd.config import Config
@@ -196,6 +196,36 @@ async def test_another_repository_s_caches_are_out_of_sight(
     assert "wrote-mine" in told and (mine.root / "pip" / "written").read_text() == "mine\n"
 
 
+async def test_cargo_s_downloads_go_to_locus_s_cache_and_its_config_stays_read_only(
+    tmp_path: Path, home: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~/.cargo`` is bound back read-only (its config and credentials); Locus's cargo cache
+    is bound over ``~/.cargo/registry``: cargo can download, into this repository's cache."""
+    monkeypatch.delenv("CARGO_HOME", raising=False)
+    cargo = home / ".cargo"
+    (cargo / "registry").mkdir(parents=True)
+    (cargo / "config.toml").write_text("[net]\n")
+    repo = python_repo(tmp_path)
+    downloaded = "mkdir -p ~/.cargo/registry/cache && echo crate > ~/.cargo/registry/cache/c.crate"
+    probes = [downloaded, "echo '[source]' >> ~/.cargo/config.toml"]
+    async with Registry(
+        {"locus-fixture-pkg": wheel("locus-fixture-pkg", "1.0", "VALUE = 42\n")}
+    ) as r:
+        monkeypatch.setenv("PIP_INDEX_URL", r.index_url)
+        _, told = await one_run(repo, config_for(tmp_path, cache_dir), leaving_a_change(*probes))
+        _, later = await one_run(
+            repo,
+            config_for(tmp_path, cache_dir),
+            leaving_a_change("cat ~/.cargo/registry/cache/c.crate"),
+        )
+    mine = PackageCaches.of(cache_dir, repo)
+    assert (mine.root / CARGO / "registry" / "cache" / "c.crate").read_text() == "crate\n"
+    assert "crate" in later  # the next run finds it
+    assert "Read-only file system" in told
+    assert (cargo / "config.toml").read_text() == "[net]\n"
+    assert list((cargo / "registry").iterdir()) == []  # the user's own cache: untouched
+
+
 def test_each_repository_has_its_own_directory_per_tool(tmp_path: Path) -> None:
     one, two = (
         PackageCaches.of(tmp_path, tmp_path / "a"),
@@ -208,7 +238,7 @@ def test_each_repository_has_its_own_directory_per_tool(tmp_path: Path) -> None:
     assert env["MAVEN_OPTS"] == f"-Dmaven.repo.local={one.root / MAVEN}"
     assert "CARGO_HOME" not in env  # cargo's cache lives beside its config and credentials
     one.prepare()
-    assert sorted(p.name for p in one.root.iterdir()) == sorted([*TOOLS, MAVEN])
+    assert sorted(p.name for p in one.root.iterdir()) == sorted([*TOOLS, MAVEN, CARGO])
     assert (one.root.stat().st_mode & 0o777) == 0o700
 
 
