@@ -75,6 +75,7 @@ async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "ANTHROPIC_API_KEY": "sk-ant-cli-daemon",
     }
