@@ -135,15 +135,15 @@ MUTATIONS = (
     Mutation(
         "logs: the agent's prose uploaded",
         "locusd/runner/worker.py",
-        'if event.kind in ("state", "note"):',
+        'if event.kind == "state" or (event.kind == "note" and event.data.get("kind") == "phase"):',
         'if event.kind in ("state", "note", "text"):',
         ("tests/locusd/test_privacy_trip.py",),
     ),
     Mutation(
-        "logs: what a tool writes uploaded",
+        "logs: what the agent wrote in a tool call uploaded",
         "locusd/runner/worker.py",
-        'for k in ("path", "command", "pattern")',
-        'for k in ("content", "new_string", "path", "command", "pattern")',
+        'return f"tool {event.text}"  # the tool\'s name only',
+        "return f\"tool {event.text} {event.data.get('input')}\"",
         ("tests/locusd/test_privacy_trip.py",),
     ),
     Mutation(
