@@ -223,6 +223,14 @@ class Daemon:
             sandbox=SandboxStatus(
                 contained=self.containment.sandbox is not None,
                 network=self.config.agent.allow_network,
+                egress=(
+                    "open"
+                    if self.config.agent.allow_network
+                    else "proxy"
+                    if self.config.agent.egress.proxy
+                    else "none"
+                ),
+                egress_hosts=self.config.agent.egress.allow,
                 warning=self.containment.warning,
             ),
         )

@@ -19,11 +19,12 @@ from locusd.agent import caches, sandbox, tools
 from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
+from locusd.agent.egress.proxy import Connection
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.policy import CONTAINER_WARNING
 from locusd.agent.providers import Provider
-from locusd.agent.report import Approver, OnEvent, RunReport, local_task_id, repo_key
+from locusd.agent.report import Approver, Event, OnEvent, RunReport, local_task_id, repo_key
 from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import VerifyCommand, detect_at
@@ -126,8 +127,14 @@ async def run_task(
     boxed: sandbox.Sandbox | None = None
     verify: VerifyCommand | None = None
     problem: str | None = None
+
     # The network: the egress proxy, for the setup command, the agent's commands and verify.
-    journal = Journal()
+    def refused(connection: Connection) -> None:  # seen live, as the run goes
+        if on_event is not None:
+            text = f"network: refused {connection.host}:{connection.port} — {connection.reason}"
+            on_event(Event("note", 0, text, {"kind": "egress"}))
+
+    journal = Journal(on_refused=refused)
     network = contextlib.AsyncExitStack()
     try:
         # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).

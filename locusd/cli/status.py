@@ -30,7 +30,15 @@ def sandbox_line(sandbox: Mapping[str, Any]) -> str:
     """How the agent's commands are contained, or the warning saying they are not."""
     if not sandbox["contained"]:
         return f"sandbox: NOT CONTAINED — {sandbox.get('warning')}"
-    network = "with network (allow_network)" if sandbox["network"] else "no network"
+    egress = sandbox.get("egress", "open" if sandbox["network"] else "none")
+    if egress == "open":
+        network = "the whole network (allow_network)"
+    elif egress == "proxy":
+        hosts = sandbox.get("egress_hosts") or []
+        more = f" and {', '.join(hosts)}" if hosts else ""
+        network = f"network through the egress proxy: the repository's registries{more}"
+    else:
+        network = "no network"
     return f"sandbox: bubblewrap, {network}"
 
 

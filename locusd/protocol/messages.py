@@ -70,6 +70,14 @@ class SandboxStatus(Wire):
 
     contained: bool = Field(description="commands run in bubblewrap's namespaces")
     network: bool = Field(description="sandboxed commands may use the network (allow_network)")
+    egress: Literal["proxy", "none", "open"] = Field(
+        "none",
+        description="how sandboxed commands reach the network: through the egress proxy (the"
+        " [agent.egress] rules), not at all, or the whole network (allow_network)",
+    )
+    egress_hosts: list[str] = Field(
+        default_factory=list, description="the hosts [agent.egress] allow adds (registries aside)"
+    )
     warning: str | None = Field(None, description="what is missing and how to fix it")
 
 

@@ -309,7 +309,7 @@ class Runs:
                 cancel=cancel,
                 approver=lambda command, reason: self._approve(run.run_id, command, reason),
                 on_event=lambda event: self._agent_event(run.run_id, event),
-                on_phase=lambda text: self._emit(run.run_id, "note", text),
+                on_phase=lambda text: self._emit(run.run_id, "note", text, {"kind": "phase"}),
                 on_worktree=lambda worktree: self._worktree(run.run_id, worktree),
                 continue_in=continue_in,
             )

@@ -49,19 +49,16 @@ class WorkerApi(Protocol):
 
 
 def _log_line(event: RunEvent) -> str | None:
+    """What the cloud's log says of a run's event: what happened, in Locus's words — never text
+    the agent wrote (a command line, a path or a pattern can carry code as well as a file)."""
     if event.kind == "tool":
-        target = next(
-            (str(event.data.get("input", {}).get(k, "")) for k in ("path", "command", "pattern")
-             if k in event.data.get("input", {})),
-            "",
-        )  # fmt: skip
-        return f"{event.text} {target.splitlines()[0][:200] if target else ''}".rstrip()
+        return f"tool {event.text}"  # the tool's name only
     if event.kind == "verify":
         verdict = "passed" if event.data.get("passed") else "failed"
         if event.data.get("check_changes"):
             verdict = "unverified (the diff changes the check's definitions)"
         return f"verify `{event.text}` {verdict} (exit {event.data.get('exit_code')})"
-    if event.kind in ("state", "note"):
+    if event.kind == "state" or (event.kind == "note" and event.data.get("kind") == "phase"):
         return f"{event.kind}: {event.text}"
     return None
 

@@ -71,7 +71,13 @@ COMMAND = "CMD_42_CANARY"  # only in a command's output: the command says CMD_$(
 PROSE = "CANARY_PROSE_thinking_aloud_5d0e"  # only in the agent's prose
 REJECTED = "CANARY_REJECTED_scratch_9e4a"  # in a change the reviewer rejects
 CREDENTIAL = "CANARY_REMOTE_CREDENTIAL_c4d2"  # in a remote's URL, as a deploy token sits there
-EVERY_TRIP = (SECRET, "TIMEOUT_SECONDS", IGNORED, UNTOUCHED, READ_ONLY, COMMAND, PROSE, CREDENTIAL)
+# Text the agent writes into its tool calls: a command line, a path (code could ride in either).
+IN_COMMAND = "CANARY_IN_COMMAND_LINE_1a9f"
+IN_PATH = "CANARY_IN_PATH_6b2e"
+EVERY_TRIP = (
+    *(SECRET, "TIMEOUT_SECONDS", IGNORED, UNTOUCHED, READ_ONLY, COMMAND, PROSE, CREDENTIAL),
+    *(IN_COMMAND, IN_PATH),
+)
 # (non-ASCII on purpose: the audit log hashes the UTF-8 bytes sent, not \u escapes)
 SUMMARY = f"Médiane corrigée ✓ (the key {SECRET} was not needed.)"
 NOTICE = "# Locus: the change to private/notes.txt is left out (.locusignore)\n"
@@ -124,6 +130,8 @@ def session(*more: Reply) -> list[Reply]:
         ),
         call("read_file", path="helpers.py"),
         call("run_command", command="cat settings.py helpers.py; echo CMD_$((6*7))_CANARY"),
+        call("run_command", command=f"true {IN_COMMAND}"),
+        call("read_file", path=f"{IN_PATH}.py"),
         call("write_file", path="private/notes.txt", content=f"{IGNORED}\n"),
         call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
         *more,

@@ -4,19 +4,25 @@ host for the review."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from locusd.agent.egress.proxy import Connection
 from locusd.agent.transcript import EgressRecord, NetworkUse, TranscriptWriter
 
 
 class Journal:
-    def __init__(self) -> None:
+    def __init__(self, on_refused: Callable[[Connection], None] | None = None) -> None:
         self.connections: list[Connection] = []
         self._transcript: TranscriptWriter | None = None
+        #: Told of each refusal as it happens (the run's watchers see it live).
+        self.on_refused = on_refused
 
     def add(self, connection: Connection) -> None:
         self.connections.append(connection)
         if self._transcript is not None:
             self._transcript.write(self._record(connection))
+        if not connection.allowed and self.on_refused is not None:
+            self.on_refused(connection)
 
     def attach(self, transcript: TranscriptWriter) -> None:
         """Write what came so far, and each later connection as it ends."""

@@ -15,8 +15,8 @@ import pytest
 
 from locusd.agent.commands import CommandResult, run_command, scrubbed_env
 from locusd.agent.sandbox import SHARED_SCRATCH, Sandbox, probe, secret_places
+from tests.support.engine_socket import visible_dir
 from tests.support.processes import processes_named
-from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -102,8 +102,9 @@ def test_without_bwrap_the_probe_says_what_to_install(tmp_path: Path) -> None:
 
 @pytest.fixture
 def runtime() -> Iterator[Path]:
-    """A runtime dir for a socket: a short path, whatever $TMPDIR is."""
-    with short_tmp() as path:
+    """A runtime dir for a socket: a short path, whatever $TMPDIR is, and one the sandbox
+    would show were it not hidden (not under /tmp, which each command gets a fresh one of)."""
+    with visible_dir() as path:
         yield path
 
 
@@ -138,6 +139,8 @@ async def test_the_sandbox_hides_the_daemons_socket_and_the_users_secrets(
         reached = await run("python3 probe.py", work, hidden)
         assert reached.exit_code != 0, "the daemon's socket must not be reachable"
         assert (await run("python3 probe.py", work, None)).exit_code == 0  # (it is, outside)
+        unhidden = await run("python3 probe.py", work, sandbox)  # and inside, but for hiding
+        assert unhidden.exit_code == 0, unhidden.output
         for secret in (home / ".ssh" / "id_rsa", home / ".netrc", state / "locusd.sqlite"):
             shown = await run(f"cat {secret}", work, hidden)
             assert shown.exit_code != 0 or shown.output.strip() == "", secret

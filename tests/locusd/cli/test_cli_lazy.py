@@ -142,5 +142,6 @@ def test_status_imports_nothing_heavy_and_says_what_the_model_says(env: dict[str
     assert lines[3:] == [
         "runs: none; outbox: 0 pending",
         "worker: stopped",
-        "sandbox: bubblewrap, no network",  # scripts/test.sh installs bubblewrap
+        # scripts/test.sh installs bubblewrap; the default: the proxy, registries only
+        "sandbox: bubblewrap, network through the egress proxy: the repository's registries",
     ]

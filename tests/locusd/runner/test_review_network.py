@@ -1,4 +1,5 @@
-"""The review shows what a run's commands did on the network: through the daemon, a run whose
+"""The review shows what a run's commands did on the network (and its watchers saw each
+refusal live): through the daemon, a run whose
 commands fetch from an allowed loopback host and try a host not on the list; ``review/get``
 carries both, per host, and ``locus review`` prints them — the refused host first, with the
 proxy's reason, shown as text even where it looks like markup."""
@@ -60,7 +61,10 @@ async def test_the_review_shows_hosts_reached_and_refused(
         done = await asyncio.wait_for(daemon.runs.wait(run.run_id), 90)
     assert done.state == "awaiting_review", done.reason
     view = await daemon.review_get(ReviewParams(run_id=run.run_id), Client())
+    notes = [e.text for e in daemon.store.events(run.run_id) if e.kind == "note"]
     await daemon.close()
+    # Watchers saw each refusal as it happened.
+    assert any(n.startswith("network: refused evil.example:80") for n in notes), notes
 
     uses = {(u["host"], u["port"]): u for u in view.network}
     reached = uses[("127.0.0.1", allowed_host)]  # localhost, through the relay's port
