@@ -196,6 +196,27 @@ MUTATIONS = (
         ("tests/locusd/agent/egress/test_registry_run.py",),
     ),
     Mutation(
+        "caches: other repositories' caches visible",
+        "locusd/agent/run.py",
+        "                config.cache_dir,  # every repository's caches",
+        "                # every repository's caches",
+        ("tests/locusd/agent/test_package_caches.py",),
+    ),
+    Mutation(
+        "caches: the tools not pointed at Locus's caches",
+        "locusd/agent/run.py",
+        "        | (packages.env() if packages else {})",
+        "        | {}",
+        ("tests/locusd/agent/test_package_caches.py",),
+    ),
+    Mutation(
+        "caches: a symlink a command left is kept",
+        "locusd/agent/caches.py",
+        "            if place.is_symlink() or (place.exists() and not place.is_dir()):",
+        "            if place.exists() and not place.is_dir():",
+        ("tests/locusd/agent/test_package_caches.py",),
+    ),
+    Mutation(
         "verification: a changed check still passes",
         "locusd/agent/verify.py",
         "passed=failure is None and not changes,",
