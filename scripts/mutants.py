@@ -217,6 +217,13 @@ MUTATIONS = (
         ("tests/locusd/agent/test_package_caches.py",),
     ),
     Mutation(
+        "caches: trimmed while another run holds them",
+        "locusd/agent/caches.py",
+        "                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "                pass",
+        ("tests/locusd/agent/test_package_caches.py",),
+    ),
+    Mutation(
         "verification: a changed check still passes",
         "locusd/agent/verify.py",
         "passed=failure is None and not changes,",

@@ -13,17 +13,19 @@ Why a cap trimmed between runs rather than a quota watched while commands run: a
 manager killed mid-write leaves a cache it may not read again, and the worktree a command
 installs into (``node_modules``) is unbounded the same way. Before each run, a cache over its
 cap loses whole tool directories, the largest first, until it is under (a tool refetches
-what is gone).
+what is gone) — unless another run of the repository holds them (a shared lock beside them,
+for the run's length), whose installs may be reading them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from locusd.agent.report import repo_key
@@ -54,18 +56,49 @@ CARGO = "cargo"
 CARGO_PARTS = ("registry", "git")
 
 
-@dataclass(frozen=True)
+@dataclass
 class PackageCaches:
     """One repository's package caches: ``root`` holds a directory per tool."""
 
     root: Path
     quota: int = CACHE_QUOTA
     max_entries: int = CACHE_ENTRIES
+    #: While a run uses the caches: a shared lock on :meth:`lock_path` (see :meth:`open`).
+    _held: int | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, cache_dir: Path, repo: Path) -> PackageCaches:
         """The caches of the repository checked out at ``repo``, under Locus's ``cache_dir``."""
         return cls(cache_dir / "packages" / repo_key(repo))
+
+    def lock_path(self) -> Path:
+        """Beside the caches, not in them: out of every command's reach."""
+        return self.root.with_name(f"{self.root.name}.lock")
+
+    def open(self) -> str | None:
+        """Trim the caches — unless another run of the repository is using them — and prepare
+        them, then hold them (a shared lock) until :meth:`release`: a trim never removes what
+        a running install reads. What the trim removed, if anything."""
+        self.root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        held = os.open(self.lock_path(), flags, 0o600)
+        try:
+            trimmed = None
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                trimmed = self.trim()
+            self.prepare()
+            fcntl.flock(held, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(held)
+            raise
+        self._held = held
+        return trimmed
+
+    def release(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def tools(self) -> list[Path]:
         return [self.root / name for name in (*TOOLS, MAVEN, CARGO)]
@@ -145,13 +178,13 @@ def _remove(tree: Path) -> None:
 
 
 def for_run(cache_dir: Path, repo: Path, warnings: list[str]) -> PackageCaches | None:
-    """The repository's caches, trimmed and ready before the run's first command; None (the
+    """The repository's caches, trimmed and ready before the run's first command, held until
+    :meth:`PackageCaches.release`; None (the
     tools keep their caches in the command's tmpfs ``$HOME``, for the one command) when they
     cannot be made — the run goes on, and its warnings say why."""
     caches = PackageCaches.of(cache_dir, repo)
     try:
-        trimmed = caches.trim()
-        caches.prepare()
+        trimmed = caches.open()
     except OSError as exc:
         warnings.append(
             f"the package caches cannot be made in {caches.root} ({exc}): installs fetch"

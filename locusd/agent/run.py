@@ -136,6 +136,8 @@ async def run_task(
 
     journal = Journal(on_refused=refused)
     network = contextlib.AsyncExitStack()
+    if packages is not None:
+        network.callback(packages.release)  # the caches are held until the run's end
     try:
         # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
         boxed = sandbox.for_run(

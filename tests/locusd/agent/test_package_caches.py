@@ -286,6 +286,24 @@ def test_over_the_cap_the_largest_tools_are_emptied_first(tmp_path: Path) -> Non
     assert capped.trim() is None  # under the cap: nothing to do
 
 
+def test_caches_another_run_holds_are_not_trimmed(tmp_path: Path) -> None:
+    """Runs of one repository at once: a run's start does not empty what another's install
+    is reading; once that run ends, the next start trims."""
+    running = PackageCaches.of(tmp_path / "cache", tmp_path / "repo")
+    assert running.open() is None
+    (running.root / "npm" / "in-use").write_bytes(b"n" * 300_000)
+    starting = PackageCaches(running.root, quota=1)
+    assert starting.open() is None
+    assert (running.root / "npm" / "in-use").exists()
+    starting.release()
+    running.release()
+    later = PackageCaches(running.root, quota=1)
+    assert later.open() is not None
+    assert not (running.root / "npm" / "in-use").exists()
+    assert (running.root / "npm").is_dir()  # made again, empty
+    later.release()
+
+
 def test_caches_that_cannot_be_made_leave_a_warning_not_a_failure(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory\n")
