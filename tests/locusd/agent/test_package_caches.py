@@ -180,6 +180,11 @@ async def test_another_repository_s_caches_are_out_of_sight(
         f"echo x > {theirs.root / 'pip' / 'planted'}",
         f"echo listing: $(ls -A {cache_dir / 'packages'})",
         f"echo mine > {mine.root / 'pip' / 'written'} && echo wrote-mine",
+        # A link from its own cache into theirs, or into the user's: written through, inside.
+        f"ln -s {theirs.root / 'pip'} {mine.root / 'pip' / 'theirs'}",
+        f"echo x > {mine.root / 'pip' / 'theirs' / 'linked'}",
+        f"ln -s {home / '.cache' / 'pip'} {mine.root / 'pip' / 'users'}",
+        f"echo x > {mine.root / 'pip' / 'users' / 'linked'}",
     ]
     async with Registry(
         {"locus-fixture-pkg": wheel("locus-fixture-pkg", "1.0", "VALUE = 42\n")}
@@ -191,6 +196,8 @@ async def test_another_repository_s_caches_are_out_of_sight(
             )
     assert "their cache" not in told
     assert not (theirs.root / "pip" / "planted").exists()
+    assert not (theirs.root / "pip" / "linked").exists()
+    assert [p.name for p in (home / ".cache" / "pip").iterdir()] == ["users-own"]
     (listing,) = [line for line in told.splitlines() if line.startswith("listing:")]
     assert listing.split() == ["listing:", mine.root.name]  # this repository's caches only
     assert "wrote-mine" in told and (mine.root / "pip" / "written").read_text() == "mine\n"
