@@ -114,6 +114,10 @@ async def run_task(
         )
     # The repository's own package caches (never the user's ~/.npm, ~/.cache/pip: caches.py).
     packages = await asyncio.to_thread(caches.for_run, config.cache_dir, repo, warnings)
+    # What the run holds until its end: the caches' lock, then the egress proxy.
+    held = contextlib.AsyncExitStack()
+    if packages is not None:
+        held.callback(packages.release)
     command_env = (
         scrubbed_env(os.environ)
         | registry_env(os.environ)
@@ -135,9 +139,6 @@ async def run_task(
             on_event(Event("note", 0, text, {"kind": "egress"}))
 
     journal = Journal(on_refused=refused)
-    network = contextlib.AsyncExitStack()
-    if packages is not None:
-        network.callback(packages.release)  # the caches are held until the run's end
     try:
         # One sandbox for the setup command, the agent's commands and verify (see sandbox.py).
         boxed = sandbox.for_run(
@@ -154,7 +155,7 @@ async def run_task(
         )
         if boxed is not None and packages is not None:
             boxed = boxed.with_caches(packages.binds(os.environ))
-        boxed = await network.enter_async_context(
+        boxed = await held.enter_async_context(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
@@ -169,7 +170,7 @@ async def run_task(
         # report.
         problem = f"the run could not start: {exc}"[:2000]
     except BaseException:
-        await network.aclose()
+        await held.aclose()
         raise
     workspace = Workspace(
         root=worktree.path,
@@ -257,7 +258,7 @@ async def run_task(
         transcript.write(Footer(**dict(ending)))
         warnings += workspace.warnings
     finally:
-        await network.aclose()  # after the footer: no command runs by then
+        await held.aclose()  # after the footer: no command runs by then
         journal.detach()
         transcript.close()
     # With changes, the worktree waits for review (its work kept under the run's ref); without,
