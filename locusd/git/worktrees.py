@@ -493,7 +493,13 @@ class Worktrees:
         found = [
             (w, m)
             for w, m, locked in self._listed(self._linked())
-            if m is not None and m.state in FREE_STATES and not locked and _poolable(w)
+            if m is not None
+            and m.state in FREE_STATES
+            and not locked
+            and _poolable(w)
+            # Only this root's: a worktree left under another worktree_dir (the user changed
+            # it) cannot be moved here, and belongs to that directory's pool.
+            and w.path.resolve().parent == self.root
         ]
         return _freed_last_first(found)
 

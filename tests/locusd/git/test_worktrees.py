@@ -379,6 +379,15 @@ def test_the_pool_hands_out_free_clean_worktrees_once(repo: Path, tmp_path: Path
     assert trees.state(busy) == "review" and trees.is_dirty(dirty)
 
 
+def test_the_pool_is_the_worktree_directory_s_own(repo: Path, tmp_path: Path) -> None:
+    """A free worktree left under another worktree directory (the user changed
+    ``worktree_dir``) is not taken: it could not be moved into this one."""
+    elsewhere = make(Worktrees(repo, tmp_path / "old-wt"), "free", "done")
+    trees = Worktrees(repo, tmp_path / "new-wt")
+    assert trees.take_from_pool(2, "Second") is None
+    assert elsewhere.path.is_dir() and trees.create(2, "Second").path.parent == trees.root
+
+
 def test_two_runs_never_take_the_same_pooled_worktree(repo: Path, tmp_path: Path) -> None:
     free = make(Worktrees(repo, tmp_path / "wt"), "free", "done")
     start = threading.Barrier(2)
