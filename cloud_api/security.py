@@ -44,10 +44,16 @@ class PasswordWork:
     def __init__(self, limit: int) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="argon2")
+        #: Calls waiting for a slot or running (what a flood has queued; tests watch it).
+        self.pending = 0
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        async with self._slots:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        self.pending += 1
+        try:
+            async with self._slots:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self.pending -= 1
 
     async def hash(self, password: str) -> str:
         return await self.run(hash_password, password)
