@@ -103,6 +103,7 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
             settings.login_window_seconds,
             settings.login_failures_per_account,
             settings.login_failures_per_address,
+            refusal_delay=settings.login_refusal_seconds,
         )
         passwords = PasswordWork(settings.password_threads)
         app[SERVICES] = Services(

@@ -38,6 +38,13 @@ class CloudSettings(BaseSettings):
     login_failures_per_account: int = Field(
         10, ge=1, description="failed logins for one e-mail within the window before a 429"
     )
+    login_refusal_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="a throttled login waits this long before its 429, so a client looping on "
+        "it sends one a second rather than thousands",
+    )
     login_failures_per_address: int = Field(
         50,
         ge=0,

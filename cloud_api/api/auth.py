@@ -26,6 +26,7 @@ router = Router("auth")
 async def login(ctx: Ctx, body: LoginIn) -> LoginOut:
     attempt = ctx.services.login_throttle.charge(body.email, ctx.request.remote)
     if not isinstance(attempt, Attempt):
+        await ctx.services.login_throttle.slow_refusal()
         raise too_many_logins(attempt)
     async with ctx.db.read() as conn:
         user = (await conn.execute(select(users).where(users.c.email == body.email))).first()

@@ -10,6 +10,7 @@ own (docs/operations.md).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
@@ -34,14 +35,33 @@ class LoginThrottle:
         per_account: int,
         per_address: int,
         *,
+        refusal_delay: float = 0.0,
+        max_held: int = 256,
         max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.window = window
         self.limits = {"account": per_account, "address": per_address}
+        self.refusal_delay = refusal_delay
+        self.max_held = max_held
         self.max_keys = max_keys
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._held = 0
+
+    async def slow_refusal(self) -> None:
+        """Holds a refusal for ``refusal_delay`` before it is sent. A 429 costs the server
+        less than a hash but a client looping on it got thousands a second, enough to keep
+        the event loop busy (bench.logins); held, it gets one a second per connection. At most
+        ``max_held`` wait at once, so a flood that does not wait for answers cannot turn this
+        into thousands of held descriptors: beyond that, refusals go out at once."""
+        if self._held >= self.max_held or self.refusal_delay <= 0:
+            return
+        self._held += 1
+        try:
+            await asyncio.sleep(self.refusal_delay)
+        finally:
+            self._held -= 1
 
     def charge(self, email: str, address: str | None) -> Attempt | float:
         """Charges an attempt, or returns the seconds to wait when either limit is reached."""

@@ -16,8 +16,11 @@ from tests.cloud_api.dashboard.test_dashboard_http import jar_session
 from tests.conftest import Cloud
 from tests.support.client import Reply
 
-PER_ACCOUNT = {"login_failures_per_account": 3, "login_failures_per_address": 0}
-PER_ADDRESS = {"login_failures_per_account": 100, "login_failures_per_address": 4}
+#: Refusals are sent at once here (the 1 s hold is about load: bench.logins), except in
+#: test_concurrent_guesses_are_cut_off_at_the_limit, which keeps the default.
+PROMPT = {"login_refusal_seconds": 0}
+PER_ACCOUNT = {"login_failures_per_account": 3, "login_failures_per_address": 0, **PROMPT}
+PER_ADDRESS = {"login_failures_per_account": 100, "login_failures_per_address": 4, **PROMPT}
 
 
 def assert_throttled(reply: Reply) -> int:
@@ -54,7 +57,7 @@ async def test_a_success_clears_the_account_count(cloud: Cloud) -> None:
     assert_throttled(await login(cloud.api, first.email, "wrong"))
 
 
-@pytest.mark.parametrize("settings_overrides", [PER_ACCOUNT])
+@pytest.mark.parametrize("settings_overrides", [{**PER_ACCOUNT, "login_refusal_seconds": 1.0}])
 async def test_concurrent_guesses_are_cut_off_at_the_limit(cloud: Cloud) -> None:
     """Each attempt is charged before its hash: a burst gets 3 checks, not 40."""
     replies = await asyncio.gather(
@@ -119,3 +122,16 @@ def test_keys_are_bounded() -> None:
         assert isinstance(throttle.charge(f"u{i}@x", None), Attempt)
     assert isinstance(throttle.charge("u0@x", None), Attempt), "the oldest keys were dropped"
     assert not isinstance(throttle.charge("u99@x", None), Attempt)
+
+
+async def test_at_most_max_held_refusals_wait() -> None:
+    """Held refusals are bounded: beyond ``max_held`` they go out at once (no descriptors
+    piling up under a flood that does not wait for answers)."""
+    throttle = LoginThrottle(60, per_account=1, per_address=0, refusal_delay=3600, max_held=2)
+    waits = [asyncio.create_task(throttle.slow_refusal()) for _ in range(3)]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    assert done == {waits[2]} and pending == set(waits[:2])
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    assert throttle._held == 0
