@@ -7,15 +7,18 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from cloud_api import dashboard
+from cloud_api import accept_log, dashboard
 from cloud_api.api import auth, graph, health, openapi, orgs, projects, tasks, tokens, workers
 from cloud_api.api.errors import problem_middleware
+from cloud_api.api.limits import HANDLER_ARGS, body_deadline
+from cloud_api.api.login_throttle import LoginThrottle
 from cloud_api.api.routing import Route, install
 from cloud_api.config import CloudSettings
 from cloud_api.dashboard import web as dashboard_web
 from cloud_api.dispatch.reaper import Reaper
 from cloud_api.dispatch.wakeups import Hub, PgListener
 from cloud_api.metrics import Metrics
+from cloud_api.security import PasswordWork
 from cloud_api.services import OPENAPI, SERVICES, SETTINGS, Services
 from cloud_api.store.db import Database
 from cloud_api.store.migrate import current_revision, head_revision, upgrade
@@ -54,9 +57,16 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
     """``migrate``: apply migrations on start (default: on SQLite only; PostgreSQL is migrated
     by ``locus-cloud migrate`` so that several replicas do not race to do it)."""
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    accept_log.install()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[health.metrics_middleware, problem_middleware, dashboard_web.middleware],
+        handler_args=HANDLER_ARGS,
+        middlewares=[
+            health.metrics_middleware,
+            problem_middleware,
+            body_deadline,
+            dashboard_web.middleware,
+        ],
     )
     app[SETTINGS] = settings
     install(app, ROUTERS)
@@ -89,7 +99,16 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
             settings.idempotency_retention_hours * 3600,
         )
         reaper.start()
-        app[SERVICES] = Services(settings, db, hub, Metrics(), reaper, listener)
+        throttle = LoginThrottle(
+            settings.login_window_seconds,
+            settings.login_failures_per_account,
+            settings.login_failures_per_address,
+            refusal_delay=settings.login_refusal_seconds,
+        )
+        passwords = PasswordWork(settings.password_threads)
+        app[SERVICES] = Services(
+            settings, db, hub, Metrics(), reaper, listener, passwords, throttle
+        )
 
     async def stop(app: web.Application) -> None:
         services = app[SERVICES]
@@ -97,6 +116,7 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
         if services.listener is not None:
             await services.listener.stop()
         await services.db.close()
+        services.passwords.close()
 
     async def shutdown(app: web.Application) -> None:
         app[SERVICES].begin_shutdown()

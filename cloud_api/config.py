@@ -26,6 +26,31 @@ class CloudSettings(BaseSettings):
         None, gt=0, description="how often expired leases are reaped (default: lease/10, ≤ 5 s)"
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    body_read_seconds: float = Field(
+        60.0, gt=0, description="a request body not received in full within this is a 408"
+    )
+    password_threads: int = Field(
+        2, ge=1, le=64, description="password hashes computed at once (each takes a core ~90 ms)"
+    )
+    login_window_seconds: float = Field(
+        900.0, gt=0, description="how long a failed login counts against its account and address"
+    )
+    login_failures_per_account: int = Field(
+        10, ge=1, description="failed logins for one e-mail within the window before a 429"
+    )
+    login_refusal_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="a throttled login waits this long before its 429, so a client looping on "
+        "it sends one a second rather than thousands",
+    )
+    login_failures_per_address: int = Field(
+        50,
+        ge=0,
+        description="failed logins from one client address within the window before a 429 "
+        "(0: off, e.g. when a proxy that rate-limits makes every client one address)",
+    )
     session_days: int = Field(30, ge=1, le=365, description="lifetime of a login token")
     pending_idempotency_seconds: float = Field(
         60.0, gt=0, description="after this, a crashed request's Idempotency-Key may be reused"

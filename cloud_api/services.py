@@ -8,10 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from cloud_api.api.login_throttle import LoginThrottle
 from cloud_api.config import CloudSettings
 from cloud_api.dispatch.reaper import Reaper
 from cloud_api.dispatch.wakeups import Hub, PgListener
 from cloud_api.metrics import Metrics
+from cloud_api.security import PasswordWork
 from cloud_api.store.db import Database
 
 
@@ -23,6 +25,8 @@ class Services:
     metrics: Metrics
     reaper: Reaper
     listener: PgListener | None
+    passwords: PasswordWork
+    login_throttle: LoginThrottle
     #: Set at shutdown: long-polls and event streams end at once instead of holding it up.
     closing: bool = False
     #: When this replica last wrote each worker's last_seen_at (monotonic seconds).

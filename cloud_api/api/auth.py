@@ -8,15 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, conflict, forbidden
+from cloud_api.api.login_throttle import Attempt
 from cloud_api.api.paging import page
 from cloud_api.api.routing import Router
 from cloud_api.schemas.auth import LoginIn, LoginOut, MembershipOut, MeOut, UserCreate, UserOut
 from cloud_api.schemas.common import Page, PageQuery
-from cloud_api.security import (
-    DUMMY_PASSWORD_HASH,
-    hash_password,
-    verify_password,
-)
+from cloud_api.security import DUMMY_PASSWORD_HASH, PasswordWork, hash_password
 from cloud_api.store import tokens as token_store
 from cloud_api.store.db import Database
 from cloud_api.store.tables import api_tokens, memberships, organisations, users
@@ -27,14 +24,17 @@ router = Router("auth")
 
 @router.post("/auth/login", summary="Exchange e-mail and password for a session token", auth=False)
 async def login(ctx: Ctx, body: LoginIn) -> LoginOut:
+    attempt = ctx.services.login_throttle.charge(body.email, ctx.request.remote)
+    if not isinstance(attempt, Attempt):
+        await ctx.services.login_throttle.slow_refusal()
+        raise too_many_logins(attempt)
     async with ctx.db.read() as conn:
         user = (await conn.execute(select(users).where(users.c.email == body.email))).first()
     # Verify against a dummy hash for unknown users, so the answer takes as long either way.
-    if (
-        not verify_password(user.password_hash if user else DUMMY_PASSWORD_HASH, body.password)
-        or not user
-    ):
+    stored = user.password_hash if user else DUMMY_PASSWORD_HASH
+    if not await ctx.services.passwords.verify(stored, body.password) or not user:
         raise ApiError(401, "Unauthorized", "wrong e-mail or password")
+    ctx.services.login_throttle.succeeded(attempt)
     days = ctx.services.settings.session_days
     async with ctx.db.write() as tx:
         token, row = await token_store.issue(
@@ -42,6 +42,17 @@ async def login(ctx: Ctx, body: LoginIn) -> LoginOut:
         )
     return LoginOut(
         token=token, expires_at=row.expires_at, user=UserOut.model_validate(user._mapping)
+    )
+
+
+def too_many_logins(wait: float) -> ApiError:
+    seconds = int(wait)
+    return ApiError(
+        429,
+        "Too many failed logins",
+        f"too many failed logins for this account or from this address: wait {seconds} s "
+        "(the Retry-After header) before trying again",
+        headers={"Retry-After": str(seconds)},
     )
 
 
@@ -84,11 +95,18 @@ async def me(ctx: Ctx) -> MeOut:
 async def create_user(ctx: Ctx, body: UserCreate) -> UserOut:
     if not ctx.me.is_admin:
         raise forbidden("only an admin can create users")
-    return await insert_user(ctx.db, body)
+    return await insert_user(ctx.db, body, ctx.services.passwords)
 
 
-async def insert_user(db: Database, body: UserCreate) -> UserOut:
-    """Also used by `locus-cloud user create` and the first-start bootstrap."""
+async def insert_user(
+    db: Database, body: UserCreate, passwords: PasswordWork | None = None
+) -> UserOut:
+    """Also used by `locus-cloud user create` and the first-start bootstrap, which serve no
+    one else and so hash on their own loop (``passwords`` None). Hashed before the write
+    transaction: SQLite's writer is not held while argon2 runs."""
+    password_hash = (
+        await passwords.hash(body.password) if passwords else hash_password(body.password)
+    )
     try:
         async with db.write() as tx:
             row = (
@@ -97,7 +115,7 @@ async def insert_user(db: Database, body: UserCreate) -> UserOut:
                     .values(
                         email=body.email,
                         name=body.name,
-                        password_hash=hash_password(body.password),
+                        password_hash=password_hash,
                         is_admin=body.is_admin,
                     )
                     .returning(*users.c)

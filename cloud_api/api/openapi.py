@@ -18,9 +18,11 @@ _ERRORS = {
     "401": "No valid token",
     "403": "Your role does not allow this",
     "404": "Not found, or not yours to see",
+    "408": "The request body did not arrive within body_read_seconds; the connection is closed",
     "409": "Conflict: illegal transition, stale version or stale claim; body has the current state",
     "413": "Body too large",
     "422": "Invalid field(s); errors[] names each one and how to fix it",
+    "429": "Too many failed logins (POST /auth/login): wait the Retry-After header's seconds",
 }
 
 

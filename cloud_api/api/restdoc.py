@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloud_api.api.limits import MAX_FIELD_BYTES, MAX_HEADERS
+from cloud_api.config import CloudSettings
+
 _METHOD_ORDER = {"get": 0, "post": 1, "patch": 2, "delete": 3}
 
 
@@ -71,6 +74,11 @@ def _fields(schema: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _default(setting: str) -> Any:
+    """A setting's default, so the numbers here follow cloud_api/config.py."""
+    return CloudSettings.model_fields[setting].default
+
+
 def render(doc: dict[str, Any]) -> str:
     out = [
         "# Locus Cloud REST API",
@@ -87,6 +95,14 @@ def render(doc: dict[str, Any]) -> str:
         "- Every POST honours `Idempotency-Key`: a retry with the same key and body gets the first"
         " response (header `Idempotent-Replayed: true`), never a second effect.",
         "- Lists are pages: `?limit=` (≤ 200) and `?after=<next_cursor>`.",
+        f"- `POST /auth/login` is throttled: {_default('login_failures_per_account')} failures"
+        f" for one e-mail, or {_default('login_failures_per_address')} from one client address,"
+        f" within {_default('login_window_seconds') / 60:g} minutes get `429` with `Retry-After`"
+        " (seconds) — the right password included — until the oldest of them leaves the window;"
+        " a success clears the e-mail's count. Counted per process (docs/operations.md, Limits).",
+        f"- A request body must arrive within {_default('body_read_seconds'):g} s"
+        " (`body_read_seconds`), else `408` and the connection is closed; headers are limited to"
+        f" {MAX_HEADERS} lines of {MAX_FIELD_BYTES} bytes (else `400`).",
         "",
     ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}

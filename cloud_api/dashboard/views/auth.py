@@ -35,21 +35,40 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         body = LoginIn.model_validate({"email": email, "password": password})
         result = await auth_api.login(Ctx(request, services, None), body)
-    except (ApiError, ValueError):
-        # One message for a bad address, an unknown user and a wrong password alike.
-        return page_response(
+    except ApiError as exc:
+        if exc.problem.status != 429:
+            return wrong_login(request, target, email)
+        wait = exc.headers["Retry-After"]
+        throttled = page_response(
             request,
             "login.html",
-            status=401,
+            status=429,
             next=target,
-            error="Wrong e-mail or password.",
+            error=f"Too many failed sign-ins for this account or from this address. "
+            f"Try again in {wait} seconds.",
             email=email,
         )
+        throttled.headers["Retry-After"] = wait
+        return throttled
+    except ValueError:
+        return wrong_login(request, target, email)
     found = redirect(target)
     max_age = services.settings.session_days * 86400
     session.set_cookie(request, found, session.SESSION_COOKIE, result.token, max_age)
     found.del_cookie(session.PRESESSION_COOKIE, path="/")
     return found
+
+
+def wrong_login(request: web.Request, target: str, email: str) -> web.Response:
+    """One message for a bad address, an unknown user and a wrong password alike."""
+    return page_response(
+        request,
+        "login.html",
+        status=401,
+        next=target,
+        error="Wrong e-mail or password.",
+        email=email,
+    )
 
 
 @action
