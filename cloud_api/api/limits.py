@@ -33,26 +33,41 @@ HANDLER_ARGS: dict[str, Any] = {
 }
 
 
+def _late(seconds: float) -> web.Response:
+    response = problem_response(
+        Problem(
+            type="urn:locus:problem:408",
+            title="Request Timeout",
+            status=408,
+            detail=f"the request body did not arrive within {seconds:g} s: "
+            "send it at once, or a smaller one",
+        )
+    )
+    response.force_close()  # it is mid-request
+    return response
+
+
 @web.middleware
 async def body_deadline(request: web.Request, handler: Any) -> web.StreamResponse:
     """Reads the whole body up front, within ``body_read_seconds``; later reads use the copy
-    aiohttp keeps. A late body is a 408 and the connection is closed (it is mid-request)."""
-    if request.body_exists:
-        seconds = request.app[SETTINGS].body_read_seconds
+    aiohttp keeps. A late body is a 408 and the connection is closed. A multipart body (the
+    dashboard's forms) is read by the handler from the stream itself — aiohttp's form parser
+    does not use the copy — so for those the deadline covers the handler, which is quick."""
+    if not request.body_exists:
+        result: web.StreamResponse = await handler(request)
+        return result
+    seconds = request.app[SETTINGS].body_read_seconds
+    if request.content_type == "multipart/form-data":
         try:
             async with asyncio.timeout(seconds):
-                await request.read()
+                result = await handler(request)
         except TimeoutError:
-            response = problem_response(
-                Problem(
-                    type="urn:locus:problem:408",
-                    title="Request Timeout",
-                    status=408,
-                    detail=f"the request body did not arrive within {seconds:g} s: "
-                    "send it at once, or a smaller one",
-                )
-            )
-            response.force_close()
-            return response
-    result: web.StreamResponse = await handler(request)
+            return _late(seconds)
+        return result
+    try:
+        async with asyncio.timeout(seconds):
+            await request.read()
+    except TimeoutError:
+        return _late(seconds)
+    result = await handler(request)
     return result
