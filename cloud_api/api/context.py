@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, bindparam, or_, select
 from cloud_api.api.errors import ApiError, forbidden, not_found, unauthorized
 from cloud_api.dispatch.claims import WorkerIdentity
 from cloud_api.domain.permissions import Action, Role, can
-from cloud_api.schemas.common import MAX_INT
+from cloud_api.schemas.common import parse_id
 from cloud_api.security import hash_token
 from cloud_api.store.db import Database
 from cloud_api.store.tables import api_tokens, memberships, projects, users, workers
@@ -159,10 +159,10 @@ class Ctx:
 
     def path_id(self, name: str) -> int:
         raw = (self.path if self.path is not None else self.request.match_info)[name]
-        # isascii: str.isdigit() is also true for '²' or '٣', which int() rejects or reads.
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_INT:
-            raise not_found(f"{name.removesuffix('_id')} {raw!r}")
-        return int(raw)
+        value = parse_id(raw)
+        if value is None:
+            raise not_found(f"{name.removesuffix('_id')} {raw[:40]!r}")
+        return value
 
     async def role_in(self, project_id: int) -> Role | None:
         me = self.me

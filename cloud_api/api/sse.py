@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.stream_guard import Authorise, StreamGuard
-from cloud_api.schemas.common import MAX_INT
+from cloud_api.schemas.common import parse_id
 from cloud_api.schemas.tasks import EventOut
 from cloud_api.store.tables import task_events
 
@@ -26,10 +26,8 @@ BATCH = 500
 
 
 def resume_point(ctx: Ctx, after: int) -> int:
-    header = ctx.request.headers.get("Last-Event-ID", "")
-    if header.isascii() and header.isdigit() and int(header) <= MAX_INT:
-        return max(after, int(header))
-    return after
+    header = parse_id(ctx.request.headers.get("Last-Event-ID", ""))
+    return after if header is None else max(after, header)
 
 
 async def stream_events(
