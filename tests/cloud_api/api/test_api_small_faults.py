@@ -63,24 +63,32 @@ async def test_a_client_hanging_up_mid_body_is_not_a_500(
     caplog.set_level(logging.DEBUG, logger="cloud_api")
     address = urlsplit(cloud.url)
     assert address.hostname is not None and address.port is not None
-    route = "/api/v1/projects/{project_id}/tasks"
-    for _ in range(3):
-        _reader, writer = await asyncio.open_connection(address.hostname, address.port)
-        writer.write(
-            f"POST /api/v1/projects/{cloud.project_id}/tasks HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {cloud.api.token}\r\nContent-Type: application/json\r\n"
-            'Content-Length: 1000\r\n\r\n{"title": '.encode()
+    # An API route and a dashboard form (its own error pages must not swallow the hang-up).
+    targets = [
+        (f"/api/v1/projects/{cloud.project_id}/tasks", "/api/v1/projects/{project_id}/tasks"),
+        ("/logout", "/logout"),  # a form: the body is read as one
+    ]
+    for path, route in targets:
+        kind = (
+            "application/json" if path.startswith("/api/") else "application/x-www-form-urlencoded"
         )
-        await writer.drain()
-        writer.close()  # mid-body
-        await writer.wait_closed()
+        for _ in range(3):
+            _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {cloud.api.token}"
+                f"\r\nContent-Type: {kind}\r\nContent-Length: 1000\r\n\r\n"
+                '{"title": '.encode()
+            )
+            await writer.drain()
+            writer.close()  # mid-body
+            await writer.wait_closed()
 
-    async def counted() -> None:
-        while _count(cloud, route, 499) < 3:
-            await asyncio.sleep(0.01)
+        async def counted(route: str = route) -> None:
+            while _count(cloud, route, 499) < 3:
+                await asyncio.sleep(0.01)
 
-    await asyncio.wait_for(counted(), WAIT)
-    assert _count(cloud, route, 500) == 0
+        await asyncio.wait_for(counted(), WAIT)
+        assert _count(cloud, route, 500) == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     # And the server still serves.
     (await cloud.api.post(f"/projects/{cloud.project_id}/tasks", {"title": "after"})).ok(201)
