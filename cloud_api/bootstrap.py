@@ -11,7 +11,7 @@ from sqlalchemy import select
 from cloud_api.api.auth import count_users, insert_user
 from cloud_api.domain.permissions import Role
 from cloud_api.schemas.auth import UserCreate
-from cloud_api.schemas.common import MAX_INT
+from cloud_api.schemas.common import parse_id
 from cloud_api.store import tokens as token_store
 from cloud_api.store.db import Database
 from cloud_api.store.tables import memberships, organisations, projects
@@ -62,8 +62,9 @@ async def bootstrap(db: Database) -> FirstStart | None:
 
 async def find_project(db: Database, ref: str) -> int | None:
     """A project by id, by slug (if unique), or by 'org/slug'."""
-    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_INT:
-        query = select(projects.c.id).where(projects.c.id == int(ref))
+    project_id = parse_id(ref)
+    if project_id is not None:
+        query = select(projects.c.id).where(projects.c.id == project_id)
     elif "/" in ref:
         org, slug = ref.split("/", 1)
         query = (

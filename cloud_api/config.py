@@ -59,6 +59,19 @@ class CloudSettings(BaseSettings):
         24.0, gt=0, le=24 * 365, description="how long a POST's Idempotency-Key is remembered"
     )
     sse_keepalive_seconds: float = Field(15.0, gt=0)
+    sse_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="how often an open event stream checks again that its caller may still read "
+        "it (token not revoked or expired, still a member); it ends when not",
+    )
+    sse_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="an event stream ends after 90-100 % of this; clients reconnect with "
+        "Last-Event-ID (browsers' EventSource does so by itself) and are authorised afresh",
+    )
     secure_cookies: bool = Field(
         False,
         description="mark dashboard cookies Secure even on plain HTTP requests: set it when a "

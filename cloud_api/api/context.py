@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 
 from cloud_api.api.errors import ApiError, forbidden, not_found, unauthorized
 from cloud_api.dispatch.claims import WorkerIdentity
 from cloud_api.domain.permissions import Action, Role, can
-from cloud_api.schemas.common import MAX_INT
+from cloud_api.schemas.common import parse_id
 from cloud_api.security import hash_token
 from cloud_api.store.db import Database
 from cloud_api.store.tables import api_tokens, memberships, projects, users, workers
@@ -49,8 +49,8 @@ class Principal:
         return WorkerIdentity(self.worker_id, self.project_id, self.repositories)
 
 
-#: Built once: every request runs it (a token, its user, its registered worker).
-_PRINCIPAL = (
+#: Built once: every request runs it (a live token, its user, its registered worker).
+_LIVE_TOKEN = (
     select(
         api_tokens.c.id,
         api_tokens.c.scope,
@@ -73,11 +73,13 @@ _PRINCIPAL = (
         )
     )
     .where(
-        api_tokens.c.token_hash == bindparam("p_hash"),
         api_tokens.c.revoked_at.is_(None),
         or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > db_now()),
     )
 )
+_PRINCIPAL = _LIVE_TOKEN.where(api_tokens.c.token_hash == bindparam("p_hash"))
+#: The same by token id: an open stream asks again whether its token still holds.
+_PRINCIPAL_BY_ID = _LIVE_TOKEN.where(api_tokens.c.id == bindparam("p_id"))
 
 
 async def authenticate(services: Services, request: web.Request) -> Principal:
@@ -95,8 +97,19 @@ async def authenticate(services: Services, request: web.Request) -> Principal:
 
 async def principal_for_token(services: Services, token: str) -> Principal | None:
     """Who holds ``token`` (a bearer token, or the dashboard's session cookie), if anyone."""
+    return await _principal(services, _PRINCIPAL, {"p_hash": hash_token(token)})
+
+
+async def principal_by_id(services: Services, token_id: int) -> Principal | None:
+    """Who holds the token ``token_id`` now, if it is still valid (not revoked or expired)."""
+    return await _principal(services, _PRINCIPAL_BY_ID, {"p_id": token_id})
+
+
+async def _principal(
+    services: Services, query: Select[Any], params: dict[str, object]
+) -> Principal | None:
     async with services.db.read() as conn:
-        row = (await conn.execute(_PRINCIPAL, {"p_hash": hash_token(token)})).first()
+        row = (await conn.execute(query, params)).first()
     if row is None:
         return None
     return Principal(
@@ -146,10 +159,10 @@ class Ctx:
 
     def path_id(self, name: str) -> int:
         raw = (self.path if self.path is not None else self.request.match_info)[name]
-        # isascii: str.isdigit() is also true for '²' or '٣', which int() rejects or reads.
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_INT:
-            raise not_found(f"{name.removesuffix('_id')} {raw!r}")
-        return int(raw)
+        value = parse_id(raw)
+        if value is None:
+            raise not_found(f"{name.removesuffix('_id')} {raw[:40]!r}")
+        return value
 
     async def role_in(self, project_id: int) -> Role | None:
         me = self.me

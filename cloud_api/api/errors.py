@@ -14,6 +14,8 @@ from cloud_api.services import SETTINGS
 
 log = logging.getLogger("cloud_api")
 PROBLEM_JSON = "application/problem+json"
+#: nginx's "client closed request": what a request counts as when its client hung up.
+CLIENT_CLOSED = 499
 
 
 class ApiError(Exception):
@@ -140,13 +142,25 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         )
         headers = [(k, v) for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")]
         return problem_response(problem, headers)
+    except ConnectionResetError:
+        # aiohttp raises this from a body read or a write once the client has hung up: nobody
+        # to answer and nothing failed here, so no error is logged and no 500 is counted.
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            log.debug("client hung up on %s %s", request.method, request.path)
+            return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
+        return _internal_error(request)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(
-            Problem(
-                type="urn:locus:problem:500",
-                title="Internal Server Error",
-                status=500,
-                detail="the server failed; the error is in its log",
-            )
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem_response(
+        Problem(
+            type="urn:locus:problem:500",
+            title="Internal Server Error",
+            status=500,
+            detail="the server failed; the error is in its log",
         )
+    )

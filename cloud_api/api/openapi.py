@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from cloud_api.api.routing import Route
-from cloud_api.schemas.common import MAX_INT, Problem
+from cloud_api.schemas.common import IDEMPOTENCY_KEY_PATTERN, MAX_INT, Problem
 
 REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -100,9 +100,15 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
                     "in": "header",
                     "required": False,
                     "description": (
-                        "retries with the same key get the first response, never a second effect"
+                        "retries with the same key get the first response, never a second "
+                        "effect; 1 to 255 printable ASCII characters (e.g. a UUID), else 400"
                     ),
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "pattern": IDEMPOTENCY_KEY_PATTERN,
+                    },
                 }
             )
         if route.body is not None:
@@ -126,7 +132,10 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
             }
             if optional:
                 op["responses"]["204"] = {"description": "Nothing (e.g. no task to claim in time)"}
-        for code, text in _ERRORS.items():
+        errors = dict(_ERRORS)
+        if route.body is not None:
+            errors["415"] = "The body is not sent as JSON (Content-Type: application/json)"
+        for code, text in errors.items():
             op["responses"][code] = {
                 "description": text,
                 "content": {"application/problem+json": {"schema": problem}},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
@@ -14,37 +16,68 @@ from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Role
 from cloud_api.schemas.common import Page, PageQuery
 from cloud_api.schemas.orgs import MemberAdd, MemberOut, MemberUpdate, OrgCreate, OrgOut, OrgUpdate
+from cloud_api.store.db import Tx
 from cloud_api.store.tables import memberships, organisations, users
 
 router = Router("organisations")
 
 
-async def org_role(ctx: Ctx, org_id: int) -> Role:
-    """The caller's role in the organisation; 404 if they are not in it."""
-    async with ctx.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(organisations.c.id, memberships.c.role)
-                .select_from(
-                    organisations.outerjoin(
-                        memberships,
-                        and_(
-                            memberships.c.org_id == organisations.c.id,
-                            memberships.c.user_id == ctx.me.user_id,
-                        ),
-                    )
-                )
-                .where(organisations.c.id == org_id)
+def _role_query(ctx: Ctx, org_id: int) -> Any:
+    return (
+        select(organisations.c.id, memberships.c.role)
+        .select_from(
+            organisations.outerjoin(
+                memberships,
+                and_(
+                    memberships.c.org_id == organisations.c.id,
+                    memberships.c.user_id == ctx.me.user_id,
+                ),
             )
-        ).first()
+        )
+        .where(organisations.c.id == org_id)
+    )
+
+
+def _role_of(ctx: Ctx, org_id: int, row: Any) -> Role:
     if row is None or (row.role is None and not ctx.me.is_admin) or ctx.me.is_worker:
         raise not_found(f"organisation {org_id}")
     return Role.OWNER if ctx.me.is_admin else Role(row.role)
 
 
+async def org_role(ctx: Ctx, org_id: int) -> Role:
+    """The caller's role in the organisation; 404 if they are not in it."""
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(_role_query(ctx, org_id))).first()
+    return _role_of(ctx, org_id, row)
+
+
 async def require_owner(ctx: Ctx, org_id: int) -> None:
     if await org_role(ctx, org_id) is not Role.OWNER:
         raise forbidden("only an owner of the organisation can do this")
+
+
+@asynccontextmanager
+async def owner_write(ctx: Ctx, org_id: int) -> AsyncIterator[Tx]:
+    """A write transaction for an owner's change to the organisation, holding its row locked.
+
+    Owner changes of one organisation run one after another, and the caller's role is checked
+    again under the lock, so the check and the change are atomic: two owners demoting or
+    removing each other at once leave one owner, and the loser gets a 409. PostgreSQL:
+    ``FOR NO KEY UPDATE`` on the organisation's row (it does not block inserts that only
+    reference it); SQLite: its single writer already serialises write transactions (SQLAlchemy
+    leaves the clause out there)."""
+    await require_owner(ctx, org_id)  # 404 / 403 before anything is locked
+    async with ctx.db.write() as tx:
+        locked = _role_query(ctx, org_id).with_for_update(of=organisations, key_share=True)
+        row = (await tx.conn.execute(locked)).first()
+        if row is None:
+            raise not_found(f"organisation {org_id}")
+        if not ctx.me.is_admin and row.role != Role.OWNER.value:
+            raise conflict(
+                "you are no longer an owner of this organisation (a concurrent change removed "
+                "the role); reload the members and try again if it still applies"
+            )
+        yield tx
 
 
 @router.post("/orgs", summary="Create an organisation (you become its owner)", status=201)
@@ -98,8 +131,7 @@ async def get_org(ctx: Ctx) -> OrgOut:
 @router.patch("/orgs/{org_id}", summary="Rename an organisation (owners)")
 async def update_org(ctx: Ctx, body: OrgUpdate) -> OrgOut:
     org_id = ctx.path_id("org_id")
-    await require_owner(ctx, org_id)
-    async with ctx.db.write() as tx:
+    async with owner_write(ctx, org_id) as tx:
         row = (
             await tx.conn.execute(
                 update(organisations)
@@ -143,13 +175,14 @@ async def list_members(ctx: Ctx) -> list[MemberOut]:
 )
 async def add_member(ctx: Ctx, body: MemberAdd) -> MemberOut:
     org_id = ctx.path_id("org_id")
-    await require_owner(ctx, org_id)
-    async with ctx.db.read() as conn:
-        user = (await conn.execute(select(users).where(users.c.email == body.email))).first()
-    if user is None:
-        raise field_problem("body", "email", "no user has this e-mail", "create the user first")
     try:
-        async with ctx.db.write() as tx:
+        async with owner_write(ctx, org_id) as tx:
+            query = select(users).where(users.c.email == body.email)
+            user = (await tx.conn.execute(query)).first()
+            if user is None:
+                raise field_problem(
+                    "body", "email", "no user has this e-mail", "create the user first"
+                )
             await tx.conn.execute(
                 memberships.insert().values(org_id=org_id, user_id=user.id, role=body.role)
             )
@@ -175,8 +208,7 @@ async def _owners(conn: Any, org_id: int) -> int:
 @router.patch("/orgs/{org_id}/members/{user_id}", summary="Change a member's role (owners)")
 async def update_member(ctx: Ctx, body: MemberUpdate) -> MemberOut:
     org_id, user_id = ctx.path_id("org_id"), ctx.path_id("user_id")
-    await require_owner(ctx, org_id)
-    async with ctx.db.write() as tx:
+    async with owner_write(ctx, org_id) as tx:
         row = (
             await tx.conn.execute(
                 update(memberships)
@@ -202,8 +234,7 @@ async def update_member(ctx: Ctx, body: MemberUpdate) -> MemberOut:
 @router.delete("/orgs/{org_id}/members/{user_id}", summary="Remove a member (owners)")
 async def remove_member(ctx: Ctx) -> None:
     org_id, user_id = ctx.path_id("org_id"), ctx.path_id("user_id")
-    await require_owner(ctx, org_id)
-    async with ctx.db.write() as tx:
+    async with owner_write(ctx, org_id) as tx:
         result = await tx.conn.execute(
             delete(memberships)
             .where(memberships.c.org_id == org_id, memberships.c.user_id == user_id)

@@ -93,7 +93,13 @@ def render(doc: dict[str, Any]) -> str:
         "- Errors are `application/problem+json` ([Problem](#problem)): `errors[]` names each"
         " invalid field and how to fix it; a 409 carries the resource's `current` state.",
         "- Every POST honours `Idempotency-Key`: a retry with the same key and body gets the first"
-        " response (header `Idempotent-Replayed: true`), never a second effect.",
+        " response (header `Idempotent-Replayed: true`), never a second effect. The key is 1 to"
+        " 255 printable ASCII characters (a UUID fits); another is a 400.",
+        "- Bodies are JSON, sent with `Content-Type: application/json` (or a `+json` type);"
+        " another content type is a 415.",
+        "- Event streams (`…/events/stream`) end when the caller loses access (checked every"
+        " `sse_recheck_seconds`) and after about `sse_max_seconds`; reconnect with"
+        " `Last-Event-ID`.",
         "- Lists are pages: `?limit=` (≤ 200) and `?after=<next_cursor>`.",
         f"- `POST /auth/login` is throttled: {_default('login_failures_per_account')} failures"
         f" for one e-mail, or {_default('login_failures_per_address')} from one client address,"

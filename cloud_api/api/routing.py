@@ -8,6 +8,7 @@ serialisation and the OpenAPI document (:mod:`cloud_api.api.openapi`), so they c
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from cloud_api.api import idempotency
 from cloud_api.api.context import Ctx, authenticate
 from cloud_api.api.errors import ApiError, field_problem, validation_problem
+from cloud_api.schemas.common import IDEMPOTENCY_KEY_PATTERN
 from cloud_api.services import SERVICES
 
 Handler = Callable[..., Awaitable[Any]]
@@ -169,12 +171,40 @@ def _parse_query(route: Route, request: web.Request) -> BaseModel | None:
         raise validation_problem(exc, "query") from None
 
 
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def _check_content_type(route: Route, request: web.Request, raw: bytes) -> None:
+    """A JSON body must say so: a form or text sent by mistake gets a 415 naming the fix."""
+    if route.body is None or not raw:
+        return
+    kind = request.content_type  # aiohttp: application/octet-stream when the header is absent
+    if kind != "application/json" and not kind.endswith("+json"):
+        sent = request.headers.get("Content-Type", "none")
+        raise ApiError(
+            415,
+            "Unsupported Media Type",
+            f"the body must be JSON (Content-Type was {sent[:100]!r}): "
+            "send 'Content-Type: application/json'",
+        )
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not _KEY.fullmatch(key):
+        raise ApiError(
+            400,
+            "Bad Idempotency-Key",
+            "the Idempotency-Key header must be 1 to 255 printable ASCII characters, e.g. a UUID",
+        )
+
+
 def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
         principal = await authenticate(services, request) if route.auth else None
         ctx = Ctx(request, services, principal)
         raw = await request.read() if request.body_exists else b""
+        _check_content_type(route, request, raw)
         query = _parse_query(route, request)
         body = _parse_body(route, raw)
         kwargs: dict[str, Any] = {}
@@ -189,6 +219,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
 
         key = request.headers.get(idempotency.HEADER)
         if route.method == "POST" and route.idempotent and key is not None and principal:
+            _check_idempotency_key(key)
             return await idempotency.once(ctx, route.secret_response, key, raw, run)
         return await run()
 

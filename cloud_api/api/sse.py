@@ -3,19 +3,22 @@
 A stream subscribes to its wake-up topic *before* reading, so no event slips between the read
 and the wait; ``Last-Event-ID`` (or ``?after=``) resumes where a dropped connection stopped.
 Streams of one topic share their reads (:meth:`Hub.shared`): 500 open boards cost one query
-per change, not 500; an idle stream sends keepalives without querying.
+per change, not 500; an idle stream sends keepalives without querying. A stream ends when its
+caller loses access or it reaches its maximum lifetime (:mod:`cloud_api.api.stream_guard`).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.sql import ColumnElement
 
 from cloud_api.api.context import Ctx
-from cloud_api.schemas.common import MAX_INT
+from cloud_api.api.stream_guard import Authorise, StreamGuard
+from cloud_api.schemas.common import parse_id
 from cloud_api.schemas.tasks import EventOut
 from cloud_api.store.tables import task_events
 
@@ -23,15 +26,16 @@ BATCH = 500
 
 
 def resume_point(ctx: Ctx, after: int) -> int:
-    header = ctx.request.headers.get("Last-Event-ID", "")
-    if header.isascii() and header.isdigit() and int(header) <= MAX_INT:
-        return max(after, int(header))
-    return after
+    header = parse_id(ctx.request.headers.get("Last-Event-ID", ""))
+    return after if header is None else max(after, header)
 
 
 async def stream_events(
-    ctx: Ctx, where: ColumnElement[bool], topic: str, after: int
+    ctx: Ctx, authorise: Authorise, where: ColumnElement[bool], topic: str, after: int
 ) -> web.StreamResponse:
+    """``authorise`` is the route's access check: run now, and again while the stream is open."""
+    await authorise(ctx)
+    guard = StreamGuard(ctx, authorise)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -64,7 +68,7 @@ async def stream_events(
     with services.hub.subscribe([topic]) as sub:
         try:
             await response.write(b"retry: 2000\n\n")
-            while True:
+            while await guard.allowed():
                 # Every stream of the topic at the same point shares one query (a change wakes
                 # them all at once).
                 frames = await services.hub.shared(
@@ -76,11 +80,15 @@ async def stream_events(
                 if len(frames) == BATCH:
                     continue
                 # Idle: a keepalive now and then, and no query until something is published.
-                while not await sub.wait(keepalive):
-                    if ctx.gone():
+                quiet_until = time.monotonic() + keepalive
+                while not await sub.wait(guard.sleep_at_most(quiet_until)):
+                    if ctx.gone() or not await guard.allowed():
                         return response
-                    await response.write(b": keepalive\n\n")
+                    if time.monotonic() >= quiet_until:
+                        await response.write(b": keepalive\n\n")
+                        quiet_until = time.monotonic() + keepalive
                 if ctx.gone():
                     return response
+            return response  # access lost, or the stream's lifetime is over: clients reconnect
         except ConnectionResetError:  # the client hung up mid-write: a normal end, not a 500
             return response

@@ -314,18 +314,24 @@ async def list_events(ctx: Ctx, query: EventQuery) -> Page[EventOut]:
 @router.get("/tasks/{task_id}/events/stream", summary="The task's timeline as server-sent events")
 async def stream_task_events(ctx: Ctx, query: StreamQuery) -> web.StreamResponse:
     task_id = ctx.path_id("task_id")
-    await task_project(ctx, task_id, Action.READ)
     return await stream_events(
-        ctx, task_events.c.task_id == task_id, f"task:{task_id}", query.after
+        ctx,
+        lambda c: task_project(c, task_id, Action.READ),
+        task_events.c.task_id == task_id,
+        f"task:{task_id}",
+        query.after,
     )
 
 
 @router.get("/projects/{project_id}/events/stream", summary="Every task event of a project, as SSE")
 async def stream_project_events(ctx: Ctx, query: StreamQuery) -> web.StreamResponse:
     project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
     return await stream_events(
-        ctx, task_events.c.project_id == project_id, f"project:{project_id}", query.after
+        ctx,
+        lambda c: c.require(project_id, Action.READ),
+        task_events.c.project_id == project_id,
+        f"project:{project_id}",
+        query.after,
     )
 
 

@@ -275,6 +275,8 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         detail = "There is no page at this address." if exc.status == 404 else exc.text
         response = error_page(request, exc.status, exc.reason, detail)
+    except ConnectionResetError:
+        raise  # the client hung up: not an error page (problem_middleware counts it as such)
     except Exception:
         log.exception("dashboard error on %s %s", request.method, request.path)
         response = error_page(request, 500, "Something went wrong", None)

@@ -12,6 +12,21 @@ T = TypeVar("T")
 # Integers are bounded so nothing beyond 64 bits ever reaches the database (SQLite raises
 # OverflowError on them, which would surface as a 500).
 MAX_INT = 2**63 - 1
+#: ``Idempotency-Key``: what the server accepts and the OpenAPI document states (printable
+#: ASCII, as HTTP header values should be; a UUID fits).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
+
+
+def parse_id(raw: str) -> int | None:
+    """An id written in text (a path segment, ``Last-Event-ID``): ASCII digits from 1 to
+    MAX_INT, else None. The length is checked before ``int()``, which raises ValueError beyond
+    4,300 digits (a 500 once); ``isascii``: ``'²'.isdigit()`` is true too."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_INT)):
+        return None
+    value = int(raw)
+    return value if 1 <= value <= MAX_INT else None
+
+
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Slug = Annotated[
