@@ -17,7 +17,7 @@ from cloud_api.api.tasks import select_tasks
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Visitor, page, redirect, respond
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
-from cloud_api.schemas.common import PageQuery
+from cloud_api.schemas.common import PageQuery, parse_id
 from cloud_api.schemas.tasks import TaskQuery
 from cloud_api.store.tables import task_events, tasks
 from cloud_api.store.tables import workers as worker_table
@@ -119,11 +119,12 @@ async def switch(visitor: Visitor) -> web.StreamResponse:
     so they are dropped when the project changes."""
     query = visitor.request.query
     target = query.get("project_id", "")
-    if not (target.isascii() and target.isdigit()):
+    project_id = parse_id(target)
+    if project_id is None:
         raise field_problem("query", "project_id", "choose a project", "pick one from the list")
     keep = ("sprint_id", "label", "worker_id") if target == query.get("from") else ("label",)
     rest = {k: query[k] for k in keep if query.get(k)}
-    return redirect(f"/projects/{int(target)}" + (f"?{urlencode(rest)}" if rest else ""))
+    return redirect(f"/projects/{project_id}" + (f"?{urlencode(rest)}" if rest else ""))
 
 
 @routes.get("/projects/{project_id}/cards/{task_id}", name="dashboard.card")

@@ -131,7 +131,9 @@ async def create_token(visitor: Visitor) -> web.StreamResponse:
         TokenCreate,
         worker_name=visitor.field("worker_name"),
         label=visitor.field("label"),
-        expires_in_days=int(days) if days.isdigit() else None if days == "never" else 365,
+        # Digits go to the schema as text: it parses and bounds them (a clear 422, whatever
+        # their length — int() here failed past 4,300 digits, and on '²').
+        expires_in_days=days if days.isdigit() else None if days == "never" else 365,
     )
     created = await visitor.call(tokens_api.create_token, body=body)
     return await _settings(visitor, new_token=created)

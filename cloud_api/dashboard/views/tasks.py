@@ -191,7 +191,7 @@ async def task_fragment(visitor: Visitor) -> web.StreamResponse:
 
 def _version(visitor: Visitor) -> int | None:
     raw = visitor.field("version")
-    return int(raw) if raw.isascii() and raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 20 else None
 
 
 def _labels(raw: str) -> list[str]:

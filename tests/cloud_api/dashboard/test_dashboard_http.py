@@ -143,3 +143,26 @@ async def test_a_proposed_diff_held_locally_is_said_plainly(cloud: Cloud) -> Non
         (await worker.status(claim, "verification")).ok()
         accepted = await page()
         assert "Accepted diff" in accepted and "shared before review" not in accepted
+
+
+async def test_huge_or_odd_numbers_in_forms_and_queries_are_a_clear_answer(cloud: Cloud) -> None:
+    """Digits beyond what int() takes (or '²', which isdigit() calls a digit) are a page that
+    names the field, never a 500."""
+    huge = "9" * 5000
+    async with jar_session() as http:
+        http.cookie_jar.update_cookies({"locus_session": cloud.first_start.token})
+        for target in (huge, "²", "0"):
+            async with http.get(f"{cloud.url}/board", params={"project_id": target}) as shown:
+                assert shown.status == 422 and "project_id" in await shown.text()
+        async with http.get(f"{cloud.url}/projects/{cloud.project_id}") as board:
+            found = re.search(r'name="csrf_token" value="([^"]+)"', await board.text())
+        assert found
+        csrf = found.group(1)
+        for days in (huge, "²"):
+            form = {"csrf_token": csrf, "worker_name": "w", "label": "x", "expires_in_days": days}
+            url = f"{cloud.url}/projects/{cloud.project_id}/tokens"
+            # (as a script posts it: the API's problem+json; a browser gets the form back
+            # with the same reason)
+            json = {"Accept": "application/json"}
+            async with http.post(url, data=form, headers=json) as made:
+                assert made.status == 422 and "expires_in_days" in await made.text()
