@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ from bench.agent import InstantProvider
 from bench.figures import (
     Figure,
     at_least_one,
+    environment,
     finish,
     machine,
     output_flags,
@@ -117,22 +115,6 @@ def npm_project(where: Path, names: list[str]) -> Path:
     )
     commit_all(repo)
     return repo
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """The daemon's environment for a run: the registry named as the user's package manager
-    would name it (the egress proxy allows it for that reason)."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 async def first_green(repo: Path, config: Config, *, keep: bool) -> float:

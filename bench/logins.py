@@ -17,11 +17,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +30,7 @@ from bench.daemon import Latencies, workdir
 from bench.figures import (
     Figure,
     cancelled_on_sigterm,
+    environment,
     finish,
     machine,
     output_flags,
@@ -55,21 +54,6 @@ UNTHROTTLED = {
 class Phase:
     heartbeats: Latencies = field(default_factory=Latencies)
     logins: Counter[int] = field(default_factory=Counter)
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """The server inherits the bench's environment: its settings for one run."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 async def _flood(http: aiohttp.ClientSession, url: str, stop: asyncio.Event, into: Phase) -> None:

@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 import defusedxml.ElementTree as SafeXML
 from defusedxml import DefusedXmlException
 
+from locusd.agent.egress.rules import Rule, normalise_host
+
 
 class Ecosystem(StrEnum):
     NPM = "npm"  # npm, yarn, pnpm and bun all fetch from the npm registry and read .npmrc
@@ -562,11 +564,15 @@ class Allowlist:
     def hosts(self) -> tuple[str, ...]:
         return tuple(entry.host for entry in self.entries)
 
-    def allows(self, host: str, port: int) -> bool:
-        """Whether a connection to exactly ``host:port`` is allowed (no wildcards, no
-        subdomains: ``evil.pypi.org`` is not ``pypi.org``)."""
-        name = _host_name(host.lower().strip("[]"))
-        return name is not None and any(e.endpoint == Endpoint(name, port) for e in self.entries)
+    def rules(self) -> list[Rule]:
+        """The entries as the egress proxy's rules (exact host and port: ``evil.pypi.org`` is
+        not ``pypi.org``), so there is one matcher, :class:`~locusd.agent.egress.rules.Rule`'s."""
+        found = []
+        for entry in self.entries:
+            host = normalise_host(entry.endpoint.host)
+            if host is not None:
+                found.append(Rule(host, (entry.endpoint.port,), "; ".join(entry.why)))
+        return found
 
 
 def default_allowlist(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from locusd.agent.transcript import Footer, read
 from locusd.config import Config
 from tests.locusd.agentkit import anthropic, call, make_config, make_sample_repo, run
 from tests.support.anthropic_server import AnthropicItem, AnthropicServer, Recorded
+from tests.support.listener import CountingListener
 
 #: Where a credential usually lives under ``$HOME``; each gets a canary.
 HOME_STORES = (
@@ -45,33 +45,12 @@ HOME_STORES = (
 )
 
 
-class CanaryHost:
+class CanaryHost(CountingListener):
     """A loopback TCP listener the sandbox must never reach: it counts connections."""
 
     def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self._server.settimeout(0.2)
+        super().__init__(socket.create_server(("127.0.0.1", 0)))
         self.port: int = self._server.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._server.close()
 
 
 @dataclass

@@ -12,13 +12,13 @@ import pwd
 import shutil
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from locusd.agent.sandbox import SHARED_SCRATCH
+from tests.support.listener import CountingListener
 
 #: A command that connects to the socket ``$DOCKER_HOST`` names and says whether it could.
 CONNECT = (
@@ -27,35 +27,14 @@ CONNECT = (
 )
 
 
-class EngineSocket:
+class EngineSocket(CountingListener):
     """A listening Unix socket whose accepted connections are counted."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.connections = 0
-        self._server = socket.socket(socket.AF_UNIX)
-        self._server.bind(str(path))
-        self._server.listen()
-        self._server.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._server.close()
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        super().__init__(server)
 
 
 @contextlib.contextmanager

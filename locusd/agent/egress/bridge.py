@@ -22,14 +22,25 @@ import functools
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 CHUNK = 64 * 1024
 LOCAL = "localhost,127.0.0.1,::1"
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def _uncounted(size: int) -> None:
+    pass
+
+
+async def pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    count: Callable[[int], None] = _uncounted,
+) -> None:
+    """Copy until the end, then half-close; the proxy (outside) counts the bytes."""
     try:
         while chunk := await reader.read(CHUNK):
+            count(len(chunk))
             writer.write(chunk)
             await writer.drain()
     except (ConnectionError, OSError):
@@ -59,7 +70,7 @@ async def _relay(
             answer = await up_reader.readuntil(b"\r\n\r\n")
             if answer.split(b" ", 2)[1:2] != [b"200"]:
                 return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
     except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         pass
     finally:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.proxy import EgressProxy
-from locusd.agent.egress.rules import EgressRules, Rule, normalise_host
+from locusd.agent.egress.rules import EgressRules, Rule
 from locusd.agent.registries import default_allowlist
 from locusd.agent.sandbox import Egress, Sandbox
 
@@ -36,10 +36,7 @@ def allowlist(
     if config.registries and env.get("HOME"):
         found = default_allowlist(worktree, Path(env["HOME"]), env)
         warnings.extend(found.warnings)
-        for entry in found.entries:
-            host = normalise_host(entry.endpoint.host)
-            if host is not None:
-                rules.append(Rule(host, (entry.endpoint.port,), "; ".join(entry.why)))
+        rules.extend(found.rules())
     return EgressRules(rules)
 
 

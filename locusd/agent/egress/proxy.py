@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from locusd.agent.egress.bridge import pipe
 from locusd.agent.egress.rules import EgressRules, Verdict, normalise_host
 
 log = logging.getLogger(__name__)
@@ -103,22 +104,6 @@ def _refusal(status: str, text: str) -> bytes:
         f"X-Locus-Egress: refused\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
-
-
-async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: Callable[[int], None]
-) -> None:
-    try:
-        while chunk := await reader.read(_CHUNK):
-            count(len(chunk))
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
 
 
 class EgressProxy:
@@ -207,8 +192,8 @@ class EgressProxy:
                     connection.sent += len(request)
                     up_writer.write(request)
                 await asyncio.gather(
-                    _pipe(reader, up_writer, connection.count_sent),
-                    _pipe(up_reader, writer, connection.count_received),
+                    pipe(reader, up_writer, connection.count_sent),
+                    pipe(up_reader, writer, connection.count_received),
                 )
             finally:
                 up_writer.close()

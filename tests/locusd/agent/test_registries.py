@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from locusd.agent.egress.rules import EgressRules
 from locusd.agent.registries import (
     MANIFESTS,
     PUBLIC_REGISTRIES,
@@ -506,12 +507,13 @@ def test_public_registries_of_the_detected_ecosystems(
     assert why["pypi.org"] == (
         "python: public registry (backend/requirements-dev.txt in the repository)",
     )
-    assert allowlist.allows("registry.npmjs.org", 443)
-    assert allowlist.allows("PyPI.org.", 443)
-    assert not allowlist.allows("pypi.org", 80)
-    assert not allowlist.allows("evil.pypi.org", 443)
-    assert not allowlist.allows("crates.io", 443)  # no Cargo.toml
-    assert not allowlist.allows("github.com", 443)
+    rules = EgressRules(allowlist.rules())  # as the egress proxy matches them
+    assert rules.judge("registry.npmjs.org", 443).allowed
+    assert rules.judge("PyPI.org.", 443).allowed
+    assert not rules.judge("pypi.org", 80).allowed
+    assert not rules.judge("evil.pypi.org", 443).allowed
+    assert not rules.judge("crates.io", 443).allowed  # no Cargo.toml
+    assert not rules.judge("github.com", 443).allowed
 
 
 def test_a_host_two_ecosystems_need_says_both(worktree: Path, home: Path, root: Path) -> None:
