@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 
@@ -31,15 +32,16 @@ class Progress:
             self.turn = turn
             self.status.update(f"{prefix}: thinking")
         elif kind == "tool":
-            self.status.update(f"{prefix}: {text} {_brief(data.get('input', {}))}")
+            self.status.update(f"{prefix}: {escape(text)} {escape(_brief(data.get('input', {})))}")
         elif kind == "tool_done":
             mark = "[red]✗[/]" if data.get("is_error") else "[green]✓[/]"
-            self.console.print(f"  {self.label}{mark} {text} ({data.get('duration', 0):.2f} s)")
+            took = f"({data.get('duration', 0):.2f} s)"
+            self.console.print(f"  {self.label}{mark} {escape(text)} {took}")
         elif kind == "verify":
             verdict = "[green]passed[/]" if data.get("passed") else "[red]failed[/]"
-            self.console.print(f"  {self.label}verify `{text}` {verdict}")
+            self.console.print(f"  {self.label}verify `{escape(text)}` {verdict}")
         elif kind == "note":
-            self.console.print(f"  {self.label}[yellow]{text}[/]")
+            self.console.print(f"  {self.label}[yellow]{escape(text)}[/]")
 
 
 def _brief(arguments: dict[str, Any]) -> str:
