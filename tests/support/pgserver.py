@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Literal, Self
 from urllib.parse import quote
 
 __all__ = ["PostgresServer", "find_pg_bindir"]
@@ -239,14 +239,15 @@ class PostgresServer:
                 shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None
 
-    def restart(self) -> None:
-        """Fast restart on the same port and data: every client connection drops, as in a
-        real database restart (for tests of reconnection)."""
+    def restart(self, mode: Literal["fast", "immediate"] = "fast") -> None:
+        """Restart on the same port and data: every client connection drops, as in a real
+        database restart (for tests of reconnection); ``immediate`` is a crash, with recovery
+        from the WAL on start."""
         if not self._running:
             raise RuntimeError("PostgresServer is not running")
         with self._log_path.open("a", encoding="utf-8") as log:
             proc = self._run_server_tool(
-                [self._bin("pg_ctl"), "restart", "-m", "fast", "-D", str(self._data_dir), "-w",
+                [self._bin("pg_ctl"), "restart", "-m", mode, "-D", str(self._data_dir), "-w",
                  "-t", str(_START_TIMEOUT_S)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
