@@ -39,6 +39,7 @@ LEASE = 5.0
 FAULT_RATE = 0.08
 GIVE_UP = 90.0  # a call still unanswered after this is reported, not waited for
 RUN_LIMIT = 150.0
+CREATE_SPAN = 16.0  # tasks keep coming while the outages (at 4-14 s) happen
 
 
 @dataclass
@@ -63,9 +64,11 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
 
 async def inject(cloud: CloudProcess, pg: PostgresServer | None, t0: float) -> list[Outage]:
     """The run's outages at fixed times: kill -9 of the cloud, and a database crash."""
-    plan = [(4.0, "database"), (9.0, "cloud"), (14.0, "database")] if pg else [
-        (4.0, "cloud"), (12.0, "cloud")
-    ]  # fmt: skip
+    plan = (
+        [(4.0, "database"), (9.0, "cloud"), (14.0, "database")]
+        if pg
+        else [(4.0, "cloud"), (12.0, "cloud")]
+    )
     outages = []
     for at, kind in plan:
         await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
@@ -101,21 +104,24 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
         async with aiohttp.ClientSession() as direct, session() as http:
             admin = Api(direct, cloud.url, first.token)
             tokens = [
-                (await admin.post(f"/projects/{first.project_id}/tokens", {"worker_name": f"w{i}"}))
-                .ok(201)["token"]
+                (
+                    await admin.post(
+                        f"/projects/{first.project_id}/tokens", {"worker_name": f"w{i}"}
+                    )
+                ).ok(201)["token"]
                 for i in range(WORKERS)
             ]
             t0 = time.monotonic()
             run = racers.Run(first.project_id, LEASE, t0 + RUN_LIMIT)
-            user = RetryingApi(http, proxy_url, first.token, "user", GIVE_UP)
+            user = RetryingApi(http, proxy_url, first.token, "user", GIVE_UP, SEED)
             workers = [
-                RetryingApi(http, proxy_url, token, f"w{i}", GIVE_UP)
+                RetryingApi(http, proxy_url, token, f"w{i}", GIVE_UP, SEED + 1 + i)
                 for i, token in enumerate(tokens)
             ]
             proxy.enabled = True
             faults = asyncio.create_task(inject(cloud, target.pg, t0))
             await asyncio.gather(
-                racers.user(user, run, TASKS),
+                racers.user(user, run, TASKS, CREATE_SPAN),
                 *(racers.worker(w, run, SEED * 1000 + i) for i, w in enumerate(workers)),
             )
             outages = await faults
@@ -133,6 +139,8 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
         f"proxy faults {dict(proxy.injected)}; longest stall {report.longest_stall():.2f} s; "
         f"counts {report.counts()}"
     )
+    for kind, found in report.details().items():
+        print(f"  {kind}: " + "\n    ".join(found))
     return report
 
 

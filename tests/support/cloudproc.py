@@ -24,9 +24,7 @@ class CloudProcess:
     """``locus-cloud serve --db URL`` on ``port`` (a free one by default), its log in
     ``log_path``; extra settings go in as ``LOCUS_CLOUD_*`` environment variables."""
 
-    def __init__(
-        self, db_url: str, log_path: Path, port: int = 0, **settings: str | float
-    ) -> None:
+    def __init__(self, db_url: str, log_path: Path, port: int = 0, **settings: str | float) -> None:
         self.db_url, self.log_path = db_url, log_path
         self.port = port or free_port()
         self.env = {
@@ -44,10 +42,18 @@ class CloudProcess:
         """Start and return once it listens (its "listening" event on stdout)."""
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                LOCUS_CLOUD, "serve", "--db", self.db_url, "--port", str(self.port),
-                "--no-migrate", "--json",
-                stdout=asyncio.subprocess.PIPE, stderr=log, env=self.env,
-            )  # fmt: skip
+                LOCUS_CLOUD,
+                "serve",
+                "--db",
+                self.db_url,
+                "--port",
+                str(self.port),
+                "--no-migrate",
+                "--json",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=self.env,
+            )
         assert self.proc.stdout is not None
         async with asyncio.timeout(60):
             while True:

@@ -75,7 +75,7 @@ class FaultProxy:
         self.enabled = False
         self.injected: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -83,20 +83,20 @@ class FaultProxy:
         return port
 
     async def close(self) -> None:
+        """Stop accepting, and cut what is still open (its pumps then end by themselves)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in list(self._open):
+            writer.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        self._open.add(writer)
         try:
             await self._serve(reader, writer, self.plan.next() if self.enabled else Fault())
         finally:
-            self._tasks.discard(task)
+            self._open.discard(writer)
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fault: Fault
@@ -111,6 +111,7 @@ class FaultProxy:
             self.injected["upstream_down"] += 1
             _reset(writer)
             return
+        self._open.add(up_writer)
         to_server = asyncio.create_task(self._pump(reader, up_writer, fault, upstream=True))
         to_client = asyncio.create_task(self._pump(up_reader, writer, fault, upstream=False))
         hard = False
@@ -124,6 +125,7 @@ class FaultProxy:
             for pump in (to_server, to_client):
                 pump.cancel()
             await asyncio.gather(to_server, to_client, return_exceptions=True)
+            self._open.discard(up_writer)
             for w in (writer, up_writer):
                 if hard:
                     _reset(w)

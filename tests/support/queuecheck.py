@@ -60,6 +60,8 @@ class Call:
     attempt: int | None = None
     ref: str | None = None  # create: the title that names the request
     wait: float = 0.0  # claim: the long-poll the server may legitimately take
+    #: When an answer asked to come back later (409/429/503 with Retry-After).
+    told_to_wait: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -83,7 +85,7 @@ class TaskRow:
     has_lease: bool
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> TaskRow:
+    def of(cls, row: Mapping[Any, Any]) -> TaskRow:
         return cls(
             row["id"],
             row["title"],
@@ -106,7 +108,7 @@ class EventRow:
     to_status: str | None = None
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> EventRow:
+    def of(cls, row: Mapping[Any, Any]) -> EventRow:
         return cls(
             row["id"],
             row["task_id"],
@@ -125,6 +127,7 @@ class Stall:
     op: str
     seconds: float
     allowed: float
+    why: str  # the first failure, and how often the server said to come back later
 
 
 @dataclass
@@ -166,7 +169,7 @@ class Report:
         found = {k: v for k, v in vars(self).items() if k != "stalls" and v}
         if self.long_stalls():
             found["stalls_over_bound"] = [
-                f"{s.op} {s.key}: {s.seconds:.1f} s (allowed {s.allowed:.1f} s)"
+                f"{s.op} {s.key}: {s.seconds:.1f} s (allowed {s.allowed:.1f} s; {s.why})"
                 for s in self.long_stalls()
             ]
         return {k: v[:10] for k, v in found.items()}
@@ -233,12 +236,15 @@ def _timelines(report: Report, events: list[EventRow]) -> None:
                 if status != "queued":
                     report.lease_overlaps.append(f"{where}: claimed while {status}")
                 holder, attempt = ev.actor_id, ev.attempt
-            elif ev.actor == "worker" and (ev.kind in FENCED_WRITES):
-                if holder is None or ev.actor_id != holder or ev.attempt != attempt:
-                    report.stale_writes.append(
-                        f"{where}: worker {ev.actor_id} wrote {ev.kind} {ev.to_status or ''} "
-                        f"at attempt {ev.attempt}; holder {holder} at attempt {attempt}"
-                    )
+            elif (
+                ev.actor == "worker"
+                and ev.kind in FENCED_WRITES
+                and (holder is None or ev.actor_id != holder or ev.attempt != attempt)
+            ):
+                report.stale_writes.append(
+                    f"{where}: worker {ev.actor_id} wrote {ev.kind} {ev.to_status or ''} "
+                    f"at attempt {ev.attempt}; holder {holder} at attempt {attempt}"
+                )
             if ev.kind == "created":
                 status = ev.to_status
             elif ev.kind == "status":
@@ -275,9 +281,7 @@ def _late_writes(report: Report, calls: list[Call]) -> None:
         if c.op not in ("heartbeat", "status") or not c.ok or c.task_id is None:
             continue
         assert c.attempt is not None
-        later = [
-            a for a, at in takeovers.get(c.task_id, []) if a > c.attempt and at < c.first_sent
-        ]
+        later = [a for a, at in takeovers.get(c.task_id, []) if a > c.attempt and at < c.first_sent]
         if later:
             what = f"task {c.task_id}: {c.client} {c.op} at attempt {c.attempt} accepted after "
             found = report.lease_overlaps if c.op == "heartbeat" else report.stale_writes
@@ -293,5 +297,6 @@ def stalls(calls: Iterable[Call], outages: Iterable[Outage]) -> list[Stall]:
             continue
         start, end = c.failures[0].sent, c.answered_at
         overlap = sum(max(0.0, min(end, o.end) - max(start, o.start)) for o in outages)
-        found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK))
+        why = f"{c.failures[0].what}, then {len(c.told_to_wait)} Retry-After"
+        found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK, why))
     return found

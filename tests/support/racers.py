@@ -45,9 +45,12 @@ async def worker(api: RetryingApi, run: Run, seed: int) -> None:
     while not run.stop.is_set():
         n += 1
         claim = await api.post(
-            "claim", "/worker/claim", {"wait_seconds": CLAIM_WAIT}, f"{api.name}-c{n}",
+            "claim",
+            "/worker/claim",
+            {"wait_seconds": CLAIM_WAIT},
+            f"{api.name}-c{n}",
             wait=CLAIM_WAIT,
-        )  # fmt: skip
+        )
         if claim.status == 200:
             await _hold(api, run, rng, claim.reply, f"{api.name}-c{n}")
 
@@ -76,10 +79,12 @@ async def _hold(
         await asyncio.sleep(rng.uniform(0, 0.2))  # the agent at work
 
 
-async def user(api: RetryingApi, run: Run, tasks: int) -> None:
-    """Create ``tasks`` tasks, approve each one that reaches verification, and stop the run
-    once all are final (or at the deadline)."""
-    creating = asyncio.gather(*(_create(api, run, i, tasks) for i in range(CREATORS)))
+async def user(api: RetryingApi, run: Run, tasks: int, spread: float) -> None:
+    """Create ``tasks`` tasks over about ``spread`` seconds (so the faults meet a busy queue),
+    approve each one that reaches verification, and stop the run once all are final (or at
+    the deadline)."""
+    pause = spread * CREATORS / tasks
+    creating = asyncio.gather(*(_create(api, run, i, tasks, pause) for i in range(CREATORS)))
     approving: dict[str, asyncio.Task[Call]] = {}
     try:
         while time.monotonic() < run.deadline:
@@ -90,9 +95,14 @@ async def user(api: RetryingApi, run: Run, tasks: int) -> None:
                 key = f"approve-{t['id']}-v{t['version']}"
                 if t["status"] == "verification" and key not in approving:
                     approving[key] = asyncio.create_task(
-                        api.post("approve", f"/tasks/{t['id']}/approve",
-                                 {"version": t["version"]}, key, task_id=t["id"])
-                    )  # fmt: skip
+                        api.post(
+                            "approve",
+                            f"/tasks/{t['id']}/approve",
+                            {"version": t["version"]},
+                            key,
+                            task_id=t["id"],
+                        )
+                    )
             await asyncio.sleep(0.2)
     finally:
         run.stop.set()
@@ -100,12 +110,12 @@ async def user(api: RetryingApi, run: Run, tasks: int) -> None:
         await asyncio.gather(*approving.values())
 
 
-async def _create(api: RetryingApi, run: Run, first: int, tasks: int) -> None:
+async def _create(api: RetryingApi, run: Run, first: int, tasks: int, pause: float) -> None:
     for i in range(first, tasks, CREATORS):
         ref = f"fault-{i}"
         body = {"title": ref, "status": "queued"}
         await api.post("create", f"/projects/{run.project_id}/tasks", body, f"create-{i}", ref=ref)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(pause)
 
 
 async def _all_tasks(api: RetryingApi, project_id: int) -> list[dict[str, Any]]:

@@ -1,26 +1,28 @@
 """A client that retries as a real one does, and writes down every call for the queue checker.
 
 Every POST carries an ``Idempotency-Key`` and a byte-identical body on each retry. A lost
-answer (connection error, timeout) or a 5xx is retried at once and then with doubling backoff
-(capped, so a retry follows an outage's end within the cap); a 409/429/503 carrying
-``Retry-After`` is retried after that long. Any other answer is final. Times are
-``time.monotonic()`` of this process, the same clock the fault driver records outages on.
+answer (connection error, timeout) or a 5xx is retried with locusd's jittered exponential
+backoff, capped low (so a retry follows an outage's end within the cap); an answer carrying
+``Retry-After`` (a 409 "in progress", a 429) is retried after that long, as the server asks.
+Any other answer is final. Times are ``time.monotonic()`` of this process, the same clock the
+fault driver records outages on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
 
+from locusd.backoff import Backoff
 from tests.support.queuecheck import Call, Failure
 
-BACKOFF_START = 0.05
-BACKOFF_CAP = 0.5
+BACKOFF = Backoff(base=0.05, cap=0.25)
 
 
 def session(timeout: float = 15.0) -> aiohttp.ClientSession:
@@ -35,11 +37,18 @@ class RetryingApi:
     """Calls under /api/v1 with a bearer token; ``calls`` is this client's log of POSTs."""
 
     def __init__(
-        self, http: aiohttp.ClientSession, base_url: str, token: str, name: str, give_up: float
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        name: str,
+        give_up: float,
+        seed: int = 0,
     ) -> None:
         self.http, self.base_url, self.token, self.name = http, base_url, token, name
         self.give_up = give_up  # seconds after which a call is left unanswered (the run's bound)
         self.calls: list[Call] = []
+        self._jitter = random.Random(seed).random
 
     async def post(
         self,
@@ -57,32 +66,33 @@ class RetryingApi:
         raw = json.dumps(body, sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         started = time.monotonic()
-        call = Call(self.name, op, key, started, task_id=task_id, attempt=attempt, ref=ref, wait=wait)
+        call = Call(
+            self.name, op, key, started, task_id=task_id, attempt=attempt, ref=ref, wait=wait
+        )
         failures: list[Failure] = []
-        backoff = BACKOFF_START
+        told_to_wait: list[float] = []
         while time.monotonic() - started < self.give_up:
             sent = time.monotonic()
             try:
                 status, reply, retry_after = await self._send("POST", path, raw, headers, wait)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                failures.append(Failure(sent, time.monotonic(), type(exc).__name__))
+                status, reply, retry_after = None, type(exc).__name__, None
+            if status is not None and status < 500 and retry_after is None:
+                call = replace(call, answered_at=time.monotonic(), status=status, reply=reply)
+                break
+            if status is None or status >= 500:
+                failures.append(Failure(sent, time.monotonic(), f"{status or reply}"))
             else:
-                if status >= 500:
-                    failures.append(Failure(sent, time.monotonic(), f"http {status}"))
-                elif retry_after is not None and status in (409, 429, 503):
-                    await asyncio.sleep(retry_after)
-                    continue
-                else:
-                    answered = time.monotonic()
-                    return self._log(replace(call, answered_at=answered, status=status, reply=reply,
-                                             failures=tuple(failures)))  # fmt: skip
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_CAP)
-        return self._log(replace(call, failures=tuple(failures)))
+                told_to_wait.append(time.monotonic())
+            backoff = BACKOFF.delay(len(failures), rand=self._jitter) if failures else 0.0
+            await asyncio.sleep(max(backoff, retry_after or 0.0))
+        call = replace(call, failures=tuple(failures), told_to_wait=tuple(told_to_wait))
+        self.calls.append(call)
+        return call
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET until a 200 (reads change nothing, so they are retried and not logged)."""
-        backoff = BACKOFF_START
+        tries = 0
         while True:
             try:
                 status, reply, _ = await self._send("GET", path, None, {}, 0.0, params)
@@ -90,8 +100,8 @@ class RetryingApi:
                     return reply
             except (aiohttp.ClientError, TimeoutError):
                 pass
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_CAP)
+            tries += 1
+            await asyncio.sleep(BACKOFF.delay(tries, rand=self._jitter))
 
     async def _send(
         self,
@@ -118,7 +128,3 @@ class RetryingApi:
                 reply = data.decode("utf-8", "replace")
             retry_after = resp.headers.get("Retry-After")
             return resp.status, reply, float(retry_after) if retry_after else None
-
-    def _log(self, call: Call) -> Call:
-        self.calls.append(call)
-        return call
