@@ -297,6 +297,10 @@ def stalls(calls: Iterable[Call], outages: Iterable[Outage]) -> list[Stall]:
             continue
         start, end = c.failures[0].sent, c.answered_at
         overlap = sum(max(0.0, min(end, o.end) - max(start, o.start)) for o in outages)
-        why = f"{c.failures[0].what}, then {len(c.told_to_wait)} Retry-After"
+        last = c.failures[-1]
+        why = (
+            f"{len(c.failures)} failed tries ({c.failures[0].what} … {last.what} at "
+            f"+{last.ended - start:.1f} s), {len(c.told_to_wait)} answers with Retry-After"
+        )
         found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK, why))
     return found
