@@ -239,7 +239,7 @@ def _timelines(report: Report, events: list[EventRow]) -> None:
             elif (
                 ev.actor == "worker"
                 and ev.kind in FENCED_WRITES
-                and (holder is None or ev.actor_id != holder or ev.attempt != attempt)
+                and (ev.actor_id != holder or ev.attempt != attempt)
             ):
                 report.stale_writes.append(
                     f"{where}: worker {ev.actor_id} wrote {ev.kind} {ev.to_status or ''} "
