@@ -100,6 +100,7 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
     proxy = FaultProxy(cloud.port, FaultPlan(SEED, FAULT_RATE))
     proxy_url = f"http://127.0.0.1:{await proxy.start()}"
     first = target.first_start
+    faults: asyncio.Task[list[Outage]] | None = None
     try:
         async with aiohttp.ClientSession() as direct, session() as http:
             admin = Api(direct, cloud.url, first.token)
@@ -127,6 +128,8 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
             outages = await faults
             elapsed = time.monotonic() - t0
     finally:
+        if faults is not None and not faults.done():
+            faults.cancel()
         await proxy.close()
         await cloud.stop()
     rows, events = await final_rows(target.db_url)
@@ -136,8 +139,9 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
         f"\n{target.backend}: {len(rows)} tasks, {len(calls)} calls, "
         f"{sum(bool(c.failures) for c in calls)} retried, {elapsed:.1f} s; "
         f"outages {[f'{o.kind} {o.end - o.start:.2f} s' for o in outages]}; "
-        f"proxy faults {dict(proxy.injected)}; longest stall {report.longest_stall():.2f} s; "
-        f"counts {report.counts()}"
+        f"proxy faults { ({str(k): n for k, n in proxy.injected.items()}) }; "
+        f"longest stall {report.longest_stall():.2f} s; counts {report.counts()}; "
+        f"{cloud.log_path.read_text().count(' ERROR ')} errors logged in {cloud.log_path}"
     )
     for kind, found in report.details().items():
         print(f"  {kind}: " + "\n    ".join(found))
