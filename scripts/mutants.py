@@ -273,6 +273,13 @@ MUTATIONS = (
         ("tests/cloud_api/api/test_idempotency_crash.py",),
     ),
     Mutation(
+        "idempotency: a keyed long-poll holds its transaction while waiting",
+        "cloud_api/api/workers.py",
+        "            await ctx.db.checkpoint()",
+        "            pass",
+        ("tests/cloud_api/api/test_api_idempotency.py",),
+    ),
+    Mutation(
         "worker reports: a repeated report of the current state refused",
         "cloud_api/api/workers.py",
         "        if row.status == target.value:\n",
