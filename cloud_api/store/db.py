@@ -211,7 +211,18 @@ class Database:
             async with self._transaction() as tx:
                 yield tx
             return
-        tx = await shared.open()
+        if shared.tx is None:
+            # The block that opens the transaction needs no savepoint: if it raises, the
+            # whole transaction (only the key's claim so far) rolls back, and is opened
+            # afresh if the request still has an answer to store.
+            tx = await shared.open()
+            try:
+                yield tx
+            except BaseException:
+                await shared.rollback()
+                raise
+            return
+        tx = shared.tx
         async with tx.conn.begin_nested():
             yield tx
 
