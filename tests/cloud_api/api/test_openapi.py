@@ -4,6 +4,7 @@ the API, and rendered into docs/rest-api.md without drift."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from openapi_spec_validator import validate
 
@@ -36,7 +37,7 @@ async def test_served_document_is_the_generated_one(cloud: Cloud) -> None:
 
 def test_idempotency_key_is_offered_only_where_the_server_honours_it() -> None:
     """Authenticated POSTs take the key; login (no principal to scope it by) does not."""
-    paths = openapi_document()["paths"]
+    paths: dict[str, Any] = openapi_document()["paths"]  # type: ignore[assignment]
 
     def takes_key(path: str) -> bool:
         params = paths[path]["post"]["parameters"]
