@@ -1,5 +1,5 @@
-"""The cloud as a real process (``locus-cloud serve``) on a fixed port, so it can be killed
-with SIGKILL and started again where its clients (or a proxy) expect it."""
+"""A cloud server as its own process (``locus-cloud serve``): for replicas, and for faults a
+process in the test cannot survive (SIGKILL at a crash point, or at any moment of a run)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import IO
 
 LOCUS_CLOUD = str(Path(sys.executable).with_name("locus-cloud"))
 
@@ -20,48 +21,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class CloudProcess:
-    """``locus-cloud serve --db URL`` on ``port`` (a free one by default), its log in
-    ``log_path``; extra settings go in as ``LOCUS_CLOUD_*`` environment variables."""
+async def start_cloud_process(
+    db_url: str,
+    env: dict[str, str] | None = None,
+    *,
+    port: int = 0,
+    stderr: IO[bytes] | None = None,
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Serve ``db_url`` (already migrated) from a new process on ``port`` (0: a free one);
+    returns it and its base URL once it listens. ``env`` adds to the environment (e.g.
+    ``LOCUS_CRASH_AT``); ``stderr`` takes its log."""
+    port = port or free_port()
+    proc = await asyncio.create_subprocess_exec(
+        LOCUS_CLOUD,
+        "serve",
+        "--db",
+        db_url,
+        "--port",
+        str(port),
+        "--no-migrate",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while True:
+            line = await proc.stdout.readline()
+            assert line, "the cloud process exited before listening"
+            if line.startswith(b"{") and json.loads(line).get("event") == "listening":
+                return proc, f"http://127.0.0.1:{port}"
 
-    def __init__(self, db_url: str, log_path: Path, port: int = 0, **settings: str | float) -> None:
+
+class CloudProcess:
+    """A cloud process that keeps its port across restarts, so it can be killed with SIGKILL
+    and started again where its clients (or a proxy) expect it. Its log goes to ``log_path``;
+    ``settings`` become ``LOCUS_CLOUD_*`` environment variables."""
+
+    def __init__(self, db_url: str, log_path: Path, **settings: str | float) -> None:
         self.db_url, self.log_path = db_url, log_path
-        self.port = port or free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            **{f"LOCUS_CLOUD_{k.upper()}": str(v) for k, v in settings.items()},
-        }
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {f"LOCUS_CLOUD_{k.upper()}": str(v) for k, v in settings.items()}
         self.proc: asyncio.subprocess.Process | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     async def start(self) -> None:
-        """Start and return once it listens (its "listening" event on stdout)."""
         with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                LOCUS_CLOUD,
-                "serve",
-                "--db",
-                self.db_url,
-                "--port",
-                str(self.port),
-                "--no-migrate",
-                "--json",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                env=self.env,
+            self.proc, _ = await start_cloud_process(
+                self.db_url, self.env, port=self.port, stderr=log
             )
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(60):
-            while True:
-                line = await self.proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"the cloud exited before listening; see {self.log_path}")
-                if line.startswith(b"{") and json.loads(line).get("event") == "listening":
-                    return
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, in-flight requests and transactions die as they are."""

@@ -18,20 +18,19 @@ import pytest
 from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
 from tests.conftest import Template
 from tests.support.client import Api, Worker
-from tests.support.cloudproc import CloudProcess
+from tests.support.cloudproc import start_cloud_process
 
 
 @pytest.fixture
 async def replicas(pg_template: Template, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     db_url = pg_template.new_url(tmp_path)
-    procs = [CloudProcess(db_url, tmp_path / f"replica-{i}.log") for i in range(2)]
+    procs = [await start_cloud_process(db_url) for _ in range(2)]
     try:
-        for proc in procs:
-            await proc.start()
-        yield procs[0].url, procs[1].url
+        yield procs[0][1], procs[1][1]
     finally:
-        for proc in procs:
-            await proc.stop()
+        for proc, _ in procs:
+            proc.terminate()
+            await proc.wait()
 
 
 async def test_task_created_on_b_wakes_worker_waiting_on_a(
