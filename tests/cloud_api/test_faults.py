@@ -29,7 +29,7 @@ from tests.support.client import Api
 from tests.support.cloudproc import CloudProcess
 from tests.support.faultproxy import FaultPlan, FaultProxy
 from tests.support.pgserver import PostgresServer
-from tests.support.queuecheck import EventRow, Outage, Report, TaskRow, check
+from tests.support.queuecheck import EventRow, Outage, Report, TaskRow, check, latencies
 from tests.support.retrying import RetryingApi, session
 
 SEED = 15
@@ -143,6 +143,10 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
         f"longest stall {report.longest_stall():.2f} s; counts {report.counts()}; "
         f"{cloud.log_path.read_text().count(' ERROR ')} errors logged in {cloud.log_path}"
     )
+    speed = {
+        op: f"{mid * 1000:.0f}/{top * 1000:.0f} ms" for op, (mid, top) in latencies(calls).items()
+    }
+    print(f"  unretried calls, median/slowest: {speed}")
     for kind, found in report.details().items():
         print(f"  {kind}: " + "\n    ".join(found))
     return report

@@ -289,13 +289,15 @@ def _late_writes(report: Report, calls: list[Call]) -> None:
 
 
 def stalls(calls: Iterable[Call], outages: Iterable[Outage]) -> list[Stall]:
-    """Each retried call's stall: from its first failed try to its answer."""
+    """Each retried call's stall: from the end of its first fault (the moment its first try
+    failed) to its answer. Allowed: the outages within that time, plus ``SLACK``, plus the
+    call's own long-poll wait."""
     outages = list(outages)
     found = []
     for c in calls:
         if not c.failures or c.answered_at is None:
             continue
-        start, end = c.failures[0].sent, c.answered_at
+        start, end = c.failures[0].ended, c.answered_at
         overlap = sum(max(0.0, min(end, o.end) - max(start, o.start)) for o in outages)
         last = c.failures[-1]
         why = (
@@ -304,3 +306,13 @@ def stalls(calls: Iterable[Call], outages: Iterable[Outage]) -> list[Stall]:
         )
         found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK, why))
     return found
+
+
+def latencies(calls: Iterable[Call]) -> dict[str, tuple[float, float]]:
+    """Median and slowest answer of the calls that needed no retry, per operation: how fast
+    the server answered anyway (a stall's yardstick on a busy machine)."""
+    by_op: dict[str, list[float]] = defaultdict(list)
+    for c in calls:
+        if not c.failures and not c.told_to_wait and c.answered_at is not None:
+            by_op[c.op].append(c.answered_at - c.first_sent - c.wait * (c.status == 204))
+    return {op: (sorted(t)[len(t) // 2], max(t)) for op, t in sorted(by_op.items())}

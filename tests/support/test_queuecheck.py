@@ -16,6 +16,7 @@ from tests.support.queuecheck import (
     Report,
     TaskRow,
     check,
+    latencies,
 )
 
 W1, W2, USER = 7, 8, 1
@@ -185,9 +186,9 @@ def test_a_heartbeat_accepted_after_a_newer_claim_was_answered_is_an_overlap() -
 def test_a_retry_stalled_past_the_outage_and_a_second_is_reported() -> None:
     tasks, events, calls = sound()
     outage = Outage("database", 5.0, 5.8)
-    failed = (Failure(5.0, 5.05, "http 500"),)
-    within = Call("w2", "status", "k1", 5.0, 5.0 + 0.8 + SLACK - 0.1, 200, {}, failed, 1, 2)
-    beyond = Call("w2", "status", "k2", 5.0, 5.0 + 0.8 + SLACK + 0.1, 200, {}, failed, 1, 2)
+    failed = (Failure(4.9, 5.0, "http 500"),)
+    within = Call("w2", "status", "k1", 4.9, 5.0 + 0.8 + SLACK - 0.1, 200, {}, failed, 1, 2)
+    beyond = Call("w2", "status", "k2", 4.9, 5.0 + 0.8 + SLACK + 0.1, 200, {}, failed, 1, 2)
     assert defects(check(tasks, events, [*calls, within], [outage])) == {}
     report = check(tasks, events, [*calls, beyond], [outage])
     assert defects(report) == {"stalls_over_bound": 1}
@@ -196,7 +197,16 @@ def test_a_retry_stalled_past_the_outage_and_a_second_is_reported() -> None:
 
 def test_a_long_poll_may_stall_for_its_own_wait() -> None:
     tasks, events, calls = sound()
-    failed = (Failure(3.0, 3.01, "ServerDisconnectedError"),)
-    poll = replace(claim_call("w2", 9, 3.0, task_id=99), answered_at=3.0 + 2.0 + SLACK - 0.1)
+    failed = (Failure(2.9, 3.0, "ServerDisconnectedError"),)
+    poll = replace(claim_call("w2", 9, 2.9, task_id=99), answered_at=3.0 + 2.0 + SLACK - 0.1)
     report = check(tasks, events, [*calls, replace(poll, failures=failed)])
     assert defects(report) == {}
+
+
+def test_latencies_leave_out_retried_calls_and_long_poll_waits() -> None:
+    _, _, calls = sound()
+    retried = replace(claim_call("w1", 5, 20.0), answered_at=29.0, failures=(Failure(20, 21, "x"),))
+    empty_poll = Call("w1", "claim", "w1-c9", 30.0, 32.05, 204, None, wait=2.0)
+    found = latencies([*calls, retried, empty_poll])
+    assert found["claim"] == pytest.approx((0.01, 0.05))
+    assert set(found) == {"register", "create", "claim", "heartbeat", "status", "approve"}
