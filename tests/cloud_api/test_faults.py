@@ -29,7 +29,7 @@ from tests.support.client import Api
 from tests.support.cloudproc import CloudProcess
 from tests.support.faultproxy import FaultPlan, FaultProxy
 from tests.support.pgserver import PostgresServer
-from tests.support.queuecheck import EventRow, Outage, Report, TaskRow, check, latencies
+from tests.support.queuecheck import EventRow, Outage, Report, TaskRow, busy, check, latencies
 from tests.support.retrying import RetryingApi, session
 
 SEED = 15
@@ -146,7 +146,7 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
     speed = {
         op: f"{mid * 1000:.0f}/{top * 1000:.0f} ms" for op, (mid, top) in latencies(calls).items()
     }
-    print(f"  unretried calls, median/slowest: {speed}")
+    print(f"  unfaulted calls, median/slowest: {speed}; a retry may take {busy(calls):.2f} s more")
     for kind, found in report.details().items():
         print(f"  {kind}: " + "\n    ".join(found))
     return report

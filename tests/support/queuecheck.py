@@ -13,8 +13,9 @@ timelines) and the clients' own logs, reporting every way the queue can fail its
   claim was answered and still accepted (two workers told they hold one task);
 - **unanswered**: a call that never got a final answer; **unfinished**: a task not in a final
   state at the end (the run was meant to finish them all);
-- **stalls**: for every call that was retried, the time from its first failure to its answer;
-  allowed: the outages within that time, the call's own long-poll wait, plus ``SLACK``.
+- **stalls**: for every call that was retried, the time from its first fault's end to its
+  answer; allowed: the outages within that time, plus ``SLACK``, plus the slowest answer a call
+  without a fault got in the same run (:func:`busy`), plus the call's own long-poll wait.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def check(
     _leases(report, events, calls)
     _late_writes(report, calls)
     report.unanswered = [f"{c.client} {c.op} {c.key}" for c in calls if c.answered_at is None]
-    report.stalls = stalls(calls, outages)
+    report.stalls = stalls(calls, outages, busy(calls))
     return report
 
 
@@ -288,10 +289,11 @@ def _late_writes(report: Report, calls: list[Call]) -> None:
             found.append(what + f"attempt {min(later)} was claimed")
 
 
-def stalls(calls: Iterable[Call], outages: Iterable[Outage]) -> list[Stall]:
+def stalls(calls: Iterable[Call], outages: Iterable[Outage], busy: float = 0.0) -> list[Stall]:
     """Each retried call's stall: from the end of its first fault (the moment its first try
-    failed) to its answer. Allowed: the outages within that time, plus ``SLACK``, plus the
-    call's own long-poll wait."""
+    failed) to its answer. Allowed: the outages within that time, plus ``SLACK``, plus
+    ``busy`` (how long the server took to answer a call that met no fault, in the same run),
+    plus the call's own long-poll wait."""
     outages = list(outages)
     found = []
     for c in calls:
@@ -304,15 +306,22 @@ def stalls(calls: Iterable[Call], outages: Iterable[Outage]) -> list[Stall]:
             f"{len(c.failures)} failed tries ({c.failures[0].what} … {last.what} at "
             f"+{last.ended - start:.1f} s), {len(c.told_to_wait)} answers with Retry-After"
         )
-        found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK, why))
+        found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK + busy, why))
     return found
 
 
 def latencies(calls: Iterable[Call]) -> dict[str, tuple[float, float]]:
-    """Median and slowest answer of the calls that needed no retry, per operation: how fast
-    the server answered anyway (a stall's yardstick on a busy machine)."""
+    """Median and slowest answer of the calls that met no fault, per operation (long-polls
+    leave out their wait only when it ran out): how fast the server answered anyway."""
     by_op: dict[str, list[float]] = defaultdict(list)
     for c in calls:
         if not c.failures and not c.told_to_wait and c.answered_at is not None:
             by_op[c.op].append(c.answered_at - c.first_sent - c.wait * (c.status == 204))
     return {op: (sorted(t)[len(t) // 2], max(t)) for op, t in sorted(by_op.items())}
+
+
+def busy(calls: Iterable[Call]) -> float:
+    """The slowest answer to a call that met no fault and does not long-poll: what a retry may
+    take on top of the outage on this machine at this load, measured in the same run (a fixed
+    second alone fails on a loaded machine; a pending window of a minute fails either way)."""
+    return max((top for op, (_, top) in latencies(calls).items() if op != "claim"), default=0.0)

@@ -15,6 +15,7 @@ from tests.support.queuecheck import (
     Outage,
     Report,
     TaskRow,
+    busy,
     check,
     latencies,
 )
@@ -185,14 +186,25 @@ def test_a_heartbeat_accepted_after_a_newer_claim_was_answered_is_an_overlap() -
 
 def test_a_retry_stalled_past_the_outage_and_a_second_is_reported() -> None:
     tasks, events, calls = sound()
+    limit = 0.8 + SLACK + busy(calls)  # the outage, the slack, the slowest unfaulted answer
+    assert busy(calls) == pytest.approx(0.1)
     outage = Outage("database", 5.0, 5.8)
     failed = (Failure(4.9, 5.0, "http 500"),)
-    within = Call("w2", "status", "k1", 4.9, 5.0 + 0.8 + SLACK - 0.1, 200, {}, failed, 1, 2)
-    beyond = Call("w2", "status", "k2", 4.9, 5.0 + 0.8 + SLACK + 0.1, 200, {}, failed, 1, 2)
+    within = Call("w2", "status", "k1", 4.9, 5.0 + limit - 0.05, 200, {}, failed, 1, 2)
+    beyond = Call("w2", "status", "k2", 4.9, 5.0 + limit + 0.05, 200, {}, failed, 1, 2)
     assert defects(check(tasks, events, [*calls, within], [outage])) == {}
     report = check(tasks, events, [*calls, beyond], [outage])
     assert defects(report) == {"stalls_over_bound": 1}
-    assert report.longest_stall() == pytest.approx(0.8 + SLACK + 0.1)
+    assert report.longest_stall() == pytest.approx(limit + 0.05)
+
+
+def test_a_slow_server_widens_the_bound_by_its_slowest_unfaulted_answer() -> None:
+    tasks, events, calls = sound()
+    failed = (Failure(4.9, 5.0, "ClientOSError"),)
+    retried = Call("w2", "status", "k1", 4.9, 5.0 + SLACK + 0.5, 200, {}, failed, 1, 2)
+    assert defects(check(tasks, events, [*calls, retried])) == {"stalls_over_bound": 1}
+    slow = Call("user", "approve", "approve-x", 20.0, 20.6, 200, {}, task_id=1)
+    assert defects(check(tasks, events, [*calls, retried, slow])) == {}
 
 
 def test_a_long_poll_may_stall_for_its_own_wait() -> None:
