@@ -301,10 +301,10 @@ def stalls(calls: Iterable[Call], outages: Iterable[Outage], busy: float = 0.0) 
             continue
         start, end = c.failures[0].ended, c.answered_at
         overlap = sum(max(0.0, min(end, o.end) - max(start, o.start)) for o in outages)
-        last = c.failures[-1]
+        tail = ", ".join(f"+{f.ended - start:.2f} s {f.what}" for f in c.failures[-4:])
         why = (
-            f"{len(c.failures)} failed tries ({c.failures[0].what} … {last.what} at "
-            f"+{last.ended - start:.1f} s), {len(c.told_to_wait)} answers with Retry-After"
+            f"{len(c.failures)} failed tries (… {tail}), "
+            f"{len(c.told_to_wait)} answers with Retry-After"
         )
         found.append(Stall(c.key, c.op, end - start, overlap + c.wait + SLACK + busy, why))
     return found
