@@ -107,8 +107,8 @@ class FaultProxy:
             return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            self.injected["upstream_down"] += 1
+        except OSError as exc:
+            self.injected[f"upstream_down (errno {exc.errno})"] += 1
             _reset(writer)
             return
         self._open.add(up_writer)

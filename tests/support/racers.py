@@ -103,7 +103,7 @@ async def user(api: RetryingApi, run: Run, tasks: int, spread: float) -> None:
                             task_id=t["id"],
                         )
                     )
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
     finally:
         run.stop.set()
         await creating

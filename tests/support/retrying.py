@@ -76,7 +76,7 @@ class RetryingApi:
             try:
                 status, reply, retry_after = await self._send("POST", path, raw, headers, wait)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                status, reply, retry_after = None, type(exc).__name__, None
+                status, reply, retry_after = None, f"{type(exc).__name__} {exc}"[:90], None
             if status is not None and status < 500 and retry_after is None:
                 call = replace(call, answered_at=time.monotonic(), status=status, reply=reply)
                 break
