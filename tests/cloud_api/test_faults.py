@@ -161,7 +161,8 @@ async def run_under_faults(target: Target, tmp_path: Path) -> Report:
     }
     print(
         f"  unfaulted calls, median/slowest: {speed}; a retry may take {busy(calls):.2f} s more;"
-        f" this process's event loop was up to {lagged:.2f} s late"
+        f" this process's event loop was up to {lagged:.2f} s late; without that allowance "
+        f"{sum(s.seconds > s.allowed - busy(calls) for s in report.stalls)} stalls would be over"
     )
     for kind, found in report.details().items():
         print(f"  {kind}: " + "\n    ".join(found))
