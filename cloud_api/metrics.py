@@ -25,3 +25,13 @@ class Metrics:
             "Workers long-polling for a task right now",
             registry=self.registry,
         )
+        self.claim_wakeups = Counter(
+            "locus_claim_wakeups",
+            "Claim long-polls woken by a queued task (cause: queued) or handed a wake-up another"
+            " waiter left unused (cause: passed)",
+            ["cause"],
+            registry=self.registry,
+        )
+
+    def claim_woken(self, cause: str) -> None:
+        self.claim_wakeups.labels(cause).inc()

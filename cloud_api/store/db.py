@@ -13,7 +13,7 @@ included, by :mod:`cloud_api.dispatch.wakeups`), on SQLite straight to the in-pr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -26,6 +26,8 @@ from cloud_api.store.sqlite_writer import SqliteWriter, ThreadConnection, config
 
 T = TypeVar("T")
 NOTIFY_CHANNEL = "locus_events"
+#: PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more.
+NOTIFY_PAYLOAD_BYTES = 7999
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -55,6 +57,22 @@ def backend_of(url: str) -> Backend:
 def asyncpg_dsn(url: str) -> str:
     """The URL as asyncpg itself wants it (for the LISTEN connection)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def notify_payloads(topics: Iterable[str]) -> list[str]:
+    """The topics joined by newlines into as few NOTIFY payloads as fit PostgreSQL's limit
+    (queuing a sprint wakes one waiter per task, hundreds of topics in one transaction)."""
+    payloads: list[str] = []
+    size = NOTIFY_PAYLOAD_BYTES + 1
+    for topic in sorted(topics):
+        length = len(topic.encode())
+        if size + 1 + length > NOTIFY_PAYLOAD_BYTES:
+            payloads.append(topic)
+            size = length
+        else:
+            payloads[-1] += "\n" + topic
+            size += 1 + length
+    return payloads
 
 
 @dataclass
@@ -125,10 +143,10 @@ class Database:
             tx = Tx(conn)
             async with conn.begin():
                 yield tx
-                if tx.topics and self.backend == "postgresql":
+                for payload in notify_payloads(tx.topics):
                     await conn.execute(
                         text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": NOTIFY_CHANNEL, "payload": "\n".join(sorted(tx.topics))},
+                        {"channel": NOTIFY_CHANNEL, "payload": payload},
                     )
 
     @asynccontextmanager
