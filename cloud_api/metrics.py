@@ -27,8 +27,9 @@ class Metrics:
         )
         self.claim_wakeups = Counter(
             "locus_claim_wakeups",
-            "Claim long-polls woken by a queued task (cause: queued) or handed a wake-up another"
-            " waiter left unused (cause: passed)",
+            "Claim long-polls woken by a queued task (cause: queued), handed a wake-up another"
+            " waiter left unused (passed), or all woken to look again (all: a lost LISTEN"
+            " connection, shutdown)",
             ["cause"],
             registry=self.registry,
         )

@@ -169,6 +169,7 @@ class WorkWaiters:
         if token.task_id is None:
             for waiter in [w for w in self._all if w.project_id == token.project_id]:
                 self._give(waiter, token)
+                self._on_wake("all")
             return True
         queue = self._free.get((token.project_id, token.repository), {})
         chosen = next((w for w in queue if w.can_take(token)), None)
@@ -182,6 +183,7 @@ class WorkWaiters:
         """Every waiter claims once more (after a lost LISTEN connection, at shutdown)."""
         for waiter in list(self._all):
             self._give(waiter, WorkToken(waiter.project_id, None, None))
+            self._on_wake("all")
 
     def _give(self, waiter: Waiter, token: WorkToken) -> None:
         waiter.hand(token)

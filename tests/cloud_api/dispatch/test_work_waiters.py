@@ -151,7 +151,7 @@ async def test_wake_all_reaches_every_waiter_and_is_never_passed_on() -> None:
         a.checked(None)
     with hub.waiting(1, [APP]) as later:  # b left holding only "check again"
         assert not await woken(later)
-    assert hub.wakes == ["queued"]
+    assert hub.wakes == ["queued", "all", "all"]
 
 
 def test_work_topics_round_trip_and_a_bare_one_means_check_again() -> None:
