@@ -102,11 +102,13 @@ class Waiter:
 
     def checked(self, claimed_task: int | None) -> None:
         """The claim's result: nothing found uses up every token it covered; a task taken uses
-        up that task's token only (the others are passed on when the waiter leaves)."""
+        up that task's token only, even one handed over while the claim ran (the others are
+        passed on when the waiter leaves)."""
         if claimed_task is None:
             self._checking.clear()
         else:
             self._checking = [t for t in self._checking if t.task_id != claimed_task]
+            self._pending = [t for t in self._pending if t.task_id != claimed_task]
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - the deadline is the point
         """True once a token is held, False on timeout."""

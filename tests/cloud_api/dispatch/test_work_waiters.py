@@ -131,6 +131,21 @@ async def test_a_waiter_checking_now_is_handed_a_task_committed_during_its_claim
     assert hub.wakes == ["queued"]
 
 
+async def test_a_claim_that_took_the_task_its_wake_up_arrived_for_meanwhile_uses_it_up() -> None:
+    """PostgreSQL: the NOTIFY can arrive while a claim that already saw the commit runs."""
+    hub = Counted()
+    with hub.waiting(1, [APP]) as other:
+        with hub.waiting(1, [APP]) as waiter:
+            waiter.begin_check()
+            hub.dispatch(token(10, APP))  # to the other waiter …
+            hub.dispatch(token(11, APP))  # … and to this one, whose claim runs
+            other.begin_check()  # (the other one claims too)
+            waiter.checked(11)  # it took task 11 already
+        other.checked(10)
+        assert not await woken(other)  # nobody is woken again for task 11
+    assert hub.wakes == ["queued", "queued"]
+
+
 async def test_when_every_eligible_waiter_holds_a_wake_up_more_tasks_wake_nobody() -> None:
     hub = Counted()
     with hub.waiting(1, [APP]) as a, hub.waiting(1, [APP]) as b:
@@ -157,6 +172,7 @@ async def test_wake_all_reaches_every_waiter_and_is_never_passed_on() -> None:
 def test_work_topics_round_trip_and_a_bare_one_means_check_again() -> None:
     assert parse_work_topic(work_topic(3, 41, APP)) == WorkToken(3, 41, APP)
     assert parse_work_topic(work_topic(3, 41, None)) == WorkToken(3, 41, None)
+    assert parse_work_topic(work_topic(3, 41, "h/a:b")) == WorkToken(3, 41, "h/a:b")
     assert parse_work_topic("work:3") == WorkToken(3, None, None)  # a previous-version replica
     assert parse_work_topic("task:3") is None
     assert parse_work_topic("work:x:1:") is None and parse_work_topic("work:1:y:") is None
