@@ -109,6 +109,23 @@ async def test_a_woken_waiter_whose_client_hung_up_passes_the_wake_up_on(cloud: 
     assert await wakeups(api) - before == Counter(queued=1, passed=1)
 
 
+async def test_moving_a_queued_task_to_another_repository_wakes_a_waiter_of_that_one(
+    cloud: Cloud,
+) -> None:
+    api, pid = cloud.api, cloud.project_id
+    await serve(api, pid, APP, LIB)
+    lib = await Worker.create(api, pid, "lib", [LIB])
+    waiting = asyncio.create_task(lib.claim(wait=30))
+    await wait_for_waiters(api, 1)
+    before = await wakeups(api)
+    task = await queue(api, pid, repository=APP)  # nobody here can take it: no wake-up
+    assert await wakeups(api) - before == Counter()
+    (await api.patch(f"/tasks/{task}", {"repository": LIB})).ok()
+    claim = (await asyncio.wait_for(waiting, 60)).ok()
+    assert claim["task"]["id"] == task
+    assert await wakeups(api) - before == Counter(queued=1)
+
+
 async def test_a_burst_of_tasks_in_one_transaction_is_all_picked_up(cloud: Cloud) -> None:
     """A sprint queues its 240 tasks in one transaction: 240 wake-ups at once (on PostgreSQL
     more than one NOTIFY payload holds). No long-poll may run out (answer 204) while a task it
