@@ -308,6 +308,11 @@ async def list_events(ctx: Ctx, query: EventQuery) -> Page[EventOut]:
     if query.kind:
         stmt = stmt.where(task_events.c.kind == query.kind)
     async with ctx.db.read() as conn:
+        # Pages end at the settled horizon, so ?after= polling never skips an event that
+        # commits later (cloud_api.store.horizon).
+        horizon = await ctx.db.horizon.settled(conn)
+        if horizon is not None:
+            stmt = stmt.where(task_events.c.id <= horizon)
         return await page(conn, stmt, task_events.c.id, query, EventOut)
 
 

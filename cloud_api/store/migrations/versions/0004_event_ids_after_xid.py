@@ -1,0 +1,45 @@
+"""event ids after xid: a task event's id is drawn only once its transaction has an xid
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-05 10:30:00.000000
+
+PostgreSQL only (SQLite has one writer; nothing to do there). The settled-horizon rule of
+cloud_api.store.horizon needs every transaction that holds an event id to be in the
+snapshot's in-flight list from the moment the id exists; an INSERT would otherwise draw
+``nextval`` before its heap write assigns the xid.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        """
+        CREATE FUNCTION locus_event_id() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            PERFORM pg_current_xact_id();  -- the xid first (assigned here if not yet)...
+            RETURN nextval('task_events_id_seq');  -- ...then the id
+        END
+        $$
+        """
+    )
+    op.execute("ALTER TABLE task_events ALTER COLUMN id SET DEFAULT locus_event_id()")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        "ALTER TABLE task_events ALTER COLUMN id SET DEFAULT nextval('task_events_id_seq')"
+    )
+    op.execute("DROP FUNCTION locus_event_id()")
