@@ -32,15 +32,21 @@ visible id is settled (:meth:`Horizon.settled` returns None, no bound).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: How soon a reader holding events back (above H) reads again, in seconds.
 SETTLE_POLL = 0.05
+#: How long a one-shot read (a page of the timeline) waits for what it can see to settle, and
+#: how often it looks meanwhile, in seconds.
+SETTLE_WAIT = 1.0
+SETTLE_STEP = 0.01
 #: Samples kept while waiting to settle (the oldest go first; that only delays H).
 MAX_SAMPLES = 64
 
@@ -92,6 +98,25 @@ class Horizon:
                 waiting.append(sample)
         self._samples = waiting[-MAX_SAMPLES:]
         return self._settled
+
+    async def covering(
+        self, read: Callable[[], AbstractAsyncContextManager[AsyncConnection]], newest: Select[Any]
+    ) -> int | None:
+        """H once it reaches the id ``newest`` selects (the newest committed event the read
+        will see), or whatever it is after :data:`SETTLE_WAIT`: a page read just after its
+        caller's own write waits the milliseconds that write takes to settle instead of
+        leaving it out. Each look is a short read of its own: no connection is held waiting."""
+        if not self._postgres:
+            return None
+        deadline = asyncio.get_running_loop().time() + SETTLE_WAIT
+        while True:
+            async with read() as conn:
+                target = (await conn.execute(newest)).scalar() or 0
+                horizon = await self.settled(conn)
+            assert horizon is not None
+            if horizon >= target or asyncio.get_running_loop().time() >= deadline:
+                return horizon
+            await asyncio.sleep(SETTLE_STEP)
 
 
 def settled_rows(rows: Sequence[R], horizon: int | None) -> tuple[list[R], bool]:

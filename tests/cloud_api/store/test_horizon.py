@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from cloud_api.domain.states import Actor
 from cloud_api.store import tasks as task_store
@@ -129,3 +129,34 @@ async def test_sqlite_needs_no_horizon(sqlite_template: Template, tmp_path: Path
         assert await horizon(db) is None
     finally:
         await db.close()
+
+
+async def test_a_page_read_waits_for_the_callers_own_write_to_settle(
+    pg: tuple[Database, Any],
+) -> None:
+    """A transaction open since before the comment committed (it could hold a smaller id, as
+    far as anyone can tell) keeps the comment unsettled; a one-shot read waits for it rather
+    than leave out what its caller just wrote."""
+    db, task = pg
+    begun = asyncio.Event()
+    release = asyncio.Event()
+
+    async def unrelated() -> None:
+        async with db.write() as tx:
+            await tx.conn.execute(text("SELECT pg_current_xact_id()"))  # in flight, with an xid
+            begun.set()
+            await release.wait()
+
+    other = asyncio.create_task(unrelated())
+    await begun.wait()
+    async with db.write() as tx:
+        mine = await comment(tx, task)
+    newest = select(func.max(task_events.c.id))
+    reading = asyncio.create_task(db.horizon.covering(db.read, newest))
+    bound = await horizon(db)
+    assert bound is not None and bound < mine, "not settled while the other one is open"
+    assert not reading.done()
+    release.set()
+    await other
+    bound = await reading
+    assert bound is not None and bound >= mine
