@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloud_api.domain.states import Actor
 from cloud_api.store import tasks as task_store
@@ -152,10 +154,23 @@ async def test_a_page_read_waits_for_the_callers_own_write_to_settle(
     async with db.write() as tx:
         mine = await comment(tx, task)
     newest = select(func.max(task_events.c.id))
-    reading = asyncio.create_task(db.horizon.covering(db.read, newest))
-    bound = await horizon(db)
-    assert bound is not None and bound < mine, "not settled while the other one is open"
-    assert not reading.done()
+    looks = 0
+    looked_twice = asyncio.Event()
+
+    @asynccontextmanager
+    async def counted_read() -> AsyncIterator[AsyncConnection]:
+        nonlocal looks
+        async with db.read() as conn:
+            yield conn
+        looks += 1
+        if looks == 2:
+            looked_twice.set()
+
+    reading = asyncio.create_task(db.horizon.covering(counted_read, newest))
+    twice = asyncio.create_task(looked_twice.wait())
+    await asyncio.wait({reading, twice}, return_when=asyncio.FIRST_COMPLETED)
+    twice.cancel()
+    assert not reading.done(), "it looked, saw the comment unsettled, and did not give up"
     release.set()
     await other
     bound = await reading
