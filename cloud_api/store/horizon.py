@@ -12,8 +12,10 @@ How H is known, with no lock and no extra write on any writer's path:
 * an event's id is drawn only once its transaction has an xid (the column default
   ``locus_event_id()``, migration 0004), so from then on the transaction shows its xid in
   ``pg_stat_activity.backend_xid`` (read straight from the process array) until it ends;
-* a *sample* reads the sequence's last value L, then the xids in flight in this database:
-  every id ≤ L belongs to a finished transaction or to one of those xids;
+* a *sample* reads the sequence's last value L, then the xids in flight in this database
+  (``locus_event_sample()``: one round trip, the two reads microseconds apart, so few
+  transactions that start meanwhile are waited for needlessly): every id ≤ L belongs to a
+  finished transaction or to one of those xids;
 * once none of a sample's xids is in flight any more (a later read), every id ≤ L is settled
   and visible to any snapshot taken after. Each read takes a new sample and settles the
   earlier ones.
@@ -50,13 +52,8 @@ SETTLE_STEP = 0.01
 #: Samples kept while waiting to settle (the oldest go first; that only delays H).
 MAX_SAMPLES = 64
 
-_LAST_ID = text(
-    "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM task_events_id_seq"
-)
-_IN_FLIGHT = text(
-    "SELECT backend_xid::text FROM pg_stat_activity"
-    " WHERE datname = current_database() AND backend_xid IS NOT NULL"
-)
+#: The sequence's last value, then the xids in flight in this database (migration 0004).
+_SAMPLE = text("SELECT last_id, in_flight FROM locus_event_sample()")
 
 R = TypeVar("R")
 
@@ -81,9 +78,9 @@ class Horizon:
         read it bounds: every id ≤ H is then visible to that read."""
         if not self._postgres:
             return None
-        last = int((await conn.execute(_LAST_ID)).scalar_one())
-        # A statement of its own, so it runs after the sequence was read.
-        in_flight = frozenset(int(xid) for xid in (await conn.execute(_IN_FLIGHT)).scalars())
+        row = (await conn.execute(_SAMPLE)).one()
+        last = int(row.last_id)
+        in_flight = frozenset(int(xid) for xid in (row.in_flight or "").split(",") if xid)
         if last > self._settled:
             # An earlier sample covering no more ids and waiting on no fewer xids is redundant.
             self._samples = [
