@@ -151,6 +151,7 @@ async def measure(args: argparse.Namespace, backend: Backend) -> list[Figure]:
             cost = await _read_cost(cloud.db_url, args.reads) if backend == "postgresql" else None
     q, b = quiet.delivery, busy.delivery
     figures = [
+        Figure(backend, f"{backend}_quiet_post_p50_ms", "POST comment, quiet p50", quiet.posts.p50, "ms", "", None),
         Figure(backend, f"{backend}_post_p50_ms", "POST comment, busy p50", busy.posts.p50, "ms", "", None),
         Figure(backend, f"{backend}_quiet_p50_ms", "delivery, quiet p50", q.p50, "ms", "", None),
         Figure(backend, f"{backend}_quiet_p95_ms", "delivery, quiet p95", q.p95, "ms", "", None),
