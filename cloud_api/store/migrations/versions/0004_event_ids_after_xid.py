@@ -6,9 +6,9 @@ Revises: 0003
 Create Date: 2026-12-05 10:30:00.000000
 
 PostgreSQL only (SQLite has one writer; nothing to do there). The settled-horizon rule of
-cloud_api.store.horizon needs every transaction that holds an event id to be in the
-snapshot's in-flight list from the moment the id exists; an INSERT would otherwise draw
-``nextval`` before its heap write assigns the xid. ``locus_event_sample()`` is the horizon's
+cloud_api.store.horizon needs every transaction that holds an event id to show its xid in
+``pg_stat_activity`` from the moment the id exists; an INSERT would otherwise draw ``nextval``
+before its heap write assigns the xid. ``locus_event_sample()`` is the horizon's
 sample: the sequence's last value, then the xids in flight — two statements of a function run
 in that order, in one round trip and microseconds apart.
 """
