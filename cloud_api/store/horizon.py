@@ -46,9 +46,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 #: How soon a reader holding events back (above H) reads again, in seconds.
 SETTLE_POLL = 0.05
 #: How long a one-shot read (a page of the timeline) waits for what it can see to settle, and
-#: how often it looks meanwhile, in seconds.
+#: its first pause between looks (doubling each time: a page costs at most ~8 looks), seconds.
 SETTLE_WAIT = 1.0
-SETTLE_STEP = 0.01
+SETTLE_STEP = 0.005
 #: Samples kept while waiting to settle (the oldest go first; that only delays H).
 MAX_SAMPLES = 64
 
@@ -106,14 +106,17 @@ class Horizon:
         if not self._postgres:
             return None
         deadline = asyncio.get_running_loop().time() + SETTLE_WAIT
+        pause = SETTLE_STEP
         while True:
             async with read() as conn:
                 target = (await conn.execute(newest)).scalar() or 0
                 horizon = await self.settled(conn)
             assert horizon is not None
-            if horizon >= target or asyncio.get_running_loop().time() >= deadline:
+            left = deadline - asyncio.get_running_loop().time()
+            if horizon >= target or left <= 0:
                 return horizon
-            await asyncio.sleep(SETTLE_STEP)
+            await asyncio.sleep(min(pause, left))
+            pause *= 2
 
 
 def settled_rows(rows: Sequence[R], horizon: int | None) -> tuple[list[R], bool]:
