@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -26,6 +27,7 @@ from cloud_api.store import tasks as task_store
 from cloud_api.store.db import Database
 from cloud_api.store.tables import task_events
 from tests.cloud_api.api.test_api_stream import stream
+from tests.cloud_api.dashboard.test_dashboard_http import jar_session, sign_in
 from tests.conftest import Cloud
 from tests.support.client import Api, Worker
 
@@ -225,3 +227,42 @@ async def test_every_reader_gets_every_event_once_in_order(cloud: Cloud) -> None
         wrong += problems(poller, readers.polled[task_id], per_task[task_id])
     wrong += problems("the signals long-poll", readers.signals, signals)
     assert not wrong, "\n".join(wrong)
+
+
+async def test_the_board_starts_its_stream_below_an_event_still_committing(cloud: Cloud) -> None:
+    """The board renders its cards and names where its live stream starts: never past an
+    event that commits after the page was rendered (its card would stay stale)."""
+    api, pid = cloud.api, cloud.project_id
+    db = cloud.app[SERVICES].db
+    task_id = (await api.post(f"/projects/{pid}/tasks", {"title": "t"})).ok(201)["id"]
+    taken, release = asyncio.Event(), asyncio.Event()
+    held_id = 0
+
+    async def held(tx: Any, row: Any) -> object:
+        nonlocal held_id
+        held_id = await task_store.add_event(tx, row, "comment", Actor.USER, data={"body": "h"})
+        taken.set()
+        return await release.wait()
+
+    async with jar_session() as http:
+        # Signed in first: signing in writes, and SQLite's one writer is about to be held.
+        (await sign_in(http, cloud, f"/projects/{pid}")).close()
+        writer = asyncio.create_task(held_write(db, task_id, held, 0))
+        try:
+            await taken.wait()
+            if db.backend == "postgresql":
+                comment = {"body": "later"}
+                later = (await api.post(f"/tasks/{task_id}/comments", comment)).ok(201)["id"]
+                assert later > held_id
+            async with http.get(f"{cloud.url}/projects/{pid}") as board:
+                found = re.search(r"/live\?after=(\d+)", await board.text())
+        finally:
+            release.set()
+            await writer
+    assert found is not None
+    after = int(found.group(1))
+    assert after < held_id, "the stream starts below the event still committing"
+    async with stream(api, f"/projects/{pid}/events/stream?after={after}") as events:
+        while (frame := await events.next()).id < held_id:
+            pass
+    assert frame.id == held_id
