@@ -4,7 +4,7 @@ Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``
 (``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
 (``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
-(``python -m bench.streams``), search (``python -m bench.search``) and install
+(``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), search (``python -m bench.search``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
 """
@@ -22,6 +22,7 @@ from bench import (
     flood,
     installs,
     logins,
+    rechecks,
     search,
     startup,
     streams,
@@ -38,6 +39,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "flood": flood.main,
     "logins": logins.main,
     "streams": streams.main,
+    "rechecks": rechecks.main,
     "search": search.main,
     "installs": installs.main,
 }

@@ -38,6 +38,7 @@ from cloud_api.schemas.workers import (
 )
 from cloud_api.store import tasks as task_store
 from cloud_api.store.db import Tx
+from cloud_api.store.horizon import SETTLE_POLL, settled_rows
 from cloud_api.store.tables import artifacts, blobs, projects, task_events, tasks, workers
 from cloud_api.store.types import db_now
 from cloud_api.store.upsert import insert_for
@@ -360,7 +361,10 @@ async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
     with ctx.services.hub.subscribe([f"worker:{worker.id}"]) as sub:
         while True:
             async with ctx.db.read() as conn:
-                rows = (await conn.execute(stmt)).all()
+                # The cursor stops at the settled horizon: a cancellation that commits later
+                # with a smaller id is not passed over (cloud_api.store.horizon).
+                horizon = await ctx.db.horizon.settled(conn)
+                rows, held = settled_rows((await conn.execute(stmt)).all(), horizon)
             remaining = deadline - loop.time()
             if rows or remaining <= 0 or ctx.gone():
                 return SignalsOut(
@@ -370,7 +374,7 @@ async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
                     ],
                     cursor=rows[-1].id if rows else query.after,
                 )
-            await sub.wait(remaining)
+            await sub.wait(min(remaining, SETTLE_POLL) if held else remaining)
 
 
 @router.post("/worker/tasks", summary="Propose a follow-up task (lands in the backlog)", status=201)

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cloud_api.store.horizon import Horizon
 from cloud_api.store.sqlite_writer import SqliteWriter, ThreadConnection, configure_connection
 
 T = TypeVar("T")
@@ -171,6 +172,8 @@ class Database:
         self.backend: Backend = backend_of(self.url)
         self._publish: Callable[[set[str]], None] | None = None
         self._sqlite: SqliteWriter | None = None
+        #: Where cursor readers of task events stop (cloud_api.store.horizon).
+        self.horizon = Horizon(self.backend)
         if self.backend == "sqlite":
             self.engine = _sqlite_reader(self.url)
             self._sqlite = SqliteWriter(
