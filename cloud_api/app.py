@@ -106,9 +106,9 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
             refusal_delay=settings.login_refusal_seconds,
         )
         passwords = PasswordWork(settings.password_threads)
-        app[SERVICES] = Services(
-            settings, db, hub, Metrics(), reaper, listener, passwords, throttle
-        )
+        metrics = Metrics()
+        metrics.writes_waiting.set_function(lambda: db.writes_waiting)
+        app[SERVICES] = Services(settings, db, hub, metrics, reaper, listener, passwords, throttle)
 
     async def stop(app: web.Application) -> None:
         services = app[SERVICES]

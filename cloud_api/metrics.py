@@ -25,3 +25,8 @@ class Metrics:
             "Workers long-polling for a task right now",
             registry=self.registry,
         )
+        self.writes_waiting = Gauge(
+            "locus_sqlite_writes_waiting",
+            "SQLite write transactions queued behind the one running (0 on PostgreSQL)",
+            registry=self.registry,
+        )
