@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import event
@@ -22,6 +22,7 @@ from tests.support import graphs
 from tests.support.client import Worker
 
 pytestmark = pytest.mark.timeout(300)
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -52,15 +53,16 @@ async def test_concurrent_uploads_in_different_orders_all_succeed(cloud: Cloud) 
 
 class WriterLog:
     """What SQLite's writer thread runs, in order: each statement's first words, and a
-    ``COMMIT`` per transaction. The first commit of a graph chunk waits for :attr:`go`, so
-    the test can queue a heartbeat behind it (an observation hook on the engine's events,
-    not a patched function)."""
+    ``COMMIT`` per transaction. The first commit of a transaction that wrote a table named
+    by :attr:`pause_on` waits for :attr:`go`, so the test can queue a request behind it (an
+    observation hook on the engine's events, not a patched function)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.lines: list[str] = []
-        self.first_chunk = asyncio.Event()
+        self.pause_on: str | None = None  # a table name, or nothing to pause on
+        self.paused = asyncio.Event()
         self.go = threading.Event()
-        self._loop, self._in_graph, self._paused = loop, False, False
+        self._loop, self._in_tx = loop, False
 
     @staticmethod
     def _on_writer() -> bool:
@@ -70,17 +72,17 @@ class WriterLog:
     def statement(self, _conn: Connection, _cursor: Any, sql: str, *_args: Any) -> None:
         if self._on_writer():
             self.lines.append(" ".join(sql.split()[:3]))
-            self._in_graph = self._in_graph or "graph_" in self.lines[-1]
+            pause_on = self.pause_on
+            self._in_tx = self._in_tx or (pause_on is not None and pause_on in self.lines[-1])
 
     def commit(self, _conn: Connection) -> None:
         if not self._on_writer():
             return
         self.lines.append("COMMIT")
-        if self._in_graph and not self._paused:
-            self._paused = True
-            self._loop.call_soon_threadsafe(self.first_chunk.set)
-            assert self.go.wait(120), "the test never let the upload go on"
-        self._in_graph = False
+        if self._in_tx and not self.paused.is_set():
+            self._loop.call_soon_threadsafe(self.paused.set)
+            assert self.go.wait(120), "the test never let the writer go on"
+        self._in_tx = False
 
     def graph_commits(self) -> list[int]:
         """Indexes of the COMMITs of graph chunks."""
@@ -111,20 +113,18 @@ async def test_a_heartbeat_during_a_maximal_upload_runs_between_its_chunks(
     """SQLite: a heartbeat sent while a maximal upload writes is committed right after the
     chunk then being written, not after the whole upload (one transaction held the writer
     6-7 s: issue 15)."""
-    db = cloud.app[SERVICES].db
     worker = await Worker.create(cloud.api, cloud.project_id, "punctual")
     task = {"title": "held", "status": "queued"}
     (await cloud.api.post(f"/projects/{cloud.project_id}/tasks", task)).ok(201)
     claim = (await worker.claim()).ok()
     body = graphs.upload("big")
     before = len(writer_log.lines)  # the claim's own UPDATE tasks is older
+    writer_log.pause_on = "graph_"
     assert graphs.size(body) > 8 * 1024 * 1024  # close to the 10 MiB body limit
     upload = asyncio.create_task(cloud.api.post(f"/projects/{cloud.project_id}/graph", body))
     async with asyncio.timeout(120):
-        await writer_log.first_chunk.wait()  # the writer is committing the first chunk, held
-        heartbeat = asyncio.create_task(worker.heartbeat(claim))
-        while db.writes_waiting < 1:  # the heartbeat queued behind the chunk
-            await asyncio.sleep(0.01)
+        await writer_log.paused.wait()  # the writer is committing the first chunk, held
+    heartbeat = await until_queued(cloud, worker.heartbeat(claim))
     writer_log.go.set()
     beat_reply = (await heartbeat).ok()
     assert beat_reply["cancel"] is False and beat_reply["lease_expires_at"] is not None
@@ -138,3 +138,61 @@ async def test_a_heartbeat_during_a_maximal_upload_runs_between_its_chunks(
         chunks[:3],
         beat,
     )
+
+
+async def until_queued(cloud: Cloud, request: Awaitable[T]) -> asyncio.Task[T]:
+    """Send ``request`` while the writer is held, and return once it waits for the writer."""
+    db = cloud.app[SERVICES].db
+    sent = asyncio.ensure_future(request)
+    async with asyncio.timeout(120):
+        while db.writes_waiting < 1:
+            await asyncio.sleep(0.01)
+    return sent
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("during", ["graph_nodes", "graph_edges"])
+async def test_a_node_deleted_during_an_upload_is_a_409_not_a_500(
+    cloud: Cloud, writer_log: WriterLog, during: str
+) -> None:
+    """A node the upload's edges name is deleted between two of its chunks (after its nodes
+    are written, or between two chunks of edges): the upload answers 409 asking to send it
+    again, never a 500 from the foreign key."""
+    graph = f"/projects/{cloud.project_id}/graph"
+    (await cloud.api.post(graph, {"nodes": [{"kind": "dependency", "key": "x"}]})).ok()
+    (x,) = (await cloud.api.get(graph)).ok()["nodes"]
+    body = graphs.upload("d", 1200, 0)
+    body["edges"] = [
+        {"src": {"kind": n["kind"], "key": n["key"]}, "dst": {"kind": "dependency", "key": "x"},
+         "kind": "uses"}
+        for n in body["nodes"]
+    ]  # fmt: skip
+    writer_log.pause_on = during
+    upload = asyncio.create_task(cloud.api.post(graph, body))
+    async with asyncio.timeout(120):
+        await writer_log.paused.wait()
+    deleting = await until_queued(cloud, cloud.api.delete(f"{graph}/nodes/{x['id']}"))
+    writer_log.go.set()
+    assert (await deleting).status == 204
+    reply = await upload
+    assert reply.status == 409, reply.body
+    assert "send the upload again" in reply.body["detail"]
+    got = (await cloud.api.get(graph)).ok()
+    assert "x" not in {n["key"] for n in got["nodes"]}
+    assert got["edges"] == []
+
+
+async def test_a_node_or_edge_sent_twice_in_one_upload_is_written_once(cloud: Cloud) -> None:
+    """Repeats in one body (the last node's attributes win) are one row each: a multi-row
+    upsert touching one row twice would be an error on PostgreSQL."""
+    graph = f"/projects/{cloud.project_id}/graph"
+    a, b = {"kind": "file", "key": "a.py"}, {"kind": "file", "key": "b.py"}
+    edge = {"src": a, "dst": b, "kind": "imports"}
+    body = {
+        "nodes": [{**a, "attrs": {"v": 1}}, b, {**a, "attrs": {"v": 2}}],
+        "edges": [edge, edge],
+    }
+    assert (await cloud.api.post(graph, body)).ok() == {"nodes": 3, "edges": 2}
+    got = (await cloud.api.get(graph)).ok()
+    assert {n["key"]: n["attrs"] for n in got["nodes"]} == {"a.py": {"v": 2}, "b.py": {}}
+    assert len(got["edges"]) == 1
