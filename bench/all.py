@@ -3,7 +3,9 @@
 Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``), agent
 (``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
-(``python -m bench.flood``), login-flood (``python -m bench.logins``), graph-upload (``python -m bench.graph``), search (``python -m bench.search``) and install
+(``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
+(``python -m bench.streams``), graph-upload (``python -m bench.graph``), search
+(``python -m bench.search``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
 """
@@ -24,6 +26,7 @@ from bench import (
     logins,
     search,
     startup,
+    streams,
     worktrees,
 )
 
@@ -36,6 +39,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "dashboard": dashboard.main,
     "flood": flood.main,
     "logins": logins.main,
+    "streams": streams.main,
     "graph": graph.main,
     "search": search.main,
     "installs": installs.main,
