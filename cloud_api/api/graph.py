@@ -31,7 +31,14 @@ class GraphQuery(Query):
     after: int = Field(0, ge=0, le=MAX_INT)
 
 
-@router.post("/projects/{project_id}/graph", summary="Upsert knowledge-graph nodes and edges")
+# Not ``idempotent``: an Idempotency-Key would make the whole upload one transaction (the key's
+# answer commits with the effect), holding SQLite's writer for seconds again. An upsert needs
+# no key: sending the same upload again is its retry.
+@router.post(
+    "/projects/{project_id}/graph",
+    summary="Upsert knowledge-graph nodes and edges",
+    idempotent=False,
+)
 async def upsert_graph(ctx: Ctx, body: GraphUpsert) -> GraphUpsertOut:
     """Nodes, then edges, each in short transactions (:mod:`cloud_api.store.graph`): every
     check that can refuse the upload runs before the first write."""

@@ -107,12 +107,14 @@ def writer_log() -> Iterator[WriterLog]:
 
 
 @pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
 async def test_a_heartbeat_during_a_maximal_upload_runs_between_its_chunks(
-    cloud: Cloud, writer_log: WriterLog
+    cloud: Cloud, writer_log: WriterLog, keyed: bool
 ) -> None:
     """SQLite: a heartbeat sent while a maximal upload writes is committed right after the
     chunk then being written, not after the whole upload (one transaction held the writer
-    6-7 s: issue 15)."""
+    6-7 s: issue 15). Also with an Idempotency-Key, which elsewhere makes a request's writes
+    one transaction."""
     worker = await Worker.create(cloud.api, cloud.project_id, "punctual")
     task = {"title": "held", "status": "queued"}
     (await cloud.api.post(f"/projects/{cloud.project_id}/tasks", task)).ok(201)
@@ -121,7 +123,10 @@ async def test_a_heartbeat_during_a_maximal_upload_runs_between_its_chunks(
     before = len(writer_log.lines)  # the claim's own UPDATE tasks is older
     writer_log.pause_on = "graph_"
     assert graphs.size(body) > 8 * 1024 * 1024  # close to the 10 MiB body limit
-    upload = asyncio.create_task(cloud.api.post(f"/projects/{cloud.project_id}/graph", body))
+    headers = {"Idempotency-Key": "graph-upload-1"} if keyed else {}
+    upload = asyncio.create_task(
+        cloud.api.post(f"/projects/{cloud.project_id}/graph", body, headers=headers)
+    )
     async with asyncio.timeout(120):
         await writer_log.paused.wait()  # the writer is committing the first chunk, held
     heartbeat = await until_queued(cloud, worker.heartbeat(claim))
