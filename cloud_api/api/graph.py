@@ -32,8 +32,9 @@ class GraphQuery(Query):
 
 
 # Not ``idempotent``: an Idempotency-Key would make the whole upload one transaction (the key's
-# answer commits with the effect), holding SQLite's writer for seconds again. An upsert needs
-# no key: sending the same upload again is its retry.
+# answer commits with the effect), holding SQLite's writer for seconds again, and the node ids
+# read between chunks would miss the uncommitted nodes. An upsert needs no key: sending the
+# same upload again is its retry.
 @router.post(
     "/projects/{project_id}/graph",
     summary="Upsert knowledge-graph nodes and edges",

@@ -127,8 +127,9 @@ async def test_a_heartbeat_during_a_maximal_upload_runs_between_its_chunks(
     upload = asyncio.create_task(
         cloud.api.post(f"/projects/{cloud.project_id}/graph", body, headers=headers)
     )
-    async with asyncio.timeout(120):
-        await writer_log.paused.wait()  # the writer is committing the first chunk, held
+    paused = asyncio.create_task(writer_log.paused.wait())  # the first chunk's commit, held
+    await asyncio.wait([paused, upload], timeout=120, return_when=asyncio.FIRST_COMPLETED)
+    assert paused.done(), f"the upload wrote no chunk: {upload.done() and upload.result()}"
     heartbeat = await until_queued(cloud, worker.heartbeat(claim))
     writer_log.go.set()
     beat_reply = (await heartbeat).ok()
