@@ -197,6 +197,10 @@ async def update_task(ctx: Ctx, body: TaskUpdate) -> TaskOut:
             actor_id=ctx.me.user_id,
             data={"fields": sorted(values)},
         )
+        if updated.status == TaskStatus.QUEUED.value:
+            # Its repository may have changed (other waiters can take it now), and on
+            # PostgreSQL claims passed over the row while this transaction held it.
+            task_store.notify_claimable(tx, updated)
     return task_out(updated)
 
 

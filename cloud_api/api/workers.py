@@ -123,12 +123,17 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
     lease = ctx.services.settings.lease_seconds
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_seconds
-    # Subscribe before looking, so a task queued between the look and the wait still wakes us.
+    # Register before looking, so a task queued between the look and the wait still wakes us.
+    # A queued task wakes one waiter that can take it; leaving without taking it (hung up, or
+    # took another task) passes its wake-up on (dispatch.work_waiters).
     waiting = ctx.services.metrics.waiting
-    with ctx.services.hub.subscribe([f"work:{worker.project_id}"]) as sub:
+    hub = ctx.services.hub
+    with hub.work.waiting(worker.project_id, worker.repositories, body.task_id) as waiter:
         while True:
             touch = ctx.services.should_touch(worker.id)
+            waiter.begin_check()
             row = await claims.claim(ctx.db, worker, lease, touch=touch, task_id=body.task_id)
+            waiter.checked(row.id if row is not None else None)
             if row is not None:
                 ctx.services.metrics.claims.inc()
                 return ClaimOut(
@@ -139,13 +144,13 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
                     lease_seconds=lease,
                 )
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
+            if remaining <= 0 or ctx.gone():
+                return None  # (gone: a request read after shutdown began was never woken)
             # Nothing to take: what this attempt wrote (the worker's last-seen) is not the
             # answer, so it must not hold an Idempotency-Key's transaction while waiting.
             await ctx.db.checkpoint()
             with waiting.track_inprogress():
-                await sub.wait(remaining)
+                await waiter.wait(remaining)
             if ctx.gone():
                 return None  # do not lease a task nobody will receive
 

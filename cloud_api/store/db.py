@@ -19,7 +19,7 @@ transaction, and the owner commits once the answer is known.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -33,6 +33,8 @@ from cloud_api.store.sqlite_writer import SqliteWriter, ThreadConnection, config
 
 T = TypeVar("T")
 NOTIFY_CHANNEL = "locus_events"
+#: PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more.
+NOTIFY_PAYLOAD_BYTES = 7999
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -62,6 +64,22 @@ def backend_of(url: str) -> Backend:
 def asyncpg_dsn(url: str) -> str:
     """The URL as asyncpg itself wants it (for the LISTEN connection)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def notify_payloads(topics: Iterable[str]) -> list[str]:
+    """The topics joined by newlines into as few NOTIFY payloads as fit PostgreSQL's limit
+    (queuing a sprint wakes one waiter per task, hundreds of topics in one transaction)."""
+    payloads: list[str] = []
+    size = NOTIFY_PAYLOAD_BYTES + 1
+    for topic in sorted(topics):
+        length = len(topic.encode())
+        if size + 1 + length > NOTIFY_PAYLOAD_BYTES:
+            payloads.append(topic)
+            size = length
+        else:
+            payloads[-1] += "\n" + topic
+            size += 1 + length
+    return payloads
 
 
 @dataclass
@@ -246,10 +264,10 @@ class Database:
             tx = Tx(conn)
             async with conn.begin():
                 yield tx
-                if tx.topics and self.backend == "postgresql":
+                for payload in notify_payloads(tx.topics):
                     await conn.execute(
                         text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": NOTIFY_CHANNEL, "payload": "\n".join(sorted(tx.topics))},
+                        {"channel": NOTIFY_CHANNEL, "payload": payload},
                     )
 
     @asynccontextmanager
