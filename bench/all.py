@@ -4,7 +4,8 @@ Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``
 (``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
 (``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
-(``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), search (``python -m bench.search``) and install
+(``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), graph-upload
+(``python -m bench.graph``), search (``python -m bench.search``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
 """
@@ -20,6 +21,7 @@ from bench import (
     daemon,
     dashboard,
     flood,
+    graph,
     installs,
     logins,
     rechecks,
@@ -40,6 +42,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "logins": logins.main,
     "streams": streams.main,
     "rechecks": rechecks.main,
+    "graph": graph.main,
     "search": search.main,
     "installs": installs.main,
 }

@@ -107,6 +107,7 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
             refusal_delay=settings.login_refusal_seconds,
         )
         passwords = PasswordWork(settings.password_threads)
+        metrics.writes_waiting.set_function(lambda: db.writes_waiting)
         app[SERVICES] = Services(settings, db, hub, metrics, reaper, listener, passwords, throttle)
 
     async def stop(app: web.Application) -> None:

@@ -25,6 +25,11 @@ class Metrics:
             "Workers long-polling for a task right now",
             registry=self.registry,
         )
+        self.writes_waiting = Gauge(
+            "locus_sqlite_writes_waiting",
+            "SQLite write transactions queued behind the one running (0 on PostgreSQL)",
+            registry=self.registry,
+        )
         self.claim_wakeups = Counter(
             "locus_claim_wakeups",
             "Claim long-polls woken by a queued task (cause: queued), handed a wake-up another"

@@ -188,6 +188,13 @@ class Database:
         """Where SQLite commits deliver their wake-up topics (the in-process hub)."""
         self._publish = publish
 
+    @property
+    def writes_waiting(self) -> int:
+        """SQLite: write transactions queued behind the one the writer runs (0 on PostgreSQL,
+        whose writers do not queue in-process). A long queue means something holds the
+        writer: the ``locus_sqlite_writes_waiting`` gauge."""
+        return self._sqlite.waiting if self._sqlite is not None else 0
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads. On PostgreSQL it runs in autocommit: under READ COMMITTED
