@@ -3,7 +3,9 @@
 For each backend (SQLite, a throwaway PostgreSQL) it starts a real `locus-cloud serve` in its
 own process and measures, in one run:
 
-* pick-up latency of an idle long-polling worker, task created → claim response (p50/p99);
+* pick-up latency of an idle long-polling worker, task created → claim response (p50/p99),
+  alone and among 1,000 idle long-polls of the same project (the ratio of the two, and how
+  many long-polls each task woke);
 * claims per second over HTTP with N racing workers draining a pre-filled queue, next to the
   raw claim rate of the same race straight against the database (the HTTP/raw ratio);
 * double claims, from duplicate responses and from overlapping leases in the timeline.
@@ -36,7 +38,7 @@ from bench.figures import (
     work_directory,
 )
 from bench.overlap import check_claims
-from bench.pickup import measure_pickup
+from bench.pickup import measure_crowd, measure_pickup
 from bench.profiling import sampling
 from bench.report import BackendRun, all_passed, machine, render
 
@@ -53,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=5000, help="queued tasks per drain")
     parser.add_argument("--workers", type=int, default=32, help="racing claimers per drain")
     parser.add_argument("--samples", type=int, default=200, help="pick-up latency samples")
+    parser.add_argument(
+        "--idle", type=int, default=1000, help="idle long-polls around the crowd's pick-ups"
+    )
+    parser.add_argument(
+        "--idle-samples", type=int, default=100, help="pick-up samples among the idle long-polls"
+    )
     parser.add_argument(
         "--idempotency-keys",
         action="store_true",
@@ -74,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     output_flags(parser, "logs, db")
     args = parser.parse_args(argv)
-    at_least_one(parser, args, "tasks", "workers", "samples")
+    at_least_one(parser, args, "tasks", "workers", "samples", "idle", "idle_samples")
     return args
 
 
@@ -100,7 +108,11 @@ async def run_backend(backend: Backend, args: argparse.Namespace, workdir: Path)
             progress(f"{backend}: checking for double claims")
             http_check = await check_claims(cloud.db, http_ids, http.claims, args.lease_seconds)
             raw_check = await check_claims(cloud.db, raw_ids, raw.claims, args.lease_seconds)
-    return BackendRun(backend, pickup, http, raw, http_check, raw_check)
+            progress(
+                f"{backend}: pick-up among {args.idle} idle long-polls, {args.idle_samples} samples"
+            )
+            crowd = await measure_crowd(cloud, session, args.idle, args.idle_samples)
+    return BackendRun(backend, pickup, crowd, http, raw, http_check, raw_check)
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[BackendRun]]:

@@ -1,12 +1,16 @@
-"""What re-authorising open event streams costs: ``.venv/bin/python -m bench.streams [--json]``.
+"""Event streams under concurrent writers: ``.venv/bin/python -m bench.streams [--json] [--quick]``.
 
-A real `locus-cloud serve` (SQLite, its own process) holds ``--streams`` (500) open
-`GET /projects/{id}/events/stream` connections of one user while a task is created every
-``--interval`` seconds, so every stream also delivers events. It runs twice: with re-checks
-effectively off (``sse_recheck_seconds`` an hour, its maximum: the baseline) and with the default (every
-5 s, each stream re-reads its caller's token and membership). Figures per run: the server's CPU
-seconds per wall second, events delivered per stream (the same in both runs, or the streams
-lost some), and the ratio of the two runs' server CPU — what issue 15's re-check costs.
+A real `locus-cloud serve` (its own process) per backend, one project event stream open
+(SSE). Writers post comments back to back, each on its own connection; for every comment the
+clock runs from just before its POST is sent to the moment the stream delivered its frame.
+*Quiet* blocks have one writer, *busy* blocks ``--writers`` (8); they alternate, so a change in
+the machine's load hits both. On PostgreSQL a stream hands out an event only once no
+transaction that may hold a smaller id is still open (the settled horizon,
+``cloud_api/store/horizon.py``): under many writers that holds events back for as long as
+the writes in flight at their commit take. Figures: delivery p50/p95 per block kind, the
+busy ÷ quiet p95 ratio, the POST round trip alone (the baseline: delivery cannot beat it),
+and on PostgreSQL the cost of one stream read, in process: the horizon's two statements plus
+the batch query against the batch query alone, alternated, as a ratio.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ import contextlib
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 
-from bench.cloud import cpu_seconds, running_cloud
-from bench.daemon import workdir
+from bench.cloud import Backend, Cloud, running_cloud
+from bench.daemon import Latencies, workdir
 from bench.figures import (
     Figure,
     cancelled_on_sigterm,
-    environment,
     finish,
     machine,
     output_flags,
@@ -36,104 +41,167 @@ from bench.figures import (
     table,
     work_directory,
 )
+from cloud_api.store.db import Database
+from cloud_api.store.tables import task_events
+from tests.support.client import Api
 
-RUNS = {
-    "recheck off": {"LOCUS_CLOUD_SSE_RECHECK_SECONDS": "3600"},
-    "recheck 5 s": {},
+SIZES: dict[str, tuple[float, float]] = {
+    "seconds": (4.0, 1.5),
+    "blocks": (3, 1),
+    "reads": (500, 100),
 }
+TASKS = 8
 
 
-async def _follow(
-    http: aiohttp.ClientSession, url: str, token: str, opened: asyncio.Event, counts: list[int]
+@dataclass
+class Block:
+    delivery: Latencies = field(default_factory=Latencies)
+    posts: Latencies = field(default_factory=Latencies)
+
+
+@dataclass
+class Clock:
+    sent: dict[int, float] = field(default_factory=dict)
+    received: dict[int, float] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _follow(http: aiohttp.ClientSession, cloud: Cloud, clock: Clock) -> None:
+    """Reads the project stream; stamps each frame's id as it arrives."""
+    headers = {"Authorization": f"Bearer {cloud.admin_token}"}
+    url = f"{cloud.url}/api/v1/projects/{cloud.project_id}/events/stream"
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with http.get(url, headers=headers, timeout=timeout) as response:
+        async for raw in response.content:
+            if raw.startswith(b"id: "):
+                clock.received[int(raw[4:])] = time.perf_counter()
+                clock.arrived.set()
+
+
+async def _write(
+    api: Api, tasks: list[int], seconds: float, clock: Clock, into: Block, offset: int
 ) -> None:
-    """One stream: count the events it delivers (``id:`` lines) until cancelled."""
-    headers = {"Authorization": f"Bearer {token}"}
-    async with http.get(url, headers=headers) as reply:
-        reply.raise_for_status()
-        counts.append(0)
-        slot = len(counts) - 1
-        opened.set()
-        async for line in reply.content:
-            if line.startswith(b"id:"):
-                counts[slot] += 1
+    started = time.perf_counter()
+    n = offset
+    while time.perf_counter() - started < seconds:
+        n += 1
+        t0 = time.perf_counter()
+        event = (await api.post(f"/tasks/{tasks[n % len(tasks)]}/comments", {"body": "c"})).ok(201)
+        into.posts.samples_ms.append((time.perf_counter() - t0) * 1000)
+        clock.sent[event["id"]] = t0
 
 
-async def measure_one(args: argparse.Namespace, name: str, env: dict[str, str]) -> list[Figure]:
-    counts: list[int] = []
-    with environment(env), work_directory(workdir(f"streams-{_key(name)}"), args.keep) as where:
-        async with (
-            running_cloud("sqlite", where, lease_seconds=600.0) as cloud,
-            aiohttp.ClientSession() as session,
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
-        ):
-            admin = cloud.admin(session)
-            stream = f"{cloud.url}/api/v1/projects/{cloud.project_id}/events/stream"
-            progress(f"{name}: opening {args.streams} streams")
-            followers = []
-            for _ in range(args.streams):
-                opened = asyncio.Event()
-                followers.append(
-                    asyncio.create_task(_follow(http, stream, cloud.admin_token, opened, counts))
-                )
-                await opened.wait()
-            progress(f"{name}: {args.seconds:g} s with a task every {args.interval:g} s")
-            before, started = cpu_seconds(cloud), time.perf_counter()
-            created = 0
-            while time.perf_counter() - started < args.seconds:
-                body = {"title": f"event {created}"}
-                (await admin.post(f"/projects/{cloud.project_id}/tasks", body)).ok(201)
-                created += 1
-                await asyncio.sleep(args.interval)
-            await asyncio.sleep(1.0)  # let the last event reach every stream
-            elapsed = time.perf_counter() - started
-            after = cpu_seconds(cloud)
-            for follower in followers:
-                follower.cancel()
-            await asyncio.gather(*followers, return_exceptions=True)
-    server = (after["server"] - before["server"]) / elapsed
-    delivered = min(counts) if counts else 0
-    return [
-        Figure(name, f"{_key(name)}_server_cpu", "server CPU per second", server, "s", "", None),
-        Figure(name, f"{_key(name)}_events_min", "events delivered, least per stream",
-               delivered, "", f"= {created}", delivered == created),
+async def _block(
+    api: Api, tasks: list[int], seconds: float, writers: int, clock: Clock, into: Block
+) -> None:
+    before = set(clock.sent)
+    await asyncio.gather(*(_write(api, tasks, seconds, clock, into, w) for w in range(writers)))
+    mine = set(clock.sent) - before
+    async with asyncio.timeout(60):  # every frame arrives; this only bounds a broken stream
+        while True:
+            clock.arrived.clear()
+            if mine <= clock.received.keys():
+                break
+            await clock.arrived.wait()
+    into.delivery.samples_ms += [(clock.received[i] - clock.sent[i]) * 1000 for i in mine]
+
+
+async def _read_cost(db_url: str, reads: int) -> tuple[float, float]:
+    """ms per stream read: (batch query alone, horizon + batch query), alternated."""
+    db = Database(db_url)
+    query = select(task_events).where(task_events.c.id > 0).order_by(task_events.c.id).limit(500)
+    alone: list[float] = []
+    bounded: list[float] = []
+    try:
+        for _ in range(reads):
+            for into, horizon in ((alone, False), (bounded, True)):
+                t0 = time.perf_counter()
+                async with db.read() as conn:
+                    if horizon:
+                        await db.horizon.settled(conn)
+                    (await conn.execute(query)).all()
+                into.append((time.perf_counter() - t0) * 1000)
+    finally:
+        await db.close()
+    return sorted(alone)[len(alone) // 2], sorted(bounded)[len(bounded) // 2]
+
+
+async def measure(args: argparse.Namespace, backend: Backend) -> list[Figure]:
+    quiet, busy = Block(), Block()
+    clock = Clock()
+    with work_directory(workdir(f"streams-{backend}"), args.keep) as where:
+        async with running_cloud(backend, where, lease_seconds=600.0) as cloud:
+            unlimited = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=unlimited) as http:
+                admin = cloud.admin(http)
+                path = f"/projects/{cloud.project_id}/tasks"
+                tasks = [
+                    (await admin.post(path, {"title": f"t{i}"})).ok(201)["id"] for i in range(TASKS)
+                ]
+                follower = asyncio.create_task(_follow(http, cloud, clock))
+                try:
+                    for block in range(args.blocks):
+                        progress(f"{backend}: quiet/busy block pair {block + 1} of {args.blocks}")
+                        await _block(admin, tasks, args.seconds, 1, clock, quiet)
+                        await _block(admin, tasks, args.seconds, args.writers, clock, busy)
+                finally:
+                    follower.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await follower
+            cost = await _read_cost(cloud.db_url, args.reads) if backend == "postgresql" else None
+    q, b = quiet.delivery, busy.delivery
+    figures = [
+        Figure(backend, f"{backend}_quiet_post_p50_ms", "POST comment, quiet p50", quiet.posts.p50, "ms", "", None),
+        Figure(backend, f"{backend}_post_p50_ms", "POST comment, busy p50", busy.posts.p50, "ms", "", None),
+        Figure(backend, f"{backend}_quiet_p50_ms", "delivery, quiet p50", q.p50, "ms", "", None),
+        Figure(backend, f"{backend}_quiet_p95_ms", "delivery, quiet p95", q.p95, "ms", "", None),
+        Figure(backend, f"{backend}_busy_p50_ms", "delivery, busy p50", b.p50, "ms", "", None),
+        Figure(backend, f"{backend}_busy_p95_ms", "delivery, busy p95", b.p95, "ms", "", None),
+        Figure(backend, f"{backend}_ratio_p95", "ratio busy / quiet, p95", b.p95 / q.p95, "x", "", None),
+        Figure(backend, f"{backend}_events", "comments delivered", len(q.samples_ms) + len(b.samples_ms), "", "", None),
     ]  # fmt: skip
-
-
-def _key(name: str) -> str:
-    return name.replace(" ", "_")
+    if cost is not None:
+        alone, bounded = cost
+        figures += [
+            Figure(backend, f"{backend}_read_ms", "stream read, query alone p50", alone, "ms", "", None),
+            Figure(backend, f"{backend}_read_horizon_ms", "stream read, horizon + query p50", bounded, "ms", "", None),
+            Figure(backend, f"{backend}_read_ratio", "ratio horizon + query / query", bounded / alone, "x", "", None),
+        ]  # fmt: skip
+    return figures
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = parser_for("python -m bench.streams", __doc__)
-    parser.add_argument("--streams", type=int, default=500, help="open event streams")
-    parser.add_argument("--seconds", type=float, default=30.0, help="measured time per run")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between events")
+    parser.add_argument("--seconds", type=float, help="length of one block (4)")
+    parser.add_argument("--blocks", type=int, help="quiet/busy block pairs per backend (3)")
+    parser.add_argument("--reads", type=int, help="stream reads timed each way (500)")
+    parser.add_argument("--writers", type=int, default=8, help="writers in a busy block")
+    parser.add_argument("--quick", action="store_true", help="1 block pair of 1.5 s")
     output_flags(parser)
     args = parser.parse_args(argv)
-    if args.streams < 1 or args.seconds <= 0 or args.interval <= 0:
-        parser.error("--streams must be at least 1, --seconds and --interval above 0")
+    for name, (full, quick) in SIZES.items():
+        if getattr(args, name) is None:
+            kind = float if name == "seconds" else int
+            setattr(args, name, kind(quick if args.quick else full))
+    if args.seconds <= 0 or args.blocks < 1 or args.writers < 1 or args.reads < 1:
+        parser.error("--seconds must be > 0; --blocks, --writers and --reads at least 1")
     return args
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     info = machine()
-    figures: list[Figure] = []
     with cancelled_on_sigterm():
-        for name, env in RUNS.items():
-            figures += await measure_one(args, name, env)
-    off, on = (f.value for f in figures if f.key.endswith("_server_cpu"))
-    figures.append(
-        Figure("ratio", "recheck_cpu_ratio", "server CPU, recheck 5 s ÷ off", on / off, "x", "",
-               None)
-    )  # fmt: skip
+        figures = await measure(args, "sqlite")
+        figures += await measure(args, "postgresql")
     return result_of(info, args, figures, started, notes=[])
 
 
 def render(result: dict[str, Any]) -> str:
     info = result["machine"]
     return table(
-        f"Locus cloud with open event streams — {info['cpus']} CPUs, Python {info['python']}",
+        f"Locus event streams under concurrent writers — {info['cpus']} CPUs, "
+        f"Python {info['python']}",
         result,
         [json.dumps(result["args"])],
         group="run",

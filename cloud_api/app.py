@@ -76,7 +76,8 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
 
     async def start(app: web.Application) -> None:
         db = Database(settings.db)
-        hub = Hub()
+        metrics = Metrics()
+        hub = Hub(metrics.claim_woken)
         if migrate if migrate is not None else db.backend == "sqlite":
             await upgrade(db)
         revision = await current_revision(db)
@@ -106,9 +107,8 @@ def create_app(settings: CloudSettings, *, migrate: bool | None = None) -> web.A
             refusal_delay=settings.login_refusal_seconds,
         )
         passwords = PasswordWork(settings.password_threads)
-        app[SERVICES] = Services(
-            settings, db, hub, Metrics(), reaper, listener, passwords, throttle
-        )
+        metrics.writes_waiting.set_function(lambda: db.writes_waiting)
+        app[SERVICES] = Services(settings, db, hub, metrics, reaper, listener, passwords, throttle)
 
     async def stop(app: web.Application) -> None:
         services = app[SERVICES]

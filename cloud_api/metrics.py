@@ -25,3 +25,19 @@ class Metrics:
             "Workers long-polling for a task right now",
             registry=self.registry,
         )
+        self.writes_waiting = Gauge(
+            "locus_sqlite_writes_waiting",
+            "SQLite write transactions queued behind the one running (0 on PostgreSQL)",
+            registry=self.registry,
+        )
+        self.claim_wakeups = Counter(
+            "locus_claim_wakeups",
+            "Claim long-polls woken by a queued task (cause: queued), handed a wake-up another"
+            " waiter left unused (passed), or all woken to look again (all: a lost LISTEN"
+            " connection, shutdown)",
+            ["cause"],
+            registry=self.registry,
+        )
+
+    def claim_woken(self, cause: str) -> None:
+        self.claim_wakeups.labels(cause).inc()

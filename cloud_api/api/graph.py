@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pydantic import Field
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from cloud_api.api.context import Ctx
-from cloud_api.api.errors import field_problem, not_found
+from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
 from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Action
 from cloud_api.schemas.common import MAX_INT, Query
@@ -18,9 +19,8 @@ from cloud_api.schemas.graph import (
     NodeKind,
     NodeOut,
 )
+from cloud_api.store import graph as store
 from cloud_api.store.tables import graph_edges, graph_nodes
-from cloud_api.store.types import db_now
-from cloud_api.store.upsert import insert_for
 
 router = Router("graph")
 
@@ -31,54 +31,54 @@ class GraphQuery(Query):
     after: int = Field(0, ge=0, le=MAX_INT)
 
 
-@router.post("/projects/{project_id}/graph", summary="Upsert knowledge-graph nodes and edges")
+# Not ``idempotent``: an Idempotency-Key would make the whole upload one transaction (the key's
+# answer commits with the effect), holding SQLite's writer for seconds again, and the node ids
+# read between chunks would miss the uncommitted nodes. An upsert needs no key: sending the
+# same upload again is its retry.
+@router.post(
+    "/projects/{project_id}/graph",
+    summary="Upsert knowledge-graph nodes and edges",
+    idempotent=False,
+)
 async def upsert_graph(ctx: Ctx, body: GraphUpsert) -> GraphUpsertOut:
+    """Nodes, then edges, each in short transactions (:mod:`cloud_api.store.graph`): every
+    check that can refuse the upload runs before the first write."""
     project_id = ctx.path_id("project_id")
     await ctx.require(project_id, Action.WRITE_GRAPH)
-    refs = {(n.kind, n.key) for n in body.nodes}
-    refs |= {(ref.kind, ref.key) for edge in body.edges for ref in (edge.src, edge.dst)}
-    async with ctx.db.write() as tx:
-        for node in body.nodes:
-            stmt = insert_for(ctx.db.backend, graph_nodes).values(
-                project_id=project_id, kind=node.kind, key=node.key, attrs=node.attrs
-            )
-            await tx.conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[
-                        graph_nodes.c.project_id,
-                        graph_nodes.c.kind,
-                        graph_nodes.c.key,
-                    ],
-                    set_={"attrs": node.attrs, "updated_at": db_now()},
+    nodes = {(n.kind, n.key): n.attrs for n in body.nodes}  # a repeated node: the last wins
+    ends = [((e.src.kind, e.src.key), (e.dst.kind, e.dst.key)) for e in body.edges]
+    known = await store.node_ids(
+        ctx.db, project_id, {ref for pair in ends for ref in pair if ref not in nodes}
+    )
+    for i, pair in enumerate(ends):
+        for end, ref in zip(("src", "dst"), pair, strict=True):
+            if ref not in nodes and ref not in known:
+                raise field_problem(
+                    "body",
+                    f"edges.{i}.{end}",
+                    f"no node {ref[0]}:{ref[1]}",
+                    "send the node in 'nodes' too",
                 )
-            )
-        ids: dict[tuple[str, str], int] = {}
-        wanted = sorted(refs)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = await tx.conn.execute(
-                select(graph_nodes.c.id, graph_nodes.c.kind, graph_nodes.c.key).where(
-                    graph_nodes.c.project_id == project_id,
-                    tuple_(graph_nodes.c.kind, graph_nodes.c.key).in_(chunk),
-                )
-            )
-            ids.update({(r.kind, r.key): r.id for r in rows})
-        for i, edge in enumerate(body.edges):
-            src, dst = (edge.src.kind, edge.src.key), (edge.dst.kind, edge.dst.key)
-            for end, ref in (("src", src), ("dst", dst)):
-                if ref not in ids:
-                    raise field_problem(
-                        "body",
-                        f"edges.{i}.{end}",
-                        f"no node {ref[0]}:{ref[1]}",
-                        "send the node in 'nodes' too",
-                    )
-            await tx.conn.execute(
-                insert_for(ctx.db.backend, graph_edges)
-                .values(project_id=project_id, src_id=ids[src], dst_id=ids[dst], kind=edge.kind)
-                .on_conflict_do_nothing()
-            )
+    await store.upsert_nodes(ctx.db, project_id, nodes)
+    ids = await store.node_ids(ctx.db, project_id, [*nodes, *known])
+    if len(ids) < len(nodes) + len(known):
+        raise _deleted_meanwhile()
+    try:
+        await store.insert_edges(
+            ctx.db,
+            project_id,
+            ((ids[src], ids[dst], e.kind) for (src, dst), e in zip(ends, body.edges, strict=True)),
+        )
+    except IntegrityError:
+        raise _deleted_meanwhile() from None
     return GraphUpsertOut(nodes=len(body.nodes), edges=len(body.edges))
+
+
+def _deleted_meanwhile() -> ApiError:
+    return conflict(
+        "a node this upload names was deleted while it was being written; send the upload "
+        "again (it is an upsert: what was written already is not duplicated)"
+    )
 
 
 @router.get("/projects/{project_id}/graph", summary="The project's knowledge graph")

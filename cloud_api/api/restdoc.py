@@ -96,7 +96,9 @@ def render(doc: dict[str, Any]) -> str:
         " gets the first response (header `Idempotent-Replayed: true`), never a second effect,"
         " even across a crash (the answer commits with the effect). The key is 1 to 255"
         " printable ASCII characters (a UUID fits); another is a 400. `POST /auth/login` takes"
-        " none: its answer is a secret, never stored, and a second login has no lasting effect.",
+        " none: its answer is a secret, never stored, and a second login has no lasting effect;"
+        " nor does `POST /projects/{project_id}/graph`, an upsert written in short transactions:"
+        " sending it again is its retry.",
         "- Bodies are JSON, sent with `Content-Type: application/json` (or a `+json` type);"
         " another content type is a 415.",
         "- Event streams (`…/events/stream`) end when the caller loses access (checked every"

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, func, select, update
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
@@ -197,6 +197,10 @@ async def update_task(ctx: Ctx, body: TaskUpdate) -> TaskOut:
             actor_id=ctx.me.user_id,
             data={"fields": sorted(values)},
         )
+        if updated.status == TaskStatus.QUEUED.value:
+            # Its repository may have changed (other waiters can take it now), and on
+            # PostgreSQL claims passed over the row while this transaction held it.
+            task_store.notify_claimable(tx, updated)
     return task_out(updated)
 
 
@@ -307,6 +311,12 @@ async def list_events(ctx: Ctx, query: EventQuery) -> Page[EventOut]:
     stmt = select(task_events).where(task_events.c.task_id == task_id)
     if query.kind:
         stmt = stmt.where(task_events.c.kind == query.kind)
+    # Pages end at the settled horizon, so ?after= polling never skips an event that commits
+    # later (cloud_api.store.horizon).
+    newest = select(func.max(task_events.c.id)).where(task_events.c.task_id == task_id)
+    horizon = await ctx.db.horizon.covering(ctx.db.read, newest)
+    if horizon is not None:
+        stmt = stmt.where(task_events.c.id <= horizon)
     async with ctx.db.read() as conn:
         return await page(conn, stmt, task_events.c.id, query, EventOut)
 

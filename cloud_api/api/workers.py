@@ -38,6 +38,7 @@ from cloud_api.schemas.workers import (
 )
 from cloud_api.store import tasks as task_store
 from cloud_api.store.db import Tx
+from cloud_api.store.horizon import SETTLE_POLL, settled_rows
 from cloud_api.store.tables import artifacts, blobs, projects, task_events, tasks, workers
 from cloud_api.store.types import db_now
 from cloud_api.store.upsert import insert_for
@@ -123,12 +124,17 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
     lease = ctx.services.settings.lease_seconds
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_seconds
-    # Subscribe before looking, so a task queued between the look and the wait still wakes us.
+    # Register before looking, so a task queued between the look and the wait still wakes us.
+    # A queued task wakes one waiter that can take it; leaving without taking it (hung up, or
+    # took another task) passes its wake-up on (dispatch.work_waiters).
     waiting = ctx.services.metrics.waiting
-    with ctx.services.hub.subscribe([f"work:{worker.project_id}"]) as sub:
+    hub = ctx.services.hub
+    with hub.work.waiting(worker.project_id, worker.repositories, body.task_id) as waiter:
         while True:
             touch = ctx.services.should_touch(worker.id)
+            waiter.begin_check()
             row = await claims.claim(ctx.db, worker, lease, touch=touch, task_id=body.task_id)
+            waiter.checked(row.id if row is not None else None)
             if row is not None:
                 ctx.services.metrics.claims.inc()
                 return ClaimOut(
@@ -139,13 +145,13 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
                     lease_seconds=lease,
                 )
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
+            if remaining <= 0 or ctx.gone():
+                return None  # (gone: a request read after shutdown began was never woken)
             # Nothing to take: what this attempt wrote (the worker's last-seen) is not the
             # answer, so it must not hold an Idempotency-Key's transaction while waiting.
             await ctx.db.checkpoint()
             with waiting.track_inprogress():
-                await sub.wait(remaining)
+                await waiter.wait(remaining)
             if ctx.gone():
                 return None  # do not lease a task nobody will receive
 
@@ -355,7 +361,10 @@ async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
     with ctx.services.hub.subscribe([f"worker:{worker.id}"]) as sub:
         while True:
             async with ctx.db.read() as conn:
-                rows = (await conn.execute(stmt)).all()
+                # The cursor stops at the settled horizon: a cancellation that commits later
+                # with a smaller id is not passed over (cloud_api.store.horizon).
+                horizon = await ctx.db.horizon.settled(conn)
+                rows, held = settled_rows((await conn.execute(stmt)).all(), horizon)
             remaining = deadline - loop.time()
             if rows or remaining <= 0 or ctx.gone():
                 return SignalsOut(
@@ -365,7 +374,7 @@ async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
                     ],
                     cursor=rows[-1].id if rows else query.after,
                 )
-            await sub.wait(remaining)
+            await sub.wait(min(remaining, SETTLE_POLL) if held else remaining)
 
 
 @router.post("/worker/tasks", summary="Propose a follow-up task (lands in the backlog)", status=201)

@@ -1,7 +1,8 @@
 """Wake-ups: a waiter subscribes to topics, then checks the database, then waits.
 
 Subscribing *before* checking means a publish that lands between the check and the wait is
-never lost. Topics are plain strings: ``work:<project>`` (a task became claimable),
+never lost. Topics are plain strings: ``work:<project>:<task>:<repository>`` (a task became
+claimable: it wakes one waiter that can take it, see :mod:`cloud_api.dispatch.work_waiters`),
 ``task:<id>`` / ``project:<id>`` (timeline grew), ``worker:<id>`` (a signal for one worker).
 
 On PostgreSQL every replica LISTENs on one channel, and writers ``pg_notify`` it on commit
@@ -18,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from cloud_api.dispatch.work_waiters import WorkWaiters, parse_work_topic
 from cloud_api.store.db import NOTIFY_CHANNEL, Database, asyncpg_dsn
 
 log = logging.getLogger("cloud_api.wakeups")
@@ -44,9 +46,11 @@ class Subscription:
 
 
 class Hub:
-    """In-process fan-out of topics to subscriptions."""
+    """In-process fan-out of topics to subscriptions; work tokens go to the claim waiters."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_wake: Callable[[str], None] | None = None) -> None:
+        #: The claim long-polls; ``on_wake`` counts the waiters a task woke (metrics).
+        self.work = WorkWaiters(on_wake)
         self._subs: defaultdict[str, set[Subscription]] = defaultdict(set)
         #: Publishes per topic so far: lets a waiter tell whether a read began after its wake.
         self._published: defaultdict[str, int] = defaultdict(int)
@@ -95,6 +99,10 @@ class Hub:
 
     def publish(self, topics: Iterable[str]) -> None:
         for topic in topics:
+            token = parse_work_topic(topic)
+            if token is not None:
+                self.work.dispatch(token)
+                continue
             if topic in self._subs:
                 self._published[topic] += 1
             for sub in self._subs.get(topic, ()):
@@ -103,6 +111,7 @@ class Hub:
     def wake_all(self) -> None:
         """Wake every waiter so it re-checks the database (after a lost LISTEN connection)."""
         self.publish(list(self._subs))
+        self.work.wake_all()
 
 
 class PgListener:

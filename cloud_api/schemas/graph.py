@@ -37,6 +37,13 @@ class EdgeIn(Body):
 
 
 class GraphUpsert(Body):
+    """Nodes are added or their attributes replaced; edges are added if new. An edge's ends
+    must be in `nodes` or already in the graph (else 422, nothing written). The upload is
+    written in chunks of 500 rows, each committed by itself: readers may see part of it while
+    it runs, and if the answer is lost part may be written. Send the same upload again: it is
+    an upsert, so it completes without duplicates (so does a 409, a node deleted meanwhile).
+    `Idempotency-Key` is not taken here: it would make the upload one long transaction."""
+
     nodes: list[NodeIn] = Field(default_factory=list, max_length=5000)
     edges: list[EdgeIn] = Field(default_factory=list, max_length=20000)
 

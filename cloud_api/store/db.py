@@ -19,7 +19,7 @@ transaction, and the owner commits once the answer is known.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -29,10 +29,13 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cloud_api.store.horizon import Horizon
 from cloud_api.store.sqlite_writer import SqliteWriter, ThreadConnection, configure_connection
 
 T = TypeVar("T")
 NOTIFY_CHANNEL = "locus_events"
+#: PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more.
+NOTIFY_PAYLOAD_BYTES = 7999
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -62,6 +65,22 @@ def backend_of(url: str) -> Backend:
 def asyncpg_dsn(url: str) -> str:
     """The URL as asyncpg itself wants it (for the LISTEN connection)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def notify_payloads(topics: Iterable[str]) -> list[str]:
+    """The topics joined by newlines into as few NOTIFY payloads as fit PostgreSQL's limit
+    (queuing a sprint wakes one waiter per task, hundreds of topics in one transaction)."""
+    payloads: list[str] = []
+    size = NOTIFY_PAYLOAD_BYTES + 1
+    for topic in sorted(topics):
+        length = len(topic.encode())
+        if size + 1 + length > NOTIFY_PAYLOAD_BYTES:
+            payloads.append(topic)
+            size = length
+        else:
+            payloads[-1] += "\n" + topic
+            size += 1 + length
+    return payloads
 
 
 @dataclass
@@ -153,6 +172,8 @@ class Database:
         self.backend: Backend = backend_of(self.url)
         self._publish: Callable[[set[str]], None] | None = None
         self._sqlite: SqliteWriter | None = None
+        #: Where cursor readers of task events stop (cloud_api.store.horizon).
+        self.horizon = Horizon(self.backend)
         if self.backend == "sqlite":
             self.engine = _sqlite_reader(self.url)
             self._sqlite = SqliteWriter(
@@ -166,6 +187,13 @@ class Database:
     def on_commit(self, publish: Callable[[set[str]], None]) -> None:
         """Where SQLite commits deliver their wake-up topics (the in-process hub)."""
         self._publish = publish
+
+    @property
+    def writes_waiting(self) -> int:
+        """SQLite: write transactions queued behind the one the writer runs (0 on PostgreSQL,
+        whose writers do not queue in-process). A long queue means something holds the
+        writer: the ``locus_sqlite_writes_waiting`` gauge."""
+        return self._sqlite.waiting if self._sqlite is not None else 0
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -239,10 +267,10 @@ class Database:
             tx = Tx(conn)
             async with conn.begin():
                 yield tx
-                if tx.topics and self.backend == "postgresql":
+                for payload in notify_payloads(tx.topics):
                     await conn.execute(
                         text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": NOTIFY_CHANNEL, "payload": "\n".join(sorted(tx.topics))},
+                        {"channel": NOTIFY_CHANNEL, "payload": payload},
                     )
 
     @asynccontextmanager

@@ -112,6 +112,8 @@ class SqliteWriter:
         event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="locus-sqlite-writer")
         self._lock: asyncio.Lock | None = None
+        #: Write transactions queued for the writer right now (not counting the one it runs).
+        self.waiting = 0
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -122,7 +124,12 @@ class SqliteWriter:
         connection. Committed when the block ends, rolled back if it raises."""
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             conn = ThreadConnection(self)
             try:
                 yield conn
@@ -132,6 +139,8 @@ class SqliteWriter:
                 await asyncio.shield(self.call(conn.finish, False))
                 raise
             await self.call(conn.finish, True)
+        finally:
+            self._lock.release()
 
     async def run_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one transaction on the writer thread (e.g. Alembic migrations)."""

@@ -167,6 +167,8 @@ Index(
     tasks.c.id,
 )
 
+# On PostgreSQL the id's default is locus_event_id() (migration 0004): the transaction's xid
+# first, then nextval — what the settled horizon of cursor readers relies on (store/horizon.py).
 task_events = Table(
     "task_events",
     metadata,

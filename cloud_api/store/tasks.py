@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Row, select, update
 
+from cloud_api.dispatch.work_waiters import work_topic
 from cloud_api.domain.states import HELD, Actor, TaskStatus, check_transition
 from cloud_api.store.db import Tx
 from cloud_api.store.tables import task_events, tasks
@@ -73,6 +74,11 @@ async def add_event(
     return int(result.scalar_one())
 
 
+def notify_claimable(tx: Tx, task: Row[Any]) -> None:
+    """Once ``tx`` commits, wake one claim long-poll that can take ``task`` (now queued)."""
+    tx.notify(work_topic(task.project_id, task.id, task.repository))
+
+
 async def create(
     tx: Tx,
     project_id: int,
@@ -93,7 +99,7 @@ async def create(
     ).one()
     await add_event(tx, row, "created", actor, actor_id=actor_id, to_status=row.status, data=data)
     if queued:
-        tx.notify(f"work:{project_id}")
+        notify_claimable(tx, row)
     return row
 
 
@@ -148,7 +154,7 @@ async def transition(
         data=data,
     )
     if target is TaskStatus.QUEUED:
-        tx.notify(f"work:{task.project_id}")
+        notify_claimable(tx, updated)
     if holder is not None and target is TaskStatus.CANCELLED:
         tx.notify(f"worker:{holder}")
     return updated

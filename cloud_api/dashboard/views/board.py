@@ -72,6 +72,9 @@ async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[s
     query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
     stmt = select_tasks(project_id, query).order_by(tasks.c.priority.desc(), tasks.c.id)
     async with visitor.ctx.db.read() as conn:
+        # The live stream starts at the settled horizon, read before the cards: every event
+        # at or below it shows in them; one above may be streamed again (a card refetched).
+        horizon = await visitor.ctx.db.horizon.settled(conn)
         rows = (await conn.execute(stmt)).all()
         latest = (
             await conn.execute(
@@ -83,7 +86,8 @@ async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[s
     by_status: dict[str, list[Any]] = {s.value: [] for s in TaskStatus}
     for row in rows:
         by_status[row.status].append(row)
-    return {"by_status": by_status, "moves": CARD_MOVES, "after": latest or 0}
+    after = (latest or 0) if horizon is None else min(latest or 0, horizon)
+    return {"by_status": by_status, "moves": CARD_MOVES, "after": after}
 
 
 @routes.get("/projects/{project_id}", name="dashboard.board")

@@ -61,3 +61,53 @@ async def test_task_created_on_b_wakes_worker_waiting_on_a(
         (await admin_b.post(f"/tasks/{claim['task']['id']}/cancel")).ok()
         got = (await asyncio.wait_for(signal, 60)).ok()
         assert [c["task_id"] for c in got["cancellations"]] == [claim["task"]["id"]]
+
+
+async def test_a_burst_queued_on_b_is_picked_up_by_waiters_on_both_replicas(
+    replicas: tuple[str, str], pg_template: Template
+) -> None:
+    """Each replica wakes one of its own waiters per task (the NOTIFY reaches both); a burst
+    queued in one transaction on B is all taken, and no long-poll runs out (a lost wake-up)."""
+    url_a, url_b = replicas
+    token, pid = pg_template.first_start.token, pg_template.first_start.project_id
+    async with aiohttp.ClientSession() as session:
+        admin_a, admin_b = Api(session, url_a, token), Api(session, url_b, token)
+        sprint = (await admin_b.post(f"/projects/{pid}/sprints", {"name": "s"})).ok(201)["id"]
+        ids = [
+            (
+                await admin_b.post(
+                    f"/projects/{pid}/tasks", {"title": f"t{i}", "sprint_id": sprint}
+                )
+            ).ok(201)["id"]
+            for i in range(60)
+        ]
+        workers = [
+            await Worker.create(admin, pid, f"{side}-{i}")
+            for side, admin in (("a", admin_a), ("b", admin_b))
+            for i in range(3)
+        ]
+        claimed: list[int] = []
+        timed_out: list[int | None] = []
+        done = asyncio.Event()
+
+        async def work(worker: Worker) -> None:
+            while not done.is_set():
+                reply = await worker.claim(wait=30)
+                if reply.status == 204:
+                    timed_out.append(worker.id)
+                    continue
+                claimed.append(reply.ok()["task"]["id"])
+                if len(claimed) == len(ids):
+                    done.set()
+
+        loops = [asyncio.create_task(work(w)) for w in workers]
+        try:
+            await wait_for_waiters(admin_a, 3)
+            await wait_for_waiters(admin_b, 3)
+            (await admin_b.post(f"/sprints/{sprint}/queue")).ok()
+            await asyncio.wait_for(done.wait(), 120)
+        finally:
+            for loop in loops:
+                loop.cancel()
+        assert sorted(claimed) == sorted(ids)
+        assert timed_out == []
