@@ -186,7 +186,7 @@ def check(
     tasks, events, calls, outages = list(tasks), list(events), list(calls), list(outages)
     report = Report()
     _creates(report, tasks, calls)
-    _states(report, tasks)
+    _states(report, tasks, calls)
     _timelines(report, events)
     _leases(report, events, calls)
     _late_writes(report, calls)
@@ -212,10 +212,18 @@ def _creates(report: Report, tasks: list[TaskRow], calls: list[Call]) -> None:
             report.lost.append(f"{call.ref}: never answered, never created")
 
 
-def _states(report: Report, tasks: list[TaskRow]) -> None:
+def _states(report: Report, tasks: list[TaskRow], calls: list[Call]) -> None:
+    last: dict[int, Call] = {}
+    for c in sorted(calls, key=lambda c: c.first_sent):
+        if c.task_id is not None:
+            last[c.task_id] = c
     for task in tasks:
         if (task.status in LEASED and not task.has_lease) or task.status in WORKER_ONLY:
-            report.stranded.append(f"task {task.id}: {task.status}, lease: {task.has_lease}")
+            why = ""
+            if (end := last.get(task.id)) is not None:
+                reply = str(end.reply)[:300]
+                why = f"; last call: {end.client} {end.op} {end.key} → {end.status} {reply}"
+            report.stranded.append(f"task {task.id}: {task.status}, lease: {task.has_lease}{why}")
         elif task.status not in TERMINAL:
             report.unfinished.append(f"task {task.id}: {task.status}")
 

@@ -134,7 +134,9 @@ def test_a_lease_no_claim_was_answered_with_is_unacknowledged() -> None:
 def test_a_task_no_one_will_move_is_stranded(status: str, has_lease: bool) -> None:
     tasks, events, calls = sound()
     stuck = [replace(tasks[0], status=status, has_lease=has_lease)]
-    assert defects(check(stuck, events, calls)) == {"stranded": 1}
+    report = check(stuck, events, calls)
+    assert defects(report) == {"stranded": 1}
+    assert "last call: user approve approve-1-v8 → 200" in report.stranded[0]  # what it was told
 
 
 @pytest.mark.parametrize("status", ["queued", "verification", "running"])
