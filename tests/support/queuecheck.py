@@ -218,14 +218,14 @@ def _states(report: Report, tasks: list[TaskRow], calls: list[Call]) -> None:
         if c.task_id is not None:
             last[c.task_id] = c
     for task in tasks:
+        why = ""
+        if (end := last.get(task.id)) is not None:
+            reply = str(end.reply)[:300]
+            why = f"; last call: {end.client} {end.op} {end.key} → {end.status} {reply}"
         if (task.status in LEASED and not task.has_lease) or task.status in WORKER_ONLY:
-            why = ""
-            if (end := last.get(task.id)) is not None:
-                reply = str(end.reply)[:300]
-                why = f"; last call: {end.client} {end.op} {end.key} → {end.status} {reply}"
             report.stranded.append(f"task {task.id}: {task.status}, lease: {task.has_lease}{why}")
         elif task.status not in TERMINAL:
-            report.unfinished.append(f"task {task.id}: {task.status}")
+            report.unfinished.append(f"task {task.id}: {task.status}{why}")
 
 
 def _timelines(report: Report, events: list[EventRow]) -> None:
