@@ -57,7 +57,9 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         template: Template = request.getfixturevalue("sqlite_template")
         yield Target("sqlite", template.new_url(tmp_path), template.first_start, None)
         return
-    with PostgresServer(tmp_path / "pg") as pg:
+    # The test server's synchronous_commit=off would lose the last commits in the crash
+    # (acknowledged, then gone): a production setting keeps them, and so must this run.
+    with PostgresServer(tmp_path / "pg", synchronous_commit="on") as pg:
         url = pg.create_database("locus")
         yield Target("postgresql", url, asyncio.run(_prepare(url)), pg)
 

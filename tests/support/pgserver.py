@@ -143,7 +143,10 @@ class PostgresServer:
     hook stops the server anyway so an aborted test run leaves no postmaster behind.
     """
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, **settings: str) -> None:
+        """``settings`` override the speed-first defaults, e.g. ``synchronous_commit="on"``
+        for a test that crashes the server and needs every acknowledged commit to survive."""
+        self._settings = {**_SETTINGS, **settings}
         self._base_dir = Path(base_dir).absolute()
         self._data_dir = self._base_dir / "data"
         self._socket_dir = self._base_dir / "sock"
@@ -375,7 +378,7 @@ class PostgresServer:
             conf.write("\n# Locus test settings (rewritten on every start)\ninclude 'locus.conf'\n")
 
     def _write_runtime_conf(self, port: int) -> None:
-        lines = [f"{key} = {_conf_quote(value)}" for key, value in _SETTINGS.items()]
+        lines = [f"{key} = {_conf_quote(value)}" for key, value in self._settings.items()]
         lines.append(f"port = {port}")
         lines.append(f"unix_socket_directories = {_conf_quote(str(self._socket_dir))}")
         path = self._data_dir / "locus.conf"
