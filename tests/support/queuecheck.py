@@ -7,6 +7,8 @@ timelines) and the clients' own logs, reporting every way the queue can fail its
   was answered with (a claim run twice, or run with its answer never delivered);
 - **stranded**: a task no one will move on: leased with no lease to expire, or waiting for
   the attempt's worker (awaiting review, needs input) after every worker stopped;
+- **lost writes**: a claim, status report or approval answered with success that the
+  timeline does not have (acknowledged, then gone);
 - **stale writes accepted**: a worker write recorded after its attempt was taken over or
   ended, or a write sent after a newer claim of the task was answered and still accepted;
 - **lease overlaps**: a claim while the task was still held, or a heartbeat sent after a newer
@@ -137,6 +139,7 @@ class Report:
     duplicated: list[str] = field(default_factory=list)
     unacknowledged_leases: list[str] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
+    lost_writes: list[str] = field(default_factory=list)
     stale_writes: list[str] = field(default_factory=list)
     lease_overlaps: list[str] = field(default_factory=list)
     unanswered: list[str] = field(default_factory=list)
@@ -151,6 +154,7 @@ class Report:
             "duplicated": len(self.duplicated),
             "unacknowledged_leases": len(self.unacknowledged_leases),
             "stranded": len(self.stranded),
+            "lost_writes": len(self.lost_writes),
             "stale_writes": len(self.stale_writes),
             "lease_overlaps": len(self.lease_overlaps),
             "unanswered": len(self.unanswered),
@@ -190,6 +194,7 @@ def check(
     _timelines(report, events)
     _leases(report, events, calls)
     _late_writes(report, calls)
+    _acknowledged(report, events, calls)
     report.unanswered = [f"{c.client} {c.op} {c.key}" for c in calls if c.answered_at is None]
     report.stalls = stalls(calls, outages, busy(calls))
     return report
@@ -277,6 +282,21 @@ def _leases(report: Report, events: list[EventRow], calls: list[Call]) -> None:
                 report.unacknowledged_leases.append(
                     f"task {ev.task_id} attempt {ev.attempt} leased to {client}, never answered"
                 )
+
+
+def _acknowledged(report: Report, events: list[EventRow], calls: list[Call]) -> None:
+    """Every move a client was told succeeded is in the timeline: a claim, a worker's status
+    report, a user's approval (an answer for a write that did not last is a lost write)."""
+    moves = {(e.task_id, e.to_status, e.attempt) for e in events if e.kind == "status"}
+    for c in calls:
+        if not c.ok or c.op not in ("claim", "status", "approve") or not c.reply:
+            continue  # refused, or nothing given (204)
+        if c.op == "claim":
+            move = (c.reply["task"]["id"], "claimed", c.reply["attempt"])
+        else:
+            move = (c.reply["id"], c.reply["status"], c.reply["attempt"])
+        if move not in moves:
+            report.lost_writes.append(f"{c.client} {c.op} {c.key} answered {move}, not recorded")
 
 
 def _late_writes(report: Report, calls: list[Call]) -> None:

@@ -21,6 +21,7 @@ from tests.support.queuecheck import (
 )
 
 W1, W2, USER = 7, 8, 1
+DONE = {"id": 1, "status": "done", "attempt": 2}
 
 
 def ev(
@@ -41,9 +42,12 @@ def claim_call(client: str, attempt: int, at: float, task_id: int = 1) -> Call:
     return Call(client, "claim", f"{client}-c{attempt}", at, at + 0.01, 200, reply, wait=2.0)
 
 
-def write(client: str, op: str, attempt: int, at: float, status: int = 200) -> Call:
+def write(
+    client: str, op: str, attempt: int, at: float, status: int = 200, to: str | None = None
+) -> Call:
+    reply = {"id": 1, "status": to, "attempt": attempt} if to else {}
     return Call(
-        client, op, f"{client}-{op}-{at}", at, at + 0.01, status, {}, task_id=1, attempt=attempt
+        client, op, f"{client}-{op}-{at}", at, at + 0.01, status, reply, task_id=1, attempt=attempt
     )
 
 
@@ -78,12 +82,14 @@ def sound() -> tuple[list[TaskRow], list[EventRow], list[Call]]:
         ),
         claim_call("w1", 1, 1.0),
         write("w1", "heartbeat", 1, 1.1),
-        write("w1", "status", 1, 1.2),
+        write("w1", "status", 1, 1.2, to="running"),
         claim_call("w2", 2, 9.0),
-        write("w1", "status", 1, 9.5, status=409),  # the late write, refused
+        write("w1", "status", 1, 9.5, status=409, to="running"),  # the late write, refused
         write("w2", "heartbeat", 2, 9.6),
-        write("w2", "status", 2, 9.7),
-        Call("user", "approve", "approve-1-v8", 10.0, 10.1, 200, {}, task_id=1),
+        write("w2", "status", 2, 9.7, to="running"),
+        write("w2", "status", 2, 9.8, to="awaiting_review"),
+        write("w2", "status", 2, 9.9, to="verification"),
+        Call("user", "approve", "approve-1-v8", 10.0, 10.1, 200, DONE, task_id=1),
     ]
     return tasks, events, calls
 
@@ -151,6 +157,15 @@ def renumber(events: list[EventRow]) -> list[EventRow]:
     return [replace(e, id=i) for i, e in enumerate(events, 1)]
 
 
+def test_an_answered_move_missing_from_the_timeline_is_a_lost_write() -> None:
+    tasks, events, calls = sound()
+    lost = [replace(tasks[0], status="awaiting_review")], events[:8]  # crashed after answering
+    assert defects(check(*lost, calls)) == {"lost_writes": 2, "stranded": 1}
+    claim_lost = [e for e in events if e.id != 2]  # w1's claim answered, never recorded
+    found = defects(check(tasks, claim_lost, calls))
+    assert found["lost_writes"] == 1
+
+
 def test_a_write_after_the_reaper_took_the_lease_is_stale() -> None:
     tasks, events, calls = sound()
     late = ev(0, "log", "worker", W1, 1, None, None)  # w1's log chunk after the reaper's move
@@ -212,7 +227,8 @@ def test_a_slow_server_widens_the_bound_by_its_slowest_unfaulted_answer() -> Non
 def test_a_long_poll_may_stall_for_its_own_wait() -> None:
     tasks, events, calls = sound()
     failed = (Failure(2.9, 3.0, "ServerDisconnectedError"),)
-    poll = replace(claim_call("w2", 9, 2.9, task_id=99), answered_at=3.0 + 2.0 + SLACK - 0.1)
+    poll = replace(claim_call("w2", 9, 2.9), status=204, reply=None)  # nothing came
+    poll = replace(poll, answered_at=3.0 + 2.0 + SLACK - 0.1)
     report = check(tasks, events, [*calls, replace(poll, failures=failed)])
     assert defects(report) == {}
 
