@@ -7,6 +7,7 @@ from sqlalchemy import delete, select, tuple_
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import field_problem, not_found
+from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Action
 from cloud_api.schemas.common import MAX_INT, Query
@@ -23,6 +24,7 @@ from cloud_api.store.types import db_now
 from cloud_api.store.upsert import insert_for
 
 router = Router("graph")
+WRITE_GRAPH = Permission(Action.WRITE_GRAPH, on="project_id")
 
 
 class GraphQuery(Query):
@@ -31,10 +33,12 @@ class GraphQuery(Query):
     after: int = Field(0, ge=0, le=MAX_INT)
 
 
-@router.post("/projects/{project_id}/graph", summary="Upsert knowledge-graph nodes and edges")
-async def upsert_graph(ctx: Ctx, body: GraphUpsert) -> GraphUpsertOut:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.WRITE_GRAPH)
+@router.post(
+    "/projects/{project_id}/graph",
+    summary="Upsert knowledge-graph nodes and edges",
+    permission=WRITE_GRAPH,
+)
+async def upsert_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUpsertOut:
     refs = {(n.kind, n.key) for n in body.nodes}
     refs |= {(ref.kind, ref.key) for edge in body.edges for ref in (edge.src, edge.dst)}
     async with ctx.db.write() as tx:
@@ -81,10 +85,12 @@ async def upsert_graph(ctx: Ctx, body: GraphUpsert) -> GraphUpsertOut:
     return GraphUpsertOut(nodes=len(body.nodes), edges=len(body.edges))
 
 
-@router.get("/projects/{project_id}/graph", summary="The project's knowledge graph")
-async def get_graph(ctx: Ctx, query: GraphQuery) -> GraphOut:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
+@router.get(
+    "/projects/{project_id}/graph",
+    summary="The project's knowledge graph",
+    permission=Permission(Action.READ, on="project_id"),
+)
+async def get_graph(ctx: Ctx, project_id: int, query: GraphQuery) -> GraphOut:
     nodes_q = select(graph_nodes).where(
         graph_nodes.c.project_id == project_id, graph_nodes.c.id > query.after
     )
@@ -109,11 +115,11 @@ async def get_graph(ctx: Ctx, query: GraphQuery) -> GraphOut:
 
 
 @router.delete(
-    "/projects/{project_id}/graph/nodes/{node_id}", summary="Delete a node and its edges"
+    "/projects/{project_id}/graph/nodes/{node_id}",
+    summary="Delete a node and its edges",
+    permission=WRITE_GRAPH,
 )
-async def delete_node(ctx: Ctx) -> None:
-    project_id, node_id = ctx.path_id("project_id"), ctx.path_id("node_id")
-    await ctx.require(project_id, Action.WRITE_GRAPH)
+async def delete_node(ctx: Ctx, project_id: int, node_id: int) -> None:
     async with ctx.db.write() as tx:
         await tx.conn.execute(
             delete(graph_edges).where(
