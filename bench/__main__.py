@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=32, help="racing claimers per drain")
     parser.add_argument("--samples", type=int, default=200, help="pick-up latency samples")
     parser.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="send every HTTP claim with a fresh Idempotency-Key, as locusd does",
+    )
+    parser.add_argument(
         "--lease-seconds",
         type=float,
         default=600.0,
@@ -88,7 +93,7 @@ async def run_backend(backend: Backend, args: argparse.Namespace, workdir: Path)
             http_ids = await seed_tasks(cloud, args.tasks, "http")
             profile = args.profile / f"{backend}.txt" if args.profile else None
             with sampling(cloud.process.pid, profile):
-                http = await http_drain(cloud, session, workers, args.tasks)
+                http = await http_drain(cloud, session, workers, args.tasks, args.idempotency_keys)
             progress(f"{backend}: {args.workers} coroutines drain {args.tasks} tasks on the DB")
             raw_ids = await seed_tasks(cloud, args.tasks, "raw")
             raw = await raw_drain(cloud, workers, args.tasks)

@@ -3,7 +3,8 @@
 Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``), agent
 (``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
-(``python -m bench.flood``), login-flood (``python -m bench.logins``), search (``python -m bench.search``) and install
+(``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
+(``python -m bench.streams``), search (``python -m bench.search``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
 """
@@ -14,7 +15,18 @@ import sys
 from collections.abc import Callable
 
 from bench import __main__ as dispatch
-from bench import agent, daemon, dashboard, flood, installs, logins, search, startup, worktrees
+from bench import (
+    agent,
+    daemon,
+    dashboard,
+    flood,
+    installs,
+    logins,
+    search,
+    startup,
+    streams,
+    worktrees,
+)
 
 SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "dispatch": dispatch.main,
@@ -25,6 +37,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "dashboard": dashboard.main,
     "flood": flood.main,
     "logins": logins.main,
+    "streams": streams.main,
     "search": search.main,
     "installs": installs.main,
 }

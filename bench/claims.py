@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,11 +76,18 @@ def _deadline(count: int) -> float:
 
 
 async def _http_worker(
-    session: aiohttp.ClientSession, url: str, worker: Worker, out: list[Observed], errors: list[str]
+    session: aiohttp.ClientSession,
+    url: str,
+    worker: Worker,
+    out: list[Observed],
+    errors: list[str],
+    keyed: bool,
 ) -> None:
     assert worker.id is not None and worker.api.token is not None
     headers = {"Authorization": f"Bearer {worker.api.token}", "Content-Type": "application/json"}
     while True:
+        if keyed:  # as locusd sends every POST: the claim and its key commit together
+            headers["Idempotency-Key"] = str(uuid.uuid4())
         async with session.post(url, data=CLAIM_BODY, headers=headers) as resp:
             if resp.status == 204:
                 return
@@ -101,9 +109,14 @@ async def _http_worker(
 
 
 async def http_drain(
-    cloud: Cloud, session: aiohttp.ClientSession, workers: list[Worker], count: int
+    cloud: Cloud,
+    session: aiohttp.ClientSession,
+    workers: list[Worker],
+    count: int,
+    keyed: bool = False,
 ) -> DrainResult:
-    """Each worker loops POST /worker/claim (wait_seconds=0) until it gets 204."""
+    """Each worker loops POST /worker/claim (wait_seconds=0) until it gets 204; ``keyed``:
+    each with a fresh ``Idempotency-Key``, as the daemon sends them."""
     url = f"{cloud.url}/api/v1/worker/claim"
     claims: list[Observed] = []
     errors: list[str] = []
@@ -111,7 +124,7 @@ async def http_drain(
     started = time.perf_counter()
     async with asyncio.timeout(_deadline(count)), asyncio.TaskGroup() as group:
         for worker in workers:
-            group.create_task(_http_worker(session, url, worker, claims, errors))
+            group.create_task(_http_worker(session, url, worker, claims, errors, keyed))
     elapsed = time.perf_counter() - started
     cpu_after = cpu_seconds(cloud)
     cpu = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}

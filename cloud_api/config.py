@@ -52,9 +52,6 @@ class CloudSettings(BaseSettings):
         "(0: off, e.g. when a proxy that rate-limits makes every client one address)",
     )
     session_days: int = Field(30, ge=1, le=365, description="lifetime of a login token")
-    pending_idempotency_seconds: float = Field(
-        60.0, gt=0, description="after this, a crashed request's Idempotency-Key may be reused"
-    )
     idempotency_retention_hours: float = Field(
         24.0, gt=0, le=24 * 365, description="how long a POST's Idempotency-Key is remembered"
     )

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from cloud_api.api.login_throttle import LoginThrottle
+from cloud_api.api.verdicts import Verdicts
 from cloud_api.config import CloudSettings
 from cloud_api.dispatch.reaper import Reaper
 from cloud_api.dispatch.wakeups import Hub, PgListener
@@ -27,6 +28,8 @@ class Services:
     listener: PgListener | None
     passwords: PasswordWork
     login_throttle: LoginThrottle
+    #: Open event streams' shared access checks (cloud_api.api.stream_guard).
+    verdicts: Verdicts = field(default_factory=Verdicts)
     #: Set at shutdown: long-polls and event streams end at once instead of holding it up.
     closing: bool = False
     #: When this replica last wrote each worker's last_seen_at (monotonic seconds).

@@ -4,14 +4,13 @@ undoes every step.
 
 ``LOCUS_CRASH_AT=commit.made`` in the daemon's environment makes it SIGKILL itself the first
 time it reaches that point (``name#2``: the second time). Unset — always, outside the suite —
-:func:`crashpoint` is one dictionary lookup. :data:`POINTS` lists every point with what
+:func:`crashpoint` is one comparison. :data:`POINTS` lists every point with what
 recovery does there; ``docs/daemon.md`` shows it, and a test checks each is reached.
 """
 
 from __future__ import annotations
 
-import os
-import signal
+from cloud_api.crashpoints import CrashPoints
 
 #: Every point, in the order a run meets them, with what the next daemon does about a kill
 #: there. Only names listed here may be passed to :func:`crashpoint`.
@@ -48,26 +47,9 @@ POINTS: dict[str, str] = {
     " becomes failed: interrupted in the same worktree, reviewable",
 }
 
-_TARGET = os.environ.get("LOCUS_CRASH_AT", "")
-_NAME, _, _NTH = _TARGET.partition("#")
-_hits: dict[str, int] = {}
-
-
-def crashpoint(name: str) -> None:
-    """SIGKILL this process here if ``LOCUS_CRASH_AT`` names this point (for the n-th time)."""
-    if not _NAME:
-        return
-    if name not in POINTS:
-        raise ValueError(f"unknown crash point {name!r}: add it to locusd.crashpoints.POINTS")
-    if name != _NAME:
-        return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] == int(_NTH or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+crashpoint = CrashPoints(POINTS, "locusd.crashpoints.POINTS")
 
 
 def markdown() -> str:
     """The points as docs/daemon.md shows them (a test keeps the page in step)."""
-    lines = ["| kill point | what the next daemon does |", "| --- | --- |"]
-    lines += [f"| `{name}` | {what} |" for name, what in POINTS.items()]
-    return "\n".join(lines) + "\n"
+    return crashpoint.markdown("kill point", "what the next daemon does")

@@ -261,9 +261,30 @@ MUTATIONS = (
     Mutation(
         "idempotency: a reused key with another body replayed",
         "cloud_api/api/idempotency.py",
-        "if row.request_hash != req_hash:",
+        "if row.request_hash != request_hash:",
         "if False:",
         ("tests/cloud_api/api/test_api_idempotency.py",),
+    ),
+    Mutation(
+        "idempotency: the effect committed apart from its stored answer",
+        "cloud_api/store/db.py",
+        "        shared = self._request_tx()\n        if shared is None:\n",
+        "        shared = self._request_tx()\n        if True:\n",
+        ("tests/cloud_api/api/test_idempotency_crash.py",),
+    ),
+    Mutation(
+        "idempotency: a keyed long-poll holds its transaction while waiting",
+        "cloud_api/api/workers.py",
+        "            await ctx.db.checkpoint()",
+        "            pass",
+        ("tests/cloud_api/api/test_api_idempotency.py",),
+    ),
+    Mutation(
+        "worker reports: a repeated report of the current state refused",
+        "cloud_api/api/workers.py",
+        "        if row.status == target.value:\n",
+        "        if False:\n",
+        ("tests/cloud_api/api/test_idempotency_crash.py",),
     ),
     Mutation(
         "CSRF: a form without its token accepted",

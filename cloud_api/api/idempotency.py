@@ -1,26 +1,34 @@
 """``Idempotency-Key`` on POST: a retried request gets the first response, never a second effect.
 
-The key is reserved (a *pending* row, unique per token) before the handler runs, and the
-response is stored once it has. A retry with the same key and body replays the stored
-response; the same key with a different body is a 422; a retry while the first is still in
-flight is a 409 with ``Retry-After``. Responses of 5xx and 409 are not stored (the client may
-retry them), and a pending reservation older than ``pending_idempotency_seconds`` — the
-request's process died — may be taken over.
+Exactly once, across crashes: the request's writes and the key's stored answer are one
+transaction (:meth:`Database.request_transaction`). The key row is inserted first in that
+transaction and completed with the response just before it commits, so a crash — of the
+process or of the database — leaves either the effect *and* its answer, or neither; there is
+no "in progress" state for a retry to wait out. A retry of a request whose effect committed
+replays the stored answer at once (header ``Idempotent-Replayed: true``); a retry racing the
+first waits on the key row's lock only until the first commits, then replays it.
+
+The same key with a different request is a 422. Answers of 5xx, 409 and 429 are not stored:
+their writes are rolled back with them, and the client may retry. A response that holds a
+secret shown once (a token) is stored without its body; a replay says so (409).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, delete, select, update
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, problem_response
+from cloud_api.crashpoints import crashpoint
+from cloud_api.store.db import Backend, Tx
 from cloud_api.store.tables import idempotency_keys as keys
-from cloud_api.store.types import db_now
+from cloud_api.store.upsert import insert_for
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -33,6 +41,82 @@ def _request_hash(request: web.Request, raw: bytes) -> str:
     return digest.hexdigest()
 
 
+def _stored(status: int) -> bool:
+    """Whether an answer is kept for replays (and its writes committed)."""
+    return status < 500 and status not in (409, 429)
+
+
+class KeyTaken(Exception):
+    """A request with the same key committed first (it raced this one)."""
+
+    def __init__(self, row: Row[Any]) -> None:
+        super().__init__("idempotency key already used")
+        self.row = row
+
+
+@dataclass
+class KeyRecord:
+    """The key's row inside the request transaction (``Claim`` of :mod:`cloud_api.store.db`)."""
+
+    token_id: int
+    key: str
+    method: str
+    path: str
+    request_hash: str
+    backend: Backend
+    row_id: int | None = None
+
+    def _where(self) -> Any:
+        return (keys.c.token_id == self.token_id) & (keys.c.key == self.key)
+
+    async def claim(self, tx: Tx) -> None:
+        """Insert the key first: a racing request with the same key waits on this row's
+        lock (PostgreSQL) or the writer (SQLite) until this transaction ends."""
+        inserted = (
+            await tx.conn.execute(
+                insert_for(self.backend, keys)
+                .values(
+                    token_id=self.token_id,
+                    key=self.key,
+                    method=self.method,
+                    path=self.path,
+                    request_hash=self.request_hash,
+                    state="pending",  # never committed as such: completed in this transaction
+                )
+                .on_conflict_do_nothing()
+                .returning(keys.c.id)
+            )
+        ).scalar()
+        if inserted is not None:
+            self.row_id = int(inserted)
+            return
+        row = (await tx.conn.execute(select(keys).where(self._where()))).one()
+        if row.state != "pending":
+            raise KeyTaken(row)
+        # A reservation left by a version that committed it before its effect: take it over.
+        await tx.conn.execute(
+            update(keys).where(keys.c.id == row.id).values(request_hash=self.request_hash)
+        )
+        self.row_id = int(row.id)
+
+    async def unclaim(self, tx: Tx) -> None:
+        await tx.conn.execute(delete(keys).where(keys.c.id == self.row_id))
+        self.row_id = None
+
+    async def complete(self, tx: Tx, response: web.StreamResponse, secret: bool) -> None:
+        body = None if secret else getattr(response, "body", None)
+        await tx.conn.execute(
+            update(keys)
+            .where(keys.c.id == self.row_id)
+            .values(
+                state="done",
+                status_code=response.status,
+                content_type=response.content_type,
+                response_body=bytes(body) if isinstance(body, bytes | bytearray) else None,
+            )
+        )
+
+
 async def once(
     ctx: Ctx,
     secret_response: bool,
@@ -40,96 +124,45 @@ async def once(
     raw: bytes,
     run: Callable[[], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise ApiError(400, "Bad Idempotency-Key", "use 1 to 255 printable characters, e.g. a UUID")
-    db = ctx.services.db
-    req_hash = _request_hash(ctx.request, raw)
-    stale_after = ctx.services.settings.pending_idempotency_seconds
-    row_id = await _reserve(ctx, key, req_hash, stale_after)
-    if isinstance(row_id, web.StreamResponse):
-        return row_id
+    db, request = ctx.services.db, ctx.request
+    record = KeyRecord(
+        ctx.me.token_id,
+        key,
+        request.method,
+        request.path_qs[:2000],
+        _request_hash(request, raw),
+        db.backend,
+    )
+    async with db.read() as conn:
+        earlier = (await conn.execute(select(keys).where(record._where()))).first()
+    if earlier is not None and earlier.state == "done":
+        return _answer(earlier, record.request_hash)
     try:
-        response = await run()
-    except ApiError as exc:
-        response = problem_response(exc.problem, exc.headers.items())
-    except BaseException:
-        async with db.write() as tx:
-            await tx.conn.execute(delete(keys).where(keys.c.id == row_id))
-        raise
-    status = response.status
-    async with db.write() as tx:
-        if status >= 500 or status in (409, 429):
-            await tx.conn.execute(delete(keys).where(keys.c.id == row_id))
-        else:
-            body = None if secret_response else getattr(response, "body", None)
-            await tx.conn.execute(
-                update(keys)
-                .where(keys.c.id == row_id)
-                .values(
-                    state="done",
-                    status_code=status,
-                    content_type=response.content_type,
-                    response_body=bytes(body) if isinstance(body, bytes | bytearray) else None,
-                )
-            )
-    return response
+        async with db.request_transaction(record) as shared:
+            try:
+                response = await run()
+            except ApiError as exc:
+                response = problem_response(exc.problem, exc.headers.items())
+            if not _stored(response.status):
+                return response  # its writes roll back with the block
+            tx = await shared.open()
+            await record.complete(tx, response, secret_response)
+            crashpoint("idempotency.answered")
+            await shared.commit()
+            crashpoint("idempotency.committed")
+            return response
+    except KeyTaken as taken:
+        return _answer(taken.row, record.request_hash)
 
 
-async def _reserve(
-    ctx: Ctx, key: str, req_hash: str, stale_after: float
-) -> int | web.StreamResponse:
-    """Insert the pending row, or answer from the existing one."""
-    db, me, request = ctx.services.db, ctx.me, ctx.request
-    try:
-        async with db.write() as tx:
-            result = await tx.conn.execute(
-                keys.insert()
-                .values(
-                    token_id=me.token_id,
-                    key=key,
-                    method=request.method,
-                    path=request.path_qs[:2000],
-                    request_hash=req_hash,
-                    state="pending",
-                )
-                .returning(keys.c.id)
-            )
-            return int(result.scalar_one())
-    except IntegrityError:
-        pass
-    async with db.write() as tx:
-        row = (
-            await tx.conn.execute(
-                select(keys, (keys.c.created_at < db_now(-stale_after)).label("stale")).where(
-                    keys.c.token_id == me.token_id, keys.c.key == key
-                )
-            )
-        ).first()
-        if row is None:  # deleted meanwhile (the first attempt failed): just try again
-            raise ApiError(
-                409,
-                "Retry",
-                "the first request with this key failed; retry it",
-                headers={"Retry-After": "1"},
-            )
-        if row.request_hash != req_hash:
-            raise ApiError(
-                422,
-                "Idempotency-Key reused",
-                "this Idempotency-Key was already used for a different request; use a new key",
-            )
-        if row.state == "pending":
-            if not row.stale:
-                raise ApiError(
-                    409,
-                    "Request in progress",
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                    headers={"Retry-After": "1"},
-                )
-            await tx.conn.execute(
-                update(keys).where(keys.c.id == row.id).values(created_at=db_now())
-            )
-            return int(row.id)
+def _answer(row: Row[Any], request_hash: str) -> web.StreamResponse:
+    """The stored answer to a key already used."""
+    if row.request_hash != request_hash:
+        raise ApiError(
+            422,
+            "Idempotency-Key reused",
+            "this Idempotency-Key was already used for a different request; use a new key",
+        )
     if row.response_body is None and row.status_code != 204:
         raise ApiError(
             409,

@@ -113,7 +113,7 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
         }
         if route.query is not None:
             op["parameters"] += schemas.query(route.query)
-        if route.method == "POST":
+        if route.method == "POST" and route.auth and route.idempotent:
             op["parameters"].append(
                 {
                     "name": "Idempotency-Key",

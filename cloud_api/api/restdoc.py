@@ -92,9 +92,11 @@ def render(doc: dict[str, Any]) -> str:
         " or a worker token from `locus-cloud token create`).",
         "- Errors are `application/problem+json` ([Problem](#problem)): `errors[]` names each"
         " invalid field and how to fix it; a 409 carries the resource's `current` state.",
-        "- Every POST honours `Idempotency-Key`: a retry with the same key and body gets the first"
-        " response (header `Idempotent-Replayed: true`), never a second effect. The key is 1 to"
-        " 255 printable ASCII characters (a UUID fits); another is a 400.",
+        "- Every authenticated POST honours `Idempotency-Key`: a retry with the same key and body"
+        " gets the first response (header `Idempotent-Replayed: true`), never a second effect,"
+        " even across a crash (the answer commits with the effect). The key is 1 to 255"
+        " printable ASCII characters (a UUID fits); another is a 400. `POST /auth/login` takes"
+        " none: its answer is a secret, never stored, and a second login has no lasting effect.",
         "- Bodies are JSON, sent with `Content-Type: application/json` (or a `+json` type);"
         " another content type is a 415.",
         "- Event streams (`…/events/stream`) end when the caller loses access (checked every"

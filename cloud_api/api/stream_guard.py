@@ -5,6 +5,11 @@ revoked or its user removed from the organisation. The guard re-reads the token 
 expired) and runs the route's own access check again with the fresh principal, every
 ``sse_recheck_seconds``; it also bounds the stream's life to ``sse_max_seconds`` (shortened by
 up to a tenth at random, so streams opened together do not all reconnect together).
+
+Streams of one caller on one path share their checks: 500 dashboard tabs
+of one user on one board cost one check per interval, not 500 (docs/benchmarks.md, Event
+streams; :mod:`cloud_api.api.verdicts`). A stream that takes a shared verdict schedules its next check for when that verdict
+expires, so access lost is still noticed within ``sse_recheck_seconds`` of the last check.
 """
 
 from __future__ import annotations
@@ -43,7 +48,12 @@ class StreamGuard:
             return False
         if now < self._next_check:
             return True
-        self._next_check = now + self._every
+        key = (self._ctx.me.token_id, self._ctx.request.path)
+        verdicts = self._ctx.services.verdicts
+        allowed, self._next_check = await verdicts.check(key, self._every, self._check)
+        return allowed
+
+    async def _check(self) -> bool:
         principal = await principal_by_id(self._ctx.services, self._ctx.me.token_id)
         if principal is None:
             return False

@@ -140,6 +140,9 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
+            # Nothing to take: what this attempt wrote (the worker's last-seen) is not the
+            # answer, so it must not hold an Idempotency-Key's transaction while waiting.
+            await ctx.db.checkpoint()
             with waiting.track_inprogress():
                 await sub.wait(remaining)
             if ctx.gone():
@@ -186,6 +189,10 @@ async def report_status(ctx: Ctx, task_id: int, body: StatusIn) -> TaskOut:
         )
     async with ctx.db.write() as tx:
         row = await _fenced(tx, ctx, task_id, body)
+        if row.status == target.value:
+            # A retry of a report that took effect (its answer was lost): the attempt and
+            # claim token still hold the task, so it is success, not "cannot move".
+            return task_out(row)
         values: dict[str, Any] = {}
         data: dict[str, Any] = {}
         if body.summary is not None:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, RootTransaction, create_engine, event
+from sqlalchemy import Connection, NestedTransaction, RootTransaction, create_engine, event
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.pool import StaticPool
@@ -61,11 +61,29 @@ class ThreadConnection:
     async def execute(self, statement: Executable, parameters: Params = None) -> Result[Any]:
         return await self._writer.call(self._execute, statement, parameters)
 
-    def _execute(self, statement: Executable, parameters: Params) -> Result[Any]:
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        """A savepoint, as ``AsyncConnection.begin_nested()``: rolled back if the block
+        raises, the outer transaction going on."""
+        nested = await self._writer.call(self._savepoint)
+        try:
+            yield
+        except BaseException:
+            await asyncio.shield(self._writer.call(nested.rollback))
+            raise
+        await self._writer.call(nested.commit)
+
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self._writer.engine.connect()
             self._trans = self._conn.begin()  # BEGIN IMMEDIATE (see SqliteWriter)
-        return _buffered(self._conn.execute(statement, parameters))
+        return self._conn
+
+    def _savepoint(self) -> NestedTransaction:
+        return self._connection().begin_nested()
+
+    def _execute(self, statement: Executable, parameters: Params) -> Result[Any]:
+        return _buffered(self._connection().execute(statement, parameters))
 
     def finish(self, commit: bool) -> None:
         if self._conn is None:

@@ -1,7 +1,8 @@
 """What can go wrong talking to the cloud, sorted by what the caller should do about it.
 
 ``retryable`` is the one bit the outbox and the worker loop act on: a network failure, a 5xx, a
-429 or a 409 that asks to be retried (``Retry-After``: an ``Idempotency-Key`` still in flight)
+429 or a 409 that asks to be retried (``Retry-After``; older clouds sent it while an
+``Idempotency-Key`` was in flight)
 may succeed later with the same request; any other 4xx will fail the same way every time.
 """
 
@@ -98,7 +99,7 @@ def error_for_status(
     retryable = (
         status >= 500
         or status in (408, 429)
-        # 409 with Retry-After is the idempotency layer's "still in flight / retry it".
+        # A 409 with Retry-After asks for the same request again (older clouds: a key in flight).
         or (status == 409 and retry_after is not None)
     )
     message = f"{status} {title}" + (f": {detail}" if detail else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
 from tests.conftest import Cloud
 from tests.support.client import Api, Reply, Worker, new_user
 
@@ -167,3 +168,22 @@ async def test_a_retried_claim_returns_the_same_claim(cloud: Cloud) -> None:
     # A fresh key claims the next task.
     three = (await worker.api.post("/worker/claim", claim_body, headers=key("claim-2"))).ok()
     assert three["task"]["id"] == second["id"]
+
+
+async def test_a_keyed_long_poll_does_not_hold_the_write_transaction_while_it_waits(
+    cloud: Cloud,
+) -> None:
+    """A keyed claim's writes and answer are one transaction, but an attempt that found nothing
+    commits apart before waiting: holding SQLite's one writer through the wait would block the
+    very task creation that is to wake it (until the long-poll gave up)."""
+    api, pid = cloud.api, cloud.project_id
+    worker = await Worker.create(api, pid, "w")
+    waiting = asyncio.create_task(
+        worker.api.post("/worker/claim", {"wait_seconds": 20}, headers=key("poll-1"))
+    )
+    await wait_for_waiters(api, 1)
+    task = (await api.post(f"/projects/{pid}/tasks", {"title": "wake", "status": "queued"})).ok(201)
+    claim = await waiting
+    assert claim.status == 200 and claim.body["task"]["id"] == task["id"], claim.body
+    again = await worker.api.post("/worker/claim", {"wait_seconds": 20}, headers=key("poll-1"))
+    assert replayed(again) and again.body["claim_token"] == claim.body["claim_token"]

@@ -4,6 +4,7 @@ the API, and rendered into docs/rest-api.md without drift."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from openapi_spec_validator import validate
 
@@ -32,3 +33,16 @@ def test_rest_reference_is_generated_from_the_document() -> None:
 async def test_served_document_is_the_generated_one(cloud: Cloud) -> None:
     served = (await cloud.api.get(f"{cloud.url}/api/v1/openapi.json")).ok()
     assert served == openapi_document()
+
+
+def test_idempotency_key_is_offered_only_where_the_server_honours_it() -> None:
+    """Authenticated POSTs take the key; login (no principal to scope it by) does not."""
+    paths: dict[str, Any] = openapi_document()["paths"]  # type: ignore[assignment]
+
+    def takes_key(path: str) -> bool:
+        params = paths[path]["post"]["parameters"]
+        return any(p["name"] == "Idempotency-Key" for p in params)
+
+    assert takes_key("/api/v1/projects/{project_id}/tasks")
+    assert takes_key("/api/v1/worker/claim")
+    assert not takes_key("/api/v1/auth/login")

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cloud_api.api.verdicts import Verdicts
 from tests.conftest import Cloud, Template, start_cloud
 from tests.support.client import Api, Worker, new_user
 
@@ -175,3 +176,39 @@ async def test_stream_ends_at_its_maximum_lifetime_and_resumes(
             assert [e["id"] for e in events] == [first, resumed]
     finally:
         await runner.cleanup()
+
+
+async def test_streams_of_one_caller_and_path_share_one_check() -> None:
+    """Verdicts: concurrent askers share the one check in flight and its answer while it is
+    valid; another key, an expired verdict or a failed check runs a new one."""
+    verdicts = Verdicts()
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def check(name: str, answer: bool = True) -> bool:
+        calls.append(name)
+        await release.wait()
+        return answer
+
+    key = (1, "/api/v1/projects/1/events/stream")
+    askers = [
+        asyncio.create_task(verdicts.check(key, 60, lambda: check("shared"))) for _ in range(50)
+    ]
+    other = asyncio.create_task(verdicts.check((2, key[1]), 60, lambda: check("other", False)))
+    await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*askers)
+    assert calls.count("shared") == 1 and all(allowed for allowed, _ in answers)
+    assert len({expires for _, expires in answers}) == 1  # all next checks when it expires
+    assert (await other)[0] is False
+    # Expired at once (valid for 0 s): the next asker checks again.
+    assert (await verdicts.check(key, 0, lambda: check("again")))[0]
+    assert calls == ["shared", "other", "again"]
+
+    async def broken() -> bool:
+        raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError):
+        await verdicts.check((3, "/x"), 60, broken)
+    assert (await verdicts.check((3, "/x"), 60, lambda: check("retried")))[0]
+    assert calls[-1] == "retried"

@@ -8,10 +8,6 @@ would sit out its 30 s and answer 204).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,43 +18,13 @@ import pytest
 from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
 from tests.conftest import Template
 from tests.support.client import Api, Worker
-
-LOCUS_CLOUD = str(Path(sys.executable).with_name("locus-cloud"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start_replica(db_url: str) -> tuple[asyncio.subprocess.Process, str]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        LOCUS_CLOUD,
-        "serve",
-        "--db",
-        db_url,
-        "--port",
-        str(port),
-        "--no-migrate",
-        "--json",
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    async with asyncio.timeout(60):
-        while True:
-            line = await proc.stdout.readline()
-            assert line, "replica exited before listening"
-            if line.startswith(b"{") and json.loads(line).get("event") == "listening":
-                return proc, f"http://127.0.0.1:{port}"
+from tests.support.cloudproc import start_cloud_process
 
 
 @pytest.fixture
 async def replicas(pg_template: Template, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     db_url = pg_template.new_url(tmp_path)
-    procs = [await start_replica(db_url) for _ in range(2)]
+    procs = [await start_cloud_process(db_url) for _ in range(2)]
     try:
         yield procs[0][1], procs[1][1]
     finally:
