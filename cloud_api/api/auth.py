@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloud_api.api.context import Ctx
-from cloud_api.api.errors import ApiError, conflict, forbidden
+from cloud_api.api.errors import ApiError, conflict
 from cloud_api.api.login_throttle import Attempt
 from cloud_api.api.paging import page
 from cloud_api.api.routing import Router
@@ -56,7 +56,7 @@ def too_many_logins(wait: float) -> ApiError:
     )
 
 
-@router.post("/auth/logout", summary="Revoke the token this request was sent with")
+@router.post("/auth/logout", summary="Revoke the token this request was sent with", signed_in=True)
 async def logout(ctx: Ctx) -> None:
     async with ctx.db.write() as tx:
         await tx.conn.execute(
@@ -64,7 +64,7 @@ async def logout(ctx: Ctx) -> None:
         )
 
 
-@router.get("/me", summary="The caller: user, token scope, memberships")
+@router.get("/me", summary="The caller: user, token scope, memberships", signed_in=True)
 async def me(ctx: Ctx) -> MeOut:
     principal = ctx.me
     user = None
@@ -91,10 +91,8 @@ async def me(ctx: Ctx) -> MeOut:
     )
 
 
-@router.post("/users", summary="Create a user (admins only)", status=201)
+@router.post("/users", summary="Create a user (admins only)", status=201, admin_only=True)
 async def create_user(ctx: Ctx, body: UserCreate) -> UserOut:
-    if not ctx.me.is_admin:
-        raise forbidden("only an admin can create users")
     return await insert_user(ctx.db, body, ctx.services.passwords)
 
 
@@ -126,10 +124,8 @@ async def insert_user(
     return UserOut.model_validate(row._mapping)
 
 
-@router.get("/users", summary="List users (admins only)")
+@router.get("/users", summary="List users (admins only)", admin_only=True)
 async def list_users(ctx: Ctx, query: PageQuery) -> Page[UserOut]:
-    if not ctx.me.is_admin:
-        raise forbidden("only an admin can list users")
     async with ctx.db.read() as conn:
         return await page(conn, select(users), users.c.id, query, UserOut)
 

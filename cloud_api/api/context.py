@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,17 @@ async def _principal(
     )
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What a route's declared policy (cloud_api.api.policy) established before its handler
+    ran: the caller's role where the permission was checked, the project it was checked in,
+    and the same check again (an open stream asks it while it runs)."""
+
+    role: Role | None = None
+    project_id: int | None = None
+    recheck: Callable[[Ctx], Awaitable[object]] | None = None
+
+
 @dataclass
 class Ctx:
     request: web.Request
@@ -134,6 +146,8 @@ class Ctx:
     #: Path parameters, when they are not the request's own: the dashboard calls the API's
     #: handlers from its own URLs (``/projects/1/members/7`` → org_id, user_id).
     path: dict[str, str] | None = None
+    #: Set by the route's policy check (cloud_api.api.policy.guard) for its handler.
+    grant: Grant | None = None
 
     @property
     def db(self) -> Database:
@@ -150,6 +164,26 @@ class Ctx:
         if self.me.user_id is None:
             raise forbidden("this endpoint is for people; a worker token cannot use it")
         return self.me.user_id
+
+    def granted(self) -> Grant:
+        """The route's grant; a handler of a route declared with a permission has one."""
+        if self.grant is None:
+            raise RuntimeError("this handler runs without its route's policy check")
+        return self.grant
+
+    @property
+    def role(self) -> Role:
+        role = self.granted().role
+        if role is None:
+            raise RuntimeError("the route declares no permission, so no role was checked")
+        return role
+
+    @property
+    def project_id(self) -> int:
+        project_id = self.granted().project_id
+        if project_id is None:
+            raise RuntimeError("the route's permission is not checked in a project")
+        return project_id
 
     def gone(self) -> bool:
         """The client hung up, or the server is shutting down: a long-poll or stream should end.

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
+from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Action
 from cloud_api.schemas.common import MAX_INT, Query
@@ -23,6 +24,7 @@ from cloud_api.store import graph as store
 from cloud_api.store.tables import graph_edges, graph_nodes
 
 router = Router("graph")
+WRITE_GRAPH = Permission(Action.WRITE_GRAPH, on="project_id")
 
 
 class GraphQuery(Query):
@@ -38,13 +40,12 @@ class GraphQuery(Query):
 @router.post(
     "/projects/{project_id}/graph",
     summary="Upsert knowledge-graph nodes and edges",
+    permission=WRITE_GRAPH,
     idempotent=False,
 )
-async def upsert_graph(ctx: Ctx, body: GraphUpsert) -> GraphUpsertOut:
+async def upsert_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUpsertOut:
     """Nodes, then edges, each in short transactions (:mod:`cloud_api.store.graph`): every
     check that can refuse the upload runs before the first write."""
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.WRITE_GRAPH)
     nodes = {(n.kind, n.key): n.attrs for n in body.nodes}  # a repeated node: the last wins
     ends = [((e.src.kind, e.src.key), (e.dst.kind, e.dst.key)) for e in body.edges]
     known = await store.node_ids(
@@ -81,10 +82,12 @@ def _deleted_meanwhile() -> ApiError:
     )
 
 
-@router.get("/projects/{project_id}/graph", summary="The project's knowledge graph")
-async def get_graph(ctx: Ctx, query: GraphQuery) -> GraphOut:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
+@router.get(
+    "/projects/{project_id}/graph",
+    summary="The project's knowledge graph",
+    permission=Permission(Action.READ, on="project_id"),
+)
+async def get_graph(ctx: Ctx, project_id: int, query: GraphQuery) -> GraphOut:
     nodes_q = select(graph_nodes).where(
         graph_nodes.c.project_id == project_id, graph_nodes.c.id > query.after
     )
@@ -109,11 +112,11 @@ async def get_graph(ctx: Ctx, query: GraphQuery) -> GraphOut:
 
 
 @router.delete(
-    "/projects/{project_id}/graph/nodes/{node_id}", summary="Delete a node and its edges"
+    "/projects/{project_id}/graph/nodes/{node_id}",
+    summary="Delete a node and its edges",
+    permission=WRITE_GRAPH,
 )
-async def delete_node(ctx: Ctx) -> None:
-    project_id, node_id = ctx.path_id("project_id"), ctx.path_id("node_id")
-    await ctx.require(project_id, Action.WRITE_GRAPH)
+async def delete_node(ctx: Ctx, project_id: int, node_id: int) -> None:
     async with ctx.db.write() as tx:
         await tx.conn.execute(
             delete(graph_edges).where(

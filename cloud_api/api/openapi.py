@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from cloud_api.api.policy import PATH_IDS, Policy, Principals
 from cloud_api.api.routing import Route
 from cloud_api.schemas.common import IDEMPOTENCY_KEY_PATTERN, MAX_INT, Problem
 
@@ -71,6 +72,24 @@ def _optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def _security(policy: Policy) -> dict[str, Any]:
+    """Who may call the operation: the bearer token's kinds or roles that pass (OpenAPI 3.1
+    lets a non-OAuth scheme list role names), the permission and the id it is checked on."""
+    access: dict[str, Any] = {"principals": str(policy.principals)}
+    if policy.permission is not None:
+        access |= {
+            "permission": str(policy.permission.action),
+            "checked_on": policy.permission.on,
+            "roles": [str(r) for r in policy.permission.roles()],
+        }
+    public = policy.principals is Principals.ANYONE
+    return {
+        "description": f"Access: {policy.describe()}.",
+        "security": [] if public else [{"bearer": policy.token_kinds()}],
+        "x-access": access,
+    }
+
+
 def build(routes: list[Route], version: str) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
@@ -85,6 +104,7 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
                     "name": name,
                     "in": "path",
                     "required": True,
+                    "description": f"the {PATH_IDS[name].noun}'s id",
                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
                 }
                 for name in re.findall(r"{(\w+)}", route.path)
@@ -140,10 +160,7 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
                 "description": text,
                 "content": {"application/problem+json": {"schema": problem}},
             }
-        if route.auth:
-            op["security"] = [{"bearer": []}]
-        else:
-            op["security"] = []
+        op.update(_security(route.policy))
         paths.setdefault(route.full_path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",

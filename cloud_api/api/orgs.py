@@ -10,65 +10,34 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud_api.api.context import Ctx
-from cloud_api.api.errors import conflict, field_problem, forbidden, not_found
+from cloud_api.api.errors import conflict, field_problem, not_found
 from cloud_api.api.paging import page
+from cloud_api.api.policy import Permission, org_role_query
 from cloud_api.api.routing import Router
-from cloud_api.domain.permissions import Role
+from cloud_api.domain.permissions import Action, Role
 from cloud_api.schemas.common import Page, PageQuery
 from cloud_api.schemas.orgs import MemberAdd, MemberOut, MemberUpdate, OrgCreate, OrgOut, OrgUpdate
 from cloud_api.store.db import Tx
 from cloud_api.store.tables import memberships, organisations, users
 
 router = Router("organisations")
-
-
-def _role_query(ctx: Ctx, org_id: int) -> Any:
-    return (
-        select(organisations.c.id, memberships.c.role)
-        .select_from(
-            organisations.outerjoin(
-                memberships,
-                and_(
-                    memberships.c.org_id == organisations.c.id,
-                    memberships.c.user_id == ctx.me.user_id,
-                ),
-            )
-        )
-        .where(organisations.c.id == org_id)
-    )
-
-
-def _role_of(ctx: Ctx, org_id: int, row: Any) -> Role:
-    if row is None or (row.role is None and not ctx.me.is_admin) or ctx.me.is_worker:
-        raise not_found(f"organisation {org_id}")
-    return Role.OWNER if ctx.me.is_admin else Role(row.role)
-
-
-async def org_role(ctx: Ctx, org_id: int) -> Role:
-    """The caller's role in the organisation; 404 if they are not in it."""
-    async with ctx.db.read() as conn:
-        row = (await conn.execute(_role_query(ctx, org_id))).first()
-    return _role_of(ctx, org_id, row)
-
-
-async def require_owner(ctx: Ctx, org_id: int) -> None:
-    if await org_role(ctx, org_id) is not Role.OWNER:
-        raise forbidden("only an owner of the organisation can do this")
+READ_ORG = Permission(Action.READ, on="org_id")
+MANAGE_ORG = Permission(Action.MANAGE, on="org_id")
 
 
 @asynccontextmanager
 async def owner_write(ctx: Ctx, org_id: int) -> AsyncIterator[Tx]:
     """A write transaction for an owner's change to the organisation, holding its row locked.
 
-    Owner changes of one organisation run one after another, and the caller's role is checked
-    again under the lock, so the check and the change are atomic: two owners demoting or
+    The route's policy let an owner in (404 / 403 before anything is locked); owner changes
+    of one organisation run one after another, and the caller's role is checked again under
+    the lock, so the check and the change are atomic: two owners demoting or
     removing each other at once leave one owner, and the loser gets a 409. PostgreSQL:
     ``FOR NO KEY UPDATE`` on the organisation's row (it does not block inserts that only
     reference it); SQLite: its single writer already serialises write transactions (SQLAlchemy
     leaves the clause out there)."""
-    await require_owner(ctx, org_id)  # 404 / 403 before anything is locked
     async with ctx.db.write() as tx:
-        locked = _role_query(ctx, org_id).with_for_update(of=organisations, key_share=True)
+        locked = org_role_query(ctx, org_id).with_for_update(of=organisations, key_share=True)
         row = (await tx.conn.execute(locked)).first()
         if row is None:
             raise not_found(f"organisation {org_id}")
@@ -80,7 +49,12 @@ async def owner_write(ctx: Ctx, org_id: int) -> AsyncIterator[Tx]:
         yield tx
 
 
-@router.post("/orgs", summary="Create an organisation (you become its owner)", status=201)
+@router.post(
+    "/orgs",
+    summary="Create an organisation (you become its owner)",
+    status=201,
+    people_only=True,
+)
 async def create_org(ctx: Ctx, body: OrgCreate) -> OrgOut:
     try:
         async with ctx.db.write() as tx:
@@ -111,7 +85,7 @@ def _visible_orgs(ctx: Ctx) -> Any:
     return query if ctx.me.is_admin else query.where(memberships.c.role.is_not(None))
 
 
-@router.get("/orgs", summary="Organisations you belong to")
+@router.get("/orgs", summary="Organisations you belong to", signed_in=True)
 async def list_orgs(ctx: Ctx, query: PageQuery) -> Page[OrgOut]:
     if ctx.me.is_worker:
         return Page[OrgOut](items=[], next_cursor=None)
@@ -119,18 +93,15 @@ async def list_orgs(ctx: Ctx, query: PageQuery) -> Page[OrgOut]:
         return await page(conn, _visible_orgs(ctx), organisations.c.id, query, OrgOut)
 
 
-@router.get("/orgs/{org_id}", summary="One organisation")
-async def get_org(ctx: Ctx) -> OrgOut:
-    org_id = ctx.path_id("org_id")
-    role = await org_role(ctx, org_id)
+@router.get("/orgs/{org_id}", summary="One organisation", permission=READ_ORG)
+async def get_org(ctx: Ctx, org_id: int) -> OrgOut:
     async with ctx.db.read() as conn:
         row = (await conn.execute(select(organisations).where(organisations.c.id == org_id))).one()
-    return OrgOut.model_validate({**row._mapping, "role": role})
+    return OrgOut.model_validate({**row._mapping, "role": ctx.role})
 
 
-@router.patch("/orgs/{org_id}", summary="Rename an organisation (owners)")
-async def update_org(ctx: Ctx, body: OrgUpdate) -> OrgOut:
-    org_id = ctx.path_id("org_id")
+@router.patch("/orgs/{org_id}", summary="Rename an organisation (owners)", permission=MANAGE_ORG)
+async def update_org(ctx: Ctx, org_id: int, body: OrgUpdate) -> OrgOut:
     async with owner_write(ctx, org_id) as tx:
         row = (
             await tx.conn.execute(
@@ -156,10 +127,8 @@ _MEMBER_COLUMNS = (
 )
 
 
-@router.get("/orgs/{org_id}/members", summary="Members of an organisation")
-async def list_members(ctx: Ctx) -> list[MemberOut]:
-    org_id = ctx.path_id("org_id")
-    await org_role(ctx, org_id)
+@router.get("/orgs/{org_id}/members", summary="Members of an organisation", permission=READ_ORG)
+async def list_members(ctx: Ctx, org_id: int) -> list[MemberOut]:
     async with ctx.db.read() as conn:
         rows = await conn.execute(
             select(*_MEMBER_COLUMNS)
@@ -171,10 +140,12 @@ async def list_members(ctx: Ctx) -> list[MemberOut]:
 
 
 @router.post(
-    "/orgs/{org_id}/members", summary="Add an existing user to an organisation (owners)", status=201
+    "/orgs/{org_id}/members",
+    summary="Add an existing user to an organisation (owners)",
+    status=201,
+    permission=MANAGE_ORG,
 )
-async def add_member(ctx: Ctx, body: MemberAdd) -> MemberOut:
-    org_id = ctx.path_id("org_id")
+async def add_member(ctx: Ctx, org_id: int, body: MemberAdd) -> MemberOut:
     try:
         async with owner_write(ctx, org_id) as tx:
             query = select(users).where(users.c.email == body.email)
@@ -205,9 +176,12 @@ async def _owners(conn: Any, org_id: int) -> int:
     )
 
 
-@router.patch("/orgs/{org_id}/members/{user_id}", summary="Change a member's role (owners)")
-async def update_member(ctx: Ctx, body: MemberUpdate) -> MemberOut:
-    org_id, user_id = ctx.path_id("org_id"), ctx.path_id("user_id")
+@router.patch(
+    "/orgs/{org_id}/members/{user_id}",
+    summary="Change a member's role (owners)",
+    permission=MANAGE_ORG,
+)
+async def update_member(ctx: Ctx, org_id: int, user_id: int, body: MemberUpdate) -> MemberOut:
     async with owner_write(ctx, org_id) as tx:
         row = (
             await tx.conn.execute(
@@ -231,9 +205,10 @@ async def update_member(ctx: Ctx, body: MemberUpdate) -> MemberOut:
     return _member(member)
 
 
-@router.delete("/orgs/{org_id}/members/{user_id}", summary="Remove a member (owners)")
-async def remove_member(ctx: Ctx) -> None:
-    org_id, user_id = ctx.path_id("org_id"), ctx.path_id("user_id")
+@router.delete(
+    "/orgs/{org_id}/members/{user_id}", summary="Remove a member (owners)", permission=MANAGE_ORG
+)
+async def remove_member(ctx: Ctx, org_id: int, user_id: int) -> None:
     async with owner_write(ctx, org_id) as tx:
         result = await tx.conn.execute(
             delete(memberships)

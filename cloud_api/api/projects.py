@@ -8,11 +8,11 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud_api.api.context import Ctx
-from cloud_api.api.errors import field_problem, forbidden, not_found
-from cloud_api.api.orgs import org_role
+from cloud_api.api.errors import field_problem
 from cloud_api.api.paging import page
+from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
-from cloud_api.domain.permissions import Action, Role, can
+from cloud_api.domain.permissions import Action, Role
 from cloud_api.domain.states import Actor, TaskStatus
 from cloud_api.schemas.common import Page, PageQuery
 from cloud_api.schemas.projects import (
@@ -28,6 +28,7 @@ from cloud_api.store import tasks as task_store
 from cloud_api.store.tables import memberships, projects, sprints, tasks
 
 router = Router("projects")
+WRITE_SPRINT = Permission(Action.WRITE_TASKS, on="sprint_id")
 
 
 class ProjectQuery(PageQuery):
@@ -35,12 +36,12 @@ class ProjectQuery(PageQuery):
 
 
 @router.post(
-    "/projects", summary="Create a project in an organisation (owners, members)", status=201
+    "/projects",
+    summary="Create a project in an organisation (owners, members)",
+    status=201,
+    permission=Permission(Action.WRITE_TASKS, on="org_id"),
 )
 async def create_project(ctx: Ctx, body: ProjectCreate) -> ProjectOut:
-    role = await org_role(ctx, body.org_id)
-    if not can(role, Action.WRITE_TASKS):
-        raise forbidden(f"your role '{role}' cannot create projects")
     try:
         async with ctx.db.write() as tx:
             row = (
@@ -59,10 +60,10 @@ async def create_project(ctx: Ctx, body: ProjectCreate) -> ProjectOut:
         raise field_problem(
             "body", "slug", f"'{body.slug}' is taken in this organisation", "choose another slug"
         ) from None
-    return ProjectOut.model_validate({**row._mapping, "role": role})
+    return ProjectOut.model_validate({**row._mapping, "role": ctx.role})
 
 
-@router.get("/projects", summary="Projects you can see")
+@router.get("/projects", summary="Projects you can see", signed_in=True)
 async def list_projects(ctx: Ctx, query: ProjectQuery) -> Page[ProjectOut]:
     me = ctx.me
     stmt: Any = select(projects, memberships.c.role).outerjoin(
@@ -88,17 +89,21 @@ async def _project(ctx: Ctx, project_id: int, role: Role) -> ProjectOut:
     return ProjectOut.model_validate({**row._mapping, "role": role})
 
 
-@router.get("/projects/{project_id}", summary="One project")
-async def get_project(ctx: Ctx) -> ProjectOut:
-    project_id = ctx.path_id("project_id")
-    role = await ctx.require(project_id, Action.READ)
-    return await _project(ctx, project_id, role)
+@router.get(
+    "/projects/{project_id}",
+    summary="One project",
+    permission=Permission(Action.READ, on="project_id"),
+)
+async def get_project(ctx: Ctx, project_id: int) -> ProjectOut:
+    return await _project(ctx, project_id, ctx.role)
 
 
-@router.patch("/projects/{project_id}", summary="Rename a project or change its remotes (owners)")
-async def update_project(ctx: Ctx, body: ProjectUpdate) -> ProjectOut:
-    project_id = ctx.path_id("project_id")
-    role = await ctx.require(project_id, Action.MANAGE)
+@router.patch(
+    "/projects/{project_id}",
+    summary="Rename a project or change its remotes (owners)",
+    permission=Permission(Action.MANAGE, on="project_id"),
+)
+async def update_project(ctx: Ctx, project_id: int, body: ProjectUpdate) -> ProjectOut:
     values = body.model_dump(exclude_unset=True, exclude_none=True)
     if "remotes" in values:
         values["remotes"] = sorted(set(values["remotes"]))
@@ -107,13 +112,16 @@ async def update_project(ctx: Ctx, body: ProjectUpdate) -> ProjectOut:
             await tx.conn.execute(
                 update(projects).where(projects.c.id == project_id).values(**values)
             )
-    return await _project(ctx, project_id, role)
+    return await _project(ctx, project_id, ctx.role)
 
 
-@router.post("/projects/{project_id}/sprints", summary="Create a sprint", status=201)
-async def create_sprint(ctx: Ctx, body: SprintCreate) -> SprintOut:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.WRITE_TASKS)
+@router.post(
+    "/projects/{project_id}/sprints",
+    summary="Create a sprint",
+    status=201,
+    permission=Permission(Action.WRITE_TASKS, on="project_id"),
+)
+async def create_sprint(ctx: Ctx, project_id: int, body: SprintCreate) -> SprintOut:
     async with ctx.db.write() as tx:
         row = (
             await tx.conn.execute(
@@ -125,10 +133,12 @@ async def create_sprint(ctx: Ctx, body: SprintCreate) -> SprintOut:
     return SprintOut.model_validate(row._mapping)
 
 
-@router.get("/projects/{project_id}/sprints", summary="Sprints of a project")
-async def list_sprints(ctx: Ctx, query: PageQuery) -> Page[SprintOut]:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
+@router.get(
+    "/projects/{project_id}/sprints",
+    summary="Sprints of a project",
+    permission=Permission(Action.READ, on="project_id"),
+)
+async def list_sprints(ctx: Ctx, project_id: int, query: PageQuery) -> Page[SprintOut]:
     async with ctx.db.read() as conn:
         return await page(
             conn,
@@ -139,31 +149,17 @@ async def list_sprints(ctx: Ctx, query: PageQuery) -> Page[SprintOut]:
         )
 
 
-async def sprint_project(ctx: Ctx, sprint_id: int) -> int:
-    async with ctx.db.read() as conn:
-        project_id = (
-            await conn.execute(select(sprints.c.project_id).where(sprints.c.id == sprint_id))
-        ).scalar()
-    if project_id is None:
-        raise not_found(f"sprint {sprint_id}")
-    return int(project_id)
-
-
-@router.get("/sprints/{sprint_id}", summary="One sprint")
-async def get_sprint(ctx: Ctx) -> SprintOut:
-    sprint_id = ctx.path_id("sprint_id")
-    await ctx.require(await sprint_project(ctx, sprint_id), Action.READ, f"sprint {sprint_id}")
+@router.get(
+    "/sprints/{sprint_id}", summary="One sprint", permission=Permission(Action.READ, on="sprint_id")
+)
+async def get_sprint(ctx: Ctx, sprint_id: int) -> SprintOut:
     async with ctx.db.read() as conn:
         row = (await conn.execute(select(sprints).where(sprints.c.id == sprint_id))).one()
     return SprintOut.model_validate(row._mapping)
 
 
-@router.patch("/sprints/{sprint_id}", summary="Edit a sprint")
-async def update_sprint(ctx: Ctx, body: SprintUpdate) -> SprintOut:
-    sprint_id = ctx.path_id("sprint_id")
-    await ctx.require(
-        await sprint_project(ctx, sprint_id), Action.WRITE_TASKS, f"sprint {sprint_id}"
-    )
+@router.patch("/sprints/{sprint_id}", summary="Edit a sprint", permission=WRITE_SPRINT)
+async def update_sprint(ctx: Ctx, sprint_id: int, body: SprintUpdate) -> SprintOut:
     values = body.model_dump(exclude_unset=True)
     for required in ("name", "goal", "state"):
         if values.get(required, "") is None:
@@ -187,12 +183,9 @@ async def update_sprint(ctx: Ctx, body: SprintUpdate) -> SprintOut:
 @router.post(
     "/sprints/{sprint_id}/queue",
     summary="Queue the sprint's backlog tasks for the agents (highest priority first)",
+    permission=WRITE_SPRINT,
 )
-async def queue_sprint(ctx: Ctx) -> SprintQueued:
-    sprint_id = ctx.path_id("sprint_id")
-    await ctx.require(
-        await sprint_project(ctx, sprint_id), Action.WRITE_TASKS, f"sprint {sprint_id}"
-    )
+async def queue_sprint(ctx: Ctx, sprint_id: int) -> SprintQueued:
     queued: list[int] = []
     async with ctx.db.write() as tx:
         rows = (

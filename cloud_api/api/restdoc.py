@@ -123,8 +123,8 @@ def render(doc: dict[str, Any]) -> str:
         out += [f"## {tag.capitalize()}", ""]
         for path, method, op in sorted(ops, key=lambda o: (o[0], _METHOD_ORDER[o[1]])):
             out += [f"### `{method.upper()} {path}`", "", op["summary"] + ".", ""]
-            if not op.get("security"):
-                out += ["No authentication.", ""]
+            if op.get("description"):
+                out += [op["description"], ""]
             params = [p for p in op.get("parameters", []) if p["in"] in ("query",)]
             if params:
                 out += ["| query | type | notes |", "| --- | --- | --- |"]

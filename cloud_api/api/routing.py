@@ -1,9 +1,15 @@
 """Declared routes: one decorator per endpoint, with its body, query and response models taken
 from the handler's type hints. The same declarations drive request validation, response
-serialisation and the OpenAPI document (:mod:`cloud_api.api.openapi`), so they cannot drift.
+serialisation, who may call the route (:mod:`cloud_api.api.policy`, checked before the
+handler runs) and the OpenAPI document (:mod:`cloud_api.api.openapi`), so they cannot drift.
 
-    @router.post("/projects/{project_id}/tasks", status=201, summary="Create a task")
-    async def create_task(ctx: Ctx, body: TaskCreate) -> TaskOut: ...
+    @router.post(
+        "/projects/{project_id}/tasks",
+        status=201,
+        summary="Create a task",
+        permission=Permission(Action.WRITE_TASKS, on="project_id"),
+    )
+    async def create_task(ctx: Ctx, project_id: int, body: TaskCreate) -> TaskOut: ...
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from cloud_api.api import idempotency
 from cloud_api.api.context import Ctx, authenticate
 from cloud_api.api.errors import ApiError, field_problem, validation_problem
+from cloud_api.api.policy import (
+    Permission,
+    Policy,
+    Principals,
+    check_target,
+    guard,
+    path_ids,
+)
 from cloud_api.schemas.common import IDEMPOTENCY_KEY_PATTERN
 from cloud_api.services import SERVICES
 
@@ -35,7 +49,8 @@ class Route:
     summary: str
     tag: str
     status: int
-    auth: bool
+    #: Who may call it: checked before the handler runs (the handler below is guarded).
+    policy: Policy
     body: type[BaseModel] | None
     query: type[BaseModel] | None
     response: Any  # a pydantic model / generic, None (204), or web.StreamResponse (raw)
@@ -43,6 +58,10 @@ class Route:
     #: instead of storing the secret at rest.
     secret_response: bool
     idempotent: bool
+
+    @property
+    def auth(self) -> bool:
+        return self.policy.principals is not Principals.ANYONE
 
     @property
     def full_path(self) -> str:
@@ -66,29 +85,53 @@ class Router:
         summary: str,
         status: int = 200,
         auth: bool = True,
+        signed_in: bool = False,
+        people_only: bool = False,
+        admin_only: bool = False,
+        worker_only: bool = False,
+        permission: Permission | None = None,
         secret_response: bool = False,
         idempotent: bool = True,
     ) -> Callable[[Handler], Handler]:
+        """Declare a route. Its policy is one of ``auth=False``, ``signed_in``,
+        ``people_only``, ``admin_only``, ``worker_only`` or ``permission``; returns the
+        handler behind that policy (the dashboard calls it too)."""
+
         def decorate(handler: Handler) -> Handler:
+            where = f"{method} {path}"
             hints = typing.get_type_hints(handler)
             response = hints.get("return")
+            body = hints.get("body")
+            policy = Policy.declare(
+                where,
+                auth=auth,
+                signed_in=signed_in,
+                people_only=people_only,
+                admin_only=admin_only,
+                worker_only=worker_only,
+                permission=permission,
+            )
+            names = path_ids(where, path, handler, hints)
+            if permission is not None:
+                check_target(where, permission, names, body)
+            guarded = guard(policy, names, handler)
             self.routes.append(
                 Route(
                     method=method,
                     path=path,
-                    handler=handler,
+                    handler=guarded,
                     summary=summary,
                     tag=self.tag,
                     status=204 if response is type(None) else status,
-                    auth=auth,
-                    body=hints.get("body"),
+                    policy=policy,
+                    body=body,
                     query=hints.get("query"),
                     response=None if response is type(None) else response,
                     secret_response=secret_response,
                     idempotent=idempotent,
                 )
             )
-            return handler
+            return guarded
 
         return decorate
 

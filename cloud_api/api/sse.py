@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.sql import ColumnElement
 
 from cloud_api.api.context import Ctx
-from cloud_api.api.stream_guard import Authorise, StreamGuard
+from cloud_api.api.stream_guard import StreamGuard
 from cloud_api.schemas.common import parse_id
 from cloud_api.schemas.tasks import EventOut
 from cloud_api.store.horizon import SETTLE_POLL, settled_rows
@@ -35,11 +35,12 @@ def resume_point(ctx: Ctx, after: int) -> int:
 
 
 async def stream_events(
-    ctx: Ctx, authorise: Authorise, where: ColumnElement[bool], topic: str, after: int
+    ctx: Ctx, where: ColumnElement[bool], topic: str, after: int
 ) -> web.StreamResponse:
-    """``authorise`` is the route's access check: run now, and again while the stream is open."""
-    await authorise(ctx)
-    guard = StreamGuard(ctx, authorise)
+    """The route's policy let the caller in; its check runs again while the stream is open."""
+    recheck = ctx.granted().recheck
+    assert recheck is not None, "streams are routes with a declared policy"
+    guard = StreamGuard(ctx, recheck)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

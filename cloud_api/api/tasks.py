@@ -12,6 +12,7 @@ from sqlalchemy import Row, Select, func, select, update
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
 from cloud_api.api.paging import page
+from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
 from cloud_api.api.sse import stream_events
 from cloud_api.domain.permissions import Action
@@ -43,6 +44,9 @@ from cloud_api.store.tables import artifacts, blobs, sprints, task_events, tasks
 from cloud_api.store.types import db_now
 
 router = Router("tasks")
+#: Most task routes check one of these on the task's project.
+READ_TASK = Permission(Action.READ, on="task_id")
+WRITE_TASK = Permission(Action.WRITE_TASKS, on="task_id")
 
 
 class StreamQuery(Query):
@@ -75,18 +79,6 @@ async def _check_sprint(ctx: Ctx, project_id: int, sprint_id: int | None) -> Non
         )
 
 
-async def task_project(ctx: Ctx, task_id: int, action: Action) -> int:
-    """The task's project, after checking the caller may do ``action`` there (else 404/403)."""
-    async with ctx.db.read() as conn:
-        project_id = (
-            await conn.execute(select(tasks.c.project_id).where(tasks.c.id == task_id))
-        ).scalar()
-    if project_id is None:
-        raise not_found(f"task {task_id}")
-    await ctx.require(int(project_id), action, f"task {task_id}")
-    return int(project_id)
-
-
 def transition_conflict(
     exc: ActionError | TransitionError | task_store.StaleVersion, row: Row[Any] | None
 ) -> ApiError:
@@ -99,10 +91,13 @@ def transition_conflict(
     )
 
 
-@router.post("/projects/{project_id}/tasks", summary="Create a task", status=201)
-async def create_task(ctx: Ctx, body: TaskCreate) -> TaskOut:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.WRITE_TASKS)
+@router.post(
+    "/projects/{project_id}/tasks",
+    summary="Create a task",
+    status=201,
+    permission=Permission(Action.WRITE_TASKS, on="project_id"),
+)
+async def create_task(ctx: Ctx, project_id: int, body: TaskCreate) -> TaskOut:
     await _check_sprint(ctx, project_id, body.sprint_id)
     values = body.model_dump()
     async with ctx.db.write() as tx:
@@ -125,10 +120,12 @@ def select_tasks(project_id: int, query: TaskQuery) -> Select[Any]:
     return stmt
 
 
-@router.get("/projects/{project_id}/tasks", summary="Tasks of a project, filtered")
-async def list_tasks(ctx: Ctx, query: TaskQuery) -> Page[TaskOut]:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
+@router.get(
+    "/projects/{project_id}/tasks",
+    summary="Tasks of a project, filtered",
+    permission=Permission(Action.READ, on="project_id"),
+)
+async def list_tasks(ctx: Ctx, project_id: int, query: TaskQuery) -> Page[TaskOut]:
     stmt = select_tasks(project_id, query)
     async with ctx.db.read() as conn:
         if query.label is None:
@@ -149,10 +146,8 @@ async def list_tasks(ctx: Ctx, query: TaskQuery) -> Page[TaskOut]:
         return Page[TaskOut](items=items, next_cursor=items[-1].id if more else None)
 
 
-@router.get("/tasks/{task_id}", summary="One task")
-async def get_task(ctx: Ctx) -> TaskOut:
-    task_id = ctx.path_id("task_id")
-    await task_project(ctx, task_id, Action.READ)
+@router.get("/tasks/{task_id}", summary="One task", permission=READ_TASK)
+async def get_task(ctx: Ctx, task_id: int) -> TaskOut:
     async with ctx.db.read() as conn:
         row = await task_store.load(conn, task_id)
     if row is None:
@@ -160,10 +155,11 @@ async def get_task(ctx: Ctx) -> TaskOut:
     return task_out(row)
 
 
-@router.patch("/tasks/{task_id}", summary="Edit a task's fields (not its status)")
-async def update_task(ctx: Ctx, body: TaskUpdate) -> TaskOut:
-    task_id = ctx.path_id("task_id")
-    project_id = await task_project(ctx, task_id, Action.WRITE_TASKS)
+@router.patch(
+    "/tasks/{task_id}", summary="Edit a task's fields (not its status)", permission=WRITE_TASK
+)
+async def update_task(ctx: Ctx, task_id: int, body: TaskUpdate) -> TaskOut:
+    project_id = ctx.project_id
     values = body.model_dump(exclude_unset=True, exclude={"version"})
     for required in ("title", "description", "priority", "labels"):
         if required in values and values[required] is None:
@@ -206,14 +202,13 @@ async def update_task(ctx: Ctx, body: TaskUpdate) -> TaskOut:
 
 async def user_transition(
     ctx: Ctx,
+    task_id: int,
     action: UserAction,
     version: int | None,
     *,
     values: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> TaskOut:
-    task_id = ctx.path_id("task_id")
-    await task_project(ctx, task_id, Action.WRITE_TASKS)
     async with ctx.db.write() as tx:
         row = await task_store.load(tx, task_id)
         assert row is not None
@@ -236,38 +231,52 @@ def _comment(body: TaskAction) -> dict[str, Any] | None:
     return {"comment": body.comment} if body.comment else None
 
 
-@router.post("/tasks/{task_id}/queue", summary="backlog → queued: make the task claimable")
-async def queue_task(ctx: Ctx, body: TaskAction) -> TaskOut:
-    return await user_transition(ctx, UserAction.QUEUE, body.version, data=_comment(body))
+@router.post(
+    "/tasks/{task_id}/queue",
+    summary="backlog → queued: make the task claimable",
+    permission=WRITE_TASK,
+)
+async def queue_task(ctx: Ctx, task_id: int, body: TaskAction) -> TaskOut:
+    return await user_transition(ctx, task_id, UserAction.QUEUE, body.version, data=_comment(body))
 
 
 @router.post(
     "/tasks/{task_id}/cancel",
     summary="Cancel (any non-terminal state); a running agent is told at once",
+    permission=WRITE_TASK,
 )
-async def cancel_task(ctx: Ctx, body: TaskAction) -> TaskOut:
-    return await user_transition(ctx, UserAction.CANCEL, body.version, data=_comment(body))
+async def cancel_task(ctx: Ctx, task_id: int, body: TaskAction) -> TaskOut:
+    return await user_transition(ctx, task_id, UserAction.CANCEL, body.version, data=_comment(body))
 
 
-@router.post("/tasks/{task_id}/retry", summary="failed | cancelled → queued")
-async def retry_task(ctx: Ctx, body: TaskAction) -> TaskOut:
+@router.post("/tasks/{task_id}/retry", summary="failed | cancelled → queued", permission=WRITE_TASK)
+async def retry_task(ctx: Ctx, task_id: int, body: TaskAction) -> TaskOut:
     return await user_transition(
-        ctx, UserAction.RETRY, body.version, values={"status_reason": None}, data=_comment(body)
+        ctx,
+        task_id,
+        UserAction.RETRY,
+        body.version,
+        values={"status_reason": None},
+        data=_comment(body),
     )
 
 
-@router.post("/tasks/{task_id}/approve", summary="verification → done")
-async def approve_task(ctx: Ctx, body: TaskAction) -> TaskOut:
-    return await user_transition(ctx, UserAction.APPROVE, body.version, data=_comment(body))
+@router.post("/tasks/{task_id}/approve", summary="verification → done", permission=WRITE_TASK)
+async def approve_task(ctx: Ctx, task_id: int, body: TaskAction) -> TaskOut:
+    return await user_transition(
+        ctx, task_id, UserAction.APPROVE, body.version, data=_comment(body)
+    )
 
 
 @router.post(
     "/tasks/{task_id}/request-changes",
     summary="verification → queued, handing the feedback to the next attempt",
+    permission=WRITE_TASK,
 )
-async def request_changes(ctx: Ctx, body: FeedbackIn) -> TaskOut:
+async def request_changes(ctx: Ctx, task_id: int, body: FeedbackIn) -> TaskOut:
     return await user_transition(
         ctx,
+        task_id,
         UserAction.REQUEST_CHANGES,
         body.version,
         values={"feedback": body.feedback},
@@ -276,11 +285,14 @@ async def request_changes(ctx: Ctx, body: FeedbackIn) -> TaskOut:
 
 
 @router.post(
-    "/tasks/{task_id}/answer", summary="needs_input → queued, with the answer for the agent"
+    "/tasks/{task_id}/answer",
+    summary="needs_input → queued, with the answer for the agent",
+    permission=WRITE_TASK,
 )
-async def answer_task(ctx: Ctx, body: AnswerIn) -> TaskOut:
+async def answer_task(ctx: Ctx, task_id: int, body: AnswerIn) -> TaskOut:
     return await user_transition(
         ctx,
+        task_id,
         UserAction.ANSWER,
         body.version,
         values={"feedback": body.answer},
@@ -288,10 +300,13 @@ async def answer_task(ctx: Ctx, body: AnswerIn) -> TaskOut:
     )
 
 
-@router.post("/tasks/{task_id}/comments", summary="Add a comment to the timeline", status=201)
-async def add_comment(ctx: Ctx, body: CommentIn) -> EventOut:
-    task_id = ctx.path_id("task_id")
-    await task_project(ctx, task_id, Action.WRITE_TASKS)
+@router.post(
+    "/tasks/{task_id}/comments",
+    summary="Add a comment to the timeline",
+    status=201,
+    permission=WRITE_TASK,
+)
+async def add_comment(ctx: Ctx, task_id: int, body: CommentIn) -> EventOut:
     async with ctx.db.write() as tx:
         row = await task_store.load(tx, task_id)
         assert row is not None
@@ -304,10 +319,10 @@ async def add_comment(ctx: Ctx, body: CommentIn) -> EventOut:
     return EventOut.model_validate(event._mapping)
 
 
-@router.get("/tasks/{task_id}/events", summary="The task's timeline, oldest first")
-async def list_events(ctx: Ctx, query: EventQuery) -> Page[EventOut]:
-    task_id = ctx.path_id("task_id")
-    await task_project(ctx, task_id, Action.READ)
+@router.get(
+    "/tasks/{task_id}/events", summary="The task's timeline, oldest first", permission=READ_TASK
+)
+async def list_events(ctx: Ctx, task_id: int, query: EventQuery) -> Page[EventOut]:
     stmt = select(task_events).where(task_events.c.task_id == task_id)
     if query.kind:
         stmt = stmt.where(task_events.c.kind == query.kind)
@@ -321,34 +336,42 @@ async def list_events(ctx: Ctx, query: EventQuery) -> Page[EventOut]:
         return await page(conn, stmt, task_events.c.id, query, EventOut)
 
 
-@router.get("/tasks/{task_id}/events/stream", summary="The task's timeline as server-sent events")
-async def stream_task_events(ctx: Ctx, query: StreamQuery) -> web.StreamResponse:
-    task_id = ctx.path_id("task_id")
+@router.get(
+    "/tasks/{task_id}/events/stream",
+    summary="The task's timeline as server-sent events",
+    permission=READ_TASK,
+)
+async def stream_task_events(ctx: Ctx, task_id: int, query: StreamQuery) -> web.StreamResponse:
     return await stream_events(
         ctx,
-        lambda c: task_project(c, task_id, Action.READ),
         task_events.c.task_id == task_id,
         f"task:{task_id}",
         query.after,
     )
 
 
-@router.get("/projects/{project_id}/events/stream", summary="Every task event of a project, as SSE")
-async def stream_project_events(ctx: Ctx, query: StreamQuery) -> web.StreamResponse:
-    project_id = ctx.path_id("project_id")
+@router.get(
+    "/projects/{project_id}/events/stream",
+    summary="Every task event of a project, as SSE",
+    permission=Permission(Action.READ, on="project_id"),
+)
+async def stream_project_events(
+    ctx: Ctx, project_id: int, query: StreamQuery
+) -> web.StreamResponse:
     return await stream_events(
         ctx,
-        lambda c: c.require(project_id, Action.READ),
         task_events.c.project_id == project_id,
         f"project:{project_id}",
         query.after,
     )
 
 
-@router.get("/tasks/{task_id}/artifacts", summary="Artifacts of a task (patch, summary, evidence…)")
-async def list_artifacts(ctx: Ctx, query: PageQuery) -> Page[ArtifactOut]:
-    task_id = ctx.path_id("task_id")
-    await task_project(ctx, task_id, Action.READ)
+@router.get(
+    "/tasks/{task_id}/artifacts",
+    summary="Artifacts of a task (patch, summary, evidence…)",
+    permission=READ_TASK,
+)
+async def list_artifacts(ctx: Ctx, task_id: int, query: PageQuery) -> Page[ArtifactOut]:
     async with ctx.db.read() as conn:
         return await page(
             conn,
@@ -359,10 +382,12 @@ async def list_artifacts(ctx: Ctx, query: PageQuery) -> Page[ArtifactOut]:
         )
 
 
-@router.get("/tasks/{task_id}/artifacts/{artifact_id}", summary="One artifact with its content")
-async def get_artifact(ctx: Ctx) -> ArtifactContent:
-    task_id, artifact_id = ctx.path_id("task_id"), ctx.path_id("artifact_id")
-    await task_project(ctx, task_id, Action.READ)
+@router.get(
+    "/tasks/{task_id}/artifacts/{artifact_id}",
+    summary="One artifact with its content",
+    permission=READ_TASK,
+)
+async def get_artifact(ctx: Ctx, task_id: int, artifact_id: int) -> ArtifactContent:
     async with ctx.db.read() as conn:
         row = (
             await conn.execute(

@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import not_found
 from cloud_api.api.paging import page
+from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
 from cloud_api.domain.permissions import Action
 from cloud_api.schemas.common import Page, PageQuery
@@ -17,6 +18,7 @@ from cloud_api.store.tables import api_tokens
 from cloud_api.store.types import db_now
 
 router = Router("tokens")
+MANAGE = Permission(Action.MANAGE, on="project_id")
 
 
 async def create_worker_token(
@@ -42,17 +44,18 @@ async def create_worker_token(
     summary="Create a worker token (owners); the token is in this response only",
     status=201,
     secret_response=True,
+    permission=MANAGE,
 )
-async def create_token(ctx: Ctx, body: TokenCreate) -> TokenCreated:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.MANAGE)
+async def create_token(ctx: Ctx, project_id: int, body: TokenCreate) -> TokenCreated:
     return await create_worker_token(ctx.db, project_id, body, ctx.me.user_id)
 
 
-@router.get("/projects/{project_id}/tokens", summary="Worker tokens of a project (owners)")
-async def list_tokens(ctx: Ctx, query: PageQuery) -> Page[TokenOut]:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.MANAGE)
+@router.get(
+    "/projects/{project_id}/tokens",
+    summary="Worker tokens of a project (owners)",
+    permission=MANAGE,
+)
+async def list_tokens(ctx: Ctx, project_id: int, query: PageQuery) -> Page[TokenOut]:
     async with ctx.db.read() as conn:
         stmt = select(api_tokens).where(
             api_tokens.c.project_id == project_id, api_tokens.c.scope == "worker"
@@ -61,11 +64,11 @@ async def list_tokens(ctx: Ctx, query: PageQuery) -> Page[TokenOut]:
 
 
 @router.post(
-    "/projects/{project_id}/tokens/{token_id}/revoke", summary="Revoke a worker token (owners)"
+    "/projects/{project_id}/tokens/{token_id}/revoke",
+    summary="Revoke a worker token (owners)",
+    permission=MANAGE,
 )
-async def revoke_token(ctx: Ctx) -> TokenOut:
-    project_id, token_id = ctx.path_id("project_id"), ctx.path_id("token_id")
-    await ctx.require(project_id, Action.MANAGE)
+async def revoke_token(ctx: Ctx, project_id: int, token_id: int) -> TokenOut:
     async with ctx.db.write() as tx:
         await tx.conn.execute(
             update(api_tokens)

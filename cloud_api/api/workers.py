@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import Row, select
 
 from cloud_api.api.context import Ctx
-from cloud_api.api.errors import ApiError, conflict, field_problem, forbidden, not_found
+from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
 from cloud_api.api.paging import page
+from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
 from cloud_api.api.tasks import task_out, transition_conflict
 from cloud_api.dispatch import claims
@@ -49,11 +50,6 @@ router = Router("workers")
 _CLOSED = {TaskStatus.CANCELLED.value, TaskStatus.DONE.value}
 
 
-def _worker_only(ctx: Ctx) -> None:
-    if not ctx.me.is_worker:
-        raise forbidden("this endpoint takes a worker token (locus-cloud token create)")
-
-
 def stale(exc: claims.StaleClaim) -> ApiError:
     row = exc.current
     return conflict(
@@ -63,8 +59,7 @@ def stale(exc: claims.StaleClaim) -> ApiError:
     )
 
 
-async def _fenced(tx: Tx, ctx: Ctx, fence: Fence) -> Row[Any]:
-    task_id = ctx.path_id("task_id")
+async def _fenced(tx: Tx, ctx: Ctx, task_id: int, fence: Fence) -> Row[Any]:
     try:
         row = await claims.fenced(tx, ctx.me.worker(), task_id, fence.attempt, fence.claim_token)
     except claims.StaleClaim as exc:
@@ -74,9 +69,12 @@ async def _fenced(tx: Tx, ctx: Ctx, fence: Fence) -> Row[Any]:
     return row
 
 
-@router.post("/worker/register", summary="Register (or update) the worker this token names")
+@router.post(
+    "/worker/register",
+    summary="Register (or update) the worker this token names",
+    worker_only=True,
+)
 async def register(ctx: Ctx, body: WorkerRegister) -> WorkerOut:
-    _worker_only(ctx)
     me = ctx.me
     assert me.project_id is not None and me.worker_name is not None
     async with ctx.db.read() as conn:
@@ -116,10 +114,11 @@ async def register(ctx: Ctx, body: WorkerRegister) -> WorkerOut:
 
 
 @router.post(
-    "/worker/claim", summary="Claim the next task; with wait_seconds, long-poll until one is queued"
+    "/worker/claim",
+    summary="Claim the next task; with wait_seconds, long-poll until one is queued",
+    worker_only=True,
 )
 async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
-    _worker_only(ctx)
     worker = ctx.me.worker()
     lease = ctx.services.settings.lease_seconds
     loop = asyncio.get_running_loop()
@@ -157,11 +156,11 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
 
 
 @router.post(
-    "/worker/tasks/{task_id}/heartbeat", summary="Extend the lease; the answer says whether to stop"
+    "/worker/tasks/{task_id}/heartbeat",
+    summary="Extend the lease; the answer says whether to stop",
+    worker_only=True,
 )
-async def heartbeat(ctx: Ctx, body: Fence) -> HeartbeatOut:
-    _worker_only(ctx)
-    task_id = ctx.path_id("task_id")
+async def heartbeat(ctx: Ctx, task_id: int, body: Fence) -> HeartbeatOut:
     try:
         row = await claims.heartbeat(
             ctx.db,
@@ -183,10 +182,11 @@ async def heartbeat(ctx: Ctx, body: Fence) -> HeartbeatOut:
 
 
 @router.post(
-    "/worker/tasks/{task_id}/status", summary="Report a status change of the attempt you hold"
+    "/worker/tasks/{task_id}/status",
+    summary="Report a status change of the attempt you hold",
+    worker_only=True,
 )
-async def report_status(ctx: Ctx, body: StatusIn) -> TaskOut:
-    _worker_only(ctx)
+async def report_status(ctx: Ctx, task_id: int, body: StatusIn) -> TaskOut:
     worker = ctx.me.worker()
     target = TaskStatus(body.status)
     if target is TaskStatus.NEEDS_INPUT and not body.question:
@@ -194,17 +194,13 @@ async def report_status(ctx: Ctx, body: StatusIn) -> TaskOut:
             "body", "question", "needs_input requires the question", "send the agent's question"
         )
     async with ctx.db.write() as tx:
-        row = await _fenced(tx, ctx, body)
+        row = await _fenced(tx, ctx, task_id, body)
         if row.status == target.value:
             # A retry of a report that took effect (its answer was lost): the attempt and
             # claim token still hold the task, so it is success, not "cannot move".
             return task_out(row)
         values: dict[str, Any] = {}
         data: dict[str, Any] = {}
-        if target in (TaskStatus.AWAITING_REVIEW, TaskStatus.NEEDS_INPUT, TaskStatus.VERIFICATION):
-            values["lease_expires_at"] = None  # the lease covers claimed/running only
-        if target is TaskStatus.RUNNING and row.status == TaskStatus.AWAITING_REVIEW.value:
-            values["lease_expires_at"] = db_now(ctx.services.settings.lease_seconds)
         if body.summary is not None:
             values["summary"] = body.summary
             data["summary"] = body.summary
@@ -226,6 +222,7 @@ async def report_status(ctx: Ctx, body: StatusIn) -> TaskOut:
                 values=values,
                 data=data,
                 fence={"attempt": body.attempt, "claim_token": body.claim_token},
+                lease_seconds=ctx.services.settings.lease_seconds,
             )
         except (TransitionError, task_store.StaleVersion) as exc:
             raise transition_conflict(exc, row) from None
@@ -240,12 +237,13 @@ def _open(row: Row[Any]) -> None:
 
 
 @router.post(
-    "/worker/tasks/{task_id}/logs", summary="Append an agent log chunk (seq makes retries safe)"
+    "/worker/tasks/{task_id}/logs",
+    summary="Append an agent log chunk (seq makes retries safe)",
+    worker_only=True,
 )
-async def append_log(ctx: Ctx, body: LogIn) -> LogOut:
-    _worker_only(ctx)
+async def append_log(ctx: Ctx, task_id: int, body: LogIn) -> LogOut:
     async with ctx.db.write() as tx:
-        row = await _fenced(tx, ctx, body)
+        row = await _fenced(tx, ctx, task_id, body)
         _open(row)
         stmt = (
             insert_for(ctx.db.backend, task_events)
@@ -283,13 +281,13 @@ async def append_log(ctx: Ctx, body: LogIn) -> LogOut:
     "/worker/tasks/{task_id}/artifacts",
     summary="Upload an artifact (content-addressed by sha256)",
     status=201,
+    worker_only=True,
 )
-async def upload_artifact(ctx: Ctx, body: ArtifactIn) -> ArtifactOut:
-    _worker_only(ctx)
+async def upload_artifact(ctx: Ctx, task_id: int, body: ArtifactIn) -> ArtifactOut:
     content = body.content.encode()
     digest = hashlib.sha256(content).hexdigest()
     async with ctx.db.write() as tx:
-        row = await _fenced(tx, ctx, body)
+        row = await _fenced(tx, ctx, task_id, body)
         _open(row)
         await tx.conn.execute(
             insert_for(ctx.db.backend, blobs)
@@ -340,10 +338,11 @@ async def upload_artifact(ctx: Ctx, body: ArtifactIn) -> ArtifactOut:
 
 
 @router.get(
-    "/worker/signals", summary="Cancellations of tasks this worker holds; long-polls with ?wait="
+    "/worker/signals",
+    summary="Cancellations of tasks this worker holds; long-polls with ?wait=",
+    worker_only=True,
 )
 async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
-    _worker_only(ctx)
     worker = ctx.me.worker()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + query.wait
@@ -377,9 +376,13 @@ async def signals(ctx: Ctx, query: SignalsQuery) -> SignalsOut:
             await sub.wait(min(remaining, SETTLE_POLL) if held else remaining)
 
 
-@router.post("/worker/tasks", summary="Propose a follow-up task (lands in the backlog)", status=201)
+@router.post(
+    "/worker/tasks",
+    summary="Propose a follow-up task (lands in the backlog)",
+    status=201,
+    worker_only=True,
+)
 async def create_follow_up(ctx: Ctx, body: WorkerTaskCreate) -> TaskOut:
-    _worker_only(ctx)
     worker = ctx.me.worker()
     async with ctx.db.write() as tx:
         row = await task_store.create(
@@ -396,11 +399,11 @@ async def create_follow_up(ctx: Ctx, body: WorkerTaskCreate) -> TaskOut:
 
 
 @router.get(
-    "/projects/{project_id}/workers", summary="Workers serving a project, with what they hold"
+    "/projects/{project_id}/workers",
+    summary="Workers serving a project, with what they hold",
+    permission=Permission(Action.READ, on="project_id"),
 )
-async def list_workers(ctx: Ctx, query: PageQuery) -> Page[WorkerOut]:
-    project_id = ctx.path_id("project_id")
-    await ctx.require(project_id, Action.READ)
+async def list_workers(ctx: Ctx, project_id: int, query: PageQuery) -> Page[WorkerOut]:
     async with ctx.db.read() as conn:
         result = await page(
             conn,

@@ -5,7 +5,9 @@ then age) and lease it, in a single ``UPDATE … WHERE id = (SELECT … LIMIT 1)
 the inner SELECT uses ``FOR UPDATE SKIP LOCKED`` so racing claimers pass over each other's rows
 instead of queueing on them; on SQLite the writer's ``BEGIN IMMEDIATE`` serialises claims.
 The lease carries a fresh random claim token; with the attempt number it fences every later
-write of that worker (a worker whose lease was taken over gets 409 and must stop).
+write of that worker (a worker whose lease was taken over gets 409 and must stop). What a claim
+and a heartbeat write to the lease columns comes from the lease table
+(``cloud_api.domain.states.LEASE_RULES``), as for every other move.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 
-from cloud_api.domain.states import LEASED, Actor, TaskStatus
+from cloud_api.domain.states import HEARTBEAT, LEASED, Actor, TaskStatus, lease_rule
 from cloud_api.store import tasks as task_store
 from cloud_api.store.db import NOTIFY_CHANNEL, Database, Tx
 from cloud_api.store.tables import task_events, tasks, workers
@@ -78,10 +80,13 @@ def _claim_statement(skip_locked: bool, one_task: bool = False) -> Any:
         .where(tasks.c.id == candidate.scalar_subquery(), tasks.c.status == TaskStatus.QUEUED.value)
         .values(
             status=TaskStatus.CLAIMED.value,
-            attempt=tasks.c.attempt + 1,
-            claim_token=bindparam("p_token"),
-            lease_owner_id=bindparam("p_worker"),
-            lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
+            # The lease table's claim rule, with the claim's values as bind parameters.
+            **task_store.lease_values(
+                lease_rule(TaskStatus.CLAIMED, Actor.WORKER),
+                lease_seconds=bindparam("p_lease", type_=Float()),
+                owner=bindparam("p_worker"),
+                token=bindparam("p_token"),
+            ),
             version=tasks.c.version + 1,
             updated_at=db_now(),
         )
@@ -229,7 +234,7 @@ async def heartbeat(
                     tasks.c.lease_owner_id == worker.id,
                     tasks.c.status.in_([s.value for s in LEASED]),
                 )
-                .values(lease_expires_at=db_now(lease_seconds))
+                .values(**task_store.lease_values(HEARTBEAT, lease_seconds=lease_seconds))
                 .returning(*tasks.c)
             )
         ).first()

@@ -53,13 +53,8 @@ async def reap_once(db: Database, max_attempts: int) -> int:
                         row,
                         target,
                         Actor.SYSTEM,
-                        values={
-                            "expired_leases": expired,
-                            "lease_owner_id": None,
-                            "claim_token": None,
-                            "lease_expires_at": None,
-                            "status_reason": reason,
-                        },
+                        # The lease table drops the fence and counts the expiry.
+                        values={"status_reason": reason},
                         data={
                             "reason": reason,
                             "expired_leases": expired,

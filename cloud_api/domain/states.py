@@ -158,6 +158,87 @@ def allowed_targets(current: TaskStatus, actor: Actor) -> frozenset[TaskStatus]:
     )
 
 
+class Lease(StrEnum):
+    """What a move does to ``lease_expires_at``."""
+
+    RENEW = "renew"  # now + lease_seconds: the worker holds the task on a clock
+    CLEAR = "clear"  # no lease: nothing expires outside claimed/running
+
+
+class Hold(StrEnum):
+    """What a move does to the holder's ``lease_owner_id`` or ``claim_token``."""
+
+    TAKE = "take"  # a claim: the claiming worker, a fresh token (and the next attempt)
+    KEEP = "keep"  # the attempt's worker still holds it (it may report, be told to stop)
+    DROP = "drop"  # nobody holds it: every write with the old fence gets 409
+
+
+class Count(StrEnum):
+    """What a move does to ``expired_leases`` (expiries since a person last queued it)."""
+
+    KEEP = "keep"
+    ADD_ONE = "add_one"  # this move is a lease expiry
+    RESET = "reset"  # a person queued it: a fresh set of attempts
+
+
+class Stamp(StrEnum):
+    """What a move does to ``queued_at`` (the task's place in the queue)."""
+
+    KEEP = "keep"  # back from an expiry or a give-back: it keeps its place
+    NOW = "now"  # a person queued it: its age starts now
+
+
+@dataclass(frozen=True)
+class LeaseRule:
+    """Everything a move does to the lease columns. Applied only by the store's write path
+    (``cloud_api.store.tasks.lease_values``): the claim, the heartbeat, every transition."""
+
+    lease: Lease
+    owner: Hold
+    token: Hold
+    expiries: Count = Count.KEEP
+    queued_at: Stamp = Stamp.KEEP
+
+
+_OFF_CLOCK = LeaseRule(Lease.CLEAR, Hold.KEEP, Hold.KEEP)
+_ON_CLOCK = LeaseRule(Lease.RENEW, Hold.KEEP, Hold.KEEP)
+#: The reaper: the worker lost the task, so its fence goes with the lease (queued or failed).
+_EXPIRED = LeaseRule(Lease.CLEAR, Hold.DROP, Hold.DROP, expiries=Count.ADD_ONE)
+
+#: (target, actor) -> what the move does to the lease, its holder and the attempt counters.
+#: One entry for every (target, actor) that TRANSITIONS allows; nothing else writes these.
+LEASE_RULES: dict[tuple[TaskStatus, Actor], LeaseRule] = {
+    # A person queues it (first time, retry, answer, changes requested): fresh attempts.
+    (S.QUEUED, Actor.USER): LeaseRule(
+        Lease.CLEAR, Hold.DROP, Hold.DROP, expiries=Count.RESET, queued_at=Stamp.NOW
+    ),
+    # The worker gives it back: nobody holds it, it keeps its place in the queue.
+    (S.QUEUED, Actor.WORKER): LeaseRule(Lease.CLEAR, Hold.DROP, Hold.DROP),
+    (S.QUEUED, Actor.SYSTEM): _EXPIRED,
+    (S.FAILED, Actor.SYSTEM): _EXPIRED,
+    (S.CLAIMED, Actor.WORKER): LeaseRule(Lease.RENEW, Hold.TAKE, Hold.TAKE),
+    # Started, or back to work after review: a fresh lease from now.
+    (S.RUNNING, Actor.WORKER): _ON_CLOCK,
+    # Waiting for a person: no lease (nothing to expire), the worker still holds the attempt.
+    (S.NEEDS_INPUT, Actor.WORKER): _OFF_CLOCK,
+    (S.AWAITING_REVIEW, Actor.WORKER): _OFF_CLOCK,
+    (S.VERIFICATION, Actor.WORKER): _OFF_CLOCK,
+    # Ended: no lease; the owner and token stay, so the worker's heartbeat hears 'cancelled'
+    # and its last logs of a failed run are still accepted.
+    (S.FAILED, Actor.WORKER): _OFF_CLOCK,
+    (S.DONE, Actor.USER): _OFF_CLOCK,
+    (S.CANCELLED, Actor.USER): _OFF_CLOCK,
+}
+
+#: A heartbeat renews the lease of a task in LEASED, and changes nothing else.
+HEARTBEAT = _ON_CLOCK
+
+
+def lease_rule(target: TaskStatus, actor: Actor) -> LeaseRule:
+    """What moving to ``target`` as ``actor`` does to the lease (the move is checked first)."""
+    return LEASE_RULES[target, actor]
+
+
 def lease_expiry_target(expired_leases: int, max_attempts: int) -> TaskStatus:
     """Where a task goes when its lease runs out: back to the queue, or failed for good.
 

@@ -2,17 +2,30 @@
 
 A transition is checked against the pure state table, applied as a compare-and-set on the
 version column (optimistic concurrency), and recorded in the append-only timeline in the same
-transaction — so every change is in the timeline, and two writers never both win.
+transaction — so every change is in the timeline, and two writers never both win. The lease
+columns are written only here, by :func:`lease_values` from the lease table
+(``cloud_api.domain.states.LEASE_RULES``): transitions, the claim statement and the heartbeat.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 
 from cloud_api.dispatch.work_waiters import work_topic
-from cloud_api.domain.states import HELD, Actor, TaskStatus, check_transition
+from cloud_api.domain.states import (
+    HELD,
+    Actor,
+    Count,
+    Hold,
+    Lease,
+    LeaseRule,
+    Stamp,
+    TaskStatus,
+    check_transition,
+    lease_rule,
+)
 from cloud_api.store.db import Tx
 from cloud_api.store.tables import task_events, tasks
 from cloud_api.store.types import db_now
@@ -29,6 +42,56 @@ class StaleVersion(Exception):
 def task_state(row: Row[Any]) -> dict[str, Any]:
     """What a 409 shows of the task: enough for a client to decide what to do next."""
     return {"id": row.id, "status": row.status, "version": row.version, "attempt": row.attempt}
+
+
+#: Columns no caller may set: their every write comes from a LeaseRule through lease_values.
+LEASE_COLUMNS = frozenset(
+    {"lease_expires_at", "lease_owner_id", "claim_token", "attempt", "expired_leases", "queued_at"}
+)
+
+
+def lease_values(
+    rule: LeaseRule,
+    *,
+    lease_seconds: float | ColumnElement[float] | None = None,
+    owner: int | ColumnElement[int] | None = None,
+    token: str | ColumnElement[str] | None = None,
+) -> dict[str, Any]:
+    """The lease columns' new values (SQL expressions) for ``rule``. A claim (Hold.TAKE)
+    needs the worker and its token; a renewal needs the lease length."""
+    values: dict[str, Any] = {}
+    if rule.lease is Lease.RENEW:
+        if lease_seconds is None:
+            raise ValueError("this move renews the lease: pass lease_seconds")
+        values["lease_expires_at"] = db_now(lease_seconds)
+    else:
+        values["lease_expires_at"] = None
+    for column, hold, given in (
+        ("lease_owner_id", rule.owner, owner),
+        ("claim_token", rule.token, token),
+    ):
+        if hold is Hold.TAKE:
+            if given is None:
+                raise ValueError(f"this move is a claim: pass the new {column}")
+            values[column] = given
+        elif hold is Hold.DROP:
+            values[column] = None
+    if rule.owner is Hold.TAKE:
+        values["attempt"] = tasks.c.attempt + 1
+    if rule.expiries is Count.ADD_ONE:
+        values["expired_leases"] = tasks.c.expired_leases + 1
+    elif rule.expiries is Count.RESET:
+        values["expired_leases"] = 0
+    if rule.queued_at is Stamp.NOW:
+        values["queued_at"] = db_now()
+    return values
+
+
+def _refuse_lease_columns(values: dict[str, Any]) -> None:
+    if forbidden := LEASE_COLUMNS & values.keys():
+        raise ValueError(
+            f"{', '.join(sorted(forbidden))} follow the lease table (LEASE_RULES), not values"
+        )
 
 
 async def load(tx_or_conn: Any, task_id: int) -> Row[Any] | None:
@@ -89,12 +152,13 @@ async def create(
 ) -> Row[Any]:
     """Insert a task (status backlog or queued) with its 'created' event; wakes workers if it
     is claimable at once."""
+    _refuse_lease_columns(values)
     queued = values.get("status") == TaskStatus.QUEUED.value
+    if queued:  # created queued: as if a person queued it (its age starts now)
+        values.update(lease_values(lease_rule(TaskStatus.QUEUED, Actor.USER)))
     row = (
         await tx.conn.execute(
-            tasks.insert()
-            .values(project_id=project_id, queued_at=db_now() if queued else None, **values)
-            .returning(*tasks.c)
+            tasks.insert().values(project_id=project_id, **values).returning(*tasks.c)
         )
     ).one()
     await add_event(tx, row, "created", actor, actor_id=actor_id, to_status=row.status, data=data)
@@ -113,22 +177,17 @@ async def transition(
     values: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     fence: dict[str, Any] | None = None,
+    lease_seconds: float | None = None,
 ) -> Row[Any]:
-    """Move ``task`` (as read) to ``target``; raises TransitionError or StaleVersion."""
+    """Move ``task`` (as read) to ``target``; raises TransitionError or StaleVersion.
+
+    The lease columns follow the lease table (never ``values``); ``lease_seconds`` is the
+    lease a move onto the clock (running) starts."""
     current = TaskStatus(task.status)
     check_transition(current, target, actor)
     values = dict(values or {})
-    if target is TaskStatus.QUEUED:
-        values.setdefault("lease_owner_id", None)
-        values.setdefault("claim_token", None)
-        values.setdefault("lease_expires_at", None)
-        if actor is Actor.USER:
-            # A person queued it: its age starts now, with a fresh set of attempts. A task
-            # back from an expired lease or a give-back keeps its place in the queue.
-            values.setdefault("queued_at", db_now())
-            values["expired_leases"] = 0
-    if target in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED):
-        values.setdefault("lease_expires_at", None)
+    _refuse_lease_columns(values)
+    values.update(lease_values(lease_rule(target, actor), lease_seconds=lease_seconds))
     stmt = (
         update(tasks)
         .where(tasks.c.id == task.id, tasks.c.version == task.version)

@@ -34,7 +34,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     try:
         body = LoginIn.model_validate({"email": email, "password": password})
-        result = await auth_api.login(Ctx(request, services, None), body)
+        result = await auth_api.login(Ctx(request, services, None), body=body)
     except ApiError as exc:
         if exc.problem.status != 429:
             return wrong_login(request, target, email)
