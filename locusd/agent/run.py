@@ -30,6 +30,7 @@ from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import VerifyCommand, detect_at
 from locusd.config import Config
+from locusd.git import worktreeinclude
 from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.diffs import diff_and_left_out, left_out_warning
 from locusd.git.repo import RepositoryError
@@ -148,9 +149,15 @@ async def run_task(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
-        if settings.copy_files or settings.setup:
-            phase("bootstrapping (.locus.toml)")
-            await asyncio.to_thread(worktrees.bootstrap, worktree, settings, boxed, command_env)
+        named = [
+            *([repo_config.FILENAME] if settings.copy_files or settings.setup else []),
+            *([worktreeinclude.FILENAME] if worktreeinclude.present(worktrees.checkout) else []),
+        ]
+        if named:
+            phase(f"bootstrapping ({', '.join(named)})")
+            warnings += await asyncio.to_thread(
+                worktrees.bootstrap, worktree, settings, boxed, command_env
+            )
         # From the base commit, not the worktree: a (continued) run's own edits choose nothing.
         verify = await asyncio.to_thread(detect_at, worktree.path, worktree.base_commit)
     except (sandbox.GitLayoutError, repo_config.RepoConfigError, WorktreeError) as exc:
