@@ -98,6 +98,9 @@ def test_a_missing_api_key_names_the_three_ways(tmp_path: Path) -> None:
     assert done.returncode == 2
     for way in ("ANTHROPIC_API_KEY", "--provider openai --base-url", "--provider replay"):
         assert way in done.stderr
+    # Its lines whole, "[agent]" included (text, never markup).
+    last = "The same settings can live in the [agent] table of ~/.config/locus/config.toml."
+    assert last in done.stderr.splitlines()
     assert list((tmp_path / "worktrees").glob("*")) == []  # nothing was started
 
 
