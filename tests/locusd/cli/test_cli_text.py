@@ -121,6 +121,11 @@ async def test_hostile_text_comes_out_literally_piped_and_on_a_terminal(
     assert rows and all(len(r) == 6 and re.fullmatch("[0-9a-f]{64}", r[5]) for r in rows), out
 
     # Everything else that prints it, piped: literally, on whole lines.
+    out, _ = await piped(user, "tasks", "show", str(task["id"]), "--json")
+    assert json.loads(out)["title"] == HOSTILE  # JSON: the data unchanged, escaped (inert)
+    out, _ = await piped(user, "logs", run_id, "--json")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert HOSTILE in "".join(e["text"] for e in events if e["kind"] == "text")
     out, _ = await piped(user, "tasks", "show", str(task["id"]))
     assert f"#{task['id']} {SHOWN}" in out and SHOWN in out.splitlines(), out
     out, _ = await piped(user, "logs", run_id)
