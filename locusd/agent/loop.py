@@ -10,11 +10,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from locusd.agent import tools
 from locusd.agent.budget import Budget, StuckDetector, exhausted
+from locusd.agent.guidance import Guidance
 from locusd.agent.messages import (
     Message,
     Request,
@@ -84,6 +85,7 @@ class Agent:
         budget: Budget,
         *,
         instructions: str | None = None,
+        guidance: Guidance | None = None,
         max_tokens: int = 8192,
         stuck_threshold: int = 3,
         max_nudges: int = 3,
@@ -94,6 +96,7 @@ class Agent:
         self.transcript = transcript
         self.budget = budget
         self.instructions = instructions
+        self.guidance = guidance
         self.max_tokens = max_tokens
         self.stuck = StuckDetector(stuck_threshold)
         self.max_nudges = max_nudges
@@ -232,6 +235,10 @@ class Agent:
         verified = len(self.ws.verifications)
         started = time.monotonic()
         result = await tools.execute(self.ws, call)
+        if self.guidance is not None:  # a directory's own AGENTS.md/CLAUDE.md, first touch
+            nested = await asyncio.to_thread(self.guidance.for_call, call.name, call.input)
+            if nested:
+                result = replace(result, content=f"{result.content}\n\n{nested}")
         duration = round(time.monotonic() - started, 4)
         self.transcript.write(
             ToolResultRecord(

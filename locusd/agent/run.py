@@ -20,6 +20,7 @@ from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
 from locusd.agent.egress.proxy import Connection
+from locusd.agent.guidance import Guidance
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.policy import CONTAINER_WARNING
@@ -29,26 +30,15 @@ from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
 from locusd.agent.verify import VerifyCommand, detect_at
 from locusd.config import Config
+from locusd.git import worktreeinclude
 from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.diffs import diff_and_left_out, left_out_warning
 from locusd.git.repo import RepositoryError
 from locusd.git.worktrees import Worktree, WorktreeError, Worktrees
 
-#: Files at the worktree root whose text is handed to the model as the repository's guidance.
-INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".locus/instructions.md")
-MAX_INSTRUCTIONS = 20_000
 #: Finished worktrees kept for reuse (their ignored build caches make the next run start warm).
 POOL_SIZE = 2
 NO_VERIFY = 'no verify command found: add verify = "…" to .locus.toml; the run is unverified'
-
-
-def instructions(root: Path) -> str | None:
-    for name in INSTRUCTION_FILES:
-        path = root / name
-        if path.is_file() and not path.is_symlink():
-            text = path.read_text(encoding="utf-8", errors="replace")[:MAX_INSTRUCTIONS]
-            return f"Repository instructions ({name}):\n{text}"
-    return None
 
 
 def versions() -> dict[str, str]:
@@ -159,9 +149,15 @@ async def run_task(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
-        if settings.copy_files or settings.setup:
-            phase("bootstrapping (.locus.toml)")
-            await asyncio.to_thread(worktrees.bootstrap, worktree, settings, boxed, command_env)
+        named = [
+            *([repo_config.FILENAME] if settings.copy_files or settings.setup else []),
+            *([worktreeinclude.FILENAME] if worktreeinclude.present(worktrees.checkout) else []),
+        ]
+        if named:
+            phase(f"bootstrapping ({', '.join(named)})")
+            warnings += await asyncio.to_thread(
+                worktrees.bootstrap, worktree, settings, boxed, command_env
+            )
         # From the base commit, not the worktree: a (continued) run's own edits choose nothing.
         verify = await asyncio.to_thread(detect_at, worktree.path, worktree.base_commit)
     except (sandbox.GitLayoutError, repo_config.RepoConfigError, WorktreeError) as exc:
@@ -189,7 +185,8 @@ async def run_task(
         max_verify_rounds=agent_config.max_verify_rounds,
         containers=agent_config.containers,
     )
-    guidance = instructions(worktree.path)
+    guidance = Guidance(workspace.files)  # the file tools' own confined open
+    instructions = await asyncio.to_thread(guidance.at_start, task)
     transcript = TranscriptWriter(transcript_path)
     try:
         transcript.write(
@@ -204,7 +201,7 @@ async def run_task(
                 base_commit=worktree.base_commit,
                 config=agent_config.model_dump(mode="json"),
                 system=SYSTEM_PROMPT,
-                instructions=guidance,
+                instructions=instructions,
                 tools=tools.specs(),
                 started_at=datetime.now(UTC).isoformat(),
             )
@@ -217,7 +214,8 @@ async def run_task(
                 workspace,
                 transcript,
                 agent_config.budget,
-                instructions=guidance,
+                instructions=instructions,
+                guidance=guidance,
                 max_tokens=agent_config.max_output_tokens,
                 stuck_threshold=agent_config.stuck_threshold,
                 on_event=on_event,
@@ -256,7 +254,7 @@ async def run_task(
             network=journal.summary(),
         )
         transcript.write(Footer(**dict(ending)))
-        warnings += workspace.warnings
+        warnings += workspace.warnings + guidance.warnings
     finally:
         await held.aclose()  # after the footer: no command runs by then
         journal.detach()

@@ -355,6 +355,28 @@ class Repository:
         )  # fmt: skip
         return [path for path in out.split("\0") if path]
 
+    def untracked_matching(self, patterns: str) -> list[str]:
+        """Untracked files that the gitignore-syntax ``patterns`` match, by git's own matching
+        (``ls-files --others --ignored --exclude-from``; the repository's .gitignore plays no
+        part here): the raw names."""
+        with tempfile.NamedTemporaryFile("wb", prefix="locus-patterns-") as file:
+            file.write(patterns.encode("utf-8", "surrogateescape"))
+            file.flush()
+            out = self.output(
+                "ls-files", "-z", "--others", "--ignored", f"--exclude-from={file.name}",
+                timeout=120,
+            )  # fmt: skip
+        return [path for path in out.split("\0") if path]
+
+    def ignored(self, paths: Sequence[str]) -> list[str]:
+        """Those of ``paths`` that git ignores here (a tracked file never is)."""
+        if not paths:
+            return []
+        done = self.run("check-ignore", "-z", "--stdin", stdin="\0".join(paths), timeout=60)
+        if done.returncode not in (0, 1):  # 1: none of them
+            raise GitFailed(["git", "check-ignore"], done)
+        return [path for path in done.stdout.split("\0") if path]
+
     def grep(self, pattern: str, pathspecs: Sequence[str], timeout: float) -> Finished:
         """``git grep -z -n`` for an extended regular expression in tracked and untracked files
         that are not ignored (binary files skipped); exit code 1 means no match."""

@@ -45,6 +45,7 @@ from locusd.git.cli import GitFailed, TimedOut, run
 from locusd.git.copying import CopyRefused, copy_confined
 from locusd.git.repo import ListedWorktree, Repository, RepositoryError
 from locusd.git.runmeta import FREE_STATES, RunMeta, WorktreeState
+from locusd.git.worktreeinclude import copy_included
 from locusd.repo_config import RepoConfig, copy_pattern_problem
 
 BRANCH_PREFIX = "locus/"
@@ -347,12 +348,14 @@ class Worktrees:
         config: RepoConfig,
         sandbox: Sandbox | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> builtins.list[str]:
         """Copy the files the repository names (ignored ones such as .env, which a checkout of
-        the commit lacks) and run its setup command in the worktree — in ``sandbox`` (the run's
-        own) with ``env`` (scrubbed): ``.locus.toml`` is repository content, as untrusted as
-        anything the agent writes."""
-        for source in self._copy_sources(config.copy_files):
+        the commit lacks: ``copy`` in .locus.toml, then :mod:`~locusd.git.worktreeinclude`)
+        and run its setup command in the worktree — in ``sandbox`` (the run's own) with
+        ``env`` (scrubbed): both files are repository content, as untrusted as anything the
+        agent writes. Returns warnings (.worktreeinclude's files that were not copied)."""
+        sources = self._copy_sources(config.copy_files)
+        for source in sources:
             try:
                 copy_confined(self.checkout, worktree.path, source)
             except CopyRefused as exc:
@@ -360,8 +363,10 @@ class Worktrees:
                     f"copy: {exc}. Name only regular files inside the checkout in copy"
                     " (.locus.toml), or fix the file"
                 ) from None
+        warnings = copy_included(self.checkout, worktree.path, already=set(sources))
         if config.setup:
             self._run_setup(worktree, config.setup, config.setup_timeout, sandbox, env)
+        return warnings
 
     def _copy_sources(self, patterns: builtins.list[str]) -> builtins.list[str]:
         """The checkout's files ``copy`` names, relative, each pattern checked lexically first
