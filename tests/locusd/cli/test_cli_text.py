@@ -56,9 +56,12 @@ async def piped(user: User, *args: str, code: int = 0) -> tuple[str, str]:
     return out, err
 
 
-def on_a_terminal(user: User, *args: str, columns: int = 250, code: int = 0) -> str:
-    """``locus ARGS`` on a pseudo-terminal ``columns`` wide: what the terminal received,
-    rich's colours taken out; asserted inert."""
+def on_a_terminal(
+    user: User, *args: str, columns: int = 250, code: int = 0, answers: tuple[str, ...] = ()
+) -> str:
+    """``locus ARGS`` on a pseudo-terminal ``columns`` wide, answering each ``decide`` prompt
+    with the next of ``answers``: what the terminal received, rich's colours taken out;
+    asserted inert."""
     env = {k: v for k, v in user.env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
     env = {k: v for k, v in env.items() if not k.startswith(("FORCE_COLOR", "TTY_"))}
     child = pexpect.spawn(
@@ -69,7 +72,12 @@ def on_a_terminal(user: User, *args: str, columns: int = 250, code: int = 0) -> 
         encoding="utf-8",
         timeout=120,
     )
-    received = child.read()
+    received = ""
+    for answer in answers:
+        child.expect("decide")
+        received += f"{child.before}{child.after}"
+        child.sendline(answer)
+    received += child.read()
     child.close()
     assert child.exitstatus == code, received
     shown = SGR.sub("", received).replace("\r\n", "\n")
@@ -77,8 +85,12 @@ def on_a_terminal(user: User, *args: str, columns: int = 250, code: int = 0) -> 
     return shown
 
 
-async def terminal(user: User, *args: str, columns: int = 250, code: int = 0) -> str:
-    return await asyncio.to_thread(on_a_terminal, user, *args, columns=columns, code=code)
+async def terminal(
+    user: User, *args: str, columns: int = 250, code: int = 0, answers: tuple[str, ...] = ()
+) -> str:
+    return await asyncio.to_thread(
+        on_a_terminal, user, *args, columns=columns, code=code, answers=answers
+    )
 
 
 def hostile_session() -> list[Reply]:
@@ -151,6 +163,9 @@ async def test_hostile_text_comes_out_literally_piped_and_on_a_terminal(
     assert SHOWN in shown
     shown = await terminal(user, "review", run_id, "--no-interactive")
     assert SHOWN in shown.splitlines() and f"+{SHOWN}" in shown.splitlines(), shown
+    # Hunk by hunk, as a person reviews: the agent's file is shown as it is before the prompt.
+    shown = await terminal(user, "review", run_id, answers=("q",))
+    assert shown.index(f"+{SHOWN}") < shown.index("decide"), shown
     shown = await terminal(user, "logs", HOSTILE, code=1)
     assert "error: no run '[/b] [/] [red]x[/red]" in shown
 
