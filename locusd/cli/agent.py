@@ -17,11 +17,9 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
-from rich.panel import Panel
 from rich.prompt import Confirm
 from rich.status import Status
-from rich.syntax import Syntax
+from rich.text import Text
 
 from locusd import config as user_config
 from locusd.agent import transcript
@@ -29,8 +27,9 @@ from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.agent.report import Approver, RunReport
 from locusd.agent.run import run_task
-from locusd.cli.common import console as make_console
+from locusd.cli.common import USAGE, json_option
 from locusd.cli.network import network_lines
+from locusd.cli.output import block, diff_lines, err, fail, out, print_json_line, text
 from locusd.cli.progress import Progress
 from locusd.git.worktrees import WorktreeError, run_ref
 from locusd.repo_config import RepoConfigError
@@ -50,10 +49,10 @@ def agent() -> None:
     """Run the coding agent locally (no cloud needed)."""
 
 
-def _asking(command: str, reason: str) -> str:
-    """The approval question as markup: the agent's command and the policy's reason (which
-    quotes it, and ``[agent] containers``) printed as they are, never read as markup."""
-    return f"[yellow]The agent wants to run[/] `{escape(command)}` ({escape(reason)})."
+def _asking(command: str, reason: str) -> Text:
+    """The approval question: the agent's command and the policy's reason (which quotes it,
+    and ``[agent] containers``) printed as they are, never read as markup."""
+    return text(("The agent wants to run", "yellow"), f" `{command}` ({reason}).")
 
 
 def _approver(console: Console, status: Status | None) -> Approver:
@@ -71,27 +70,25 @@ def _approver(console: Console, status: Status | None) -> Approver:
 
 
 def _show(console: Console, report: RunReport) -> None:
-    """The report as markup around escaped text: what the agent, the repository or a test
-    printed is shown as it is, never read as markup."""
+    """The report: our words styled around the text of the agent, the repository and the
+    tests, which is printed as it is (never read as markup, its control characters shown)."""
     colour = {"completed": "green", "needs_input": "yellow", "unverified": "yellow"}.get(
         report.outcome, "red"
     )
     lines = [
-        f"[bold {colour}]{report.outcome}[/]"
-        + (f": {escape(report.reason)}" if report.reason else "")
+        text((report.outcome, f"bold {colour}"), f": {report.reason}" if report.reason else "")
     ]
     if report.summary:
-        lines.append(f"\n[bold]Summary[/]\n{escape(report.summary)}")
+        lines.append(text("\n", ("Summary", "bold"), "\n", report.summary))
     if report.question:
-        lines.append(f"\n[bold]Question[/]\n{escape(report.question)}")
+        lines.append(text("\n", ("Question", "bold"), "\n", report.question))
     for follow_up in report.follow_ups:
-        lines.append(f"follow-up: {escape(follow_up.title)}")
+        lines.append(text(f"follow-up: {follow_up.title}"))
     check = report.verification
     if check is not None:
         verdict = "passed" if check.passed else "FAILED"
         lines.extend(
-            f"[bold red]UNVERIFIED[/] {escape(c.path)}: {escape(c.why)}"
-            for c in check.check_changes
+            text(("UNVERIFIED", "bold red"), f" {c.path}: {c.why}") for c in check.check_changes
         )
         counted = check.counts
         tally = (
@@ -100,32 +97,35 @@ def _show(console: Console, report: RunReport) -> None:
             if counted
             else ""
         )
-        why = f" — {escape(check.failure)}" if check.failure else ""
+        why = f" — {check.failure}" if check.failure else ""
         lines.append(
-            f"\n[bold]Verification[/] `{escape(check.command)}` {verdict}{why} (exit {check.exit_code},"
-            f" {check.duration:.1f} s{tally}; {escape(check.reason)})\n{escape(check.output_tail[-800:])}"
+            text(
+                "\n",
+                ("Verification", "bold"),
+                f" `{check.command}` {verdict}{why} (exit {check.exit_code},"
+                f" {check.duration:.1f} s{tally}; {check.reason})\n{check.output_tail[-800:]}",
+            )
         )
     else:
-        lines.append(f"\n[bold]Verification[/] {escape(report.verify_reason)}")
+        lines.append(text("\n", ("Verification", "bold"), f" {report.verify_reason}"))
     network = network_lines([use.model_dump() for use in report.network])
     if network:
-        lines.append("")
+        lines.append(text())
         lines.extend(network)
     cost = f"${report.cost_usd:.4f}" if report.cost_known else "unknown (model not priced)"
     lines.append(
-        f"\n{report.turns} turns, {report.usage.total_tokens} tokens"
-        f" ({report.usage.cache_read_tokens} from cache), cost {cost}, {report.duration:.1f} s"
+        text(
+            f"\n{report.turns} turns, {report.usage.total_tokens} tokens"
+            f" ({report.usage.cache_read_tokens} from cache), cost {cost}, {report.duration:.1f} s"
+        )
     )
     kept = f"its work kept under {run_ref(report.task_id)}" if report.diff else "no changes"
     where = f"branch {report.branch}" if report.branch else kept
-    lines.append(f"worktree {escape(report.worktree)} ({escape(where)})")
-    lines.append(f"transcript {escape(report.transcript)}")
-    lines.extend(f"[yellow]warning:[/] {escape(warning)}" for warning in report.warnings)
-    console.print(Panel("\n".join(lines), title=f"locus agent run {report.task_id}"))
-    if report.diff:
-        console.print(Syntax(report.diff, "diff", word_wrap=True))
-    else:
-        console.print("(no changes)")
+    lines.append(text(f"worktree {report.worktree} ({where})"))
+    lines.append(text(f"transcript {report.transcript}"))
+    lines.extend(text(("warning:", "yellow"), f" {warning}") for warning in report.warnings)
+    block(console, f"locus agent run {report.task_id}", lines)
+    console.print(diff_lines(report.diff.splitlines()) if report.diff else text("(no changes)"))
 
 
 @agent.command("run")
@@ -158,7 +158,7 @@ def _show(console: Console, report: RunReport) -> None:
 @click.option(
     "--unattended", is_flag=True, help="never ask: commands the policy marks 'ask' are denied"
 )
-@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
+@json_option
 def run(
     repo: Path,
     task: str,
@@ -176,7 +176,6 @@ def run(
 ) -> None:
     """Run the agent on TASK in a new worktree of REPO and show the diff, the summary, the
     verification evidence and the cost."""
-    err = make_console(stderr=True)
     try:
         config = user_config.load()
     except user_config.ConfigError as exc:
@@ -202,12 +201,11 @@ def run(
     try:
         chosen = make_provider(agent_config, replay=replay)
     except ConfigurationError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
+        fail(str(exc), USAGE)
 
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not unattended and not as_json
-    status = err.status("starting") if sys.stderr.isatty() else None
-    progress = Progress(err, status)
+    interactive = sys.stdin.isatty() and err.terminal and not unattended and not as_json
+    status = err.console.status("starting") if err.terminal else None
+    progress = Progress(err.console, status)
 
     async def main() -> RunReport:
         cancel = asyncio.Event()
@@ -222,7 +220,7 @@ def run(
             transcript_path=transcript_path,
             base=base,
             cancel=cancel,
-            approver=_approver(err, status) if interactive else None,
+            approver=_approver(err.console, status) if interactive else None,
             on_event=lambda e: progress.show(e.kind, e.text, e.data, e.turn),
             on_phase=progress.phase,
         )
@@ -234,16 +232,16 @@ def run(
         else:
             report = asyncio.run(main())
     except (WorktreeError, RepoConfigError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
+        fail(str(exc), USAGE)
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        print_json_line(report.model_dump_json(indent=2))
     else:
-        _show(make_console(), report)
+        _show(out.console, report)
     sys.exit(EXIT_CODES[report.outcome])
 
 
 @agent.command("schema")
-def schema() -> None:
+@json_option
+def schema(as_json: bool) -> None:
     """Print the JSON Schema of the transcript format (one record per line)."""
     click.echo(json.dumps(transcript.json_schema(), indent=2))

@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from locusd.cli.common import OK, UNAVAILABLE, daemon, fail, json_option, out, run, show
+from locusd.cli.common import OK, UNAVAILABLE, daemon, json_option, run, show
+from locusd.cli.output import fail, out, visible
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import DaemonStatus
 from locusd.server.client import LOG_NAME
@@ -35,9 +36,7 @@ def _status(start: bool) -> DaemonStatus:
 def start(as_json: bool) -> None:
     """Start the daemon in the background (if it is not running)."""
     result = _status(start=True)
-    show(
-        result, as_json, lambda: out.print(f"locusd running (pid {result.pid}) on {result.socket}")
-    )
+    show(result, as_json, lambda: out.say(f"locusd running (pid {result.pid}) on {result.socket}"))
 
 
 @daemon_group.command()
@@ -45,12 +44,10 @@ def start(as_json: bool) -> None:
 def status(as_json: bool) -> None:
     """Whether the daemon runs, and its state (never starts it)."""
     if not socket_path().exists():
-        show({"running": False}, as_json, lambda: out.print("locusd is not running"))
+        show({"running": False}, as_json, lambda: out.say("locusd is not running"))
         sys.exit(UNAVAILABLE)
     result = _status(start=False)
-    show(
-        result, as_json, lambda: out.print(f"locusd running (pid {result.pid}) on {result.socket}")
-    )
+    show(result, as_json, lambda: out.say(f"locusd running (pid {result.pid}) on {result.socket}"))
 
 
 @daemon_group.command()
@@ -58,7 +55,7 @@ def status(as_json: bool) -> None:
 def stop(as_json: bool) -> None:
     """Stop the daemon (its runs are cancelled; cloud tasks go back to the queue)."""
     if not socket_path().exists():
-        show({"stopped": False}, as_json, lambda: out.print("locusd is not running"))
+        show({"stopped": False}, as_json, lambda: out.say("locusd is not running"))
         return
 
     async def work() -> None:
@@ -66,12 +63,13 @@ def stop(as_json: bool) -> None:
             await client.call("locus/daemon/shutdown", Empty(), Empty)
 
     run(work)
-    show({"stopped": True}, as_json, lambda: out.print("locusd stopped"))
+    show({"stopped": True}, as_json, lambda: out.say("locusd stopped"))
 
 
 @daemon_group.command()
 @click.option("--lines", "-n", default=200, show_default=True)
-def logs(lines: int) -> None:
+@json_option
+def logs(lines: int, as_json: bool) -> None:
     """The daemon's log (the file of a daemon that a client started)."""
     path = state_dir() / LOG_NAME
     if not path.exists():
@@ -80,15 +78,16 @@ def logs(lines: int) -> None:
             " (journalctl --user -u locusd)",
             UNAVAILABLE,
         )
-    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    click.echo("\n".join(text[-lines:]))
+    last = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    # The log quotes the agent and the cloud: their control characters are shown, not obeyed.
+    show({"path": str(path), "lines": last}, as_json, lambda: click.echo(visible("\n".join(last))))
 
 
 def _report(result: InstallResult, as_json: bool) -> None:
     def human() -> None:
-        out.print(result.message)
+        out.say(result.message)
         for command in result.pending:
-            out.print("  run: " + subprocess.list2cmdline(command))
+            out.say("  run: " + subprocess.list2cmdline(command))
 
     show(dataclasses.asdict(result), as_json, human)
     sys.exit(OK if result.ok else UNAVAILABLE)

@@ -6,7 +6,8 @@ commit made and reported, and the task ends in ``verification`` in the cloud.
 
 Everything lives in one directory (``--dir``), with its own XDG directories and socket, so the
 demo never touches the user's own daemon, config or keyring. Each step is the ``locus`` command
-a user would type, run as such and printed.
+a user would type, run as such and printed. With ``--json`` the steps go to stderr and stdout
+gets what the trip made (cloud URL, task, run, commit, the task's final status) as JSON.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
-from locusd.cli.common import FAILED, OK, err, fail, out
+from locusd.cli.common import FAILED, OK, json_option
+from locusd.cli.output import Output, diff_lines, err, fail, out, print_json
 from locusd.git.repo import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +45,9 @@ def _free_port() -> int:
 
 
 class Trip:
-    def __init__(self, where: Path) -> None:
+    def __init__(self, where: Path, show: Output) -> None:
         self.where = where
+        self.show = show  # stdout, or stderr when stdout is for --json
         runtime = where / "run"
         runtime.mkdir(parents=True, mode=0o700)
         self.env = {
@@ -61,11 +63,11 @@ class Trip:
         self.cloud: subprocess.Popen[str] | None = None
 
     def step(self, title: str) -> None:
-        out.print(f"\n[bold cyan]▶ {title}[/]")
+        self.show.say("\n", (f"▶ {title}", "bold cyan"))
 
     def locus(self, *args: str) -> Any:
         shown = " ".join(a if " " not in a else repr(a) for a in args)
-        out.print(f"[dim]$ locus {shown}[/]")
+        self.show.say((f"$ locus {shown}", "dim"))
         done = subprocess.run(  # noqa: S603 - our own CLI
             [LOCUS, *args, "--json"], env=self.env, capture_output=True, text=True, timeout=300
         )
@@ -123,33 +125,42 @@ class Trip:
     help="where the demo lives (default: a fresh locus-demo-* directory in the temp dir)",
 )
 @click.option("--keep/--stop", default=False, help="leave the cloud and daemon running after")
-def demo(where: Path | None, keep: bool) -> None:
+@json_option
+def demo(where: Path | None, keep: bool, as_json: bool) -> None:
     """One task from the cloud to a commit and back, on embedded defaults (no account, no
     network; no model key needed)."""
     if not (EXAMPLES / "sample-repo").is_dir():
         fail(f"the demo's sample repository is not at {EXAMPLES}: run it from a checkout", FAILED)
     where = where or Path(tempfile.mkdtemp(prefix="locus-demo-"))
-    trip = Trip(where)
+    trip = Trip(where, err if as_json else out)
     try:
-        _run(trip)
+        made = _run(trip)
     finally:
         if not keep:
             trip.stop()
     if not keep:
-        out.print("\n(everything is stopped; `locus demo --keep` leaves the cloud and daemon up)")
+        trip.show.say(
+            "\n(everything is stopped; `locus demo --keep` leaves the cloud and daemon up)"
+        )
     if keep:
-        exports = " ".join(
-            f"{k}={trip.env[k]}" for k in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME",
-                                             "XDG_DATA_HOME", "LOCUS_SOCKET", "PYTHON_KEYRING_BACKEND")
-        )  # fmt: skip
-        out.print(f"\nTo look around: export {exports}; then locus status, locus runs, locus audit")
+        names = ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+                 "LOCUS_SOCKET", "PYTHON_KEYRING_BACKEND")  # fmt: skip
+        made["environment"] = {name: trip.env[name] for name in names}
+        exports = " ".join(f"{name}={trip.env[name]}" for name in names)
+        trip.show.say(
+            f"\nTo look around: export {exports}; then locus status, locus runs, locus audit"
+        )
+    if as_json:
+        print_json(made)
     sys.exit(OK)
 
 
-def _run(trip: Trip) -> None:
+def _run(trip: Trip) -> dict[str, Any]:
+    """The trip, step by step; what it made (for ``--json``)."""
+    say = trip.show.say
     trip.step("a Locus Cloud on SQLite (no accounts to create)")
     url, token = trip.start_cloud()
-    out.print(f"cloud at {url} — admin token printed by its first start")
+    say(f"cloud at {url} — admin token printed by its first start")
 
     trip.step("a sample project with a failing test")
     repo = trip.where / "sample-repo"
@@ -176,50 +187,62 @@ def _run(trip: Trip) -> None:
     config = trip.where / "config" / "locus" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     if os.environ.get("ANTHROPIC_API_KEY"):
-        out.print("model: Anthropic (ANTHROPIC_API_KEY is set)")
+        say("model: Anthropic (ANTHROPIC_API_KEY is set)")
     else:
         transcript = EXAMPLES / "fix-median.jsonl"
         config.write_text(f'[agent]\nprovider = "replay"\nreplay = "{transcript}"\n')
-        out.print(
-            "[yellow]model: none configured — replaying a recorded session"
-            f" ({transcript.name}); set ANTHROPIC_API_KEY to use a real model[/]"
+        say(
+            (
+                "model: none configured — replaying a recorded session"
+                f" ({transcript.name}); set ANTHROPIC_API_KEY to use a real model",
+                "yellow",
+            )
         )
 
     trip.step("log the daemon in (it starts by itself)")
     status = trip.locus("login", "--cloud", url, "--token", token)
-    out.print(f"logged in as {status['identity']} ({status['store']})")
+    say(f"logged in as {status['identity']} ({status['store']})")
 
     trip.step("a task in the cloud")
     task = (EXAMPLES / "fix-median.task").read_text().strip()
     created = trip.locus("tasks", "create", "--project", "1", "--title", task)
-    out.print(f"task #{created['id']}: {created['status']}")
+    say(f"task #{created['id']}: {created['status']}")
 
     trip.step("the agent works on it, in a worktree of its own")
     (run,) = trip.locus("run", "--once", "--repo", str(repo))
-    out.print(f"run {run['run_id']}: {run['state']} — {run['summary']}")
+    say(f"run {run['run_id']}: {run['state']} — {run['summary']}")
 
     trip.step("the review")
     view = trip.locus("review", run["run_id"], "--no-interactive")
     for file in view["files"]:
         for hunk in file["hunks"]:
-            out.print(f"[bold]{escape(file['path'])}[/] {escape(hunk['header'])}")
-            for line in hunk["lines"]:
-                colour = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
-                text = escape(line)  # code is full of [brackets] rich would take for markup
-                out.print(f"[{colour}]{text}[/]" if colour else text, highlight=False)
+            say((file["path"], "bold"), f" {hunk['header']}")
+            say(diff_lines(hunk["lines"]))
 
     trip.step("accept, commit, report")
     committed = trip.locus("review", run["run_id"], "--accept-all", "--commit")
-    out.print(f"commit {committed['commit'][:12]} on {committed['branch']}")
+    say(f"commit {committed['commit'][:12]} on {committed['branch']}")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the outbox delivers in the background
         shown = trip.api(url, token, "GET", f"/tasks/{created['id']}")
         if shown["status"] == "verification":
             break
         time.sleep(0.2)
-    out.print(f"the cloud says: task #{created['id']} is [bold]{shown['status']}[/]")
+    say(f"the cloud says: task #{created['id']} is ", (shown["status"], "bold"))
     audit = trip.locus("audit")
-    out.print(f"{len(audit['entries'])} uploads left this machine (locus audit lists them)")
+    say(f"{len(audit['entries'])} uploads left this machine (locus audit lists them)")
     login = re.search(r"sign in:\s+\S+ as (\S+) / (\S+)", (trip.where / "cloud.log").read_text())
     who = f" as {login.group(1)} / {login.group(2)}" if login else ""
-    err.print(f"\ndashboard: {url}/ (sign in{who}); REST API: {url}/api/v1")
+    err.say(f"\ndashboard: {url}/ (sign in{who}); REST API: {url}/api/v1")
+    return {
+        "dir": str(trip.where),
+        "cloudUrl": url,
+        "dashboard": f"{url}/",
+        "taskId": created["id"],
+        "taskStatus": shown["status"],
+        "runId": run["run_id"],
+        "runState": run["state"],
+        "commit": committed["commit"],
+        "branch": committed["branch"],
+        "uploads": len(audit["entries"]),
+    }

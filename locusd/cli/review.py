@@ -12,11 +12,10 @@ import sys
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.syntax import Syntax
 
-from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.cli.common import daemon, json_option, run, show
 from locusd.cli.network import network_lines
+from locusd.cli.output import diff_lines, out
 from locusd.protocol.messages import (
     CommitParams,
     CommitResult,
@@ -30,29 +29,29 @@ from locusd.protocol.messages import (
 
 
 def _show_review(view: ReviewView) -> None:
-    out.print(f"[bold]Review of {view.run_id}[/] (revision {view.revision})")
+    out.say((f"Review of {view.run_id}", "bold"), f" (revision {view.revision})")
     if view.summary:
-        out.print(f"\n[bold]Summary[/]\n{escape(view.summary)}")
+        out.say("\n", ("Summary", "bold"), "\n", view.summary)
     check = view.verification
     if check:
         _show_check(check)
     for line in network_lines(view.network):
-        out.print(line)
+        out.say(line)
     for file in view.files:
         decided = f" — {file.decision.action}" if file.decision else ""
-        out.print(f"\n[bold]{escape(file.path)}[/] ({file.status}){decided}")
+        out.say("\n", (file.path, "bold"), f" ({file.status}){decided}")
         for hunk in file.hunks:
             mark = f"  [{hunk.decision.action}]" if hunk.decision else ""
-            body = "\n".join([hunk.header, *hunk.lines])
-            out.print(f"[dim]hunk {hunk.id}[/]{mark}")
-            out.print(Syntax(body, "diff", word_wrap=True))
+            out.say((f"hunk {hunk.id}", "dim"), mark)
+            out.say(diff_lines([hunk.header, *hunk.lines]))
     if view.left_out:
-        named = ", ".join(escape(path) for path in view.left_out)
-        out.print(
-            f"\n[yellow]Left out of the review:[/] {named} — more than one hard link (it may be"
-            " a file from outside the worktree); it cannot be accepted"
+        out.say(
+            "\n",
+            ("Left out of the review:", "yellow"),
+            f" {', '.join(view.left_out)} — more than one hard link (it may be a file from"
+            " outside the worktree); it cannot be accepted",
         )
-    out.print(f"\n{view.undecided} undecided")
+    out.say(f"\n{view.undecided} undecided")
 
 
 def _show_check(check: dict[str, Any]) -> None:
@@ -60,25 +59,25 @@ def _show_check(check: dict[str, Any]) -> None:
     above everything else, with what changed: its green proves nothing."""
     changes = check.get("check_changes") or []
     if changes:
-        out.print(
-            "\n[bold red]UNVERIFIED[/] the diff changes what the check depends on;"
-            " its result proves nothing — review these first:"
+        out.say(
+            "\n",
+            ("UNVERIFIED", "bold red"),
+            " the diff changes what the check depends on; its result proves nothing — review"
+            " these first:",
         )
         for change in changes:
-            out.print(
-                f"  [red]{escape(str(change.get('path')))}[/]: {escape(str(change.get('why')))}"
-            )
-    verdict = "[green]passed[/]" if check.get("passed") else "[red]FAILED[/]"
-    why = f" — {escape(str(check['failure']))}" if check.get("failure") else ""
-    out.print(f"\n[bold]Verification[/] `{escape(str(check.get('command')))}` {verdict}{why}")
+            out.say("  ", (str(change.get("path")), "red"), f": {change.get('why')}")
+    verdict = ("passed", "green") if check.get("passed") else ("FAILED", "red")
+    why = f" — {check['failure']}" if check.get("failure") else ""
+    out.say("\n", ("Verification", "bold"), f" `{check.get('command')}` ", verdict, why)
     counts = check.get("counts")
     if counts:
-        out.print(
+        out.say(
             f"  {counts.get('parser')}: {counts.get('passed')} passed, {counts.get('failed')}"
             f" failed, {counts.get('skipped')} skipped"
         )
     if check.get("reason"):
-        out.print(f"  [dim]chosen because: {escape(str(check['reason']))}[/]")
+        out.say("  ", (f"chosen because: {check['reason']}", "dim"))
 
 
 CHOICES = "a accept · r reject · c reject with a comment · e edit · s skip · q quit"
@@ -87,7 +86,7 @@ CHOICES = "a accept · r reject · c reject with a comment · e edit · s skip �
 def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
     """Hunk by hunk, as ``git add -p`` does; structural changes (renames, modes, binaries)
     are asked once per file. Returns the decisions made (skipped ones are left out)."""
-    out.print(f"[dim]{CHOICES}[/]")
+    out.say((CHOICES, "dim"))
     decisions: dict[str, DecisionIn] = {}
     targets: list[tuple[str, str, list[str]]] = []
     for file in view.files:
@@ -96,9 +95,9 @@ def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
         for hunk in file.hunks:
             targets.append((hunk.id, f"{file.path} {hunk.header}", [hunk.header, *hunk.lines]))
     for key, title, lines in targets:
-        out.print(f"\n[bold]{escape(title)}[/]")
+        out.say("\n", (title, "bold"))
         if lines:
-            out.print(Syntax("\n".join(lines), "diff", word_wrap=True))
+            out.say(diff_lines(lines))
         answer = click.prompt("decide", type=click.Choice(list("arcesq")), show_choices=True)
         if answer == "q":
             break
@@ -210,12 +209,12 @@ def review(
             _show_review(result)
         elif isinstance(result, CommitResult):
             where = result.branch or "the worktree's detached HEAD (the branch name was taken)"
-            out.print(f"committed {result.commit[:12]} on {where}")
+            out.say(f"committed {result.commit[:12]} on {where}")
             if result.message:
-                out.print(result.message)
+                out.say(result.message)
             if result.report_queued:
-                out.print("report queued for the cloud (verification): see locus runs")
+                out.say("report queued for the cloud (verification): see locus runs")
         else:
-            out.print(f"{result.run_id}: {result.state}")
+            out.say(f"{result.run_id}: {result.state}")
 
     show(result, as_json, human)

@@ -17,7 +17,6 @@ from typing import Any, get_args
 
 import click
 from rich.prompt import Prompt
-from rich.table import Table
 
 from locusd.cli.common import (
     CANCELLED,
@@ -25,12 +24,11 @@ from locusd.cli.common import (
     NEEDS_INPUT,
     OK,
     daemon,
-    err,
     json_option,
-    out,
     run,
     show,
 )
+from locusd.cli.output import Column, err, out, print_json_line
 from locusd.cli.progress import Progress
 from locusd.cli.rpc import DaemonClient
 from locusd.protocol.base import Empty
@@ -70,11 +68,12 @@ async def _approve(method: str, params: dict[str, Any]) -> dict[str, Any]:
     request = ApprovalRequest.model_validate(params)
     if not sys.stdin.isatty():
         return {"decision": "reject"}
-    err.print(
-        f"[yellow]run {request.run_id} wants to run[/] `{request.command}` ({request.reason})"
+    err.say(
+        (f"run {request.run_id} wants to run", "yellow"),
+        f" `{request.command}` ({request.reason})",
     )
     choice = await asyncio.to_thread(
-        Prompt.ask, "allow?", choices=["once", "always", "no"], default="no", console=err
+        Prompt.ask, "allow?", choices=["once", "always", "no"], default="no", console=err.console
     )
     return {"decision": {"once": "allow_once", "always": "allow_always"}.get(choice, "reject")}
 
@@ -97,7 +96,7 @@ class Follower:
         if method == "locus/runs/started":
             started = Run.model_validate(params)
             self.started.add(started.run_id)
-            err.print(f"[bold]started[/] {_run_line(started)}", highlight=False)
+            err.say(("started", "bold"), f" {_run_line(started)}")
             await client.call("locus/runs/subscribe", RunRef(run_id=started.run_id), RunEvents)
         elif method == "locus/runs/event":
             event = RunEvent.model_validate(params)
@@ -106,7 +105,7 @@ class Follower:
             if event.kind == "completed":
                 ended = Run.model_validate(event.data)
                 self.finished[ended.run_id] = ended
-                err.print(f"[bold]ended[/] {_run_line(ended)}", highlight=False)
+                err.say(("ended", "bold"), f" {_run_line(ended)}")
                 return ended
         return None
 
@@ -131,8 +130,8 @@ def run_command(
     """Work on the cloud's queued tasks for these repositories, in the foreground."""
     once = once or task_id is not None
     checkouts = [str(p.resolve()) for p in (repos or (Path.cwd(),))]
-    status = err.status("waiting for a task") if sys.stderr.isatty() and not as_json else None
-    follower = Follower(Progress(err, status))
+    status = err.console.status("waiting for a task") if err.terminal and not as_json else None
+    follower = Follower(Progress(err.console, status))
 
     async def work() -> list[Run]:
         stop = asyncio.Event()
@@ -142,7 +141,7 @@ def run_command(
         async with daemon(on_notification=follower.notify, on_request=_approve) as client:
             params = WorkerStartParams(agents=agents, once=once, task_id=task_id, repos=checkouts)
             started = await client.call("locus/worker/start", params, WorkerStatus)
-            err.print(
+            err.say(
                 f"serving {', '.join(started.repositories)} for project(s) {started.projects}"
                 " — Ctrl-C stops"
             )
@@ -176,7 +175,7 @@ def run_command(
 
 async def _stop(client: DaemonClient, follower: Follower) -> None:
     """Ctrl-C: cancel what this session started, stop the worker; every run ends explicitly."""
-    err.print("stopping: cancelling the runs started here")
+    err.say("stopping: cancelling the runs started here")
     for run_id in follower.started - set(follower.finished):
         ended = await client.call("locus/runs/cancel", RunRef(run_id=run_id), Run)
         follower.finished[run_id] = ended
@@ -195,10 +194,10 @@ def runs_command(as_json: bool) -> None:
     result = run(work)
 
     def human() -> None:
-        table = Table("run", "state", "task", "title")
-        for r in result.runs:
-            table.add_row(r.run_id, r.state, str(r.task_id or "local"), r.title)
-        out.print(table)
+        out.table(
+            [Column("run", whole=True), Column("state"), Column("task"), Column("title")],
+            ([r.run_id, r.state, r.task_id or "local", r.title] for r in result.runs),
+        )
 
     show(result, as_json, human)
 
@@ -238,11 +237,11 @@ def logs_command(run_id: str, follow: bool, as_json: bool) -> None:
 
 def _print_event(event: RunEvent, as_json: bool) -> None:
     if as_json:
-        click.echo(event.model_dump_json(by_alias=True))
+        print_json_line(event.model_dump_json(by_alias=True))
     elif event.kind != "text":
-        out.print(f"{event.seq:>5} {event.kind:<10} {event.text[:300]}")
+        out.say(f"{event.seq:>5} {event.kind:<10} {event.text[:300]}")
     else:
-        out.print(event.text, end="")
+        out.data(event.text)
 
 
 @click.command("cancel")
@@ -256,4 +255,4 @@ def cancel_command(run_id: str, as_json: bool) -> None:
             return await client.call("locus/runs/cancel", RunRef(run_id=run_id), Run)
 
     result = run(work)
-    show(result, as_json, lambda: out.print(_run_line(result)))
+    show(result, as_json, lambda: out.say(_run_line(result)))

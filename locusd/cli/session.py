@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.table import Table
 
-from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.cli.common import daemon, json_option, run, show
+from locusd.cli.output import Column, out
 from locusd.cli.status import auth_line
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import AuditList, AuthStatus, LoginParams
@@ -16,9 +16,9 @@ from locusd.protocol.messages import AuditList, AuthStatus, LoginParams
 
 def _show_auth(status: AuthStatus, as_json: bool) -> None:
     def human() -> None:
-        out.print(auth_line(status.wire()))
+        out.say(auth_line(status.wire()))
         if status.warning:
-            out.print(f"[yellow]warning:[/] {status.warning}")
+            out.say(("warning:", "yellow"), f" {status.warning}")
 
     show(status, as_json, human)
 
@@ -82,9 +82,10 @@ def audit(as_json: bool) -> None:
     result = run(work)
 
     def human() -> None:
-        table = Table("when", "to", "kind", "task", "bytes", "sha256")
-        for e in result.entries:
-            table.add_row(e.at, e.destination, e.kind, str(e.task_id), str(e.bytes), e.sha256[:16])
-        out.print(table)
+        columns = ["when", "to", "kind", "task", "bytes", "sha256"]
+        out.table(
+            [Column(name, whole=name == "when") for name in columns],
+            ([e.at, e.destination, e.kind, e.task_id, e.bytes, e.sha256] for e in result.entries),
+        )
 
     show(result, as_json, human)

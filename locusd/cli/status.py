@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from locusd.cli.common import daemon, json_option, run, show
+from locusd.cli.output import visible
 
 
 def auth_line(auth: Mapping[str, Any]) -> str:
@@ -42,6 +43,12 @@ def sandbox_line(sandbox: Mapping[str, Any]) -> str:
     return f"sandbox: bubblewrap, {network}"
 
 
+def _say(line: str) -> None:
+    """A plain line (no rich: this command starts fast); it holds cloud URLs, identities and
+    errors, whose control characters are shown, not obeyed."""
+    click.echo(visible(line))
+
+
 @click.command()
 @json_option
 def status(as_json: bool) -> None:
@@ -55,25 +62,22 @@ def status(as_json: bool) -> None:
     result = run(work)
 
     def human() -> None:
-        # Plain lines (click.echo): they hold cloud URLs, identities and errors, never markup.
-        click.echo(
+        _say(
             f"locusd {result['version']} (pid {result['pid']}, up {result['uptimeSeconds']:.0f} s)"
         )
-        click.echo(f"socket {result['socket']}; {result['clients']} client(s) connected")
-        click.echo(auth_line(result["auth"]))
+        _say(f"socket {result['socket']}; {result['clients']} client(s) connected")
+        _say(auth_line(result["auth"]))
         by_state = sorted(result["runs"].items())
         runs = ", ".join(f"{n} {state}" for state, n in by_state) or "none"
         dead = result.get("outboxDead", 0)
         refused = f", {dead} refused by the cloud (see locus runs)" if dead else ""
-        click.echo(f"runs: {runs}; outbox: {result['outboxPending']} pending{refused}")
+        _say(f"runs: {runs}; outbox: {result['outboxPending']} pending{refused}")
         worker = result["worker"]
         if worker["running"]:
-            click.echo(
-                f"worker: running, {worker['agents']} agent(s), projects {worker['projects']}"
-            )
+            _say(f"worker: running, {worker['agents']} agent(s), projects {worker['projects']}")
         else:
             error = worker.get("lastError")
-            click.echo("worker: stopped" + (f" ({error})" if error else ""))
-        click.echo(sandbox_line(result["sandbox"]))
+            _say("worker: stopped" + (f" ({error})" if error else ""))
+        _say(sandbox_line(result["sandbox"]))
 
     show(result, as_json, human)

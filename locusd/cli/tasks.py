@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from locusd.cli.common import daemon, json_option, out, run, show
+from locusd.cli.common import daemon, json_option, run, show
+from locusd.cli.output import Column, out
 from locusd.protocol.messages import (
     Run,
     Task,
@@ -39,21 +39,23 @@ def list_(project_id: int | None, status: str | None, as_json: bool) -> None:
     result = run(work)
 
     def human() -> None:
-        table = Table("id", "project", "status", "title")
-        for task in result.tasks:
-            table.add_row(str(task.id), str(task.project_id), task.status, task.title)
-        out.print(table)
+        out.table(
+            [Column("id", whole=True), Column("project"), Column("status"), Column("title")],
+            ([t.id, t.project_id, t.status, t.title] for t in result.tasks),
+        )
 
     show(result, as_json, human)
 
 
 def _show_task(task: Task, as_json: bool) -> None:
     def human() -> None:
-        out.print(f"[bold]#{task.id}[/] {task.title}  ({task.status}, project {task.project_id})")
+        out.say(
+            (f"#{task.id}", "bold"), f" {task.title}  ({task.status}, project {task.project_id})"
+        )
         if task.repository:
-            out.print(f"repository {task.repository}")
+            out.say(f"repository {task.repository}")
         if task.description:
-            out.print(task.description)
+            out.say(task.description)
 
     show(task, as_json, human)
 
@@ -124,4 +126,4 @@ def pull(task_id: int | None, repos: tuple[Path, ...], as_json: bool) -> None:
             return await client.call("locus/tasks/pull", params, Run)
 
     run_ = run(work)
-    show(run_, as_json, lambda: out.print(f"started {run_.run_id} for task #{run_.task_id}"))
+    show(run_, as_json, lambda: out.say(f"started {run_.run_id} for task #{run_.task_id}"))

@@ -104,7 +104,8 @@ def run(
 ) -> Finished:
     """Run ``argv`` in its own process group, stdin closed (or ``stdin``, a real file); on
     timeout kill the group and raise :class:`TimedOut`. Output is decoded so that any path
-    bytes round-trip."""
+    bytes round-trip, and stdout as it is: a ``\r`` in a file stays in its diff (text mode's
+    newline translation would make a CRLF file's diff, or a line with a lone ``\r``, lie)."""
     with subprocess.Popen(  # noqa: S603 - argv is built by the callers, never a shell string
         argv,
         cwd=cwd,
@@ -112,8 +113,6 @@ def run(
         stdin=subprocess.DEVNULL if stdin is None else stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        encoding="utf-8",
-        errors="surrogateescape",
         start_new_session=True,
     ) as process:
         try:
@@ -122,7 +121,8 @@ def run(
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             raise TimedOut(argv, timeout or 0) from None
-    return Finished(process.returncode, stdout, stderr)
+    said = stderr.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    return Finished(process.returncode, stdout.decode("utf-8", "surrogateescape"), said)
 
 
 class Git:

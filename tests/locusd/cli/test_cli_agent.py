@@ -30,11 +30,11 @@ def locus(
             f'cache_dir = "{tmp_path / "cache"}"\n'
         )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
-    # A wide terminal, whatever the caller's: the human report is a panel, wrapped to its width.
-    wide = {"COLUMNS": "200"}
+    # A narrow COLUMNS: piped output is never wrapped to it (nor drawn in a panel).
+    narrow = {"COLUMNS": "30"}
     return subprocess.run(
         [LOCUS, *args],
-        env={**base, "LOCUS_CONFIG": str(config), **wide, **(env or {})},
+        env={**base, "LOCUS_CONFIG": str(config), **narrow, **(env or {})},
         capture_output=True,
         text=True,
         timeout=110,
@@ -98,6 +98,9 @@ def test_a_missing_api_key_names_the_three_ways(tmp_path: Path) -> None:
     assert done.returncode == 2
     for way in ("ANTHROPIC_API_KEY", "--provider openai --base-url", "--provider replay"):
         assert way in done.stderr
+    # Its lines whole, "[agent]" included (text, never markup).
+    last = "The same settings can live in the [agent] table of ~/.config/locus/config.toml."
+    assert last in done.stderr.splitlines()
     assert list((tmp_path / "worktrees").glob("*")) == []  # nothing was started
 
 
@@ -116,7 +119,11 @@ def test_not_a_git_repository_is_a_clear_error(tmp_path: Path) -> None:
         "--replay", str(DEMO_TRANSCRIPT),
     )  # fmt: skip
     assert done.returncode == 2
-    assert "not inside a git repository" in done.stderr
+    # One line, whole, however long the path and whatever COLUMNS says.
+    assert (
+        f"error: {plain} is not inside a git repository: point Locus at a clone"
+        " (or run git init there)"
+    ) in done.stderr.splitlines()
 
 
 def test_schema_describes_every_record(tmp_path: Path) -> None:

@@ -189,3 +189,30 @@ def test_edits_turn_a_deletion_into_a_change_and_rejected_renames_stay(repo: Pat
     assert git(repo, "show", ":new.txt") == ""
     assert git(repo, "ls-files", "-s", "script.sh").startswith("100755")
     assert os.access(repo / "script.sh", os.X_OK)
+
+
+def test_carriage_returns_survive_the_review(tmp_path: Path) -> None:
+    """A CRLF file and a line with a lone ``\\r`` (an agent's, or Windows line ends) are
+    reviewed as git sees them and, accepted, staged byte for byte: the diff is read as it is,
+    not through text mode's newline translation."""
+    path = tmp_path / "crlf"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "dos.txt").write_bytes(b"one\r\ntwo\r\n")
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=Dev", "-c", "user.email=d@example.com", "commit", "-qm", "b")
+    (path / "dos.txt").write_bytes(b"one\r\n2\r\n")
+    (path / "lone.txt").write_bytes(b"back\rspace\n")
+    review = parse(diff_against(path, "HEAD"))
+    by_path = {f.path: f for f in review.files}
+    assert by_path["dos.txt"].hunks[0].new_side == ["one\r\n", "2\r\n"]
+    assert by_path["lone.txt"].hunks[0].new_side == ["back\rspace\n"]
+    chosen = decide(review, review.revision, {f.path: Accept() for f in review.files})
+    subprocess.run(
+        ["git", "apply", "--cached"], cwd=path, input=accepted_patch(chosen).encode(), check=True
+    )
+    for name in ("dos.txt", "lone.txt"):
+        staged = subprocess.run(
+            ["git", "show", f":{name}"], cwd=path, capture_output=True, check=True
+        ).stdout
+        assert staged == (path / name).read_bytes()
