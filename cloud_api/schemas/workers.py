@@ -64,7 +64,7 @@ class HeartbeatOut(Out):
 #: The statuses a worker may report about the task it holds (the cloud's table decides which
 #: move each makes).
 ReportedStatus = Literal[
-    "running", "awaiting_review", "verification", "needs_input", "queued", "failed"
+    "running", "awaiting_review", "verification", "needs_input", "queued", "failed", "cancelled"
 ]
 
 
