@@ -168,7 +168,16 @@ class Worker:
 
     async def _work(self, claim: ClaimOut, stop: asyncio.Event) -> Run:
         run = await self.begin(claim)
-        return await self.runs.wait(run.run_id)
+        attempt = self.held.get(run.run_id)
+        ended = await self.runs.wait(run.run_id)
+        if attempt is not None and attempt.local_problem is not None:
+            # Given back for a problem of this machine: every task would meet it, so stop
+            # claiming (and say why) rather than take the queue's tasks one by one.
+            problem = f"stopped: this machine cannot run the agent: {attempt.local_problem}"
+            self.status = self.status.model_copy(update={"last_error": problem})
+            log.warning("%s", problem)
+            stop.set()
+        return ended
 
     async def begin(
         self,
