@@ -58,6 +58,8 @@ def _log_line(event: RunEvent) -> str | None:
         if event.data.get("check_changes"):
             verdict = "unverified (the diff changes the check's definitions)"
         return f"verify `{event.text}` {verdict} (exit {event.data.get('exit_code')})"
+    if event.kind == "state" and event.text == "cancelled":
+        return None  # the task's own status says it (and a cancelled task takes no more logs)
     if event.kind == "state" or (event.kind == "note" and event.data.get("kind") == "phase"):
         return f"{event.kind}: {event.text}"
     return None
