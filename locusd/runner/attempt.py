@@ -90,6 +90,9 @@ class Attempt:
         #: The run was given back for a problem of this machine (its reason): the worker stops
         #: claiming rather than take task after task it cannot run.
         self.local_problem: str | None = None
+        #: The user gave the task back (``locus cancel --requeue``): the worker's loop passes
+        #: over it rather than take it again at once.
+        self.given_back_by_user = False
         self._heartbeat: asyncio.Task[None] | None = None
 
     @property
@@ -123,6 +126,8 @@ class Attempt:
         if status == "queued" and ending == "local":
             # Its first line: the how-to that may follow is for the user at this machine.
             self.local_problem = (run.reason or run.state).splitlines()[0].rstrip(":")
+        if status == "queued" and ending == "requeue":
+            self.given_back_by_user = True
         if status is None:
             return
         if status == "running":

@@ -30,6 +30,15 @@ def settings_overrides() -> dict[str, Any]:
     return {"lease_seconds": 600}  # nothing goes back to the queue by itself
 
 
+async def until_run_of(user: User, task_id: int) -> None:
+    """Until the daemon has a run of the task (bounded)."""
+    for _ in range(600):
+        if any(r["taskId"] == task_id for r in (await user.json("runs"))["runs"]):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no run of task {task_id}")
+
+
 async def last_worker_move(cloud: Cloud, task_id: int) -> dict[str, Any]:
     events = await timeline(cloud.api, task_id)
     moves = [e for e in events if e["kind"] == "status" and e["actor"] == "worker"]
@@ -45,12 +54,9 @@ async def test_stopping_a_run_cancels_its_task_or_gives_it_back(
     async with AnthropicServer(script) as model:
         user.agent(base_url=model.base_url)
         task_id = await login_and_queue(user, cloud)
-        # A loop, but for the give-back: a loop would take the task back (the claim cannot
-        # pass over a task yet), so that one ends after its task.
-        once = ["--once"] if how == "locus cancel --requeue" else []
         working = await asyncio.create_subprocess_exec(
             LOCUS,
-            *("run", "--repo", str(user.repo), *once),
+            *("run", "--repo", str(user.repo)),  # a loop, not --once
             env=user.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -66,8 +72,14 @@ async def test_stopping_a_run_cancels_its_task_or_gives_it_back(
                 ended = await user.json("cancel", run["runId"], *requeue)
                 assert ended["state"] == "cancelled"
                 assert not processes_named(marker)
-                if not once:
-                    working.send_signal(signal.SIGINT)  # the loop goes on until stopped
+                await drained(user)
+                # The loop goes on. Had it not passed over the task it was told to stop, it
+                # would take it first: another task, queued after, is what it takes next.
+                project = str(cloud.project_id)
+                queued = await user.json("tasks", "create", "--project", project, "--title", "Next")
+                next_id = int(queued["id"])
+                await until_run_of(user, next_id)
+                working.send_signal(signal.SIGINT)
             await asyncio.wait_for(working.communicate(), 60)
         finally:
             if working.returncode is None:
@@ -79,7 +91,8 @@ async def test_stopping_a_run_cancels_its_task_or_gives_it_back(
     move = await last_worker_move(cloud, task_id)
     assert move["to_status"] == expected
     assert move["data"]["reason"] == (CANCELLED_HERE if expected == "cancelled" else GIVEN_BACK)
-    assert [r["runId"] for r in (await user.json("runs"))["runs"]] == [run["runId"]]
+    runs = (await user.json("runs"))["runs"]
+    assert [r["runId"] for r in runs if r["taskId"] == task_id] == [run["runId"]]
 
 
 async def test_cancel_says_what_requeue_does(user: User) -> None:
