@@ -30,6 +30,9 @@ POINTS: dict[str, str] = {
     "run.finished": "the agent had finished (the transcript has its footer) but the end was not"
     " recorded: recovery ends the run as the footer says and reports it",
     "run.ended": "the end state and its reports were recorded together: the outbox sends them",
+    "cancel.requested": "the user's cancel (`locus cancel`, or `--requeue`) is recorded, the run"
+    " not yet stopped: recovery ends the run cancelled and reports the user's choice (the task"
+    " `cancelled`, or `queued`)",
     "commit.intent": "the commit was about to be made: nothing happened, the index is reset and"
     " the run is reviewable again",
     "commit.made": "git made the commit but the run does not know: recovery recognises the"

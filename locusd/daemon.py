@@ -52,6 +52,7 @@ from locusd.protocol.messages import (
     ReviewParams,
     ReviewView,
     Run,
+    RunCancelParams,
     RunEvents,
     RunList,
     RunRef,
@@ -548,8 +549,8 @@ class Daemon:
         return Empty()
 
     @handles("locus/runs/cancel")
-    async def runs_cancel(self, params: RunRef, peer: Peer) -> Run:
-        return await self.runs.cancel(params.run_id)
+    async def runs_cancel(self, params: RunCancelParams, peer: Peer) -> Run:
+        return await self.runs.cancel(params.run_id, requeue=params.requeue)
 
     @handles("locus/runs/logs")
     async def runs_logs(self, params: LogsParams, peer: Peer) -> RunEvents:

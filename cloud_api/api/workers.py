@@ -128,11 +128,15 @@ async def claim(ctx: Ctx, body: ClaimIn) -> ClaimOut | None:
     # took another task) passes its wake-up on (dispatch.work_waiters).
     waiting = ctx.services.metrics.waiting
     hub = ctx.services.hub
-    with hub.work.waiting(worker.project_id, worker.repositories, body.task_id) as waiter:
+    with hub.work.waiting(
+        worker.project_id, worker.repositories, body.task_id, body.exclude
+    ) as waiter:
         while True:
             touch = ctx.services.should_touch(worker.id)
             waiter.begin_check()
-            row = await claims.claim(ctx.db, worker, lease, touch=touch, task_id=body.task_id)
+            row = await claims.claim(
+                ctx.db, worker, lease, touch=touch, task_id=body.task_id, exclude=body.exclude
+            )
             waiter.checked(row.id if row is not None else None)
             if row is not None:
                 ctx.services.metrics.claims.inc()

@@ -13,6 +13,7 @@ and a heartbeat write to the lease columns comes from the lease table
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +53,11 @@ class StaleClaim(Exception):
         self.current = current
 
 
-def _claim_statement(skip_locked: bool, one_task: bool = False) -> Any:
+def _claim_statement(skip_locked: bool, one_task: bool = False, excluding: bool = False) -> Any:
     """Built once per backend, with bind parameters: claims are the hot path, and building
     (and cache-keying) a statement tree per call cost more than executing it. ``one_task``:
-    the variant that claims only the task ``p_task`` (``locus run --task ID``)."""
+    the variant that claims only the task ``p_task`` (``locus run --task ID``); ``excluding``:
+    the one that passes over the tasks ``p_exclude`` (given back by the worker's user)."""
     conditions = [
         tasks.c.project_id == bindparam("p_project"),
         tasks.c.status == TaskStatus.QUEUED.value,
@@ -66,6 +68,8 @@ def _claim_statement(skip_locked: bool, one_task: bool = False) -> Any:
     ]
     if one_task:
         conditions.append(tasks.c.id == bindparam("p_task"))
+    if excluding:
+        conditions.append(tasks.c.id.not_in(bindparam("p_exclude", expanding=True)))
     candidate = (
         select(tasks.c.id)
         .where(*conditions)
@@ -100,11 +104,13 @@ _EVENT_COLUMNS = (
 )
 
 
-def _claim_in_one_statement(one_task: bool = False) -> Any:
+def _claim_in_one_statement(one_task: bool = False, excluding: bool = False) -> Any:
     """PostgreSQL: the claim, its timeline event and the wake-up NOTIFY as one statement of
     data-modifying CTEs, run in autocommit — one round trip instead of five (BEGIN, claim,
     event, notify, COMMIT). Atomic all the same: a statement is its own transaction."""
-    claimed = _claim_statement(skip_locked=True, one_task=one_task).cte("claimed")
+    claimed = _claim_statement(skip_locked=True, one_task=one_task, excluding=excluding).cte(
+        "claimed"
+    )
     worker_id = bindparam("p_worker", type_=BigInteger())
     event = (
         insert(task_events)
@@ -135,11 +141,16 @@ def _claim_in_one_statement(one_task: bool = False) -> Any:
 
 
 _CLAIM = {
-    (backend, one): _claim_statement(backend == "postgresql", one)
+    (backend, one, excluding): _claim_statement(backend == "postgresql", one, excluding)
     for backend in ("sqlite", "postgresql")
     for one in (False, True)
+    for excluding in (False, True)
 }
-_PG_CLAIM = {one: _claim_in_one_statement(one) for one in (False, True)}
+_PG_CLAIM = {
+    (one, excluding): _claim_in_one_statement(one, excluding)
+    for one in (False, True)
+    for excluding in (False, True)
+}
 _TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(last_seen_at=db_now())
 
 
@@ -150,12 +161,16 @@ async def claim(
     *,
     touch: bool = True,
     task_id: int | None = None,
+    exclude: Sequence[int] = (),
 ) -> Row[Any] | None:
-    """Lease the next task for ``worker`` (only ``task_id``, when given), or return None when
-    there is nothing to take. ``touch`` also records that the worker was seen."""
+    """Lease the next task for ``worker`` (only ``task_id``, when given; none of
+    ``exclude``), or return None when there is nothing to take. ``touch`` also records that
+    the worker was seen."""
     one = task_id is not None
+    excluding = bool(exclude)
     params = {
         **({"p_task": task_id} if one else {}),
+        **({"p_exclude": list(exclude)} if excluding else {}),
         "p_project": worker.project_id,
         "p_repos": list(worker.repositories),
         "p_token": secrets.token_urlsafe(24),
@@ -167,11 +182,12 @@ async def claim(
             if touch:
                 await conn.execute(_TOUCH, {"p_worker": worker.id})
             data = {"lease_seconds": lease_seconds}
-            return (await conn.execute(_PG_CLAIM[one], {**params, "p_data": data})).first()
+            statement = _PG_CLAIM[one, excluding]
+            return (await conn.execute(statement, {**params, "p_data": data})).first()
     async with db.write() as tx:
         if touch:
             await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
-        row = (await tx.conn.execute(_CLAIM[db.backend, one], params)).first()
+        row = (await tx.conn.execute(_CLAIM[db.backend, one, excluding], params)).first()
         if row is None:
             return None
         await task_store.add_event(

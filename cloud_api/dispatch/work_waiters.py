@@ -67,10 +67,12 @@ class Waiter:
         repositories: Iterable[str],
         task_id: int | None = None,
         on_free: Callable[[Waiter], None] = lambda _w: None,
+        exclude: Iterable[int] = (),
     ) -> None:
         self.project_id = project_id
         self.repositories = frozenset(repositories)
         self.task_id = task_id
+        self.exclude = frozenset(exclude)
         #: Handed over, not yet covered by a claim.
         self._pending: list[WorkToken] = []
         #: Taken by the claim running now: settled by its result.
@@ -84,6 +86,8 @@ class Waiter:
         if token.task_id is None:
             return True
         if self.task_id is not None and token.task_id != self.task_id:
+            return False
+        if token.task_id in self.exclude:
             return False
         return token.repository is None or token.repository in self.repositories
 
@@ -151,10 +155,14 @@ class WorkWaiters:
 
     @contextlib.contextmanager
     def waiting(
-        self, project_id: int, repositories: Iterable[str], task_id: int | None = None
+        self,
+        project_id: int,
+        repositories: Iterable[str],
+        task_id: int | None = None,
+        exclude: Iterable[int] = (),
     ) -> Iterator[Waiter]:
         """Register a long-poll (before its first claim); on leaving, pass its tokens on."""
-        waiter = Waiter(project_id, repositories, task_id, on_free=self._freed)
+        waiter = Waiter(project_id, repositories, task_id, on_free=self._freed, exclude=exclude)
         self._all.add(waiter)
         self._set_free(waiter, True)
         try:

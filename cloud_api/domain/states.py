@@ -72,8 +72,12 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskStatus], frozenset[Actor]] = {
     # Retry.
     (S.FAILED, S.QUEUED): frozenset({Actor.USER}),
     (S.CANCELLED, S.QUEUED): frozenset({Actor.USER}),
-    # Any non-terminal state can be cancelled by a user.
-    **{(s, S.CANCELLED): frozenset({Actor.USER}) for s in _NON_TERMINAL},
+    # Any non-terminal state can be cancelled by a user; one the worker holds on a lease also
+    # by the worker, for its user who cancelled the run on their machine (``locus cancel``).
+    **{
+        (s, S.CANCELLED): frozenset({Actor.USER, Actor.WORKER} if s in LEASED else {Actor.USER})
+        for s in _NON_TERMINAL
+    },
 }
 
 
@@ -228,6 +232,7 @@ LEASE_RULES: dict[tuple[TaskStatus, Actor], LeaseRule] = {
     (S.FAILED, Actor.WORKER): _OFF_CLOCK,
     (S.DONE, Actor.USER): _OFF_CLOCK,
     (S.CANCELLED, Actor.USER): _OFF_CLOCK,
+    (S.CANCELLED, Actor.WORKER): _OFF_CLOCK,
 }
 
 #: A heartbeat renews the lease of a task in LEASED, and changes nothing else.

@@ -38,6 +38,11 @@ class WorkerOut(Timestamped):
 class ClaimIn(Body):
     wait_seconds: WaitSeconds = 0
     task_id: Id | None = Field(None, description="claim only this task (when it is queued)")
+    exclude: list[Id] = Field(
+        default_factory=list,
+        max_length=100,
+        description="do not claim these tasks (ones this worker's user just gave back)",
+    )
 
 
 class ClaimOut(Out):
@@ -64,7 +69,7 @@ class HeartbeatOut(Out):
 #: The statuses a worker may report about the task it holds (the cloud's table decides which
 #: move each makes).
 ReportedStatus = Literal[
-    "running", "awaiting_review", "verification", "needs_input", "queued", "failed"
+    "running", "awaiting_review", "verification", "needs_input", "queued", "failed", "cancelled"
 ]
 
 

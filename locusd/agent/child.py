@@ -38,6 +38,7 @@ from locusd.agent.pipe import (
     WorktreeReady,
     line,
 )
+from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.agent.run import run_task
 
@@ -137,10 +138,18 @@ async def serve(incoming: int, outgoing: int) -> int:
         loop.add_signal_handler(signum, daemon.lost)
     listening = asyncio.create_task(daemon.listen())
     try:
+        provider = make_provider(start.config.agent, replay=start.replay)
+    except ConfigurationError as exc:
+        # This machine's setup, before the agent did anything: the only failure said to be
+        # local (a cloud task is given back, not failed). Nothing the agent does comes first.
+        listening.cancel()
+        daemon.send(Failure(message=str(exc)[:MAX_ERROR], local=True))
+        return 1
+    try:
         report = await run_task(
             repo=start.repo,
             task=start.task,
-            provider=make_provider(start.config.agent, replay=start.replay),
+            provider=provider,
             config=start.config,
             task_id=start.task_id,
             cancel=daemon.cancel,

@@ -99,6 +99,11 @@ class Failure(_Message):
 
     type: Literal["error"] = "error"
     message: str = Field(max_length=MAX_ERROR)
+    local: bool = Field(
+        False,
+        description="this machine's setup cannot run the agent (no model configured, no key, a"
+        " missing replay file), found before the agent did anything",
+    )
 
 
 ToChild = Annotated[Start | Answer | Cancel, Field(discriminator="type")]

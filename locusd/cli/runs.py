@@ -36,6 +36,7 @@ from locusd.protocol.messages import (
     ApprovalRequest,
     LogsParams,
     Run,
+    RunCancelParams,
     RunEvent,
     RunEvents,
     RunList,
@@ -177,7 +178,9 @@ async def _stop(client: DaemonClient, follower: Follower) -> None:
     """Ctrl-C: cancel what this session started, stop the worker; every run ends explicitly."""
     err.say("stopping: cancelling the runs started here")
     for run_id in follower.started - set(follower.finished):
-        ended = await client.call("locus/runs/cancel", RunRef(run_id=run_id), Run)
+        # Stopping the worker is not deciding against the task: it goes back to the queue.
+        params = RunCancelParams(run_id=run_id, requeue=True)
+        ended = await client.call("locus/runs/cancel", params, Run)
         follower.finished[run_id] = ended
     await client.call("locus/worker/stop", Empty(), WorkerStatus)
 
@@ -246,13 +249,20 @@ def _print_event(event: RunEvent, as_json: bool) -> None:
 
 @click.command("cancel")
 @click.argument("run_id")
+@click.option(
+    "--requeue",
+    is_flag=True,
+    help="give its cloud task back to the queue instead of cancelling it",
+)
 @json_option
-def cancel_command(run_id: str, as_json: bool) -> None:
-    """Cancel a running run (its command is killed; a cloud task is given back)."""
+def cancel_command(run_id: str, requeue: bool, as_json: bool) -> None:
+    """Stop a running run here (its command is killed). Its cloud task is cancelled, so no
+    worker takes it again; --requeue gives it back to the queue instead."""
 
     async def work() -> Run:
         async with daemon() as client:
-            return await client.call("locus/runs/cancel", RunRef(run_id=run_id), Run)
+            params = RunCancelParams(run_id=run_id, requeue=requeue)
+            return await client.call("locus/runs/cancel", params, Run)
 
     result = run(work)
     show(result, as_json, lambda: out.say(_run_line(result)))

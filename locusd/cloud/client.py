@@ -295,13 +295,19 @@ class CloudClient:
         wait_seconds: float = 0,
         *,
         task_id: int | None = None,
+        exclude: list[int] | None = None,
         idempotency_key: str | None = None,
     ) -> ClaimOut | None:
         """The next task, or None when none came within ``wait_seconds`` (≤ 30).
 
         Reuse the key only to retry a claim whose answer was lost (then the cloud gives the
         same claim back); a key whose claim answered "nothing" always answers nothing again."""
-        body = to_json(ClaimIn.model_construct(wait_seconds=wait_seconds, task_id=task_id))
+        claim = ClaimIn.model_construct(
+            wait_seconds=wait_seconds, task_id=task_id, exclude=exclude or []
+        )
+        body = to_json(claim)
+        if not exclude:
+            body.pop("exclude")  # the body every claim sent before there was passing over
         status, raw = await self._call(
             "POST",
             "/worker/claim",

@@ -195,6 +195,13 @@ class RunRef(Wire):
     run_id: str
 
 
+class RunCancelParams(RunRef):
+    requeue: bool = Field(
+        False,
+        description="a cloud task goes back to the queue instead of being cancelled with the run",
+    )
+
+
 class RunStartParams(Wire):
     """A local run (no cloud task): like ``locus agent run``, owned by the daemon."""
 

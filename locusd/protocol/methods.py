@@ -67,7 +67,13 @@ METHODS: dict[str, Method] = {
             "Receive the run's events as locus/runs/event notifications; returns those so far.",
         ),
         Method("locus/runs/unsubscribe", m.RunRef, Empty, "Stop receiving the run's events."),
-        Method("locus/runs/cancel", m.RunRef, m.Run, "Cancel a run (its command is killed)."),
+        Method(
+            "locus/runs/cancel",
+            m.RunCancelParams,
+            m.Run,
+            "Cancel a run (its command is killed); its cloud task is cancelled, or given back"
+            " with requeue.",
+        ),
         Method("locus/runs/logs", m.LogsParams, m.RunEvents, "The run's events after a seq."),
     )
 }

@@ -47,7 +47,13 @@ GRACE = 10.0
 
 
 class AgentProcessError(Exception):
-    """The agent process died, exited without a report, or broke the protocol; says which."""
+    """The agent process died, exited without a report, or broke the protocol; says which.
+    ``local``: it said this machine's setup cannot run the agent (a claim the run manager
+    checks for itself before it gives a cloud task back)."""
+
+    def __init__(self, message: str, *, local: bool = False) -> None:
+        super().__init__(message)
+        self.local = local
 
 
 def ending(returncode: int) -> str:
@@ -106,7 +112,7 @@ class _Child:
                 if isinstance(message, Report):
                     return message.report
                 if isinstance(message, Failure):
-                    raise AgentProcessError(message.message)
+                    raise AgentProcessError(message.message, local=message.local)
                 if isinstance(message, EventMessage):
                     on_event(message.event)
                 elif isinstance(message, Phase):

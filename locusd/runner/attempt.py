@@ -40,12 +40,15 @@ from locusd.cloud.writes import (
 )
 from locusd.git.diffs import diffstat
 from locusd.protocol.messages import Run, RunState
-from locusd.runner.lifecycle import CloudStatus, cloud_status
+from locusd.runner.lifecycle import CloudStatus, Ending, cloud_status
 from locusd.runner.store import RunStore
 
 log = logging.getLogger(__name__)
 
 GIVEN_BACK = "cancelled on this machine; given back"
+CANCELLED_HERE = "cancelled by its user on the worker's machine (locus cancel)"
+#: Before the reason a problem of the worker's machine gave: the team's task did not fail.
+LOCAL_PROBLEM = "given back: the worker's machine cannot run the agent"
 NO_CHANGES = "the agent finished without changes"
 DISCARDED = "the reviewer discarded the proposed change"
 
@@ -84,6 +87,12 @@ class Attempt:
         self.share_proposed = share_proposed
         #: The cloud asked for the cancel: it needs no word about it.
         self.cancelled_by_cloud = False
+        #: The run was given back for a problem of this machine (its reason): the worker stops
+        #: claiming rather than take task after task it cannot run.
+        self.local_problem: str | None = None
+        #: The user gave the task back (``locus cancel --requeue``): the worker's loop passes
+        #: over it rather than take it again at once.
+        self.given_back_by_user = False
         self._heartbeat: asyncio.Task[None] | None = None
 
     @property
@@ -106,13 +115,19 @@ class Attempt:
         report: RunReport | None = None,
         patch: str | None = None,
         previous: RunState | None = None,
+        ending: Ending | None = None,
     ) -> None:
-        """``run`` has just entered its state (in the caller's transaction): tell the cloud
-        what the lifecycle table says for it. Committed again after a refusal, under a new
-        claim, the attempt goes the whole way from ``running`` (:meth:`resubmitted`)."""
-        status = cloud_status(
-            run.state, previous=previous, cancelled_by_cloud=self.cancelled_by_cloud
-        )
+        """``run`` has just entered its state (in the caller's transaction), for ``ending``: tell
+        the cloud what the lifecycle table says for it. Committed again after a refusal, under
+        a new claim, the attempt goes the whole way from ``running`` (:meth:`resubmitted`)."""
+        if self.cancelled_by_cloud:
+            ending = "cloud"
+        status = cloud_status(run.state, previous=previous, ending=ending)
+        if status == "queued" and ending == "local":
+            # Its first line: the how-to that may follow is for the user at this machine.
+            self.local_problem = (run.reason or run.state).splitlines()[0].rstrip(":")
+        if status == "queued" and ending == "requeue":
+            self.given_back_by_user = True
         if status is None:
             return
         if status == "running":
@@ -162,8 +177,13 @@ class Attempt:
             body = status_body(self.fence, status, summary=run.summary or "", usage=usage)
         elif status == "needs_input":
             body = status_body(self.fence, status, question=run.question or "", usage=usage)
+        elif status == "queued" and run.state == "failed":
+            given_back = f"{LOCAL_PROBLEM}: {self.local_problem}"
+            body = status_body(self.fence, status, reason=given_back, usage=usage)
         elif status == "queued":
             body = status_body(self.fence, status, reason=GIVEN_BACK, usage=usage)
+        elif status == "cancelled":
+            body = status_body(self.fence, status, reason=CANCELLED_HERE, usage=usage)
         else:
             reason = {"completed": NO_CHANGES, "discarded": DISCARDED}.get(run.state)
             reason = reason or run.reason or run.state

@@ -19,7 +19,7 @@ page and the table agree and walks every path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import Literal, get_args
 
 from cloud_api.schemas.workers import ReportedStatus
 from locusd.agent.transcript import Outcome
@@ -30,6 +30,15 @@ STATES: tuple[RunState, ...] = get_args(RunState)
 
 #: What the cloud is told when a run of a cloud task enters a state (``None``: nothing).
 CloudStatus = ReportedStatus
+
+#: Why a run ended ``cancelled`` or ``failed``, where that changes what the cloud hears:
+#: ``cloud`` — the cloud cancelled it (it asked, it needs no word); ``cancel`` — its user ran
+#: ``locus cancel`` here: the task is cancelled; ``requeue`` — given back (``locus cancel
+#: --requeue``, Ctrl-C of ``locus run``, the daemon stopping); ``local`` — a problem of this
+#: machine (no model configured, no key, a missing replay file) stopped the run before the agent
+#: did anything: given back with the reason, not failed for the team.
+Ending = Literal["cloud", "cancel", "requeue", "local"]
+ENDINGS: tuple[Ending, ...] = get_args(Ending)
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,9 @@ def _row(
 _ENDS = "awaiting_review needs_input completed failed cancelled"
 _KEPT: tuple[WorktreeState, WorktreeState] = ("review", "discarded")
 
-#: The lifecycle. A cancelled run's cloud status depends on who cancelled it (see
-#: :func:`cloud_status`); every other row says it alone.
+#: The lifecycle. A cancelled run's cloud status depends on who cancelled it, a failed run's on
+#: whether this machine's setup failed it (see :func:`cloud_status`); every other row says it
+#: alone.
 TABLE: dict[RunState, Row] = {
     "starting": _row(
         f"running {_ENDS}", "running", ("running", "running"),
@@ -180,16 +190,21 @@ def after_outcome(outcome: Outcome, changed: bool) -> RunState:
 
 
 def cloud_status(
-    state: RunState, *, previous: RunState | None = None, cancelled_by_cloud: bool = False
+    state: RunState, *, previous: RunState | None = None, ending: Ending | None = None
 ) -> CloudStatus | None:
-    """What a cloud task's attempt tells the cloud on entering ``state`` (from ``previous``):
-    a run cancelled in the cloud needs no word (the cloud asked for it), one cancelled here
-    gives the task back; a commit undone returns the run where it was, and the cloud, which
-    never heard of the commit, hears nothing."""
-    if state == "cancelled" and cancelled_by_cloud:
-        return None
+    """What a cloud task's attempt tells the cloud on entering ``state`` (from ``previous``,
+    for the ``ending`` that brought it there): a run cancelled in the cloud needs no word (the
+    cloud asked for it), one its user cancelled here cancels the task, one given back (or
+    stopped by this machine's setup) returns it to the queue; a commit undone returns the run
+    where it was, and the cloud, which never heard of the commit, hears nothing."""
     if previous == "committing" and state != "committed":
         return None
+    if state == "cancelled" and ending == "cloud":
+        return None
+    if state == "cancelled" and ending == "cancel":
+        return "cancelled"
+    if state == "failed" and ending == "local" and previous in LIVE:
+        return "queued"
     if state == "discarded" and previous not in DISCARD_REPORTED:
         return None  # the cloud has this attempt's end already (failed, or given back)
     return TABLE[state].cloud
@@ -216,7 +231,12 @@ def markdown() -> str:
         )
         heard = f"`{row.cloud}`" if row.cloud else "—"
         if state == "cancelled":
-            heard += " (nothing if the cloud cancelled it)"
+            heard += (
+                " if given back (`--requeue`, Ctrl-C, the daemon stopping); `cancelled` after"
+                " `locus cancel`; nothing if the cloud cancelled it"
+            )
+        if state == "failed":
+            heard += " (`queued` with the reason when this machine's setup stopped the run)"
         if state == "discarded":
             heard += " (from `awaiting_review` or `needs_input`; else nothing)"
         with_changes, without = row.worktree

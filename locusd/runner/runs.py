@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from locusd.agent import transcript
+from locusd.agent.providers import ConfigurationError
+from locusd.agent.providers.select import check_provider
 from locusd.agent.report import Event, RunReport, local_task_id, repo_key
 from locusd.cloud.outbox import OutboxEntry
 from locusd.cloud.outbox import State as EntryState
@@ -39,9 +41,16 @@ from locusd.protocol.messages import (
     RunEventKind,
     RunState,
 )
-from locusd.runner.agent_process import run_in_child
+from locusd.runner.agent_process import AgentProcessError, run_in_child
 from locusd.runner.attempt import Attempt, Attempts
-from locusd.runner.lifecycle import LIVE, LifecycleError, after_outcome, check, worktree_state
+from locusd.runner.lifecycle import (
+    LIVE,
+    Ending,
+    LifecycleError,
+    after_outcome,
+    check,
+    worktree_state,
+)
 from locusd.runner.store import RunStore, now
 from locusd.server.peer import Peer
 
@@ -50,6 +59,9 @@ log = logging.getLogger(__name__)
 EVENT = "locus/runs/event"
 OnEnd = Callable[[Run], Awaitable[None]]
 INTERRUPTED = "interrupted: the daemon stopped during the run"
+CANCELLED_INTERRUPTED = "cancelled: the daemon stopped before the run had ended"
+#: The step a user's cancel records before the run is stopped: what the cloud will hear.
+CANCEL_STEP = "cancel"
 #: The largest piece of a tool's result copied into an event (the transcript has it all).
 EVENT_TEXT_LIMIT = 4000
 
@@ -100,25 +112,32 @@ class Runs:
         report: RunReport | None = None,
         patch: str | None = None,
         step: dict[str, Any] | None = None,
+        ending: Ending | None = None,
         **fields: Any,
     ) -> Run:
         """Move a run to ``target`` (the lifecycle table must allow it), with ``fields``
         updated; in one transaction, the run's attempt reports what the table says to the
-        cloud (``report``: the agent's end; ``patch``: a commit's). ``step``: the side effect
-        the run is now in the middle of (recorded before it is done; cleared by the next move).
-        """
+        cloud (``report``: the agent's end; ``patch``: a commit's; ``ending``: why it ended
+        failed or cancelled — for a cancel, the user's choice recorded by :meth:`cancel`).
+        ``step``: the side effect the run is now in the middle of (recorded before it is done;
+        cleared by the next move, but a cancel asked for stays while the run is live)."""
         current = self.get(run.run_id)
         attempt = self.attempts.of_run(run.run_id)
         try:
             check(run.run_id, current.state, target, cloud=attempt is not None)
         except LifecycleError as exc:
             raise LocusError(Code.INVALID_RUN_STATE, str(exc)) from None
+        asked = self._cancel_asked(run.run_id)
+        if ending is None and target == "cancelled":
+            ending = asked
+        if step is None and asked is not None and target in LIVE:
+            step = {CANCEL_STEP: asked}
         moved = current.model_copy(update={**fields, "state": target})
         with self.store.db.transaction():
             self.store.save(moved)
             self.store.set_step(run.run_id, step)
             if attempt is not None:
-                attempt.entered(moved, report, patch, previous=current.state)
+                attempt.entered(moved, report, patch, previous=current.state, ending=ending)
         changed = bool(report.diff) if report is not None else True
         self._record_worktree_state(moved, changed=changed, cloud=attempt is not None)
         data = {"reason": moved.reason} if moved.reason and target == "failed" else None
@@ -183,6 +202,14 @@ class Runs:
             report = self._finished_report(run)
             if report is not None:
                 ended = self._end(run, report)
+            elif self._cancel_asked(run.run_id) is not None:  # the user's cancel, carried out
+                ended = self.move(
+                    run,
+                    "cancelled",
+                    outcome="cancelled",
+                    reason=CANCELLED_INTERRUPTED,
+                    ended_at=now(),
+                )
             else:
                 ended = self.move(
                     run, "failed", outcome="failed", reason=INTERRUPTED, ended_at=now()
@@ -299,6 +326,7 @@ class Runs:
     ) -> Run:
         report: RunReport | None = None
         error = ""
+        ending: Ending | None = None
         try:
             report = await run_in_child(
                 repo=Path(run.repo),
@@ -313,7 +341,13 @@ class Runs:
                 on_worktree=lambda worktree: self._worktree(run.run_id, worktree),
                 continue_in=continue_in,
             )
-        except Exception as exc:  # a worktree error, the agent process died: the run fails
+        except AgentProcessError as exc:
+            log.error("run %s failed: %s", run.run_id, exc)
+            error = str(exc)
+            # Said only by the agent process's own check of this machine's setup, before the
+            # agent did anything (locusd/agent/child.py): a cloud task goes back to the queue.
+            ending = "local" if exc.local and self._setup_fails(run.run_id, replay) else None
+        except Exception as exc:  # a worktree error: the run fails
             log.exception("run %s failed", run.run_id)
             error = str(exc)
         crashpoint("run.finished")
@@ -323,7 +357,9 @@ class Runs:
             run = self.get(run.run_id)
             if not run.worktree:  # the agent process died before it could name its worktree
                 run = self._named(run, await asyncio.to_thread(self._unnamed_worktree, run))
-            ended = self.move(run, "failed", outcome="failed", reason=error, ended_at=now())
+            ended = self.move(
+                run, "failed", outcome="failed", reason=error, ended_at=now(), ending=ending
+            )
             await asyncio.to_thread(self._keep_work, ended)
         crashpoint("run.ended")
         self._emit(run.run_id, "completed", ended.state, ended.wire())
@@ -332,6 +368,18 @@ class Runs:
         if on_end is not None:
             await on_end(ended)
         return ended
+
+    def _setup_fails(self, run_id: str, replay: Path | None) -> bool:
+        """Whether a run the agent process says this machine's setup stopped really was: it
+        never got to the agent's first turn, and the daemon's own check of the same setup
+        fails too — so no line its process wrote can pass a failure off as this machine's."""
+        if self.get(run_id).state != "starting":
+            return False
+        try:
+            check_provider(self.config.agent, replay=replay)
+        except ConfigurationError:
+            return True
+        return False
 
     def _end(self, run: Run, report: RunReport) -> Run:
         """The agent's end, recorded with everything the cloud must hear of it."""
@@ -372,13 +420,24 @@ class Runs:
             return await asyncio.shield(active.task)
         return self.get(run_id)
 
-    async def cancel(self, run_id: str) -> Run:
+    async def cancel(self, run_id: str, *, requeue: bool = False) -> Run:
+        """Stop the run. A cloud task is cancelled with it — or, with ``requeue``, given back to
+        the queue. The choice is recorded before the run is stopped, so a daemon killed in
+        between still carries it out (:meth:`recover`)."""
         run = self.get(run_id)
         active = self.active.get(run_id)
         if active is None:
             raise LocusError(Code.INVALID_RUN_STATE, f"run {run_id} is {run.state}, not running")
+        choice: Ending = "requeue" if requeue else "cancel"
+        self.store.set_step(run_id, {CANCEL_STEP: choice})
+        crashpoint("cancel.requested")
         active.cancel.set()
         return await self.wait(run_id)
+
+    def _cancel_asked(self, run_id: str) -> Ending | None:
+        """The user's cancel recorded for the run (``cancel`` or ``requeue``), if any."""
+        asked = (self.store.step(run_id) or {}).get(CANCEL_STEP)
+        return "requeue" if asked == "requeue" else "cancel" if asked == "cancel" else None
 
     async def stop_all(self) -> None:
         for active in list(self.active.values()):

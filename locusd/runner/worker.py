@@ -40,7 +40,11 @@ class WorkerApi(Protocol):
     ) -> Any: ...
 
     async def claim(
-        self, wait_seconds: float = 0, *, task_id: int | None = None
+        self,
+        wait_seconds: float = 0,
+        *,
+        task_id: int | None = None,
+        exclude: list[int] | None = None,
     ) -> ClaimOut | None: ...
 
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
@@ -58,6 +62,8 @@ def _log_line(event: RunEvent) -> str | None:
         if event.data.get("check_changes"):
             verdict = "unverified (the diff changes the check's definitions)"
         return f"verify `{event.text}` {verdict} (exit {event.data.get('exit_code')})"
+    if event.kind == "state" and event.text == "cancelled":
+        return None  # the task's own status says it (and a cancelled task takes no more logs)
     if event.kind == "state" or (event.kind == "note" and event.data.get("kind") == "phase"):
         return f"{event.kind}: {event.text}"
     return None
@@ -96,6 +102,9 @@ class Worker:
         self.served = served  # remote fingerprint → checkout
         self.remotes = remotes  # the same remotes' fingerprints, for registering
         self.held: dict[str, Attempt] = {}  # run id → its attempt, while the run is live
+        #: Tasks this worker's user gave back (``locus cancel --requeue``): its loop passes
+        #: over them, so they go to another worker (until this daemon restarts).
+        self.given_back: set[int] = set()
         self.status = WorkerStatus(running=False)
 
     async def run(
@@ -143,7 +152,10 @@ class Worker:
         )
 
     async def _claim(self, stop: asyncio.Event, task_id: int | None) -> ClaimOut | None:
-        claiming = asyncio.ensure_future(self.api.claim(CLAIM_WAIT, task_id=task_id))
+        exclude = sorted(self.given_back)[-100:]  # the cloud takes up to 100
+        claiming = asyncio.ensure_future(
+            self.api.claim(CLAIM_WAIT, task_id=task_id, exclude=exclude)
+        )
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({claiming, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -168,7 +180,18 @@ class Worker:
 
     async def _work(self, claim: ClaimOut, stop: asyncio.Event) -> Run:
         run = await self.begin(claim)
-        return await self.runs.wait(run.run_id)
+        attempt = self.held.get(run.run_id)
+        ended = await self.runs.wait(run.run_id)
+        if attempt is not None and attempt.given_back_by_user:
+            self.given_back.add(attempt.task_id)
+        if attempt is not None and attempt.local_problem is not None:
+            # Given back for a problem of this machine: every task would meet it, so stop
+            # claiming (and say why) rather than take the queue's tasks one by one.
+            problem = f"stopped: this machine cannot run the agent: {attempt.local_problem}"
+            self.status = self.status.model_copy(update={"last_error": problem})
+            log.warning("%s", problem)
+            stop.set()
+        return ended
 
     async def begin(
         self,

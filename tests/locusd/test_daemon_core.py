@@ -20,6 +20,7 @@ from locusd.protocol.messages import (
     ApprovalRequest,
     LogsParams,
     Run,
+    RunCancelParams,
     RunRef,
     RunStartParams,
 )
@@ -204,5 +205,5 @@ async def test_a_daemon_that_died_mid_run_leaves_an_explicit_state(tmp_path: Pat
         (2, "state", "failed"),
     ]
     with pytest.raises(LocusError) as ended:
-        await daemon.runs_cancel(RunRef(run_id="r1"), peer)
+        await daemon.runs_cancel(RunCancelParams(run_id="r1"), peer)
     assert ended.value.code == Code.INVALID_RUN_STATE

@@ -87,6 +87,25 @@ async def test_a_claim_can_name_the_one_task_it_wants(cloud: Cloud) -> None:
     assert (await worker.claim()).ok()["task"]["id"] == high
 
 
+async def test_a_claim_passes_over_the_tasks_it_excludes(cloud: Cloud) -> None:
+    """What ``locus cancel --requeue`` relies on: the worker that gave a task back passes over
+    it, claiming now or long-polling; another worker takes it."""
+    api, pid = cloud.api, cloud.project_id
+    (old,) = await create_tasks(api, pid, 1)
+    (new,) = await create_tasks(api, pid, 1)
+    worker = await Worker.create(api, pid, "gave-back")
+    taken = await worker.api.post("/worker/claim", {"exclude": [old]})
+    assert taken.ok()["task"]["id"] == new  # not the older one, first in the queue
+    # Only the passed-over task is queued: the long-poll waits, and takes the next one queued.
+    body = {"exclude": [old], "wait_seconds": 30}
+    waiting = asyncio.create_task(worker.api.post("/worker/claim", body))
+    await wait_for_waiters(api, 1)
+    (third,) = await create_tasks(api, pid, 1)
+    assert (await asyncio.wait_for(waiting, 60)).ok()["task"]["id"] == third
+    other = await Worker.create(api, pid, "other")
+    assert (await other.claim()).ok()["task"]["id"] == old
+
+
 async def test_worker_claims_only_tasks_of_repositories_it_serves(cloud: Cloud) -> None:
     api, pid = cloud.api, cloud.project_id
     (

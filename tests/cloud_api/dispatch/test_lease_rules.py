@@ -157,6 +157,10 @@ async def test_every_path_follows_the_lease_table(cloud: Cloud) -> None:
     await step(b, S.QUEUED, U, user(b, "retry"))
     await step(b, S.CLAIMED, W, take)
     await step(b, S.CANCELLED, U, user(b, "cancel"))
+    await step(b, S.QUEUED, U, user(b, "retry"))
+    await step(b, S.CLAIMED, W, take)
+    await step(b, S.RUNNING, W, report("running"))
+    await step(b, S.CANCELLED, W, report("cancelled", reason="cancelled by its user"))
     assert step.covered == set(LEASE_RULES), "a rule the scenario never exercised"
 
 

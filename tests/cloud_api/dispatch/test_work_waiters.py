@@ -59,6 +59,16 @@ async def test_nobody_is_woken_for_a_task_no_waiter_can_take() -> None:
     assert hub.wakes == ["queued"]
 
 
+async def test_a_task_a_waiter_passes_over_wakes_the_next_one_instead() -> None:
+    """A worker whose user gave a task back (``locus cancel --requeue``) claims excluding it:
+    its wake-up goes to a waiter that can take it, and wakes the excluding one for others."""
+    hub = Counted()
+    with hub.waiting(1, [APP], exclude=[7]) as gave_back, hub.waiting(1, [APP]) as other:
+        assert hub.dispatch(token(7, APP))
+        assert not await woken(gave_back) and await woken(other)
+        assert hub.dispatch(token(8, APP)) and await woken(gave_back)
+
+
 async def test_a_waiter_that_leaves_without_claiming_passes_the_wake_up_on() -> None:
     hub = Counted()
     got: list[str] = []

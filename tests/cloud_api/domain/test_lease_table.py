@@ -45,6 +45,9 @@ EXPECTED_RULES: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("failed", "worker"): ("clear", "keep", "keep", "keep", "keep"),
     ("done", "user"): ("clear", "keep", "keep", "keep", "keep"),
     ("cancelled", "user"): ("clear", "keep", "keep", "keep", "keep"),
+    # Cancelled by the worker for its user: ended like a user's cancel (the fence stays, so the
+    # run's last logs are still accepted).
+    ("cancelled", "worker"): ("clear", "keep", "keep", "keep", "keep"),
 }
 
 

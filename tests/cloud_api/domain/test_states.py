@@ -73,6 +73,9 @@ EXPECTED: frozenset[tuple[str, str, str]] = frozenset(
         # Retry.
         ("failed", "queued", U),
         ("cancelled", "queued", U),
+        # The worker's user cancelled the run on their machine (locus cancel).
+        ("claimed", "cancelled", W),
+        ("running", "cancelled", W),
     }
     | {(s, "cancelled", U) for s in NON_TERMINAL}
 )
@@ -121,10 +124,13 @@ def test_terminal_states_only_leave_by_retry() -> None:
 
 
 @pytest.mark.parametrize("state", NON_TERMINAL)
-def test_every_non_terminal_state_can_be_cancelled_by_a_user_only(state: str) -> None:
+def test_every_non_terminal_state_can_be_cancelled_by_a_user(state: str) -> None:
+    """A worker may cancel only what it holds on a lease (its user's ``locus cancel`` of the
+    run); a task waiting for a person is the team's to cancel; the cloud never cancels."""
     target = TaskStatus.CANCELLED
     assert is_allowed(TaskStatus(state), target, Actor.USER)
-    assert not is_allowed(TaskStatus(state), target, Actor.WORKER)
+    leased = state in ("claimed", "running")
+    assert is_allowed(TaskStatus(state), target, Actor.WORKER) == leased
     assert not is_allowed(TaskStatus(state), target, Actor.SYSTEM)
 
 

@@ -39,13 +39,14 @@ import locusd
 from locusd import crashpoints
 from locusd.crashpoints import POINTS
 from tests.conftest import Cloud, start_cloud
-from tests.locusd.agentkit import DEMO_TRANSCRIPT, git
-from tests.locusd.cliuser import User, cloud_status, drained, login_and_queue
+from tests.locusd.agentkit import DEMO_TRANSCRIPT, call, git
+from tests.locusd.cliuser import LOCUS, User, cloud_status, drained, login_and_queue
 from tests.locusd.killpoints.table import OUTCOMES
+from tests.support.anthropic_server import AnthropicServer
 from tests.support.client import timeline
-from tests.support.processes import until
+from tests.support.processes import processes_named, until
 
-Scenario = Literal["run", "commit", "send_back", "discard"]
+Scenario = Literal["run", "commit", "send_back", "discard", "cancel", "requeue"]
 LONG_LEASE = 60.0  # nothing expires while the daemon restarts
 SHORT_LEASE = 2.0  # an outage (or a lost claim) outlives it
 
@@ -78,6 +79,8 @@ CASES = [
     Case("discard.reset", "discard", "awaiting_review"),  # its ref still holds the work
     Case("discard.recorded", "discard", "discarded"),  # recovery deletes its ref
     Case("send_back.recorded", "send_back", "failed"),  # the next round, interrupted
+    Case("cancel.requested", "cancel", "cancelled"),  # the user's cancel, carried out
+    Case("cancel.requested", "requeue", "cancelled"),  # … and their choice to give it back
     Case("run.working", "run", "failed", outage=True),
     Case("run.ended", "run", "awaiting_review", outage=True),
     Case("commit.recorded", "commit", "reported", outage=True),
@@ -198,6 +201,36 @@ async def crash(user: User, case: Case, cloud: Cloud) -> int:
     return task_id
 
 
+#: The agent's command in the cancel scenarios: it runs until the user cancels the run.
+STOP_ME = "locus-killpoint-stop-me"
+
+
+async def crash_cancelling(user: User, case: Case, cloud: Cloud) -> int:
+    """The cancel scenarios: ``locus run`` works on the task, the user runs ``locus cancel``
+    (with ``--requeue`` for the give-back), and the daemon dies once the choice is recorded."""
+    task_id = await login_and_queue(user, cloud)
+    await user.locus("daemon", "stop")
+    doomed = dataclasses.replace(user, env={**user.env, "LOCUS_CRASH_AT": case.point})
+    pid = int((await doomed.json("status"))["pid"])
+    working = await asyncio.create_subprocess_exec(
+        LOCUS,
+        *("run", "--once", "--repo", str(user.repo)),
+        env=doomed.env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await until(lambda: bool(processes_named(STOP_ME)), timeout=60)
+        (run,) = (await doomed.json("runs"))["runs"]
+        requeue = ["--requeue"] if case.scenario == "requeue" else []
+        await doomed.locus("cancel", run["runId"], *requeue, check=False)
+        await until(lambda: not alive(pid), timeout=60)
+    finally:
+        await asyncio.wait_for(working.wait(), 60)  # it lost its daemon
+    return task_id
+
+
 async def outage(user: User, cloud: Cloud, task_id: int) -> web.AppRunner:
     """The cloud goes away; a new daemon recovers (and cannot send); after the lease has run
     out the cloud comes back (its reaper re-queues what was leased) and so does the daemon."""
@@ -216,10 +249,10 @@ async def outage(user: User, cloud: Cloud, task_id: int) -> web.AppRunner:
 
 
 async def check_invariant(
-    user: User, cloud: Cloud, task_id: int
+    user: User, cloud: Cloud, task_id: int, heard: dict[str, str] = HEARD
 ) -> tuple[dict[str, Any] | None, str]:
-    """The invariant after recovery and a drained outbox; returns the task's latest run and
-    the cloud's status."""
+    """The invariant after recovery and a drained outbox (``heard``: what each run state says
+    the cloud last heard); returns the task's latest run and the cloud's status."""
     await drained(user)
     runs = (await user.json("runs"))["runs"]
     for run in runs:
@@ -241,7 +274,7 @@ async def check_invariant(
         if latest.get("cloudError"):
             assert latest["state"] != "reported" and status in ("queued", "failed"), latest
         else:
-            assert HEARD.get(latest["state"]) == status, (latest, status)
+            assert heard.get(latest["state"]) == status, (latest, status)
     # Nothing lost or sent twice: each status the cloud applied from this worker is audited
     # once, and none repeats.
     events = await timeline(cloud.api, task_id)
@@ -308,6 +341,9 @@ async def the_user_acts(user: User, cloud: Cloud, task_id: int, run: dict[str, A
 async def test_the_daemon_killed_at_a_point_recovers_explicitly(
     case: Case, user: User, cloud: Cloud
 ) -> None:
+    if case.scenario in ("cancel", "requeue"):
+        await cancelled_at_the_point(case, user, cloud)
+        return
     configure(user)
     task_id = await crash(user, case, cloud)
     runner = await outage(user, cloud, task_id) if case.outage else None
@@ -332,3 +368,26 @@ async def test_the_daemon_killed_at_a_point_recovers_explicitly(
         if runner is not None:
             await runner.cleanup()
     assert os.environ.get("LOCUS_CRASH_AT") is None  # the test process itself never crashes
+
+
+async def cancelled_at_the_point(case: Case, user: User, cloud: Cloud) -> None:
+    """The user's cancel survives the daemon's death: the next daemon ends the run cancelled
+    and the cloud hears the user's choice — the task cancelled, or given back."""
+    script = [call("run_command", command=f"exec -a {STOP_ME} sleep 600", timeout=900)]
+    async with AnthropicServer(script) as model:
+        user.config.write_text(
+            f'[agent]\nbase_url = "{model.base_url}"\n[daemon]\noutbox_retry_cap = 0.5\n'
+        )
+        try:
+            task_id = await crash_cancelling(user, case, cloud)
+            assert not processes_named(STOP_ME)  # its agent process went with the daemon
+            chosen = "queued" if case.scenario == "requeue" else "cancelled"
+            latest, status = await check_invariant(
+                user, cloud, task_id, {**HEARD, "cancelled": chosen}
+            )
+            assert latest is not None and latest["state"] == case.expect, latest
+            assert status == chosen
+            acted = await the_user_acts(user, cloud, task_id, latest)
+            OUTCOMES.append((case.id, f"{latest['state']} · cloud {status} · {acted}"))
+        finally:
+            await user.locus("daemon", "stop", check=False)

@@ -20,6 +20,7 @@ from locusd.protocol.messages import (
     ApprovalRequest,
     ReviewParams,
     Run,
+    RunCancelParams,
     RunRef,
     RunStartParams,
 )
@@ -150,7 +151,9 @@ async def test_a_cancelled_run_leaves_no_branch_its_work_under_its_ref(
         started = await daemon.runs_start(RunStartParams(repo=str(repo), task=TASK), peer)
         await daemon.runs_subscribe(RunRef(run_id=started.run_id), peer)
         await asyncio.wait_for(asked.wait(), 60)  # edited, now waiting for an approval
-        cancelling = asyncio.ensure_future(daemon.runs_cancel(RunRef(run_id=started.run_id), peer))
+        cancelling = asyncio.ensure_future(
+            daemon.runs_cancel(RunCancelParams(run_id=started.run_id), peer)
+        )
         await asyncio.sleep(0)  # the cancel is asked for before the answer comes
         release.set()
         run = await asyncio.wait_for(cancelling, 60)

@@ -18,9 +18,11 @@ from locusd.protocol.messages import RunState
 from locusd.runner import lifecycle
 from locusd.runner.lifecycle import (
     AFTER_OUTCOME,
+    ENDINGS,
     LIVE,
     REVIEWABLE,
     TABLE,
+    Ending,
     LifecycleError,
     allowed,
     check,
@@ -137,8 +139,12 @@ def _cloud_walk() -> list[str]:
         if state == "committing":
             targets = frozenset(t for t in targets if t in ("committed", origin))
         for target in targets:
-            for by_cloud in (False, True) if target == "cancelled" else (False,):
-                heard = cloud_status(target, previous=state, cancelled_by_cloud=by_cloud)
+            endings: tuple[Ending | None, ...] = (None,)
+            if target in ("cancelled", "failed"):
+                endings = (None, *ENDINGS)
+            for ending in endings:
+                by_cloud = target == "cancelled" and ending == "cloud"
+                heard = cloud_status(target, previous=state, ending=ending)
                 now = cloud
                 if by_cloud:
                     now = TaskStatus.CANCELLED

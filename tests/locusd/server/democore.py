@@ -26,6 +26,7 @@ from locusd.protocol.messages import (
     LocusCapabilities,
     LogsParams,
     Run,
+    RunCancelParams,
     RunEvent,
     RunEvents,
     RunList,
@@ -154,7 +155,7 @@ class DemoCore:
         raise RuntimeError("the demo core has no cloud")
 
     @handles("locus/runs/cancel")
-    async def runs_cancel(self, params: RunRef, peer: Peer) -> Any:
+    async def runs_cancel(self, params: RunCancelParams, peer: Peer) -> Any:
         return Empty()  # the wrong result type on purpose: the server must catch it
 
     @handles(
