@@ -18,7 +18,7 @@ COMMANDS = {
     ),
     "cancel": Lazy(
         "locusd.cli.runs:cancel_command",
-        "Cancel a running run (its command is killed; a cloud task is given back).",
+        "Stop a running run here (its command is killed).",
     ),
     "daemon": Lazy(
         "locusd.cli.daemon:daemon_group",
