@@ -9,6 +9,7 @@ state machine and the timeline are the API's, and there is one path to the data.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,9 +111,14 @@ class Visitor:
             raise validation_problem(exc, "form") from None
 
 
-def _local(target: str | None, default: str) -> str:
-    """Only same-site paths: a crafted ``next`` must not send the user elsewhere."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\\]*")
+
+
+def local_path(target: str | None, default: str) -> str:
+    """Only same-site paths: a crafted ``next`` must not send the user elsewhere. Browsers
+    drop tabs and newlines from URLs and read ``\\`` as ``/``, so ``/<tab>/evil.example`` would be
+    ``//evil.example``: no whitespace or backslash anywhere."""
+    if target and _LOCAL_PATH.fullmatch(target):
         return target
     return default
 
@@ -199,7 +205,7 @@ def action(view: View) -> Handler:
                 raise ApiError(401, "Unauthorized", "sign in again")
             return redirect("/login")
         visitor.form = form
-        back = _local(visitor.field("next"), "/")
+        back = local_path(visitor.field("next"), "/")
         try:
             response = await view(visitor)
         except ApiError as exc:
@@ -218,7 +224,7 @@ def action(view: View) -> Handler:
 def done(visitor: Visitor, default: str, message: str, *, back: bool = True) -> web.Response:
     """After a successful post: back to the page the form was on (``back=False``: on to
     ``default``, e.g. a project just created), with a note."""
-    found = redirect(_local(visitor.field("next"), default) if back else default)
+    found = redirect(local_path(visitor.field("next"), default) if back else default)
     session.flash(visitor.request, found, message)
     return found
 

@@ -103,7 +103,7 @@
         var holder = document.createElement("ol");
         holder.innerHTML = html.trim();
         var card = holder.firstElementChild;
-        var list = root.querySelector('.column[data-status="' + card.dataset.status + '"] .cards');
+        var list = root.querySelector('.column[data-statuses~="' + card.dataset.status + '"] .cards');
         if (list) {
           // Keep the board's order: higher priority first, then older tasks first.
           var before = Array.prototype.find.call(list.children, function (other) {
@@ -133,7 +133,7 @@
       event.dataTransfer.effectAllowed = "move";
       dragged.classList.add("dragging");
       dragged.querySelectorAll("button[data-to]").forEach(function (button) {
-        var column = root.querySelector('.column[data-status="' + button.dataset.to + '"]');
+        var column = root.querySelector('.column[data-statuses~="' + button.dataset.to + '"]');
         if (column) column.classList.add("drop-ok");
       });
     });
@@ -150,8 +150,11 @@
       var column = event.target.closest ? event.target.closest(".column") : null;
       if (!dragged || !column) return;
       event.preventDefault();
-      // Only along allowed moves: the card's own button for that column says how.
-      var button = dragged.querySelector('button[data-to="' + column.dataset.status + '"]');
+      // Only along allowed moves: the card's own button for that column says how (a column
+      // may hold several statuses; a card has at most one move into any of them).
+      var button = Array.prototype.find.call(dragged.querySelectorAll("button[data-to]"), function (b) {
+        return column.dataset.statuses.split(" ").indexOf(b.dataset.to) >= 0;
+      });
       var id = dragged.dataset.task;
       if (button) post(button).then(function () { fetchCard(id); });
     });

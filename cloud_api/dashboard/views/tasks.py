@@ -19,8 +19,8 @@ from cloud_api.api.errors import not_found
 from cloud_api.dashboard import diffs
 from cloud_api.dashboard.views.board import actions_for
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Handler, Visitor, action, done, page, respond
-from cloud_api.domain.states import TaskStatus, UserAction
+from cloud_api.dashboard.web import Handler, Visitor, action, done, local_path, page, respond
+from cloud_api.domain.states import HELD, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.tasks import (
     AnswerIn,
@@ -238,6 +238,25 @@ async def edit_task(visitor: Visitor) -> web.StreamResponse:
     body = visitor.body(TaskUpdate, **changed, version=_version(visitor))
     task = await visitor.call(tasks_api.update_task, body=body)
     return done(visitor, f"/tasks/{task.id}", f"Task #{task.id} saved.")
+
+
+@routes.get("/tasks/{task_id}/cancel", name="dashboard.confirm_cancel")
+@page
+async def confirm_cancel(visitor: Visitor) -> web.StreamResponse:
+    """Cancelling is not undone by a click (a running agent stops and its work is lost), so
+    the board's and the task page's Cancel lead here first: a page, which works without
+    JavaScript. ``back`` is where to return, either way."""
+    task: TaskOut = await visitor.call(tasks_api.get_task)
+    await project_nav(visitor, "board", task.project_id)
+    back = local_path(visitor.request.query.get("back", ""), f"/tasks/{task.id}")
+    return respond(
+        visitor,
+        "confirm_cancel.html",
+        task=task,
+        back=back,
+        cancellable=bool(actions_for(task.status.value, (UserAction.CANCEL,))),
+        running=task.status in HELD,
+    )
 
 
 @routes.post("/tasks/{task_id}/{action}")

@@ -63,7 +63,8 @@ async def status_of(cloud: Cloud, task_id: int) -> str:
 
 
 def column(page: Page, status: str) -> Any:
-    return page.locator(f'.column[data-status="{status}"]')
+    """The board column that shows tasks of ``status`` (several statuses share a column)."""
+    return page.locator(f'.column[data-statuses~="{status}"]')
 
 
 async def mark_page(page: Page) -> None:
@@ -152,13 +153,17 @@ async def test_plan_queue_work_review_and_approve_with_live_updates(
     worker = await Worker.create(cloud.api, project_id, "laptop", ["https://github.com/acme/shop"])
     claim = (await worker.claim()).ok()
     assert claim["task"]["id"] == task_id
-    await expect(column(page, "claimed").locator(f"#task-{task_id}")).to_be_visible()
+    await expect(
+        column(page, "claimed").locator(f'#task-{task_id}[data-status="claimed"]')
+    ).to_be_visible()
     await expect(column(page, "claimed").locator(".count")).to_have_text("1")
     await expect(column(page, "queued").locator(".count")).to_have_text("0")
     await expect(page.locator(f"#task-{task_id} .worker")).to_have_text("laptop")
 
     (await worker.status(claim, "running")).ok()
-    await expect(column(page, "running").locator(f"#task-{task_id}")).to_be_visible()
+    await expect(
+        column(page, "running").locator(f'#task-{task_id}[data-status="running"]')
+    ).to_be_visible()
     await expect(task_page.locator("#task-status")).to_have_text("running")
     log = f"/worker/tasks/{task_id}/logs"
     for seq, text in enumerate(["reading shop/cart.py\n", "running pytest -q\n"], 1):
@@ -173,7 +178,9 @@ async def test_plan_queue_work_review_and_approve_with_live_updates(
     summary = "Rounded the total to cents."
     (await worker.status(claim, "awaiting_review", summary=summary, usage=USAGE)).ok()
     (await worker.status(claim, "verification")).ok()
-    await expect(column(page, "verification").locator(f"#task-{task_id}")).to_be_visible()
+    await expect(
+        column(page, "verification").locator(f'#task-{task_id}[data-status="verification"]')
+    ).to_be_visible()
 
     # The task page, without a reload: the diff per file and hunk, coloured; the rest.
     await expect(task_page.locator("#task-status")).to_have_text("verification")
@@ -228,8 +235,18 @@ async def test_cancel_on_the_task_page_reaches_the_worker(cloud: Cloud, page: Pa
 
     await admin_page(page, cloud)
     await page.goto(f"{cloud.url}/tasks/{task['id']}")
-    await page.get_by_role("button", name="Cancel").click()
+    # Cancel asks first (a page: it works without JavaScript); keeping it changes nothing.
+    await page.get_by_role("link", name="Cancel…").click()
+    await expect(page.get_by_role("heading")).to_have_text(f"Cancel task #{task['id']}?")
+    await expect(page.locator("#confirm-cancel")).to_contain_text("told to stop")
+    await page.get_by_role("link", name="Keep it").click()
+    await expect(page.locator("#task-status")).to_have_text("running")
+    assert (await worker.heartbeat(claim)).ok()["cancel"] is False
+    await page.get_by_role("link", name="Cancel…").click()
+    await page.get_by_label("Why?").fill("wrong approach")
+    await page.get_by_role("button", name="Cancel the task").click()
     await expect(page.locator("#task-status")).to_have_text("cancelled")
+    await expect(page.locator(".timeline")).to_contain_text("wrong approach")
     beat = (await worker.heartbeat(claim)).ok()
     assert beat["cancel"] is True
     assert beat["status"] == "cancelled"
@@ -249,7 +266,7 @@ async def test_buttons_and_drag_move_cards_only_along_allowed_moves(
 
     # A backlog card offers what its state allows: queue and cancel, not approve.
     card = page.locator(f"#task-{second['id']}")
-    await expect(card.get_by_role("button")).to_have_text(["Queue", "Cancel"])
+    await expect(card.locator(".moves > *")).to_have_text(["Queue", "Cancel…"])
     await card.get_by_role("button", name="Queue").click()
     await expect(column(page, "queued").locator(f"#task-{second['id']}")).to_be_visible()
 
