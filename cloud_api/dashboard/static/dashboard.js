@@ -183,14 +183,32 @@
     var live = document.getElementById("live");
     var log = document.getElementById("log");
     var refresh = refresher(live, root.dataset.refresh);
+    // Each attempt's lines go in its own section, made when its first line arrives.
+    function section(attempt) {
+      var number = String(Number(attempt) || 1);
+      var found = document.getElementById("log-attempt-" + number);
+      if (found) return found.querySelector("pre");
+      var wrapper = document.createElement("section");
+      wrapper.className = "attempt-log";
+      wrapper.id = "log-attempt-" + number;
+      wrapper.dataset.attempt = number;
+      var heading = document.createElement("h3");
+      heading.textContent = "Attempt " + number;
+      wrapper.appendChild(heading);
+      wrapper.appendChild(document.createElement("pre"));
+      log.appendChild(wrapper);
+      return wrapper.querySelector("pre");
+    }
     function append(event) {
-      var data = JSON.parse(event.data).data || {};
+      var message = JSON.parse(event.data) || {};
+      var data = message.data || {};
+      var pre = section(message.attempt);
       var line = document.createElement("span");
       line.className = "log-line stream-" + String(data.stream || "agent").replace(/[^a-z]/g, "");
       line.textContent = data.text || "";
-      var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-      log.appendChild(line);
-      if (atEnd) log.scrollTop = log.scrollHeight;
+      var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+      pre.appendChild(line);
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
       var empty = document.getElementById("log-empty");
       if (empty) empty.remove();
     }

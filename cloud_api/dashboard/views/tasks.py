@@ -16,7 +16,7 @@ from cloud_api.api import projects as projects_api
 from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
 from cloud_api.api.errors import not_found
-from cloud_api.dashboard import diffs
+from cloud_api.dashboard import diffs, timeline
 from cloud_api.dashboard.views.board import actions_for
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Handler, Visitor, action, done, local_path, page, respond
@@ -88,6 +88,15 @@ def attempts_of(events: list[EventOut], worker_names: dict[int, str]) -> list[At
     return sorted(found.values(), key=lambda a: a.number, reverse=True)
 
 
+def log_sections(events: list[EventOut]) -> list[tuple[int, list[EventOut]]]:
+    """The agent's log split by attempt, oldest first: each attempt is its own run."""
+    sections: dict[int, list[EventOut]] = {}
+    for event in events:
+        if event.kind == "log":
+            sections.setdefault(event.attempt, []).append(event)
+    return sorted(sections.items())
+
+
 async def _artifact(visitor: Visitor, artifacts: list[Any], kind: str) -> tuple[Any, str] | None:
     """The newest artifact of ``kind`` and its content."""
     latest = next((a for a in reversed(artifacts) if a.kind == kind), None)
@@ -150,15 +159,21 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
     for event in events:
         if event.kind == "status" and isinstance(event.data.get("usage"), dict):
             _add_usage(total, event.data["usage"])
+    who = timeline.Names(
+        workers=names,
+        users={m.user_id: m.name for m in members},
+        sprints={s.id: s.name for s in sprints},
+    )
     return {
         "task": task,
         "project": project,
-        "timeline": [e for e in events if e.kind != "log"],
-        "log": [e for e in events if e.kind == "log"],
+        "timeline": [
+            (e, who.actor(e), timeline.describe(e, who)) for e in events if e.kind != "log"
+        ],
+        "log": log_sections(events),
         "after": events[-1].id if events else 0,
         "attempts": attempts_of(events, names),
         "worker_names": names,
-        "user_names": {m.user_id: m.name for m in members},
         "sprints": sprints,
         "diff": diffs.parse(patch[1]) if patch else None,
         "patch_attempt": patch[0].attempt if patch else None,

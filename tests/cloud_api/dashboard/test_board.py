@@ -15,7 +15,7 @@ from tests.cloud_api.dashboard.test_dashboard_browser import (
     status_of,
 )
 from tests.conftest import Cloud
-from tests.support.client import Worker
+from tests.support.client import Worker, fence
 
 sqlite_only = pytest.mark.parametrize("template", ["sqlite"], indirect=True)
 
@@ -167,3 +167,47 @@ async def test_cancel_from_a_card_asks_first_even_without_javascript(
     back = await page.get_by_role("link", name="Back", exact=True).get_attribute("href")
     assert back == f"/tasks/{task['id']}"
     await context.close()
+
+
+@sqlite_only
+async def test_timeline_speaks_and_the_log_is_split_by_attempt(cloud: Cloud, page: Page) -> None:
+    api, project = cloud.api, cloud.project_id
+    sprint = (await api.post(f"/projects/{project}/sprints", {"name": "Checkout"})).ok(201)
+    task = await make_task(cloud, "Round totals", status="queued")
+    task_id = task["id"]
+    worker = await Worker.create(api, project, "box")
+    first = (await worker.claim()).ok()
+    (await worker.status(first, "running")).ok()
+    body = {**fence(first), "seq": 1, "text": "first try\n"}
+    (await worker.api.post(f"/worker/tasks/{task_id}/logs", body)).ok()
+    reason = "cancelled on the developer's machine"
+    (await worker.status(first, "queued", reason=reason)).ok()
+    title = "<script>window.__xss=1</script> {{ 7*7 }}"
+    edit = {"sprint_id": sprint["id"], "priority": 200, "title": title}
+    (await api.patch(f"/tasks/{task_id}", edit)).ok()
+
+    await admin_page(page, cloud)
+    await page.goto(f"{cloud.url}/tasks/{task_id}")
+    await expect(page.locator("p.reason")).to_have_text(reason)
+    said = page.locator(".timeline .said")
+    await expect(said.first).to_have_text(
+        f"renamed it to {title}, moved it to sprint Checkout and set the priority to P1 High"
+    )
+    await expect(page.locator(".timeline")).to_contain_text("box gave it back to the queue")
+    await expect(page.locator(".timeline")).to_contain_text("box picked it up (attempt 1)")
+    assert "sprint_id" not in await page.locator(".timeline").inner_text()
+    await expect(page.locator("#log-attempt-1 pre")).to_have_text("first try")
+
+    # Claimed again: the old reason goes, and the new attempt's log is a section of its own,
+    # made live.
+    second = (await worker.claim()).ok()
+    await expect(page.locator("#task-status")).to_have_text("claimed")
+    await expect(page.locator("p.reason")).to_have_count(0)
+    body = {**fence(second), "seq": 1, "text": "second try\n"}
+    (await worker.api.post(f"/worker/tasks/{task_id}/logs", body)).ok()
+    await expect(page.locator("#log-attempt-2 h3")).to_have_text("Attempt 2")
+    await expect(page.locator("#log-attempt-2 pre")).to_have_text("second try")
+    await expect(page.locator("#log-attempt-1 pre")).to_have_text("first try")
+    await page.reload()
+    await expect(page.locator("#log .attempt-log h3")).to_have_text(["Attempt 1", "Attempt 2"])
+    assert await page.evaluate("window.__xss") is None

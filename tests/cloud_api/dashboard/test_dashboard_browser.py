@@ -350,7 +350,7 @@ async def test_user_text_and_diffs_render_as_text(cloud: Cloud, page: Page) -> N
     await expect(page.locator("#task-title")).to_have_text(title)
     await expect(page.locator(".description")).to_contain_text("<img src=x onerror=")
     await expect(page.locator("#diff tr.context .code").last).to_contain_text("<img src=x")
-    await expect(page.locator("#log")).to_have_text("<script>window.__xss='log'</script>")
+    await expect(page.locator("#log pre")).to_have_text("<script>window.__xss='log'</script>")
     # Live: a log line arriving now is text too.
     log2 = {**fence(claim), "seq": 2, "text": "<img src=x onerror=\"window.__xss='live'\">"}
     (await worker.api.post(f"/worker/tasks/{task['id']}/logs", log2)).ok()
