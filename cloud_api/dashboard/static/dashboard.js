@@ -221,7 +221,26 @@
     });
   }
 
+  // ---- a slug that follows the name, until the person edits it ---------------------------
+  // The same rule as slug_from() in cloud_api/dashboard/views/projects.py.
+  function slugFrom(name) {
+    return name.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 63).replace(/-+$/, "");
+  }
+  function slugs() {
+    document.querySelectorAll("input[data-slug-from]").forEach(function (slug) {
+      var name = slug.form && slug.form.elements.namedItem(slug.dataset.slugFrom);
+      if (!name) return;
+      var edited = false;
+      slug.addEventListener("input", function () { edited = slug.value !== ""; });
+      name.addEventListener("input", function () {
+        if (!edited) slug.value = slugFrom(name.value);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    slugs();
     var root = document.getElementById("board");
     if (root && root.dataset.live) board(root);
     var page = document.getElementById("task");

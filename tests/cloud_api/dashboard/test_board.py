@@ -211,3 +211,39 @@ async def test_timeline_speaks_and_the_log_is_split_by_attempt(cloud: Cloud, pag
     await page.reload()
     await expect(page.locator("#log .attempt-log h3")).to_have_text(["Attempt 1", "Attempt 2"])
     assert await page.evaluate("window.__xss") is None
+
+
+@sqlite_only
+async def test_a_new_projects_slug_follows_its_name_until_edited(
+    cloud: Cloud, page: Page, browser: Browser
+) -> None:
+    await admin_page(page, cloud)
+    form = page.locator("form[action='/projects']")
+    await form.get_by_label("Name", exact=True).fill("Café Crème Shop")
+    slug = form.get_by_label("Slug")
+    await expect(slug).to_have_value("cafe-creme-shop")
+    await slug.fill("creme")
+    await form.get_by_label("Name", exact=True).fill("Café Crème Shop 2")
+    await expect(slug).to_have_value("creme")  # edited by hand: it stays
+    await form.get_by_role("button", name="Create project").click()
+    await expect(page.locator(".project-name")).to_have_text("Café Crème Shop 2")
+
+    # Without JavaScript an empty slug is derived by the server, by the same rule.
+    context = await browser.new_context(java_script_enabled=False)
+    bare = await context.new_page()
+    await admin_page(bare, cloud)
+    form = bare.locator("form[action='/projects']")
+    await form.get_by_label("Name", exact=True).fill("Ünïcode & Co.")
+    await form.get_by_role("button", name="Create project").click()
+    await expect(bare.locator(".project-name")).to_have_text("Ünïcode & Co.")
+    await bare.goto(cloud.url)
+    await expect(bare.locator(".project-list")).to_contain_text("unicode-co")
+    # A name with nothing a slug can use is a clear error naming the field.
+    form = bare.locator("form[action='/projects']")
+    await form.get_by_label("Name", exact=True).fill("中文")
+    await form.get_by_role("button", name="Create project").click()
+    await expect(bare.locator("p.flash.error")).to_contain_text("slug")
+    await expect(bare.locator("p.flash.error")).to_contain_text("type a slug")
+    await context.close()
+    slugs = [p["slug"] for p in (await cloud.api.get("/projects")).ok()["items"]]
+    assert "creme" in slugs and "unicode-co" in slugs
