@@ -17,7 +17,7 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from cloud_api.dashboard.groups import COLUMNS
+from cloud_api.dashboard.groups import COLUMNS, NEEDS_YOU
 from cloud_api.domain.priorities import LEVELS, level_of
 
 HERE = Path(__file__).parent
@@ -105,7 +105,10 @@ def environment() -> jinja2.Environment:
         priority_key=priority_key,
     )
     env.globals.update(
-        static=static, priority_options=priority_options, shared_statuses=SHARED_STATUSES
+        static=static,
+        priority_options=priority_options,
+        shared_statuses=SHARED_STATUSES,
+        needs_you_statuses=" ".join(s.value for s in NEEDS_YOU),
     )
     return env
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud_api.api.context import Ctx, Principal
 from cloud_api.api.errors import ApiError, validation_problem
-from cloud_api.dashboard import session
+from cloud_api.dashboard import session, waiting
 from cloud_api.dashboard.render import render
 from cloud_api.domain.permissions import Action, Role, can
 from cloud_api.services import SERVICES
@@ -178,16 +178,26 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def page(view: View) -> Handler:
-    """A GET view for signed-in people; others are sent to the sign-in page and back."""
+def page(view: View, *, whole: bool = True) -> Handler:
+    """A GET view for signed-in people; others are sent to the sign-in page and back. A whole
+    page counts what waits for the person (the navigation's "Needs you"); a fragment — a
+    live refresh, one card, an event stream — does not (see :func:`fragment`)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         visitor = await _visitor(request)
         if visitor is None:
             return redirect(f"/login?next={quote(request.path_qs)}")
+        if whole:
+            async with visitor.ctx.db.read() as conn:
+                visitor.nav["waiting"] = (await conn.execute(waiting.count(visitor.me))).scalar()
         return await view(visitor)
 
     return handle
+
+
+def fragment(view: View) -> Handler:
+    """A GET view that returns part of a page (or a stream): no navigation to fill."""
+    return page(view, whole=False)
 
 
 def action(view: View) -> Handler:

@@ -74,6 +74,54 @@
     flash.textContent = text;
   }
 
+  // ---- browser notifications (opt-in) when a task starts waiting for a person -------------
+  // Only while a page with a live stream is open: the board's project stream, a task's own.
+  var NOTIFY_KEY = "locus.notify";
+  function notifying() {
+    return "Notification" in window && Notification.permission === "granted"
+      && localStorage.getItem(NOTIFY_KEY) === "on";
+  }
+  function notifyToggle() {
+    var button = document.getElementById("notify-toggle");
+    if (!button || !("Notification" in window)) return;
+    function show() {
+      button.textContent = notifying() ? "Notifications on" : "Notify me";
+      button.setAttribute("aria-pressed", notifying() ? "true" : "false");
+    }
+    button.hidden = false;
+    show();
+    button.addEventListener("click", function () {
+      if (notifying()) {
+        localStorage.removeItem(NOTIFY_KEY);
+        return show();
+      }
+      Notification.requestPermission().then(function (answer) {
+        if (answer === "granted") localStorage.setItem(NOTIFY_KEY, "on");
+        show();
+      });
+    });
+  }
+  var WAITING = (document.body.dataset.needsYou || "").split(" ");
+  var ASKS = { needs_input: "asks a question", awaiting_review: "awaits review", verification: "awaits approval" };
+  // A status event: notify when the task has just entered a needs-you state.
+  function maybeNotify(message, title) {
+    if (!notifying() || !message || WAITING.indexOf(message.to_status) < 0) return;
+    var data = message.data || {};
+    var name = title || ("Task #" + message.task_id);
+    var note = new Notification(name + " " + (ASKS[message.to_status] || "needs you"), {
+      body: String(data.question || data.summary || ""),
+      tag: "locus-task-" + message.task_id + "-" + message.to_status,
+    });
+    note.onclick = function () {
+      window.focus();
+      window.location.href = "/tasks/" + Number(message.task_id);
+    };
+  }
+  function cardTitle(id) {
+    var link = document.querySelector("#task-" + Number(id) + " .title");
+    return link ? link.textContent : null;
+  }
+
   // ---- the board ---------------------------------------------------------------------------
   function board(root) {
     // A change re-fetches the one card it names (or drops it when it left this board's
@@ -82,8 +130,11 @@
     var refresh = refresher(root, root.dataset.refresh);
     var cardUrl = root.dataset.card;
     var pending = {};
+    var moved = {};  // the newest status event per card being fetched: notified once it is in
     function changed(event) {
-      var id = (JSON.parse(event.data) || {}).task_id;
+      var message = JSON.parse(event.data) || {};
+      var id = message.task_id;
+      if (event.type === "status" && id) moved[id] = message;
       if (!id || pending[id]) return;
       pending[id] = setTimeout(function () { fetchCard(id); }, Math.random() * 250);
     }
@@ -94,7 +145,11 @@
           if (response.status === 204) return placeCard(id, null);
           if (response.ok && !response.redirected) return response.text().then(function (html) { placeCard(id, html); });
         })
-        .catch(function () { delete pending[id]; });
+        .catch(function () { delete pending[id]; })
+        .then(function () {
+          if (moved[id]) maybeNotify(moved[id], cardTitle(id));
+          delete moved[id];
+        });
     }
     function placeCard(id, html) {
       var old = document.getElementById("task-" + id);
@@ -212,9 +267,14 @@
       var empty = document.getElementById("log-empty");
       if (empty) empty.remove();
     }
+    function status(event) {
+      var title = document.getElementById("task-title");
+      maybeNotify(JSON.parse(event.data), title ? "#" + root.dataset.task + " " + title.textContent : null);
+      refresh();
+    }
     listen(root.dataset.live, {
       log: append,
-      status: refresh,
+      status: status,
       updated: refresh,
       artifact: refresh,
       comment: refresh,
@@ -241,6 +301,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     slugs();
+    notifyToggle();
     var root = document.getElementById("board");
     if (root && root.dataset.live) board(root);
     var page = document.getElementById("task");

@@ -17,7 +17,7 @@ from cloud_api.api.errors import field_problem
 from cloud_api.api.tasks import select_tasks
 from cloud_api.dashboard.groups import COLUMN_OF, COLUMNS
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Visitor, page, redirect, respond
+from cloud_api.dashboard.web import Visitor, fragment, page, redirect, respond
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery, parse_id
 from cloud_api.schemas.tasks import TaskQuery
@@ -118,7 +118,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/board", name="dashboard.board_switch")
-@page
+@fragment
 async def switch(visitor: Visitor) -> web.StreamResponse:
     """The filter form's target, so that the project is a filter like the others (and works
     without JavaScript): on to that project's board. Sprint and worker belong to a project,
@@ -134,7 +134,7 @@ async def switch(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/projects/{project_id}/cards/{task_id}", name="dashboard.card")
-@page
+@fragment
 async def one_card(visitor: Visitor) -> web.StreamResponse:
     """One card, as the board shows it with the page's filters, or 204 when the task is not
     on that board (any more). A change re-renders one card per open board, not all of them."""
@@ -157,7 +157,7 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/projects/{project_id}/columns", name="dashboard.columns")
-@page
+@fragment
 async def board_columns(visitor: Visitor) -> web.StreamResponse:
     """The columns alone (same filters): what the page swaps in after a lost connection."""
     project = await project_nav(visitor, "board")

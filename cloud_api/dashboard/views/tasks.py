@@ -19,7 +19,16 @@ from cloud_api.api.errors import not_found
 from cloud_api.dashboard import diffs, timeline
 from cloud_api.dashboard.views.board import actions_for
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Handler, Visitor, action, done, local_path, page, respond
+from cloud_api.dashboard.web import (
+    Handler,
+    Visitor,
+    action,
+    done,
+    fragment,
+    local_path,
+    page,
+    respond,
+)
 from cloud_api.domain.states import HELD, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.tasks import (
@@ -196,7 +205,7 @@ async def task_page(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/tasks/{task_id}/fragment", name="dashboard.task_fragment")
-@page
+@fragment
 async def task_fragment(visitor: Visitor) -> web.StreamResponse:
     """The part of the task page that changes as the task moves (the live refresh)."""
     context = await task_context(visitor)
@@ -307,7 +316,7 @@ def _live(stream: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
     """A page's one SSE connection: the REST stream of its task or project, from ``?after=``
     (the newest event the page was rendered with) or ``Last-Event-ID``."""
 
-    @page
+    @fragment
     async def live(visitor: Visitor) -> web.StreamResponse:
         query = visitor.query(tasks_api.StreamQuery, "after")
         response: web.StreamResponse = await visitor.call(stream, query=query)

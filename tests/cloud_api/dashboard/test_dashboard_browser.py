@@ -670,7 +670,9 @@ async def test_edit_a_task_and_a_sprint_and_answer_the_agent(cloud: Cloud, page:
     await page.get_by_label("Labels").fill("money, ui")
     await page.get_by_role("button", name="Save", exact=True).click()
     await expect(page.locator("#task-title")).to_have_text("Show prices in EUR")
-    await expect(page.locator(".timeline")).to_contain_text("edited labels, title")
+    await expect(page.locator(".timeline")).to_contain_text(
+        "renamed it to Show prices in EUR and set the labels to money, ui"
+    )
 
     await expect(page.locator("section.actions")).to_contain_text("Which currency?")
     await page.locator("#answer").fill("Euros, two decimals.")
