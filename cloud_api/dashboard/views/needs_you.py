@@ -27,7 +27,9 @@ async def needs_you(visitor: Visitor) -> web.StreamResponse:
     async with visitor.ctx.db.read() as conn:
         rows = (await conn.execute(waiting.waiting(visitor.me))).all()
     sections: list[dict[str, Any]] = []
-    for status in NEEDS_YOU:
+    # What the visitor can settle here first: questions, then approvals, then reviews that
+    # happen on a developer's machine.
+    for status in sorted(NEEDS_YOU, key=list(TITLES).index):
         items = [
             {"t": row, "can_act": can(_role(visitor, row), Action.WRITE_TASKS)}
             for row in rows

@@ -590,13 +590,14 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/cloud_api/dashboard -k screenshots``."""
     api, project = cloud.api, cloud.project_id
     sprint = (await api.post(f"/projects/{project}/sprints", {"name": "Checkout"})).ok(201)
-    plan = [
-        ("Round the cart total to cents", ["cart", "bug"], 5),
-        ("Show VAT on the invoice", ["invoice"], 3),
-        ("Retry card payments once", ["payments"], 4),
-        ("Remember the last shipping address", ["checkout"], 2),
-        ("Explain an empty cart", ["cart", "ux"], 1),
+    plan = [  # priorities: 300 P0 Urgent, 200 P1 High, 100 P2 Medium, 0 P3 Low
+        ("Round the cart total to cents", ["cart", "bug"], 300),
+        ("Show VAT on the invoice", ["invoice"], 100),
+        ("Retry card payments once", ["payments"], 200),
+        ("Remember the last shipping address", ["checkout"], 101),
+        ("Explain an empty cart", ["cart", "ux"], 99),
         ("Log slow checkout requests", ["ops"], 0),
+        ("Pick the receipt e-mail's currency", ["i18n"], 1),
         ("Translate the receipt e-mail", ["i18n"], 0),
         ("Drop the legacy coupon table", ["cleanup"], -1),
     ]
@@ -607,10 +608,10 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     )
     for title, labels, priority in plan:
         body = {"title": title, "labels": labels, "priority": priority, "sprint_id": sprint["id"]}
-        if priority == 5:
+        if priority == 300:
             body["description"] = description
         ids.append((await api.post(f"/projects/{project}/tasks", body)).ok(201)["id"])
-    for task_id in ids[:6]:
+    for task_id in ids[:7]:
         (await api.post(f"/tasks/{task_id}/queue", {})).ok()
     laptop = await Worker.create(api, project, "ada-laptop")
     desk = await Worker.create(api, project, "build-box")
@@ -639,13 +640,21 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     failed = (await desk.claim()).ok()
     (await desk.status(failed, "running")).ok()
     (await desk.status(failed, "failed", reason="verify command failed 3 times")).ok()
+    asking = (await desk.claim()).ok()
+    (await desk.status(asking, "running")).ok()
+    question = "Receipts go to customers in several countries: EUR everywhere, or their own?"
+    (await desk.status(asking, "needs_input", question=question)).ok()
 
-    await page.set_viewport_size({"width": 1920, "height": 820})
+    # The width the board is made for: every column on screen.
+    await page.set_viewport_size({"width": 1400, "height": 900})
     await admin_page(page, cloud)
     await page.goto(f"{cloud.url}/projects/{project}")
-    await expect(column(page, "verification").locator(".card")).to_have_count(1)
+    await expect(column(page, "verification").locator(".card")).to_have_count(2)
     await expect(page.locator("body")).to_have_attribute("data-live", "on")
     await page.screenshot(path=str(artifacts_dir / "board.png"))
+    await page.goto(f"{cloud.url}/needs-you")
+    await expect(page.locator("#waiting-needs_input li")).to_have_count(1)
+    await page.screenshot(path=str(artifacts_dir / "needs-you.png"))
     await page.goto(f"{cloud.url}/tasks/{task_id}")
     await expect(page.locator("#diff .file")).to_have_count(2)
     await page.screenshot(path=str(artifacts_dir / "task.png"), full_page=True)
