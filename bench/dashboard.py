@@ -333,7 +333,7 @@ class Board:
 
 def parse_board(html: str) -> tuple[int, dict[str, int], int]:
     """The cards on the page, the count in each column's heading, the live stream's cursor."""
-    cards = len(re.findall(r'<li class="card"', html))
+    cards = len(re.findall(r'<li class="card[ "]', html))
     columns = {k: int(v) for k, v in re.findall(r'data-count="(\w+)">(\d+)<', html)}
     found = re.search(r'data-live="/projects/\d+/live\?after=(\d+)"', html)
     if found is None:

@@ -191,7 +191,12 @@ async def update_task(ctx: Ctx, task_id: int, body: TaskUpdate) -> TaskOut:
             "updated",
             Actor.USER,
             actor_id=ctx.me.user_id,
-            data={"fields": sorted(values)},
+            # The new values too (not the description: it can be long), so a timeline can
+            # say "moved it to sprint 3", not "edited sprint_id".
+            data={
+                "fields": sorted(values),
+                "to": {k: v for k, v in values.items() if k != "description"},
+            },
         )
         if updated.status == TaskStatus.QUEUED.value:
             # Its repository may have changed (other waiters can take it now), and on

@@ -17,6 +17,9 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from cloud_api.dashboard.groups import COLUMNS, NEEDS_YOU
+from cloud_api.domain.priorities import LEVELS, level_of
+
 HERE = Path(__file__).parent
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
@@ -49,6 +52,34 @@ def status_label(status: str) -> str:
     return status.replace("_", " ")
 
 
+def priority_name(priority: int) -> str:
+    """'P1 High': the level's P-label (P0 the most urgent) and name."""
+    level = level_of(priority)
+    return f"{level.p} {level.name}"
+
+
+def priority_key(priority: int) -> str:
+    return level_of(priority).key
+
+
+def priority_options(current: int | None = None) -> list[tuple[int, str, bool]]:
+    """A priority select's options (value, label, selected). The current level's option keeps
+    the task's exact value, so saving a form that did not touch it changes nothing."""
+    chosen = level_of(current if current is not None else 0)
+    return [
+        (
+            current if level is chosen and current is not None else level.value,
+            f"{level.p} {level.name}",
+            level is chosen,
+        )
+        for level in LEVELS
+    ]
+
+
+#: Statuses that share a column with others: their cards carry a status badge.
+SHARED_STATUSES = frozenset(s.value for c in COLUMNS if len(c.statuses) > 1 for s in c.statuses)
+
+
 @lru_cache(maxsize=16)
 def static(name: str) -> str:
     """The URL of a static file, versioned by its content so browsers never run stale code."""
@@ -65,8 +96,20 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(markdown=markdown, ago=ago, iso=iso, status_label=status_label)
-    env.globals["static"] = static
+    env.filters.update(
+        markdown=markdown,
+        ago=ago,
+        iso=iso,
+        status_label=status_label,
+        priority_name=priority_name,
+        priority_key=priority_key,
+    )
+    env.globals.update(
+        static=static,
+        priority_options=priority_options,
+        shared_statuses=SHARED_STATUSES,
+        needs_you_statuses=" ".join(s.value for s in NEEDS_YOU),
+    )
     return env
 
 

@@ -9,6 +9,7 @@ state machine and the timeline are the API's, and there is one path to the data.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud_api.api.context import Ctx, Principal
 from cloud_api.api.errors import ApiError, validation_problem
-from cloud_api.dashboard import session
+from cloud_api.dashboard import session, waiting
 from cloud_api.dashboard.render import render
 from cloud_api.domain.permissions import Action, Role, can
 from cloud_api.services import SERVICES
@@ -110,9 +111,14 @@ class Visitor:
             raise validation_problem(exc, "form") from None
 
 
-def _local(target: str | None, default: str) -> str:
-    """Only same-site paths: a crafted ``next`` must not send the user elsewhere."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\\]*")
+
+
+def local_path(target: str | None, default: str) -> str:
+    """Only same-site paths: a crafted ``next`` must not send the user elsewhere. Browsers
+    drop tabs and newlines from URLs and read ``\\`` as ``/``, so ``/<tab>/evil.example`` would be
+    ``//evil.example``: no whitespace or backslash anywhere."""
+    if target and _LOCAL_PATH.fullmatch(target):
         return target
     return default
 
@@ -172,16 +178,26 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def page(view: View) -> Handler:
-    """A GET view for signed-in people; others are sent to the sign-in page and back."""
+def page(view: View, *, whole: bool = True) -> Handler:
+    """A GET view for signed-in people; others are sent to the sign-in page and back. A whole
+    page counts what waits for the person (the navigation's "Needs you"); a fragment — a
+    live refresh, one card, an event stream — does not (see :func:`fragment`)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         visitor = await _visitor(request)
         if visitor is None:
             return redirect(f"/login?next={quote(request.path_qs)}")
+        if whole:
+            async with visitor.ctx.db.read() as conn:
+                visitor.nav["waiting"] = (await conn.execute(waiting.count(visitor.me))).scalar()
         return await view(visitor)
 
     return handle
+
+
+def fragment(view: View) -> Handler:
+    """A GET view that returns part of a page (or a stream): no navigation to fill."""
+    return page(view, whole=False)
 
 
 def action(view: View) -> Handler:
@@ -199,7 +215,7 @@ def action(view: View) -> Handler:
                 raise ApiError(401, "Unauthorized", "sign in again")
             return redirect("/login")
         visitor.form = form
-        back = _local(visitor.field("next"), "/")
+        back = local_path(visitor.field("next"), "/")
         try:
             response = await view(visitor)
         except ApiError as exc:
@@ -218,7 +234,7 @@ def action(view: View) -> Handler:
 def done(visitor: Visitor, default: str, message: str, *, back: bool = True) -> web.Response:
     """After a successful post: back to the page the form was on (``back=False``: on to
     ``default``, e.g. a project just created), with a note."""
-    found = redirect(_local(visitor.field("next"), default) if back else default)
+    found = redirect(local_path(visitor.field("next"), default) if back else default)
     session.flash(visitor.request, found, message)
     return found
 

@@ -91,6 +91,8 @@ def _claim_statement(skip_locked: bool, one_task: bool = False, excluding: bool 
                 owner=bindparam("p_worker"),
                 token=bindparam("p_token"),
             ),
+            # A claim is a move like any other: the reason for the last status goes.
+            status_reason=None,
             version=tasks.c.version + 1,
             updated_at=db_now(),
         )

@@ -182,10 +182,12 @@ async def transition(
     """Move ``task`` (as read) to ``target``; raises TransitionError or StaleVersion.
 
     The lease columns follow the lease table (never ``values``); ``lease_seconds`` is the
-    lease a move onto the clock (running) starts."""
+    lease a move onto the clock (running) starts. ``status_reason`` says why the task is in
+    its *current* status, so every move replaces it: the mover's reason in ``values``, or
+    none (a re-queued task no longer shows why it was cancelled or failed before)."""
     current = TaskStatus(task.status)
     check_transition(current, target, actor)
-    values = dict(values or {})
+    values = {"status_reason": None, **(values or {})}
     _refuse_lease_columns(values)
     values.update(lease_values(lease_rule(target, actor), lease_seconds=lease_seconds))
     stmt = (

@@ -74,6 +74,54 @@
     flash.textContent = text;
   }
 
+  // ---- browser notifications (opt-in) when a task starts waiting for a person -------------
+  // Only while a page with a live stream is open: the board's project stream, a task's own.
+  var NOTIFY_KEY = "locus.notify";
+  function notifying() {
+    return "Notification" in window && Notification.permission === "granted"
+      && localStorage.getItem(NOTIFY_KEY) === "on";
+  }
+  function notifyToggle() {
+    var button = document.getElementById("notify-toggle");
+    if (!button || !("Notification" in window)) return;
+    function show() {
+      button.textContent = notifying() ? "Notifications on" : "Notify me";
+      button.setAttribute("aria-pressed", notifying() ? "true" : "false");
+    }
+    button.hidden = false;
+    show();
+    button.addEventListener("click", function () {
+      if (notifying()) {
+        localStorage.removeItem(NOTIFY_KEY);
+        return show();
+      }
+      Notification.requestPermission().then(function (answer) {
+        if (answer === "granted") localStorage.setItem(NOTIFY_KEY, "on");
+        show();
+      });
+    });
+  }
+  var WAITING = (document.body.dataset.needsYou || "").split(" ");
+  var ASKS = { needs_input: "asks a question", awaiting_review: "awaits review", verification: "awaits approval" };
+  // A status event: notify when the task has just entered a needs-you state.
+  function maybeNotify(message, title) {
+    if (!notifying() || !message || WAITING.indexOf(message.to_status) < 0) return;
+    var data = message.data || {};
+    var name = title || ("Task #" + message.task_id);
+    var note = new Notification(name + " " + (ASKS[message.to_status] || "needs you"), {
+      body: String(data.question || data.summary || ""),
+      tag: "locus-task-" + message.task_id + "-" + message.to_status,
+    });
+    note.onclick = function () {
+      window.focus();
+      window.location.href = "/tasks/" + Number(message.task_id);
+    };
+  }
+  function cardTitle(id) {
+    var link = document.querySelector("#task-" + Number(id) + " .title");
+    return link ? link.textContent : null;
+  }
+
   // ---- the board ---------------------------------------------------------------------------
   function board(root) {
     // A change re-fetches the one card it names (or drops it when it left this board's
@@ -82,8 +130,11 @@
     var refresh = refresher(root, root.dataset.refresh);
     var cardUrl = root.dataset.card;
     var pending = {};
+    var moved = {};  // the newest status event per card being fetched: notified once it is in
     function changed(event) {
-      var id = (JSON.parse(event.data) || {}).task_id;
+      var message = JSON.parse(event.data) || {};
+      var id = message.task_id;
+      if (event.type === "status" && id) moved[id] = message;
       if (!id || pending[id]) return;
       pending[id] = setTimeout(function () { fetchCard(id); }, Math.random() * 250);
     }
@@ -94,7 +145,11 @@
           if (response.status === 204) return placeCard(id, null);
           if (response.ok && !response.redirected) return response.text().then(function (html) { placeCard(id, html); });
         })
-        .catch(function () { delete pending[id]; });
+        .catch(function () { delete pending[id]; })
+        .then(function () {
+          if (moved[id]) maybeNotify(moved[id], cardTitle(id));
+          delete moved[id];
+        });
     }
     function placeCard(id, html) {
       var old = document.getElementById("task-" + id);
@@ -103,7 +158,7 @@
         var holder = document.createElement("ol");
         holder.innerHTML = html.trim();
         var card = holder.firstElementChild;
-        var list = root.querySelector('.column[data-status="' + card.dataset.status + '"] .cards');
+        var list = root.querySelector('.column[data-statuses~="' + card.dataset.status + '"] .cards');
         if (list) {
           // Keep the board's order: higher priority first, then older tasks first.
           var before = Array.prototype.find.call(list.children, function (other) {
@@ -133,7 +188,7 @@
       event.dataTransfer.effectAllowed = "move";
       dragged.classList.add("dragging");
       dragged.querySelectorAll("button[data-to]").forEach(function (button) {
-        var column = root.querySelector('.column[data-status="' + button.dataset.to + '"]');
+        var column = root.querySelector('.column[data-statuses~="' + button.dataset.to + '"]');
         if (column) column.classList.add("drop-ok");
       });
     });
@@ -150,8 +205,11 @@
       var column = event.target.closest ? event.target.closest(".column") : null;
       if (!dragged || !column) return;
       event.preventDefault();
-      // Only along allowed moves: the card's own button for that column says how.
-      var button = dragged.querySelector('button[data-to="' + column.dataset.status + '"]');
+      // Only along allowed moves: the card's own button for that column says how (a column
+      // may hold several statuses; a card has at most one move into any of them).
+      var button = Array.prototype.find.call(dragged.querySelectorAll("button[data-to]"), function (b) {
+        return column.dataset.statuses.split(" ").indexOf(b.dataset.to) >= 0;
+      });
       var id = dragged.dataset.task;
       if (button) post(button).then(function () { fetchCard(id); });
     });
@@ -180,27 +238,70 @@
     var live = document.getElementById("live");
     var log = document.getElementById("log");
     var refresh = refresher(live, root.dataset.refresh);
+    // Each attempt's lines go in its own section, made when its first line arrives.
+    function section(attempt) {
+      var number = String(Number(attempt) || 1);
+      var found = document.getElementById("log-attempt-" + number);
+      if (found) return found.querySelector("pre");
+      var wrapper = document.createElement("section");
+      wrapper.className = "attempt-log";
+      wrapper.id = "log-attempt-" + number;
+      wrapper.dataset.attempt = number;
+      var heading = document.createElement("h3");
+      heading.textContent = "Attempt " + number;
+      wrapper.appendChild(heading);
+      wrapper.appendChild(document.createElement("pre"));
+      log.appendChild(wrapper);
+      return wrapper.querySelector("pre");
+    }
     function append(event) {
-      var data = JSON.parse(event.data).data || {};
+      var message = JSON.parse(event.data) || {};
+      var data = message.data || {};
+      var pre = section(message.attempt);
       var line = document.createElement("span");
       line.className = "log-line stream-" + String(data.stream || "agent").replace(/[^a-z]/g, "");
       line.textContent = data.text || "";
-      var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-      log.appendChild(line);
-      if (atEnd) log.scrollTop = log.scrollHeight;
+      var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+      pre.appendChild(line);
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
       var empty = document.getElementById("log-empty");
       if (empty) empty.remove();
     }
+    function status(event) {
+      var title = document.getElementById("task-title");
+      maybeNotify(JSON.parse(event.data), title ? "#" + root.dataset.task + " " + title.textContent : null);
+      refresh();
+    }
     listen(root.dataset.live, {
       log: append,
-      status: refresh,
+      status: status,
       updated: refresh,
       artifact: refresh,
       comment: refresh,
     });
   }
 
+  // ---- a slug that follows the name, until the person edits it ---------------------------
+  // The same rule as slug_from() in cloud_api/dashboard/views/projects.py.
+  function slugFrom(name) {
+    return name.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 63).replace(/-+$/, "");
+  }
+  function slugs() {
+    document.querySelectorAll("input[data-slug-from]").forEach(function (slug) {
+      var name = slug.form && slug.form.elements.namedItem(slug.dataset.slugFrom);
+      if (!name) return;
+      var edited = false;
+      slug.addEventListener("input", function () { edited = slug.value !== ""; });
+      name.addEventListener("input", function () {
+        if (!edited) slug.value = slugFrom(name.value);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    slugs();
+    notifyToggle();
     var root = document.getElementById("board");
     if (root && root.dataset.live) board(root);
     var page = document.getElementById("task");

@@ -8,7 +8,7 @@ from cloud_api.api import auth as auth_api
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError
 from cloud_api.dashboard import session
-from cloud_api.dashboard.web import Visitor, _local, action, page_response, redirect
+from cloud_api.dashboard.web import Visitor, action, local_path, page_response, redirect
 from cloud_api.schemas.auth import LoginIn
 from cloud_api.services import SERVICES
 
@@ -18,9 +18,9 @@ routes = web.RouteTableDef()
 @routes.get("/login", name="dashboard.login")
 async def login_form(request: web.Request) -> web.StreamResponse:
     if await session.principal(request) is not None:
-        return redirect(_local(request.query.get("next"), "/"))
+        return redirect(local_path(request.query.get("next"), "/"))
     return page_response(
-        request, "login.html", next=_local(request.query.get("next"), "/"), error=None, email=""
+        request, "login.html", next=local_path(request.query.get("next"), "/"), error=None, email=""
     )
 
 
@@ -30,7 +30,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     sent = form.get(session.CSRF_FIELD)
     session.check_csrf(request, sent if isinstance(sent, str) else None)
     email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
-    target = _local(str(form.get("next", "")), "/")
+    target = local_path(str(form.get("next", "")), "/")
     services = request.app[SERVICES]
     try:
         body = LoginIn.model_validate({"email": email, "password": password})

@@ -1,5 +1,6 @@
-"""The board: a column per status, filters, counts, and buttons (or drag) for the moves a
-person may make. The columns are also served alone, for the live refresh."""
+"""The board: six columns grouping the statuses a team acts on (``groups.COLUMNS``), filters,
+counts, and buttons (or drag) for the moves a person may make. The columns are also served
+alone, for the live refresh."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from cloud_api.api import projects as projects_api
 from cloud_api.api import workers as workers_api
 from cloud_api.api.errors import field_problem
 from cloud_api.api.tasks import select_tasks
+from cloud_api.dashboard.groups import COLUMN_OF, COLUMNS
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Visitor, page, redirect, respond
+from cloud_api.dashboard.web import Visitor, fragment, page, redirect, respond
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery, parse_id
 from cloud_api.schemas.tasks import TaskQuery
@@ -83,11 +85,12 @@ async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[s
         ).scalar()
     if filters.label is not None:
         rows = [r for r in rows if filters.label in (r.labels or [])]
-    by_status: dict[str, list[Any]] = {s.value: [] for s in TaskStatus}
+    # The rows come in the board's order (priority, then age); each column keeps it.
+    by_column: dict[str, list[Any]] = {c.key: [] for c in COLUMNS}
     for row in rows:
-        by_status[row.status].append(row)
+        by_column[COLUMN_OF[row.status]].append(row)
     after = (latest or 0) if horizon is None else min(latest or 0, horizon)
-    return {"by_status": by_status, "moves": CARD_MOVES, "after": after}
+    return {"by_column": by_column, "columns": COLUMNS, "moves": CARD_MOVES, "after": after}
 
 
 @routes.get("/projects/{project_id}", name="dashboard.board")
@@ -99,7 +102,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
     projects = await visitor.every(projects_api.list_projects, projects_api.ProjectQuery)
     workers = await visitor.every(workers_api.list_workers, PageQuery)
     data = await columns(visitor, project.id, filters)
-    labels = {label for rows in data["by_status"].values() for r in rows for label in r.labels}
+    labels = {label for rows in data["by_column"].values() for r in rows for label in r.labels}
     return respond(
         visitor,
         "board.html",
@@ -110,13 +113,12 @@ async def board(visitor: Visitor) -> web.StreamResponse:
         workers=workers,
         worker_names={w.id: w.name for w in workers},
         labels=sorted(labels | ({filters.label} if filters.label else set())),
-        statuses=[s.value for s in TaskStatus],
         **data,
     )
 
 
 @routes.get("/board", name="dashboard.board_switch")
-@page
+@fragment
 async def switch(visitor: Visitor) -> web.StreamResponse:
     """The filter form's target, so that the project is a filter like the others (and works
     without JavaScript): on to that project's board. Sprint and worker belong to a project,
@@ -132,7 +134,7 @@ async def switch(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/projects/{project_id}/cards/{task_id}", name="dashboard.card")
-@page
+@fragment
 async def one_card(visitor: Visitor) -> web.StreamResponse:
     """One card, as the board shows it with the page's filters, or 204 when the task is not
     on that board (any more). A change re-renders one card per open board, not all of them."""
@@ -155,7 +157,7 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/projects/{project_id}/columns", name="dashboard.columns")
-@page
+@fragment
 async def board_columns(visitor: Visitor) -> web.StreamResponse:
     """The columns alone (same filters): what the page swaps in after a lost connection."""
     project = await project_nav(visitor, "board")
@@ -166,6 +168,5 @@ async def board_columns(visitor: Visitor) -> web.StreamResponse:
         "_columns.html",
         project=project,
         worker_names={w.id: w.name for w in workers},
-        statuses=[s.value for s in TaskStatus],
         **data,
     )

@@ -3,6 +3,8 @@ members and roles (of the project's organisation), worker tokens, git remotes.""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +12,7 @@ from aiohttp import web
 from cloud_api.api import orgs as orgs_api
 from cloud_api.api import projects as projects_api
 from cloud_api.api import tokens as tokens_api
+from cloud_api.api.errors import field_problem
 from cloud_api.dashboard.web import Visitor, action, done, page, respond
 from cloud_api.domain.permissions import Action, Role, can
 from cloud_api.schemas.common import PageQuery
@@ -42,10 +45,31 @@ async def home(visitor: Visitor) -> web.StreamResponse:
     return respond(visitor, "home.html", projects=projects, orgs=orgs, creatable=creatable)
 
 
+def slug_from(name: str) -> str:
+    """The slug a name suggests: accents dropped, lower case, anything else a single '-'.
+    dashboard.js derives the same in the browser as the name is typed (the rule is kept this
+    small so that the two agree); the form sends it, edited or not, and an empty one is
+    derived here, so it works without JavaScript too."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].rstrip("-")
+
+
+def _slug(visitor: Visitor) -> str:
+    slug = visitor.field("slug").strip() or slug_from(visitor.field("name"))
+    if not slug:
+        raise field_problem(
+            "form",
+            "slug",
+            "the name has no letters or digits a slug can use: type a slug",
+            "type a slug",
+        )
+    return slug
+
+
 @routes.post("/orgs")
 @action
 async def create_org(visitor: Visitor) -> web.StreamResponse:
-    body = visitor.body(OrgCreate, name=visitor.field("name"), slug=visitor.field("slug"))
+    body = visitor.body(OrgCreate, name=visitor.field("name"), slug=_slug(visitor))
     org = await visitor.call(orgs_api.create_org, body=body)
     return done(visitor, "/", f"Organisation {org.name} created: you are its owner.")
 
@@ -57,7 +81,7 @@ async def create_project(visitor: Visitor) -> web.StreamResponse:
         ProjectCreate,
         org_id=visitor.field("org_id"),
         name=visitor.field("name"),
-        slug=visitor.field("slug"),
+        slug=_slug(visitor),
         remotes=_lines(visitor.field("remotes")),
     )
     project = await visitor.call(projects_api.create_project, body=body)

@@ -16,11 +16,20 @@ from cloud_api.api import projects as projects_api
 from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
 from cloud_api.api.errors import not_found
-from cloud_api.dashboard import diffs
+from cloud_api.dashboard import diffs, timeline
 from cloud_api.dashboard.views.board import actions_for
 from cloud_api.dashboard.views.projects import project_nav
-from cloud_api.dashboard.web import Handler, Visitor, action, done, page, respond
-from cloud_api.domain.states import TaskStatus, UserAction
+from cloud_api.dashboard.web import (
+    Handler,
+    Visitor,
+    action,
+    done,
+    fragment,
+    local_path,
+    page,
+    respond,
+)
+from cloud_api.domain.states import HELD, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.tasks import (
     AnswerIn,
@@ -88,6 +97,15 @@ def attempts_of(events: list[EventOut], worker_names: dict[int, str]) -> list[At
     return sorted(found.values(), key=lambda a: a.number, reverse=True)
 
 
+def log_sections(events: list[EventOut]) -> list[tuple[int, list[EventOut]]]:
+    """The agent's log split by attempt, oldest first: each attempt is its own run."""
+    sections: dict[int, list[EventOut]] = {}
+    for event in events:
+        if event.kind == "log":
+            sections.setdefault(event.attempt, []).append(event)
+    return sorted(sections.items())
+
+
 async def _artifact(visitor: Visitor, artifacts: list[Any], kind: str) -> tuple[Any, str] | None:
     """The newest artifact of ``kind`` and its content."""
     latest = next((a for a in reversed(artifacts) if a.kind == kind), None)
@@ -150,15 +168,21 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
     for event in events:
         if event.kind == "status" and isinstance(event.data.get("usage"), dict):
             _add_usage(total, event.data["usage"])
+    who = timeline.Names(
+        workers=names,
+        users={m.user_id: m.name for m in members},
+        sprints={s.id: s.name for s in sprints},
+    )
     return {
         "task": task,
         "project": project,
-        "timeline": [e for e in events if e.kind != "log"],
-        "log": [e for e in events if e.kind == "log"],
+        "timeline": [
+            (e, who.actor(e), timeline.describe(e, who)) for e in events if e.kind != "log"
+        ],
+        "log": log_sections(events),
         "after": events[-1].id if events else 0,
         "attempts": attempts_of(events, names),
         "worker_names": names,
-        "user_names": {m.user_id: m.name for m in members},
         "sprints": sprints,
         "diff": diffs.parse(patch[1]) if patch else None,
         "patch_attempt": patch[0].attempt if patch else None,
@@ -181,7 +205,7 @@ async def task_page(visitor: Visitor) -> web.StreamResponse:
 
 
 @routes.get("/tasks/{task_id}/fragment", name="dashboard.task_fragment")
-@page
+@fragment
 async def task_fragment(visitor: Visitor) -> web.StreamResponse:
     """The part of the task page that changes as the task moves (the live refresh)."""
     context = await task_context(visitor)
@@ -240,6 +264,25 @@ async def edit_task(visitor: Visitor) -> web.StreamResponse:
     return done(visitor, f"/tasks/{task.id}", f"Task #{task.id} saved.")
 
 
+@routes.get("/tasks/{task_id}/cancel", name="dashboard.confirm_cancel")
+@page
+async def confirm_cancel(visitor: Visitor) -> web.StreamResponse:
+    """Cancelling is not undone by a click (a running agent stops and its work is lost), so
+    the board's and the task page's Cancel lead here first: a page, which works without
+    JavaScript. ``back`` is where to return, either way."""
+    task: TaskOut = await visitor.call(tasks_api.get_task)
+    await project_nav(visitor, "board", task.project_id)
+    back = local_path(visitor.request.query.get("back", ""), f"/tasks/{task.id}")
+    return respond(
+        visitor,
+        "confirm_cancel.html",
+        task=task,
+        back=back,
+        cancellable=bool(actions_for(task.status.value, (UserAction.CANCEL,))),
+        running=task.status in HELD,
+    )
+
+
 @routes.post("/tasks/{task_id}/{action}")
 @action
 async def task_action(visitor: Visitor) -> web.StreamResponse:
@@ -273,7 +316,7 @@ def _live(stream: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
     """A page's one SSE connection: the REST stream of its task or project, from ``?after=``
     (the newest event the page was rendered with) or ``Last-Event-ID``."""
 
-    @page
+    @fragment
     async def live(visitor: Visitor) -> web.StreamResponse:
         query = visitor.query(tasks_api.StreamQuery, "after")
         response: web.StreamResponse = await visitor.call(stream, query=query)

@@ -63,7 +63,8 @@ async def status_of(cloud: Cloud, task_id: int) -> str:
 
 
 def column(page: Page, status: str) -> Any:
-    return page.locator(f'.column[data-status="{status}"]')
+    """The board column that shows tasks of ``status`` (several statuses share a column)."""
+    return page.locator(f'.column[data-statuses~="{status}"]')
 
 
 async def mark_page(page: Page) -> None:
@@ -152,13 +153,17 @@ async def test_plan_queue_work_review_and_approve_with_live_updates(
     worker = await Worker.create(cloud.api, project_id, "laptop", ["https://github.com/acme/shop"])
     claim = (await worker.claim()).ok()
     assert claim["task"]["id"] == task_id
-    await expect(column(page, "claimed").locator(f"#task-{task_id}")).to_be_visible()
+    await expect(
+        column(page, "claimed").locator(f'#task-{task_id}[data-status="claimed"]')
+    ).to_be_visible()
     await expect(column(page, "claimed").locator(".count")).to_have_text("1")
     await expect(column(page, "queued").locator(".count")).to_have_text("0")
     await expect(page.locator(f"#task-{task_id} .worker")).to_have_text("laptop")
 
     (await worker.status(claim, "running")).ok()
-    await expect(column(page, "running").locator(f"#task-{task_id}")).to_be_visible()
+    await expect(
+        column(page, "running").locator(f'#task-{task_id}[data-status="running"]')
+    ).to_be_visible()
     await expect(task_page.locator("#task-status")).to_have_text("running")
     log = f"/worker/tasks/{task_id}/logs"
     for seq, text in enumerate(["reading shop/cart.py\n", "running pytest -q\n"], 1):
@@ -173,7 +178,9 @@ async def test_plan_queue_work_review_and_approve_with_live_updates(
     summary = "Rounded the total to cents."
     (await worker.status(claim, "awaiting_review", summary=summary, usage=USAGE)).ok()
     (await worker.status(claim, "verification")).ok()
-    await expect(column(page, "verification").locator(f"#task-{task_id}")).to_be_visible()
+    await expect(
+        column(page, "verification").locator(f'#task-{task_id}[data-status="verification"]')
+    ).to_be_visible()
 
     # The task page, without a reload: the diff per file and hunk, coloured; the rest.
     await expect(task_page.locator("#task-status")).to_have_text("verification")
@@ -228,8 +235,18 @@ async def test_cancel_on_the_task_page_reaches_the_worker(cloud: Cloud, page: Pa
 
     await admin_page(page, cloud)
     await page.goto(f"{cloud.url}/tasks/{task['id']}")
-    await page.get_by_role("button", name="Cancel").click()
+    # Cancel asks first (a page: it works without JavaScript); keeping it changes nothing.
+    await page.get_by_role("link", name="Cancel…").click()
+    await expect(page.get_by_role("heading")).to_have_text(f"Cancel task #{task['id']}?")
+    await expect(page.locator("#confirm-cancel")).to_contain_text("told to stop")
+    await page.get_by_role("link", name="Keep it").click()
+    await expect(page.locator("#task-status")).to_have_text("running")
+    assert (await worker.heartbeat(claim)).ok()["cancel"] is False
+    await page.get_by_role("link", name="Cancel…").click()
+    await page.get_by_label("Why?").fill("wrong approach")
+    await page.get_by_role("button", name="Cancel the task").click()
     await expect(page.locator("#task-status")).to_have_text("cancelled")
+    await expect(page.locator(".timeline")).to_contain_text("wrong approach")
     beat = (await worker.heartbeat(claim)).ok()
     assert beat["cancel"] is True
     assert beat["status"] == "cancelled"
@@ -249,7 +266,7 @@ async def test_buttons_and_drag_move_cards_only_along_allowed_moves(
 
     # A backlog card offers what its state allows: queue and cancel, not approve.
     card = page.locator(f"#task-{second['id']}")
-    await expect(card.get_by_role("button")).to_have_text(["Queue", "Cancel"])
+    await expect(card.locator(".moves > *")).to_have_text(["Queue", "Cancel…"])
     await card.get_by_role("button", name="Queue").click()
     await expect(column(page, "queued").locator(f"#task-{second['id']}")).to_be_visible()
 
@@ -333,7 +350,7 @@ async def test_user_text_and_diffs_render_as_text(cloud: Cloud, page: Page) -> N
     await expect(page.locator("#task-title")).to_have_text(title)
     await expect(page.locator(".description")).to_contain_text("<img src=x onerror=")
     await expect(page.locator("#diff tr.context .code").last).to_contain_text("<img src=x")
-    await expect(page.locator("#log")).to_have_text("<script>window.__xss='log'</script>")
+    await expect(page.locator("#log pre")).to_have_text("<script>window.__xss='log'</script>")
     # Live: a log line arriving now is text too.
     log2 = {**fence(claim), "seq": 2, "text": "<img src=x onerror=\"window.__xss='live'\">"}
     (await worker.api.post(f"/worker/tasks/{task['id']}/logs", log2)).ok()
@@ -573,13 +590,14 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/cloud_api/dashboard -k screenshots``."""
     api, project = cloud.api, cloud.project_id
     sprint = (await api.post(f"/projects/{project}/sprints", {"name": "Checkout"})).ok(201)
-    plan = [
-        ("Round the cart total to cents", ["cart", "bug"], 5),
-        ("Show VAT on the invoice", ["invoice"], 3),
-        ("Retry card payments once", ["payments"], 4),
-        ("Remember the last shipping address", ["checkout"], 2),
-        ("Explain an empty cart", ["cart", "ux"], 1),
+    plan = [  # priorities: 300 P0 Urgent, 200 P1 High, 100 P2 Medium, 0 P3 Low
+        ("Round the cart total to cents", ["cart", "bug"], 300),
+        ("Show VAT on the invoice", ["invoice"], 100),
+        ("Retry card payments once", ["payments"], 200),
+        ("Remember the last shipping address", ["checkout"], 101),
+        ("Explain an empty cart", ["cart", "ux"], 99),
         ("Log slow checkout requests", ["ops"], 0),
+        ("Pick the receipt e-mail's currency", ["i18n"], 1),
         ("Translate the receipt e-mail", ["i18n"], 0),
         ("Drop the legacy coupon table", ["cleanup"], -1),
     ]
@@ -590,10 +608,10 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     )
     for title, labels, priority in plan:
         body = {"title": title, "labels": labels, "priority": priority, "sprint_id": sprint["id"]}
-        if priority == 5:
+        if priority == 300:
             body["description"] = description
         ids.append((await api.post(f"/projects/{project}/tasks", body)).ok(201)["id"])
-    for task_id in ids[:6]:
+    for task_id in ids[:7]:
         (await api.post(f"/tasks/{task_id}/queue", {})).ok()
     laptop = await Worker.create(api, project, "ada-laptop")
     desk = await Worker.create(api, project, "build-box")
@@ -622,13 +640,21 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     failed = (await desk.claim()).ok()
     (await desk.status(failed, "running")).ok()
     (await desk.status(failed, "failed", reason="verify command failed 3 times")).ok()
+    asking = (await desk.claim()).ok()
+    (await desk.status(asking, "running")).ok()
+    question = "Receipts go to customers in several countries: EUR everywhere, or their own?"
+    (await desk.status(asking, "needs_input", question=question)).ok()
 
-    await page.set_viewport_size({"width": 1920, "height": 820})
+    # The width the board is made for: every column on screen.
+    await page.set_viewport_size({"width": 1400, "height": 900})
     await admin_page(page, cloud)
     await page.goto(f"{cloud.url}/projects/{project}")
-    await expect(column(page, "verification").locator(".card")).to_have_count(1)
+    await expect(column(page, "verification").locator(".card")).to_have_count(2)
     await expect(page.locator("body")).to_have_attribute("data-live", "on")
     await page.screenshot(path=str(artifacts_dir / "board.png"))
+    await page.goto(f"{cloud.url}/needs-you")
+    await expect(page.locator("#waiting-needs_input li")).to_have_count(1)
+    await page.screenshot(path=str(artifacts_dir / "needs-you.png"))
     await page.goto(f"{cloud.url}/tasks/{task_id}")
     await expect(page.locator("#diff .file")).to_have_count(2)
     await page.screenshot(path=str(artifacts_dir / "task.png"), full_page=True)
@@ -653,7 +679,9 @@ async def test_edit_a_task_and_a_sprint_and_answer_the_agent(cloud: Cloud, page:
     await page.get_by_label("Labels").fill("money, ui")
     await page.get_by_role("button", name="Save", exact=True).click()
     await expect(page.locator("#task-title")).to_have_text("Show prices in EUR")
-    await expect(page.locator(".timeline")).to_contain_text("edited labels, title")
+    await expect(page.locator(".timeline")).to_contain_text(
+        "renamed it to Show prices in EUR and set the labels to money, ui"
+    )
 
     await expect(page.locator("section.actions")).to_contain_text("Which currency?")
     await page.locator("#answer").fill("Euros, two decimals.")

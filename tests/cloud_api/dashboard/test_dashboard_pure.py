@@ -12,6 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 from cloud_api.dashboard import diffs, session
 from cloud_api.dashboard.render import ago, markdown, render
 from cloud_api.dashboard.views.board import actions_for
+from cloud_api.dashboard.web import local_path
 
 MODIFIED = """\
 diff --git a/app/cart.py b/app/cart.py
@@ -165,3 +166,20 @@ def test_csrf_token_is_bound_to_the_session_and_the_origin() -> None:
     session.check_csrf(same, token)
     header = _request({session.SESSION_COOKIE: "secret-a"}, {session.CSRF_HEADER: token})
     session.check_csrf(header, None)
+
+
+def test_return_addresses_stay_on_this_site() -> None:
+    for kept in ("/", "/tasks/1", "/projects/2?label=a%20b"):
+        assert local_path(kept, "/home") == kept
+    # Browsers drop tabs and newlines and read a backslash as a slash: each of these leaves.
+    for crafted in (
+        "//evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/a\\..\\\\evil.example",
+        "https://evil.example",
+        "",
+        None,
+    ):
+        assert local_path(crafted, "/home") == "/home", crafted
