@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from locusd.cli.common import daemon, json_option, run, show
+from locusd.cli.handles import resolved
 from locusd.cli.network import network_lines
 from locusd.cli.output import diff_lines, out
 from locusd.protocol.messages import (
@@ -116,7 +117,7 @@ def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
 
 
 @click.command("review")
-@click.argument("run_id")
+@click.argument("handle", metavar="[RUN]", required=False)
 @click.option("--accept-all", is_flag=True, help="accept every change")
 @click.option("--reject-all", is_flag=True, help="reject every change")
 @click.option("--comment", help="with --reject-all: why (for the agent's next round)")
@@ -146,7 +147,7 @@ def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
 )
 @json_option
 def review(
-    run_id: str,
+    handle: str | None,
     accept_all: bool,
     reject_all: bool,
     comment: str | None,
@@ -158,7 +159,8 @@ def review(
     interactive: bool | None,
     as_json: bool,
 ) -> None:
-    """Review a run's changes (and decide, commit or discard them)."""
+    """Review a run's changes (and decide, commit or discard them). RUN: its id or a prefix, a
+    task number (that task's latest run), or 'latest'; without it, the run awaiting review."""
     if interactive is None:
         interactive = sys.stdin.isatty() and not (
             accept_all or reject_all or discard or resubmit or as_json
@@ -172,6 +174,7 @@ def review(
 
     async def work() -> ReviewView | CommitResult | Run:
         async with daemon() as client:
+            run_id = await resolved(client, handle)
             ref = ReviewParams(run_id=run_id)
             if discard:
                 return await client.call("locus/review/discard", ref, Run)

@@ -28,6 +28,7 @@ from locusd.cli.common import (
     run,
     show,
 )
+from locusd.cli.handles import resolved
 from locusd.cli.output import Column, err, out, print_json_line
 from locusd.cli.progress import Progress
 from locusd.cli.rpc import DaemonClient
@@ -206,11 +207,12 @@ def runs_command(as_json: bool) -> None:
 
 
 @click.command("logs")
-@click.argument("run_id")
+@click.argument("handle", metavar="RUN")
 @click.option("--follow", "-f", is_flag=True, help="keep showing events until the run ends")
 @json_option
-def logs_command(run_id: str, follow: bool, as_json: bool) -> None:
-    """A run's events (what the agent said and did)."""
+def logs_command(handle: str, follow: bool, as_json: bool) -> None:
+    """A run's events (what the agent said and did). RUN: its id or a prefix, a task number
+    (that task's latest run), or 'latest'."""
     queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
     def notify(method: str, params: dict[str, Any]) -> None:
@@ -219,6 +221,7 @@ def logs_command(run_id: str, follow: bool, as_json: bool) -> None:
 
     async def work() -> list[RunEvent]:
         async with daemon(on_notification=notify) as client:
+            run_id = await resolved(client, handle)
             if not follow:
                 events = await client.call("locus/runs/logs", LogsParams(run_id=run_id), RunEvents)
                 return events.events
@@ -248,20 +251,21 @@ def _print_event(event: RunEvent, as_json: bool) -> None:
 
 
 @click.command("cancel")
-@click.argument("run_id")
+@click.argument("handle", metavar="RUN")
 @click.option(
     "--requeue",
     is_flag=True,
     help="give its cloud task back to the queue instead of cancelling it",
 )
 @json_option
-def cancel_command(run_id: str, requeue: bool, as_json: bool) -> None:
+def cancel_command(handle: str, requeue: bool, as_json: bool) -> None:
     """Stop a running run here (its command is killed). Its cloud task is cancelled, so no
-    worker takes it again; --requeue gives it back to the queue instead."""
+    worker takes it again; --requeue gives it back to the queue instead. RUN: its id or a
+    prefix, a task number (that task's latest run), or 'latest'."""
 
     async def work() -> Run:
         async with daemon() as client:
-            params = RunCancelParams(run_id=run_id, requeue=requeue)
+            params = RunCancelParams(run_id=await resolved(client, handle), requeue=requeue)
             return await client.call("locus/runs/cancel", params, Run)
 
     result = run(work)

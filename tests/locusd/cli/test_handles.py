@@ -1,0 +1,112 @@
+"""Run handles (locusd/cli/handles.py): pure resolution over a list of runs, property-tested,
+and the commands that take one (``review``, ``logs``, ``cancel``) as a user types them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from locusd.cli.handles import HandleError, pending_review, resolve
+from locusd.protocol.messages import Run
+from tests.conftest import Cloud
+from tests.locusd.agentkit import BUGGY, FIXED, call
+from tests.locusd.cliuser import User, login_and_queue
+from tests.support.anthropic_server import AnthropicServer
+
+
+def a_run(run_id: str, task: int | None = None, at: str = "2026-12-05T10:00:00Z", **kw: str) -> Run:
+    return Run(
+        run_id=run_id, task_id=task, title="t", repo="/r", state=kw.get("state", "completed"),
+        started_at=at,
+    )  # fmt: skip
+
+
+RUNS = [
+    a_run("2-local-20261204-232333-874603", task=2, at="2026-12-04T23:23:33Z"),
+    a_run("2-local-20261205-080000-000001", task=2, at="2026-12-05T08:00:00Z"),
+    a_run("local-20261205-090000-123456", at="2026-12-05T09:00:00Z", state="awaiting_review"),
+    a_run("17-local-20261205-070000-000002", task=17, at="2026-12-05T07:00:00Z"),
+]
+
+
+def test_a_handle_is_an_id_latest_a_task_number_or_a_unique_prefix() -> None:
+    assert resolve("local-20261205-090000-123456", RUNS) == "local-20261205-090000-123456"
+    assert resolve("latest", RUNS) == resolve("@", RUNS) == "local-20261205-090000-123456"
+    assert resolve("2", RUNS) == "2-local-20261205-080000-000001"  # task 2's latest run
+    assert resolve("17", RUNS) == "17-local-20261205-070000-000002"
+    assert resolve("loc", RUNS) == "local-20261205-090000-123456"
+    assert resolve("2-local-20261204", RUNS) == "2-local-20261204-232333-874603"
+
+
+def test_what_names_no_run_or_several_says_so() -> None:
+    with pytest.raises(HandleError, match=r"matches 2 runs .*type more"):
+        resolve("2-", RUNS)
+    with pytest.raises(HandleError, match="no run matches 'zz'"):
+        resolve("zz", RUNS)
+    with pytest.raises(HandleError, match="no runs yet"):
+        resolve("latest", [])
+    with pytest.raises(HandleError, match="no run matches '99'"):
+        resolve("99", RUNS)  # no task 99 and no id starting so
+    with pytest.raises(HandleError, match="name a run"):
+        resolve("", RUNS)
+
+
+def test_review_without_a_handle_takes_the_one_awaiting_review() -> None:
+    assert pending_review(RUNS) == "local-20261205-090000-123456"
+    with pytest.raises(HandleError, match="no run is awaiting review"):
+        pending_review(RUNS[:2])
+    two = [*RUNS, a_run("local-x", state="awaiting_review")]
+    with pytest.raises(HandleError, match=r"2 runs await review .*name one"):
+        pending_review(two)
+
+
+ids = st.lists(st.from_regex(r"[a-z0-9][a-z0-9-]{0,12}", fullmatch=True), unique=True, max_size=8)
+
+
+@given(ids, st.data())
+def test_a_prefix_names_its_run_exactly_when_no_other_starts_so(
+    run_ids: list[str], data: st.DataObject
+) -> None:
+    runs = [a_run(run_id) for run_id in run_ids]
+    for run_id in run_ids:
+        assert resolve(run_id, runs) == run_id  # a whole id always names itself
+    if not run_ids:
+        return
+    chosen = data.draw(st.sampled_from(run_ids))
+    prefix = chosen[: data.draw(st.integers(1, len(chosen)))]
+    if prefix in run_ids or prefix in ("latest", "@") or prefix.isdigit():
+        return  # the earlier rules decide
+    starting = [r for r in run_ids if r.startswith(prefix)]
+    if len(starting) == 1:
+        assert resolve(prefix, runs) == chosen
+    else:
+        with pytest.raises(HandleError):
+            resolve(prefix, runs)
+
+
+@pytest.mark.parametrize("template", ["sqlite"], indirect=True)
+@pytest.mark.timeout(180)
+async def test_the_commands_take_handles(user: User, cloud: Cloud) -> None:
+    script = [call("edit_file", path="stats.py", old_string=BUGGY, new_string=FIXED),
+              call("finish", summary="fixed")]  # fmt: skip
+    async with AnthropicServer(script) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        task_id = await login_and_queue(user, cloud)
+        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    assert run["state"] == "awaiting_review", err
+    run_id = run["run_id"]
+    # No handle: the run awaiting review; a prefix; the task's number; latest.
+    for handle in ([], [run_id[:6]], [str(task_id)], ["latest"], ["@"]):
+        view = await user.json("review", *handle, "--no-interactive")
+        assert view["runId"] == run_id, handle
+    _, out, _ = await user.locus("logs", str(task_id), "--json")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert any(e["kind"] == "completed" for e in events), "the task number named the run"
+    code, _, err = await user.locus("logs", "zz-no-such", check=False)
+    assert code == 1 and err.startswith("error: no run matches 'zz-no-such'"), err
+    code, _, err = await user.locus("cancel", "zz-no-such", check=False)
+    assert code == 1 and "no run matches" in err, err
