@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -237,3 +237,28 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def suite_main(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+    title: str,
+    group: str = "group",
+) -> int:
+    """A cloud suite's ``main``: parse, run, print the table titled ``title`` (with the
+    machine, and the arguments as its footer) or the JSON; 130 on Ctrl-C."""
+    args = parse_args(argv)
+
+    def render(result: dict[str, Any]) -> str:
+        info = result["machine"]
+        return table(
+            f"{title} — {info['cpus']} CPUs, Python {info['python']}",
+            result,
+            [json.dumps(result["args"])],
+            group=group,
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        return finish(asyncio.run(run(args)), args.json, render)
+    return 130

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,13 +28,12 @@ from bench.daemon import Latencies, workdir
 from bench.figures import (
     Figure,
     cancelled_on_sigterm,
-    finish,
     machine,
     output_flags,
     parser_for,
     progress,
     result_of,
-    table,
+    suite_main,
     work_directory,
 )
 from tests.support import graphs
@@ -155,20 +152,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result_of(info, args, figures, started, notes=[])
 
 
-def render(result: dict[str, Any]) -> str:
-    info = result["machine"]
-    return table(
-        f"Locus cloud under maximal graph uploads — {info['cpus']} CPUs, Python {info['python']}",
-        result,
-        [json.dumps(result["args"])],
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        return finish(asyncio.run(run(args)), args.json, render)
-    return 130
+    return suite_main(argv, parse_args, run, "Locus cloud under maximal graph uploads")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import sys
 import time
 from typing import Any
@@ -27,13 +25,12 @@ from bench.figures import (
     Figure,
     cancelled_on_sigterm,
     environment,
-    finish,
     machine,
     output_flags,
     parser_for,
     progress,
     result_of,
-    table,
+    suite_main,
     work_directory,
 )
 
@@ -130,21 +127,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result_of(info, args, figures, started, notes=[])
 
 
-def render(result: dict[str, Any]) -> str:
-    info = result["machine"]
-    return table(
-        f"Locus cloud with open event streams — {info['cpus']} CPUs, Python {info['python']}",
-        result,
-        [json.dumps(result["args"])],
-        group="run",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        return finish(asyncio.run(run(args)), args.json, render)
-    return 130
+    return suite_main(argv, parse_args, run, "Locus cloud with open event streams", group="run")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,13 +31,12 @@ from bench.daemon import Latencies, workdir
 from bench.figures import (
     Figure,
     cancelled_on_sigterm,
-    finish,
     machine,
     output_flags,
     parser_for,
     progress,
     result_of,
-    table,
+    suite_main,
     work_directory,
 )
 from cloud_api.store.db import Database
@@ -197,22 +195,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result_of(info, args, figures, started, notes=[])
 
 
-def render(result: dict[str, Any]) -> str:
-    info = result["machine"]
-    return table(
-        f"Locus event streams under concurrent writers — {info['cpus']} CPUs, "
-        f"Python {info['python']}",
-        result,
-        [json.dumps(result["args"])],
-        group="run",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        return finish(asyncio.run(run(args)), args.json, render)
-    return 130
+    return suite_main(
+        argv, parse_args, run, "Locus event streams under concurrent writers", group="run"
+    )
 
 
 if __name__ == "__main__":
