@@ -148,7 +148,7 @@ async def test_hostile_text_comes_out_literally_piped_and_on_a_terminal(
     assert f"+{SHOWN}" in lines  # the hunk of the file it wrote
     assert "notes/[red]x[/red].md (added)" in lines, out  # its path
     _, err = await piped(user, "logs", HOSTILE, code=1)
-    assert err.startswith("error: no run '[/b] [/] [red]x[/red]"), err  # errors too
+    assert err.startswith("error: no run matches '[/b] [/] [red]x[/red]"), err  # errors too
     _, err = await piped(user, "cancel", HOSTILE, code=1)
     assert "[link=file:///etc/passwd]x[/link]" in err and len(err.splitlines()) == 1, err
 
@@ -167,7 +167,7 @@ async def test_hostile_text_comes_out_literally_piped_and_on_a_terminal(
     shown = await terminal(user, "review", run_id, answers=("q",))
     assert shown.index(f"+{SHOWN}") < shown.index("decide"), shown
     shown = await terminal(user, "logs", HOSTILE, code=1)
-    assert "error: no run '[/b] [/] [red]x[/red]" in shown
+    assert "error: no run matches '[/b] [/] [red]x[/red]" in shown
 
     # A narrow terminal: every table fits, ids whole (the long text folds onto more lines).
     for args in (("tasks", "list"), ("runs",), ("audit",)):
