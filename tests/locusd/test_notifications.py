@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from locusd.config import ConfigError, load
 from locusd.notifications import (
     APPLESCRIPT,
     BODY_LIMIT,
@@ -102,6 +103,22 @@ def test_the_status_says_whether_and_why_not() -> None:
     assert not off.desktop and off.reason and "[notifications] desktop = false" in off.reason
     none = Notifier(Desktop(reason="no notify-send"), {}).status(True)
     assert not none.desktop and none.reason == "no notify-send"
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        ('desktop = "maybe"', "notifications.desktop: Input should be a valid boolean"),
+        ("desktp = false", "notifications.desktp: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_setting_names_its_key(tmp_path: Path, toml: str, said: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[notifications]\n{toml}\n")
+    with pytest.raises(ConfigError, match=f"^{config}: {said}"):
+        load(config)
+    config.write_text("[notifications]\ndesktop = false\n")
+    assert load(config).notifications.desktop is False
 
 
 # --- the text ---------------------------------------------------------------------------------
