@@ -31,6 +31,8 @@ from locusd.config import load as load_config
 from locusd.crashpoints import crashpoint
 from locusd.git.remotes import remotes
 from locusd.localdb import Database
+from locusd.notifications import Notifier
+from locusd.notifications import find as find_desktop
 from locusd.privacy import AuditLog, Scrubber
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
@@ -49,6 +51,7 @@ from locusd.protocol.messages import (
     LocusCapabilities,
     LoginParams,
     LogsParams,
+    NeedsYou,
     ReviewParams,
     ReviewView,
     Run,
@@ -68,6 +71,7 @@ from locusd.protocol.messages import (
     WorkerStartParams,
     WorkerStatus,
 )
+from locusd.runner import attention
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
@@ -103,6 +107,8 @@ class Daemon:
         self.runs = Runs(self.store, config, self.attempts)
         self.uploads.on_settled = self.runs.answered  # the run hears the cloud's answer
         self.runs.on_started = self._started
+        self.notifier = Notifier(find_desktop())
+        self.runs.on_needs_you = self._needs_you
         self.reviews = Reviews(self.runs)
         self.peers: set[Peer] = set()
         self.stopping = asyncio.Event()
@@ -128,6 +134,7 @@ class Daemon:
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop()
             self._ensure_drainer()
+            self.notifier.release()
 
     def _keep(self, worker: Worker) -> None:
         """Hold a worker made for one pulled task, so its heartbeats live until the run ends;
@@ -174,6 +181,7 @@ class Daemon:
             await self.reviews.commit(run.run_id, view.revision, "none")
         except LocusError as exc:
             log.warning("auto-commit of %s failed, left for review: %s", run.run_id, exc)
+            self._tell(attention.waiting(run))
 
     @staticmethod
     def _scrubber(checkout: Path) -> Scrubber:
@@ -183,9 +191,26 @@ class Daemon:
         for peer in list(self.peers):
             peer.notify("locus/runs/started", run)
 
+    def _needs_you(self, note: NeedsYou) -> None:
+        """A run needs a person: every client hears it, and the desktop (unless turned off).
+        A run of a checkout in ``daemon.auto_commit`` is committed, not reviewed: said only if
+        that fails (:meth:`_auto_commit`)."""
+        unattended = note.kind == "review" and note.task_id is not None
+        if not (unattended and self._auto_commits(Path(note.repo))):
+            self._tell(note)
+
+    def _tell(self, note: NeedsYou | None) -> None:
+        if note is None:
+            return
+        for peer in list(self.peers):
+            peer.notify("locus/needsYou", note)
+        if self.config.notifications.desktop:
+            self.notifier.raise_(note)
+
     def connected(self, peer: Peer) -> None:
         self.peers.add(peer)
         self._ensure_drainer()
+        self.notifier.release()
 
     def disconnected(self, peer: Peer) -> None:
         self.peers.discard(peer)
@@ -202,6 +227,7 @@ class Daemon:
             await asyncio.gather(self._worker, return_exceptions=True)
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
+        await self.notifier.settle()
         await self.session.close()
         self.db.close()
 
@@ -234,6 +260,7 @@ class Daemon:
                 egress_hosts=self.config.agent.egress.allow,
                 warning=self.containment.warning,
             ),
+            notifications=self.notifier.status(self.config.notifications.desktop),
         )
 
     # --- auth ------------------------------------------------------------------------------

@@ -81,6 +81,15 @@ class SandboxStatus(Wire):
     warning: str | None = Field(None, description="what is missing and how to fix it")
 
 
+class NotificationStatus(Wire):
+    """Whether a run that needs a person raises a desktop notification here, and if not why."""
+
+    desktop: bool = Field(description="a desktop notification is raised for each locus/needsYou")
+    program: str | None = Field(None, description="what raises it: notify-send or osascript")
+    reason: str | None = Field(None, description="why there are none, and how to have them")
+    last_error: str | None = Field(None, description="the last notification that failed, why")
+
+
 class DaemonStatus(Wire):
     version: str
     protocol_version: str
@@ -96,6 +105,9 @@ class DaemonStatus(Wire):
     auth: AuthStatus
     worker: WorkerStatus
     sandbox: SandboxStatus
+    notifications: NotificationStatus = Field(
+        default_factory=lambda: NotificationStatus(desktop=False)
+    )
 
 
 # --- tasks (the cloud's, through the daemon's session) -------------------------------------
@@ -397,3 +409,24 @@ class ApprovalResolved(Wire):
 
     approval_id: str
     decision: ApprovalDecision
+
+
+# --- a person is needed (daemon → every client) --------------------------------------------
+
+NeedsYouKind = Literal["approval", "question", "review"]
+
+
+class NeedsYou(Wire):
+    """Notification ``locus/needsYou`` to every connected client, once per event: a command
+    waits for an approval, the agent asked a question (the run is ``needs_input``), or a run
+    awaits review. Texts come from the agent and the task: data, to be shown as text."""
+
+    run_id: str
+    kind: NeedsYouKind
+    task_id: int | None = Field(None, description="the cloud task, or None for a local run")
+    title: str = Field(description="the run's title")
+    repo: str = Field(description="the checkout the run works on (to match a workspace)")
+    text: str = Field(
+        "", description="the command to approve, the question or the summary (cut short)"
+    )
+    approval_id: str | None = Field(None, description="with approval: the pending request")

@@ -134,6 +134,10 @@ NOTIFICATIONS: dict[str, tuple[type[Wire], str]] = {
     "locus/runs/event": (m.RunEvent, "An event of a run the client subscribed to."),
     "locus/runs/started": (m.Run, "A run started (the worker claimed a task, or a client)."),
     "locus/approval/resolved": (m.ApprovalResolved, "An approval was answered (maybe elsewhere)."),
+    "locus/needsYou": (
+        m.NeedsYou,
+        "A run needs a person: an approval, a question or a review (to every client, once).",
+    ),
 }
 
 #: Requests the daemon sends to clients: name → (params, result, doc).

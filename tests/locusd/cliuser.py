@@ -67,9 +67,12 @@ async def machine(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
             yield user
 
 
-@asynccontextmanager
-async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator[User]:
-    env = {
+def machine_env(
+    tmp_path: Path, runtime: Path, api_key: str = "sk-ant-cli-daemon"
+) -> dict[str, str]:
+    """This process's environment with every XDG dir in ``tmp_path`` (the socket's in
+    ``runtime``), no keyring, and no Locus or Anthropic setting but ``api_key``."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))},
         "XDG_RUNTIME_DIR": str(runtime),
         "XDG_STATE_HOME": str(tmp_path / "state"),
@@ -77,8 +80,13 @@ async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "ANTHROPIC_API_KEY": "sk-ant-cli-daemon",
+        "ANTHROPIC_API_KEY": api_key,
     }
+
+
+@asynccontextmanager
+async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator[User]:
+    env = machine_env(tmp_path, runtime)
     config = tmp_path / "config" / "locus" / "config.toml"
     config.parent.mkdir(parents=True)
     repo = make_sample_repo(tmp_path)
