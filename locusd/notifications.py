@@ -114,15 +114,17 @@ def body(note: NeedsYou) -> str:
 
 
 def argv(program: Program, path: str, note: NeedsYou) -> list[str]:
-    """The command raising ``note``: our title and the body as arguments of their own, after
-    ``--`` (a text starting with ``-`` is not an option)."""
+    """The command raising ``note``: our title and the body as arguments of their own, where
+    a text starting with ``-`` cannot be read as an option."""
     title = TITLES[note.kind]
     if program == "notify-send":
         # The body may be read as markup: escaped. The title (summary) is plain text.
         escaped = html.escape(body(note), quote=False)
         return [path, "--app-name=Locus", "--", title, escaped]
+    # osascript stops reading options at its first argument, our title (never "-…"); a "--"
+    # would not be dropped but passed on to the script as its first item.
     script = [part for line in APPLESCRIPT for part in ("-e", line)]
-    return [path, *script, "--", title, body(note)]
+    return [path, *script, title, body(note)]
 
 
 def desktop_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -151,7 +151,8 @@ def test_osascript_gets_the_texts_as_arguments_never_as_script(tmp_path: Path) -
     asked = note('say "hi" & do shell script "touch /tmp/x" -- \\', kind="approval")
     command = argv("osascript", "/usr/bin/osascript", asked)
     script = [part for line in APPLESCRIPT for part in ("-e", line)]
-    assert command == ["/usr/bin/osascript", *script, "--", TITLES["approval"], body(asked)]
+    assert command == ["/usr/bin/osascript", *script, TITLES["approval"], body(asked)]
+    assert not TITLES["approval"].startswith("-"), "the first argument ends osascript's options"
     assert body(asked).endswith('say "hi" & do shell script "touch /tmp/x" -- \\')  # no markup
 
 
