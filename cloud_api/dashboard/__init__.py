@@ -11,9 +11,18 @@ from __future__ import annotations
 from aiohttp.web import Application
 
 from cloud_api.dashboard.render import HERE
-from cloud_api.dashboard.views import auth, backlog, board, needs_you, projects, tasks, workers
+from cloud_api.dashboard.views import (
+    auth,
+    backlog,
+    board,
+    bulk,
+    needs_you,
+    projects,
+    tasks,
+    workers,
+)
 
-VIEWS = [auth, projects, board, backlog, tasks, workers, needs_you]
+VIEWS = [auth, projects, board, bulk, backlog, tasks, workers, needs_you]
 
 
 def install(app: Application) -> None:
