@@ -239,9 +239,12 @@
   // The selection is kept by task id, so a card re-rendered by a live update stays selected.
   // The checkboxes belong to the bulk form (form="bulk"): without JavaScript, ticking boxes
   // and pressing "Move selected" does the same.
+  // Keys typed into a field are text, not shortcuts (a ticked checkbox is no field).
+  var NOT_TYPED = ["checkbox", "radio", "button", "submit", "reset"];
   function typing(target) {
-    var tag = target && target.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable);
+    if (!target) return false;
+    if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+    return target.tagName === "INPUT" && NOT_TYPED.indexOf(target.type) < 0;
   }
 
   function selection(root) {
@@ -380,13 +383,6 @@
     });
   }
 
-  // The new-task form, reached by the board's "c" (or its link): ready to type in.
-  function focusNewTask() {
-    if (window.location.hash !== "#new-task") return;
-    var title = document.querySelector("#new-task input[name=title]");
-    if (title) title.focus();
-  }
-
   // ---- a task ------------------------------------------------------------------------------
   function task(root) {
     var live = document.getElementById("live");
@@ -456,7 +452,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     slugs();
     notifyToggle();
-    focusNewTask();
     var root = document.getElementById("board");
     if (root && root.dataset.live) {
       board(root);
