@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.cloud_api.dashboard.conftest import sign_in
 from tests.cloud_api.dashboard.test_dashboard_browser import (
     PASSWORD,
     admin_page,
@@ -251,3 +252,51 @@ async def test_bulk_moves_report_what_could_not_move_and_cancel_asks_first(
         "cancelled",
     ]
     assert (await worker.heartbeat(claim)).ok()["cancel"] is True
+
+
+async def test_bulk_moves_only_this_projects_tasks_and_never_for_a_viewer(
+    cloud: Cloud, page: Page
+) -> None:
+    mine = await make_task(cloud, "Here")
+    org_id = (await cloud.api.get(f"/projects/{cloud.project_id}")).ok()["org_id"]
+    other = (
+        await cloud.api.post("/projects", {"org_id": org_id, "name": "Other", "slug": "other"})
+    ).ok(201)
+    elsewhere = (await cloud.api.post(f"/projects/{other['id']}/tasks", {"title": "There"})).ok(201)
+    vera = await add_member(cloud, "vera@example.com", "Vera")
+    (await cloud.api.patch(f"/orgs/{org_id}/members/{vera}", {"role": "viewer"})).ok()
+
+    await admin_page(page, cloud)
+    await board(page, cloud)
+    token = await page.locator('#bulk input[name="csrf_token"]').get_attribute("value")
+    assert token
+    url = f"{cloud.url}/projects/{cloud.project_id}/bulk"
+    form = f"csrf_token={token}&to=queued&task={mine['id']}&task={elsewhere['id']}"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    moved = await page.request.post(url, data=form, headers=headers)
+    assert f"#{elsewhere['id']}: not a task of this project" in await moved.text()
+    # Another project's task in the form is refused by name, even though the admin could
+    # move it on its own board.
+    assert await status_of(cloud, mine["id"]) == "queued"
+    assert await status_of(cloud, elsewhere["id"]) == "backlog"
+    await page.goto(f"{cloud.url}/projects/{cloud.project_id}")
+
+    # A viewer: refused as a whole (403), nothing moves.
+    (await cloud.api.post(f"/tasks/{mine['id']}/cancel", {})).ok()
+    viewer = await page.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        vpage = await viewer.new_page()
+        await sign_in(vpage, cloud.url, "vera@example.com", PASSWORD)
+        await vpage.goto(f"{cloud.url}/projects/{cloud.project_id}")
+        assert await vpage.locator("#bulk, .card input.select").count() == 0
+        vtoken = await vpage.locator('input[name="csrf_token"]').first.get_attribute("value")
+        refused = await vpage.request.post(
+            url,
+            data=f"csrf_token={vtoken}&to=queued&task={mine['id']}",
+            headers=headers,
+            max_redirects=0,
+        )
+        assert refused.status == 403
+    finally:
+        await viewer.close()
+    assert await status_of(cloud, mine["id"]) == "cancelled"
