@@ -34,7 +34,9 @@ Person = Annotated[
 ]
 Search = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    # No NUL: PostgreSQL refuses it in text (the API refuses it in any query; the dashboard's
+    # board reads its filters through this type).
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$"),
     Field(
         description="words in the title or description (taken literally: % and _ are no "
         "wildcards), or a task number such as 12 or #12"

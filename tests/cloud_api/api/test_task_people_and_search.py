@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.cloud_api.dashboard.test_dashboard_http import jar_session, sign_in
 from tests.conftest import Cloud
 from tests.support.client import Api, new_user
 
@@ -111,3 +112,19 @@ async def test_search_takes_the_text_literally(cloud: Cloud) -> None:
         reply = await cloud.api.get(f"/projects/{cloud.project_id}/tasks", params={"q": bad})
         assert reply.status == 422
         assert reply.body["errors"][0]["field"] == "q"
+
+
+async def test_the_boards_search_box_names_a_bad_search(cloud: Cloud) -> None:
+    """The board reads ``q`` itself (not through the API's router): a NUL, which PostgreSQL
+    cannot take, or an over-long search is a 422 page naming it, not a server error."""
+    await create(cloud, "Findable")
+    async with jar_session() as http:
+        (await sign_in(http, cloud, "/")).release()
+        board = f"{cloud.url}/projects/{cloud.project_id}"
+        for bad in ("a\x00b", "x" * 201):
+            async with http.get(board, params={"q": bad}) as page:
+                assert page.status == 422
+                assert "q" in await page.text()
+        async with http.get(board, params={"q": "findABLE"}) as page:
+            assert page.status == 200
+            assert "#1 Findable" in await page.text()
