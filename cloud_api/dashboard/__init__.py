@@ -2,7 +2,8 @@
 updates over SSE, and a little plain JavaScript; no build step, no third-party front-end code.
 
 Layout: ``web`` (sessions, CSRF, errors, how views call the API), ``render`` (templates and
-filters), ``diffs`` (a reported patch, coloured), ``views/`` (one module per page area),
+filters), ``diffs`` (a reported patch, coloured), ``moves`` (the board's wordless moves),
+``views/`` (one module per page area),
 ``templates/`` and ``static/`` (one stylesheet, one script).
 """
 
