@@ -127,6 +127,13 @@ async def test_search_is_literal_and_works_without_javascript(
     await expect(page.locator(".card")).to_have_count(1)
     assert await titles(page) == [f"#{wanted['id']} {EVIL_TITLE}"]
     await expect(search).to_have_value("100%")
+    # A search is echoed back as text, in the box and the live URLs, never as markup.
+    crafted = '"><img src=x onerror="window.__xss=\'q\'">'
+    await search.fill(crafted)
+    await search.press("Enter")
+    await expect(page.locator(".card")).to_have_count(0)
+    await expect(search).to_have_value(crafted)
+    assert await page.locator("main img").count() == 0
     await no_script_ran(page)
 
     # The same without JavaScript: a plain GET form, the server filters.
