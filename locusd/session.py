@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from locusd.cloud.client import CloudClient
-from locusd.cloud.credentials import Credentials, CredentialStore, normalise_url
+from locusd.cloud.credentials import Credentials, CredentialStore, normalise_url, url_problem
 from locusd.cloud.errors import (
     AuthError,
     CloudError,
@@ -65,6 +65,9 @@ class CloudSession:
         )
 
     async def login(self, params: LoginParams) -> AuthStatus:
+        problem = url_problem(params.cloud_url)
+        if problem is not None:
+            raise LocusError(Code.INVALID_ARGUMENT, f"the cloud URL {problem}")
         url = normalise_url(params.cloud_url)
         if params.token:
             async with CloudClient(url, params.token) as client:
