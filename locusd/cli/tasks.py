@@ -54,10 +54,10 @@ def list_(project: str | None, status: str | None, as_json: bool) -> None:
                 Column("id", whole=True),
                 Column("project"),
                 Column("status"),
-                Column("priority"),
                 Column("title"),
+                Column("priority"),
             ],
-            ([t.id, t.project_id, t.status, level_of(t.priority).p, t.title] for t in result.tasks),
+            ([t.id, t.project_id, t.status, t.title, level_of(t.priority).p] for t in result.tasks),
         )
 
     show(result, as_json, human)

@@ -67,7 +67,7 @@ async def test_a_task_moves_through_its_life_from_the_terminal(user: User, cloud
 
     # Piped: a tab-separated row, the named priority, the text as it is.
     _, out, _ = await user.locus("tasks", "list", "--project", project)
-    assert out.splitlines() == [f"{n}\t{cloud.project_id}\tbacklog\tP0\t{MARKUP}"]
+    assert out.splitlines() == [f"{n}\t{cloud.project_id}\tbacklog\t{MARKUP}\tP0"]
 
     # A move the table forbids: from which status to which, and what applies instead.
     err = await refused(user, "tasks", "approve", n, code=1)
