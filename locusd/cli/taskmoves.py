@@ -12,7 +12,7 @@ import click
 
 from locusd.cli.common import daemon, json_option, run, show
 from locusd.cli.output import out
-from locusd.cli.taskview import parse_priority, show_task
+from locusd.cli.taskview import parse_priority, parse_title, show_task
 from locusd.protocol.messages import (
     Task,
     TaskActionName,
@@ -111,8 +111,7 @@ def edit(
     as_json: bool,
 ) -> None:
     """Change a task's title, description or priority (its status: the moves above)."""
-    if title is not None and not 0 < len(title.strip()) <= 500:
-        raise click.BadParameter("a title is 1 to 500 characters", param_hint="--title")
+    title = parse_title(title) if title is not None else None
     if description == "-":
         description = sys.stdin.read()
     level = parse_priority(priority) if priority is not None else None

@@ -11,7 +11,13 @@ from cloud_api.domain.priorities import level_of
 from locusd.cli.common import daemon, json_option, run, show
 from locusd.cli.output import Column, out
 from locusd.cli.taskmoves import MOVES
-from locusd.cli.taskview import parse_priority, project_option, projects, show_task
+from locusd.cli.taskview import (
+    parse_priority,
+    parse_title,
+    project_option,
+    projects,
+    show_task,
+)
 from locusd.protocol.messages import (
     Run,
     Task,
@@ -96,8 +102,7 @@ def create(
     as_json: bool,
 ) -> None:
     """Create a task (queued, so a worker picks it up)."""
-    if not title.strip() or len(title) > 500:
-        raise click.BadParameter("a title is 1 to 500 characters", param_hint="--title")
+    title = parse_title(title)
     level = parse_priority(priority)
 
     async def work() -> Task:

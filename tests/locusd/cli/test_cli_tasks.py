@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cloud
+from tests.locusd.cli.test_cli_text import HOSTILE, SHOWN, assert_inert
 from tests.locusd.cliuser import REMOTE, User
 from tests.support.client import Api, Worker, new_user, timeline
 
@@ -93,12 +94,17 @@ async def test_a_task_moves_through_its_life_from_the_terminal(user: User, cloud
     )
     _, out, _ = await user.locus("tasks", "show", n)
     assert "priority P2 Medium" in out.splitlines() and f"the {MARKUP} case" in out, out
+    err = await refused(user, "tasks", "edit", n, "--priority", "5000", code=2)
+    assert "Invalid value for --priority: Input should be less than or equal to 1000" in err
+    err = await refused(user, "tasks", "edit", n, "--priority", "someday", code=2)
+    assert "use urgent (P0), high (P1), medium (P2), low (P3) or a number" in err
 
     # The agent asks; the person answers from the terminal (the question shown as data).
     worker = await Worker.create(cloud.api, cloud.project_id, "w1", [REMOTE])
-    await worker_reaches(worker, task["id"], ("needs_input", {"question": f"which {MARKUP}?"}))
+    await worker_reaches(worker, task["id"], ("needs_input", {"question": f"which {HOSTILE}?"}))
     _, out, _ = await user.locus("tasks", "show", n)
-    assert f"question: which {MARKUP}?" in out.splitlines(), out
+    assert f"question: which {SHOWN}?" in out.splitlines(), out
+    assert_inert(out)
     err = await refused(user, "tasks", "answer", n, code=2)
     assert "give the answer as an argument (or - to read it from stdin)" in err
     answered = await user.json("tasks", "answer", n, "the upper one")
