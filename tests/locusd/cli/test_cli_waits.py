@@ -9,11 +9,13 @@ import asyncio
 import json
 from typing import Any
 
+import pexpect
 import pytest
 
 from tests.conftest import Cloud
 from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK
-from tests.locusd.cliuser import LOCUS, User
+from tests.locusd.cli.test_cli_text import SGR
+from tests.locusd.cliuser import LOCUS, User, cloud_status
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -147,3 +149,38 @@ async def test_a_cloud_url_without_its_scheme_names_the_fix(
     returned, _, err = await user.locus("login", "--cloud", url, "--token", "t", check=False)
     assert returned == 2
     assert err.startswith(f"error: the cloud URL {problem}") and len(err.splitlines()) == 1, err
+
+
+def waits_on_a_terminal(user: User, task_id: int) -> str:
+    """``locus run --task N`` on a pseudo-terminal: what it shows while it waits (the line, and
+    the spinner's text), until Ctrl-C stops it."""
+    env = {k: v for k, v in user.env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    child = pexpect.spawn(
+        LOCUS,
+        ["run", "--task", str(task_id), "--repo", str(user.repo)],
+        env={**env, "TERM": "xterm-256color"},
+        dimensions=(40, 200),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("serving ")  # the worker started after the reason was said
+    seen = f"{child.before}{child.after}"
+    child.expect("⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏")  # the spinner, with its text after it
+    child.expect("locus tasks queue")
+    seen += f"{child.before}{child.after}"
+    child.sendintr()
+    seen += child.read()
+    child.close()
+    return SGR.sub("", seen).replace("\r\n", "\n")
+
+
+async def test_the_wait_is_said_on_a_terminal_too(user: User, cloud: Cloud) -> None:
+    user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+    await logged_in(user, cloud)
+    task = await user.json("tasks", "create", "--title", TASK, "--backlog", cwd=user.repo)
+    n = task["id"]
+    shown = await asyncio.to_thread(waits_on_a_terminal, user, n)
+    said = f"waiting: task {n} is in backlog; queue it with `locus tasks queue {n}`"
+    assert f"{said}\n" in shown, shown  # its own whole line, not wrapped
+    assert shown.count(said) >= 2, shown  # and on the spinner while it waits
+    assert await cloud_status(cloud, n) == "backlog"  # waiting took nothing
