@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from cloud_api.domain.states import UserAction
 from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
 from locusd.agent import sandbox
@@ -34,6 +35,7 @@ from locusd.localdb import Database
 from locusd.notifications import Notifier
 from locusd.notifications import find as find_desktop
 from locusd.privacy import AuditLog, Scrubber
+from locusd.projects import by_name, by_remotes, project
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
 from locusd.protocol.errors import Code, LocusError
@@ -52,6 +54,8 @@ from locusd.protocol.messages import (
     LoginParams,
     LogsParams,
     NeedsYou,
+    ProjectList,
+    ProjectResolveParams,
     ReviewParams,
     ReviewView,
     Run,
@@ -63,7 +67,11 @@ from locusd.protocol.messages import (
     SandboxStatus,
     SendBackParams,
     Task,
+    TaskActParams,
+    TaskComment,
+    TaskCommentParams,
     TaskCreateParams,
+    TaskEditParams,
     TaskList,
     TaskListParams,
     TaskPullParams,
@@ -308,10 +316,55 @@ class Daemon:
                     params.title,
                     params.description,
                     params.repository,
+                    params.priority,
                     queued=params.queued,
                 )
             )
         return _task(created)
+
+    @handles("locus/tasks/act")
+    async def tasks_act(self, params: TaskActParams, peer: Peer) -> Task:
+        action = UserAction(params.action)
+        needed = {UserAction.REQUEST_CHANGES: "feedback", UserAction.ANSWER: "answer"}
+        if action in needed and not (params.text or "").strip():
+            raise LocusError(Code.INVALID_ARGUMENT, f"{action} needs the {needed[action]} (text)")
+        move = f"{action} task {params.task_id}"
+        async with self.session.client() as client:
+            return _task(await mapped(client.act(params.task_id, action, params.text), move=move))
+
+    @handles("locus/tasks/comment")
+    async def tasks_comment(self, params: TaskCommentParams, peer: Peer) -> TaskComment:
+        async with self.session.client() as client:
+            event = await mapped(client.comment(params.task_id, params.body))
+        return TaskComment(id=event.id, task_id=event.task_id, body=params.body)
+
+    @handles("locus/tasks/edit")
+    async def tasks_edit(self, params: TaskEditParams, peer: Peer) -> Task:
+        fields = params.model_dump(exclude={"task_id"}, exclude_none=True)
+        if not fields:
+            raise LocusError(
+                Code.INVALID_ARGUMENT, "nothing to change: give a title, description or priority"
+            )
+        async with self.session.client() as client:
+            return _task(await mapped(client.update_task(params.task_id, **fields)))
+
+    @handles("locus/projects/resolve")
+    async def projects_resolve(self, params: ProjectResolveParams, peer: Peer) -> ProjectList:
+        async with self.session.client() as client:
+            listed = await mapped(client.projects())
+        if params.project is not None:
+            return ProjectList(projects=[project(by_name(listed, params.project))])
+        served = await asyncio.to_thread(self._fingerprints, params.repos)
+        found = by_remotes(listed, served, one=params.one)
+        return ProjectList(projects=[project(p) for p in found], remotes=sorted(served))
+
+    def _fingerprints(self, repos: list[str]) -> set[str]:
+        """The remotes of these checkouts; of daemon.repositories' when none has one."""
+        for checkouts in ([Path(r) for r in repos], self.config.daemon.repositories):
+            found = {fp for checkout in checkouts for fp in remotes(checkout)}
+            if found:
+                return found
+        return set()
 
     # --- worker ----------------------------------------------------------------------------
 
@@ -596,6 +649,7 @@ def _task(task: TaskOut) -> Task:
         status=task.status,
         repository=task.repository,
         priority=task.priority,
+        reason=task.status_reason,
     )
 
 

@@ -121,6 +121,9 @@ class Task(Wire):
     status: str
     repository: str | None = None
     priority: int = 0
+    reason: str | None = Field(
+        None, description="why it is in its status: the agent's question, a failure's cause"
+    )
 
 
 class TaskList(Wire):
@@ -149,6 +152,72 @@ class TaskCreateParams(Wire):
     title: str = Field(min_length=1, max_length=500)
     description: str = ""
     repository: str | None = Field(None, description="a git remote; the task runs only there")
+    priority: int = Field(0, description="higher is claimed first; P0 Urgent is 300")
+
+
+TaskActionName = Literal["queue", "cancel", "retry", "approve", "request-changes", "answer"]
+
+
+class TaskActParams(Wire):
+    """A person's move of a task, as on the dashboard (the cloud's state table decides)."""
+
+    task_id: int
+    action: TaskActionName
+    text: str | None = Field(
+        None,
+        max_length=100_000,
+        description="the feedback (request-changes) or the answer (answer), both required;"
+        " else an optional comment for the timeline",
+    )
+
+
+class TaskCommentParams(Wire):
+    task_id: int
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+class TaskComment(Wire):
+    id: int = Field(description="the timeline event's id")
+    task_id: int
+    body: str
+
+
+class TaskEditParams(Wire):
+    """Only the fields given change; the status never (use locus/tasks/act)."""
+
+    task_id: int
+    title: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = None
+    priority: int | None = Field(None, description="higher is claimed first; P0 Urgent is 300")
+
+
+# --- projects --------------------------------------------------------------------------
+
+
+class Project(Wire):
+    id: int
+    slug: str
+    name: str
+    remotes: list[str] = Field(default_factory=list, description="remote fingerprints")
+
+
+class ProjectResolveParams(Wire):
+    project: str | None = Field(
+        None, description="a project's number or slug; without one, the checkouts' remotes say"
+    )
+    repos: list[str] = Field(
+        default_factory=list,
+        description="checkouts (absolute paths) whose remotes name the project when no project"
+        " is given; none that is a checkout with a remote: daemon.repositories",
+    )
+    one: bool = Field(True, description="exactly one project, else an error that names the fix")
+
+
+class ProjectList(Wire):
+    projects: list[Project]
+    remotes: list[str] = Field(
+        default_factory=list, description="the checkouts' remote fingerprints that were matched"
+    )
 
 
 # --- runs ----------------------------------------------------------------------------

@@ -31,12 +31,13 @@ class User:
     config: Path
 
     async def locus(
-        self, *args: str, check: bool = True, stdin: str | None = None
+        self, *args: str, check: bool = True, stdin: str | None = None, cwd: Path | None = None
     ) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             LOCUS,
             *args,
             env=self.env,
+            cwd=cwd,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -48,8 +49,8 @@ class User:
             assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
         return proc.returncode, out.decode(), err.decode()
 
-    async def json(self, *args: str) -> Any:
-        _, out, _ = await self.locus(*args, "--json")
+    async def json(self, *args: str, stdin: str | None = None, cwd: Path | None = None) -> Any:
+        _, out, _ = await self.locus(*args, "--json", stdin=stdin, cwd=cwd)
         return json.loads(out)
 
     def agent(self, **settings: str) -> None:
