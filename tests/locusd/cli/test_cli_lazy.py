@@ -139,9 +139,11 @@ def test_status_imports_nothing_heavy_and_says_what_the_model_says(env: dict[str
     assert lines[0].startswith(f"locusd 0.1.0 (pid {by_model['pid']}, up ")
     assert lines[1] == f"socket {by_model['socket']}; 1 client(s) connected"
     assert lines[2].startswith("not logged in (cloud http://127.0.0.1:8420; secrets kept in file ")
-    assert lines[3:] == [
+    assert lines[3:6] == [
         "runs: none; outbox: 0 pending",
         "worker: stopped",
         # scripts/test.sh installs bubblewrap; the default: the proxy, registries only
         "sandbox: bubblewrap, network through the egress proxy: the repository's registries",
     ]
+    # Whether notify-send is installed is this machine's: tests/locusd/test_daemon_notify.py.
+    assert len(lines) == 7 and lines[6].startswith("notifications: ")
