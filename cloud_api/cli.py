@@ -80,7 +80,7 @@ def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, default=str) if as_json else text)
 
 
-@click.group(help=__doc__)
+@click.group(help=__doc__, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import click
 from argon2 import PasswordHasher
 
+from cloud_api.cli import main
 from cloud_api.store.migrate import head_revision
 
 #: The entry point next to the running interpreter, wherever its environment lives.
@@ -226,3 +228,11 @@ async def test_serve_first_start_prints_working_credentials(tmp_path: Path) -> N
     # A second start finds users and prints no new credentials.
     async with serve(url, tmp_path / "serve2.log") as again:
         assert len(again.output) == 1 and "token" not in again.output[0]
+
+
+def test_every_command_takes_dash_h() -> None:
+    """``-h`` is ``--help`` on ``locus-cloud`` and each of its commands, as on ``locus``."""
+    assert isinstance(main, click.Group)
+    for path in [(), *((name,) for name in main.list_commands(click.Context(main)))]:
+        done = run(*path, "-h")
+        assert done.returncode == 0 and done.stdout.startswith("Usage: locus-cloud"), (path, done)
