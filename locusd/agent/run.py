@@ -184,6 +184,7 @@ async def run_task(
         verify_timeout=agent_config.verify_timeout,
         max_verify_rounds=agent_config.max_verify_rounds,
         containers=agent_config.containers,
+        mode=agent_config.mode,
     )
     guidance = Guidance(workspace.files)  # the file tools' own confined open
     instructions = await asyncio.to_thread(guidance.at_start, task)

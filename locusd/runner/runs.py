@@ -531,22 +531,33 @@ class Runs:
             asyncio.ensure_future(peer.request("locus/approval", request, ApprovalAnswer)): peer
             for peer in peers
         }
+        # A cancel answers it (no): a pending approval never holds up a cancel.
+        cancelled = asyncio.ensure_future(
+            active.cancel.wait() if active is not None else asyncio.Event().wait()
+        )
         decision: ApprovalDecision = "reject"
         answered_by: Peer | None = None
         pending = set(asks)
-        while pending and answered_by is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for ask in done:
-                if ask.exception() is None:
-                    decision, answered_by = ask.result().decision, asks[ask]
-                    break
-        for ask in pending:
-            ask.cancel()
-        resolved = ApprovalResolved(approval_id=request.approval_id, decision=decision)
-        for peer in peers:
-            if peer is not answered_by:
-                peer.notify("locus/approval/resolved", resolved)
-        self._emit(run_id, "note", f"{decision.replace('_', ' ')}: {command}")
+        try:
+            while pending and answered_by is None and not cancelled.done():
+                waiting: set[asyncio.Future[Any]] = {*pending, cancelled}
+                done = (await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED))[0]
+                for ask in [a for a in pending if a in done]:
+                    pending.discard(ask)
+                    if ask.exception() is None and not cancelled.done():
+                        decision, answered_by = ask.result().decision, asks[ask]
+                        break
+        finally:
+            cancelled.cancel()
+            for ask in pending:
+                ask.cancel()  # the peer is sent $/cancelRequest: its prompt is withdrawn
+            resolved = ApprovalResolved(approval_id=request.approval_id, decision=decision)
+            for peer in peers:
+                if peer is not answered_by:
+                    peer.notify("locus/approval/resolved", resolved)
+        withdrawn = answered_by is None and active is not None and active.cancel.is_set()
+        said = "not run (the run was cancelled)" if withdrawn else decision.replace("_", " ")
+        self._emit(run_id, "note", f"{said}: {command}")
         if decision == "allow_always" and active is not None:
             active.allowed.add(command)
         return decision != "reject"
