@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, get_args
 
 import click
-from rich.prompt import Prompt
 
+from locusd.agent.policy import Mode
+from locusd.cli.asking import Asker, Withdrawn, mode_option, question
 from locusd.cli.common import (
     CANCELLED,
     FAILED,
@@ -29,12 +30,14 @@ from locusd.cli.common import (
     show,
 )
 from locusd.cli.handles import resolved
-from locusd.cli.output import Column, err, out, print_json_line
+from locusd.cli.output import Column, err, out, print_json_line, text
 from locusd.cli.progress import Progress
 from locusd.cli.rpc import DaemonClient
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
+    ApprovalDecision,
     ApprovalRequest,
+    ApprovalResolved,
     LogsParams,
     Run,
     RunCancelParams,
@@ -65,32 +68,51 @@ def _run_line(run: Run) -> str:
     return f"{run.run_id}  {run.state:<16} {task}  {run.title}" + (f" — {extra}" if extra else "")
 
 
-async def _approve(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Approval requests from the daemon, answered at the terminal (reject without one)."""
-    request = ApprovalRequest.model_validate(params)
-    if not sys.stdin.isatty():
-        return {"decision": "reject"}
-    err.say(
-        (f"run {request.run_id} wants to run", "yellow"),
-        f" `{request.command}` ({request.reason})",
-    )
-    choice = await asyncio.to_thread(
-        Prompt.ask, "allow?", choices=["once", "always", "no"], default="no", console=err.console
-    )
-    return {"decision": {"once": "allow_once", "always": "allow_always"}.get(choice, "reject")}
+#: ``locus run``'s answers to an approval question (Enter: no).
+ANSWERS: dict[str, ApprovalDecision] = {
+    **dict.fromkeys(("y", "yes", "once"), "allow_once"),
+    **dict.fromkeys(("a", "always"), "allow_always"),
+    **dict.fromkeys(("n", "no"), "reject"),
+}
 
 
 class Follower:
-    """Follows runs: subscribes to each one the worker starts and shows its events."""
+    """Follows runs: subscribes to each one the worker starts, shows its events, and asks the
+    approval questions of the runs it follows (a withdrawn question is a no)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.asker = Asker(err.console, progress)
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.finished: dict[str, Run] = {}
         self.started: set[str] = set()
+        #: Ctrl-C: the runs are being cancelled; set once they are.
+        self.stopping = False
+        self.stopped = asyncio.Event()
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
+        if method == "locus/approval/resolved":  # decided elsewhere, or the run was cancelled
+            resolved = ApprovalResolved.model_validate(params)
+            said = resolved.decision.replace("_", " ")
+            self.asker.withdraw(resolved.approval_id, f"withdrawn by the daemon ({said})")
         self.queue.put_nowait((method, params))
+
+    async def approve(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """An approval request from the daemon, answered at the terminal (no without one)."""
+        request = ApprovalRequest.model_validate(params)
+        if not sys.stdin.isatty():
+            return {"decision": "reject"}
+        shown = question(f"run {request.run_id}", request.command, request.reason)
+        prompt = "allow? [y]es once, [a]lways in this run, [N]o: "
+        try:
+            decision = await self.asker.ask(
+                request.approval_id, shown, prompt, ANSWERS, default="reject"
+            )
+        except Withdrawn:
+            if self.stopping:  # Ctrl-C: the run's cancel answers it, so it cannot go on first
+                await self.stopped.wait()
+            decision = "reject"
+        return {"decision": decision}
 
     async def step(self, client: DaemonClient) -> Run | None:
         """Handle one notification; the run when it has just ended."""
@@ -98,7 +120,7 @@ class Follower:
         if method == "locus/runs/started":
             started = Run.model_validate(params)
             self.started.add(started.run_id)
-            err.say(("started", "bold"), f" {_run_line(started)}")
+            self.progress.print(text(("started", "bold"), f" {_run_line(started)}"))
             await client.call("locus/runs/subscribe", RunRef(run_id=started.run_id), RunEvents)
         elif method == "locus/runs/event":
             event = RunEvent.model_validate(params)
@@ -107,7 +129,7 @@ class Follower:
             if event.kind == "completed":
                 ended = Run.model_validate(event.data)
                 self.finished[ended.run_id] = ended
-                err.say(("ended", "bold"), f" {_run_line(ended)}")
+                self.progress.print(text(("ended", "bold"), f" {_run_line(ended)}"))
                 return ended
         return None
 
@@ -125,9 +147,15 @@ class Follower:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="a checkout to serve (repeatable; default: the current directory)",
 )
+@mode_option
 @json_option
 def run_command(
-    once: bool, task_id: int | None, agents: int, repos: tuple[Path, ...], as_json: bool
+    once: bool,
+    task_id: int | None,
+    agents: int,
+    repos: tuple[Path, ...],
+    mode: Mode | None,
+    as_json: bool,
 ) -> None:
     """Work on the cloud's queued tasks for these repositories, in the foreground."""
     once = once or task_id is not None
@@ -140,8 +168,10 @@ def run_command(
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        async with daemon(on_notification=follower.notify, on_request=_approve) as client:
-            params = WorkerStartParams(agents=agents, once=once, task_id=task_id, repos=checkouts)
+        async with daemon(on_notification=follower.notify, on_request=follower.approve) as client:
+            params = WorkerStartParams(
+                agents=agents, once=once, task_id=task_id, repos=checkouts, mode=mode
+            )
             started = await client.call("locus/worker/start", params, WorkerStatus)
             err.say(
                 f"serving {', '.join(started.repositories)} for project(s) {started.projects}"
@@ -176,13 +206,19 @@ def run_command(
 
 
 async def _stop(client: DaemonClient, follower: Follower) -> None:
-    """Ctrl-C: cancel what this session started, stop the worker; every run ends explicitly."""
+    """Ctrl-C: no to a question on screen, cancel what this session started, stop the worker;
+    every run ends explicitly."""
+    follower.stopping = True
+    follower.asker.withdraw(None, "Ctrl-C")
     err.say("stopping: cancelling the runs started here")
-    for run_id in follower.started - set(follower.finished):
-        # Stopping the worker is not deciding against the task: it goes back to the queue.
-        params = RunCancelParams(run_id=run_id, requeue=True)
-        ended = await client.call("locus/runs/cancel", params, Run)
-        follower.finished[run_id] = ended
+    try:
+        for run_id in follower.started - set(follower.finished):
+            # Stopping the worker is not deciding against the task: it goes back to the queue.
+            params = RunCancelParams(run_id=run_id, requeue=True)
+            ended = await client.call("locus/runs/cancel", params, Run)
+            follower.finished[run_id] = ended
+    finally:
+        follower.stopped.set()
     await client.call("locus/worker/stop", Empty(), WorkerStatus)
 
 

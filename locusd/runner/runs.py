@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from locusd.agent import transcript
+from locusd.agent.policy import Mode
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import check_provider
 from locusd.agent.report import Event, RunReport, local_task_id, repo_key
@@ -291,6 +292,7 @@ class Runs:
         attempt: Attempt | None = None,
         on_end: OnEnd | None = None,
         continue_in: Worktree | None = None,
+        mode: Mode | None = None,
     ) -> Run:
         """Record a new run (``starting``; with an attempt, its ``running`` report in the same
         transaction) and set the agent going; the run goes on after this returns."""
@@ -308,7 +310,7 @@ class Runs:
             if attempt is not None:
                 attempt.entered(run)
         cancel = asyncio.Event()
-        work = self._run(run, task, replay, cancel, on_end, continue_in)
+        work = self._run(run, task, replay, cancel, on_end, continue_in, mode)
         active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
@@ -323,15 +325,21 @@ class Runs:
         cancel: asyncio.Event,
         on_end: OnEnd | None,
         continue_in: Worktree | None = None,
+        mode: Mode | None = None,
     ) -> Run:
         report: RunReport | None = None
+        config = self.config
+        if mode is not None:  # the user's --mode for this worker's runs
+            config = config.model_copy(
+                update={"agent": config.agent.model_copy(update={"mode": mode})}
+            )
         error = ""
         ending: Ending | None = None
         try:
             report = await run_in_child(
                 repo=Path(run.repo),
                 task=task,
-                config=self.config,
+                config=config,
                 replay=replay,
                 task_id=run.run_id,
                 cancel=cancel,
