@@ -149,6 +149,7 @@ async def run_task(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
+        warnings += repo_config.ignored(settings)
         named = [
             *([repo_config.FILENAME] if settings.copy_files or settings.setup else []),
             *([worktreeinclude.FILENAME] if worktreeinclude.present(worktrees.checkout) else []),

@@ -113,3 +113,19 @@ async def test_cancel_and_ctrl_c_answer_the_question_and_stop_the_run(
 async def user_events(user: User, run_id: str) -> list[dict[str, Any]]:
     _, out, _ = await user.locus("logs", run_id, "--json")
     return [json.loads(line) for line in out.splitlines()]
+
+
+async def test_locus_run_mode_full_auto_asks_no_one(user: User, cloud: Cloud) -> None:
+    """``--mode`` reaches the daemon's runs: piped (no one to ask), the echo the policy asks
+    about runs without a question in full-auto."""
+    script = [call("run_command", command=ASKED), call("ask_user", question="done?")]
+    async with AnthropicServer(script) as model:
+        asking_config(user, model)
+        await login_and_queue(user, cloud)
+        code, _, err = await user.locus(
+            "run", "--once", "--repo", str(user.repo), "--mode", "full-auto", check=False
+        )
+    assert code == 3, err
+    assert "wants to run" not in err
+    (ran,) = tool_results(model.requests[1])
+    assert ran["is_error"] is False and "exit code 0" in result_text(ran)
