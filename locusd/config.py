@@ -105,8 +105,9 @@ class AgentConfig(BaseModel):
         "ask",
         description="permission mode: 'ask' (ask before commands the policy marks 'ask'),"
         " 'auto-edit' (also run file-managing commands inside the sandboxed worktree without"
-        " asking) or 'full-auto' (run every command no deny pattern stops; the sandbox, the"
-        " network and [agent] containers stay as they are). Yours only: never .locus.toml",
+        " asking) or 'full-auto' (run every command no deny pattern stops, in the sandbox only;"
+        " the sandbox, the network and [agent] containers stay as they are). Yours only: never"
+        " .locus.toml",
     )
     budget: Budget = Field(default_factory=Budget)
     policy: CommandPolicy = Field(default_factory=CommandPolicy)

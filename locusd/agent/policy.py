@@ -12,8 +12,9 @@ another way.
 The permission mode (:data:`Mode`, ``[agent] mode`` or ``--mode``) changes what "ask" means:
 ``ask`` asks; ``auto-edit`` also runs, without asking, file-managing commands on paths inside
 the worktree when the sandbox confines them (:func:`edits_files`); ``full-auto`` runs every
-command a deny pattern does not stop — except a container command under ``containers = "ask"``,
-which is denied: no mode gives the sandbox more than the user's own settings do.
+command a deny pattern does not stop, when the sandbox confines it — except a container command
+under ``containers = "ask"``, which is denied: no mode gives the sandbox more than the user's
+own settings do.
 
 Each part is also judged in the forms it may take when run (:func:`forms`): the command a
 runner starts (``npx npm publish``, ``python -m twine upload``, ``uv run …``) and the tool with
@@ -327,12 +328,16 @@ def _judge(
     return policy.default, f"{part!r} matches no pattern; the default is {policy.default}", False
 
 
-def _in_mode(ruling: tuple[Verdict, str, bool], mode: Mode) -> tuple[Verdict, str, bool]:
-    """``full-auto``: what would be asked runs — but a container engine's socket is never
-    granted by a mode, only by ``[agent] containers``."""
+def _in_mode(
+    ruling: tuple[Verdict, str, bool], mode: Mode, sandboxed: bool
+) -> tuple[Verdict, str, bool]:
+    """``full-auto``: what would be asked runs, in the sandbox only — and a container engine's
+    socket is never granted by a mode, only by ``[agent] containers``."""
     verdict, reason, engine = ruling
     if mode != "full-auto" or verdict != "ask":
         return ruling
+    if not sandboxed:
+        return verdict, f"{reason} (full-auto runs commands unasked only in the sandbox)", engine
     if engine:
         return (
             "deny",
@@ -360,7 +365,7 @@ def decide(
     uses_engine = False
     edits = mode == "auto-edit" and sandboxed
     for part in split_commands(command) or [command]:
-        judged = _in_mode(_judge(policy, part.split(" "), containers, edits), mode)
+        judged = _in_mode(_judge(policy, part.split(" "), containers, edits), mode, sandboxed)
         part_verdict, part_reason, engine = judged
         uses_engine = uses_engine or engine
         if _RANK[part_verdict] > _RANK[verdict] or (

@@ -169,6 +169,11 @@ async def run_task(
     except BaseException:
         await held.aclose()
         raise
+    if agent_config.mode != "ask" and boxed is None:
+        warnings.append(
+            f"mode {agent_config.mode} runs commands unasked only in the sandbox, which is off"
+            " for this run: they were asked about as in mode ask"
+        )
     workspace = Workspace(
         root=worktree.path,
         scratch=run_dir / "commands",

@@ -35,7 +35,7 @@ mode_option = click.option(
     type=click.Choice(MODES),
     help="permission mode: ask (ask before commands the policy marks ask), auto-edit (also"
     " run file commands inside the sandboxed worktree without asking), full-auto (run every"
-    " command no deny pattern stops; the sandbox stays). Default: [agent] mode in config.toml",
+    " command no deny pattern stops, in the sandbox only). Default: [agent] mode in config.toml",
 )
 
 

@@ -167,23 +167,34 @@ def test_auto_edit_keeps_deny_and_the_users_ask() -> None:
 # --- full-auto -----------------------------------------------------------------------------
 
 
-def test_full_auto_runs_what_would_be_asked() -> None:
+def test_full_auto_runs_what_would_be_asked_in_the_sandbox() -> None:
     policy = CommandPolicy(ask=["make*"], default="ask")
     for line in ("make deploy", "python3 x.py", "git commit -m x"):
-        ruling = decide(policy, line, unattended=False, mode="full-auto")
+        ruling = decide(policy, line, unattended=False, mode="full-auto", sandboxed=True)
         assert ruling.verdict == "allow" and "full-auto" in ruling.reason, line
         # No one to ask is no matter: full-auto asks no one.
-        assert verdict(policy, line, "full-auto", unattended=True) == "allow"
-    assert verdict(policy, "git push origin main", "full-auto") == "deny"
-    assert verdict(policy, "npx npm publish", "full-auto") == "deny"
+        assert verdict(policy, line, "full-auto", sandboxed=True, unattended=True) == "allow"
+        # Without the sandbox a command would run with the user's own rights: asked as in
+        # mode ask (denied unattended), and the reason says why.
+        bare = decide(policy, line, unattended=False, mode="full-auto", sandboxed=False)
+        assert bare.verdict == "ask" and "only in the sandbox" in bare.reason, line
+        assert verdict(policy, line, "full-auto", unattended=True) == "deny"
+    assert verdict(policy, "git push origin main", "full-auto", sandboxed=True) == "deny"
+    assert verdict(policy, "npx npm publish", "full-auto", sandboxed=True) == "deny"
 
 
 def test_full_auto_never_grants_a_container_engine() -> None:
-    ruling = decide(CommandPolicy(), "docker run --rm alpine", unattended=False, mode="full-auto")
+    ruling = decide(
+        CommandPolicy(),
+        "docker run --rm alpine",
+        unattended=False,
+        mode="full-auto",
+        sandboxed=True,
+    )
     assert ruling.verdict == "deny" and "[agent] containers = 'allow'" in ruling.reason
-    assert verdict(CommandPolicy(), "ls && podman ps", "full-auto") == "deny"
+    assert verdict(CommandPolicy(), "ls && podman ps", "full-auto", sandboxed=True) == "deny"
     allowed = decide(CommandPolicy(), "docker ps", unattended=False, mode="full-auto",
-                     containers="allow")  # fmt: skip
+                     containers="allow", sandboxed=True)  # fmt: skip
     assert allowed.verdict == "allow" and allowed.containers  # the user's own choice
 
 

@@ -64,6 +64,19 @@ def test_full_auto_runs_what_would_be_asked(tmp_path: Path, how: str) -> None:
     assert ran["is_error"] is False and "exit code 0" in result_text(ran)
 
 
+def test_full_auto_without_the_sandbox_asks_as_mode_ask_does(tmp_path: Path) -> None:
+    """Unconfined, a command runs with the user's own rights: full-auto does not apply."""
+    repo = make_sample_repo(tmp_path)
+    server = AnthropicServer(session())
+    with server.in_thread():
+        configure(tmp_path, server, "sandbox = false")
+        done = agent_run(tmp_path, repo, "--mode", "full-auto")
+    denied = first_result(server)
+    assert denied["is_error"] is True and "only in the sandbox" in result_text(denied)
+    warned = "\n".join(report(done)["warnings"])
+    assert "mode full-auto runs commands unasked only in the sandbox, which is off" in warned
+
+
 def test_without_a_mode_an_unattended_run_denies_what_would_be_asked(tmp_path: Path) -> None:
     repo = make_sample_repo(tmp_path)
     server = AnthropicServer(session())
