@@ -81,7 +81,8 @@ class Asker:
         self._withdrawn: dict[str, asyncio.Future[str]] = {}
 
     def withdraw(self, key: str | None, why: str) -> None:
-        """Withdraw the question ``key`` (every question when None): it ends as a no."""
+        """Withdraw the question ``key`` (every question when None), showing ``why`` (what
+        became of it); :meth:`ask` raises :class:`Withdrawn`."""
         for asked, future in list(self._withdrawn.items()):
             if (key is None or asked == key) and not future.done():
                 future.set_result(why)
@@ -127,7 +128,7 @@ class Asker:
                 if not reading.done():
                     reading.cancel()
             if withdrawn.done():
-                self.console.print(text(("\nno: ", "yellow"), withdrawn.result()))
+                self.console.print(text("\n", (withdrawn.result(), "yellow")))
                 raise Withdrawn(withdrawn.result())
             line = reading.result()
             if line is None:

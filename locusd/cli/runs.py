@@ -93,8 +93,12 @@ class Follower:
     def notify(self, method: str, params: dict[str, Any]) -> None:
         if method == "locus/approval/resolved":  # decided elsewhere, or the run was cancelled
             resolved = ApprovalResolved.model_validate(params)
-            said = resolved.decision.replace("_", " ")
-            self.asker.withdraw(resolved.approval_id, f"withdrawn by the daemon ({said})")
+            said = (
+                "no: withdrawn by the daemon (reject)"
+                if resolved.decision == "reject"
+                else f"answered in another client: {resolved.decision.replace('_', ' ')}"
+            )
+            self.asker.withdraw(resolved.approval_id, said)
         self.queue.put_nowait((method, params))
 
     async def approve(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +213,7 @@ async def _stop(client: DaemonClient, follower: Follower) -> None:
     """Ctrl-C: no to a question on screen, cancel what this session started, stop the worker;
     every run ends explicitly."""
     follower.stopping = True
-    follower.asker.withdraw(None, "Ctrl-C")
+    follower.asker.withdraw(None, "no: Ctrl-C")
     err.say("stopping: cancelling the runs started here")
     try:
         for run_id in follower.started - set(follower.finished):
