@@ -74,9 +74,10 @@ async def _line(fd: int) -> str | None:
 class Asker:
     """Asks one question at a time on ``console`` (stderr), reading the answer from stdin."""
 
-    def __init__(self, console: Console, progress: Progress) -> None:
+    def __init__(self, console: Console, progress: Progress, fd: int | None = None) -> None:
         self.console = console
         self.progress = progress
+        self.fd = fd  # the terminal the answer is read from (None: stdin)
         self._one_at_a_time = asyncio.Lock()
         self._withdrawn: dict[str, asyncio.Future[str]] = {}
 
@@ -111,7 +112,7 @@ class Asker:
         choices: Mapping[str, T],
         default: T,
     ) -> T:
-        fd = sys.stdin.fileno()
+        fd = sys.stdin.fileno() if self.fd is None else self.fd
         with contextlib.suppress(termios.error, OSError):
             termios.tcflush(fd, termios.TCIFLUSH)  # a key pressed before the question is no answer
         self.console.print(shown)
