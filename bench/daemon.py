@@ -55,6 +55,7 @@ from bench.figures import (
     finish,
     machine,
     output_flags,
+    parse_sized,
     parser_for,
     progress,
     result_of,
@@ -838,11 +839,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="200 calls, a 10 s idle window, 2 cancel rounds (for the smoke test)",
     )
     output_flags(parser, "logs")
-    args = parser.parse_args(argv)
-    for name, (full, quick) in SIZES.items():
-        if getattr(args, name) is None:
-            kind = float if name == "idle_seconds" else int
-            setattr(args, name, kind(quick if args.quick else full))
+    args = parse_sized(parser, argv, SIZES)
     if args.calls < 10 or args.rounds < 1 or args.idle_seconds <= 0 or args.history_runs < 0:
         parser.error(
             "--calls must be at least 10, --rounds at least 1, --idle-seconds > 0,"

@@ -179,6 +179,20 @@ def parser_for(prog: str, doc: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
 
 
+def parse_sized(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    sizes: Mapping[str, tuple[float, float]],
+) -> argparse.Namespace:
+    """``argv`` parsed; each flag named in ``sizes`` that was not given takes its (full,
+    ``--quick``) default, of the type the default is written in (``3`` an int, ``2.0`` a float)."""
+    args = parser.parse_args(argv)
+    for name, (full, quick) in sizes.items():
+        if getattr(args, name) is None:
+            setattr(args, name, type(full)(quick if args.quick else full))
+    return args
+
+
 def output_flags(parser: argparse.ArgumentParser, kept: str = "") -> None:
     """``--json``, and ``--keep`` for the work directory (``kept``: what is in it)."""
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

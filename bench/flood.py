@@ -45,6 +45,7 @@ from bench.figures import (
     finish,
     machine,
     output_flags,
+    parse_sized,
     parser_for,
     progress,
     result_of,
@@ -238,11 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, help="quiet/flood block pairs (6)")
     parser.add_argument("--quick", action="store_true", help="2 block pairs of 2 s")
     output_flags(parser)
-    args = parser.parse_args(argv)
-    for name, (full, quick) in SIZES.items():
-        if getattr(args, name) is None:
-            kind = int if name == "blocks" else float
-            setattr(args, name, kind(quick if args.quick else full))
+    args = parse_sized(parser, argv, SIZES)
     if args.seconds <= 0 or args.blocks < 1:
         parser.error("--seconds must be > 0 and --blocks at least 1")
     return args

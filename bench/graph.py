@@ -30,6 +30,7 @@ from bench.figures import (
     cancelled_on_sigterm,
     machine,
     output_flags,
+    parse_sized,
     parser_for,
     progress,
     result_of,
@@ -134,11 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--uploaders", type=int, default=3, help="maximal uploads at once")
     parser.add_argument("--quick", action="store_true", help="1 block, 1 s quiet")
     output_flags(parser)
-    args = parser.parse_args(argv)
-    for name, (full, quick) in SIZES.items():
-        if getattr(args, name) is None:
-            kind = int if name == "blocks" else float
-            setattr(args, name, kind(quick if args.quick else full))
+    args = parse_sized(parser, argv, SIZES)
     if args.seconds <= 0 or args.blocks < 1 or args.uploaders < 1:
         parser.error("--seconds must be > 0, --blocks and --uploaders at least 1")
     return args

@@ -31,6 +31,7 @@ from bench.figures import (
     environment,
     machine,
     output_flags,
+    parse_sized,
     parser_for,
     progress,
     result_of,
@@ -124,11 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flooders", type=int, default=150, help="clients posting bad logins")
     parser.add_argument("--quick", action="store_true", help="1 block pair of 2 s")
     output_flags(parser)
-    args = parser.parse_args(argv)
-    for name, (full, quick) in SIZES.items():
-        if getattr(args, name) is None:
-            kind = int if name == "blocks" else float
-            setattr(args, name, kind(quick if args.quick else full))
+    args = parse_sized(parser, argv, SIZES)
     if args.seconds <= 0 or args.blocks < 1 or args.flooders < 1:
         parser.error("--seconds must be > 0, --blocks and --flooders at least 1")
     return args

@@ -33,6 +33,7 @@ from bench.figures import (
     cancelled_on_sigterm,
     machine,
     output_flags,
+    parse_sized,
     parser_for,
     progress,
     result_of,
@@ -176,11 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--writers", type=int, default=8, help="writers in a busy block")
     parser.add_argument("--quick", action="store_true", help="1 block pair of 1.5 s")
     output_flags(parser)
-    args = parser.parse_args(argv)
-    for name, (full, quick) in SIZES.items():
-        if getattr(args, name) is None:
-            kind = float if name == "seconds" else int
-            setattr(args, name, kind(quick if args.quick else full))
+    args = parse_sized(parser, argv, SIZES)
     if args.seconds <= 0 or args.blocks < 1 or args.writers < 1 or args.reads < 1:
         parser.error("--seconds must be > 0; --blocks, --writers and --reads at least 1")
     return args

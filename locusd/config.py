@@ -154,11 +154,24 @@ class DaemonConfig(BaseModel):
     )
 
 
+class NotificationsConfig(BaseModel):
+    """When a run needs a person (docs/daemon.md, "Notifications")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    desktop: bool = Field(
+        True,
+        description="raise a desktop notification (notify-send, or osascript on macOS) when a"
+        " run asks for an approval, asks a question or awaits review",
+    )
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: AgentConfig = Field(default_factory=AgentConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     credentials_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_config_dir("locus")),
         description="where the cloud secret is kept when there is no OS keyring (0600 file)",

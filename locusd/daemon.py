@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from cloud_api.domain.states import UserAction
 from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
 from locusd.agent import sandbox
@@ -31,7 +32,10 @@ from locusd.config import load as load_config
 from locusd.crashpoints import crashpoint
 from locusd.git.remotes import remotes
 from locusd.localdb import Database
+from locusd.notifications import Notifier
+from locusd.notifications import find as find_desktop
 from locusd.privacy import AuditLog, Scrubber
+from locusd.projects import by_name, by_remotes, project
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
 from locusd.protocol.errors import Code, LocusError
@@ -49,6 +53,9 @@ from locusd.protocol.messages import (
     LocusCapabilities,
     LoginParams,
     LogsParams,
+    NeedsYou,
+    ProjectList,
+    ProjectResolveParams,
     ReviewParams,
     ReviewView,
     Run,
@@ -60,7 +67,11 @@ from locusd.protocol.messages import (
     SandboxStatus,
     SendBackParams,
     Task,
+    TaskActParams,
+    TaskComment,
+    TaskCommentParams,
     TaskCreateParams,
+    TaskEditParams,
     TaskList,
     TaskListParams,
     TaskPullParams,
@@ -68,6 +79,7 @@ from locusd.protocol.messages import (
     WorkerStartParams,
     WorkerStatus,
 )
+from locusd.runner import attention
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
@@ -103,6 +115,8 @@ class Daemon:
         self.runs = Runs(self.store, config, self.attempts)
         self.uploads.on_settled = self.runs.answered  # the run hears the cloud's answer
         self.runs.on_started = self._started
+        self.notifier = Notifier(find_desktop())
+        self.runs.on_needs_you = self._needs_you
         self.reviews = Reviews(self.runs)
         self.peers: set[Peer] = set()
         self.stopping = asyncio.Event()
@@ -128,6 +142,7 @@ class Daemon:
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop()
             self._ensure_drainer()
+            self.notifier.release()
 
     def _keep(self, worker: Worker) -> None:
         """Hold a worker made for one pulled task, so its heartbeats live until the run ends;
@@ -174,6 +189,7 @@ class Daemon:
             await self.reviews.commit(run.run_id, view.revision, "none")
         except LocusError as exc:
             log.warning("auto-commit of %s failed, left for review: %s", run.run_id, exc)
+            self._tell(attention.waiting(run))
 
     @staticmethod
     def _scrubber(checkout: Path) -> Scrubber:
@@ -183,9 +199,26 @@ class Daemon:
         for peer in list(self.peers):
             peer.notify("locus/runs/started", run)
 
+    def _needs_you(self, note: NeedsYou) -> None:
+        """A run needs a person: every client hears it, and the desktop (unless turned off).
+        A run of a checkout in ``daemon.auto_commit`` is committed, not reviewed: said only if
+        that fails (:meth:`_auto_commit`)."""
+        unattended = note.kind == "review" and note.task_id is not None
+        if not (unattended and self._auto_commits(Path(note.repo))):
+            self._tell(note)
+
+    def _tell(self, note: NeedsYou | None) -> None:
+        if note is None:
+            return
+        for peer in list(self.peers):
+            peer.notify("locus/needsYou", note)
+        if self.config.notifications.desktop:
+            self.notifier.raise_(note)
+
     def connected(self, peer: Peer) -> None:
         self.peers.add(peer)
         self._ensure_drainer()
+        self.notifier.release()
 
     def disconnected(self, peer: Peer) -> None:
         self.peers.discard(peer)
@@ -202,6 +235,7 @@ class Daemon:
             await asyncio.gather(self._worker, return_exceptions=True)
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
+        await self.notifier.settle()
         await self.session.close()
         self.db.close()
 
@@ -234,6 +268,7 @@ class Daemon:
                 egress_hosts=self.config.agent.egress.allow,
                 warning=self.containment.warning,
             ),
+            notifications=self.notifier.status(self.config.notifications.desktop),
         )
 
     # --- auth ------------------------------------------------------------------------------
@@ -281,10 +316,55 @@ class Daemon:
                     params.title,
                     params.description,
                     params.repository,
+                    params.priority,
                     queued=params.queued,
                 )
             )
         return _task(created)
+
+    @handles("locus/tasks/act")
+    async def tasks_act(self, params: TaskActParams, peer: Peer) -> Task:
+        action = UserAction(params.action)
+        needed = {UserAction.REQUEST_CHANGES: "feedback", UserAction.ANSWER: "answer"}
+        if action in needed and not (params.text or "").strip():
+            raise LocusError(Code.INVALID_ARGUMENT, f"{action} needs the {needed[action]} (text)")
+        move = f"{action} task {params.task_id}"
+        async with self.session.client() as client:
+            return _task(await mapped(client.act(params.task_id, action, params.text), move=move))
+
+    @handles("locus/tasks/comment")
+    async def tasks_comment(self, params: TaskCommentParams, peer: Peer) -> TaskComment:
+        async with self.session.client() as client:
+            event = await mapped(client.comment(params.task_id, params.body))
+        return TaskComment(id=event.id, task_id=event.task_id, body=params.body)
+
+    @handles("locus/tasks/edit")
+    async def tasks_edit(self, params: TaskEditParams, peer: Peer) -> Task:
+        fields = params.model_dump(exclude={"task_id"}, exclude_none=True)
+        if not fields:
+            raise LocusError(
+                Code.INVALID_ARGUMENT, "nothing to change: give a title, description or priority"
+            )
+        async with self.session.client() as client:
+            return _task(await mapped(client.update_task(params.task_id, **fields)))
+
+    @handles("locus/projects/resolve")
+    async def projects_resolve(self, params: ProjectResolveParams, peer: Peer) -> ProjectList:
+        async with self.session.client() as client:
+            listed = await mapped(client.projects())
+        if params.project is not None:
+            return ProjectList(projects=[project(by_name(listed, params.project))])
+        served = await asyncio.to_thread(self._fingerprints, params.repos)
+        found = by_remotes(listed, served, one=params.one)
+        return ProjectList(projects=[project(p) for p in found], remotes=sorted(served))
+
+    def _fingerprints(self, repos: list[str]) -> set[str]:
+        """The remotes of these checkouts; of daemon.repositories' when none has one."""
+        for checkouts in ([Path(r) for r in repos], self.config.daemon.repositories):
+            found = {fp for checkout in checkouts for fp in remotes(checkout)}
+            if found:
+                return found
+        return set()
 
     # --- worker ----------------------------------------------------------------------------
 
@@ -571,6 +651,7 @@ def _task(task: TaskOut) -> Task:
         status=task.status,
         repository=task.repository,
         priority=task.priority,
+        reason=task.status_reason,
     )
 
 

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from locusd.cloud.client import CloudClient
-from locusd.cloud.credentials import Credentials, CredentialStore, normalise_url
-from locusd.cloud.errors import AuthError, CloudError, CloudUnavailable, NotFound, ServerError
+from locusd.cloud.credentials import Credentials, CredentialStore, normalise_url, url_problem
+from locusd.cloud.errors import (
+    AuthError,
+    CloudError,
+    CloudUnavailable,
+    Conflict,
+    NotFound,
+    ServerError,
+)
 from locusd.cloud.outbox import OutboxEntry
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import AuthStatus, LoginParams
@@ -58,6 +65,9 @@ class CloudSession:
         )
 
     async def login(self, params: LoginParams) -> AuthStatus:
+        problem = url_problem(params.cloud_url)
+        if problem is not None:
+            raise LocusError(Code.INVALID_ARGUMENT, f"the cloud URL {problem}")
         url = normalise_url(params.cloud_url)
         if params.token:
             async with CloudClient(url, params.token) as client:
@@ -146,15 +156,23 @@ class CloudSession:
         self._workers.clear()
 
 
-async def mapped(call: Awaitable[T]) -> T:
-    """A cloud call whose errors come back as protocol errors the client can act on."""
+async def mapped(call: Awaitable[T], *, move: str | None = None) -> T:
+    """A cloud call whose errors come back as protocol errors the client can act on. ``move``
+    ("approve task 12") marks a person's move of a task: a 409 (its status does not allow the
+    move) then says so, with the cloud's from, to and what applies instead."""
     try:
         return await call
-    except AuthError as exc:
-        raise LocusError(Code.AUTH_EXPIRED, f"the cloud refused the login: {exc}") from None
-    except NotFound as exc:
-        raise LocusError(Code.TASK_NOT_FOUND, str(exc)) from None
-    except (CloudUnavailable, ServerError) as exc:
-        raise LocusError(Code.CLOUD_UNAVAILABLE, f"the cloud is unavailable: {exc}") from None
     except CloudError as exc:
-        raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        raise _protocol_error(exc, move) from None
+
+
+def _protocol_error(exc: CloudError, move: str | None) -> LocusError:
+    if isinstance(exc, AuthError):
+        return LocusError(Code.AUTH_EXPIRED, f"the cloud refused the login: {exc}")
+    if isinstance(exc, NotFound):
+        return LocusError(Code.TASK_NOT_FOUND, str(exc))
+    if isinstance(exc, CloudUnavailable | ServerError):
+        return LocusError(Code.CLOUD_UNAVAILABLE, f"the cloud is unavailable: {exc}")
+    if move is not None and isinstance(exc, Conflict):
+        return LocusError(Code.INVALID_TASK_STATE, f"cannot {move}: {exc.detail or exc}")
+    return LocusError(Code.INVALID_ARGUMENT, str(exc))

@@ -12,6 +12,7 @@ from sqlalchemy import Row, Select, func, select, update
 from cloud_api.api.context import Ctx
 from cloud_api.api.errors import ApiError, conflict, field_problem, not_found
 from cloud_api.api.paging import page
+from cloud_api.api.people import check_people
 from cloud_api.api.policy import Permission
 from cloud_api.api.routing import Router
 from cloud_api.api.sse import stream_events
@@ -41,6 +42,7 @@ from cloud_api.schemas.tasks import (
 )
 from cloud_api.store import tasks as task_store
 from cloud_api.store.tables import artifacts, blobs, sprints, task_events, tasks
+from cloud_api.store.task_search import matching
 from cloud_api.store.types import db_now
 
 router = Router("tasks")
@@ -100,6 +102,7 @@ def transition_conflict(
 async def create_task(ctx: Ctx, project_id: int, body: TaskCreate) -> TaskOut:
     await _check_sprint(ctx, project_id, body.sprint_id)
     values = body.model_dump()
+    await check_people(ctx, project_id, values)
     async with ctx.db.write() as tx:
         row = await task_store.create(
             tx, project_id, Actor.USER, ctx.me.user_id, created_by=ctx.me.user_id, **values
@@ -117,6 +120,10 @@ def select_tasks(project_id: int, query: TaskQuery) -> Select[Any]:
         stmt = stmt.where(tasks.c.sprint_id == query.sprint_id)
     if query.worker_id is not None:
         stmt = stmt.where(tasks.c.lease_owner_id == query.worker_id)
+    if query.assignee_id is not None:
+        stmt = stmt.where(tasks.c.assignee_id == query.assignee_id)
+    if query.q is not None:
+        stmt = stmt.where(matching(query.q))
     return stmt
 
 
@@ -165,6 +172,7 @@ async def update_task(ctx: Ctx, task_id: int, body: TaskUpdate) -> TaskOut:
         if required in values and values[required] is None:
             raise field_problem("body", required, "cannot be null", "omit the field to keep it")
     await _check_sprint(ctx, project_id, values.get("sprint_id"))
+    await check_people(ctx, project_id, values)
     async with ctx.db.write() as tx:
         row = await task_store.load(tx, task_id)
         assert row is not None

@@ -2,7 +2,8 @@
 updates over SSE, and a little plain JavaScript; no build step, no third-party front-end code.
 
 Layout: ``web`` (sessions, CSRF, errors, how views call the API), ``render`` (templates and
-filters), ``diffs`` (a reported patch, coloured), ``views/`` (one module per page area),
+filters), ``diffs`` (a reported patch, coloured), ``moves`` (the board's wordless moves),
+``views/`` (one module per page area),
 ``templates/`` and ``static/`` (one stylesheet, one script).
 """
 
@@ -11,9 +12,18 @@ from __future__ import annotations
 from aiohttp.web import Application
 
 from cloud_api.dashboard.render import HERE
-from cloud_api.dashboard.views import auth, backlog, board, needs_you, projects, tasks, workers
+from cloud_api.dashboard.views import (
+    auth,
+    backlog,
+    board,
+    bulk,
+    needs_you,
+    projects,
+    tasks,
+    workers,
+)
 
-VIEWS = [auth, projects, board, backlog, tasks, workers, needs_you]
+VIEWS = [auth, projects, board, bulk, backlog, tasks, workers, needs_you]
 
 
 def install(app: Application) -> None:

@@ -102,6 +102,18 @@ def _field(name: str, value: Any, names: Names) -> list[Piece]:
         if not value:
             return [("removed its labels", False)]
         return [("set the labels to ", False), (", ".join(map(str, value)), True)]
+    if name == "assignee_id":
+        if value is None:
+            return [("unassigned it", False)]
+        return [("assigned it to ", False), (names.users.get(value, f"user {value}"), True)]
+    if name == "reviewer_id":
+        if value is None:
+            return [("removed its reviewer", False)]
+        return [
+            ("asked ", False),
+            (names.users.get(value, f"user {value}"), True),
+            (" to review it", False),
+        ]
     if name == "repository":
         if value is None:
             return [("cleared the repository", False)]
@@ -110,7 +122,16 @@ def _field(name: str, value: Any, names: Names) -> list[Piece]:
 
 
 #: The order an edit's parts are told in.
-_FIELD_ORDER = ("title", "sprint_id", "priority", "labels", "repository", "description")
+_FIELD_ORDER = (
+    "title",
+    "assignee_id",
+    "reviewer_id",
+    "sprint_id",
+    "priority",
+    "labels",
+    "repository",
+    "description",
+)
 
 
 def _updated(event: EventOut, names: Names) -> list[Piece]:

@@ -115,9 +115,17 @@ class ActionError(Exception):
     def __str__(self) -> str:
         sources, target = USER_ACTIONS[self.action]
         names = " | ".join(f"'{s}'" for s in sorted(sources))
+        applies = ", ".join(actions_from(self.current)) or "none"
         return (
-            f"'{self.action}' moves a task from {names} to '{target}'; this one is '{self.current}'"
+            f"'{self.action}' moves a task from {names} to '{target}'; this one is"
+            f" '{self.current}' (what applies there: {applies})"
         )
+
+
+def actions_from(current: TaskStatus) -> list[UserAction]:
+    """The user actions that apply to a task in ``current``, in the table's order: what an
+    error says can be done instead."""
+    return [action for action, (sources, _) in USER_ACTIONS.items() if current in sources]
 
 
 def action_target(action: UserAction, current: TaskStatus) -> TaskStatus:

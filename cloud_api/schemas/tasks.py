@@ -28,6 +28,20 @@ Repository = Annotated[
 
 
 Labels = Annotated[list[Label], Field(max_length=20)]
+Person = Annotated[
+    int,
+    Field(ge=1, le=MAX_INT, description="a user id; a member of the project's organisation"),
+]
+Search = Annotated[
+    str,
+    # No NUL: PostgreSQL refuses it in text (the API refuses it in any query; the dashboard's
+    # board reads its filters through this type).
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$"),
+    Field(
+        description="words in the title or description (taken literally: % and _ are no "
+        "wildcards), or a task number such as 12 or #12"
+    ),
+]
 
 
 class TaskCreate(Body):
@@ -37,14 +51,16 @@ class TaskCreate(Body):
     labels: Labels = Field(default_factory=list)
     sprint_id: Id | None = None
     repository: Repository | None = None
+    assignee_id: Person | None = None
+    reviewer_id: Person | None = None
     status: Literal["backlog", "queued"] = Field(
         "backlog", description="create straight into the queue with 'queued'"
     )
 
 
 class TaskUpdate(Body):
-    """Send only the fields to change. ``null`` clears sprint_id or repository; the other
-    fields cannot be null (omit them to keep them)."""
+    """Send only the fields to change. ``null`` clears sprint_id, repository, assignee_id or
+    reviewer_id; the other fields cannot be null (omit them to keep them)."""
 
     title: Title | SkipJsonSchema[None] = omittable()
     description: Text | SkipJsonSchema[None] = omittable()
@@ -52,6 +68,8 @@ class TaskUpdate(Body):
     labels: Labels | SkipJsonSchema[None] = omittable()
     sprint_id: Id | None = None
     repository: Repository | None = None
+    assignee_id: Person | None = None
+    reviewer_id: Person | None = None
     version: Version | None = None
 
 
@@ -64,6 +82,8 @@ class TaskOut(Timestamped):
     priority: int
     labels: list[str]
     repository: str | None
+    assignee_id: int | None
+    reviewer_id: int | None
     status: TaskStatus
     status_reason: str | None
     version: int
@@ -81,6 +101,8 @@ class TaskQuery(PageQuery):
     sprint_id: Id | None = None
     label: Label | None = None
     worker_id: Id | None = Field(None, description="tasks whose lease this worker holds")
+    assignee_id: Id | None = Field(None, description="tasks assigned to this user")
+    q: Search | None = None
 
 
 class TaskAction(Body):

@@ -150,6 +150,10 @@ tasks = Table(
     Column("feedback", Text, nullable=True),
     Column("summary", Text, nullable=True),
     Column("created_by", Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    # The people on it (members of the project's organisation, checked by the API): who
+    # owns it, and who reviews the agent's work. A removed user leaves the task unassigned.
+    _fk("assignee_id", "users.id", nullable=True, cascade=False),
+    _fk("reviewer_id", "users.id", nullable=True, cascade=False),
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False, default=db_now(), onupdate=db_now()),
     # Age for dispatch order: when the task last entered 'queued'.

@@ -30,9 +30,10 @@ from locusd.cli.common import (
     show,
 )
 from locusd.cli.handles import resolved
-from locusd.cli.output import Column, err, out, print_json_line, text
+from locusd.cli.output import Column, err, fail, out, print_json_line, text
 from locusd.cli.progress import Progress
 from locusd.cli.rpc import DaemonClient
+from locusd.cli.waits import why_waiting
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
     ApprovalDecision,
@@ -151,6 +152,9 @@ class Follower:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="a checkout to serve (repeatable; default: the current directory)",
 )
+@click.option(
+    "--no-wait", is_flag=True, help="fail at once, saying why, when there is nothing to claim"
+)
 @mode_option
 @json_option
 def run_command(
@@ -158,6 +162,7 @@ def run_command(
     task_id: int | None,
     agents: int,
     repos: tuple[Path, ...],
+    no_wait: bool,
     mode: Mode | None,
     as_json: bool,
 ) -> None:
@@ -173,6 +178,13 @@ def run_command(
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         async with daemon(on_notification=follower.notify, on_request=follower.approve) as client:
+            waits = await why_waiting(client, task_id, checkouts)
+            if waits is not None and no_wait:
+                fail(waits, FAILED)
+            if waits is not None:  # said once, and kept on the spinner
+                err.say(("waiting:", "yellow"), " ", waits)
+                if status is not None:
+                    status.update(text("waiting: ", waits))
             params = WorkerStartParams(
                 agents=agents, once=once, task_id=task_id, repos=checkouts, mode=mode
             )

@@ -43,6 +43,19 @@ def sandbox_line(sandbox: Mapping[str, Any]) -> str:
     return f"sandbox: bubblewrap, {network}"
 
 
+def notifications_line(notifications: Mapping[str, Any] | None) -> str:
+    """Whether a run that needs you raises a desktop notification, or why not (editors hear
+    of it through the protocol either way)."""
+    if notifications is None:  # a daemon older than notifications
+        return "notifications: none from this daemon (restart it: locus daemon stop)"
+    if not notifications["desktop"]:
+        return f"notifications: no desktop notifications — {notifications.get('reason')}"
+    failed = notifications.get("lastError")
+    return f"notifications: desktop, with {notifications.get('program')}" + (
+        f" (the last one failed: {failed})" if failed else ""
+    )
+
+
 def _say(line: str) -> None:
     """A plain line (no rich: this command starts fast); it holds cloud URLs, identities and
     errors, whose control characters are shown, not obeyed."""
@@ -79,5 +92,6 @@ def status(as_json: bool) -> None:
             error = worker.get("lastError")
             _say("worker: stopped" + (f" ({error})" if error else ""))
         _say(sandbox_line(result["sandbox"]))
+        _say(notifications_line(result.get("notifications")))
 
     show(result, as_json, human)

@@ -19,11 +19,21 @@ from typing import Any, Self, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from cloud_api.domain.states import TaskStatus
+from cloud_api.domain.states import TaskStatus, UserAction
 from cloud_api.schemas.auth import LoginIn, LoginOut, MeOut
 from cloud_api.schemas.common import FieldError, Page, Problem
 from cloud_api.schemas.projects import ProjectOut
-from cloud_api.schemas.tasks import ArtifactKind, ArtifactOut, TaskAction, TaskCreate, TaskOut
+from cloud_api.schemas.tasks import (
+    AnswerIn,
+    ArtifactKind,
+    ArtifactOut,
+    CommentIn,
+    EventOut,
+    FeedbackIn,
+    TaskAction,
+    TaskCreate,
+    TaskOut,
+)
 from cloud_api.schemas.tokens import TokenCreate, TokenCreated
 from cloud_api.schemas.workers import (
     ClaimIn,
@@ -152,6 +162,7 @@ class CloudClient:
         data = None
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        if method in ("POST", "PATCH"):
             headers["Content-Type"] = "application/json"
             data = canonical(body or {})
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
@@ -261,8 +272,37 @@ class CloudClient:
     async def cancel_task(
         self, task_id: int, *, comment: str | None = None, idempotency_key: str | None = None
     ) -> TaskOut:
-        body = to_json(TaskAction.model_construct(comment=comment))
-        return await self._post(f"/tasks/{task_id}/cancel", body, TaskOut, idempotency_key)
+        return await self.act(task_id, UserAction.CANCEL, comment, idempotency_key=idempotency_key)
+
+    async def act(
+        self,
+        task_id: int,
+        action: UserAction,
+        text: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> TaskOut:
+        """A person's move of a task (``POST /tasks/{id}/<action>``): ``text`` is the feedback
+        of request-changes, the answer of answer, else an optional comment."""
+        body: BaseModel
+        if action is UserAction.REQUEST_CHANGES:
+            body = FeedbackIn.model_construct(feedback=text or "")
+        elif action is UserAction.ANSWER:
+            body = AnswerIn.model_construct(answer=text or "")
+        else:
+            body = TaskAction.model_construct(comment=text)
+        path = f"/tasks/{task_id}/{action.value}"
+        return await self._post(path, to_json(body), TaskOut, idempotency_key)
+
+    async def comment(self, task_id: int, text: str) -> EventOut:
+        """A comment on the task's timeline."""
+        body = to_json(CommentIn.model_construct(body=text))
+        return await self._post(f"/tasks/{task_id}/comments", body, EventOut)
+
+    async def update_task(self, task_id: int, **fields: object) -> TaskOut:
+        """Change a task's fields (title, description, priority…), not its status."""
+        _, raw = await self._call("PATCH", f"/tasks/{task_id}", body=fields)
+        return _parse(TaskOut, raw)
 
     async def create_worker_token(
         self,

@@ -21,6 +21,7 @@ class Code(IntEnum):
     TASK_NOT_FOUND = -32027
     CLOUD_UNAVAILABLE = -32028
     INVALID_ARGUMENT = -32029  # params that validate but make no sense (e.g. not a git repo)
+    INVALID_TASK_STATE = -32031  # a task action its status does not allow (the cloud's 409)
 
 
 #: Codes where trying again later can succeed without the user changing anything.

@@ -46,6 +46,8 @@ CODE_DOCS: dict[Code, str] = {
     " and sent later.",
     Code.INVALID_ARGUMENT: "Params that validate but make no sense here (e.g. a path that is"
     " not a git checkout); the message says which.",
+    Code.INVALID_TASK_STATE: "A task move its status does not allow (the cloud's state table):"
+    " the message says from which status to which, and which moves apply to it.",
 }
 
 #: The JSON-RPC / LSP codes the server answers with itself, with their ``data.kind``.

@@ -82,6 +82,15 @@ class SandboxStatus(Wire):
     warning: str | None = Field(None, description="what is missing and how to fix it")
 
 
+class NotificationStatus(Wire):
+    """Whether a run that needs a person raises a desktop notification here, and if not why."""
+
+    desktop: bool = Field(description="a desktop notification is raised for each locus/needsYou")
+    program: str | None = Field(None, description="what raises it: notify-send or osascript")
+    reason: str | None = Field(None, description="why there are none, and how to have them")
+    last_error: str | None = Field(None, description="the last notification that failed, why")
+
+
 class DaemonStatus(Wire):
     version: str
     protocol_version: str
@@ -97,6 +106,9 @@ class DaemonStatus(Wire):
     auth: AuthStatus
     worker: WorkerStatus
     sandbox: SandboxStatus
+    notifications: NotificationStatus = Field(
+        default_factory=lambda: NotificationStatus(desktop=False)
+    )
 
 
 # --- tasks (the cloud's, through the daemon's session) -------------------------------------
@@ -110,6 +122,9 @@ class Task(Wire):
     status: str
     repository: str | None = None
     priority: int = 0
+    reason: str | None = Field(
+        None, description="why it is in its status: the agent's question, a failure's cause"
+    )
 
 
 class TaskList(Wire):
@@ -138,6 +153,72 @@ class TaskCreateParams(Wire):
     title: str = Field(min_length=1, max_length=500)
     description: str = ""
     repository: str | None = Field(None, description="a git remote; the task runs only there")
+    priority: int = Field(0, description="higher is claimed first; P0 Urgent is 300")
+
+
+TaskActionName = Literal["queue", "cancel", "retry", "approve", "request-changes", "answer"]
+
+
+class TaskActParams(Wire):
+    """A person's move of a task, as on the dashboard (the cloud's state table decides)."""
+
+    task_id: int
+    action: TaskActionName
+    text: str | None = Field(
+        None,
+        max_length=100_000,
+        description="the feedback (request-changes) or the answer (answer), both required;"
+        " else an optional comment for the timeline",
+    )
+
+
+class TaskCommentParams(Wire):
+    task_id: int
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+class TaskComment(Wire):
+    id: int = Field(description="the timeline event's id")
+    task_id: int
+    body: str
+
+
+class TaskEditParams(Wire):
+    """Only the fields given change; the status never (use locus/tasks/act)."""
+
+    task_id: int
+    title: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = None
+    priority: int | None = Field(None, description="higher is claimed first; P0 Urgent is 300")
+
+
+# --- projects --------------------------------------------------------------------------
+
+
+class Project(Wire):
+    id: int
+    slug: str
+    name: str
+    remotes: list[str] = Field(default_factory=list, description="remote fingerprints")
+
+
+class ProjectResolveParams(Wire):
+    project: str | None = Field(
+        None, description="a project's number or slug; without one, the checkouts' remotes say"
+    )
+    repos: list[str] = Field(
+        default_factory=list,
+        description="checkouts (absolute paths) whose remotes name the project when no project"
+        " is given; none that is a checkout with a remote: daemon.repositories",
+    )
+    one: bool = Field(True, description="exactly one project, else an error that names the fix")
+
+
+class ProjectList(Wire):
+    projects: list[Project]
+    remotes: list[str] = Field(
+        default_factory=list, description="the checkouts' remote fingerprints that were matched"
+    )
 
 
 # --- runs ----------------------------------------------------------------------------
@@ -403,3 +484,24 @@ class ApprovalResolved(Wire):
 
     approval_id: str
     decision: ApprovalDecision
+
+
+# --- a person is needed (daemon → every client) --------------------------------------------
+
+NeedsYouKind = Literal["approval", "question", "review"]
+
+
+class NeedsYou(Wire):
+    """Notification ``locus/needsYou`` to every connected client, once per event: a command
+    waits for an approval, the agent asked a question (the run is ``needs_input``), or a run
+    awaits review. Texts come from the agent and the task: data, to be shown as text."""
+
+    run_id: str
+    kind: NeedsYouKind
+    task_id: int | None = Field(None, description="the cloud task, or None for a local run")
+    title: str = Field(description="the run's title")
+    repo: str = Field(description="the checkout the run works on (to match a workspace)")
+    text: str = Field(
+        "", description="the command to approve, the question or the summary (cut short)"
+    )
+    approval_id: str | None = Field(None, description="with approval: the pending request")

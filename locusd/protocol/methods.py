@@ -45,6 +45,30 @@ METHODS: dict[str, Method] = {
         Method("locus/tasks/show", m.TaskRef, m.Task, "One task."),
         Method("locus/tasks/create", m.TaskCreateParams, m.Task, "Create a queued task."),
         Method(
+            "locus/tasks/act",
+            m.TaskActParams,
+            m.Task,
+            "Move a task as a person does on the dashboard: queue, cancel, retry, approve,"
+            " request-changes (with feedback) or answer (the agent's question); a move its"
+            " status does not allow is refused (invalid_task_state) with what applies.",
+        ),
+        Method(
+            "locus/tasks/comment", m.TaskCommentParams, m.TaskComment, "Comment on the timeline."
+        ),
+        Method(
+            "locus/tasks/edit",
+            m.TaskEditParams,
+            m.Task,
+            "Change a task's title, description or priority (not its status).",
+        ),
+        Method(
+            "locus/projects/resolve",
+            m.ProjectResolveParams,
+            m.ProjectList,
+            "The project a number or slug names, or, without one, the projects that list the"
+            " checkouts' remotes; an unknown or ambiguous name is refused with the fix.",
+        ),
+        Method(
             "locus/tasks/pull",
             m.TaskPullParams,
             m.Run,
@@ -134,6 +158,10 @@ NOTIFICATIONS: dict[str, tuple[type[Wire], str]] = {
     "locus/runs/event": (m.RunEvent, "An event of a run the client subscribed to."),
     "locus/runs/started": (m.Run, "A run started (the worker claimed a task, or a client)."),
     "locus/approval/resolved": (m.ApprovalResolved, "An approval was answered (maybe elsewhere)."),
+    "locus/needsYou": (
+        m.NeedsYou,
+        "A run needs a person: an approval, a question or a review (to every client, once).",
+    ),
 }
 
 #: Requests the daemon sends to clients: name → (params, result, doc).

@@ -37,11 +37,13 @@ from locusd.protocol.messages import (
     ApprovalDecision,
     ApprovalRequest,
     ApprovalResolved,
+    NeedsYou,
     Run,
     RunEvent,
     RunEventKind,
     RunState,
 )
+from locusd.runner import attention
 from locusd.runner.agent_process import AgentProcessError, run_in_child
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.lifecycle import (
@@ -101,6 +103,8 @@ class Runs:
         self.listeners: dict[str, list[Callable[[RunEvent], None]]] = {}
         #: Told of every new run (the daemon tells its clients: ``locus/runs/started``).
         self.on_started: Callable[[Run], None] = lambda run: None
+        #: Told when a run needs a person (the daemon tells its clients and the desktop).
+        self.on_needs_you: Callable[[NeedsYou], None] = lambda note: None
         self._approvals = itertools.count(1)
 
     # --- the one write path ------------------------------------------------------------------
@@ -143,6 +147,9 @@ class Runs:
         self._record_worktree_state(moved, changed=changed, cloud=attempt is not None)
         data = {"reason": moved.reason} if moved.reason and target == "failed" else None
         self._emit(run.run_id, "state", target, data)
+        note = attention.on_move(moved, current.state)
+        if note is not None:
+            self.on_needs_you(note)
         return moved
 
     def answered(self, entry: OutboxEntry, state: EntryState, error: str | None) -> None:
@@ -535,6 +542,7 @@ class Runs:
             command=command,
             reason=reason,
         )
+        self.on_needs_you(attention.approval(self.get(run_id), request.approval_id, command))
         asks = {
             asyncio.ensure_future(peer.request("locus/approval", request, ApprovalAnswer)): peer
             for peer in peers

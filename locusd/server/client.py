@@ -131,8 +131,16 @@ def _connect_or_start(
             return connect_socket(path)
         except (FileNotFoundError, ConnectionRefusedError):
             pass
+        logged = _size(state_dir(env) / LOG_NAME)
         process, log_path = spawn_daemon(path, env=env, serve_command=serve_command)
-        return _wait_for_daemon(path, process, log_path, start_timeout)
+        return _wait_for_daemon(path, process, log_path, start_timeout, logged)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def spawn_daemon(
@@ -171,9 +179,10 @@ def spawn_daemon(
 
 
 def _wait_for_daemon(
-    path: Path, process: subprocess.Popen[bytes], log_path: Path, timeout: float
+    path: Path, process: subprocess.Popen[bytes], log_path: Path, timeout: float, logged: int = 0
 ) -> socket.socket:
-    """Poll for the socket with backoff until the deadline, or until the daemon exits."""
+    """Poll for the socket with backoff until the deadline, or until the daemon exits (then
+    what it wrote to its log from byte ``logged`` on: this daemon's words, not an older's)."""
     deadline = time.monotonic() + timeout
     delay = 0.01
     while True:
@@ -185,7 +194,7 @@ def _wait_for_daemon(
         if status is not None:
             raise DaemonUnavailable(
                 f"the daemon exited (status {status}) before listening on {path};"
-                f" its log {log_path} ends with:\n{_tail(log_path)}"
+                f" its log {log_path} ends with:\n{_tail(log_path, logged)}"
             )
         if time.monotonic() >= deadline:
             raise DaemonUnavailable(
@@ -196,9 +205,11 @@ def _wait_for_daemon(
         delay = min(delay * 2, 0.2)
 
 
-def _tail(path: Path, lines: int = 10) -> str:
+def _tail(path: Path, since: int = 0, lines: int = 10) -> str:
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"

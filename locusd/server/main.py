@@ -136,7 +136,10 @@ def serve(path: Path, *, core: str = DEFAULT_CORE, log_level: str = "INFO") -> i
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        log.exception("the daemon failed")
+        from locusd.config import ConfigError
+
+        if not isinstance(exc, ConfigError):  # the user's file: its message, no traceback
+            log.exception("the daemon failed")
         print(f"locusd serve: {exc}", file=sys.stderr)
         return 1
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.figures import Figure, finish, machine, result_of, table
+from bench.figures import Figure, finish, machine, parse_sized, result_of, table
 
 
 def figure(value: float, unit: str, passed: bool | None = None) -> Figure:
@@ -76,3 +76,25 @@ def test_the_table_lines_up_its_columns() -> None:
         "",
         "detail",
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"seconds": 4.0, "blocks": 3}),
+        (["--quick"], {"seconds": 1.5, "blocks": 1}),
+        (["--quick", "--blocks", "7"], {"seconds": 1.5, "blocks": 7}),
+        (["--seconds", "9"], {"seconds": 9.0, "blocks": 3}),
+    ],
+)
+def test_sizes_default_to_full_or_quick_and_a_given_flag_wins(
+    argv: list[str], expected: dict[str, float]
+) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--blocks", type=int)
+    parser.add_argument("--quick", action="store_true")
+    args = parse_sized(parser, argv, {"seconds": (4.0, 1.5), "blocks": (3, 1)})
+    found = {"seconds": args.seconds, "blocks": args.blocks}
+    assert found == expected
+    assert type(args.blocks) is int and type(args.seconds) is float

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.startup import COMMANDS, figures, timed
+from tests.bench.suite import run_suite
 from tests.bench.test_bench_daemon import running
 
 pytestmark = pytest.mark.timeout(240)
@@ -40,20 +40,10 @@ def test_p50s_ratios_to_the_baseline_and_the_status_bar(status: list[float], ver
 
 
 def test_a_short_run_reports_every_figure_and_stops_its_daemon() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.startup", "--runs", "1", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
-    assert done.returncode in (0, 1), done.stderr[-3000:]  # 1 is a MISS, not a failure
-    result = json.loads(done.stdout)
+    result = run_suite("startup", "--runs", "1", timeout=200)
     assert set(result["values"]) == KEYS
     assert all(value > 0 for value in result["values"].values())
     assert {k: len(v) for k, v in result["raw"]["samples_ms"].items()} == dict.fromkeys(COMMANDS, 1)
-    assert done.returncode == (0 if result["passed"] else 1)
     assert len(result["raw"]["pids"]) == 1
     assert [pid for pid in result["raw"]["pids"] if running(pid)] == []
 

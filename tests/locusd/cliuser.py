@@ -33,12 +33,13 @@ class User:
     config: Path
 
     async def locus(
-        self, *args: str, check: bool = True, stdin: str | None = None
+        self, *args: str, check: bool = True, stdin: str | None = None, cwd: Path | None = None
     ) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             LOCUS,
             *args,
             env=self.env,
+            cwd=cwd,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -50,8 +51,8 @@ class User:
             assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
         return proc.returncode, out.decode(), err.decode()
 
-    async def json(self, *args: str) -> Any:
-        _, out, _ = await self.locus(*args, "--json")
+    async def json(self, *args: str, stdin: str | None = None, cwd: Path | None = None) -> Any:
+        _, out, _ = await self.locus(*args, "--json", stdin=stdin, cwd=cwd)
         return json.loads(out)
 
     def terminal(self, *args: str, columns: int = 250) -> pexpect.spawn[str]:
@@ -83,9 +84,12 @@ async def machine(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
             yield user
 
 
-@asynccontextmanager
-async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator[User]:
-    env = {
+def machine_env(
+    tmp_path: Path, runtime: Path, api_key: str = "sk-ant-cli-daemon"
+) -> dict[str, str]:
+    """This process's environment with every XDG dir in ``tmp_path`` (the socket's in
+    ``runtime``), no keyring, and no Locus or Anthropic setting but ``api_key``."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "LOCUS"))},
         "XDG_RUNTIME_DIR": str(runtime),
         "XDG_STATE_HOME": str(tmp_path / "state"),
@@ -93,8 +97,13 @@ async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "ANTHROPIC_API_KEY": "sk-ant-cli-daemon",
+        "ANTHROPIC_API_KEY": api_key,
     }
+
+
+@asynccontextmanager
+async def _machine(cloud: Cloud, tmp_path: Path, runtime: Path) -> AsyncIterator[User]:
+    env = machine_env(tmp_path, runtime)
     config = tmp_path / "config" / "locus" / "config.toml"
     config.parent.mkdir(parents=True)
     repo = make_sample_repo(tmp_path)

@@ -1,4 +1,5 @@
-// Locus dashboard: live updates over server-sent events, and drag-and-drop on the board.
+// Locus dashboard: live updates over server-sent events, drag-and-drop, multi-select and
+// keyboard shortcuts on the board.
 // Plain JavaScript, no dependencies. Every page works without it: this only saves reloads.
 (function () {
   "use strict";
@@ -171,6 +172,7 @@
       root.querySelectorAll(".column").forEach(function (column) {
         column.querySelector(".count").textContent = column.querySelectorAll(".card").length;
       });
+      document.dispatchEvent(new CustomEvent("locus:refreshed", { detail: root.id }));
     }
     var source = listen(root.dataset.live, { created: changed, status: changed, updated: changed });
     var lost = false;
@@ -230,6 +232,154 @@
       return response.json().then(function (problem) {
         notice("Not done: " + (problem.detail || problem.title));
       }, function () { notice("Not done (HTTP " + response.status + ")"); });
+    });
+  }
+
+  // ---- selection and keyboard shortcuts on the board ----------------------------------------
+  // The selection is kept by task id, so a card re-rendered by a live update stays selected.
+  // The checkboxes belong to the bulk form (form="bulk"): without JavaScript, ticking boxes
+  // and pressing "Move selected" does the same.
+  // Keys typed into a field are text, not shortcuts (a ticked checkbox is no field).
+  var NOT_TYPED = ["checkbox", "radio", "button", "submit", "reset"];
+  function typing(target) {
+    if (!target) return false;
+    if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+    return target.tagName === "INPUT" && NOT_TYPED.indexOf(target.type) < 0;
+  }
+
+  function selection(root) {
+    var bulk = document.getElementById("bulk");
+    var selected = {};
+    var anchor = null;  // the box clicked last: a shift-click selects from it
+    function boxes() { return Array.prototype.slice.call(root.querySelectorAll("input.select")); }
+    function sync() {
+      var count = 0;
+      var present = {};
+      boxes().forEach(function (box) {
+        present[box.value] = true;
+        box.checked = !!selected[box.value];
+        box.closest(".card").classList.toggle("selected", box.checked);
+        if (box.checked) count += 1;
+      });
+      Object.keys(selected).forEach(function (id) { if (!present[id]) delete selected[id]; });
+      if (!bulk) return;
+      bulk.hidden = count === 0;
+      document.getElementById("selected-count").textContent = count + " selected";
+    }
+    function set(id, on) {
+      if (on) selected[id] = true; else delete selected[id];
+    }
+    root.addEventListener("click", function (event) {
+      var box = event.target.closest ? event.target.closest("input.select") : null;
+      if (!box) return;
+      var all = boxes();
+      if (event.shiftKey && anchor !== null) {
+        var from = all.findIndex(function (b) { return b.value === anchor; });
+        var to = all.indexOf(box);
+        if (from >= 0) {
+          all.slice(Math.min(from, to), Math.max(from, to) + 1).forEach(function (b) { set(b.value, box.checked); });
+        }
+      }
+      set(box.value, box.checked);
+      anchor = box.value;
+      sync();
+    });
+    document.addEventListener("locus:refreshed", sync);
+    var clear = document.getElementById("bulk-clear");
+    if (clear) {
+      clear.hidden = false;
+      clear.addEventListener("click", function () { selected = {}; sync(); });
+    }
+    sync();
+    return {
+      toggle: function (id) { set(id, !selected[id]); sync(); },
+      clear: function () { selected = {}; sync(); },
+      any: function () { return Object.keys(selected).length > 0; },
+    };
+  }
+
+  function shortcuts(root, selected) {
+    var help = document.getElementById("shortcuts");
+    var menu = document.getElementById("move-menu");
+    var bulk = document.getElementById("bulk");
+    var search = document.getElementById("search");
+    var newTask = document.getElementById("new-task-link");
+    var opener = document.getElementById("shortcuts-open");
+    var moving = false;
+    if (opener) {
+      opener.hidden = false;
+      opener.addEventListener("click", function () { help.showModal(); });
+    }
+    function cards() { return Array.prototype.slice.call(root.querySelectorAll(".card")); }
+    function current() {
+      var active = document.activeElement;
+      return active && active.closest ? active.closest("#board .card") : null;
+    }
+    function step(by) {
+      var all = cards();
+      if (!all.length) return;
+      var at = all.indexOf(current());
+      var next = all[at < 0 ? (by > 0 ? 0 : all.length - 1) : Math.min(all.length - 1, Math.max(0, at + by))];
+      root.querySelectorAll(".card.cursor").forEach(function (c) { c.classList.remove("cursor"); });
+      next.classList.add("cursor");
+      next.querySelector(".title").focus();
+      next.scrollIntoView({ block: "nearest" });
+    }
+    function openMenu() {
+      if (!bulk || !menu) return;
+      var card = current();
+      if (!selected.any() && card) selected.toggle(card.dataset.task);
+      if (!selected.any()) return notice("Select cards first (x, or tick their boxes).");
+      moving = true;
+      menu.hidden = false;
+      menu.querySelector("button").focus();
+    }
+    function closeMenu() {
+      moving = false;
+      if (menu) menu.hidden = true;
+    }
+    function move(to) {
+      closeMenu();
+      document.getElementById("bulk-to").value = to;
+      bulk.requestSubmit();
+    }
+    if (menu) {
+      menu.addEventListener("click", function (event) {
+        var button = event.target.closest("button[data-to]");
+        if (button) move(button.dataset.to);
+      });
+    }
+    document.addEventListener("keydown", function (event) {
+      if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+      if (event.key === "Escape") {
+        if (moving) return closeMenu();
+        if (!help.open) selected.clear();
+        return;
+      }
+      if (help.open || typing(event.target)) return;
+      if (moving) {
+        var choices = menu.querySelectorAll("button[data-to]");
+        var index = Number(event.key) - 1;
+        event.preventDefault();
+        if (index >= 0 && index < choices.length) move(choices[index].dataset.to);
+        else closeMenu();
+        return;
+      }
+      var card = current();
+      var actions = {
+        "/": function () { search.focus(); search.select(); },
+        "?": function () { help.showModal(); },
+        "j": function () { step(1); },
+        "k": function () { step(-1); },
+        "o": function () { if (card) card.querySelector(".title").click(); },
+        "c": function () { if (newTask) window.location.href = newTask.href; },
+        "x": function () { if (card && bulk) selected.toggle(card.dataset.task); },
+        "m": openMenu,
+      };
+      var run = actions[event.key];
+      if (!run) return;
+      event.preventDefault();
+      run();
     });
   }
 
@@ -303,7 +453,10 @@
     slugs();
     notifyToggle();
     var root = document.getElementById("board");
-    if (root && root.dataset.live) board(root);
+    if (root && root.dataset.live) {
+      board(root);
+      shortcuts(root, selection(root));
+    }
     var page = document.getElementById("task");
     if (page && page.dataset.live) task(page);
   });

@@ -11,24 +11,24 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlalchemy import func, select
 
+from cloud_api.api import orgs as orgs_api
 from cloud_api.api import projects as projects_api
 from cloud_api.api import workers as workers_api
 from cloud_api.api.errors import field_problem
 from cloud_api.api.tasks import select_tasks
 from cloud_api.dashboard.groups import COLUMN_OF, COLUMNS
+from cloud_api.dashboard.moves import CARD_ACTIONS, TARGETS
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Visitor, fragment, page, redirect, respond
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery, parse_id
+from cloud_api.schemas.projects import ProjectOut
 from cloud_api.schemas.tasks import TaskQuery
 from cloud_api.store.tables import task_events, tasks
 from cloud_api.store.tables import workers as worker_table
 
 routes = web.RouteTableDef()
 
-#: The buttons a card offers: moves that need no text. Request changes and answer need the
-#: reviewer's words, so they live on the task page.
-CARD_ACTIONS = (UserAction.QUEUE, UserAction.APPROVE, UserAction.RETRY, UserAction.CANCEL)
 LABELS = {
     UserAction.QUEUE: "Queue",
     UserAction.APPROVE: "Approve",
@@ -58,20 +58,43 @@ class Filters:
     sprint_id: int | None
     label: str | None
     worker_id: int | None
+    #: Text search (title, description, number): the REST list's ``q``.
+    q: str | None = None
+    #: Only the visitor's own tasks (assigned to them).
+    mine: bool = False
 
     @classmethod
     def of(cls, visitor: Visitor) -> Filters:
-        query = visitor.query(TaskQuery, "sprint_id", "label", "worker_id")
-        return cls(query.sprint_id, query.label, query.worker_id)
+        query = visitor.query(TaskQuery, "sprint_id", "label", "worker_id", "q")
+        mine = visitor.request.query.get("mine") == "1"
+        return cls(query.sprint_id, query.label, query.worker_id, query.q, mine)
+
+    def task_query(self, visitor: Visitor) -> TaskQuery:
+        """The REST list's query for these filters (labels aside: matched in Python)."""
+        return TaskQuery(
+            sprint_id=self.sprint_id,
+            worker_id=self.worker_id,
+            q=self.q,
+            assignee_id=visitor.me.user_id if self.mine else None,
+        )
 
     def query_string(self) -> str:
-        parts = [f"{k}={v}" for k, v in vars(self).items() if v is not None]
-        return "&".join(parts)
+        """The filters as a URL query (encoded: a search may hold ``&`` or ``%``)."""
+        values = {k: v for k, v in vars(self).items() if v is not None and k != "mine"}
+        return urlencode({**values, **({"mine": 1} if self.mine else {})})
 
 
-async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[str, Any]:
+async def member_names(visitor: Visitor, org_id: int) -> dict[int, str]:
+    """The project's people (its organisation's members) by user id, in name order: whom a
+    card names and whom a task can be given to."""
+    members = await visitor.call(orgs_api.list_members, path={"org_id": org_id})
+    return {m.user_id: m.name for m in sorted(members, key=lambda m: (m.name, m.user_id))}
+
+
+async def columns(visitor: Visitor, project: ProjectOut, filters: Filters) -> dict[str, Any]:
     """Everything the columns template needs; the caller has checked read access."""
-    query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
+    project_id = project.id
+    query = filters.task_query(visitor)
     stmt = select_tasks(project_id, query).order_by(tasks.c.priority.desc(), tasks.c.id)
     async with visitor.ctx.db.read() as conn:
         # The live stream starts at the settled horizon, read before the cards: every event
@@ -90,7 +113,13 @@ async def columns(visitor: Visitor, project_id: int, filters: Filters) -> dict[s
     for row in rows:
         by_column[COLUMN_OF[row.status]].append(row)
     after = (latest or 0) if horizon is None else min(latest or 0, horizon)
-    return {"by_column": by_column, "columns": COLUMNS, "moves": CARD_MOVES, "after": after}
+    return {
+        "by_column": by_column,
+        "columns": COLUMNS,
+        "moves": CARD_MOVES,
+        "after": after,
+        "people": await member_names(visitor, project.org_id),
+    }
 
 
 @routes.get("/projects/{project_id}", name="dashboard.board")
@@ -101,7 +130,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
     sprints = await visitor.every(projects_api.list_sprints, PageQuery)
     projects = await visitor.every(projects_api.list_projects, projects_api.ProjectQuery)
     workers = await visitor.every(workers_api.list_workers, PageQuery)
-    data = await columns(visitor, project.id, filters)
+    data = await columns(visitor, project, filters)
     labels = {label for rows in data["by_column"].values() for r in rows for label in r.labels}
     return respond(
         visitor,
@@ -113,6 +142,7 @@ async def board(visitor: Visitor) -> web.StreamResponse:
         workers=workers,
         worker_names={w.id: w.name for w in workers},
         labels=sorted(labels | ({filters.label} if filters.label else set())),
+        targets=TARGETS,
         **data,
     )
 
@@ -128,7 +158,8 @@ async def switch(visitor: Visitor) -> web.StreamResponse:
     project_id = parse_id(target)
     if project_id is None:
         raise field_problem("query", "project_id", "choose a project", "pick one from the list")
-    keep = ("sprint_id", "label", "worker_id") if target == query.get("from") else ("label",)
+    same = target == query.get("from")
+    keep = ("sprint_id", "label", "worker_id", "q", "mine") if same else ("label", "q", "mine")
     rest = {k: query[k] for k in keep if query.get(k)}
     return redirect(f"/projects/{project_id}" + (f"?{urlencode(rest)}" if rest else ""))
 
@@ -139,11 +170,11 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
     """One card, as the board shows it with the page's filters, or 204 when the task is not
     on that board (any more). A change re-renders one card per open board, not all of them."""
     project_id, task_id = visitor.ctx.path_id("project_id"), visitor.ctx.path_id("task_id")
-    visitor.nav["role"] = await visitor.role(project_id)
+    project: ProjectOut = await visitor.call(projects_api.get_project)
+    visitor.nav["role"] = project.role
     filters = Filters.of(visitor)
-    query = TaskQuery(sprint_id=filters.sprint_id, worker_id=filters.worker_id)
     stmt = (
-        select_tasks(project_id, query)
+        select_tasks(project_id, filters.task_query(visitor))
         .where(tasks.c.id == task_id)
         .outerjoin(worker_table, worker_table.c.id == tasks.c.lease_owner_id)
         .add_columns(worker_table.c.name.label("worker_name"))
@@ -153,7 +184,10 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
     if row is None or (filters.label is not None and filters.label not in row.labels):
         return web.Response(status=204)
     names = {row.lease_owner_id: row.worker_name} if row.worker_name else {}
-    return respond(visitor, "_one_card.html", t=row, moves=CARD_MOVES, worker_names=names)
+    people = await member_names(visitor, project.org_id)
+    return respond(
+        visitor, "_one_card.html", t=row, moves=CARD_MOVES, worker_names=names, people=people
+    )
 
 
 @routes.get("/projects/{project_id}/columns", name="dashboard.columns")
@@ -162,7 +196,7 @@ async def board_columns(visitor: Visitor) -> web.StreamResponse:
     """The columns alone (same filters): what the page swaps in after a lost connection."""
     project = await project_nav(visitor, "board")
     workers = await visitor.every(workers_api.list_workers, PageQuery)
-    data = await columns(visitor, project.id, Filters.of(visitor))
+    data = await columns(visitor, project, Filters.of(visitor))
     return respond(
         visitor,
         "_columns.html",

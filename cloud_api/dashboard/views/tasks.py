@@ -11,13 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from cloud_api.api import orgs as orgs_api
 from cloud_api.api import projects as projects_api
 from cloud_api.api import tasks as tasks_api
 from cloud_api.api import workers as workers_api
 from cloud_api.api.errors import not_found
 from cloud_api.dashboard import diffs, timeline
-from cloud_api.dashboard.views.board import actions_for
+from cloud_api.dashboard.views.board import actions_for, member_names
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import (
     Handler,
@@ -45,7 +44,8 @@ from cloud_api.schemas.tasks import (
 
 routes = web.RouteTableDef()
 
-_SIMPLE = {
+#: The status actions that need no words: one REST handler each (the bulk view uses them too).
+SIMPLE = {
     UserAction.QUEUE: tasks_api.queue_task,
     UserAction.CANCEL: tasks_api.cancel_task,
     UserAction.RETRY: tasks_api.retry_task,
@@ -160,7 +160,7 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
     workers = await visitor.every(workers_api.list_workers, PageQuery, path=path)
     sprints = await visitor.every(projects_api.list_sprints, PageQuery, path=path)
     names = {w.id: w.name for w in workers}
-    members = await visitor.call(orgs_api.list_members, path={"org_id": project.org_id})
+    people = await member_names(visitor, project.org_id)
     patch = await _artifact(visitor, artifacts, "patch")
     evidence = await _artifact(visitor, artifacts, "evidence")
     summary = await _artifact(visitor, artifacts, "summary")
@@ -170,12 +170,13 @@ async def task_context(visitor: Visitor) -> dict[str, Any]:
             _add_usage(total, event.data["usage"])
     who = timeline.Names(
         workers=names,
-        users={m.user_id: m.name for m in members},
+        users=people,
         sprints={s.id: s.name for s in sprints},
     )
     return {
         "task": task,
         "project": project,
+        "people": people,
         "timeline": [
             (e, who.actor(e), timeline.describe(e, who)) for e in events if e.kind != "log"
         ],
@@ -250,7 +251,7 @@ async def edit_task(visitor: Visitor) -> web.StreamResponse:
             values[name] = visitor.field(name)
     if "labels" in visitor.form:
         values["labels"] = _labels(visitor.field("labels"))
-    for name in ("sprint_id", "repository"):
+    for name in ("sprint_id", "repository", "assignee_id", "reviewer_id"):
         if name in visitor.form:
             values[name] = visitor.field(name) or None
     # The edit form sends every field: keep only real changes, so the timeline says what changed.
@@ -308,7 +309,7 @@ async def task_action(visitor: Visitor) -> web.StreamResponse:
     else:
         comment = visitor.field("comment") or None
         body = visitor.body(TaskAction, version=version, comment=comment)
-        await visitor.call(_SIMPLE[act], body=body)
+        await visitor.call(SIMPLE[act], body=body)
     return done(visitor, where, _DONE[act])
 
 

@@ -586,7 +586,8 @@ DOCS_PATCH = "\n".join(
 
 @sqlite_only
 async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir: Path) -> None:
-    """A busy board and a reviewed task. ``docs/screenshots/`` holds the current ones:
+    """A busy board (with people on the cards), a selection about to move, and a reviewed
+    task. ``docs/screenshots/`` holds the current ones:
     ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/cloud_api/dashboard -k screenshots``."""
     api, project = cloud.api, cloud.project_id
     sprint = (await api.post(f"/projects/{project}/sprints", {"name": "Checkout"})).ok(201)
@@ -611,6 +612,21 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
         if priority == 300:
             body["description"] = description
         ids.append((await api.post(f"/projects/{project}/tasks", body)).ok(201)["id"])
+    org_id = (await api.get(f"/projects/{project}")).ok()["org_id"]
+    people = []
+    for email, name in (("ada@example.com", "Ada Lovelace"), ("grace@example.com", "Grace Hopper")):
+        body = {"email": email, "name": name, "password": PASSWORD}
+        people.append((await api.post("/users", body)).ok(201)["id"])
+        (await api.post(f"/orgs/{org_id}/members", {"email": email, "role": "member"})).ok(201)
+    ada, grace = people
+    for index, assignee, reviewer in (
+        (0, ada, grace),
+        (1, grace, ada),
+        (2, ada, None),
+        (7, grace, None),
+    ):
+        body = {"assignee_id": assignee, "reviewer_id": reviewer}
+        (await api.patch(f"/tasks/{ids[index]}", body)).ok()
     for task_id in ids[:7]:
         (await api.post(f"/tasks/{task_id}/queue", {})).ok()
     laptop = await Worker.create(api, project, "ada-laptop")
@@ -652,6 +668,13 @@ async def test_screenshots_for_the_docs(cloud: Cloud, page: Page, artifacts_dir:
     await expect(column(page, "verification").locator(".card")).to_have_count(2)
     await expect(page.locator("body")).to_have_attribute("data-live", "on")
     await page.screenshot(path=str(artifacts_dir / "board.png"))
+    # Two backlog cards selected, the bulk bar and the move menu (m) open.
+    for backlog_id in ids[7:]:
+        await page.get_by_label(f"Select #{backlog_id}").check()
+    await page.keyboard.press("m")
+    await expect(page.get_by_role("menu", name="Move to")).to_be_visible()
+    await page.screenshot(path=str(artifacts_dir / "board-select.png"))
+    await page.keyboard.press("Escape")
     await page.goto(f"{cloud.url}/needs-you")
     await expect(page.locator("#waiting-needs_input li")).to_have_count(1)
     await page.screenshot(path=str(artifacts_dir / "needs-you.png"))

@@ -57,3 +57,13 @@ def test_status_moves() -> None:
     assert text(retried) == "retried it"
     odd = event("status", "system", from_status="running", to_status="queued")
     assert text(odd) == "put it back in the queue"
+
+
+def test_people_on_a_task_are_named() -> None:
+    both = {"fields": ["reviewer_id", "assignee_id"], "to": {"assignee_id": 1, "reviewer_id": 9}}
+    assert text(event("updated", data=both)) == "assigned it to Ada and asked user 9 to review it"
+    off = {
+        "fields": ["assignee_id", "reviewer_id"],
+        "to": {"assignee_id": None, "reviewer_id": None},
+    }
+    assert text(event("updated", data=off)) == "unassigned it and removed its reviewer"

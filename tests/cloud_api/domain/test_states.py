@@ -225,3 +225,6 @@ def test_action_target_applies_only_to_its_source_states(
         message = str(info.value)
         assert f"'{action}'" in message and f"'{current}'" in message
         assert all(f"'{s}'" in message for s in sources)
+        # … and what can be done with the task instead (what `locus tasks` and the API say).
+        instead = [a for a, (froms, _) in EXPECTED_ACTIONS.items() if current in froms]
+        assert message.endswith(f"(what applies there: {', '.join(instead) or 'none'})")

@@ -304,11 +304,13 @@ async def test_auto_commit_for_a_chosen_repository(
         config = make_config(tmp_path, base_url=model.base_url)
         config.daemon.auto_commit = [repo]
         daemon = Daemon(config)
+        daemon.connected(peer)
         task = await queue_and_work(daemon, cloud, repo, peer)
         await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
     (run,) = daemon.store.all()
     await daemon.close()
     assert run.state == "reported"
+    assert not [n for m, n in peer.notes if m == "locus/needsYou"], "committed: nothing to review"
     assert "Locus-Task: " in git(Path(run.worktree or ""), "log", "-1", "--format=%B")
     assert (await cloud.api.get(f"/tasks/{task.id}")).ok()["status"] == "verification"
 
