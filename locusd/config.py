@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from locusd.agent.budget import Budget
 from locusd.agent.egress.rules import EgressRuleError, Rule
-from locusd.agent.policy import CommandPolicy, ContainerChoice
+from locusd.agent.policy import CommandPolicy, ContainerChoice, Mode
 from locusd.agent.providers.pricing import Price
 from locusd.agent.sandbox import HOME_ALLOW
 from locusd.errors import describe
@@ -100,6 +100,14 @@ class AgentConfig(BaseModel):
         default_factory=lambda: list(HOME_ALLOW),
         description="directories under $HOME (relative) that sandboxed commands see, read-only;"
         " the rest of $HOME is an empty scratch directory",
+    )
+    mode: Mode = Field(
+        "ask",
+        description="permission mode: 'ask' (ask before commands the policy marks 'ask'),"
+        " 'auto-edit' (also run file-managing commands inside the sandboxed worktree without"
+        " asking) or 'full-auto' (run every command no deny pattern stops, in the sandbox only;"
+        " the sandbox, the network and [agent] containers stay as they are). Yours only: never"
+        " .locus.toml",
     )
     budget: Budget = Field(default_factory=Budget)
     policy: CommandPolicy = Field(default_factory=CommandPolicy)

@@ -439,6 +439,8 @@ class Daemon:
         if self._worker is not None and not self._worker.done():
             raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
         self.workers = await self._make_workers(params.repos)
+        for worker in self.workers:
+            worker.mode = params.mode
         self._worker_stop = asyncio.Event()
         stop = self._worker_stop
         self._worker = asyncio.create_task(self._work(params, stop))

@@ -72,6 +72,36 @@ class RepoConfig(BaseModel):
     )
 
 
+#: What only the user sets (config.toml, flags): the agent is untrusted, and ``.locus.toml`` is
+#: repository content it can write — a repository must not grant itself permissions.
+USERS_ONLY = {
+    "mode": "[agent] mode",
+    "agent": "[agent]",
+    "policy": "[agent.policy]",
+    "permissions": "[agent.policy]",
+    "sandbox": "[agent] sandbox",
+    "containers": "[agent] containers",
+    "allow_network": "[agent] allow_network",
+    "egress": "[agent.egress]",
+}
+
+
+def ignored(settings: RepoConfig) -> list[str]:
+    """Warnings for the user's own settings a ``.locus.toml`` tries to set (``mode =
+    "full-auto"``, an ``[agent]`` table, ...): ignored, and said so."""
+    found = []
+    for key, value in (settings.model_extra or {}).items():
+        if key not in USERS_ONLY:
+            continue
+        inner = f" ({', '.join(f'{key}.{k}' for k in value)})" if isinstance(value, dict) else ""
+        found.append(
+            f"{FILENAME} sets {key!r}{inner}: ignored — permissions are yours to set, in your"
+            f" own config ({USERS_ONLY[key]} in config.toml) or with --mode, never by the"
+            " repository"
+        )
+    return found
+
+
 def load(checkout: Path) -> RepoConfig:
     """The repository's config, or the defaults when it has no ``.locus.toml``."""
     path = checkout / FILENAME

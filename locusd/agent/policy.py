@@ -3,8 +3,18 @@
 A command line is split into its simple commands (at ``;``, ``&&``, ``||``, ``|``, ``&``,
 newlines and parentheses, with shell quoting respected) and each is matched against shell-style glob patterns
 (``git push*``). The strictest verdict over all parts wins, and among patterns deny beats ask
-beats allow; a part no pattern names gets the ``default``. An unattended run (no one to ask)
-treats "ask" as "deny" and says so, so the model can choose another way.
+beats allow; a part no pattern names gets the ``default``. The built-in ask patterns
+(:data:`DEFAULT_ASK`, used while the user's config sets no ``ask`` of its own) are the one
+exception: a user's allow pattern overrides them, as it overrides a default of "ask". An
+unattended run (no one to ask) treats "ask" as "deny" and says so, so the model can choose
+another way.
+
+The permission mode (:data:`Mode`, ``[agent] mode`` or ``--mode``) changes what "ask" means:
+``ask`` asks; ``auto-edit`` also runs, without asking, file-managing commands on paths inside
+the worktree when the sandbox confines them (:func:`edits_files`); ``full-auto`` runs every
+command a deny pattern does not stop, when the sandbox confines it — except a container command
+under ``containers = "ask"``, which is denied: no mode gives the sandbox more than the user's
+own settings do.
 
 Each part is also judged in the forms it may take when run (:func:`forms`): the command a
 runner starts (``npx npm publish``, ``python -m twine upload``, ``uv run …``) and the tool with
@@ -23,11 +33,15 @@ import re
 import shlex
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Verdict = Literal["allow", "ask", "deny"]
+#: The permission mode, as users know it from Claude Code and Codex (docs/agent.md, "Modes").
+Mode = Literal["ask", "auto-edit", "full-auto"]
+MODES: tuple[Mode, ...] = ("ask", "auto-edit", "full-auto")
 #: ``[agent] containers``: may the agent's commands use a container engine (and its socket)?
 ContainerChoice = Literal["ask", "allow", "deny"]
 _RANK: dict[Verdict, int] = {"allow": 0, "ask": 1, "deny": 2}
@@ -51,6 +65,14 @@ PUBLISHING = (
     *("dart pub publish*", "flutter pub publish*", "mix hex.publish*", "helm push*"),
     *("vsce publish*", "ovsx publish*"),
 )
+#: The ask patterns used while the user's config sets none: a user's allow pattern overrides
+#: them (explicit ``ask`` patterns of the user's own are not overridden).
+DEFAULT_ASK = ("git commit*", "git reset*")
+#: What ``auto-edit`` runs without asking (when every path it names is inside the worktree).
+FILE_COMMANDS = frozenset({"mkdir", "touch", "cp", "mv", "rm", "rmdir"})
+#: Words ``auto-edit`` will not take as a path inside the worktree: the shell expands them.
+_EXPANDS = re.compile(r"[$`~*?\[\]{}]")
+_PLAIN_OPTION = re.compile(r"^(-[A-Za-z]+|--[a-z][a-z-]*)$")
 #: Commands that drive a container engine; ``[agent] containers`` decides about them.
 CONTAINER_ENGINES = frozenset(
     {"docker", "docker-compose", "podman", "podman-compose", "nerdctl", "buildah", "ctr"}
@@ -66,11 +88,17 @@ CONTAINER_WARNING = (
 class CommandPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    allow: list[str] = Field(default_factory=list, description="patterns run without asking")
-    ask: list[str] = Field(
-        # Installs run without asking: the egress proxy lets them reach the registries only.
-        default_factory=lambda: ["git commit*", "git reset*"],
-        description="patterns that need the user's yes (denied in unattended runs)",
+    allow: list[str] = Field(
+        default_factory=list,
+        description="patterns run without asking (they override default = 'ask' and the"
+        " built-in ask patterns, never a deny pattern nor an ask pattern you set)",
+    )
+    ask: list[str] | None = Field(
+        # Unset: DEFAULT_ASK, which allow patterns override. Installs run without asking: the
+        # egress proxy lets them reach the registries only.
+        None,
+        description="patterns that need the user's yes (denied in unattended runs); unset:"
+        " 'git commit*', 'git reset*'",
     )
     deny: list[str] = Field(
         default_factory=lambda: [
@@ -81,6 +109,11 @@ class CommandPolicy(BaseModel):
         description="patterns never run",
     )
     default: Verdict = Field("allow", description="verdict for commands no pattern names")
+
+    def tiers(self) -> tuple[list[str], list[str]]:
+        """The ask patterns that beat an allow pattern (the user's own), and those an allow
+        pattern overrides (the built-in ones, while the user sets none)."""
+        return (self.ask, []) if self.ask is not None else ([], list(DEFAULT_ASK))
 
 
 @dataclass(frozen=True)
@@ -236,16 +269,40 @@ def _match(part: str, patterns: list[str]) -> str | None:
     return next((p for p in patterns if fnmatchcase(part, p) or fnmatchcase(part, p + " *")), None)
 
 
+def edits_files(words: list[str]) -> bool:
+    """Whether a simple command (as written) only manages files inside the working directory:
+    a :data:`FILE_COMMANDS` command whose options are plain flags and whose other words are
+    relative paths that stay inside (no ``..``, nothing the shell expands). What ``auto-edit``
+    runs without asking — only where the sandbox confines writes to the worktree, since a
+    symlink the repository holds could lead a path out."""
+    if not words or words[0] not in FILE_COMMANDS or len(words) < 2:
+        return False
+    for word in words[1:]:
+        if word.startswith("-") and word != "-":
+            if not _PLAIN_OPTION.match(word):
+                return False
+        elif (
+            not word
+            or word.startswith("/")
+            or _EXPANDS.search(word)
+            or ".." in PurePosixPath(word).parts
+        ):
+            return False
+    return True
+
+
 def _judge(
-    policy: CommandPolicy, words: list[str], containers: ContainerChoice
+    policy: CommandPolicy, words: list[str], containers: ContainerChoice, edits: bool
 ) -> tuple[Verdict, str, bool]:
-    """One simple command's verdict, why, and whether it runs a container engine."""
+    """One simple command's verdict, why, and whether it runs a container engine. ``edits``:
+    file-managing commands run without asking (``auto-edit`` in a sandbox)."""
     part = " ".join(words)
     candidates = forms(words)
     engine = next((form[0] for form in candidates if form[0] in CONTAINER_ENGINES), None)
     choice = f"[agent] containers = {containers!r} in your config"
-    tiers: tuple[tuple[Verdict, list[str]], ...] = (("deny", policy.deny), ("ask", policy.ask))
-    for verdict, patterns in tiers:
+    users_ask, builtin_ask = policy.tiers()
+
+    def strictest(verdict: Verdict, patterns: list[str]) -> tuple[Verdict, str, bool] | None:
         for form in candidates:
             hit = _match(" ".join(form), patterns)
             if hit is not None:
@@ -253,12 +310,42 @@ def _judge(
                 return verdict, f"{shown} matches the {verdict} pattern {hit!r}", bool(engine)
         if engine is not None and containers == verdict:
             return verdict, f"{part!r} uses a container engine ({engine}); {choice}", True
+        return None
+
+    found = strictest("deny", policy.deny) or strictest("ask", users_ask)
+    if found is not None:
+        return found
     hit = _match(part, policy.allow)
     if hit is not None:
         return "allow", f"{part!r} matches the allow pattern {hit!r}", bool(engine)
+    if edits and engine is None and edits_files(words):
+        return "allow", f"{part!r} manages files inside the worktree (mode auto-edit)", False
+    found = strictest("ask", builtin_ask)
+    if found is not None:
+        return found
     if engine is not None:  # containers == "allow"
         return "allow", f"{part!r} uses a container engine ({engine}); {choice}", True
     return policy.default, f"{part!r} matches no pattern; the default is {policy.default}", False
+
+
+def _in_mode(
+    ruling: tuple[Verdict, str, bool], mode: Mode, sandboxed: bool
+) -> tuple[Verdict, str, bool]:
+    """``full-auto``: what would be asked runs, in the sandbox only — and a container engine's
+    socket is never granted by a mode, only by ``[agent] containers``."""
+    verdict, reason, engine = ruling
+    if mode != "full-auto" or verdict != "ask":
+        return ruling
+    if not sandboxed:
+        return verdict, f"{reason} (full-auto runs commands unasked only in the sandbox)", engine
+    if engine:
+        return (
+            "deny",
+            f"{reason}; mode full-auto never grants a container engine's socket (set"
+            " [agent] containers = 'allow' for that)",
+            True,
+        )
+    return "allow", f"{reason}; mode full-auto runs it without asking", False
 
 
 def decide(
@@ -267,14 +354,19 @@ def decide(
     *,
     unattended: bool,
     containers: ContainerChoice = "ask",
+    mode: Mode = "ask",
+    sandboxed: bool = False,
 ) -> Ruling:
     """The line's verdict: the strictest of its parts'. ``containers`` is the user's choice
-    for container engines (``[agent] containers``)."""
+    for container engines (``[agent] containers``), ``mode`` the permission mode;
+    ``sandboxed``: the command will run confined to the worktree (what ``auto-edit`` needs)."""
     verdict: Verdict = "allow"
     reason = "no pattern names it; the default is allow"
     uses_engine = False
+    edits = mode == "auto-edit" and sandboxed
     for part in split_commands(command) or [command]:
-        part_verdict, part_reason, engine = _judge(policy, part.split(" "), containers)
+        judged = _in_mode(_judge(policy, part.split(" "), containers, edits), mode, sandboxed)
+        part_verdict, part_reason, engine = judged
         uses_engine = uses_engine or engine
         if _RANK[part_verdict] > _RANK[verdict] or (
             part_verdict == verdict and reason.startswith("no pattern")

@@ -149,6 +149,7 @@ async def run_task(
             network_for(agent_config, worktree.path, boxed, journal, warnings)
         )
         settings = repo_config.load(worktree.path)
+        warnings += repo_config.ignored(settings)
         named = [
             *([repo_config.FILENAME] if settings.copy_files or settings.setup else []),
             *([worktreeinclude.FILENAME] if worktreeinclude.present(worktrees.checkout) else []),
@@ -168,6 +169,11 @@ async def run_task(
     except BaseException:
         await held.aclose()
         raise
+    if agent_config.mode != "ask" and boxed is None:
+        warnings.append(
+            f"mode {agent_config.mode} runs commands unasked only in the sandbox, which is off"
+            " for this run: they were asked about as in mode ask"
+        )
     workspace = Workspace(
         root=worktree.path,
         scratch=run_dir / "commands",
@@ -184,6 +190,7 @@ async def run_task(
         verify_timeout=agent_config.verify_timeout,
         max_verify_rounds=agent_config.max_verify_rounds,
         containers=agent_config.containers,
+        mode=agent_config.mode,
     )
     guidance = Guidance(workspace.files)  # the file tools' own confined open
     instructions = await asyncio.to_thread(guidance.at_start, task)

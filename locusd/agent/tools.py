@@ -11,6 +11,7 @@ raises for a mistake the model can fix: it returns an error result that says wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -27,7 +28,7 @@ from locusd.agent.commands import MAX_OUTPUT_BYTES, CommandResult, head_and_tail
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.edits import EditError, apply_edit, number_lines
 from locusd.agent.messages import ToolSpec, ToolUseBlock
-from locusd.agent.policy import CONTAINER_WARNING, CommandPolicy, ContainerChoice, decide
+from locusd.agent.policy import CONTAINER_WARNING, CommandPolicy, ContainerChoice, Mode, decide
 from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
 from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
@@ -80,6 +81,7 @@ class Workspace:
     verify_timeout: float = 1800
     max_verify_rounds: int = 3
     containers: ContainerChoice = "ask"  # [agent] containers: the user's choice
+    mode: Mode = "ask"  # [agent] mode or --mode: the user's choice
     scratch_quota: int = SCRATCH_QUOTA
     read_limit: int = 256_000
     output_limit: int = 30_000
@@ -107,6 +109,23 @@ class Workspace:
     @property
     def unattended(self) -> bool:
         return self.approver is None
+
+    async def approved(self, command: str, reason: str) -> bool:
+        """The user's answer; no (and the question withdrawn) if the run is cancelled first:
+        a pending approval never holds up a cancel."""
+        if self.approver is None or self.cancel.is_set():
+            return False
+        asking = asyncio.ensure_future(self.approver(command, reason))
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({asking, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            if not asking.done():
+                asking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asking
+        return asking.done() and not asking.cancelled() and asking.result()
 
     async def run(
         self,
@@ -451,11 +470,18 @@ def _describe(result: CommandResult, notes: tuple[str | None, str | None]) -> st
     RunCommand,
 )
 async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
-    decision = decide(ws.policy, args.command, unattended=ws.unattended, containers=ws.containers)
+    decision = decide(
+        ws.policy,
+        args.command,
+        unattended=ws.unattended,
+        containers=ws.containers,
+        mode=ws.mode,
+        sandboxed=ws.sandbox is not None,
+    )
     warning = CONTAINER_WARNING if decision.containers else None
     if decision.verdict == "ask" and ws.approver is not None:
         asking = f"{decision.reason}. Warning: {warning}" if warning else decision.reason
-        if not await ws.approver(args.command, asking):
+        if not await ws.approved(args.command, asking):
             return ToolResult(f"the user declined to run this: {decision.reason}", is_error=True)
     elif decision.verdict == "deny":
         return ToolResult(

@@ -17,16 +17,15 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.prompt import Confirm
-from rich.status import Status
-from rich.text import Text
 
 from locusd import config as user_config
 from locusd.agent import transcript
+from locusd.agent.policy import Mode
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.agent.report import Approver, RunReport
 from locusd.agent.run import run_task
+from locusd.cli.asking import Asker, Withdrawn, mode_option, question
 from locusd.cli.common import USAGE, json_option
 from locusd.cli.network import network_lines
 from locusd.cli.output import block, diff_lines, err, fail, out, print_json_line, text
@@ -49,22 +48,18 @@ def agent() -> None:
     """Run the coding agent locally (no cloud needed)."""
 
 
-def _asking(command: str, reason: str) -> Text:
-    """The approval question: the agent's command and the policy's reason (which quotes it,
-    and ``[agent] containers``) printed as they are, never read as markup."""
-    return text(("The agent wants to run", "yellow"), f" `{command}` ({reason}).")
+YES_NO = {"y": True, "yes": True, "n": False, "no": False}
 
 
-def _approver(console: Console, status: Status | None) -> Approver:
+def _approver(asker: Asker) -> Approver:
+    """Asks at the terminal; a cancelled run (Ctrl-C) withdraws the question: a no."""
+
     async def approve(command: str, reason: str) -> bool:
-        if status is not None:
-            status.stop()  # a live status line and a prompt would draw over each other
+        shown = question("the agent", command, reason)
         try:
-            console.print(_asking(command, reason))
-            return await asyncio.to_thread(Confirm.ask, "Allow it?", console=console, default=False)
-        finally:
-            if status is not None:
-                status.start()
+            return await asker.ask(command, shown, "allow it? [y/N]: ", YES_NO, default=False)
+        except Withdrawn:
+            return False
 
     return approve
 
@@ -158,6 +153,7 @@ def _show(console: Console, report: RunReport) -> None:
 @click.option(
     "--unattended", is_flag=True, help="never ask: commands the policy marks 'ask' are denied"
 )
+@mode_option
 @json_option
 def run(
     repo: Path,
@@ -172,6 +168,7 @@ def run(
     max_cost: float | None,
     max_wall_seconds: float | None,
     unattended: bool,
+    mode: Mode | None,
     as_json: bool,
 ) -> None:
     """Run the agent on TASK in a new worktree of REPO and show the diff, the summary, the
@@ -183,7 +180,12 @@ def run(
     agent_config = config.agent.model_copy(
         update={
             k: v
-            for k, v in {"provider": provider, "model": model, "base_url": base_url}.items()
+            for k, v in {
+                "provider": provider,
+                "model": model,
+                "base_url": base_url,
+                "mode": mode,
+            }.items()
             if v is not None
         }
     )
@@ -220,7 +222,7 @@ def run(
             transcript_path=transcript_path,
             base=base,
             cancel=cancel,
-            approver=_approver(err.console, status) if interactive else None,
+            approver=_approver(Asker(err.console, progress)) if interactive else None,
             on_event=lambda e: progress.show(e.kind, e.text, e.data, e.turn),
             on_phase=progress.phase,
         )

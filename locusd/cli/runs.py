@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, get_args
 
 import click
-from rich.prompt import Prompt
 
+from locusd.agent.policy import Mode
+from locusd.cli.asking import Asker, Withdrawn, mode_option, question
 from locusd.cli.common import (
     CANCELLED,
     FAILED,
@@ -35,7 +36,9 @@ from locusd.cli.rpc import DaemonClient
 from locusd.cli.waits import why_waiting
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
+    ApprovalDecision,
     ApprovalRequest,
+    ApprovalResolved,
     LogsParams,
     Run,
     RunCancelParams,
@@ -66,32 +69,55 @@ def _run_line(run: Run) -> str:
     return f"{run.run_id}  {run.state:<16} {task}  {run.title}" + (f" — {extra}" if extra else "")
 
 
-async def _approve(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Approval requests from the daemon, answered at the terminal (reject without one)."""
-    request = ApprovalRequest.model_validate(params)
-    if not sys.stdin.isatty():
-        return {"decision": "reject"}
-    err.say(
-        (f"run {request.run_id} wants to run", "yellow"),
-        f" `{request.command}` ({request.reason})",
-    )
-    choice = await asyncio.to_thread(
-        Prompt.ask, "allow?", choices=["once", "always", "no"], default="no", console=err.console
-    )
-    return {"decision": {"once": "allow_once", "always": "allow_always"}.get(choice, "reject")}
+#: ``locus run``'s answers to an approval question (Enter: no).
+ANSWERS: dict[str, ApprovalDecision] = {
+    **dict.fromkeys(("y", "yes", "once"), "allow_once"),
+    **dict.fromkeys(("a", "always"), "allow_always"),
+    **dict.fromkeys(("n", "no"), "reject"),
+}
 
 
 class Follower:
-    """Follows runs: subscribes to each one the worker starts and shows its events."""
+    """Follows runs: subscribes to each one the worker starts, shows its events, and asks the
+    approval questions of the runs it follows (a withdrawn question is a no)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.asker = Asker(err.console, progress)
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.finished: dict[str, Run] = {}
         self.started: set[str] = set()
+        #: Ctrl-C: the runs are being cancelled; set once they are.
+        self.stopping = False
+        self.stopped = asyncio.Event()
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
+        if method == "locus/approval/resolved":  # decided elsewhere, or the run was cancelled
+            resolved = ApprovalResolved.model_validate(params)
+            said = (
+                "no: withdrawn by the daemon (reject)"
+                if resolved.decision == "reject"
+                else f"answered in another client: {resolved.decision.replace('_', ' ')}"
+            )
+            self.asker.withdraw(resolved.approval_id, said)
         self.queue.put_nowait((method, params))
+
+    async def approve(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """An approval request from the daemon, answered at the terminal (no without one)."""
+        request = ApprovalRequest.model_validate(params)
+        if not sys.stdin.isatty():
+            return {"decision": "reject"}
+        shown = question(f"run {request.run_id}", request.command, request.reason)
+        prompt = "allow? [y]es once, [a]lways in this run, [N]o: "
+        try:
+            decision = await self.asker.ask(
+                request.approval_id, shown, prompt, ANSWERS, default="reject"
+            )
+        except Withdrawn:
+            if self.stopping:  # Ctrl-C: the run's cancel answers it, so it cannot go on first
+                await self.stopped.wait()
+            decision = "reject"
+        return {"decision": decision}
 
     async def step(self, client: DaemonClient) -> Run | None:
         """Handle one notification; the run when it has just ended."""
@@ -99,7 +125,7 @@ class Follower:
         if method == "locus/runs/started":
             started = Run.model_validate(params)
             self.started.add(started.run_id)
-            err.say(("started", "bold"), f" {_run_line(started)}")
+            self.progress.print(text(("started", "bold"), f" {_run_line(started)}"))
             await client.call("locus/runs/subscribe", RunRef(run_id=started.run_id), RunEvents)
         elif method == "locus/runs/event":
             event = RunEvent.model_validate(params)
@@ -108,7 +134,7 @@ class Follower:
             if event.kind == "completed":
                 ended = Run.model_validate(event.data)
                 self.finished[ended.run_id] = ended
-                err.say(("ended", "bold"), f" {_run_line(ended)}")
+                self.progress.print(text(("ended", "bold"), f" {_run_line(ended)}"))
                 return ended
         return None
 
@@ -129,6 +155,7 @@ class Follower:
 @click.option(
     "--no-wait", is_flag=True, help="fail at once, saying why, when there is nothing to claim"
 )
+@mode_option
 @json_option
 def run_command(
     once: bool,
@@ -136,6 +163,7 @@ def run_command(
     agents: int,
     repos: tuple[Path, ...],
     no_wait: bool,
+    mode: Mode | None,
     as_json: bool,
 ) -> None:
     """Work on the cloud's queued tasks for these repositories, in the foreground."""
@@ -149,7 +177,7 @@ def run_command(
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        async with daemon(on_notification=follower.notify, on_request=_approve) as client:
+        async with daemon(on_notification=follower.notify, on_request=follower.approve) as client:
             waits = await why_waiting(client, task_id, checkouts)
             if waits is not None and no_wait:
                 fail(waits, FAILED)
@@ -157,7 +185,9 @@ def run_command(
                 err.say(("waiting:", "yellow"), " ", waits)
                 if status is not None:
                     status.update(text("waiting: ", waits))
-            params = WorkerStartParams(agents=agents, once=once, task_id=task_id, repos=checkouts)
+            params = WorkerStartParams(
+                agents=agents, once=once, task_id=task_id, repos=checkouts, mode=mode
+            )
             started = await client.call("locus/worker/start", params, WorkerStatus)
             err.say(
                 f"serving {', '.join(started.repositories)} for project(s) {started.projects}"
@@ -192,13 +222,19 @@ def run_command(
 
 
 async def _stop(client: DaemonClient, follower: Follower) -> None:
-    """Ctrl-C: cancel what this session started, stop the worker; every run ends explicitly."""
+    """Ctrl-C: no to a question on screen, cancel what this session started, stop the worker;
+    every run ends explicitly."""
+    follower.stopping = True
+    follower.asker.withdraw(None, "no: Ctrl-C")
     err.say("stopping: cancelling the runs started here")
-    for run_id in follower.started - set(follower.finished):
-        # Stopping the worker is not deciding against the task: it goes back to the queue.
-        params = RunCancelParams(run_id=run_id, requeue=True)
-        ended = await client.call("locus/runs/cancel", params, Run)
-        follower.finished[run_id] = ended
+    try:
+        for run_id in follower.started - set(follower.finished):
+            # Stopping the worker is not deciding against the task: it goes back to the queue.
+            params = RunCancelParams(run_id=run_id, requeue=True)
+            ended = await client.call("locus/runs/cancel", params, Run)
+            follower.finished[run_id] = ended
+    finally:
+        follower.stopped.set()
     await client.call("locus/worker/stop", Empty(), WorkerStatus)
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from locusd.agent.policy import Mode
 from locusd.protocol.base import Wire
 
 # --- handshake (inside LSP initialize) ---------------------------------------------------
@@ -297,6 +298,11 @@ class WorkerStartParams(Wire):
     task_id: int | None = Field(None, description="only this task (implies once)")
     repos: list[str] = Field(
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
+    )
+    mode: Mode | None = Field(
+        None,
+        description="permission mode of the runs it starts: ask, auto-edit or full-auto"
+        " (default: [agent] mode of the user's config)",
     )
 
 

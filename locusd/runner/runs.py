@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from locusd.agent import transcript
+from locusd.agent.policy import Mode
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import check_provider
 from locusd.agent.report import Event, RunReport, local_task_id, repo_key
@@ -298,6 +299,7 @@ class Runs:
         attempt: Attempt | None = None,
         on_end: OnEnd | None = None,
         continue_in: Worktree | None = None,
+        mode: Mode | None = None,
     ) -> Run:
         """Record a new run (``starting``; with an attempt, its ``running`` report in the same
         transaction) and set the agent going; the run goes on after this returns."""
@@ -315,7 +317,7 @@ class Runs:
             if attempt is not None:
                 attempt.entered(run)
         cancel = asyncio.Event()
-        work = self._run(run, task, replay, cancel, on_end, continue_in)
+        work = self._run(run, task, replay, cancel, on_end, continue_in, mode)
         active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
@@ -330,15 +332,21 @@ class Runs:
         cancel: asyncio.Event,
         on_end: OnEnd | None,
         continue_in: Worktree | None = None,
+        mode: Mode | None = None,
     ) -> Run:
         report: RunReport | None = None
+        config = self.config
+        if mode is not None:  # the user's --mode for this worker's runs
+            config = config.model_copy(
+                update={"agent": config.agent.model_copy(update={"mode": mode})}
+            )
         error = ""
         ending: Ending | None = None
         try:
             report = await run_in_child(
                 repo=Path(run.repo),
                 task=task,
-                config=self.config,
+                config=config,
                 replay=replay,
                 task_id=run.run_id,
                 cancel=cancel,
@@ -539,22 +547,33 @@ class Runs:
             asyncio.ensure_future(peer.request("locus/approval", request, ApprovalAnswer)): peer
             for peer in peers
         }
+        # A cancel answers it (no): a pending approval never holds up a cancel.
+        cancelled = asyncio.ensure_future(
+            active.cancel.wait() if active is not None else asyncio.Event().wait()
+        )
         decision: ApprovalDecision = "reject"
         answered_by: Peer | None = None
         pending = set(asks)
-        while pending and answered_by is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for ask in done:
-                if ask.exception() is None:
-                    decision, answered_by = ask.result().decision, asks[ask]
-                    break
-        for ask in pending:
-            ask.cancel()
-        resolved = ApprovalResolved(approval_id=request.approval_id, decision=decision)
-        for peer in peers:
-            if peer is not answered_by:
-                peer.notify("locus/approval/resolved", resolved)
-        self._emit(run_id, "note", f"{decision.replace('_', ' ')}: {command}")
+        try:
+            while pending and answered_by is None and not cancelled.done():
+                waiting: set[asyncio.Future[Any]] = {*pending, cancelled}
+                done = (await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED))[0]
+                for ask in [a for a in pending if a in done]:
+                    pending.discard(ask)
+                    if ask.exception() is None and not cancelled.done():
+                        decision, answered_by = ask.result().decision, asks[ask]
+                        break
+        finally:
+            cancelled.cancel()
+            for ask in pending:
+                ask.cancel()  # the peer is sent $/cancelRequest: its prompt is withdrawn
+            resolved = ApprovalResolved(approval_id=request.approval_id, decision=decision)
+            for peer in peers:
+                if peer is not answered_by:
+                    peer.notify("locus/approval/resolved", resolved)
+        withdrawn = answered_by is None and active is not None and active.cancel.is_set()
+        said = "not run (the run was cancelled)" if withdrawn else decision.replace("_", " ")
+        self._emit(run_id, "note", f"{said}: {command}")
         if decision == "allow_always" and active is not None:
             active.allowed.add(command)
         return decision != "reject"

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
+from locusd.agent.policy import Mode
 from locusd.crashpoints import crashpoint
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
@@ -105,6 +106,8 @@ class Worker:
         #: Tasks this worker's user gave back (``locus cancel --requeue``): its loop passes
         #: over them, so they go to another worker (until this daemon restarts).
         self.given_back: set[int] = set()
+        #: The permission mode ``locus run --mode`` chose for its runs (None: the config's).
+        self.mode: Mode | None = None
         self.status = WorkerStatus(running=False)
 
     async def run(
@@ -249,6 +252,7 @@ class Worker:
                 attempt=attempt,
                 on_end=self._ended,
                 continue_in=continue_in,
+                mode=self.mode,
             )
         if not self.runs.store.db.in_transaction:  # else the caller's point follows its commit
             crashpoint("run.recorded")

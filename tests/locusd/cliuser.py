@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pexpect
+
 from tests.conftest import Cloud
 from tests.locusd.agentkit import TASK, git, make_sample_repo
 from tests.support.shortpath import short_tmp
@@ -52,6 +54,20 @@ class User:
     async def json(self, *args: str, stdin: str | None = None, cwd: Path | None = None) -> Any:
         _, out, _ = await self.locus(*args, "--json", stdin=stdin, cwd=cwd)
         return json.loads(out)
+
+    def terminal(self, *args: str, columns: int = 250) -> pexpect.spawn[str]:
+        """``locus ARGS`` on a real pseudo-terminal ``columns`` wide (rich's own idea of the
+        terminal comes from it, not from the test's environment)."""
+        env = {k: v for k, v in self.env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+        env = {k: v for k, v in env.items() if not k.startswith(("FORCE_COLOR", "TTY_"))}
+        return pexpect.spawn(
+            LOCUS,
+            list(args),
+            env={**env, "TERM": "xterm-256color"},
+            dimensions=(60, columns),
+            encoding="utf-8",
+            timeout=120,
+        )
 
     def agent(self, **settings: str) -> None:
         lines = "".join(f'{key} = "{value}"\n' for key, value in settings.items())

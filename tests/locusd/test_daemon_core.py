@@ -4,6 +4,7 @@ in-process peers; tests/locusd/server drives the same core through real socket c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,6 +170,27 @@ async def test_a_rejection_goes_back_to_the_model(tmp_path: Path) -> None:
     refused = tool_result(server.requests[1])
     assert refused["is_error"] is True and "declined" in refused["content"]
     assert len(peer.asked) == 2  # "reject" is for this once: asked again
+
+
+@pytest.mark.usefixtures("api_key")
+async def test_a_cancel_answers_a_pending_approval_and_stops_the_run(tmp_path: Path) -> None:
+    """The user is away from the prompt (the client never answers): ``locus cancel`` must not
+    wait for them. The question is withdrawn from every client, and the command never ran."""
+    watcher = Client(None)
+    async with AnthropicServer(ASKING) as server:
+        daemon = ask_policy(tmp_path, server)
+        run = await start_asking(daemon, tmp_path, watcher)
+        while not watcher.asked:
+            await asyncio.sleep(0.05)
+        cancelled = await daemon.runs_cancel(RunCancelParams(run_id=run.run_id), watcher)
+    assert cancelled.state == "cancelled"
+    resolved = [p for m, p in watcher.notes if m == "locus/approval/resolved"]
+    assert [r.model_dump() for r in resolved] == [
+        {"approval_id": watcher.asked[0].approval_id, "decision": "reject"}
+    ]
+    assert len(server.requests) == 1  # the model never saw the command run
+    notes = [e.text for e in daemon.store.events(run.run_id) if e.kind == "note"]
+    assert f"not run (the run was cancelled): {COMMAND}" in notes
 
 
 @pytest.mark.usefixtures("api_key")

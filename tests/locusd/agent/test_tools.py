@@ -711,6 +711,34 @@ async def test_run_command_asks_the_approver(ws: Workspace, repo: Path) -> None:
     assert not plain.is_error and len(asked) == 2  # allowed commands are not asked about
 
 
+async def test_a_cancel_withdraws_a_pending_approval(ws: Workspace, repo: Path) -> None:
+    """Nobody answers (the user is away): cancelling the run answers no, withdraws the
+    question (the approver is cancelled) and the command never runs."""
+    asking = asyncio.Event()
+    withdrawn: list[bool] = []
+
+    async def away(command: str, reason: str) -> bool:
+        asking.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            withdrawn.append(True)
+            raise
+        return True
+
+    ws.approver = away
+    command = "touch approved.txt && git commit -q --allow-empty -m wip"
+    running = asyncio.ensure_future(call(ws, "run_command", {"command": command}))
+    await asking.wait()
+    ws.cancel.set()
+    declined = await running
+    assert declined.is_error and withdrawn == [True]
+    assert not (repo / "approved.txt").exists()
+    # Once cancelled, nobody is asked at all.
+    again = await call(ws, "run_command", {"command": command})
+    assert again.is_error and withdrawn == [True]
+
+
 async def test_run_command_timeout_kills_a_hanging_command(ws: Workspace) -> None:
     started = time.monotonic()
     result = await call(ws, "run_command", {"command": "sleep 30", "timeout": 0.5})

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from locusd.agent.policy import CONTAINER_WARNING, CommandPolicy, decide
-from locusd.cli.agent import _asking
+from locusd.cli.asking import question
 
 
 def test_the_command_and_the_reason_are_printed_word_for_word() -> None:
@@ -16,7 +16,8 @@ def test_the_command_and_the_reason_are_printed_word_for_word() -> None:
     assert ruling.verdict == "ask" and ruling.containers
     reason = f"{ruling.reason}. Warning: {CONTAINER_WARNING}"
     console = Console(record=True, width=1000, color_system=None)
-    console.print(_asking(command, reason))
+    console.print(question("the agent", command, reason))
     text = console.export_text()
     assert "[agent] containers = 'ask'" in text and "root-equivalent" in text
-    assert command in text
+    assert command in text and "the agent wants to run" in text
+    assert f"why: {ruling.reason}" in text

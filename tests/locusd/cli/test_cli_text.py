@@ -11,13 +11,12 @@ import asyncio
 import json
 import re
 
-import pexpect
 import pytest
 from rich.cells import cell_len
 
 from tests.conftest import Cloud
 from tests.locusd.agentkit import BUGGY, FIXED, call
-from tests.locusd.cliuser import LOCUS, User
+from tests.locusd.cliuser import User
 from tests.support.anthropic_server import AnthropicServer, Reply, text
 
 pytestmark = [
@@ -62,16 +61,7 @@ def on_a_terminal(
     """``locus ARGS`` on a pseudo-terminal ``columns`` wide, answering each ``decide`` prompt
     with the next of ``answers``: what the terminal received, rich's colours taken out;
     asserted inert."""
-    env = {k: v for k, v in user.env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    env = {k: v for k, v in env.items() if not k.startswith(("FORCE_COLOR", "TTY_"))}
-    child = pexpect.spawn(
-        LOCUS,
-        list(args),
-        env={**env, "TERM": "xterm-256color"},
-        dimensions=(60, columns),
-        encoding="utf-8",
-        timeout=120,
-    )
+    child = user.terminal(*args, columns=columns)
     received = ""
     for answer in answers:
         child.expect("decide")
