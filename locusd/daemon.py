@@ -26,11 +26,12 @@ from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
 from locusd.cloud.uploads import Uploads
-from locusd.config import Config
+from locusd.config import Config, config_path
 from locusd.config import load as load_config
 from locusd.crashpoints import crashpoint
 from locusd.git.remotes import remotes
 from locusd.localdb import Database
+from locusd.modelenv import ModelEnv, with_model_env
 from locusd.privacy import AuditLog, Scrubber
 from locusd.protocol import PROTOCOL_VERSION
 from locusd.protocol.base import Empty
@@ -41,6 +42,7 @@ from locusd.protocol.messages import (
     AuthStatus,
     CommitParams,
     CommitResult,
+    ConfigStatus,
     ContentParams,
     DaemonStatus,
     DecideParams,
@@ -76,6 +78,7 @@ from locusd.runner.worker import Worker
 from locusd.server.handlers import handles
 from locusd.server.peer import Peer
 from locusd.session import CloudSession, mapped
+from locusd.settings import Settings
 
 FEATURES = ["auth", "tasks", "worker", "runs", "approvals", "progress"]
 log = logging.getLogger(__name__)
@@ -84,8 +87,14 @@ log = logging.getLogger(__name__)
 class Daemon:
     """The facade: each protocol method is a few lines that hand the work to the parts."""
 
-    def __init__(self, config: Config, *, socket_path: Path | None = None) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config, *, socket_path: Path | None = None, config_file: Path | None = None
+    ) -> None:
+        #: The user's settings, read again from ``config_file`` when it changes.
+        self.settings = Settings(config, config_file)
+        #: The secret-named model variables clients gave (memory only), scrubbed like the
+        #: daemon's own environment from everything uploaded.
+        self.given: dict[str, str] = {}
         self.socket_path = socket_path
         self.started = time.monotonic()
         state = config.state_dir
@@ -100,7 +109,7 @@ class Daemon:
         )
         self.attempts = Attempts(self.store, self.uploads, self._shares_proposed)
         self.attempts.adopt_legacy()
-        self.runs = Runs(self.store, config, self.attempts)
+        self.runs = Runs(self.store, self.settings, self.attempts)
         self.uploads.on_settled = self.runs.answered  # the run hears the cloud's answer
         self.runs.on_started = self._started
         self.reviews = Reviews(self.runs)
@@ -115,6 +124,7 @@ class Daemon:
         self.workers: list[Worker] = []
         self._pulled: list[Worker] = []
         self.containment = containment(config.agent)
+        self._contained_for = config.agent
         if self.containment.warning:
             log.warning("the agent's commands are not contained: %s", self.containment.warning)
         # What a previous daemon left half-done is finished or undone before anything else.
@@ -128,6 +138,30 @@ class Daemon:
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop()
             self._ensure_drainer()
+
+    @property
+    def config(self) -> Config:
+        return self.settings.current()
+
+    def _unready(self) -> str | None:
+        """Why no new work may start now: the config file, as it is now, does not read."""
+        self.settings.refresh()
+        return self.settings.error
+
+    def _ready(self, model_env: ModelEnv, replay: Path | None = None) -> None:
+        """Refuse new work, saying why, when the settings or the model cannot run it: the
+        config file read again (if it changed) and the model checked in the environment the
+        run will have (the daemon's, with the client's model variables)."""
+        problem = self._unready()
+        if problem is not None:
+            raise LocusError(Code.INVALID_ARGUMENT, problem)
+        for name, value in model_env.items():
+            self.given[f"{name} (client {len(self.given)})"] = value
+        env = with_model_env(os.environ, model_env)
+        try:
+            check_provider(self.config.agent, replay=replay, env=env)
+        except ConfigurationError as exc:
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
 
     def _keep(self, worker: Worker) -> None:
         """Hold a worker made for one pulled task, so its heartbeats live until the run ends;
@@ -175,9 +209,8 @@ class Daemon:
         except LocusError as exc:
             log.warning("auto-commit of %s failed, left for review: %s", run.run_id, exc)
 
-    @staticmethod
-    def _scrubber(checkout: Path) -> Scrubber:
-        return Scrubber.for_checkout(checkout, os.environ)
+    def _scrubber(self, checkout: Path) -> Scrubber:
+        return Scrubber.for_checkout(checkout, {**os.environ, **self.given})
 
     def _started(self, run: Run) -> None:
         for peer in list(self.peers):
@@ -209,6 +242,10 @@ class Daemon:
 
     @handles("locus/daemon/status")
     async def daemon_status(self, params: Empty, peer: Peer) -> DaemonStatus:
+        self.settings.refresh()
+        if self.config.agent != self._contained_for:  # the sandbox settings may have changed
+            self._contained_for = self.config.agent
+            self.containment = await asyncio.to_thread(containment, self._contained_for)
         return DaemonStatus(
             version=__version__,
             protocol_version=PROTOCOL_VERSION,
@@ -233,6 +270,9 @@ class Daemon:
                 ),
                 egress_hosts=self.config.agent.egress.allow,
                 warning=self.containment.warning,
+            ),
+            config=ConfigStatus(
+                path=str(self.settings.path or ""), problems=self.settings.problems()
             ),
         )
 
@@ -301,7 +341,7 @@ class Daemon:
             }
         )
 
-    async def _make_workers(self, repos: list[str]) -> list[Worker]:
+    async def _make_workers(self, repos: list[str], model_env: ModelEnv) -> list[Worker]:
         """One worker per cloud project that lists a remote of these checkouts."""
         checkouts = [Path(r) for r in repos] or list(self.config.daemon.repositories)
         if not checkouts:
@@ -335,10 +375,7 @@ class Daemon:
                     f"none of your projects lists these repositories ({', '.join(served)}):"
                     " add the remote to the project",
                 )
-        try:
-            check_provider(self.config.agent)
-        except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        self._ready(model_env)
         self._ensure_drainer()
         return [
             Worker(
@@ -350,6 +387,8 @@ class Daemon:
                 remotes=list(served),
                 project_id=project,
                 auto_commit=self._auto_commit,
+                model_env=model_env,
+                unready=self._unready,
             )
             for project in projects
         ]
@@ -358,7 +397,7 @@ class Daemon:
     async def worker_start(self, params: WorkerStartParams, peer: Peer) -> WorkerStatus:
         if self._worker is not None and not self._worker.done():
             raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
-        self.workers = await self._make_workers(params.repos)
+        self.workers = await self._make_workers(params.repos, params.model_env)
         self._worker_stop = asyncio.Event()
         stop = self._worker_stop
         self._worker = asyncio.create_task(self._work(params, stop))
@@ -370,7 +409,7 @@ class Daemon:
     async def tasks_pull(self, params: TaskPullParams, peer: Peer) -> Run:
         """Claim one task now (the named one, or the next) and start its run; the answer
         comes at once, the run goes on (follow it with runs/subscribe)."""
-        for worker in await self._make_workers(params.repos):
+        for worker in await self._make_workers(params.repos, params.model_env):
             await mapped(worker.register(1))
             claim = await mapped(worker.api.claim(0, task_id=params.task_id))
             if claim is not None:
@@ -425,11 +464,10 @@ class Daemon:
                 Code.INVALID_ARGUMENT, f"repo {params.repo!r}: give the absolute path of a checkout"
             )
         replay = Path(params.replay) if params.replay else None
-        try:
-            check_provider(self.config.agent, replay=replay)
-        except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        return self.runs.start(repo=repo, task=params.task, replay=replay)
+        self._ready(params.model_env, replay)
+        return self.runs.start(
+            repo=repo, task=params.task, replay=replay, model_env=params.model_env
+        )
 
     # --- review ----------------------------------------------------------------------------
 
@@ -454,13 +492,10 @@ class Daemon:
     @handles("locus/review/send_back")
     async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
         old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
-        try:
-            check_provider(self.config.agent)
-        except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        self._ready(params.model_env)
         attempt = self.attempts.of_run(old.run_id)
         # A cloud task: the same attempt goes back to running (with a fresh lease).
-        worker = None if attempt is None else await self._worker_for(attempt)
+        worker = None if attempt is None else await self._worker_for(attempt, params.model_env)
         # The old run is revised and the next round recorded together: a kill between the two
         # leaves either the old run reviewable or the new one interrupted, never neither.
         with self.db.transaction():
@@ -471,6 +506,7 @@ class Daemon:
                     task=prompt,
                     title=old.title,
                     continue_in=worktree,
+                    model_env=params.model_env,
                 )
             else:
                 record = attempt.record
@@ -484,7 +520,7 @@ class Daemon:
         crashpoint("send_back.recorded")
         return run
 
-    async def _worker_for(self, attempt: Attempt) -> Worker:
+    async def _worker_for(self, attempt: Attempt, model_env: ModelEnv) -> Worker:
         """A worker for a later round of an attempt this daemon made (its project's token,
         its checkout), kept while the round runs."""
         record = attempt.record
@@ -496,6 +532,7 @@ class Daemon:
             remotes=[],
             project_id=record.project_id,
             auto_commit=self._auto_commit,
+            model_env=model_env,
         )
         self._keep(worker)
         return worker
@@ -573,5 +610,8 @@ def _task(task: TaskOut) -> Task:
 
 
 def create_core(config: Config | None = None, *, socket_path: Path | None = None) -> Daemon:
-    """The daemon core for ``locusd serve``, from the user's configuration."""
-    return Daemon(config or load_config(), socket_path=socket_path)
+    """The daemon core for ``locusd serve``, from the user's configuration (read again when
+    the file changes)."""
+    if config is not None:
+        return Daemon(config, socket_path=socket_path)
+    return Daemon(load_config(), socket_path=socket_path, config_file=config_path())

@@ -32,6 +32,7 @@ from locusd.cli.handles import resolved
 from locusd.cli.output import Column, err, out, print_json_line
 from locusd.cli.progress import Progress
 from locusd.cli.rpc import DaemonClient
+from locusd.modelenv import model_env
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
     ApprovalRequest,
@@ -141,7 +142,10 @@ def run_command(
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         async with daemon(on_notification=follower.notify, on_request=_approve) as client:
-            params = WorkerStartParams(agents=agents, once=once, task_id=task_id, repos=checkouts)
+            # The model settings of this shell, for these runs (the daemon may be older).
+            params = WorkerStartParams(
+                agents=agents, once=once, task_id=task_id, repos=checkouts, model_env=model_env()
+            )
             started = await client.call("locus/worker/start", params, WorkerStatus)
             err.say(
                 f"serving {', '.join(started.repositories)} for project(s) {started.projects}"

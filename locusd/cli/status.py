@@ -79,5 +79,7 @@ def status(as_json: bool) -> None:
             error = worker.get("lastError")
             _say("worker: stopped" + (f" ({error})" if error else ""))
         _say(sandbox_line(result["sandbox"]))
+        for problem in result.get("config", {}).get("problems", []):
+            _say(f"config: {problem}")
 
     show(result, as_json, human)

@@ -9,7 +9,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from locusd.modelenv import ModelVar
 from locusd.protocol.base import Wire
+
+MODEL_ENV_DOC = (
+    "the model variables of the client's environment (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,"
+    " OPENAI_API_KEY, OPENAI_BASE_URL), used for this work over the daemon's own; kept in"
+    " memory, never logged, stored or uploaded, never seen by the agent's commands"
+)
+
+
+def _model_env() -> Any:
+    return Field(default_factory=dict, description=MODEL_ENV_DOC)
+
 
 # --- handshake (inside LSP initialize) ---------------------------------------------------
 
@@ -81,6 +93,16 @@ class SandboxStatus(Wire):
     warning: str | None = Field(None, description="what is missing and how to fix it")
 
 
+class ConfigStatus(Wire):
+    path: str = Field(description="the config file the daemon reads (again at each new run)")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="why the file as it is now is not (all) in force: a line or key that does"
+        " not read (the previous settings are kept, and no run starts until it is fixed), or"
+        " settings that apply at the daemon's restart",
+    )
+
+
 class DaemonStatus(Wire):
     version: str
     protocol_version: str
@@ -96,6 +118,7 @@ class DaemonStatus(Wire):
     auth: AuthStatus
     worker: WorkerStatus
     sandbox: SandboxStatus
+    config: ConfigStatus
 
 
 # --- tasks (the cloud's, through the daemon's session) -------------------------------------
@@ -129,6 +152,7 @@ class TaskPullParams(Wire):
     repos: list[str] = Field(
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
     )
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 class TaskCreateParams(Wire):
@@ -208,6 +232,7 @@ class RunStartParams(Wire):
     repo: str = Field(description="absolute path of a git checkout")
     task: str = Field(min_length=1, description="what the agent should do")
     replay: str | None = Field(None, description="a transcript to replay instead of a model")
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 class WorkerStartParams(Wire):
@@ -217,6 +242,7 @@ class WorkerStartParams(Wire):
     repos: list[str] = Field(
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
     )
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 RunEventKind = Literal[
@@ -328,6 +354,7 @@ class DecideParams(Wire):
 class SendBackParams(Wire):
     run_id: str
     revision: str
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 class CommitParams(Wire):

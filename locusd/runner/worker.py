@@ -23,6 +23,7 @@ from locusd import __version__
 from locusd.crashpoints import crashpoint
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
+from locusd.modelenv import ModelEnv
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.runs import Runs
@@ -91,8 +92,14 @@ class Worker:
         remotes: list[str],
         project_id: int | None = None,
         auto_commit: Callable[[Run], Awaitable[None]] | None = None,
+        model_env: ModelEnv | None = None,
+        unready: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.project_id = project_id
+        #: The model variables of the client that started this worker, for its runs.
+        self.model_env: ModelEnv = dict(model_env or {})
+        #: Why no task should be claimed now (the user's config does not read), if so.
+        self.unready = unready
         #: Called after a run ends awaiting review, for repositories whose owner chose
         #: unattended commits (it commits everything, and the commit is reported).
         self.auto_commit = auto_commit
@@ -152,6 +159,12 @@ class Worker:
         )
 
     async def _claim(self, stop: asyncio.Event, task_id: int | None) -> ClaimOut | None:
+        problem = self.unready()
+        if problem is not None:  # claim nothing while it lasts; said in the status
+            self.status = self.status.model_copy(update={"last_error": f"not claiming: {problem}"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+            return None
         exclude = sorted(self.given_back)[-100:]  # the cloud takes up to 100
         claiming = asyncio.ensure_future(
             self.api.claim(CLAIM_WAIT, task_id=task_id, exclude=exclude)
@@ -249,6 +262,7 @@ class Worker:
                 attempt=attempt,
                 on_end=self._ended,
                 continue_in=continue_in,
+                model_env=self.model_env,
             )
         if not self.runs.store.db.in_transaction:  # else the caller's point follows its commit
             crashpoint("run.recorded")
