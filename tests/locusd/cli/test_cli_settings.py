@@ -95,7 +95,7 @@ async def test_settings_a_daemon_is_built_on_say_restart_and_restart_applies_the
 ) -> None:
     await user.json("daemon", "start")
     pid = (await user.json("daemon", "status"))["pid"]
-    user.config.write_text('[daemon]\noutbox_retry_cap = 5.0\n')
+    user.config.write_text("[daemon]\noutbox_retry_cap = 5.0\n")
     (problem,) = (await user.json("status"))["config"]["problems"]
     assert "daemon.outbox_retry_cap" in problem and "locus daemon restart" in problem, problem
     restarted = await user.json("daemon", "restart")
