@@ -94,7 +94,9 @@ class SandboxStatus(Wire):
 
 
 class ConfigStatus(Wire):
-    path: str = Field(description="the config file the daemon reads (again at each new run)")
+    path: str = Field(
+        description="the config file the daemon reads (again at each new run); empty: none"
+    )
     problems: list[str] = Field(
         default_factory=list,
         description="why the file as it is now is not (all) in force: a line or key that does"
@@ -118,7 +120,7 @@ class DaemonStatus(Wire):
     auth: AuthStatus
     worker: WorkerStatus
     sandbox: SandboxStatus
-    config: ConfigStatus
+    config: ConfigStatus = Field(default_factory=lambda: ConfigStatus(path=""))
 
 
 # --- tasks (the cloud's, through the daemon's session) -------------------------------------
