@@ -70,7 +70,7 @@ def wrong_flags(text: str, own: click.Command | None = None) -> list[str]:
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    found = set()
+    found: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
@@ -81,7 +81,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def _definitions(tree: ast.AST) -> set[int]:
     """The strings inside option, command and parser definitions."""
-    inside = set()
+    inside: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = getattr(node.func, "attr", getattr(node.func, "id", ""))
@@ -100,7 +100,9 @@ def messages() -> Iterator[tuple[str, str]]:
             if id(node) in skip:
                 continue
             if isinstance(node, ast.JoinedStr):
-                text = "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
+                text = "".join(
+                    str(v.value) if isinstance(v, ast.Constant) else "X" for v in node.values
+                )
                 skip.update(id(v) for v in node.values)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 text = node.value
