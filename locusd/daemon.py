@@ -56,6 +56,7 @@ from locusd.protocol.messages import (
     Run,
     RunCancelParams,
     RunEvents,
+    RunHandle,
     RunList,
     RunRef,
     RunStartParams,
@@ -71,6 +72,7 @@ from locusd.protocol.messages import (
     WorkerStatus,
 )
 from locusd.runner.attempt import Attempt, Attempts
+from locusd.runner.handles import HandleError, pending_review, resolve
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
@@ -575,6 +577,16 @@ class Daemon:
     @handles("locus/runs/show")
     async def runs_show(self, params: RunRef, peer: Peer) -> Run:
         return self.runs.get(params.run_id)
+
+    @handles("locus/runs/resolve")
+    async def runs_resolve(self, params: RunHandle, peer: Peer) -> Run:
+        runs = self.store.all()
+        try:
+            if params.handle is None:
+                return self.runs.get(pending_review(runs))
+            return self.runs.get(resolve(params.handle, runs))
+        except HandleError as exc:
+            raise LocusError(Code.RUN_NOT_FOUND, str(exc)) from None
 
     @handles("locus/runs/subscribe")
     async def runs_subscribe(self, params: RunRef, peer: Peer) -> RunEvents:

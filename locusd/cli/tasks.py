@@ -8,6 +8,7 @@ import click
 
 from locusd.cli.common import daemon, json_option, run, show
 from locusd.cli.output import Column, out
+from locusd.modelenv import model_env
 from locusd.protocol.messages import (
     Run,
     Task,
@@ -118,7 +119,9 @@ def pull(task_id: int | None, repos: tuple[Path, ...], as_json: bool) -> None:
     """Claim a task now (TASK_ID, or the next one) and start its run in the daemon; follow it
     with locus logs RUN -f."""
     params = TaskPullParams(
-        task_id=task_id, repos=[str(p.resolve()) for p in (repos or (Path.cwd(),))]
+        task_id=task_id,
+        repos=[str(p.resolve()) for p in (repos or (Path.cwd(),))],
+        model_env=model_env(),  # this shell's model settings, for this run
     )
 
     async def work() -> Run:

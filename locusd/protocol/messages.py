@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from locusd.modelenv import ModelVar
 from locusd.protocol.base import Wire
+from locusd.runner.handles import short_id
 
 MODEL_ENV_DOC = (
     "the model variables of the client's environment (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,"
@@ -212,6 +213,14 @@ class Run(Wire):
         None, description="the cloud refused a report about this run, and why (it was not sent)"
     )
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="seven letters derived from the run id, stable, for people to type"
+        " (any handle: locus/runs/resolve)"
+    )
+    @property
+    def short_id(self) -> str:
+        return short_id(self.run_id)
+
 
 class RunList(Wire):
     runs: list[Run]
@@ -219,6 +228,17 @@ class RunList(Wire):
 
 class RunRef(Wire):
     run_id: str
+
+
+class RunHandle(Wire):
+    """What a person typed to name a run."""
+
+    handle: str | None = Field(
+        None,
+        description="the run id or its short id, a unique prefix of either, 'latest' or '@'"
+        " (the run started last), or a task number (that task's latest run); none: the one"
+        " run awaiting review",
+    )
 
 
 class RunCancelParams(RunRef):

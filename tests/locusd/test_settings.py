@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,21 @@ def test_a_config_that_cannot_be_read_is_an_error_naming_it(tmp_path: Path) -> N
     path.mkdir()
     with pytest.raises(ConfigError, match=f"{path}: cannot read it"):
         load(path)
+
+
+def test_the_readmes_replay_setting_names_the_transcript(tmp_path: Path) -> None:
+    """README's command, run as written from the repository's root, gives the daemon a
+    transcript it can find (whatever its own working directory)."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    (command,) = [
+        line for line in readme.splitlines() if "fix-median.jsonl" in line and "printf" in line
+    ]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    subprocess.run(["bash", "-c", command], cwd=root, env=env, check=True)
+    config = load(home / ".config" / "locus" / "config.toml")
+    assert config.agent.provider == "replay"
+    assert config.agent.replay == root / "examples" / "fix-median.jsonl"
+    assert config.agent.replay.is_file()
