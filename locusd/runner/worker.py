@@ -31,6 +31,7 @@ from locusd.runner.runs import Runs
 log = logging.getLogger(__name__)
 
 CLAIM_WAIT = 25.0  # seconds a claim long-polls (the cloud caps it at 30)
+UNREADABLE_CONFIG = "its Locus config does not read (said by locus status there)"
 
 
 class WorkerApi(Protocol):
@@ -219,6 +220,12 @@ class Worker:
         review; its lease is kept until the run ends."""
         crashpoint("run.claimed")
         task = claim.task
+        if attempt is None and (problem := self.unready()) is not None:
+            # Claimed in a long-poll that began before the config broke: no run on settings
+            # the user has changed away from. The cloud hears no local detail (paths).
+            with self.runs.store.db.transaction():
+                self.attempts.claimed(claim, Path(".")).given_back(UNREADABLE_CONFIG)
+            raise LookupError(problem)
         checkout = self._checkout(claim)
         if checkout is None:
             reason = f"this worker serves {sorted(self.served)}, not {task.repository!r}"

@@ -5,17 +5,21 @@ key) and starts nothing, and relative paths in it are relative to the file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import signal
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from locusd.runner.worker import UNREADABLE_CONFIG
 from tests.conftest import Cloud
-from tests.locusd.agentkit import BUGGY, DEMO_TRANSCRIPT, FIXED, call
-from tests.locusd.cliuser import User, login_and_queue
+from tests.locusd.agentkit import BUGGY, DEMO_TRANSCRIPT, FIXED, TASK, call
+from tests.locusd.cliuser import LOCUS, User, cloud_status, login_and_queue
 from tests.support.anthropic_server import AnthropicServer
+from tests.support.client import timeline
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -100,3 +104,52 @@ async def test_settings_a_daemon_is_built_on_say_restart_and_restart_applies_the
     assert "daemon.outbox_retry_cap" in problem and "locus daemon restart" in problem, problem
     restarted = await user.json("daemon", "restart")
     assert restarted["pid"] != pid and restarted["config"]["problems"] == []
+
+
+async def test_a_running_worker_claims_nothing_while_the_config_is_broken(
+    user: User, cloud: Cloud
+) -> None:
+    user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+    await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
+    worker = await asyncio.create_subprocess_exec(
+        LOCUS, "run", "--repo", str(user.repo), "--json", env=user.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(60):
+            while not (await user.json("status"))["worker"]["running"]:
+                await asyncio.sleep(0.1)
+        # Broken while the worker waits in a claim: the task it gets is given back, unrun.
+        user.config.write_text('[agent]\nprovider = "replay"\nreplay = \n')
+        created = await user.json(
+            "tasks", "create", "--project", str(cloud.project_id), "--title", TASK
+        )
+        task_id = int(created["id"])
+
+        async def given_back() -> bool:
+            events = await timeline(cloud.api, task_id)
+            return any(UNREADABLE_CONFIG in json.dumps(e) for e in events)
+
+        async with asyncio.timeout(60):
+            while not await given_back():
+                await asyncio.sleep(0.2)
+        async with asyncio.timeout(60):
+            while "not claiming" not in str((await user.json("status"))["worker"].get("lastError")):
+                await asyncio.sleep(0.2)
+        error = (await user.json("status"))["worker"]["lastError"]
+        assert f"not claiming: {user.config}: not valid TOML" in error, error
+        assert (await user.json("runs"))["runs"] == []
+        assert await cloud_status(cloud, task_id) == "queued"
+
+        # Fixed: the same worker takes the task and runs it.
+        user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
+        async with asyncio.timeout(90):
+            while not (runs := (await user.json("runs"))["runs"]) or runs[0]["state"] in (
+                "starting",
+                "running",
+            ):
+                await asyncio.sleep(0.2)
+        assert runs[0]["taskId"] == task_id and runs[0]["state"] == "awaiting_review", runs
+    finally:
+        worker.send_signal(signal.SIGINT)
+        await asyncio.wait_for(worker.communicate(), 60)
