@@ -6,11 +6,11 @@ Every run has a short id: seven letters derived from its run id (stable, the sam
 machine and after every restart; letters only, so it never reads as a task number or ``@``,
 and no ``i``, ``l`` or ``o`` to misread). A handle names one run, tried in this order:
 
-- the whole run id, or the whole short id;
+- the whole run id;
 - ``latest`` or ``@``: the run started last;
 - a task number (digits only): the latest run of that cloud task;
-- a unique prefix of a run id or of a short id (an ambiguous one is an error listing the
-  candidates).
+- the short id, or a unique prefix of it or of a run id (an ambiguous one is an error listing
+  the candidates).
 
 Pure: :func:`resolve` takes the runs as listed; stdlib only (the protocol's models import
 :func:`short_id`).
@@ -56,9 +56,6 @@ def resolve(handle: str, runs: Sequence[Run]) -> str:
     ids = {run.run_id for run in runs}
     if handle in ids:
         return handle
-    shorts = {short_id(run.run_id): run.run_id for run in runs}
-    if handle in shorts:
-        return shorts[handle]
     if handle in LATEST:
         if not runs:
             raise HandleError("there are no runs yet: start one with 'locus run'")
@@ -69,7 +66,7 @@ def resolve(handle: str, runs: Sequence[Run]) -> str:
             return _newest(of_task).run_id
     matches = sorted(
         {run_id for run_id in ids if run_id.startswith(handle)}
-        | {run_id for short, run_id in shorts.items() if short.startswith(handle)}
+        | {run.run_id for run in runs if short_id(run.run_id).startswith(handle)}
     )
     if len(matches) == 1:
         return matches[0]
