@@ -96,7 +96,7 @@ class Daemon:
         self.settings = Settings(config, config_file)
         #: The secret-named model variables clients gave (memory only), scrubbed like the
         #: daemon's own environment from everything uploaded.
-        self.given: dict[str, str] = {}
+        self.given: set[tuple[str, str]] = set()
         self.socket_path = socket_path
         self.started = time.monotonic()
         state = config.state_dir
@@ -157,8 +157,7 @@ class Daemon:
         problem = self._unready()
         if problem is not None:
             raise LocusError(Code.INVALID_ARGUMENT, problem)
-        for name, value in model_env.items():
-            self.given[f"{name} (client {len(self.given)})"] = value
+        self.given.update(model_env.items())
         env = with_model_env(os.environ, model_env)
         try:
             check_provider(self.config.agent, replay=replay, env=env)
@@ -212,7 +211,8 @@ class Daemon:
             log.warning("auto-commit of %s failed, left for review: %s", run.run_id, exc)
 
     def _scrubber(self, checkout: Path) -> Scrubber:
-        return Scrubber.for_checkout(checkout, {**os.environ, **self.given})
+        given = {f"{name}#{n}": value for n, (name, value) in enumerate(sorted(self.given))}
+        return Scrubber.for_checkout(checkout, {**os.environ, **given})
 
     def _started(self, run: Run) -> None:
         for peer in list(self.peers):

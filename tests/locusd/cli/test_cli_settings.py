@@ -153,3 +153,12 @@ async def test_a_running_worker_claims_nothing_while_the_config_is_broken(
     finally:
         worker.send_signal(signal.SIGINT)
         await asyncio.wait_for(worker.communicate(), 60)
+
+
+async def test_a_daemon_started_on_a_broken_config_says_the_line_without_a_traceback(
+    user: User,
+) -> None:
+    user.config.write_text('[agent]\nprovider = "replay\n')
+    code, _, err = await user.locus("status", check=False)
+    assert code == 5 and f"locusd serve: {user.config}: not valid TOML" in err, err
+    assert "line 2" in err and "Traceback" not in err, err
