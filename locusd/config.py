@@ -3,7 +3,9 @@ model to use, budgets, the command policy, where worktrees and transcripts live.
 
 It is the user's file, not the repository's: a repository may describe itself in
 ``.locus.toml`` (files to copy, setup, verify) but cannot raise its own budgets or permissions.
-Validation errors name the key and the file.
+Validation errors name the key and the file. A relative path in it (``replay``, the
+repositories, the directories) is relative to the file's own directory, not to the working
+directory of whoever reads it (the daemon runs in ``/``); ``~`` is the home directory.
 """
 
 from __future__ import annotations
@@ -11,10 +13,18 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from locusd.agent.budget import Budget
 from locusd.agent.egress.rules import EgressRuleError, Rule
@@ -28,6 +38,17 @@ ProviderName = Literal["anthropic", "openai", "replay"]
 
 class ConfigError(ValueError):
     pass
+
+
+def _from_config_dir(path: Path, info: ValidationInfo) -> Path:
+    """Relative to the config file's directory (given as ``base`` by :func:`load`)."""
+    path = path.expanduser()
+    base = info.context.get("base") if isinstance(info.context, dict) else None
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+#: A path in the config file.
+ConfigPath = Annotated[Path, AfterValidator(_from_config_dir)]
 
 
 class EgressConfig(BaseModel):
@@ -67,7 +88,7 @@ class AgentConfig(BaseModel):
     provider: ProviderName = Field("anthropic", description="anthropic, openai or replay")
     model: str | None = Field(None, description="model name; each provider has a default")
     base_url: str | None = Field(None, description="API base URL (e.g. a local Ollama /v1)")
-    replay: Path | None = Field(
+    replay: ConfigPath | None = Field(
         None, description="with provider = 'replay': the transcript every run plays back"
     )
     price_input_per_mtok: float | None = Field(
@@ -134,16 +155,16 @@ class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cloud_url: str = Field("http://127.0.0.1:8420", description="the Locus Cloud to log in to")
-    repositories: list[Path] = Field(
+    repositories: list[ConfigPath] = Field(
         default_factory=list,
         description="checkouts whose tasks this daemon runs (locus run adds the current one)",
     )
-    auto_commit: list[Path] = Field(
+    auto_commit: list[ConfigPath] = Field(
         default_factory=list,
         description="checkouts whose finished runs are committed and reported without a review"
         " (unattended workers; off for every repository by default)",
     )
-    share_proposed_diffs: list[Path] = Field(
+    share_proposed_diffs: list[ConfigPath] = Field(
         default_factory=list,
         description="checkouts whose proposed diffs go to the cloud before you accept them (for"
         " review on the dashboard; scrubbed and audited). Otherwise only counts leave until a"
@@ -172,19 +193,19 @@ class Config(BaseModel):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
-    credentials_dir: Path = Field(
+    credentials_dir: ConfigPath = Field(
         default_factory=lambda: Path(platformdirs.user_config_dir("locus")),
         description="where the cloud secret is kept when there is no OS keyring (0600 file)",
     )
-    worktree_dir: Path = Field(
+    worktree_dir: ConfigPath = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("locus")) / "worktrees",
         description="where run worktrees are created (outside every checkout)",
     )
-    state_dir: Path = Field(
+    state_dir: ConfigPath = Field(
         default_factory=lambda: Path(platformdirs.user_state_dir("locus")),
         description="transcripts and command output of runs",
     )
-    cache_dir: Path = Field(
+    cache_dir: ConfigPath = Field(
         default_factory=lambda: Path(platformdirs.user_cache_dir("locus")),
         description="package caches of sandboxed commands, one per repository (never your own"
         " ~/.npm or ~/.cache/pip: what the agent writes there, your own installs would use)",
@@ -203,7 +224,16 @@ def load(path: Path | None = None) -> Config:
     if not path.exists():
         return Config()
     try:
-        return Config.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        return parse(path.read_text(encoding="utf-8"), path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+
+
+def parse(text: str, path: Path) -> Config:
+    """The config in ``text``, the contents of ``path`` (its relative paths are resolved
+    against the file's directory); :class:`ConfigError` naming the line or the key."""
+    try:
+        return Config.model_validate(tomllib.loads(text), context={"base": path.absolute().parent})
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except ValidationError as exc:

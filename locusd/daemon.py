@@ -27,11 +27,12 @@ from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
 from locusd.cloud.outbox import Backoff, Outbox, OutboxEntry
 from locusd.cloud.uploads import Uploads
-from locusd.config import Config
+from locusd.config import Config, config_path
 from locusd.config import load as load_config
 from locusd.crashpoints import crashpoint
 from locusd.git.remotes import remotes
 from locusd.localdb import Database
+from locusd.modelenv import ModelEnv, with_model_env
 from locusd.notifications import Notifier
 from locusd.notifications import find as find_desktop
 from locusd.privacy import AuditLog, Scrubber
@@ -45,6 +46,7 @@ from locusd.protocol.messages import (
     AuthStatus,
     CommitParams,
     CommitResult,
+    ConfigStatus,
     ContentParams,
     DaemonStatus,
     DecideParams,
@@ -61,6 +63,7 @@ from locusd.protocol.messages import (
     Run,
     RunCancelParams,
     RunEvents,
+    RunHandle,
     RunList,
     RunRef,
     RunStartParams,
@@ -81,6 +84,7 @@ from locusd.protocol.messages import (
 )
 from locusd.runner import attention
 from locusd.runner.attempt import Attempt, Attempts
+from locusd.runner.handles import HandleError, pending_review, resolve
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
@@ -88,6 +92,7 @@ from locusd.runner.worker import Worker
 from locusd.server.handlers import handles
 from locusd.server.peer import Peer
 from locusd.session import CloudSession, mapped
+from locusd.settings import Settings
 
 FEATURES = ["auth", "tasks", "worker", "runs", "approvals", "progress"]
 log = logging.getLogger(__name__)
@@ -96,8 +101,14 @@ log = logging.getLogger(__name__)
 class Daemon:
     """The facade: each protocol method is a few lines that hand the work to the parts."""
 
-    def __init__(self, config: Config, *, socket_path: Path | None = None) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config, *, socket_path: Path | None = None, config_file: Path | None = None
+    ) -> None:
+        #: The user's settings, read again from ``config_file`` when it changes.
+        self.settings = Settings(config, config_file)
+        #: The secret-named model variables clients gave (memory only), scrubbed like the
+        #: daemon's own environment from everything uploaded.
+        self.given: set[tuple[str, str]] = set()
         self.socket_path = socket_path
         self.started = time.monotonic()
         state = config.state_dir
@@ -112,7 +123,7 @@ class Daemon:
         )
         self.attempts = Attempts(self.store, self.uploads, self._shares_proposed)
         self.attempts.adopt_legacy()
-        self.runs = Runs(self.store, config, self.attempts)
+        self.runs = Runs(self.store, self.settings, self.attempts)
         self.uploads.on_settled = self.runs.answered  # the run hears the cloud's answer
         self.runs.on_started = self._started
         self.notifier = Notifier(find_desktop())
@@ -129,6 +140,7 @@ class Daemon:
         self.workers: list[Worker] = []
         self._pulled: list[Worker] = []
         self.containment = containment(config.agent)
+        self._contained_for = config.agent
         if self.containment.warning:
             log.warning("the agent's commands are not contained: %s", self.containment.warning)
         # What a previous daemon left half-done is finished or undone before anything else.
@@ -143,6 +155,29 @@ class Daemon:
             asyncio.get_running_loop()
             self._ensure_drainer()
             self.notifier.release()
+
+    @property
+    def config(self) -> Config:
+        return self.settings.current()
+
+    def _unready(self) -> str | None:
+        """Why no new work may start now: the config file, as it is now, does not read."""
+        self.settings.refresh()
+        return self.settings.error
+
+    def _ready(self, model_env: ModelEnv, replay: Path | None = None) -> None:
+        """Refuse new work, saying why, when the settings or the model cannot run it: the
+        config file read again (if it changed) and the model checked in the environment the
+        run will have (the daemon's, with the client's model variables)."""
+        problem = self._unready()
+        if problem is not None:
+            raise LocusError(Code.INVALID_ARGUMENT, problem)
+        self.given.update(model_env.items())
+        env = with_model_env(os.environ, model_env)
+        try:
+            check_provider(self.config.agent, replay=replay, env=env)
+        except ConfigurationError as exc:
+            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
 
     def _keep(self, worker: Worker) -> None:
         """Hold a worker made for one pulled task, so its heartbeats live until the run ends;
@@ -191,9 +226,9 @@ class Daemon:
             log.warning("auto-commit of %s failed, left for review: %s", run.run_id, exc)
             self._tell(attention.waiting(run))
 
-    @staticmethod
-    def _scrubber(checkout: Path) -> Scrubber:
-        return Scrubber.for_checkout(checkout, os.environ)
+    def _scrubber(self, checkout: Path) -> Scrubber:
+        given = {f"{name}#{n}": value for n, (name, value) in enumerate(sorted(self.given))}
+        return Scrubber.for_checkout(checkout, {**os.environ, **given})
 
     def _started(self, run: Run) -> None:
         for peer in list(self.peers):
@@ -243,6 +278,10 @@ class Daemon:
 
     @handles("locus/daemon/status")
     async def daemon_status(self, params: Empty, peer: Peer) -> DaemonStatus:
+        self.settings.refresh()
+        if self.config.agent != self._contained_for:  # the sandbox settings may have changed
+            self._contained_for = self.config.agent
+            self.containment = await asyncio.to_thread(containment, self._contained_for)
         return DaemonStatus(
             version=__version__,
             protocol_version=PROTOCOL_VERSION,
@@ -269,6 +308,9 @@ class Daemon:
                 warning=self.containment.warning,
             ),
             notifications=self.notifier.status(self.config.notifications.desktop),
+            config=ConfigStatus(
+                path=str(self.settings.path or ""), problems=self.settings.problems()
+            ),
         )
 
     # --- auth ------------------------------------------------------------------------------
@@ -381,7 +423,7 @@ class Daemon:
             }
         )
 
-    async def _make_workers(self, repos: list[str]) -> list[Worker]:
+    async def _make_workers(self, repos: list[str], model_env: ModelEnv) -> list[Worker]:
         """One worker per cloud project that lists a remote of these checkouts."""
         checkouts = [Path(r) for r in repos] or list(self.config.daemon.repositories)
         if not checkouts:
@@ -415,10 +457,7 @@ class Daemon:
                     f"none of your projects lists these repositories ({', '.join(served)}):"
                     " add the remote to the project",
                 )
-        try:
-            check_provider(self.config.agent)
-        except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        self._ready(model_env)
         self._ensure_drainer()
         return [
             Worker(
@@ -430,6 +469,8 @@ class Daemon:
                 remotes=list(served),
                 project_id=project,
                 auto_commit=self._auto_commit,
+                model_env=model_env,
+                unready=self._unready,
             )
             for project in projects
         ]
@@ -438,7 +479,7 @@ class Daemon:
     async def worker_start(self, params: WorkerStartParams, peer: Peer) -> WorkerStatus:
         if self._worker is not None and not self._worker.done():
             raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
-        self.workers = await self._make_workers(params.repos)
+        self.workers = await self._make_workers(params.repos, params.model_env)
         for worker in self.workers:
             worker.mode = params.mode
         self._worker_stop = asyncio.Event()
@@ -452,7 +493,7 @@ class Daemon:
     async def tasks_pull(self, params: TaskPullParams, peer: Peer) -> Run:
         """Claim one task now (the named one, or the next) and start its run; the answer
         comes at once, the run goes on (follow it with runs/subscribe)."""
-        for worker in await self._make_workers(params.repos):
+        for worker in await self._make_workers(params.repos, params.model_env):
             await mapped(worker.register(1))
             claim = await mapped(worker.api.claim(0, task_id=params.task_id))
             if claim is not None:
@@ -507,11 +548,10 @@ class Daemon:
                 Code.INVALID_ARGUMENT, f"repo {params.repo!r}: give the absolute path of a checkout"
             )
         replay = Path(params.replay) if params.replay else None
-        try:
-            check_provider(self.config.agent, replay=replay)
-        except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        return self.runs.start(repo=repo, task=params.task, replay=replay)
+        self._ready(params.model_env, replay)
+        return self.runs.start(
+            repo=repo, task=params.task, replay=replay, model_env=params.model_env
+        )
 
     # --- review ----------------------------------------------------------------------------
 
@@ -536,13 +576,10 @@ class Daemon:
     @handles("locus/review/send_back")
     async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
         old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
-        try:
-            check_provider(self.config.agent)
-        except ConfigurationError as exc:
-            raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
+        self._ready(params.model_env)
         attempt = self.attempts.of_run(old.run_id)
         # A cloud task: the same attempt goes back to running (with a fresh lease).
-        worker = None if attempt is None else await self._worker_for(attempt)
+        worker = None if attempt is None else await self._worker_for(attempt, params.model_env)
         # The old run is revised and the next round recorded together: a kill between the two
         # leaves either the old run reviewable or the new one interrupted, never neither.
         with self.db.transaction():
@@ -553,6 +590,7 @@ class Daemon:
                     task=prompt,
                     title=old.title,
                     continue_in=worktree,
+                    model_env=params.model_env,
                 )
             else:
                 record = attempt.record
@@ -566,7 +604,7 @@ class Daemon:
         crashpoint("send_back.recorded")
         return run
 
-    async def _worker_for(self, attempt: Attempt) -> Worker:
+    async def _worker_for(self, attempt: Attempt, model_env: ModelEnv) -> Worker:
         """A worker for a later round of an attempt this daemon made (its project's token,
         its checkout), kept while the round runs."""
         record = attempt.record
@@ -578,6 +616,7 @@ class Daemon:
             remotes=[],
             project_id=record.project_id,
             auto_commit=self._auto_commit,
+            model_env=model_env,
         )
         self._keep(worker)
         return worker
@@ -621,6 +660,16 @@ class Daemon:
     async def runs_show(self, params: RunRef, peer: Peer) -> Run:
         return self.runs.get(params.run_id)
 
+    @handles("locus/runs/resolve")
+    async def runs_resolve(self, params: RunHandle, peer: Peer) -> Run:
+        runs = self.store.all()
+        try:
+            if params.handle is None:
+                return self.runs.get(pending_review(runs))
+            return self.runs.get(resolve(params.handle, runs))
+        except HandleError as exc:
+            raise LocusError(Code.RUN_NOT_FOUND, str(exc)) from None
+
     @handles("locus/runs/subscribe")
     async def runs_subscribe(self, params: RunRef, peer: Peer) -> RunEvents:
         return RunEvents(run_id=params.run_id, events=self.runs.subscribe(params.run_id, peer))
@@ -656,5 +705,8 @@ def _task(task: TaskOut) -> Task:
 
 
 def create_core(config: Config | None = None, *, socket_path: Path | None = None) -> Daemon:
-    """The daemon core for ``locusd serve``, from the user's configuration."""
-    return Daemon(config or load_config(), socket_path=socket_path)
+    """The daemon core for ``locusd serve``, from the user's configuration (read again when
+    the file changes)."""
+    if config is not None:
+        return Daemon(config, socket_path=socket_path)
+    return Daemon(load_config(), socket_path=socket_path, config_file=config_path())

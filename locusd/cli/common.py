@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from locusd.cli.handles import HandleError
 from locusd.cli.output import fail, print_json
 from locusd.cli.rpc import DaemonClient, DaemonError, OnNotification, OnRequest
 from locusd.protocol.codes import Code
@@ -63,8 +62,6 @@ def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except DaemonError as exc:
         hint = " (log in with: locus login)" if exc.auth_required else ""
         fail(f"{exc.message}{hint}", exit_code(exc))
-    except HandleError as exc:
-        fail(str(exc), FAILED)
     except DaemonUnavailable as exc:
         fail(str(exc), UNAVAILABLE)
     except ConnectionError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
+import time
 
 import click
 
@@ -64,6 +66,40 @@ def stop(as_json: bool) -> None:
 
     run(work)
     show({"stopped": True}, as_json, lambda: out.say("locusd stopped"))
+
+
+@daemon_group.command()
+@json_option
+def restart(as_json: bool) -> None:
+    """Stop the daemon and start a new one (its runs are cancelled; cloud tasks go back to
+    the queue): for the settings that apply only at a start, such as state_dir."""
+    if socket_path().exists():
+        pid = _status(start=False).pid
+
+        async def work() -> None:
+            async with daemon(start=False) as client:
+                await client.call("locus/daemon/shutdown", Empty(), Empty)
+
+        run(work)
+        _until_gone(pid)
+    result = _status(start=True)
+    show(
+        result, as_json, lambda: out.say(f"locusd restarted (pid {result.pid}) on {result.socket}")
+    )
+
+
+def _until_gone(pid: int, timeout: float = 60.0) -> None:
+    """Until the stopped daemon's process has ended (its runs cancelled), or say it has not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    fail(
+        f"locusd (pid {pid}) did not stop within {timeout:g} s: see locus daemon logs", UNAVAILABLE
+    )
 
 
 @daemon_group.command()

@@ -17,6 +17,7 @@ from locusd.cli.common import daemon, json_option, run, show
 from locusd.cli.handles import resolved
 from locusd.cli.network import network_lines
 from locusd.cli.output import diff_lines, out
+from locusd.modelenv import model_env
 from locusd.protocol.messages import (
     CommitParams,
     CommitResult,
@@ -198,7 +199,7 @@ def review(
                 params = DecideParams(run_id=run_id, revision=view.revision, decisions=decisions)
                 view = await client.call("locus/review/decide", params, ReviewView)
             if send_back:
-                again = SendBackParams(run_id=run_id, revision=view.revision)
+                again = SendBackParams(run_id=run_id, revision=view.revision, model_env=model_env())
                 return await client.call("locus/review/send_back", again, Run)
             if do_commit:
                 committed = CommitParams(run_id=run_id, revision=view.revision, integrate=integrate)

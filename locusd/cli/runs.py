@@ -34,6 +34,7 @@ from locusd.cli.output import Column, err, fail, out, print_json_line, text
 from locusd.cli.progress import Progress
 from locusd.cli.rpc import DaemonClient
 from locusd.cli.waits import why_waiting
+from locusd.modelenv import model_env
 from locusd.protocol.base import Empty
 from locusd.protocol.messages import (
     ApprovalDecision,
@@ -66,7 +67,9 @@ ENDED = set(get_args(RunState)) - {"starting", "running"}
 def _run_line(run: Run) -> str:
     task = f"task #{run.task_id}" if run.task_id is not None else "local"
     extra = run.reason or run.question or run.summary or ""
-    return f"{run.run_id}  {run.state:<16} {task}  {run.title}" + (f" — {extra}" if extra else "")
+    return f"{run.short_id} {run.run_id}  {run.state:<16} {task}  {run.title}" + (
+        f" — {extra}" if extra else ""
+    )
 
 
 #: ``locus run``'s answers to an approval question (Enter: no).
@@ -185,8 +188,14 @@ def run_command(
                 err.say(("waiting:", "yellow"), " ", waits)
                 if status is not None:
                     status.update(text("waiting: ", waits))
+            # The model settings of this shell, for these runs (the daemon may be older).
             params = WorkerStartParams(
-                agents=agents, once=once, task_id=task_id, repos=checkouts, mode=mode
+                agents=agents,
+                once=once,
+                task_id=task_id,
+                repos=checkouts,
+                mode=mode,
+                model_env=model_env(),
             )
             started = await client.call("locus/worker/start", params, WorkerStatus)
             err.say(
@@ -251,8 +260,14 @@ def runs_command(as_json: bool) -> None:
 
     def human() -> None:
         out.table(
-            [Column("run", whole=True), Column("state"), Column("task"), Column("title")],
-            ([r.run_id, r.state, r.task_id or "local", r.title] for r in result.runs),
+            [
+                Column("id", whole=True),
+                Column("run", whole=True),
+                Column("state"),
+                Column("task"),
+                Column("title"),
+            ],
+            ([r.short_id, r.run_id, r.state, r.task_id or "local", r.title] for r in result.runs),
         )
 
     show(result, as_json, human)
@@ -263,8 +278,8 @@ def runs_command(as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="keep showing events until the run ends")
 @json_option
 def logs_command(handle: str, follow: bool, as_json: bool) -> None:
-    """A run's events (what the agent said and did). RUN: its id or a prefix, a task number
-    (that task's latest run), or 'latest'."""
+    """A run's events (what the agent said and did). RUN: its short id or id (or a prefix), a
+    task number (that task's latest run), or 'latest'."""
     queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
     def notify(method: str, params: dict[str, Any]) -> None:
@@ -312,8 +327,8 @@ def _print_event(event: RunEvent, as_json: bool) -> None:
 @json_option
 def cancel_command(handle: str, requeue: bool, as_json: bool) -> None:
     """Stop a running run here (its command is killed). Its cloud task is cancelled, so no
-    worker takes it again; --requeue gives it back to the queue instead. RUN: its id or a
-    prefix, a task number (that task's latest run), or 'latest'."""
+    worker takes it again; --requeue gives it back to the queue instead. RUN: its short id or
+    id (or a prefix), a task number (that task's latest run), or 'latest'."""
 
     async def work() -> Run:
         async with daemon() as client:

@@ -48,7 +48,7 @@ def login(
     elif email:
         password = click.prompt("password", hide_input=True)
     if not token and not (email and password):
-        raise click.UsageError("give --email (and a password) or --token")
+        raise click.UsageError("locus login needs --email (and a password) or --token")
     params = LoginParams(cloud_url=cloud_url, email=email, password=password, token=token)
 
     async def work() -> AuthStatus:

@@ -93,5 +93,7 @@ def status(as_json: bool) -> None:
             _say("worker: stopped" + (f" ({error})" if error else ""))
         _say(sandbox_line(result["sandbox"]))
         _say(notifications_line(result.get("notifications")))
+        for problem in result.get("config", {}).get("problems", []):
+            _say(f"config: {problem}")
 
     show(result, as_json, human)

@@ -18,6 +18,7 @@ from locusd.cli.taskview import (
     projects,
     show_task,
 )
+from locusd.modelenv import model_env
 from locusd.protocol.messages import (
     Run,
     Task,
@@ -135,7 +136,9 @@ def pull(task_id: int | None, repos: tuple[Path, ...], as_json: bool) -> None:
     """Claim a task now (TASK_ID, or the next one) and start its run in the daemon; follow it
     with locus logs RUN -f."""
     params = TaskPullParams(
-        task_id=task_id, repos=[str(p.resolve()) for p in (repos or (Path.cwd(),))]
+        task_id=task_id,
+        repos=[str(p.resolve()) for p in (repos or (Path.cwd(),))],
+        model_env=model_env(),  # this shell's model settings, for this run
     )
 
     async def work() -> Run:

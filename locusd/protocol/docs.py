@@ -114,7 +114,7 @@ def json_schema() -> dict[str, Any]:
     """One JSON Schema document: every model under ``$defs``, and the method tables pointing
     at them."""
     _, top = models_json_schema(
-        [(model, "validation") for model in all_models()],
+        [(model, "serialization") for model in all_models()],
         ref_template="#/$defs/{model}",
         by_alias=True,
     )

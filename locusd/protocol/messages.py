@@ -7,10 +7,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from locusd.agent.policy import Mode
+from locusd.modelenv import ModelVar
 from locusd.protocol.base import Wire
+from locusd.runner.handles import short_id
+
+MODEL_ENV_DOC = (
+    "the model variables of the client's environment (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,"
+    " OPENAI_API_KEY, OPENAI_BASE_URL), used for this work over the daemon's own; kept in"
+    " memory, never logged, stored or uploaded, never seen by the agent's commands"
+)
+
+
+def _model_env() -> Any:
+    return Field(default_factory=dict, description=MODEL_ENV_DOC)
+
 
 # --- handshake (inside LSP initialize) ---------------------------------------------------
 
@@ -91,6 +104,18 @@ class NotificationStatus(Wire):
     last_error: str | None = Field(None, description="the last notification that failed, why")
 
 
+class ConfigStatus(Wire):
+    path: str = Field(
+        description="the config file the daemon reads (again at each new run); empty: none"
+    )
+    problems: list[str] = Field(
+        default_factory=list,
+        description="why the file as it is now is not (all) in force: a line or key that does"
+        " not read (the previous settings are kept, and no run starts until it is fixed), or"
+        " settings that apply at the daemon's restart",
+    )
+
+
 class DaemonStatus(Wire):
     version: str
     protocol_version: str
@@ -109,6 +134,7 @@ class DaemonStatus(Wire):
     notifications: NotificationStatus = Field(
         default_factory=lambda: NotificationStatus(desktop=False)
     )
+    config: ConfigStatus = Field(default_factory=lambda: ConfigStatus(path=""))
 
 
 # --- tasks (the cloud's, through the daemon's session) -------------------------------------
@@ -145,6 +171,7 @@ class TaskPullParams(Wire):
     repos: list[str] = Field(
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
     )
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 class TaskCreateParams(Wire):
@@ -268,6 +295,14 @@ class Run(Wire):
         None, description="the cloud refused a report about this run, and why (it was not sent)"
     )
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="seven letters derived from the run id, stable, for people to type"
+        " (any handle: locus/runs/resolve)"
+    )
+    @property
+    def short_id(self) -> str:
+        return short_id(self.run_id)
+
 
 class RunList(Wire):
     runs: list[Run]
@@ -275,6 +310,17 @@ class RunList(Wire):
 
 class RunRef(Wire):
     run_id: str
+
+
+class RunHandle(Wire):
+    """What a person typed to name a run."""
+
+    handle: str | None = Field(
+        None,
+        description="the run id or its short id, a unique prefix of either, 'latest' or '@'"
+        " (the run started last), or a task number (that task's latest run); none: the one"
+        " run awaiting review",
+    )
 
 
 class RunCancelParams(RunRef):
@@ -290,6 +336,7 @@ class RunStartParams(Wire):
     repo: str = Field(description="absolute path of a git checkout")
     task: str = Field(min_length=1, description="what the agent should do")
     replay: str | None = Field(None, description="a transcript to replay instead of a model")
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 class WorkerStartParams(Wire):
@@ -304,6 +351,7 @@ class WorkerStartParams(Wire):
         description="permission mode of the runs it starts: ask, auto-edit or full-auto"
         " (default: [agent] mode of the user's config)",
     )
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 RunEventKind = Literal[
@@ -415,6 +463,7 @@ class DecideParams(Wire):
 class SendBackParams(Wire):
     run_id: str
     revision: str
+    model_env: dict[ModelVar, str] = _model_env()
 
 
 class CommitParams(Wire):

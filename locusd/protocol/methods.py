@@ -85,6 +85,13 @@ METHODS: dict[str, Method] = {
         Method("locus/runs/list", Empty, m.RunList, "Every run the daemon knows."),
         Method("locus/runs/show", m.RunRef, m.Run, "One run."),
         Method(
+            "locus/runs/resolve",
+            m.RunHandle,
+            m.Run,
+            "The run a handle names (a short id, a prefix, a task number, latest), or"
+            " run_not_found saying why none or which several.",
+        ),
+        Method(
             "locus/runs/subscribe",
             m.RunRef,
             m.RunEvents,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,6 +41,7 @@ from locusd.agent.report import Approver, OnEvent, RunReport
 from locusd.config import Config
 from locusd.errors import describe
 from locusd.git.worktrees import Worktree
+from locusd.modelenv import ModelEnv, with_model_env
 
 CHILD = (sys.executable, "-m", "locusd.agent.child")
 #: Seconds a child has to end its run once its stdin is closed, before it is killed.
@@ -168,10 +170,12 @@ async def run_in_child(
     on_worktree: Callable[[Worktree], None] | None = None,
     continue_in: Worktree | None = None,
     program: Sequence[str] = CHILD,
+    model_env: ModelEnv | None = None,
 ) -> RunReport:
     """``run_task`` in a child process (``program``; the default is the agent's entry point).
-    The provider is built there from ``config`` and ``replay``; the daemon has checked them
-    (``check_provider``)."""
+    The provider is built there from ``config``, ``replay`` and its environment: the daemon's,
+    with the ``model_env`` a client gave for this run (the agent's commands never see either:
+    ``locusd/agent/commands.py`` scrubs them); the daemon has checked them (``check_provider``)."""
     start = Start(
         repo=repo,
         task=task,
@@ -186,6 +190,7 @@ async def run_in_child(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,  # stderr: the daemon's own, i.e. its log
         limit=MAX_LINE,
+        env=with_model_env(os.environ, model_env) if model_env else None,
         start_new_session=True,  # a Ctrl-C at the daemon's terminal reaches it as a cancel
     )
     child = _Child(process, approver)

@@ -209,6 +209,12 @@ class Attempt:
         """A claim this daemon cannot work on (no checkout for its repository): no run."""
         self._send("status", status_body(self.fence, "failed", reason=reason), None)
 
+    def given_back(self, reason: str) -> None:
+        """A claim this machine cannot work on now (its own problem, found before any run):
+        back to the queue for another worker, with why."""
+        body = status_body(self.fence, "queued", reason=f"{LOCAL_PROBLEM}: {reason}")
+        self._send("status", body, None)
+
     def _patch(self, run: Run, patch: str) -> None:
         self._send("artifact", artifact_body(self.fence, "patch", patch, PATCH), run.run_id)
 

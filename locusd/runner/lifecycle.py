@@ -232,7 +232,8 @@ def markdown() -> str:
         heard = f"`{row.cloud}`" if row.cloud else "—"
         if state == "cancelled":
             heard += (
-                " if given back (`--requeue`, Ctrl-C, the daemon stopping); `cancelled` after"
+                " if given back (`locus cancel --requeue`, Ctrl-C, the daemon stopping); `cancelled`"
+                " after"
                 " `locus cancel`; nothing if the cloud cancelled it"
             )
         if state == "failed":

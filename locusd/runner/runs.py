@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from locusd.config import Config
 from locusd.crashpoints import crashpoint
 from locusd.git import runmeta
 from locusd.git.worktrees import Worktree, WorktreeError, Worktrees, save_work
+from locusd.modelenv import ModelEnv, with_model_env
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import (
     ApprovalAnswer,
@@ -56,6 +58,7 @@ from locusd.runner.lifecycle import (
 )
 from locusd.runner.store import RunStore, now
 from locusd.server.peer import Peer
+from locusd.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +96,10 @@ class _Active:
 
 
 class Runs:
-    def __init__(self, store: RunStore, config: Config, attempts: Attempts) -> None:
+    def __init__(self, store: RunStore, config: Config | Settings, attempts: Attempts) -> None:
         self.store = store
-        self.config = config
+        #: The daemon's settings, read again (if the file changed) at each new run.
+        self.settings = config if isinstance(config, Settings) else Settings(config)
         self.attempts = attempts
         self.active: dict[str, _Active] = {}
         self.subscribers: dict[str, set[Peer]] = {}
@@ -106,6 +110,10 @@ class Runs:
         #: Told when a run needs a person (the daemon tells its clients and the desktop).
         self.on_needs_you: Callable[[NeedsYou], None] = lambda note: None
         self._approvals = itertools.count(1)
+
+    @property
+    def config(self) -> Config:
+        return self.settings.current()
 
     # --- the one write path ------------------------------------------------------------------
 
@@ -300,9 +308,13 @@ class Runs:
         on_end: OnEnd | None = None,
         continue_in: Worktree | None = None,
         mode: Mode | None = None,
+        model_env: ModelEnv | None = None,
     ) -> Run:
         """Record a new run (``starting``; with an attempt, its ``running`` report in the same
-        transaction) and set the agent going; the run goes on after this returns."""
+        transaction) and set the agent going; the run goes on after this returns. It runs with
+        the settings as they are now, and with ``model_env`` (a client's model variables,
+        kept in memory only) over the daemon's own."""
+        config = self.settings.refresh()
         run_id = f"{task_id}-{local_task_id()}" if task_id is not None else local_task_id()
         run = Run(
             run_id=run_id,
@@ -317,7 +329,10 @@ class Runs:
             if attempt is not None:
                 attempt.entered(run)
         cancel = asyncio.Event()
-        work = self._run(run, task, replay, cancel, on_end, continue_in, mode)
+        if mode is not None:  # the user's --mode for this worker's runs
+            agent = config.agent.model_copy(update={"mode": mode})
+            config = config.model_copy(update={"agent": agent})
+        work = self._run(run, task, replay, cancel, on_end, continue_in, config, model_env)
         active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active
         self._emit(run_id, "state", "starting")
@@ -331,15 +346,11 @@ class Runs:
         replay: Path | None,
         cancel: asyncio.Event,
         on_end: OnEnd | None,
-        continue_in: Worktree | None = None,
-        mode: Mode | None = None,
+        continue_in: Worktree | None,
+        config: Config,
+        model_env: ModelEnv | None,
     ) -> Run:
         report: RunReport | None = None
-        config = self.config
-        if mode is not None:  # the user's --mode for this worker's runs
-            config = config.model_copy(
-                update={"agent": config.agent.model_copy(update={"mode": mode})}
-            )
         error = ""
         ending: Ending | None = None
         try:
@@ -355,13 +366,15 @@ class Runs:
                 on_phase=lambda text: self._emit(run.run_id, "note", text, {"kind": "phase"}),
                 on_worktree=lambda worktree: self._worktree(run.run_id, worktree),
                 continue_in=continue_in,
+                model_env=model_env,
             )
         except AgentProcessError as exc:
             log.error("run %s failed: %s", run.run_id, exc)
             error = str(exc)
             # Said only by the agent process's own check of this machine's setup, before the
             # agent did anything (locusd/agent/child.py): a cloud task goes back to the queue.
-            ending = "local" if exc.local and self._setup_fails(run.run_id, replay) else None
+            local = exc.local and self._setup_fails(run.run_id, config, replay, model_env)
+            ending = "local" if local else None
         except Exception as exc:  # a worktree error: the run fails
             log.exception("run %s failed", run.run_id)
             error = str(exc)
@@ -384,14 +397,21 @@ class Runs:
             await on_end(ended)
         return ended
 
-    def _setup_fails(self, run_id: str, replay: Path | None) -> bool:
+    def _setup_fails(
+        self,
+        run_id: str,
+        config: Config,
+        replay: Path | None,
+        model_env: ModelEnv | None,
+    ) -> bool:
         """Whether a run the agent process says this machine's setup stopped really was: it
         never got to the agent's first turn, and the daemon's own check of the same setup
         fails too — so no line its process wrote can pass a failure off as this machine's."""
         if self.get(run_id).state != "starting":
             return False
         try:
-            check_provider(self.config.agent, replay=replay)
+            env = with_model_env(os.environ, model_env or {})
+            check_provider(config.agent, replay=replay, env=env)
         except ConfigurationError:
             return True
         return False

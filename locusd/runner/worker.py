@@ -24,6 +24,7 @@ from locusd.agent.policy import Mode
 from locusd.crashpoints import crashpoint
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
+from locusd.modelenv import ModelEnv
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.runs import Runs
@@ -31,6 +32,7 @@ from locusd.runner.runs import Runs
 log = logging.getLogger(__name__)
 
 CLAIM_WAIT = 25.0  # seconds a claim long-polls (the cloud caps it at 30)
+UNREADABLE_CONFIG = "its Locus config does not read (said by locus status there)"
 
 
 class WorkerApi(Protocol):
@@ -92,8 +94,14 @@ class Worker:
         remotes: list[str],
         project_id: int | None = None,
         auto_commit: Callable[[Run], Awaitable[None]] | None = None,
+        model_env: ModelEnv | None = None,
+        unready: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.project_id = project_id
+        #: The model variables of the client that started this worker, for its runs.
+        self.model_env: ModelEnv = dict(model_env or {})
+        #: Why no task should be claimed now (the user's config does not read), if so.
+        self.unready = unready
         #: Called after a run ends awaiting review, for repositories whose owner chose
         #: unattended commits (it commits everything, and the commit is reported).
         self.auto_commit = auto_commit
@@ -155,6 +163,12 @@ class Worker:
         )
 
     async def _claim(self, stop: asyncio.Event, task_id: int | None) -> ClaimOut | None:
+        problem = self.unready()
+        if problem is not None:  # claim nothing while it lasts; said in the status
+            self.status = self.status.model_copy(update={"last_error": f"not claiming: {problem}"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+            return None
         exclude = sorted(self.given_back)[-100:]  # the cloud takes up to 100
         claiming = asyncio.ensure_future(
             self.api.claim(CLAIM_WAIT, task_id=task_id, exclude=exclude)
@@ -209,6 +223,12 @@ class Worker:
         review; its lease is kept until the run ends."""
         crashpoint("run.claimed")
         task = claim.task
+        if attempt is None and (problem := self.unready()) is not None:
+            # Claimed in a long-poll that began before the config broke: no run on settings
+            # the user has changed away from. The cloud hears no local detail (paths).
+            with self.runs.store.db.transaction():
+                self.attempts.claimed(claim, Path(".")).given_back(UNREADABLE_CONFIG)
+            raise LookupError(problem)
         checkout = self._checkout(claim)
         if checkout is None:
             reason = f"this worker serves {sorted(self.served)}, not {task.repository!r}"
@@ -253,6 +273,7 @@ class Worker:
                 on_end=self._ended,
                 continue_in=continue_in,
                 mode=self.mode,
+                model_env=self.model_env,
             )
         if not self.runs.store.db.in_transaction:  # else the caller's point follows its commit
             crashpoint("run.recorded")

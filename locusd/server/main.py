@@ -129,12 +129,16 @@ def serve(path: Path, *, core: str = DEFAULT_CORE, log_level: str = "INFO") -> i
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from locusd.config import ConfigError
     from locusd.server.pygls_adapter import log  # also quiets the pygls logger
 
     try:
         return asyncio.run(_serve(path, core))
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:  # the user's file: its line or key, no traceback
+        print(f"locusd serve: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         from locusd.config import ConfigError
 

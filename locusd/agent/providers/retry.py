@@ -47,7 +47,8 @@ _HINTS: dict[int, str] = {
     401: "the API key was rejected: check the key in the environment or the configuration",
     402: "the account cannot pay for the request: check its billing",
     403: "the API key may not use this model or resource",
-    404: "no such model or endpoint: check --model and --base-url",
+    404: "no such model or endpoint: check the model and base_url in [agent] (or locus agent run"
+    " --model and --base-url)",
     413: "the request is too large for the API",
     422: "the request is invalid; not retried",
 }

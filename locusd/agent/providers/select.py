@@ -5,6 +5,7 @@ configuration at once without importing a model SDK (its agent processes build t
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +14,16 @@ from locusd.config import AgentConfig, ProviderName
 
 HOW_TO_CONFIGURE = """\
 No model is configured. Three ways to give Locus one:
-  1. Anthropic: export ANTHROPIC_API_KEY=sk-ant-… (optionally ANTHROPIC_BASE_URL, --model)
-  2. A local or OpenAI-compatible server (Ollama, llama.cpp, vLLM):
-       --provider openai --base-url http://127.0.0.1:11434/v1 --model qwen2.5-coder
-     (or OPENAI_BASE_URL / OPENAI_API_KEY in the environment)
-  3. Replay a recorded transcript, no model at all: --provider replay --replay FILE.jsonl
-The same settings can live in the [agent] table of ~/.config/locus/config.toml."""
+  1. Anthropic: export ANTHROPIC_API_KEY=sk-ant-… and run the command again
+     (optionally ANTHROPIC_BASE_URL too)
+  2. A local or OpenAI-compatible server (Ollama, llama.cpp, vLLM): in the [agent] table of
+     ~/.config/locus/config.toml, provider = "openai", base_url = "http://127.0.0.1:11434/v1"
+     and model = "qwen2.5-coder" (or OPENAI_BASE_URL / OPENAI_API_KEY in the environment);
+     for one run: locus agent run --provider openai --base-url URL --model NAME
+  3. Replay a recorded transcript, no model at all: provider = "replay" and
+     replay = "FILE.jsonl" in [agent]; for one run: locus agent run --replay FILE.jsonl
+locus run hands the daemon the model variables of the shell it runs in, and the daemon reads
+config.toml again for each new run: no restart needed."""
 
 
 @dataclass(frozen=True)
@@ -32,32 +37,39 @@ class Choice:
     replay: Path | None = None
 
 
-def check_provider(config: AgentConfig, *, replay: Path | None = None) -> Choice:
+def check_provider(
+    config: AgentConfig, *, replay: Path | None = None, env: Mapping[str, str] = os.environ
+) -> Choice:
     """The provider to build, or :class:`ConfigurationError` saying how to configure one.
-    Imports no SDK: the daemon checks here and only its agent processes build (and import)."""
+    Imports no SDK: the daemon checks here and only its agent processes build (and import).
+    ``env``: the environment the run will have (the daemon's, with a client's model
+    variables)."""
     replay = replay or config.replay
     if config.provider == "replay" or replay is not None:
         if replay is None:
             raise ConfigurationError(
-                "the replay provider needs a transcript: --replay FILE.jsonl\n\n" + HOW_TO_CONFIGURE
+                'the replay provider needs a transcript: replay = "FILE.jsonl" in [agent] (or'
+                " locus agent run --replay FILE.jsonl)\n\n" + HOW_TO_CONFIGURE
             )
         if not replay.is_file():
             raise ConfigurationError(f"replay {replay}: no such transcript file")
         return Choice("replay", replay=replay)
     if config.provider == "openai":
-        base_url = config.base_url or os.environ.get("OPENAI_BASE_URL")
-        api_key = os.environ.get("OPENAI_API_KEY")
+        base_url = config.base_url or env.get("OPENAI_BASE_URL")
+        api_key = env.get("OPENAI_API_KEY")
         if base_url is None and api_key is None:
             raise ConfigurationError(
-                "the openai provider needs a --base-url (or OPENAI_API_KEY for api.openai.com)"
+                "the openai provider needs a base URL: base_url in [agent] or OPENAI_BASE_URL"
+                " (or OPENAI_API_KEY for api.openai.com; locus agent run --base-url URL)"
                 "\n\n" + HOW_TO_CONFIGURE
             )
         if not config.model:
             raise ConfigurationError(
-                "the openai provider needs --model (the name the server knows the model by)"
+                "the openai provider needs a model: model in [agent] (the name the server knows"
+                " the model by; locus agent run --model NAME)"
             )
         return Choice("openai", model=config.model, base_url=base_url, api_key=api_key)
-    key = os.environ.get("ANTHROPIC_API_KEY")
+    key = env.get("ANTHROPIC_API_KEY")
     if not key:
         raise ConfigurationError(HOW_TO_CONFIGURE)
     return Choice("anthropic", model=config.model, base_url=config.base_url, api_key=key)

@@ -123,7 +123,7 @@ async def test_a_retry_after_beyond_the_bound_is_not_waited_for() -> None:
         (Fail(401, "invalid_request_error", "Incorrect API key provided", code="invalid_api_key"),
          "401 invalid_request_error: Incorrect API key provided (the API key was rejected"),
         (Fail(404, "invalid_request_error", "The model `qwen` does not exist"),
-         "(no such model or endpoint: check --model and --base-url)"),
+         "(no such model or endpoint: check the model and base_url in [agent]"),
         (
             MidStreamError(error_type="invalid_request_error", message="This model's maximum "
                            "context length is 8192 tokens"),

@@ -96,11 +96,15 @@ def test_a_missing_api_key_names_the_three_ways(tmp_path: Path) -> None:
     repo = make_sample_repo(tmp_path)
     done = locus(tmp_path, "agent", "run", "--repo", str(repo), "--task", TASK)
     assert done.returncode == 2
-    for way in ("ANTHROPIC_API_KEY", "--provider openai --base-url", "--provider replay"):
+    for way in (
+        "ANTHROPIC_API_KEY",
+        "locus agent run --provider openai --base-url",
+        "locus agent run --replay",
+    ):
         assert way in done.stderr
     # Its lines whole, "[agent]" included (text, never markup).
-    last = "The same settings can live in the [agent] table of ~/.config/locus/config.toml."
-    assert last in done.stderr.splitlines()
+    line = '     replay = "FILE.jsonl" in [agent]; for one run: locus agent run --replay FILE.jsonl'
+    assert line in done.stderr.splitlines()
     assert list((tmp_path / "worktrees").glob("*")) == []  # nothing was started
 
 

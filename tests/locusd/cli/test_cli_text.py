@@ -117,7 +117,7 @@ async def test_hostile_text_comes_out_literally_piped_and_on_a_terminal(
     assert row[0] == str(task["id"]) and row[3] == SHOWN, out
     out, _ = await piped(user, "runs")
     (row,) = [line.split("\t") for line in out.splitlines()]
-    assert row[0] == run_id and row[3] == SHOWN, out
+    assert row[0] == run["short_id"] and row[1] == run_id and row[4] == SHOWN, out
     out, _ = await piped(user, "audit")
     rows = [line.split("\t") for line in out.splitlines()]
     assert rows and all(len(r) == 6 and re.fullmatch("[0-9a-f]{64}", r[5]) for r in rows), out

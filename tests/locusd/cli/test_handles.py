@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from locusd.cli.handles import HandleError, pending_review, resolve
 from locusd.protocol.messages import Run
+from locusd.runner.handles import HandleError, pending_review, resolve, short_id
 from tests.conftest import Cloud
 from tests.locusd.agentkit import BUGGY, FIXED, call
 from tests.locusd.cliuser import User, login_and_queue
@@ -39,6 +39,18 @@ def test_a_handle_is_an_id_latest_a_task_number_or_a_unique_prefix() -> None:
     assert resolve("17", RUNS) == "17-local-20261205-070000-000002"
     assert resolve("loc", RUNS) == "local-20261205-090000-123456"
     assert resolve("2-local-20261204", RUNS) == "2-local-20261204-232333-874603"
+
+
+def test_a_short_id_is_stable_letters_and_names_its_run() -> None:
+    first = RUNS[0].run_id
+    assert short_id(first) == "zewfkgv" == RUNS[0].short_id  # the same on every machine
+    shorts = {run.short_id for run in RUNS}
+    assert len(shorts) == len(RUNS)
+    assert all(len(s) == 7 and s.isalpha() and not set(s) & set("ilo") for s in shorts)
+    for run in RUNS:
+        assert resolve(run.short_id, RUNS) == run.run_id
+        assert resolve(run.short_id[:4], RUNS) == run.run_id  # these four differ there
+    assert Run.model_validate(RUNS[0].wire()).short_id == "zewfkgv"  # sent as shortId
 
 
 def test_what_names_no_run_or_several_says_so() -> None:
@@ -73,13 +85,17 @@ def test_a_prefix_names_its_run_exactly_when_no_other_starts_so(
     runs = [a_run(run_id) for run_id in run_ids]
     for run_id in run_ids:
         assert resolve(run_id, runs) == run_id  # a whole id always names itself
+        if short_id(run_id) not in run_ids:
+            assert resolve(short_id(run_id), runs) == run_id  # and so does its short id
     if not run_ids:
         return
     chosen = data.draw(st.sampled_from(run_ids))
     prefix = chosen[: data.draw(st.integers(1, len(chosen)))]
+    shorts = {short_id(r): r for r in run_ids}
     if prefix in run_ids or prefix in ("latest", "@") or prefix.isdigit():
         return  # the earlier rules decide
-    starting = [r for r in run_ids if r.startswith(prefix)]
+    starting = {r for r in run_ids if r.startswith(prefix)}
+    starting |= {r for short, r in shorts.items() if short.startswith(prefix)}
     if len(starting) == 1:
         assert resolve(prefix, runs) == chosen
     else:
@@ -99,8 +115,11 @@ async def test_the_commands_take_handles(user: User, cloud: Cloud) -> None:
     (run,) = json.loads(out)
     assert run["state"] == "awaiting_review", err
     run_id = run["run_id"]
-    # No handle: the run awaiting review; a prefix; the task's number; latest.
-    for handle in ([], [run_id[:6]], [str(task_id)], ["latest"], ["@"]):
+    # No handle: the run awaiting review; its short id (or a prefix); a prefix; the task's
+    # number; latest — all resolved by the daemon.
+    short = run["short_id"]
+    assert short == short_id(run_id)
+    for handle in ([], [short], [short[:5]], [run_id[:6]], [str(task_id)], ["latest"], ["@"]):
         view = await user.json("review", *handle, "--no-interactive")
         assert view["runId"] == run_id, handle
     _, out, _ = await user.locus("logs", str(task_id), "--json")
@@ -110,3 +129,5 @@ async def test_the_commands_take_handles(user: User, cloud: Cloud) -> None:
     assert code == 1 and err.startswith("error: no run matches 'zz-no-such'"), err
     code, _, err = await user.locus("cancel", "zz-no-such", check=False)
     assert code == 1 and "no run matches" in err, err
+    _, out, _ = await user.locus("runs")
+    assert out.split("\t")[:2] == [short, run_id], out  # piped: the short id first, whole
