@@ -59,6 +59,10 @@ def by_name(projects: Sequence[ProjectOut], name: str) -> ProjectOut:
     )
 
 
+#: How a person names the project (the commands that take ``--project``).
+WITH_PROJECT = "locus tasks list --project SLUG (or locus tasks create --project SLUG)"
+
+
 def by_remotes(
     projects: Sequence[ProjectOut], remotes: Iterable[str], *, one: bool
 ) -> list[ProjectOut]:
@@ -72,17 +76,17 @@ def by_remotes(
         raise LocusError(
             Code.INVALID_ARGUMENT,
             "no project given, and this directory is not a checkout with a git remote"
-            " (nor does daemon.repositories list one): name it with --project SLUG",
+            f" (nor does daemon.repositories list one): name it with {WITH_PROJECT}",
         )
     where = ", ".join(served)
     if matches:
         raise LocusError(
             Code.INVALID_ARGUMENT,
             f"this checkout's remote ({where}) is listed by several projects:"
-            f" {_listing(matches)} — choose one with --project SLUG",
+            f" {_listing(matches)} — choose one with {WITH_PROJECT}",
         )
     raise LocusError(
         Code.INVALID_ARGUMENT,
         f"none of your projects lists this checkout's remote ({where}): name the project with"
-        " --project SLUG, or add the remote to the project (its settings on the dashboard)",
+        f" {WITH_PROJECT}, or add the remote to the project (its settings on the dashboard)",
     )

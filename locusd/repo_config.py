@@ -96,7 +96,7 @@ def ignored(settings: RepoConfig) -> list[str]:
         inner = f" ({', '.join(f'{key}.{k}' for k in value)})" if isinstance(value, dict) else ""
         found.append(
             f"{FILENAME} sets {key!r}{inner}: ignored — permissions are yours to set, in your"
-            f" own config ({USERS_ONLY[key]} in config.toml) or with --mode, never by the"
+            f" own config ({USERS_ONLY[key]} in config.toml) or with locus run --mode, never by the"
             " repository"
         )
     return found

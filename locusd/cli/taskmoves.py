@@ -116,7 +116,9 @@ def edit(
         description = sys.stdin.read()
     level = parse_priority(priority) if priority is not None else None
     if title is None and description is None and level is None:
-        raise click.UsageError("nothing to change: give --title, --description or --priority")
+        raise click.UsageError(
+            "nothing to change: give locus tasks edit --title, --description or --priority"
+        )
     params = TaskEditParams(task_id=task_id, title=title, description=description, priority=level)
 
     async def work() -> Task:

@@ -77,6 +77,6 @@ def _task_waits(task: Task, remotes: list[str]) -> str | None:
         return (
             f"task {task.id} is for {task.repository}, which these checkouts do not serve"
             f" ({', '.join(remotes) or 'no git remote'}): run from a checkout of it"
-            " (or pass --repo PATH)"
+            " (or pass locus run --repo PATH)"
         )
     return None

@@ -165,7 +165,7 @@ async def test_projects_by_slug_number_or_the_checkouts_remote(
         " numbers\n"
     )
     returned, _, err = await user.locus("tasks", "create", "--title", "t", check=False, cwd=outside)
-    assert returned == 2 and "name it with --project SLUG" in err, err
+    assert returned == 2 and "name it with locus tasks list --project SLUG" in err, err
     (await cloud.api.patch(f"/projects/{other_id}", json={"remotes": [REMOTE]})).ok()
     returned, _, err = await user.locus(
         "tasks", "create", "--title", "t", check=False, cwd=user.repo
