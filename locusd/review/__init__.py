@@ -22,8 +22,10 @@ from locusd.review.model import (
     decide,
     parse,
     rejected,
+    rejoin,
     retain,
     revision_of,
+    split,
 )
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "decide",
     "parse",
     "rejected",
+    "rejoin",
     "retain",
     "revision_of",
+    "split",
 ]

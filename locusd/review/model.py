@@ -196,6 +196,8 @@ class Edit:
     """
 
     new_text_lines: Sequence[str]
+    #: Why parts were left out (a split hunk partly rejected): for the task's timeline.
+    comment: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "new_text_lines", tuple(self.new_text_lines))
@@ -285,6 +287,90 @@ def rejected(decided: Decided) -> list[tuple[Hunk | FileDiff, str | None]]:
             if isinstance(own, Reject):
                 out.append((hunk, own.comment))
     return out
+
+
+# --- splitting ------------------------------------------------------------------------------
+
+
+def split(hunk: Hunk) -> tuple[Hunk, ...]:
+    """``hunk`` cut where unchanged lines separate its changes, as ``git add -p``'s ``s``:
+    one part per run of changed lines, each with the context around it (context between two
+    runs is shown in both parts). The parts' headers say where each lies when every earlier
+    part is accepted; their ids are the hunk's with ``/n``. A hunk with a single run of
+    changes, or with a ``\\ No newline`` marker, is not cut: ``(hunk,)``."""
+    body = hunk.lines
+    runs = _change_runs(body)
+    if len(runs) < 2 or any(line.startswith("\\") for line in body):
+        return (hunk,)
+    parts = []
+    for index in range(len(runs)):
+        lead = runs[index - 1][1] if index else 0
+        trail = runs[index + 1][0] if index + 1 < len(runs) else len(body)
+        lines = body[lead:trail]
+        old_count = sum(line[:1] in (" ", "-") for line in lines)
+        new_count = sum(line[:1] in (" ", "+") for line in lines)
+        old_at = hunk.old_start + sum(line[:1] in (" ", "-") for line in body[:lead])
+        new_at = hunk.new_start + sum(line[:1] in (" ", "+") for line in body[:lead])
+        header = f"@@ -{_range(old_at, old_count)} +{_range(new_at, new_count)} @@{hunk.section}"
+        parts.append(
+            Hunk(
+                f"{hunk.id}/{index + 1}",
+                hunk.file,
+                old_at,
+                old_count,
+                new_at,
+                new_count,
+                header,
+                lines,
+            )
+        )
+    return tuple(parts)
+
+
+def _change_runs(body: Sequence[str]) -> list[tuple[int, int]]:
+    """(start, end) of each run of consecutive changed lines of a hunk body."""
+    runs: list[tuple[int, int]] = []
+    for index, line in enumerate(body):
+        if line[:1] in ("-", "+"):
+            if runs and runs[-1][1] == index:
+                runs[-1] = (runs[-1][0], index + 1)
+            else:
+                runs.append((index, index + 1))
+    return runs
+
+
+def rejoin(hunk: Hunk, decisions: Sequence[Decision]) -> Decision:
+    """The decision on ``hunk`` that stages exactly its parts (:func:`split`) as decided —
+    one decision per part, in order: all accepted is an accept, all rejected a reject (with
+    the parts' comments), a mix an edit whose new side takes each accepted part's new lines
+    and each rejected part's old ones. An edited part is refused (edit the whole hunk)."""
+    parts = split(hunk)
+    if len(decisions) != len(parts):
+        raise InvalidDecision(f"{len(parts)} parts of {hunk.header!r}, {len(decisions)} decisions")
+    comments = [d.comment for d in decisions if isinstance(d, Reject) and d.comment]
+    comment = "; ".join(comments) or None
+    if any(isinstance(d, Edit) for d in decisions):
+        raise InvalidDecision("a part of a split hunk cannot be edited: edit the whole hunk")
+    if all(isinstance(d, Accept) for d in decisions):
+        return Accept()
+    if all(isinstance(d, Reject) for d in decisions):
+        return Reject(comment)
+    body = hunk.lines
+    runs = _change_runs(body)
+    side: list[str] = []
+    position = 0
+    for (start, end), decision in zip(runs, decisions, strict=True):
+        kept = "+" if isinstance(decision, Accept) else "-"
+        side += [line[1:] for line in body[position:start]]
+        side += [line[1:] for line in body[start:end] if line[:1] == kept]
+        position = end
+    side += [line[1:] for line in body[position:]]
+    crlf = bool(hunk.new_side) and all(line.endswith("\r\n") for line in hunk.new_side)
+    if crlf and not all(line.endswith("\r") for line in side):
+        raise InvalidDecision(
+            f"{hunk.file}: the hunk mixes line endings; decide it whole (no split)"
+        )
+    return Edit([line.removesuffix("\r") if crlf else line for line in side], comment)
 
 
 # --- applying -------------------------------------------------------------------------------
