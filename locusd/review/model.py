@@ -580,8 +580,9 @@ def _unquote(text: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-def _quote(path: str) -> str:
-    """The inverse of :func:`_unquote`, as git quotes (``core.quotePath``)."""
+def quoted_path(path: str) -> str:
+    """The inverse of :func:`_unquote`, as git quotes (``core.quotePath``): on one line, its
+    control characters escaped."""
     raw = path.encode("utf-8", "surrogateescape")
     if all(32 <= byte < 127 and byte not in (34, 92) for byte in raw):
         return path
@@ -769,7 +770,7 @@ def _file_patch(file: FileDiff, decided: Decided) -> str:
     deleted = file.status == "deleted" and whole
     before = file.old_path or file.path
     after = file.path if structure or created else before
-    lines = [f"diff --git {_quote('a/' + before)} {_quote('b/' + after)}"]
+    lines = [f"diff --git {quoted_path('a/' + before)} {quoted_path('b/' + after)}"]
     if created:
         lines.append(f"new file mode {file.new_mode}")
     elif deleted:
@@ -780,7 +781,7 @@ def _file_patch(file: FileDiff, decided: Decided) -> str:
         if file.status == "renamed":
             if file.similarity is not None:
                 lines.append(f"similarity index {file.similarity}")
-            lines += [f"rename from {_quote(before)}", f"rename to {_quote(after)}"]
+            lines += [f"rename from {quoted_path(before)}", f"rename to {quoted_path(after)}"]
     hunk_lines: list[str] = []
     shift = 0
     for change in changes:
@@ -797,5 +798,5 @@ def _file_patch(file: FileDiff, decided: Decided) -> str:
 
 def _name(prefix: str, path: str) -> str:
     """A ``---``/``+++`` name: git ends it with a tab when it holds a space."""
-    quoted = _quote(prefix + path)
+    quoted = quoted_path(prefix + path)
     return quoted + "\t" if " " in quoted else quoted
