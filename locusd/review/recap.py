@@ -89,4 +89,3 @@ def with_trailer(text: str, task: int | str) -> str:
     if line in text.splitlines():
         return text + "\n"
     return f"{text}\n\n{line}\n"
-
