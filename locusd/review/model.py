@@ -289,6 +289,58 @@ def rejected(decided: Decided) -> list[tuple[Hunk | FileDiff, str | None]]:
     return out
 
 
+# --- a hunk as the person sees it -------------------------------------------------------------
+
+
+def hunk_from(file: str, hunk_id: str, header: str, lines: Sequence[str]) -> Hunk:
+    """A hunk of ``file`` rebuilt from what a review shows (its header and body lines)."""
+    match = _HUNK_HEADER.match(header)
+    if match is None:
+        raise DiffParseError(f"expected a hunk header, got {header!r}")
+    counts = [int(g) if g is not None else 1 for g in (match.group(2), match.group(4))]
+    start_old, start_new = int(match.group(1)), int(match.group(3))
+    return Hunk(hunk_id, file, start_old, counts[0], start_new, counts[1], header, tuple(lines))
+
+
+def edited_hunk(hunk: Hunk, text: str) -> Decision:
+    """The person's edit of ``hunk`` in ``git add -p``'s form (``e``): its lines with their
+    ``' '``/``'-'``/``'+'`` signs, ``#`` lines dropped, an empty line read as empty context.
+    The edit must still apply — its context and ``-`` lines must be the hunk's own old side,
+    in order (:class:`InvalidDecision` otherwise) — so it can only change what the ``+`` lines
+    put in that one place: never another file, never another place. Unchanged, it is an
+    accept."""
+    crlf = bool(hunk.new_side) and all(line.endswith("\r\n") for line in hunk.new_side)
+    old: list[str] = []
+    new: list[str] = []
+    body = text.removesuffix("\n").removesuffix("\r")  # the editor's last line end
+    for number, line in enumerate(body.split("\n"), 1):
+        line = line.removesuffix("\r") if crlf else line
+        if line.startswith(("#", "\\")):
+            continue
+        sign, rest = (line[:1], line[1:]) if line else (" ", "")
+        if sign not in (" ", "-", "+"):
+            raise InvalidDecision(
+                f"line {number} of the edited hunk starts with {sign!r}: each line starts with"
+                " ' ' (unchanged), '-' (removed) or '+' (added)"
+            )
+        if sign in (" ", "-"):
+            old.append(rest)
+        if sign in (" ", "+"):
+            new.append(rest)
+    wanted = [line[1:].removesuffix("\r") if crlf else line[1:] for line in hunk.lines]
+    wanted_old = [w for w, line in zip(wanted, hunk.lines, strict=True) if line[:1] in " -"]
+    if old != wanted_old:
+        raise InvalidDecision(
+            "the edited hunk does not apply: its unchanged and '-' lines must stay as they were"
+            " (to keep a removed line, turn its '-' into a space; to drop an added line, delete"
+            " it)"
+        )
+    wanted_new = [w for w, line in zip(wanted, hunk.lines, strict=True) if line[:1] in " +"]
+    if new == wanted_new:
+        return Accept()
+    return Edit(new)
+
+
 # --- splitting ------------------------------------------------------------------------------
 
 

@@ -44,11 +44,8 @@ from locusd.protocol.messages import (
     Run,
 )
 from locusd.review import (
-    Accept,
     Decision,
-    Edit,
     FileDiff,
-    Reject,
     Review,
     ReviewError,
     ReviewStale,
@@ -60,6 +57,7 @@ from locusd.review import (
     retain,
 )
 from locusd.review.recap import commit_message, tally, with_trailer
+from locusd.review.wire import from_decision, to_decision
 from locusd.runner.lifecycle import REVIEWABLE
 from locusd.runner.runs import Runs
 
@@ -76,22 +74,6 @@ def _original_task(run: Run) -> str:
         if isinstance(header, transcript.Header):
             return header.task
     return run.title
-
-
-def to_decision(given: DecisionIn) -> Decision:
-    if given.action == "accept":
-        return Accept()
-    if given.action == "reject":
-        return Reject(comment=given.comment)
-    return Edit(given.lines or [])
-
-
-def from_decision(decision: Decision) -> DecisionIn:
-    if isinstance(decision, Accept):
-        return DecisionIn(action="accept")
-    if isinstance(decision, Reject):
-        return DecisionIn(action="reject", comment=decision.comment)
-    return DecisionIn(action="edit", lines=list(decision.new_text_lines))
 
 
 def _worktree(run: Run) -> Repository:
