@@ -27,7 +27,7 @@ from tests.locusd.review.test_model import PATH, PROPERTY, Case, cases, decided
 
 def shown(lines: tuple[str, ...]) -> str:
     """The editor's text: git's guide as ``#`` lines, then the hunk, newline-ended."""
-    return "# Manual hunk edit mode\n" + "\n".join(lines) + "\n# ---\n"
+    return "# Manual hunk edit mode\n" + "".join(f"{line}\n" for line in lines) + "# ---\n"
 
 
 @PROPERTY
