@@ -227,3 +227,54 @@ async def test_a_review_like_git_add_p_reaches_the_commit_and_the_timeline(
     said = "".join(text for text, _ in describe(EventOut.model_validate(review), Names({}, {}, {})))
     assert "stats.py 2 edited" in said and "-m 1 accepted" in said, said
     assert re.search(r"notes\.md 1 rejected — “not this file, \[red\]x\[/red\] — it quotes", said)
+
+
+async def test_keys_from_a_pipe_quit_leaves_the_rest_undecided_and_m_names_the_commit(
+    user: User, cloud: Cloud
+) -> None:
+    """Pipe-friendly: the keys can come from a pipe (``--interactive``), the output has no
+    box drawing; ``a``/``d`` decide the rest of a file, ``q`` leaves the rest undecided and
+    recorded decisions stay; then ``--commit -m`` commits with the person's message."""
+    async with AnthropicServer(session()) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
+        await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", "Fix")
+        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    assert run["state"] == "awaiting_review", err
+    run_id = run["run_id"]
+    # -m: a (the rest of its file); notes.md: d; odd: j; stats.py: a (both hunks); back at
+    # odd: q. Then "Commit now?": n.
+    _, out, err = await user.locus(
+        "review", run_id, "--interactive", stdin="a\nd\nj\na\nq\nn\n", check=False
+    )
+    assert "─" not in out and "│" not in out, out
+    lines = out.splitlines()
+    assert "modified\tstats.py\t+4\t-2" in lines, out  # the changed files, tab-separated
+    counters = re.findall(r"\((\d+/\d+)\) Accept", out)
+    assert counters == ["1/5", "2/5", "3/5", "4/5", "3/5"], out
+    assert "odd\\nLocus-Task: 99.txt\t0 accepted\t0 edited\t0 rejected\t1 undecided" in lines
+    assert f"1 undecided: they stay in the worktree, uncommitted; locus review {run_id}" in out
+    assert f"Not committed: locus review {run_id} --commit commits it later." in out
+
+    view = await user.json("review", run_id)
+    actions = {
+        f["path"]: [(h.get("decision") or {}).get("action") for h in f["hunks"]]
+        for f in view["files"]
+    }
+    assert actions == {
+        "-m": ["accept"], "notes.md": ["reject"], ODD: [None], "stats.py": ["accept", "accept"]
+    }  # fmt: skip
+    assert view["undecided"] == 1 and "notes.md" not in view["commitMessage"]
+
+    _, out, err = await user.locus("review", run_id, "--commit", "-m", "Fix median\n\nMine.")
+    found = re.search(r"committed [0-9a-f]{12} on (\S+)", out)
+    assert found, out + err
+    body = subprocess.run(
+        ["git", "log", "-1", "--format=%B", found.group(1)],
+        cwd=user.repo, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    task_id = view["runId"].split("-", 1)[0]
+    assert body.strip() == f"Fix median\n\nMine.\n\nLocus-Task: {task_id}"
+    _, _, err = await user.locus("review", run_id, "--commit", "-m", " ", check=False)
+    assert "-m/--message" in err and "empty" in err and "Traceback" not in err
