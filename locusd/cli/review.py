@@ -1,8 +1,9 @@
-"""``locus review RUN``: a run's changes in the terminal — summary and verification first, then
-each file and hunk, coloured — and the decisions: ``--accept-all`` / ``--reject-all``, then
-``--commit`` (with ``--integrate merge|rebase|push``), ``--discard``, or ``--resubmit`` (a
-commit whose report the cloud refused). ``--json`` prints the
-review (or the commit's result) for scripts.
+"""``locus review RUN``: a run's changes — the summary, the check and the changed files first —
+then, in a terminal, hunk by hunk with ``git add -p``'s keys (:mod:`locusd.cli.review_keys`),
+a recap and "Commit now?"; or the decisions as flags: ``--accept-all`` / ``--reject-all``,
+then ``--commit`` (``-m``, ``--integrate merge|rebase|push``), ``--discard``, or
+``--resubmit`` (a commit whose report the cloud refused). ``--json`` prints the review (or
+the commit's result) for scripts.
 """
 
 from __future__ import annotations
