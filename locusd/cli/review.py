@@ -84,7 +84,7 @@ def _recap(view: ReviewView, partly: list[str]) -> None:
     columns = [Column("file", whole=True), *(Column(w) for w in _WORDS)]
     out.table(columns, rows)
     for hunk in partly:
-        out.say(("split and only partly decided, so left undecided: ", "yellow"), hunk)
+        out.say(("partly decided, so left undecided: ", "yellow"), hunk)
     if view.undecided:
         out.say(
             f"{view.undecided} undecided: they stay in the worktree, uncommitted;"

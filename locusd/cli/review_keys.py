@@ -110,6 +110,10 @@ class Session:
         partly: list[str] = []
         for item in self.items:
             if item.parent is None and item.decision is not None:
+                if item.hunk is None and self._hunks_undecided(item.file):
+                    # a file's decision covers its undecided hunks: held back until none is
+                    partly.append(f"{cell(item.file.path)}: {item.file.status}")
+                    continue
                 chosen[item.key] = item.decision
         for hunk_id, hunk in self.splits.items():
             parts = [item.decision for item in self.items if item.parent is hunk]
@@ -120,6 +124,9 @@ class Session:
             chosen[hunk_id] = rejoin(hunk, [d for d in parts if d is not None])
         sent = {key: from_decision(d) for key, d in chosen.items()}
         return {key: d for key, d in sent.items() if known.get(key) != d}, partly
+
+    def _hunks_undecided(self, file: FileView) -> bool:
+        return any(i.file is file and i.hunk is not None and i.decision is None for i in self.items)
 
 
 def _title(item: Item) -> str:
