@@ -22,6 +22,7 @@ import pytest
 
 from cloud_api.dashboard.timeline import Names, describe
 from cloud_api.schemas.tasks import EventOut
+from tests.cloud_api.dashboard.test_dashboard_http import jar_session, sign_in
 from tests.conftest import Cloud
 from tests.locusd.agentkit import call
 from tests.locusd.cli.test_cli_text import SGR, assert_inert
@@ -227,6 +228,13 @@ async def test_a_review_like_git_add_p_reaches_the_commit_and_the_timeline(
     said = "".join(text for text, _ in describe(EventOut.model_validate(review), Names({}, {}, {})))
     assert "stats.py 2 edited" in said and "-m 1 accepted" in said, said
     assert re.search(r"notes\.md 1 rejected — “not this file, \[red\]x\[/red\] — it quotes", said)
+    # … and so does the task's page on the dashboard, the comment as text.
+    async with jar_session() as http:
+        assert (await sign_in(http, cloud, "/")).status == 303
+        async with http.get(f"{cloud.url}/tasks/{task['id']}") as page:
+            html = await page.text()
+    assert "relayed the review: " in html and SECRET not in html
+    assert "“not this file, [red]x[/red] — it quotes" in html, html
 
 
 async def test_keys_from_a_pipe_quit_leaves_the_rest_undecided_and_m_names_the_commit(
