@@ -565,11 +565,15 @@ class Daemon:
 
     @handles("locus/review/decide")
     async def review_decide(self, params: DecideParams, peer: Peer) -> ReviewView:
-        return await self.reviews.decide(params.run_id, params.revision, params.decisions)
+        view = await self.reviews.decide(params.run_id, params.revision, params.decisions)
+        self._ensure_drainer()  # a cloud task's timeline hears the decisions
+        return view
 
     @handles("locus/review/commit")
     async def review_commit(self, params: CommitParams, peer: Peer) -> CommitResult:
-        result = await self.reviews.commit(params.run_id, params.revision, params.integrate)
+        result = await self.reviews.commit(
+            params.run_id, params.revision, params.integrate, params.message
+        )
         self._ensure_drainer()
         return result
 

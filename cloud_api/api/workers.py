@@ -30,6 +30,8 @@ from cloud_api.schemas.workers import (
     HeartbeatOut,
     LogIn,
     LogOut,
+    ReviewIn,
+    ReviewOut,
     SignalsOut,
     SignalsQuery,
     StatusIn,
@@ -339,6 +341,28 @@ async def upload_artifact(ctx: Ctx, task_id: int, body: ArtifactIn) -> ArtifactO
             },
         )
     return ArtifactOut.model_validate(artifact._mapping)
+
+
+@router.post(
+    "/worker/tasks/{task_id}/review",
+    summary="Report a person's review decisions and comments (shown on the timeline)",
+    status=201,
+    worker_only=True,
+)
+async def report_review(ctx: Ctx, task_id: int, body: ReviewIn) -> ReviewOut:
+    async with ctx.db.write() as tx:
+        row = await _fenced(tx, ctx, task_id, body)
+        _open(row)
+        event_id = await task_store.add_event(
+            tx,
+            row,
+            "review",
+            Actor.WORKER,
+            actor_id=row.lease_owner_id,
+            attempt=body.attempt,
+            data={"files": [file.model_dump() for file in body.files]},
+        )
+    return ReviewOut(event_id=event_id)
 
 
 @router.get(

@@ -147,6 +147,30 @@ def _updated(event: EventOut, names: Names) -> list[Piece]:
     return pieces or [("edited it", False)]
 
 
+def _counted(file: Mapping[str, Any]) -> str:
+    parts = [
+        f"{file.get(key)} {word}"
+        for key, word in (("accepted", "accepted"), ("edited", "edited"), ("rejected", "rejected"))
+        if file.get(key)
+    ]
+    return ", ".join(parts) or "undecided"
+
+
+def _review(event: EventOut) -> list[Piece]:
+    """A person's review at their machine, as the daemon relayed it: per file, how many hunks
+    were accepted, edited and rejected, and the reviewer's comments (quoted: their words)."""
+    pieces: list[Piece] = [("relayed the review: ", False)]
+    files = [f for f in event.data.get("files", []) if isinstance(f, dict)]
+    for i, file in enumerate(files):
+        if i:
+            pieces.append(("; ", False))
+        pieces += [(str(file.get("path", "?")), True), (f" {_counted(file)}", False)]
+        comments = [str(c) for c in file.get("comments", [])]
+        if comments:
+            pieces.append((" — " + " / ".join(f"\u201c{c}\u201d" for c in comments), False))
+    return pieces
+
+
 def describe(event: EventOut, names: Names) -> list[Piece]:
     """What happened, after the actor's name."""
     if event.kind == "status":
@@ -158,6 +182,8 @@ def describe(event: EventOut, names: Names) -> list[Piece]:
         return _updated(event, names)
     if event.kind == "comment":
         return [("commented", False)]
+    if event.kind == "review":
+        return _review(event)
     if event.kind == "artifact":
         kind = _ARTIFACTS.get(str(event.data.get("kind")), "an artifact")
         return [(f"reported {kind} ({event.data.get('size', 0)} bytes)", False)]

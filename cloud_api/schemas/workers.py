@@ -114,6 +114,29 @@ class ArtifactIn(Fence):
     content: Annotated[str, StringConstraints(max_length=8 * 1024 * 1024)]
 
 
+class ReviewedFile(Body):
+    """What a person decided about one file of the proposed change, in hunks."""
+
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    accepted: Count = 0
+    rejected: Count = 0
+    edited: Count = Field(0, description="accepted as the person rewrote them")
+    comments: list[Annotated[str, StringConstraints(max_length=10_000)]] = Field(
+        default_factory=list, max_length=1000, description="why changes were rejected"
+    )
+
+
+class ReviewIn(Fence):
+    """A person's review decisions on this attempt's change (the code stays on their machine:
+    paths, counts and comments only)."""
+
+    files: list[ReviewedFile] = Field(min_length=1, max_length=10_000)
+
+
+class ReviewOut(Out):
+    event_id: int
+
+
 class SignalsQuery(Query):
     wait: WaitSeconds = 0
     after: int = Field(0, ge=0, le=MAX_INT, description="the cursor of the last answer")

@@ -1,8 +1,9 @@
-"""``locus review RUN``: a run's changes in the terminal — summary and verification first, then
-each file and hunk, coloured — and the decisions: ``--accept-all`` / ``--reject-all``, then
-``--commit`` (with ``--integrate merge|rebase|push``), ``--discard``, or ``--resubmit`` (a
-commit whose report the cloud refused). ``--json`` prints the
-review (or the commit's result) for scripts.
+"""``locus review RUN``: a run's changes — the summary, the check and the changed files first —
+then, in a terminal, hunk by hunk with ``git add -p``'s keys (:mod:`locusd.cli.review_keys`),
+a recap and "Commit now?"; or the decisions as flags: ``--accept-all`` / ``--reject-all``,
+then ``--commit`` (``-m``, ``--integrate merge|rebase|push``), ``--discard``, or
+``--resubmit`` (a commit whose report the cloud refused). ``--json`` prints the review (or
+the commit's result) for scripts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import click
 from locusd.cli.common import daemon, json_option, run, show
 from locusd.cli.handles import resolved
 from locusd.cli.network import network_lines
-from locusd.cli.output import diff_lines, out
+from locusd.cli.output import Column, cell, diff_lines, out
+from locusd.cli.review_keys import run as ask_each
 from locusd.modelenv import model_env
 from locusd.protocol.messages import (
     CommitParams,
@@ -30,7 +32,9 @@ from locusd.protocol.messages import (
 )
 
 
-def _show_review(view: ReviewView) -> None:
+def _show_start(view: ReviewView) -> None:
+    """What comes before the first hunk: the run, the agent's summary, the check's verdict,
+    what its commands reached, and the changed files with their line counts."""
     out.say((f"Review of {view.run_id}", "bold"), f" (revision {view.revision})")
     if view.summary:
         out.say("\n", ("Summary", "bold"), "\n", view.summary)
@@ -39,21 +43,85 @@ def _show_review(view: ReviewView) -> None:
         _show_check(check)
     for line in network_lines(view.network):
         out.say(line)
-    for file in view.files:
-        decided = f" — {file.decision.action}" if file.decision else ""
-        out.say("\n", (file.path, "bold"), f" ({file.status}){decided}")
-        for hunk in file.hunks:
-            mark = f"  [{hunk.decision.action}]" if hunk.decision else ""
-            out.say((f"hunk {hunk.id}", "dim"), mark)
-            out.say(diff_lines([hunk.header, *hunk.lines]))
     if view.left_out:
         out.say(
             "\n",
             ("Left out of the review:", "yellow"),
-            f" {', '.join(view.left_out)} — more than one hard link (it may be a file from"
-            " outside the worktree); it cannot be accepted",
+            f" {', '.join(map(cell, view.left_out))} — more than one hard link (it may be a file"
+            " from outside the worktree); it cannot be accepted",
         )
+    out.say("\n", ("Changed files", "bold"))
+    rows = []
+    for file in view.files:
+        lines = [line for hunk in file.hunks for line in hunk.lines]
+        added = sum(line.startswith("+") for line in lines)
+        removed = sum(line.startswith("-") for line in lines)
+        rows.append((file.status, file.path, f"+{added}", f"-{removed}"))
+    out.table([Column("status"), Column("file", whole=True), Column("+"), Column("-")], rows)
+
+
+def _show_review(view: ReviewView) -> None:
+    """The whole review, for reading (``--no-interactive``, a pipe)."""
+    _show_start(view)
+    for file in view.files:
+        decided = f" — {file.decision.action}" if file.decision else ""
+        out.say("\n", (cell(file.path), "bold"), f" ({file.status}){decided}")
+        for hunk in file.hunks:
+            mark = f"  [{hunk.decision.action}]" if hunk.decision else ""
+            out.say((f"hunk {hunk.id}", "dim"), mark)
+            out.say(diff_lines([hunk.header, *hunk.lines]))
     out.say(f"\n{view.undecided} undecided")
+
+
+def _recap(view: ReviewView, partly: list[str]) -> None:
+    """After the keys: what was decided, file by file, and what stays undecided."""
+    out.say("\n", ("Recap", "bold"))
+    rows = []
+    for file in view.files:
+        actions = [(h.decision or file.decision) for h in file.hunks] or [file.decision]
+        named = [d.action if d else "undecided" for d in actions]
+        counts = [named.count(a) for a in ("accept", "edit", "reject", "undecided")]
+        rows.append((file.path, *(f"{n} {w}" for n, w in zip(counts, _WORDS, strict=True))))
+    columns = [Column("file", whole=True), *(Column(w) for w in _WORDS)]
+    out.table(columns, rows)
+    for hunk in partly:
+        out.say(("partly decided, so left undecided: ", "yellow"), hunk)
+    if view.undecided:
+        out.say(
+            f"{view.undecided} undecided: they stay in the worktree, uncommitted;"
+            f" locus review {view.run_id} decides them later"
+        )
+
+
+_WORDS = ("accepted", "edited", "rejected", "undecided")
+
+
+def _offer_commit(view: ReviewView, message: str | None) -> str | None:
+    """``commit now?``: the message to commit with, or ``None`` (not now)."""
+    if view.commit_message is None:
+        out.say("Nothing is accepted: there is nothing to commit.")
+        return None
+    text = message or view.commit_message
+    while True:
+        out.say("\n", ("Commit message:", "bold"))
+        out.say(text.rstrip("\n"))
+        try:
+            answer = click.prompt(
+                "Commit now? [y,n,e (edit the message)]",
+                default="",
+                show_default=False,
+                prompt_suffix=" ",
+            )
+        except click.Abort:
+            return None
+        if answer == "y":
+            return text
+        if answer == "n" or not answer:
+            out.say(f"Not committed: locus review {view.run_id} --commit commits it later.")
+            return None
+        if answer == "e":
+            edited = click.edit(text, extension=".txt", require_save=False)
+            text = edited if edited is not None and edited.strip() else text
 
 
 def _show_check(check: dict[str, Any]) -> None:
@@ -82,47 +150,18 @@ def _show_check(check: dict[str, Any]) -> None:
         out.say("  ", (f"chosen because: {check['reason']}", "dim"))
 
 
-CHOICES = "a accept · r reject · c reject with a comment · e edit · s skip · q quit"
-
-
-def _ask_each(view: ReviewView) -> dict[str, DecisionIn]:
-    """Hunk by hunk, as ``git add -p`` does; structural changes (renames, modes, binaries)
-    are asked once per file. Returns the decisions made (skipped ones are left out)."""
-    out.say((CHOICES, "dim"))
-    decisions: dict[str, DecisionIn] = {}
-    targets: list[tuple[str, str, list[str]]] = []
-    for file in view.files:
-        if file.structural and not file.hunks:
-            targets.append((file.path, f"{file.path}: {file.status}", []))
-        for hunk in file.hunks:
-            targets.append((hunk.id, f"{file.path} {hunk.header}", [hunk.header, *hunk.lines]))
-    for key, title, lines in targets:
-        out.say("\n", (title, "bold"))
-        if lines:
-            out.say(diff_lines(lines))
-        answer = click.prompt("decide", type=click.Choice(list("arcesq")), show_choices=True)
-        if answer == "q":
-            break
-        if answer == "a":
-            decisions[key] = DecisionIn(action="accept")
-        elif answer == "r":
-            decisions[key] = DecisionIn(action="reject")
-        elif answer == "c":
-            decisions[key] = DecisionIn(action="reject", comment=click.prompt("comment"))
-        elif answer == "e" and lines:
-            new_side = [line[1:] for line in lines[1:] if line[:1] in (" ", "+")]
-            edited = click.edit("\n".join(new_side) + "\n")
-            if edited is not None:
-                decisions[key] = DecisionIn(action="edit", lines=edited.rstrip("\n").split("\n"))
-    return decisions
-
-
 @click.command("review")
 @click.argument("handle", metavar="[RUN]", required=False)
 @click.option("--accept-all", is_flag=True, help="accept every change")
 @click.option("--reject-all", is_flag=True, help="reject every change")
 @click.option("--comment", help="with --reject-all: why (for the agent's next round)")
 @click.option("--commit", "do_commit", is_flag=True, help="commit what is accepted")
+@click.option(
+    "-m",
+    "--message",
+    help="the commit message (default: built from what was accepted; the Locus-Task trailer"
+    " is added)",
+)
 @click.option(
     "--integrate",
     type=click.Choice(["none", "merge", "rebase", "push"]),
@@ -153,6 +192,7 @@ def review(
     reject_all: bool,
     comment: str | None,
     do_commit: bool,
+    message: str | None,
     integrate: str,
     discard: bool,
     send_back: bool,
@@ -170,10 +210,16 @@ def review(
         raise click.UsageError("--accept-all or --reject-all, not both")
     if send_back and do_commit:
         raise click.UsageError("--send-back or --commit, not both")
+    if message is not None and not message.strip():
+        raise click.BadParameter(
+            "the commit message is empty: write one, or leave out -m", param_hint="-m/--message"
+        )
+    if message is not None and not (do_commit or interactive):
+        raise click.UsageError("-m/--message goes with --commit")
     if discard and (do_commit or accept_all):
         raise click.UsageError("--discard throws everything away: no --commit or --accept-all")
 
-    async def work() -> ReviewView | CommitResult | Run:
+    async def work() -> ReviewView | CommitResult | Run | None:
         async with daemon() as client:
             run_id = await resolved(client, handle)
             ref = ReviewParams(run_id=run_id)
@@ -182,13 +228,22 @@ def review(
             if resubmit:
                 return await client.call("locus/review/resubmit", ref, Run)
             view = await client.call("locus/review/get", ref, ReviewView)
+            text, commit_now = message, do_commit
             if interactive:
-                decisions = await asyncio.to_thread(_ask_each, view)
+                _show_start(view)
+                session = await asyncio.to_thread(ask_each, view)
+                decisions, partly = session.decisions(view)
                 if decisions:
                     params = DecideParams(
                         run_id=run_id, revision=view.revision, decisions=decisions
                     )
                     view = await client.call("locus/review/decide", params, ReviewView)
+                _recap(view, partly)
+                if not (do_commit or send_back):
+                    text = await asyncio.to_thread(_offer_commit, view, message)
+                    if text is None:
+                        return None
+                    commit_now = True
             elif accept_all or reject_all:
                 decision = (
                     DecisionIn(action="accept")
@@ -201,12 +256,17 @@ def review(
             if send_back:
                 again = SendBackParams(run_id=run_id, revision=view.revision, model_env=model_env())
                 return await client.call("locus/review/send_back", again, Run)
-            if do_commit:
-                committed = CommitParams(run_id=run_id, revision=view.revision, integrate=integrate)
+            if commit_now:
+                committed = CommitParams(
+                    run_id=run_id, revision=view.revision, integrate=integrate, message=text
+                )
                 return await client.call("locus/review/commit", committed, CommitResult)
-            return view
+            return None if interactive else view
 
     result = run(work)
+
+    if result is None:  # the session said it all
+        return
 
     def human() -> None:
         if isinstance(result, ReviewView):

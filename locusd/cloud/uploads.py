@@ -39,6 +39,8 @@ def scrubbed(kind: WriteKind, body: Mapping[str, Any], scrub: Scrubber) -> dict[
         value = out.get(field)
         if isinstance(value, str):
             out[field] = _scrubbed_text(value, out.get("media_type"), scrub)
+        elif isinstance(value, list | dict):  # structured text (a review's files): each string
+            out[field] = scrub.data(value)
     return out
 
 

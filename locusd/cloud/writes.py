@@ -21,13 +21,16 @@ from cloud_api.schemas.workers import (
     LogIn,
     LogOut,
     ReportedStatus,
+    ReviewedFile,
+    ReviewIn,
+    ReviewOut,
     RunUsage,
     StatusIn,
     WorkerTaskCreate,
 )
 from locusd.agent.transcript import Ending
 
-WriteKind = Literal["status", "log", "artifact", "follow_up"]
+WriteKind = Literal["status", "log", "artifact", "follow_up", "review"]
 LogStream = Literal["agent", "stdout", "stderr", "system"]
 
 
@@ -53,6 +56,8 @@ WRITES: dict[str, WriteSpec] = {
         "/worker/tasks/{task_id}/artifacts", ArtifactIn, ArtifactOut, ("content",)
     ),
     "follow_up": WriteSpec("/worker/tasks", WorkerTaskCreate, TaskOut, ("title", "description")),
+    # paths and the reviewer's comments: scrubbed string by string
+    "review": WriteSpec("/worker/tasks/{task_id}/review", ReviewIn, ReviewOut, ("files",)),
 }
 
 #: The string fields of the writes that are the protocol's own, never free text.
@@ -112,6 +117,12 @@ def artifact_body(
             content=content,
             media_type=media_type,
         )
+    )
+
+
+def review_body(fence: Fence, files: list[ReviewedFile]) -> dict[str, Any]:
+    return to_json(
+        ReviewIn.model_construct(attempt=fence.attempt, claim_token=fence.claim_token, files=files)
     )
 
 

@@ -437,6 +437,11 @@ class ReviewView(Wire):
         description="what the run's commands reached through the egress proxy and what it"
         " refused, per host: host, port, allowed, connections, sent, received (bytes), reason",
     )
+    commit_message: str | None = Field(
+        None,
+        description="the message a commit now would get, built from what is accepted (null"
+        " while nothing is): the agent's summary only when everything was accepted as proposed",
+    )
 
 
 class ReviewParams(Wire):
@@ -474,6 +479,11 @@ class CommitParams(Wire):
         description="after committing on the task branch: merge into / rebase onto"
         " the checkout's branch, or push the task branch",
     )
+    message: str | None = Field(
+        None,
+        description="the commit message (the task's Locus-Task trailer is added if missing);"
+        " default: the review's commitMessage",
+    )
 
 
 class CommitResult(Wire):
@@ -500,7 +510,7 @@ class AuditRecord(Wire):
 
     at: str
     destination: str
-    kind: str = Field(description="status, log, artifact or follow_up")
+    kind: str = Field(description="status, log, artifact, follow_up or review")
     task_id: int | None
     bytes: int
     sha256: str = Field(description="of the JSON body as sent")

@@ -21,9 +21,12 @@ from locusd.review.model import (
     apply,
     decide,
     parse,
+    quoted_path,
     rejected,
+    rejoin,
     retain,
     revision_of,
+    split,
 )
 
 __all__ = [
@@ -46,7 +49,10 @@ __all__ = [
     "apply",
     "decide",
     "parse",
+    "quoted_path",
     "rejected",
+    "rejoin",
     "retain",
     "revision_of",
+    "split",
 ]

@@ -196,6 +196,8 @@ class Edit:
     """
 
     new_text_lines: Sequence[str]
+    #: Why parts were left out (a split hunk partly rejected): for the task's timeline.
+    comment: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "new_text_lines", tuple(self.new_text_lines))
@@ -285,6 +287,142 @@ def rejected(decided: Decided) -> list[tuple[Hunk | FileDiff, str | None]]:
             if isinstance(own, Reject):
                 out.append((hunk, own.comment))
     return out
+
+
+# --- a hunk as the person sees it -------------------------------------------------------------
+
+
+def hunk_from(file: str, hunk_id: str, header: str, lines: Sequence[str]) -> Hunk:
+    """A hunk of ``file`` rebuilt from what a review shows (its header and body lines)."""
+    match = _HUNK_HEADER.match(header)
+    if match is None:
+        raise DiffParseError(f"expected a hunk header, got {header!r}")
+    counts = [int(g) if g is not None else 1 for g in (match.group(2), match.group(4))]
+    start_old, start_new = int(match.group(1)), int(match.group(3))
+    return Hunk(hunk_id, file, start_old, counts[0], start_new, counts[1], header, tuple(lines))
+
+
+def edited_hunk(hunk: Hunk, text: str) -> Decision:
+    """The person's edit of ``hunk`` in ``git add -p``'s form (``e``): its lines with their
+    ``' '``/``'-'``/``'+'`` signs, ``#`` lines dropped, an empty line read as empty context.
+    The edit must still apply — its context and ``-`` lines must be the hunk's own old side,
+    in order (:class:`InvalidDecision` otherwise) — so it can only change what the ``+`` lines
+    put in that one place: never another file, never another place. Unchanged, it is an
+    accept."""
+    crlf = bool(hunk.new_side) and all(line.endswith("\r\n") for line in hunk.new_side)
+    old: list[str] = []
+    new: list[str] = []
+    body = text.removesuffix("\n").removesuffix("\r")  # the editor's last line end
+    for number, line in enumerate(body.split("\n"), 1):
+        line = line.removesuffix("\r") if crlf else line
+        if line.startswith(("#", "\\")):
+            continue
+        sign, rest = (line[:1], line[1:]) if line else (" ", "")
+        if sign not in (" ", "-", "+"):
+            raise InvalidDecision(
+                f"line {number} of the edited hunk starts with {sign!r}: each line starts with"
+                " ' ' (unchanged), '-' (removed) or '+' (added)"
+            )
+        if sign in (" ", "-"):
+            old.append(rest)
+        if sign in (" ", "+"):
+            new.append(rest)
+    wanted = [line[1:].removesuffix("\r") if crlf else line[1:] for line in hunk.lines]
+    wanted_old = [w for w, line in zip(wanted, hunk.lines, strict=True) if line[:1] in " -"]
+    if old != wanted_old:
+        raise InvalidDecision(
+            "the edited hunk does not apply: its unchanged and '-' lines must stay as they were"
+            " (to keep a removed line, turn its '-' into a space; to drop an added line, delete"
+            " it)"
+        )
+    wanted_new = [w for w, line in zip(wanted, hunk.lines, strict=True) if line[:1] in " +"]
+    if new == wanted_new:
+        return Accept()
+    return Edit(new)
+
+
+# --- splitting ------------------------------------------------------------------------------
+
+
+def split(hunk: Hunk) -> tuple[Hunk, ...]:
+    """``hunk`` cut where unchanged lines separate its changes, as ``git add -p``'s ``s``:
+    one part per run of changed lines, each with the context around it (context between two
+    runs is shown in both parts). The parts' headers say where each lies when every earlier
+    part is accepted; their ids are the hunk's with ``/n``. A hunk with a single run of
+    changes, or with a ``\\ No newline`` marker, is not cut: ``(hunk,)``."""
+    body = hunk.lines
+    runs = _change_runs(body)
+    if len(runs) < 2 or any(line.startswith("\\") for line in body):
+        return (hunk,)
+    parts = []
+    for index in range(len(runs)):
+        lead = runs[index - 1][1] if index else 0
+        trail = runs[index + 1][0] if index + 1 < len(runs) else len(body)
+        lines = body[lead:trail]
+        old_count = sum(line[:1] in (" ", "-") for line in lines)
+        new_count = sum(line[:1] in (" ", "+") for line in lines)
+        old_at = hunk.old_start + sum(line[:1] in (" ", "-") for line in body[:lead])
+        new_at = hunk.new_start + sum(line[:1] in (" ", "+") for line in body[:lead])
+        header = f"@@ -{_range(old_at, old_count)} +{_range(new_at, new_count)} @@{hunk.section}"
+        parts.append(
+            Hunk(
+                f"{hunk.id}/{index + 1}",
+                hunk.file,
+                old_at,
+                old_count,
+                new_at,
+                new_count,
+                header,
+                lines,
+            )
+        )
+    return tuple(parts)
+
+
+def _change_runs(body: Sequence[str]) -> list[tuple[int, int]]:
+    """(start, end) of each run of consecutive changed lines of a hunk body."""
+    runs: list[tuple[int, int]] = []
+    for index, line in enumerate(body):
+        if line[:1] in ("-", "+"):
+            if runs and runs[-1][1] == index:
+                runs[-1] = (runs[-1][0], index + 1)
+            else:
+                runs.append((index, index + 1))
+    return runs
+
+
+def rejoin(hunk: Hunk, decisions: Sequence[Decision]) -> Decision:
+    """The decision on ``hunk`` that stages exactly its parts (:func:`split`) as decided —
+    one decision per part, in order: all accepted is an accept, all rejected a reject (with
+    the parts' comments), a mix an edit whose new side takes each accepted part's new lines
+    and each rejected part's old ones. An edited part is refused (edit the whole hunk)."""
+    parts = split(hunk)
+    if len(decisions) != len(parts):
+        raise InvalidDecision(f"{len(parts)} parts of {hunk.header!r}, {len(decisions)} decisions")
+    comments = [d.comment for d in decisions if isinstance(d, Reject) and d.comment]
+    comment = "; ".join(comments) or None
+    if any(isinstance(d, Edit) for d in decisions):
+        raise InvalidDecision("a part of a split hunk cannot be edited: edit the whole hunk")
+    if all(isinstance(d, Accept) for d in decisions):
+        return Accept()
+    if all(isinstance(d, Reject) for d in decisions):
+        return Reject(comment)
+    body = hunk.lines
+    runs = _change_runs(body)
+    side: list[str] = []
+    position = 0
+    for (start, end), decision in zip(runs, decisions, strict=True):
+        kept = "+" if isinstance(decision, Accept) else "-"
+        side += [line[1:] for line in body[position:start]]
+        side += [line[1:] for line in body[start:end] if line[:1] == kept]
+        position = end
+    side += [line[1:] for line in body[position:]]
+    crlf = bool(hunk.new_side) and all(line.endswith("\r\n") for line in hunk.new_side)
+    if crlf and not all(line.endswith("\r") for line in side):
+        raise InvalidDecision(
+            f"{hunk.file}: the hunk mixes line endings; decide it whole (no split)"
+        )
+    return Edit([line.removesuffix("\r") if crlf else line for line in side], comment)
 
 
 # --- applying -------------------------------------------------------------------------------
@@ -494,8 +632,9 @@ def _unquote(text: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-def _quote(path: str) -> str:
-    """The inverse of :func:`_unquote`, as git quotes (``core.quotePath``)."""
+def quoted_path(path: str) -> str:
+    """The inverse of :func:`_unquote`, as git quotes (``core.quotePath``): on one line, its
+    control characters escaped."""
     raw = path.encode("utf-8", "surrogateescape")
     if all(32 <= byte < 127 and byte not in (34, 92) for byte in raw):
         return path
@@ -683,7 +822,7 @@ def _file_patch(file: FileDiff, decided: Decided) -> str:
     deleted = file.status == "deleted" and whole
     before = file.old_path or file.path
     after = file.path if structure or created else before
-    lines = [f"diff --git {_quote('a/' + before)} {_quote('b/' + after)}"]
+    lines = [f"diff --git {quoted_path('a/' + before)} {quoted_path('b/' + after)}"]
     if created:
         lines.append(f"new file mode {file.new_mode}")
     elif deleted:
@@ -694,7 +833,7 @@ def _file_patch(file: FileDiff, decided: Decided) -> str:
         if file.status == "renamed":
             if file.similarity is not None:
                 lines.append(f"similarity index {file.similarity}")
-            lines += [f"rename from {_quote(before)}", f"rename to {_quote(after)}"]
+            lines += [f"rename from {quoted_path(before)}", f"rename to {quoted_path(after)}"]
     hunk_lines: list[str] = []
     shift = 0
     for change in changes:
@@ -711,5 +850,5 @@ def _file_patch(file: FileDiff, decided: Decided) -> str:
 
 def _name(prefix: str, path: str) -> str:
     """A ``---``/``+++`` name: git ends it with a tab when it holds a space."""
-    quoted = _quote(prefix + path)
+    quoted = quoted_path(prefix + path)
     return quoted + "\t" if " " in quoted else quoted

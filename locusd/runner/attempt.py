@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut
+from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, ReviewedFile
 from locusd.agent.report import RunReport
 from locusd.cloud.uploads import JSON, PATCH, Uploads
 from locusd.cloud.writes import (
@@ -35,11 +35,13 @@ from locusd.cloud.writes import (
     fence_of,
     follow_up_body,
     log_body,
+    review_body,
     status_body,
     usage_of,
 )
 from locusd.git.diffs import diffstat
 from locusd.protocol.messages import Run, RunState
+from locusd.review.recap import FileTally
 from locusd.runner.lifecycle import CloudStatus, Ending, cloud_status
 from locusd.runner.store import RunStore
 
@@ -204,6 +206,23 @@ class Attempt:
         summary = run.summary or run.title
         for status in ("awaiting_review", "verification"):
             self._send("status", status_body(self.fence, status, summary=summary), run.run_id)
+
+    def reviewed(self, run: Run, files: list[FileTally]) -> None:
+        """A person's decisions on the change (in the caller's transaction, with the
+        decisions themselves): for the task's timeline — paths, counts and the comments,
+        never the code."""
+        if files:
+            shown = [
+                ReviewedFile.model_construct(
+                    path=f.path,
+                    accepted=f.accepted,
+                    rejected=f.rejected,
+                    edited=f.edited,
+                    comments=list(f.comments),
+                )
+                for f in files
+            ]
+            self._send("review", review_body(self.fence, shown), run.run_id)
 
     def declined(self, reason: str) -> None:
         """A claim this daemon cannot work on (no checkout for its repository): no run."""

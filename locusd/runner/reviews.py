@@ -44,11 +44,8 @@ from locusd.protocol.messages import (
     Run,
 )
 from locusd.review import (
-    Accept,
     Decision,
-    Edit,
     FileDiff,
-    Reject,
     Review,
     ReviewError,
     ReviewStale,
@@ -59,6 +56,8 @@ from locusd.review import (
     rejected,
     retain,
 )
+from locusd.review.recap import commit_message, tally, with_trailer
+from locusd.review.wire import from_decision, to_decision
 from locusd.runner.lifecycle import REVIEWABLE
 from locusd.runner.runs import Runs
 
@@ -75,22 +74,6 @@ def _original_task(run: Run) -> str:
         if isinstance(header, transcript.Header):
             return header.task
     return run.title
-
-
-def to_decision(given: DecisionIn) -> Decision:
-    if given.action == "accept":
-        return Accept()
-    if given.action == "reject":
-        return Reject(comment=given.comment)
-    return Edit(given.lines or [])
-
-
-def from_decision(decision: Decision) -> DecisionIn:
-    if isinstance(decision, Accept):
-        return DecisionIn(action="accept")
-    if isinstance(decision, Reject):
-        return DecisionIn(action="reject", comment=decision.comment)
-    return DecisionIn(action="edit", lines=list(decision.new_text_lines))
 
 
 def _worktree(run: Run) -> Repository:
@@ -217,7 +200,12 @@ class Reviews:
         network: list[dict[str, Any]] = next(
             (e.data["uses"] for e in reversed(evidence) if e.kind == "network"), []
         )
+        decided = decide(review, review.revision, decisions)
+        message = None
+        if accepted_patch(decided).strip():
+            message = commit_message(run.title, run.summary, run.task_id or run.run_id, decided)
         return ReviewView(
+            commit_message=message,
             run_id=run.run_id,
             revision=review.revision,
             summary=run.summary,
@@ -265,20 +253,28 @@ class Reviews:
             **{k: to_decision(v) for k, v in given.items()},
         }
         try:
-            decide(review, revision, decisions)
+            decided = decide(review, revision, decisions)
         except ReviewStale as exc:
             raise LocusError(Code.REVIEW_STALE, str(exc)) from None
         except (UnknownTarget, ReviewError) as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
-        self.store.save_decisions(
-            run_id,
-            {k: from_decision(v).model_dump(exclude_none=True) for k, v in decisions.items()},
-        )
+        attempt = self.runs.attempts.of_run(run_id)
+        with self.store.db.transaction():  # the decisions and what the timeline hears, together
+            self.store.save_decisions(
+                run_id,
+                {k: from_decision(v).model_dump(exclude_none=True) for k, v in decisions.items()},
+            )
+            if attempt is not None:
+                attempt.reviewed(run, tally(decided, only=set(given)))
         return self._view(run, review, decisions, left_out)
 
     # --- committing ---------------------------------------------------------------------------
 
-    async def commit(self, run_id: str, revision: str, integrate: str) -> CommitResult:
+    async def commit(
+        self, run_id: str, revision: str, integrate: str, message: str | None = None
+    ) -> CommitResult:
+        """Commit what is accepted, with ``message`` (the person's; the task's trailer is
+        added when it lacks it) or the message built from what was accepted."""
         run = self._run(run_id)
         assert run.worktree
         review = await self._review(run)
@@ -291,7 +287,18 @@ class Reviews:
             raise LocusError(
                 Code.INVALID_ARGUMENT, "nothing was accepted: there is nothing to commit"
             )
-        text = commits.message(run.title, run.summary, run.task_id or run.run_id)
+        task = run.task_id or run.run_id
+        if message is not None and not message.strip():
+            raise LocusError(
+                Code.INVALID_ARGUMENT,
+                "message: the commit message is empty — write one, or leave it out for the"
+                " message built from what was accepted",
+            )
+        text = (
+            with_trailer(message, task)
+            if message is not None
+            else commit_message(run.title, run.summary, task, decided)
+        )
         worktree = Path(run.worktree)
         branch = await asyncio.to_thread(self._branch_for, run)
         head = await asyncio.to_thread(_worktree(run).resolve, "HEAD")

@@ -284,10 +284,8 @@ def assert_audited(trip: Trip) -> None:
         if r.path_qs.startswith("/api/v1/worker/tasks/") and r.method == "POST"
         and not r.path_qs.endswith("/heartbeat")
     ]  # fmt: skip
-    kinds = [
-        "log" if p.endswith("/logs") else "artifact" if p.endswith("/artifacts") else "status"
-        for p in (r.path_qs for r in writes)
-    ]
+    named = {"logs": "log", "artifacts": "artifact", "review": "review"}
+    kinds = [named.get(r.path_qs.rsplit("/", 1)[1], "status") for r in writes]
     assert sorted(u.kind for u in trip.uploads) == sorted(kinds)
     for upload in trip.uploads:
         assert upload.destination == trip.proxy.url and upload.task_id == trip.task_id

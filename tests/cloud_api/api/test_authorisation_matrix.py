@@ -88,6 +88,7 @@ ROUTES: list[tuple[str, str, Rule, dict[str, Any] | None]] = [
     ("POST", "/worker/tasks/{task}/status", "worker", {**FENCE, "status": "running"}),
     ("POST", "/worker/tasks/{task}/logs", "worker", {**FENCE, "seq": 0, "text": "x"}),
     ("POST", "/worker/tasks/{task}/artifacts", "worker", {**FENCE, "kind": "log", "content": "x"}),
+    ("POST", "/worker/tasks/{task}/review", "worker", {**FENCE, "files": [{"path": "a"}]}),
     ("GET", "/worker/signals", "worker", None),
     ("POST", "/worker/tasks", "worker", {"title": "follow-up"}),
     ("GET", "/projects/{project}/workers", (READ, "project"), None),

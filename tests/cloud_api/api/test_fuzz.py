@@ -337,6 +337,7 @@ async def test_fuzz_as_worker(
         ("POST", "/worker/tasks/{task_id}/heartbeat"),
         ("POST", "/worker/tasks/{task_id}/logs"),
         ("POST", "/worker/tasks/{task_id}/artifacts"),
+        ("POST", "/worker/tasks/{task_id}/review"),
     ):
         assert f"{method} {API}{path}" in served, report.describe()
     assert report.total(403) == 0, report.describe()
@@ -358,6 +359,7 @@ async def test_inputs_the_fuzzer_found_get_a_4xx_naming_the_field(cloud: Cloud) 
         ("logs", {"seq": 0, "text": "x"}),
         ("artifacts", {"kind": "patch", "content": "x"}),
         ("status", {"status": "running"}),
+        ("review", {"files": [{"path": "x", "rejected": 1, "comments": ["no"]}]}),
     ):
         (await worker.api.post(f"/worker/tasks/{tid}/{path}", {**fence, **body})).ok(409)
 

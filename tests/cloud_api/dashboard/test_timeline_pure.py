@@ -67,3 +67,15 @@ def test_people_on_a_task_are_named() -> None:
         "to": {"assignee_id": None, "reviewer_id": None},
     }
     assert text(event("updated", data=off)) == "unassigned it and removed its reviewer"
+
+
+def test_a_review_reads_as_counts_and_the_reviewers_words() -> None:
+    files = [
+        {"path": "stats.py", "accepted": 2, "rejected": 0, "edited": 1, "comments": []},
+        {"path": "[b]x.md", "accepted": 0, "rejected": 1, "edited": 0, "comments": ["no <b>"]},
+    ]
+    review = event("review", "worker", actor_id=7, data={"files": files})
+    assert text(review) == (
+        "relayed the review: stats.py 2 accepted, 1 edited; [b]x.md 1 rejected — \u201cno <b>\u201d"
+    )
+    assert [p for p, bold in describe(review, NAMES) if bold] == ["stats.py", "[b]x.md"]

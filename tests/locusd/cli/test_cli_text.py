@@ -64,7 +64,7 @@ def on_a_terminal(
     child = user.terminal(*args, columns=columns)
     received = ""
     for answer in answers:
-        child.expect("decide")
+        child.expect(r"Accept this \w+ \[.*\]\?")
         received += f"{child.before}{child.after}"
         child.sendline(answer)
     received += child.read()
@@ -155,7 +155,7 @@ async def test_hostile_text_comes_out_literally_piped_and_on_a_terminal(
     assert SHOWN in shown.splitlines() and f"+{SHOWN}" in shown.splitlines(), shown
     # Hunk by hunk, as a person reviews: the agent's file is shown as it is before the prompt.
     shown = await terminal(user, "review", run_id, answers=("q",))
-    assert shown.index(f"+{SHOWN}") < shown.index("decide"), shown
+    assert shown.index(f"+{SHOWN}") < shown.index("Accept this"), shown
     shown = await terminal(user, "logs", HOSTILE, code=1)
     assert "error: no run matches '[/b] [/] [red]x[/red]" in shown
 

@@ -272,6 +272,7 @@ async def test_a_report_survives_a_dead_daemon_and_arrives_once(
         await asyncio.wait_for(daemon.outbox.wait_empty(), 30)
         (run,) = daemon.store.all()
         revision = await accept_everything(daemon, run.run_id, peer)
+        await asyncio.wait_for(daemon.outbox.wait_empty(), 30)  # the decisions, on the timeline
         await runner.cleanup()  # the cloud is away …
         await daemon.review_commit(CommitParams(run_id=run.run_id, revision=revision), peer)
         assert daemon.outbox.pending_count() == 2  # patch and status, kept
