@@ -31,6 +31,7 @@ from locusd.agent.egress.rules import EgressRuleError, Rule
 from locusd.agent.policy import CommandPolicy, ContainerChoice, Mode
 from locusd.agent.providers.pricing import Price
 from locusd.agent.sandbox import HOME_ALLOW
+from locusd.cloudurl import url_problem
 from locusd.errors import describe
 
 ProviderName = Literal["anthropic", "openai", "replay"]
@@ -155,6 +156,15 @@ class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cloud_url: str = Field("http://127.0.0.1:8420", description="the Locus Cloud to log in to")
+
+    @field_validator("cloud_url")
+    @classmethod
+    def _an_http_url(cls, url: str) -> str:
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
+
     repositories: list[ConfigPath] = Field(
         default_factory=list,
         description="checkouts whose tasks this daemon runs (locus run adds the current one)",

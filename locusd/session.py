@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from locusd.cloud.client import CloudClient
-from locusd.cloud.credentials import Credentials, CredentialStore, normalise_url, url_problem
+from locusd.cloud.credentials import Credentials, CredentialStore
 from locusd.cloud.errors import (
     AuthError,
     CloudError,
@@ -25,6 +25,7 @@ from locusd.cloud.errors import (
     ServerError,
 )
 from locusd.cloud.outbox import OutboxEntry
+from locusd.cloudurl import normalise_url, url_problem
 from locusd.protocol.errors import Code, LocusError
 from locusd.protocol.messages import AuthStatus, LoginParams
 

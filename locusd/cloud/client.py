@@ -48,7 +48,6 @@ from cloud_api.schemas.workers import (
 )
 from locusd import __version__
 from locusd.cloud.canonical import canonical
-from locusd.cloud.credentials import normalise_url
 from locusd.cloud.errors import (
     BadResponse,
     CloudError,
@@ -65,6 +64,7 @@ from locusd.cloud.writes import (
     status_body,
     to_json,
 )
+from locusd.cloudurl import normalise_url
 
 API_PREFIX = "/api/v1"
 PAGE_SIZE = 200

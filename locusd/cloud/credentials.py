@@ -18,7 +18,6 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import keyring
 import keyring.errors
@@ -27,29 +26,14 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from locusd.cloudurl import normalise_url
+
 SERVICE = "locus"
 FILE_NAME = "credentials.json"
 
 
 class CredentialError(Exception):
     """The secret could not be saved, read or removed; the message says where and why."""
-
-
-def normalise_url(url: str) -> str:
-    """One spelling per cloud, so ``http://h:8420/`` and ``http://h:8420`` are the same key."""
-    return url.strip().rstrip("/")
-
-
-def url_problem(url: str) -> str | None:
-    """What is wrong with a cloud URL a person gave (``127.0.0.1:8420`` lacks its scheme), in
-    words that name the fix; None when it is an http(s) URL with a host."""
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return None
-    if "://" not in text:
-        return f"{text!r} has no scheme: write http://{text} (or https://…)"
-    return f"{text!r} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8420)"
 
 
 class Credentials(BaseModel):

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 LATEST = ("latest", "@")
 SHOWN = 5
+#: The most characters of a title shown to tell runs apart.
+TITLE = 40
 ALPHABET = "abcdefghjkmnpqrstuvwxyz"  # no i, l, o
 SHORT = 7  # 23**7: 3.4 billion
 
@@ -65,23 +67,33 @@ def resolve(handle: str, runs: Sequence[Run]) -> str:
         if of_task:
             return _newest(of_task).run_id
     matches = sorted(
-        {run_id for run_id in ids if run_id.startswith(handle)}
-        | {run.run_id for run in runs if short_id(run.run_id).startswith(handle)}
+        (r for r in runs if r.run_id.startswith(handle) or short_id(r.run_id).startswith(handle)),
+        key=lambda run: run.run_id,
     )
     if len(matches) == 1:
-        return matches[0]
+        return matches[0].run_id
     if not matches:
         raise HandleError(f"no run matches {handle!r}: see 'locus runs'")
-    shown = ", ".join(matches[:SHOWN]) + (" …" if len(matches) > SHOWN else "")
-    raise HandleError(f"{handle!r} matches {len(matches)} runs ({shown}): type more of the id")
+    raise HandleError(f"{handle!r} matches {len(matches)} runs ({_listed(matches)}): type more")
+
+
+def _listed(runs: Sequence[Run]) -> str:
+    """Runs as a person can tell them apart and type them: short id, then the title."""
+    shown = [f"{short_id(run.run_id)} {run.title[:TITLE]!r}" for run in runs[:SHOWN]]
+    return ", ".join(shown) + (" …" if len(runs) > SHOWN else "")
 
 
 def pending_review(runs: Sequence[Run]) -> str:
     """``locus review`` without a handle: the one run awaiting review, else why not."""
-    waiting = sorted(run.run_id for run in runs if run.state == "awaiting_review")
+    waiting = sorted(
+        (run for run in runs if run.state == "awaiting_review"), key=lambda run: run.run_id
+    )
     if len(waiting) == 1:
-        return waiting[0]
+        return waiting[0].run_id
     if not waiting:
         raise HandleError("no run is awaiting review: see 'locus runs'")
-    shown = ", ".join(waiting[:SHOWN]) + (" …" if len(waiting) > SHOWN else "")
-    raise HandleError(f"{len(waiting)} runs await review ({shown}): name one")
+    example = short_id(waiting[0].run_id)
+    raise HandleError(
+        f"{len(waiting)} runs await review ({_listed(waiting)}): name one, e.g."
+        f" 'locus review {example}'"
+    )

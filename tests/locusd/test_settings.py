@@ -76,6 +76,27 @@ def test_what_a_daemon_is_built_on_waits_for_a_restart(tmp_path: Path) -> None:
     assert "state_dir, daemon.cloud_url changed" in problem and "locus daemon restart" in problem
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("127.0.0.1:8420", "'127.0.0.1:8420' has no scheme: write http://127.0.0.1:8420"),
+        ("ftp://cloud", "'ftp://cloud' is not an http:// or https:// URL with a host"),
+    ],
+)
+def test_a_cloud_url_without_http_names_the_key_and_the_fix(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    """The same rule as ``locus login --cloud``: a URL the client could not use is refused
+    when the file is read, not when the first request fails."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[daemon]\ncloud_url = "{url}"\n')
+    with pytest.raises(ConfigError) as raised:
+        load(path)
+    assert "daemon.cloud_url" in str(raised.value) and said in str(raised.value)
+    path.write_text('[daemon]\ncloud_url = "https://locus.example.com"\n')
+    assert load(path).daemon.cloud_url == "https://locus.example.com"
+
+
 def test_a_config_that_cannot_be_read_is_an_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.mkdir()

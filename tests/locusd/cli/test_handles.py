@@ -54,8 +54,9 @@ def test_a_short_id_is_stable_letters_and_names_its_run() -> None:
 
 
 def test_what_names_no_run_or_several_says_so() -> None:
-    with pytest.raises(HandleError, match=r"matches 2 runs .*type more"):
+    with pytest.raises(HandleError, match=r"matches 2 runs .*type more") as raised:
         resolve("2-", RUNS)
+    assert all(run.short_id in str(raised.value) for run in RUNS if run.run_id.startswith("2-"))
     with pytest.raises(HandleError, match="no run matches 'zz'"):
         resolve("zz", RUNS)
     with pytest.raises(HandleError, match="no runs yet"):
@@ -71,8 +72,12 @@ def test_review_without_a_handle_takes_the_one_awaiting_review() -> None:
     with pytest.raises(HandleError, match="no run is awaiting review"):
         pending_review(RUNS[:2])
     two = [*RUNS, a_run("local-x", state="awaiting_review")]
-    with pytest.raises(HandleError, match=r"2 runs await review .*name one"):
+    with pytest.raises(HandleError, match=r"2 runs await review .*name one") as raised:
         pending_review(two)
+    # Each listed as a person types it and tells it apart: short id and title.
+    for run in (r for r in two if r.state == "awaiting_review"):
+        assert f"{short_id(run.run_id)} {run.title!r}" in str(raised.value)
+    assert str(raised.value).endswith(f"'locus review {short_id('local-20261205-090000-123456')}'")
 
 
 ids = st.lists(st.from_regex(r"[a-z0-9][a-z0-9-]{0,12}", fullmatch=True), unique=True, max_size=8)
