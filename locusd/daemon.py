@@ -550,7 +550,7 @@ class Daemon:
         replay = Path(params.replay) if params.replay else None
         self._ready(params.model_env, replay)
         return self.runs.start(
-            repo=repo, task=params.task, replay=replay, model_env=params.model_env
+            repo=repo, task=params.task, replay=replay, mode=params.mode, model_env=params.model_env
         )
 
     # --- review ----------------------------------------------------------------------------

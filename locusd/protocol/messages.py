@@ -25,6 +25,14 @@ def _model_env() -> Any:
     return Field(default_factory=dict, description=MODEL_ENV_DOC)
 
 
+def _mode(of: str) -> Any:
+    return Field(
+        None,
+        description=f"permission mode of {of}: ask, auto-edit or full-auto (default: [agent]"
+        " mode of the user's config)",
+    )
+
+
 # --- handshake (inside LSP initialize) ---------------------------------------------------
 
 
@@ -336,6 +344,7 @@ class RunStartParams(Wire):
     repo: str = Field(description="absolute path of a git checkout")
     task: str = Field(min_length=1, description="what the agent should do")
     replay: str | None = Field(None, description="a transcript to replay instead of a model")
+    mode: Mode | None = _mode("the run")
     model_env: dict[ModelVar, str] = _model_env()
 
 
@@ -346,11 +355,7 @@ class WorkerStartParams(Wire):
     repos: list[str] = Field(
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
     )
-    mode: Mode | None = Field(
-        None,
-        description="permission mode of the runs it starts: ask, auto-edit or full-auto"
-        " (default: [agent] mode of the user's config)",
-    )
+    mode: Mode | None = _mode("the runs it starts")
     model_env: dict[ModelVar, str] = _model_env()
 
 

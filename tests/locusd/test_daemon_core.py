@@ -206,6 +206,20 @@ async def test_without_a_client_to_ask_the_command_is_not_run(tmp_path: Path) ->
     assert any("no client is watching" in note for note in notes)
 
 
+@pytest.mark.usefixtures("api_key")
+async def test_a_local_run_in_full_auto_runs_what_would_be_asked(tmp_path: Path) -> None:
+    """An editor starting a run names its permission mode as ``locus run --mode`` does: with
+    no one to ask, full-auto (in the sandbox) runs the command the policy would ask about."""
+    async with AnthropicServer(ASKING) as server:
+        daemon = ask_policy(tmp_path, server)
+        repo = make_sample_repo(tmp_path)
+        params = RunStartParams(repo=str(repo), task="check", mode="full-auto")
+        run = await daemon.runs_start(params, Client())
+        await daemon.runs.wait(run.run_id)
+    ran = tool_result(server.requests[1])
+    assert ran["is_error"] is False and "42" in ran["content"]
+
+
 async def test_a_daemon_that_died_mid_run_leaves_an_explicit_state(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     db = Database(config.state_dir / "locusd.sqlite")
