@@ -2,7 +2,8 @@
 reject with a comment — the comment goes to the agent's next round and the task's timeline).
 
 A session is the list of things to decide (hunks; a rename, mode change or binary once per
-file) with a cursor; it ends when nothing is left undecided or on ``q``. Splitting (``s``)
+file) with a cursor; it ends when nothing is left undecided or on ``q``. When an earlier
+review decided everything, the session goes over every item again, showing that decision. Splitting (``s``)
 replaces a hunk by its parts (:func:`locusd.review.model.split`); at the end the parts'
 decisions are joined back into one decision on the hunk (:func:`~locusd.review.model.rejoin`),
 which is all the daemon ever sees. Every text shown — paths, diff lines — is data
@@ -33,7 +34,8 @@ from locusd.review.wire import from_decision, to_decision
 HELP = """y - accept this hunk
 n - reject this hunk
 c - reject this hunk, with a comment (for the agent's next round and the task's timeline)
-q - quit; the hunks not decided yet stay undecided (uncommitted, in the worktree)
+q - quit; the hunks not decided yet stay undecided (uncommitted, in the worktree), or as an
+    earlier review decided them
 a - accept this hunk and all later undecided hunks in the file
 d - reject this hunk and all later undecided hunks in the file
 e - edit this hunk in $EDITOR, then accept the edited version
@@ -59,6 +61,8 @@ class Item:
     decision: Decision | None = None
     #: The hunk this is a part of, once split.
     parent: Hunk | None = None
+    #: What an earlier review decided, when this one goes over every item again.
+    previous: Decision | None = None
 
     @property
     def key(self) -> str:
@@ -84,6 +88,11 @@ class Session:
                 hunk = hunk_from(file.path, shown.id, shown.header, shown.lines)
                 chosen = shown.decision or file.decision
                 items.append(Item(file, hunk, to_decision(chosen) if chosen else None))
+        if all(item.decision is not None for item in items):
+            # Everything was decided in an earlier review: this one goes over it again, each
+            # item showing what was decided (kept unless answered anew).
+            for item in items:
+                item.previous, item.decision = item.decision, None
         return cls(items)
 
     def undecided(self) -> list[int]:
@@ -155,8 +164,17 @@ def _keys(session: Session, index: int) -> str:
 def _show(session: Session, index: int) -> None:
     item = session.items[index]
     out.say("\n", (_title(item), "bold"))
+    if item.previous is not None:
+        out.say(("decided before: ", "dim"), _said(item.previous))
     if item.hunk is not None:
         out.say(diff_lines([item.hunk.header, *item.hunk.lines]))
+
+
+def _said(decision: Decision) -> str:
+    """An earlier decision in words (a comment is data: shown on one line, escaped)."""
+    if isinstance(decision, Reject):
+        return "rejected" + (f" — {cell(decision.comment)}" if decision.comment else "")
+    return "accepted" if isinstance(decision, Accept) else "accepted as edited"
 
 
 def _ask(prompt: str) -> str | None:

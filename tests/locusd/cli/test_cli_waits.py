@@ -12,6 +12,7 @@ from typing import Any
 import pexpect
 import pytest
 
+from locusd.runner.handles import short_id
 from tests.conftest import Cloud
 from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK
 from tests.locusd.cli.test_cli_text import SGR
@@ -87,7 +88,7 @@ async def test_run_says_why_it_waits_and_no_wait_fails_with_it(user: User, cloud
     assert "reported" not in out + err
     _, out, _ = await user.locus("runs")
     (row,) = [line.split("\t") for line in out.splitlines()]
-    assert row[:2] == [run["run_id"], "committed"], out
+    assert row[:3] == [short_id(run["run_id"]), run["run_id"], "committed"], out
 
 
 async def test_other_states_name_their_next_step(user: User, cloud: Cloud) -> None:

@@ -61,3 +61,20 @@ def test_only_what_changed_is_sent() -> None:
     assert [item.decision for item in session.items] == [None, Accept(), Accept()]
     session.items[0].decision = Accept()
     assert session.decisions(view(accepted)) == ({"h1": accepted}, [])
+
+
+def test_a_review_of_what_was_all_decided_goes_over_it_again() -> None:
+    """Running ``locus review`` again after deciding everything revisits each item, showing
+    the earlier decision; an item answered anew is sent, one left (``q``) keeps its decision."""
+    rejected = DecisionIn(action="reject", comment="keep it")
+    decided = view(rejected)
+    first = decided.files[0].model_copy(
+        update={"hunks": [TWO.model_copy(update={"decision": rejected})]}
+    )
+    decided = decided.model_copy(update={"files": [first, decided.files[1]]})
+    session = Session.of(decided)
+    assert [item.decision for item in session.items] == [None, None, None]
+    assert [item.previous for item in session.items] == [Reject("keep it")] * 3
+    assert session.undecided() == [0, 1, 2]
+    session.items[0].decision = Accept()
+    assert session.decisions(decided) == ({"h1": DecisionIn(action="accept")}, [])
