@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from locusd.projects import WITH_PROJECT
 from tests.conftest import Cloud
 from tests.locusd.cli.test_cli_text import HOSTILE, SHOWN, assert_inert
 from tests.locusd.cliuser import REMOTE, User
@@ -173,7 +174,7 @@ async def test_projects_by_slug_number_or_the_checkouts_remote(
     assert returned == 2 and err == (
         "error: this checkout's remote (git.example.com/acme/sample) is listed by several"
         f" projects: {project} ({cloud.project_id}), other ({other_id}) — choose one with"
-        " --project SLUG\n"
+        f" {WITH_PROJECT}\n"
     )
     chosen = await user.json("tasks", "create", "--project", "OTHER", "--title", "t", cwd=user.repo)
     assert chosen["projectId"] == other_id  # a slug, in any case
