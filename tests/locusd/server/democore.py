@@ -170,6 +170,7 @@ class DemoCore:
         "locus/tasks/comment",
         "locus/tasks/edit",
         "locus/projects/resolve",
+        "locus/runs/resolve",
         "locus/worker/start",
         "locus/worker/stop",
         "locus/review/get",
