@@ -82,8 +82,9 @@ class TaskOut(Timestamped):
     priority: int
     labels: list[str]
     repository: str | None
-    assignee_id: int | None
-    reviewer_id: int | None
+    # Defaults: a daemon reading an older cloud's tasks (before people) still reads them.
+    assignee_id: int | None = None
+    reviewer_id: int | None = None
     status: TaskStatus
     status_reason: str | None
     version: int
