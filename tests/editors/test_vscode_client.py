@@ -132,24 +132,29 @@ def test_the_client_module_against_the_real_daemon(
 
     # Content byte-identical to git's base and to the worktree's proposed file.
     worktree = Path(
-        json.loads(subprocess.run([LOCUS, "runs", "--json"], env=env, capture_output=True, check=True).stdout)[
-            "runs"
-        ][0]["worktree"]
+        json.loads(
+            subprocess.run(
+                [LOCUS, "runs", "--json"], env=env, capture_output=True, check=True
+            ).stdout
+        )["runs"][0]["worktree"]
     )
     for path, content in seen["contents"].items():
-        base = subprocess.run(
-            ["git", "-C", str(repo), "show", f"HEAD:{path}"], capture_output=True
-        )
+        base = subprocess.run(["git", "-C", str(repo), "show", f"HEAD:{path}"], capture_output=True)
         expected_base = base.stdout.decode() if base.returncode == 0 else None
         assert content.get("base") == expected_base, path
         assert content.get("proposed") == (worktree / path).read_bytes().decode(), path
     assert seen["contents"]["stats.py"]["base"] == BASE
 
     # The commit holds the accepted hunk only, with the message given.
-    commit = seen["commit"]["commit"]
+    commit = seen["commit"]
     message = git(repo, "log", "-1", "--format=%B", commit).decode()
     assert message.startswith("Accept one hunk from the editor")
     assert git(repo, "show", "--format=%an", "-s", commit).decode().strip() == "Ada Lovelace"
-    files = git(repo, "show", "--name-only", "--format=", commit).decode().split()
-    assert files == ["stats.py"], files
-    assert "late.txt" not in files
+    files = (
+        git(repo, "show", "--name-only", "-z", "--format=", commit)
+        .decode()
+        .strip("\n\0")
+        .split("\0")
+    )
+    assert sorted(files) == sorted([HOSTILE, "stats.py"]), files  # not late.txt (rejected)
+    assert git(repo, "show", f"{commit}:stats.py").decode() != PROPOSED  # one hunk of two

@@ -27,6 +27,7 @@ import {
   PROTOCOL_VERSION,
   type Protocol,
   type ReviewView,
+  type Run,
   type RunEvent,
 } from "./generated/protocol";
 
@@ -143,6 +144,7 @@ export class LocusClient {
   private readonly listeners = {
     event: new Set<Listener<RunEvent>>(),
     needsYou: new Set<Listener<NeedsYou>>(),
+    started: new Set<Listener<Run>>(),
     progress: new Set<Listener<{ token: string | number; value: unknown }>>(),
     close: new Set<Listener<void>>(),
   };
@@ -182,6 +184,7 @@ export class LocusClient {
   static wire(connection: MessageConnection, get: () => LocusClient | undefined): void {
     connection.onNotification("locus/runs/event", (event: RunEvent) => get()?.listeners.event.forEach((f) => f(event)));
     connection.onNotification("locus/needsYou", (value: NeedsYou) => get()?.listeners.needsYou.forEach((f) => f(value)));
+    connection.onNotification("locus/runs/started", (run: Run) => get()?.listeners.started.forEach((f) => f(run)));
     connection.onNotification("$/progress", (value: { token: string | number; value: unknown }) =>
       get()?.listeners.progress.forEach((f) => f(value)),
     );
@@ -221,6 +224,9 @@ export class LocusClient {
   }
   onNeedsYou(f: Listener<NeedsYou>): () => void {
     return this.listen("needsYou", f);
+  }
+  onRunStarted(f: Listener<Run>): () => void {
+    return this.listen("started", f);
   }
   onProgress(f: Listener<{ token: string | number; value: unknown }>): () => void {
     return this.listen("progress", f);

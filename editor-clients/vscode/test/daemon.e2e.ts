@@ -14,7 +14,9 @@ import {
   type ReviewView,
   type Run,
 } from "../src/client";
+import { ReviewActions } from "../src/reviewActions";
 import { awaitingReview, reviewNode, runNodes } from "../src/reviewModel";
+import { answers, shown } from "./vscode-mock";
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -111,28 +113,41 @@ test("a decision at a stale revision is refused and the review fetched again, ne
   const stats = view.files.find((file) => file.path === "stats.py");
   const [first, second] = stats?.hunks ?? [];
   assert.ok(first && second, "the run proposes two hunks in stats.py");
-  const accepted = await client.decide(run.runId, view.revision, { [first.id]: { action: "accept" } });
-  assert.equal(accepted.stale, false);
+  const reviews = new Map([[run.runId, view]]);
+  const actions = new ReviewActions(() => client, reviews, () => undefined);
+  assert.equal(await actions.accept({ runId: run.runId, hunkId: first.id }), true);
+  const seen = reviews.get(run.runId)!;
   // The worktree changes under the reviewer (as the agent's files may): the revision moves on.
   const worktree = (await client.runs()).runs.find((r) => r.runId === run.runId)?.worktree;
   assert.ok(worktree);
   writeFileSync(join(worktree, "late.txt"), "written after the review was read\n");
-  const stale = await client.decide(run.runId, accepted.view.revision, { [second.id]: { action: "reject", comment: "no" } });
-  assert.equal(stale.stale, true);
-  assert.notEqual(stale.view.revision, accepted.view.revision);
-  assert.ok(stale.view.files.some((file) => file.path === "late.txt"), "the re-fetched review shows the change");
-  const still = stale.view.files.flatMap((file) => file.hunks).find((hunk) => hunk.id === second.id);
+  const direct = await client.decide(run.runId, seen.revision, { [second.id]: { action: "reject", comment: "no" } });
+  assert.equal(direct.stale, true);
+  answers.push("no");
+  assert.equal(await actions.reject({ runId: run.runId, hunkId: second.id }), false);
+  assert.match(shown.at(-1)!.message, /fetched again, nothing was decided/);
+  const now = reviews.get(run.runId)!;
+  assert.notEqual(now.revision, seen.revision);
+  assert.ok(now.files.some((file) => file.path === "late.txt"), "the re-fetched review shows the change");
+  const still = now.files.flatMap((file) => file.hunks).find((hunk) => hunk.id === second.id);
   assert.equal(still?.decision ?? null, null, "the stale decision was not sent again");
-  view = stale.view;
+  view = now;
 });
 
-test("reject the rest with a comment, then commit with a message", async () => {
+test("Escape decides nothing; edit-then-accept; reject the rest with a comment; commit", async () => {
   const client = clients[0]!;
-  const rest = view.files.flatMap((file) => file.hunks).filter((hunk) => !hunk.decision);
-  const decisions = Object.fromEntries(rest.map((hunk) => [hunk.id, { action: "reject" as const, comment: "not <b>this</b>" }]));
-  const decided = await client.decide(run.runId, view.revision, decisions);
-  assert.equal(decided.stale, false);
-  out.decided = decided.view;
-  const committed = await client.commit({ runId: run.runId, revision: decided.view.revision, message: "Accept one hunk from the editor" });
-  out.commit = committed;
+  const reviews = new Map([[run.runId, view]]);
+  const actions = new ReviewActions(() => client, reviews, () => undefined);
+  const stats = view.files.find((file) => file.path === "stats.py")!;
+  answers.push(undefined);
+  assert.equal(await actions.reject({ runId: run.runId, hunkId: stats.hunks[1]!.id }), false);
+  assert.equal((await client.review(run.runId)).revision, view.revision);
+  const odd = view.files.find((file) => file.path.startsWith("<img"))!;
+  answers.push("Accept edited");
+  assert.equal(await actions.edit({ runId: run.runId, path: odd.path, hunkId: odd.hunks[0]!.id }), true);
+  answers.push("not <b>this</b>");
+  assert.equal(await actions.all(run.runId, "reject"), true);
+  out.decided = reviews.get(run.runId);
+  answers.push("Accept one hunk from the editor");
+  out.commit = await actions.commit(run.runId);
 });
