@@ -9,7 +9,7 @@ import { type ConnectionState, type LocusClient, Reconnector, type Run } from ".
 import { HunkLenses, ReviewContent, type Reviews, SCHEME, sideUri } from "./reviewDocs";
 import { type HunkTarget, ReviewActions } from "./reviewActions";
 import { awaitingReview, type Node, reviewNode, runNodes, taskNodes } from "./reviewModel";
-import { countRuns, StatusBar } from "./status";
+import { countRuns, DisconnectNotice, StatusBar } from "./status";
 import { NodeTree } from "./views";
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -34,7 +34,7 @@ class Extension implements vscode.Disposable {
   private runList: Run[] = [];
   private readonly needsYou = new Set<string>();
   private readonly working = new Set<string | number>();
-  private warned = false;
+  private readonly notice = new DisconnectNotice();
   private connected = false;
   private lastError: string | undefined;
 
@@ -108,20 +108,16 @@ class Extension implements vscode.Disposable {
   }
 
   private onState(state: ConnectionState): void {
+    const message = this.notice.next(state);
+    if (message) void vscode.window.showWarningMessage(message);
     if (state.kind === "connected") {
       this.connected = true;
-      this.warned = false;
       this.lastError = undefined;
       this.attach(state.client);
       void this.refresh();
     } else if (state.kind === "disconnected" || state.kind === "stopped") {
       this.connected = false;
       this.lastError = state.error;
-      // At most one notification until the daemon is back.
-      if (state.error && !this.warned) {
-        this.warned = true;
-        void vscode.window.showWarningMessage(`Locus: ${state.error}`);
-      }
       this.paint();
     }
   }

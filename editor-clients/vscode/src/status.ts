@@ -37,6 +37,25 @@ export function statusText(counts: StatusCounts): { text: string; tooltip: strin
   };
 }
 
+/**
+ * At most one notification while the daemon is away: the first failure is said, the retries
+ * after it are not, until a connection succeeds again.
+ */
+export class DisconnectNotice {
+  private said = false;
+
+  /** The message to show for this state, if any. */
+  next(state: { kind: string; error?: string }): string | undefined {
+    if (state.kind === "connected") {
+      this.said = false;
+      return undefined;
+    }
+    if (!state.error || this.said) return undefined;
+    this.said = true;
+    return `Locus: ${state.error}`;
+  }
+}
+
 export class StatusBar implements vscode.Disposable {
   readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
 

@@ -9,6 +9,7 @@ import { after, test } from "node:test";
 import {
   type ApprovalRequest,
   LocusClient,
+  Reconnector,
   PROTOCOL_VERSION,
   ProtocolMismatch,
   type ReviewView,
@@ -150,4 +151,30 @@ test("Escape decides nothing; edit-then-accept; reject the rest with a comment; 
   out.decided = reviews.get(run.runId);
   answers.push("Accept one hunk from the editor");
   out.commit = await actions.commit(run.runId);
+});
+
+test("after the daemon stops, the client reconnects (locusd --stdio starts a new one)", async () => {
+  const states: string[] = [];
+  let next!: (client: LocusClient) => void;
+  let connected = new Promise<LocusClient>((resolve) => (next = resolve));
+  const reconnector = new Reconnector(
+    options,
+    (state) => {
+      states.push(state.kind);
+      if (state.kind === "connected") next(state.client);
+    },
+    () => 50,
+  );
+  void reconnector.start();
+  const first = await connected;
+  const before = (await first.status()).pid;
+  connected = new Promise<LocusClient>((resolve) => (next = resolve));
+  await first.request("locus/daemon/shutdown", {}).catch(() => undefined);
+  const second = await connected;
+  const after = (await second.status()).pid;
+  assert.notEqual(after, before);
+  assert.deepEqual(states.slice(0, 2), ["connecting", "connected"]);
+  assert.ok(states.slice(2).includes("disconnected"));
+  assert.equal(states.at(-1), "connected");
+  await reconnector.stop();
 });

@@ -7,7 +7,7 @@ import { askApproval } from "../src/approvals";
 import type { DecisionIn, ReviewView, Run } from "../src/client";
 import { HunkLenses, parseSideUri, ReviewContent, sideUri } from "../src/reviewDocs";
 import { oneLine, reviewNode, runNodes } from "../src/reviewModel";
-import { StatusBar, statusText } from "../src/status";
+import { DisconnectNotice, StatusBar, statusText } from "../src/status";
 import { NodeTree } from "../src/views";
 import { answers, shown, statusItems } from "./vscode-mock";
 
@@ -82,4 +82,17 @@ test("the approval modal shows the command as plain detail; dismissing it answer
   assert.deepEqual(modal.items, ["Allow once", "Allow always", "Reject"]);
   answers.push(undefined);
   assert.equal(await askApproval({ request, settled: new Promise(() => {}) }, "t"), undefined);
+});
+
+test("one notification while the daemon is away, again only after it was back", () => {
+  const notice = new DisconnectNotice();
+  const said = [
+    notice.next({ kind: "connecting" }),
+    notice.next({ kind: "disconnected", error: "the daemon closed the connection" }),
+    notice.next({ kind: "connecting" }),
+    notice.next({ kind: "disconnected", error: "cannot connect" }),
+    notice.next({ kind: "connected" }),
+    notice.next({ kind: "disconnected", error: "gone again" }),
+  ];
+  assert.deepEqual(said, [undefined, "Locus: the daemon closed the connection", undefined, undefined, undefined, "Locus: gone again"]);
 });
