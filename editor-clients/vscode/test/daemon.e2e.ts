@@ -153,7 +153,7 @@ test("Escape decides nothing; edit-then-accept; reject the rest with a comment; 
   out.commit = await actions.commit(run.runId);
 });
 
-test("after the daemon stops, the client reconnects (locusd --stdio starts a new one)", async () => {
+test("after the daemon stops, the client reconnects (locusd --stdio starts a new one)", { timeout: 60_000 }, async () => {
   const states: string[] = [];
   let next!: (client: LocusClient) => void;
   let connected = new Promise<LocusClient>((resolve) => (next = resolve));
