@@ -50,6 +50,13 @@ test("handshake with the protocol version", async () => {
   assert.equal(status.protocolVersion, PROTOCOL_VERSION);
 });
 
+test("the socket setting connects to the same daemon", async () => {
+  const socket = join(env("XDG_RUNTIME_DIR"), "locus", "locusd.sock");
+  const client = await LocusClient.connect({ socket, clientName: "vscode-test" });
+  clients.push(client);
+  assert.equal((await client.status()).socket, socket);
+});
+
 test("a protocol mismatch is refused, naming both versions", async () => {
   await assert.rejects(LocusClient.connect({ ...options, protocolVersion: "99.0" }), (error: unknown) => {
     assert.ok(error instanceof ProtocolMismatch, String(error));
@@ -63,8 +70,14 @@ test("an approval is answered by one client; the other's pending prompt closes a
   const watcher = await LocusClient.connect(options);
   clients.push(watcher);
   const asked: ApprovalRequest[] = [];
+  let dismissed!: () => void;
+  const watcherDismissed = new Promise<void>((resolve) => (dismissed = resolve));
   answerer!.onApproval(async ({ request }) => {
     asked.push(request);
+    // Answer only once the watcher has dismissed its prompt and made a round trip after it:
+    // had the dismissal sent anything, the daemon would have taken it first.
+    await watcherDismissed;
+    await watcher.status();
     return "allow_once";
   });
   let watcherSettled!: Promise<void>;
@@ -72,6 +85,7 @@ test("an approval is answered by one client; the other's pending prompt closes a
     watcher.onApproval(({ settled }) => {
       watcherSettled = settled;
       resolve();
+      setImmediate(dismissed);
       return Promise.resolve(undefined); // dismissed: nothing is sent
     }),
   );
