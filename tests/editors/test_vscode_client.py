@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import zipfile
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.editors.vscodebuild import Built, build, node_tests
+from tests.editors.vscodebuild import ROOT, Built, build, node_tests
 from tests.locusd.agentkit import call, make_sample_repo
 from tests.locusd.cli.test_review_keys import BASE, PROPOSED
 from tests.locusd.cliuser import LOCUS, machine_env
@@ -56,6 +57,33 @@ def test_ui_glue_with_a_vscode_mock(built: Built) -> None:
     assert files
     passed, failed, output = node_tests(built.where, files, dict(os.environ))
     assert failed == 0 and passed > 0, output
+
+
+def test_the_wire_types_follow_the_schema_and_the_build_fails_when_they_drift(
+    built: Built, tmp_path: Path
+) -> None:
+    """The types are generated from docs/protocol.schema.json at build time; a field the client
+    uses that the daemon's schema no longer has fails the type check, naming it."""
+    schema = json.loads((ROOT / "docs" / "protocol.schema.json").read_text())
+    review = schema["$defs"]["ReviewView"]
+    del review["properties"]["revision"]
+    review["required"].remove("revision")
+    drifted = tmp_path / "schema.json"
+    drifted.write_text(json.dumps(schema))
+    where = tmp_path / "vscode"
+    shutil.copytree(
+        built.where, where, symlinks=True, ignore=shutil.ignore_patterns("dist", "dist-test")
+    )
+    env = {**os.environ, "LOCUS_PROTOCOL_SCHEMA": str(drifted)}
+    subprocess.run(["node", "scripts/gen-types.mjs"], cwd=where, env=env, check=True)
+    done = subprocess.run(
+        ["node", "node_modules/typescript/bin/tsc", "--noEmit", "-p", "."],
+        cwd=where,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "Property 'revision' does not exist on type 'ReviewView'" in done.stdout, done.stdout
 
 
 def gated_script(gate: Path) -> Any:
