@@ -147,7 +147,7 @@ def test_the_client_module_against_the_real_daemon(
         passed, failed, output = node_tests(
             built.where, [str(built.where / "dist-test" / "daemon.e2e.js")], node_env
         )
-    assert failed == 0 and passed == 9, output
+    assert failed == 0 and passed == 10, output
     seen = json.loads(out.read_text())
 
     assert seen["approval"]["command"] == ASKED

@@ -5,10 +5,10 @@
  */
 import * as vscode from "vscode";
 import { askApproval } from "./approvals";
-import { type ConnectionState, type LocusClient, Reconnector, type Run } from "./client";
+import { type ConnectionState, type LocusClient, Reconnector, type Run, type RunEvent } from "./client";
 import { HunkLenses, ReviewContent, type Reviews, SCHEME, sideUri } from "./reviewDocs";
 import { type HunkTarget, ReviewActions } from "./reviewActions";
-import { awaitingReview, type Node, reviewNode, runNodes, taskNodes } from "./reviewModel";
+import { awaitingReview, logLine, type Node, reviewNode, runNodes, taskNodes, taskPage } from "./reviewModel";
 import { countRuns, DisconnectNotice, StatusBar } from "./status";
 import { NodeTree } from "./views";
 
@@ -33,6 +33,7 @@ class Extension implements vscode.Disposable {
   readonly reconnector: Reconnector;
   private runList: Run[] = [];
   private readonly needsYou = new Set<string>();
+  private readonly logs = new Map<string, vscode.OutputChannel>();
   private readonly working = new Set<string | number>();
   private readonly notice = new DisconnectNotice();
   private connected = false;
@@ -84,6 +85,12 @@ class Extension implements vscode.Disposable {
     command("locus.sendBack", (node: Node) => this.actions.sendBack(this.runOf(node)));
     command("locus.cancelRun", (node: Node) => this.need().cancelRun({ runId: this.runOf(node) }));
     command("locus.createTask", () => this.createTask());
+    command("locus.openTask", async (node: Node) => {
+      if (node?.taskId === undefined) throw new Error("Locus: pick a task (or a run of a cloud task)");
+      const auth = await this.need().request("locus/auth/status", {});
+      await vscode.env.openExternal(vscode.Uri.parse(taskPage(auth.cloudUrl, node.taskId)));
+    });
+    command("locus.showLog", (node: Node) => this.showLog(this.runOf(node)));
     command("locus.pullTask", () => this.need().pullTask({ repos: this.folders() }));
   }
 
@@ -196,6 +203,25 @@ class Extension implements vscode.Disposable {
     await vscode.commands.executeCommand("vscode.diff", base, proposed, `Locus review: ${node.path}`);
   }
 
+  /** The run's events so far, then live ones, in an output channel (plain text). */
+  private async showLog(runId: string): Promise<void> {
+    const client = this.need();
+    const channel = this.logs.get(runId) ?? vscode.window.createOutputChannel(`Locus log ${runId.slice(0, 8)}`);
+    if (!this.logs.has(runId)) {
+      this.logs.set(runId, channel);
+      channel.clear();
+      let last = 0;
+      const append = (event: RunEvent) => {
+        if (event.runId !== runId || event.seq <= last) return;
+        last = event.seq;
+        channel.appendLine(logLine(event));
+      };
+      client.onRunEvent(append);
+      (await client.subscribe(runId)).events.forEach(append);
+    }
+    channel.show(true);
+  }
+
   private async createTask(): Promise<void> {
     const client = this.need();
     const [project] = (await client.request("locus/projects/resolve", { repos: this.folders() })).projects;
@@ -208,5 +234,6 @@ class Extension implements vscode.Disposable {
   dispose(): void {
     void this.reconnector.stop();
     this.status.dispose();
+    this.logs.forEach((channel) => channel.dispose());
   }
 }

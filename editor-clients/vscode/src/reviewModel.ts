@@ -14,6 +14,7 @@ export interface Node {
   context: string;
   children?: Node[];
   runId?: string;
+  taskId?: number;
   path?: string;
   hunkId?: string;
 }
@@ -31,6 +32,7 @@ export function taskNodes(tasks: Task[]): Node[] {
     label: `#${task.id} ${oneLine(task.title)}`,
     description: task.status,
     context: "task",
+    taskId: task.id,
   }));
 }
 
@@ -41,6 +43,7 @@ export function runNodes(runs: Run[]): Node[] {
     description: `${run.shortId} · ${run.state}`,
     context: ACTIVE.has(run.state) ? "run.active" : "run.done",
     runId: run.runId,
+    taskId: run.taskId ?? undefined,
   }));
 }
 
@@ -99,4 +102,17 @@ export function proposedStart(hunk: HunkView): number {
 /** The hunk's new side (what an edit starts from and sends back). */
 export function newSide(hunk: HunkView): string[] {
   return hunk.lines.filter((line) => !line.startsWith("-")).map((line) => line.slice(1));
+}
+
+/** A run's event as one line of its log (the agent's text kept as text). */
+export function logLine(event: { seq: number; kind: string; text?: string }): string {
+  return `${String(event.seq).padStart(4)} ${event.kind.padEnd(9)} ${oneLine(event.text ?? "")}`;
+}
+
+/** The dashboard's page of a task, on the cloud the daemon is logged in to (http/https only). */
+export function taskPage(cloudUrl: string | null | undefined, taskId: number): string {
+  if (!cloudUrl) throw new Error("Locus: the daemon is not logged in to a cloud (run locus login)");
+  const url = new URL(`/tasks/${taskId}`, cloudUrl);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`Locus: the cloud URL ${cloudUrl} is not http(s)`);
+  return url.toString();
 }

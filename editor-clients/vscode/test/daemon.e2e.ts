@@ -17,7 +17,15 @@ import {
 } from "../src/client";
 import { ReviewActions } from "../src/reviewActions";
 import { awaitingReview, reviewNode, runNodes } from "../src/reviewModel";
-import { answers, shown } from "./vscode-mock";
+import * as vscode from "vscode";
+import { activate } from "../src/extension";
+import type { Node } from "../src/reviewModel";
+import { answers, executed, outputs, registered, settings, shown, statusItems } from "./vscode-mock";
+
+/** Wait for the extension's asynchronous refresh (the node:test timeout bounds it). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -113,6 +121,35 @@ test("tree data: runs, reviews waiting, run → file → hunk", async () => {
   view = await client.review(run.runId);
   const tree = reviewNode(waiting[0]!, view);
   out.tree = tree;
+});
+
+test("the extension activated: status bar, reviews tree, diff of the daemon's sides, CodeLens, log", { timeout: 60_000 }, async () => {
+  settings["locus.daemonPath"] = env("LOCUSD");
+  const context = { subscriptions: [] as { dispose(): unknown }[] };
+  activate(context as unknown as vscode.ExtensionContext);
+  try {
+    const bar = statusItems.at(-1)!;
+    await until(() => bar.text.includes("1 to review"));
+    assert.equal(bar.text, "$(pulse) Locus · 1 to review");
+    const reviews = registered.trees.get("locus.reviews")!;
+    const [root] = reviews.getChildren() as Node[];
+    assert.equal(root?.runId, run.runId);
+    const file = (reviews.getChildren(root) as Node[]).find((node) => node.path === "stats.py")!;
+    await vscode.commands.executeCommand("locus.openDiff", file);
+    const diff = executed.find((call) => call.command === "vscode.diff")!;
+    const [base, proposed] = diff.args as vscode.Uri[];
+    const provider = registered.content.get("locus-review")!;
+    const content = await clients[0]!.content(run.runId, "stats.py");
+    assert.equal(await provider.provideTextDocumentContent(base!), content.base);
+    assert.equal(await provider.provideTextDocumentContent(proposed!), content.proposed);
+    const lenses = registered.lenses[0]!.provideCodeLenses({ uri: proposed, lineCount: 40 });
+    assert.equal(lenses.length, 3 * (reviews.getChildren(file) as Node[]).length);
+    await vscode.commands.executeCommand("locus.showLog", root);
+    const log = [...outputs.values()].at(-1)!;
+    assert.ok(log.some((line) => line.includes("allow once: echo approved > approved.txt")), log.join("\n"));
+  } finally {
+    context.subscriptions.forEach((item) => item.dispose());
+  }
 });
 
 test("review content is the daemon's, for every file", async () => {

@@ -6,7 +6,7 @@ import * as vscode from "vscode";
 import { askApproval } from "../src/approvals";
 import type { DecisionIn, ReviewView, Run } from "../src/client";
 import { HunkLenses, parseSideUri, ReviewContent, sideUri } from "../src/reviewDocs";
-import { oneLine, reviewNode, runNodes } from "../src/reviewModel";
+import { logLine, oneLine, reviewNode, runNodes, taskPage } from "../src/reviewModel";
 import { DisconnectNotice, StatusBar, statusText } from "../src/status";
 import { NodeTree } from "../src/views";
 import { answers, shown, statusItems } from "./vscode-mock";
@@ -95,4 +95,11 @@ test("one notification while the daemon is away, again only after it was back", 
     notice.next({ kind: "disconnected", error: "gone again" }),
   ];
   assert.deepEqual(said, [undefined, "Locus: the daemon closed the connection", undefined, undefined, undefined, "Locus: gone again"]);
+});
+
+test("a task's dashboard page is on the daemon's cloud, http(s) only; log lines stay one line", () => {
+  assert.equal(taskPage("http://127.0.0.1:8420", 5), "http://127.0.0.1:8420/tasks/5");
+  assert.throws(() => taskPage(null, 5), /not logged in to a cloud \(run locus login\)/);
+  assert.throws(() => taskPage("file:///etc/passwd", 5), /is not http\(s\)/);
+  assert.equal(logLine({ seq: 3, kind: "text", text: "a\nb" }), "   3 text      a\\u000ab");
 });

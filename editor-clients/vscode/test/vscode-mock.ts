@@ -53,12 +53,56 @@ export class CodeLens {
   ) {}
 }
 
+const disposable = { dispose: () => undefined };
+/** Settings the extension reads (`locus.daemonPath`, …). */
+export const settings: Record<string, unknown> = {};
+export const registered = {
+  commands: new Map<string, (...args: unknown[]) => unknown>(),
+  trees: new Map<string, { getChildren(node?: unknown): unknown[]; getTreeItem(node: unknown): TreeItem }>(),
+  content: new Map<string, { provideTextDocumentContent(uri: Uri): Promise<string> }>(),
+  lenses: [] as { provideCodeLenses(document: unknown): CodeLens[] }[],
+};
+/** Commands run that the extension did not register (vscode.diff, …), and external links. */
+export const executed: { command: string; args: unknown[] }[] = [];
+export const outputs = new Map<string, string[]>();
+
+export const commands = {
+  registerCommand(name: string, run: (...args: unknown[]) => unknown) {
+    registered.commands.set(name, run);
+    return disposable;
+  },
+  executeCommand(name: string, ...args: unknown[]): Promise<unknown> {
+    const run = registered.commands.get(name);
+    if (run) return Promise.resolve(run(...args));
+    executed.push({ command: name, args });
+    return Promise.resolve(undefined);
+  },
+};
+
+export const languages = {
+  registerCodeLensProvider(_selector: unknown, provider: { provideCodeLenses(document: unknown): CodeLens[] }) {
+    registered.lenses.push(provider);
+    return disposable;
+  },
+};
+
+export const env = {
+  openExternal(uri: Uri): Promise<boolean> {
+    executed.push({ command: "openExternal", args: [uri] });
+    return Promise.resolve(true);
+  },
+};
+
 export class Uri {
   constructor(
     public scheme: string,
     public path: string,
     public query: string,
   ) {}
+  static parse(text: string): Uri {
+    const url = new URL(text);
+    return new Uri(url.protocol.slice(0, -1), url.pathname, url.search.slice(1));
+  }
   static from(parts: { scheme: string; path?: string; query?: string }): Uri {
     return new Uri(parts.scheme, parts.path ?? "", parts.query ?? "");
   }
@@ -85,9 +129,23 @@ export const window = {
   showErrorMessage: (message: string) => ask("error", message, undefined, []),
   showInputBox: (options: { title?: string; value?: string }) => ask("input", options.title ?? "", options, []),
   showTextDocument: () => Promise.resolve(undefined),
+  registerTreeDataProvider(id: string, provider: { getChildren(node?: unknown): unknown[]; getTreeItem(node: unknown): TreeItem }) {
+    registered.trees.set(id, provider);
+    return disposable;
+  },
+  createOutputChannel(name: string) {
+    const lines: string[] = [];
+    outputs.set(name, lines);
+    return { appendLine: (line: string) => lines.push(line), clear: () => lines.splice(0), show: () => undefined, dispose: () => undefined };
+  },
 };
 
 export const workspace = {
+  workspaceFolders: [] as unknown[],
   openTextDocument: (options: { content: string }) => Promise.resolve({ getText: () => options.content }),
-  getConfiguration: () => ({ get: () => undefined }),
+  getConfiguration: (section: string) => ({ get: (key: string) => settings[`${section}.${key}`] }),
+  registerTextDocumentContentProvider(scheme: string, provider: { provideTextDocumentContent(uri: Uri): Promise<string> }) {
+    registered.content.set(scheme, provider);
+    return disposable;
+  },
 };
