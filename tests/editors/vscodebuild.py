@@ -32,8 +32,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 def cached_node_modules() -> Path:
     """node_modules for the lockfile, installed once per machine (npm ci, offline afterwards)."""
     npm = required("npm", "npm")
-    lock = (SOURCE / "package-lock.json").read_bytes()
-    key = hashlib.sha256(lock + (SOURCE / "package.json").read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256((SOURCE / "package-lock.json").read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "locus-tests"
     target = cache / f"vscode-{key}"
     if not (target / "node_modules" / ".package-lock.json").exists():

@@ -97,6 +97,8 @@ test("an approval is answered by one client; the other's pending prompt closes a
       return Promise.resolve(undefined); // dismissed: nothing is sent
     }),
   );
+  const progress: unknown[] = [];
+  answerer!.onProgress(({ value }) => progress.push(value));
   run = await answerer!.startRun({ repo: env("LOCUS_REPO"), task: "Fix median" });
   const reached = reviewReached(answerer!, run.runId);
   await answerer!.subscribe(run.runId);
@@ -106,6 +108,10 @@ test("an approval is answered by one client; the other's pending prompt closes a
   await watcherSettled; // closed by locus/approval/resolved (the other client answered)
   await reached;
   assert.equal(asked.length, 1);
+  assert.ok(
+    progress.some((value) => (value as { kind?: string; title?: string }).kind === "begin"),
+    `$/progress began (work-done progress declared in the handshake): ${JSON.stringify(progress)}`,
+  );
   out.approval = asked[0];
   const logs = await answerer!.logs({ runId: run.runId, after: 0 });
   out.notes = logs.events.filter((event) => event.kind === "note").map((event) => event.text);
