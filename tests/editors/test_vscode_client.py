@@ -3,7 +3,8 @@ tested under Node with a small ``vscode`` API mock, and its protocol client (src
 driven against the REAL daemon (``locusd --stdio`` starts it) with a local run whose scripted
 model asks for an approval and then proposes changes: handshake, a protocol mismatch, the
 approval answered by one client while another's prompt closes, tree data, review content
-byte-identical to git's, a stale decision refused and re-fetched, a commit.
+byte-identical to git's, a stale decision refused and re-fetched, send back and the next
+round, a commit; the extension activated on the API mock; a reconnect after the daemon stops.
 
 The agent names a file like HTML and markdown and a command link: the trees keep it as text."""
 
@@ -94,6 +95,7 @@ def gated_script(gate: Path) -> Any:
         call("write_file", path="stats.py", content=PROPOSED),
         call("write_file", path=HOSTILE, content="<b>not bold</b>\n"),
         call("finish", summary="Fixed median; wrote a file with an odd name."),
+        call("finish", summary="Kept the rest as it was."),  # the round after send back
     ]
 
     def script(_request: Any) -> Reply:
@@ -147,7 +149,7 @@ def test_the_client_module_against_the_real_daemon(
         passed, failed, output = node_tests(
             built.where, [str(built.where / "dist-test" / "daemon.e2e.js")], node_env
         )
-    assert failed == 0 and passed == 10, output
+    assert failed == 0 and passed == 11, output
     seen = json.loads(out.read_text())
 
     assert seen["approval"]["command"] == ASKED

@@ -3,7 +3,7 @@
  * the daemon says it is stale the review is fetched again and shown, and nothing is resent.
  */
 import * as vscode from "vscode";
-import type { DecisionIn, LocusClient, ReviewView } from "./client";
+import type { DecisionIn, LocusClient, ReviewView, Run } from "./client";
 import { newSide } from "./reviewModel";
 import type { Reviews } from "./reviewDocs";
 
@@ -108,10 +108,12 @@ export class ReviewActions {
     return result.commit;
   }
 
-  async sendBack(runId: string): Promise<void> {
-    const view = await this.fetch(runId);
-    await this.connected().sendBack(runId, view.revision);
+  /** The rejected hunks and their comments go back to the agent: a new run (a new round). */
+  async sendBack(runId: string): Promise<Run> {
+    const seen = await this.current(runId);
+    const next = await this.connected().sendBack(runId, seen.revision);
     this.changed(runId);
+    return next;
   }
 }
 

@@ -192,7 +192,7 @@ test("a decision at a stale revision is refused and the review fetched again, ne
   view = now;
 });
 
-test("Escape decides nothing; edit-then-accept; reject the rest with a comment; commit", async () => {
+test("Escape decides nothing; edit-then-accept; reject the rest with a comment; send back", { timeout: 60_000 }, async () => {
   const client = clients[0]!;
   const reviews = new Map([[run.runId, view]]);
   const actions = new ReviewActions(() => client, reviews, () => undefined);
@@ -206,6 +206,30 @@ test("Escape decides nothing; edit-then-accept; reject the rest with a comment; 
   answers.push("not <b>this</b>");
   assert.equal(await actions.all(run.runId, "reject"), true);
   out.decided = reviews.get(run.runId);
+  // A new round: the agent gets the rejections back; its next run awaits review in turn.
+  const nextReview = new Promise<string>((resolve) =>
+    client.onNeedsYou((needs) => needs.kind === "review" && needs.runId !== run.runId && resolve(needs.runId)),
+  );
+  const next = await actions.sendBack(run.runId);
+  assert.notEqual(next.runId, run.runId);
+  assert.equal(await nextReview, next.runId);
+  run = next;
+  view = await client.review(run.runId);
+});
+
+test("the next round: decide what is left, then commit with a message", async () => {
+  const client = clients[0]!;
+  const reviews = new Map([[run.runId, view]]);
+  const actions = new ReviewActions(() => client, reviews, () => undefined);
+  const wanted = new Set([view.files.find((f) => f.path === "stats.py")!.hunks[0]!.id, view.files.find((f) => f.path.startsWith("<img"))!.hunks[0]!.id]);
+  const decisions = Object.fromEntries(
+    view.files
+      .flatMap((file) => file.hunks)
+      .filter((hunk) => !hunk.decision || (hunk.decision.action === "reject") === wanted.has(hunk.id))
+      .map((hunk) => [hunk.id, wanted.has(hunk.id) ? { action: "accept" as const } : { action: "reject" as const, comment: "not <b>this</b>" }]),
+  );
+  assert.equal(await actions.decide(run.runId, decisions), true);
+  out.round2 = reviews.get(run.runId);
   answers.push("Accept one hunk from the editor");
   out.commit = await actions.commit(run.runId);
 });
