@@ -1,0 +1,151 @@
+// A small stand-in for the `vscode` API (esbuild aliases `vscode` to it for the UI tests): just
+// what the UI modules call, recording what they show and answering prompts from a script.
+export const shown: { kind: string; message: string; options?: unknown; items: string[] }[] = [];
+/** What the next prompts answer (a modal's button, an input box's text; undefined: dismissed). */
+export const answers: (string | undefined)[] = [];
+
+export class EventEmitter<T> {
+  private listeners: ((value: T) => void)[] = [];
+  event = (listener: (value: T) => void) => {
+    this.listeners.push(listener);
+    return { dispose: () => undefined };
+  };
+  fire(value: T): void {
+    this.listeners.forEach((f) => f(value));
+  }
+}
+
+export enum TreeItemCollapsibleState {
+  None = 0,
+  Collapsed = 1,
+  Expanded = 2,
+}
+export enum StatusBarAlignment {
+  Left = 1,
+  Right = 2,
+}
+
+export class TreeItem {
+  id?: string;
+  description?: string;
+  tooltip?: unknown;
+  contextValue?: string;
+  command?: { command: string; title: string; arguments?: unknown[] };
+  constructor(
+    public label: unknown,
+    public collapsibleState?: TreeItemCollapsibleState,
+  ) {}
+}
+
+export class Range {
+  constructor(
+    public startLine: number,
+    public startCharacter: number,
+    public endLine: number,
+    public endCharacter: number,
+  ) {}
+}
+
+export class CodeLens {
+  constructor(
+    public range: Range,
+    public command?: { title: string; command: string; arguments?: unknown[] },
+  ) {}
+}
+
+const disposable = { dispose: () => undefined };
+/** Settings the extension reads (`locus.daemonPath`, …). */
+export const settings: Record<string, unknown> = {};
+export const registered = {
+  commands: new Map<string, (...args: unknown[]) => unknown>(),
+  trees: new Map<string, { getChildren(node?: unknown): unknown[]; getTreeItem(node: unknown): TreeItem }>(),
+  content: new Map<string, { provideTextDocumentContent(uri: Uri): Promise<string> }>(),
+  lenses: [] as { provideCodeLenses(document: unknown): CodeLens[] }[],
+};
+/** Commands run that the extension did not register (vscode.diff, …), and external links. */
+export const executed: { command: string; args: unknown[] }[] = [];
+export const outputs = new Map<string, string[]>();
+
+export const commands = {
+  registerCommand(name: string, run: (...args: unknown[]) => unknown) {
+    registered.commands.set(name, run);
+    return disposable;
+  },
+  executeCommand(name: string, ...args: unknown[]): Promise<unknown> {
+    const run = registered.commands.get(name);
+    if (run) return Promise.resolve(run(...args));
+    executed.push({ command: name, args });
+    return Promise.resolve(undefined);
+  },
+};
+
+export const languages = {
+  registerCodeLensProvider(_selector: unknown, provider: { provideCodeLenses(document: unknown): CodeLens[] }) {
+    registered.lenses.push(provider);
+    return disposable;
+  },
+};
+
+export const env = {
+  openExternal(uri: Uri): Promise<boolean> {
+    executed.push({ command: "openExternal", args: [uri] });
+    return Promise.resolve(true);
+  },
+};
+
+export class Uri {
+  constructor(
+    public scheme: string,
+    public path: string,
+    public query: string,
+  ) {}
+  static parse(text: string): Uri {
+    const url = new URL(text);
+    return new Uri(url.protocol.slice(0, -1), url.pathname, url.search.slice(1));
+  }
+  static from(parts: { scheme: string; path?: string; query?: string }): Uri {
+    return new Uri(parts.scheme, parts.path ?? "", parts.query ?? "");
+  }
+}
+
+export const statusItems: { text: string; tooltip: unknown; visible: boolean }[] = [];
+
+function ask(kind: string, message: string, options: unknown, items: string[]): Promise<string | undefined> {
+  shown.push({ kind, message, options, items });
+  return Promise.resolve(answers.shift());
+}
+
+export const window = {
+  createStatusBarItem() {
+    const item = { text: "", tooltip: undefined as unknown, command: undefined as unknown, visible: false, show() { item.visible = true; }, dispose() {} };
+    statusItems.push(item);
+    return item;
+  },
+  showWarningMessage: (message: string, ...rest: unknown[]) => {
+    const options = typeof rest[0] === "object" ? rest.shift() : undefined;
+    return ask("warning", message, options, rest as string[]);
+  },
+  showInformationMessage: (message: string, ...items: string[]) => ask("info", message, undefined, items),
+  showErrorMessage: (message: string) => ask("error", message, undefined, []),
+  showInputBox: (options: { title?: string; value?: string }) => ask("input", options.title ?? "", options, []),
+  showTextDocument: () => Promise.resolve(undefined),
+  registerTreeDataProvider(id: string, provider: { getChildren(node?: unknown): unknown[]; getTreeItem(node: unknown): TreeItem }) {
+    registered.trees.set(id, provider);
+    return disposable;
+  },
+  createOutputChannel(name: string) {
+    const lines: string[] = [];
+    outputs.set(name, lines);
+    return { appendLine: (line: string) => lines.push(line), clear: () => lines.splice(0), show: () => undefined, dispose: () => undefined };
+  },
+};
+
+export const workspace = {
+  workspaceFolders: [] as unknown[],
+  openTextDocument: (options: { content: string }) => Promise.resolve({ getText: () => options.content }),
+  getConfiguration: (section: string) => ({ get: (key: string) => settings[`${section}.${key}`] }),
+  registerTextDocumentContentProvider(scheme: string, provider: { provideTextDocumentContent(uri: Uri): Promise<string> }) {
+    registered.content.set(scheme, provider);
+    return disposable;
+  },
+};
