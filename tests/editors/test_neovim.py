@@ -25,7 +25,7 @@ from tests.locusd import test_daemon_notify
 from tests.locusd.agentkit import call, git, result_text, tool_results, with_identity
 from tests.locusd.cli.test_review_keys import BASE, PROPOSED
 from tests.locusd.server.support import lsp_client
-from tests.support.anthropic_server import AnthropicServer
+from tests.support.anthropic_server import AnthropicServer, Reply
 from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(180)
@@ -62,7 +62,7 @@ def run_spec(spec: str, env: dict[str, str], cwd: Path) -> tuple[str, int, int]:
     return out, passed, failed
 
 
-def session() -> list[object]:
+def session() -> list[Reply]:
     """The review run (four hunks, two hostile names), then the run that asks approval."""
     return [
         call("write_file", path="stats.py", content=PROPOSED),
@@ -81,7 +81,7 @@ async def test_review_flow_and_approval_in_neovim(
     with_identity(machine.repo)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    async with AnthropicServer(session()) as model:  # type: ignore[arg-type]
+    async with AnthropicServer(session()) as model:
         machine.configure(
             f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n'
             '[agent.policy]\nask = ["echo *"]\n'

@@ -287,6 +287,21 @@ function M.request(method, params, callback)
   end)
 end
 
+--- Send `method`; on success `on_result(result)`, else the error is reported as `what`.
+--- @param method string
+--- @param params table|nil
+--- @param what string what the user asked for, to name it in the error
+--- @param on_result fun(result: any)
+function M.call(method, params, what, on_result)
+  M.request(method, params, function(err, result)
+    if err then
+      M.report(err, what)
+    else
+      on_result(result)
+    end
+  end)
+end
+
 --- The daemon's versions after the handshake (nil before).
 function M.info()
   return state.info

@@ -26,38 +26,26 @@ function M.setup(opts)
   wire()
 end
 
+--- A subcommand: `module.name(fixed)` if `fixed` is given, else `module.name(arg)`; the
+--- module loads on first use.
+local function to(module, name, fixed)
+  return function(arg)
+    require(module)[name](fixed or arg)
+  end
+end
+
 --- The subcommands of :Locus: name -> function(arg).
 M.commands = {
-  tasks = function()
-    require('locus.views').tasks()
-  end,
-  runs = function()
-    require('locus.views').runs()
-  end,
-  logs = function(arg)
-    require('locus.views').logs(arg)
-  end,
-  review = function(arg)
-    require('locus.review').open(arg)
-  end,
-  accept = function()
-    require('locus.review').decide('accept')
-  end,
-  reject = function()
-    require('locus.review').decide('reject')
-  end,
-  comment = function()
-    require('locus.review').comment()
-  end,
-  commit = function(arg)
-    require('locus.review').commit(arg)
-  end,
-  ['send-back'] = function(arg)
-    require('locus.review').send_back(arg)
-  end,
-  cancel = function(arg)
-    require('locus.views').cancel(arg)
-  end,
+  tasks = to('locus.views', 'tasks'),
+  runs = to('locus.views', 'runs'),
+  logs = to('locus.views', 'logs'),
+  cancel = to('locus.views', 'cancel'),
+  review = to('locus.review', 'open'),
+  accept = to('locus.review', 'decide', 'accept'),
+  reject = to('locus.review', 'decide', 'reject'),
+  comment = to('locus.review', 'comment'),
+  commit = to('locus.review', 'commit'),
+  ['send-back'] = to('locus.review', 'send_back'),
 }
 
 --- Subcommands that take a run handle (completed with the short ids last listed).

@@ -179,25 +179,51 @@ function M.move(direction)
   end
 end
 
+--- Draw a view the daemon sent into the buffer (if it is still there); false if gone.
+--- @param buf integer
+--- @param view table
+--- @return boolean
+local function show(buf, view)
+  if not vim.api.nvim_buf_is_valid(buf) or not reviews[buf] then
+    return false
+  end
+  reviews[buf].view = view
+  M.render(buf)
+  return true
+end
+
 --- Fetch the review again (a new revision) and draw it; then `after()`.
 --- @param buf integer
 --- @param after fun()|nil
 function M.refresh(buf, after)
-  local review = reviews[buf]
-  client.request('locus/review/get', { runId = review.run.runId }, function(err, view)
+  client.request('locus/review/get', { runId = reviews[buf].run.runId }, function(err, view)
     if err then
       client.report(err, 'review')
-      return
-    end
-    if not vim.api.nvim_buf_is_valid(buf) then
-      return
-    end
-    review.view = view
-    M.render(buf)
-    if after then
+    elseif show(buf, view) and after then
       after()
     end
   end)
+end
+
+--- A failed decide/commit: a stale revision fetches the review again (nothing is sent
+--- again: the user decides on what they now see); any other error is reported.
+--- @param err table
+--- @param buf integer|nil
+--- @param what string
+local function failed(err, buf, what)
+  if err.data and err.data.kind == 'review_stale' and buf and reviews[buf] then
+    M.refresh(buf, function()
+      vim.notify(
+        ('Locus: the review changed since it was shown; it was fetched again and nothing was %s: look and %s again'):format(
+          what == 'commit' and 'committed' or 'decided',
+          what
+        ),
+        vim.log.levels.WARN
+      )
+    end)
+  else
+    client.report(err, what)
+  end
 end
 
 --- Put the cursor on the first undecided hunk after row `row` (else leave it).
@@ -215,44 +241,41 @@ local function next_undecided(buf, row)
   end
 end
 
+--- The review buffer, its review and the hunk under the cursor; nil span (the user told
+--- where to put the cursor) when there is none.
+--- @return integer buf, locus.Review|nil review, table|nil span
+local function here()
+  local buf = vim.api.nvim_get_current_buf()
+  local span = M.at_cursor(buf)
+  if not span then
+    vim.notify('Locus: put the cursor on a hunk of a review buffer (:Locus review)', vim.log.levels.WARN)
+  end
+  return buf, reviews[buf], span
+end
+
 --- Decide the hunk under the cursor, at the revision shown.
 --- @param action string accept | reject
 --- @param comment string|nil
 function M.decide(action, comment)
-  local buf = vim.api.nvim_get_current_buf()
-  local review = reviews[buf]
-  local span = M.at_cursor(buf)
-  if not review or not span then
-    vim.notify('Locus: put the cursor on a hunk of a review buffer (:Locus review)', vim.log.levels.WARN)
+  local buf, review, span = here()
+  if not span then
     return
   end
   local decision = { action = action, comment = comment }
   local params = { runId = review.run.runId, revision = review.view.revision, decisions = { [span.key] = decision } }
   client.request('locus/review/decide', params, function(err, view)
     if err then
-      if err.data and err.data.kind == 'review_stale' then
-        M.refresh(buf, function()
-          vim.notify('Locus: the review changed since it was shown; it was fetched again and nothing was decided: decide again', vim.log.levels.WARN)
-        end)
-      else
-        client.report(err, 'decide')
-      end
-      return
+      failed(err, buf, 'decide')
+    elseif show(buf, view) then
+      next_undecided(buf, span.first)
     end
-    if not vim.api.nvim_buf_is_valid(buf) then
-      return
-    end
-    review.view = view
-    M.render(buf)
-    next_undecided(buf, span.first)
   end)
 end
 
 --- Reject with a comment that goes back to the agent (asked with vim.ui.input; cancelling it
 --- decides nothing).
 function M.comment()
-  if not M.at_cursor() then
-    M.decide('reject') -- says where to put the cursor
+  if not select(3, here()) then
     return
   end
   vim.ui.input({ prompt = 'Locus: why reject this hunk? (goes back to the agent) ' }, function(input)
@@ -265,18 +288,11 @@ end
 
 --- Base and proposed sides of the file under the cursor, `diffthis` in a new tab.
 function M.diff()
-  local buf = vim.api.nvim_get_current_buf()
-  local review = reviews[buf]
-  local span = M.at_cursor(buf)
-  if not review or not span then
-    vim.notify('Locus: put the cursor on a hunk of a review buffer (:Locus review)', vim.log.levels.WARN)
+  local buf, review, span = here()
+  if not span then
     return
   end
-  client.request('locus/review/content', { runId = review.run.runId, path = span.path }, function(err, content)
-    if err then
-      client.report(err, 'diff')
-      return
-    end
+  client.call('locus/review/content', { runId = review.run.runId, path = span.path }, 'diff', function(content)
     local function side(label, value)
       local side_buf = vim.api.nvim_create_buf(false, true)
       vim.api.nvim_buf_set_lines(side_buf, 0, -1, false, text.lines(value ~= vim.NIL and value or ''))
@@ -305,14 +321,8 @@ local function with_review(handle, callback)
     callback(buf, reviews[buf])
     return
   end
-  views.resolve(handle, function(run)
-    client.request('locus/review/get', { runId = run.runId }, function(err, view)
-      if err then
-        client.report(err, 'review')
-        return
-      end
-      callback(nil, { run = run, view = view })
-    end)
+  views.with_run(handle, 'locus/review/get', 'review', function(run, view)
+    callback(nil, { run = run, view = view })
   end)
 end
 
@@ -331,13 +341,7 @@ function M.commit(handle)
       end
       client.request('locus/review/commit', params, function(err, result)
         if err then
-          if err.data and err.data.kind == 'review_stale' and buf then
-            M.refresh(buf, function()
-              vim.notify('Locus: the review changed since it was shown; fetched again, nothing committed', vim.log.levels.WARN)
-            end)
-          else
-            client.report(err, 'commit')
-          end
+          failed(err, buf, 'commit')
           return
         end
         vim.notify(
@@ -353,11 +357,8 @@ end
 --- @param handle string|nil
 function M.send_back(handle)
   with_review(handle, function(_, review)
-    client.request('locus/review/send_back', { runId = review.run.runId, revision = review.view.revision }, function(err, run)
-      if err then
-        client.report(err, 'send back')
-        return
-      end
+    local params = { runId = review.run.runId, revision = review.view.revision }
+    client.call('locus/review/send_back', params, 'send back', function(run)
       vim.notify(('Locus: sent back; the agent works on it in run %s'):format(run.shortId), vim.log.levels.INFO)
     end)
   end)
@@ -379,41 +380,35 @@ end
 --- Open the review of a run (a handle; none: the one awaiting review) in a new tab.
 --- @param handle string|nil
 function M.open(handle)
-  views.resolve(handle, function(run)
-    client.request('locus/review/get', { runId = run.runId }, function(err, view)
-      if err then
-        client.report(err, 'review')
-        return
-      end
-      local buf = vim.api.nvim_create_buf(true, true)
-      pcall(vim.api.nvim_buf_set_name, buf, 'locus://review/' .. run.shortId)
-      vim.bo[buf].filetype = 'diff'
-      vim.bo[buf].bufhidden = 'wipe'
-      vim.bo[buf].swapfile = false
-      reviews[buf] = { run = run, view = view, items = {} }
-      vim.api.nvim_create_autocmd('BufWipeout', {
-        buffer = buf,
-        once = true,
-        callback = function()
-          local gone = reviews[buf]
-          reviews[buf] = nil
-          if gone and gone.view.undecided > 0 then
-            vim.notify(('Locus: review of %s closed; nothing was decided by closing it (%d undecided)'):format(gone.run.shortId, gone.view.undecided), vim.log.levels.INFO)
-          end
-        end,
-      })
-      vim.cmd.tabnew()
-      local scratch = vim.api.nvim_get_current_buf()
-      vim.api.nvim_win_set_buf(0, buf)
-      if scratch ~= buf and vim.api.nvim_buf_is_valid(scratch) then
-        vim.api.nvim_buf_delete(scratch, { force = true })
-      end
-      M.render(buf)
-      if require('locus.config').options.review_keys then
-        keys(buf)
-      end
-      M.move(1)
-    end)
+  views.with_run(handle, 'locus/review/get', 'review', function(run, view)
+    local buf = vim.api.nvim_create_buf(true, true)
+    pcall(vim.api.nvim_buf_set_name, buf, 'locus://review/' .. run.shortId)
+    vim.bo[buf].filetype = 'diff'
+    vim.bo[buf].bufhidden = 'wipe'
+    vim.bo[buf].swapfile = false
+    reviews[buf] = { run = run, view = view, items = {} }
+    vim.api.nvim_create_autocmd('BufWipeout', {
+      buffer = buf,
+      once = true,
+      callback = function()
+        local gone = reviews[buf]
+        reviews[buf] = nil
+        if gone and gone.view.undecided > 0 then
+          vim.notify(('Locus: review of %s closed; nothing was decided by closing it (%d undecided)'):format(gone.run.shortId, gone.view.undecided), vim.log.levels.INFO)
+        end
+      end,
+    })
+    vim.cmd.tabnew()
+    local scratch = vim.api.nvim_get_current_buf()
+    vim.api.nvim_win_set_buf(0, buf)
+    if scratch ~= buf and vim.api.nvim_buf_is_valid(scratch) then
+      vim.api.nvim_buf_delete(scratch, { force = true })
+    end
+    M.render(buf)
+    if require('locus.config').options.review_keys then
+      keys(buf)
+    end
+    M.move(1)
   end)
 end
 

@@ -18,12 +18,19 @@ function M.resolve(handle, callback)
   if handle and handle ~= '' then
     params = { handle = handle }
   end
-  client.request('locus/runs/resolve', params, function(err, run)
-    if err then
-      client.report(err, 'which run')
-      return
-    end
-    callback(run)
+  client.call('locus/runs/resolve', params, 'which run', callback)
+end
+
+--- Resolve the handle, then send `method` for that run; `callback(run, result)` on success.
+--- @param handle string|nil
+--- @param method string
+--- @param what string
+--- @param callback fun(run: table, result: any)
+function M.with_run(handle, method, what, callback)
+  M.resolve(handle, function(run)
+    client.call(method, { runId = run.runId }, what, function(result)
+      callback(run, result)
+    end)
   end)
 end
 
@@ -36,11 +43,7 @@ function M.run_line(run)
 end
 
 function M.runs()
-  client.request('locus/runs/list', nil, function(err, result)
-    if err then
-      client.report(err, 'runs')
-      return
-    end
+  client.call('locus/runs/list', nil, 'runs', function(result)
     M.known = {}
     local lines = { 'Locus runs (short id, state, task, title)' }
     for _, run in ipairs(result.runs) do
@@ -58,11 +61,7 @@ function M.tasks()
     if project then
       params = { projectId = project.id }
     end
-    client.request('locus/tasks/list', params, function(err, result)
-      if err then
-        client.report(err, 'tasks')
-        return
-      end
+    client.call('locus/tasks/list', params, 'tasks', function(result)
       local title = project and ('Locus tasks of ' .. text.oneline(project.slug)) or 'Locus tasks'
       local lines = { title .. ' (id, status, priority, title)' }
       for _, task in ipairs(result.tasks) do
@@ -91,18 +90,12 @@ end
 --- a subscriber is also asked the run's approvals).
 --- @param handle string|nil
 function M.logs(handle)
-  M.resolve(handle, function(run)
-    client.request('locus/runs/subscribe', { runId = run.runId }, function(err, result)
-      if err then
-        client.report(err, 'logs')
-        return
-      end
-      local lines = { ('Locus log of run %s: %s'):format(run.shortId, text.oneline(run.title)) }
+  M.with_run(handle, 'locus/runs/subscribe', 'logs', function(run, result)
+    local lines = { ('Locus log of run %s: %s'):format(run.shortId, text.oneline(run.title)) }
       for _, event in ipairs(result.events) do
         vim.list_extend(lines, event_lines(event))
       end
-      log_buffers[run.runId] = ui.show('locus://logs/' .. run.shortId, lines)
-    end)
+    log_buffers[run.runId] = ui.show('locus://logs/' .. run.shortId, lines)
   end)
 end
 
@@ -117,14 +110,8 @@ end
 
 --- @param handle string|nil
 function M.cancel(handle)
-  M.resolve(handle, function(run)
-    client.request('locus/runs/cancel', { runId = run.runId }, function(err, after)
-      if err then
-        client.report(err, 'cancel')
-        return
-      end
-      vim.notify(('Locus: run %s is %s'):format(after.shortId, after.state), vim.log.levels.INFO)
-    end)
+  M.with_run(handle, 'locus/runs/cancel', 'cancel', function(_, after)
+    vim.notify(('Locus: run %s is %s'):format(after.shortId, after.state), vim.log.levels.INFO)
   end)
 end
 
