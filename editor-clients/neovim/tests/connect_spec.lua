@@ -29,6 +29,14 @@ it('no daemon: one notification and an error within 3 s', function()
   assert(notes[1].level == vim.log.levels.ERROR)
   assert(notes[1].message:find('does not exist', 1, true), notes[1].message)
   assert(err.notified, 'the caller is told the user was already notified')
+  -- Through the command a user types: still one notification.
+  notes = h.record_notifications()
+  vim.cmd('Locus runs')
+  h.wait_for('the notification', function()
+    return #notes > 0
+  end, 3000)
+  vim.wait(300)
+  h.eq(1, #notes, 'notifications of :Locus runs')
 end)
 
 it('a socket nobody listens on (a killed daemon): one notification, an error within 3 s', function()
