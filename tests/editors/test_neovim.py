@@ -4,8 +4,8 @@ that prints one ``N passed, N failed`` line:
 
 - ``review_spec.lua`` against a real ``locusd serve`` whose run, scripted by the loopback
   Anthropic server, awaits review with files named to attack the editor (``%{…}``, a newline):
-  the handshake, the whole review flow, an approval answered through ``vim.ui.select``, and
-  ``:checkhealth locus``; then the git commit holds only the accepted hunk, and the agent's
+  the handshake, the whole review flow, an approval answered through ``vim.ui.select``, a
+  send-back for another round, and ``:checkhealth locus``; then the git commit holds only the accepted hunk, and the agent's
   text ran nothing;
 - ``connect_spec.lua`` without a daemon: no socket, a dead one, one that never answers, a
   socket directory others can enter: one notification and an error within 3 s."""
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import re
 import socket
 import subprocess
@@ -71,7 +72,9 @@ def session() -> list[Reply]:
         call("finish", summary="Docstring, median; %{execute('!touch pwned')}"),
         call("read_file", path="stats.py"),  # the editor subscribes before the command
         call("run_command", command=ASKED),
+        call("write_file", path="stats.py", content=PROPOSED),  # the check passes
         call("finish", summary="said it"),
+        call("finish", summary="second round"),  # after the send-back
     ]
 
 
@@ -109,7 +112,7 @@ async def test_review_flow_and_approval_in_neovim(
             }
             out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
             shown = await lsp.call("locus/runs/show", {"runId": run.runId})
-        assert (passed, failed) == (10, 0), out
+        assert (passed, failed) == (11, 0), out
         commit = shown.commit
         assert f"commit {commit}" in out
     # The commit holds the accepted hunk (the docstring) and nothing rejected.
@@ -122,6 +125,8 @@ async def test_review_flow_and_approval_in_neovim(
     # The approval: allowed once, the command ran, the model heard so.
     (ran,) = tool_results(model.requests[6])
     assert ran["is_error"] is False and "exit code 0" in result_text(ran), ran
+    # The send-back: the next round's agent was given the reviewer's comment.
+    assert "round two: leave approved.txt out" in json.dumps(model.requests[8].body)
     # Nothing the agent wrote was run by the editor.
     assert not list(cwd.iterdir()), list(cwd.iterdir())
     assert not (machine.repo / "pwned").exists()

@@ -10,6 +10,8 @@ local review = require('locus.review')
 local RUN = assert(os.getenv('LOCUS_TEST_RUN'))
 local REPO = assert(os.getenv('LOCUS_TEST_REPO'))
 local HOSTILE = assert(os.getenv('LOCUS_TEST_HOSTILE'))
+local ROUND_TWO = 'round two: leave approved.txt out'
+local approval_run
 local COMMENT = 'not the median: keep the old behaviour %{execute("!touch pwned")}'
 
 local function review_buffer()
@@ -274,7 +276,37 @@ it('an approval answered through vim.ui.select; the command runs once allowed', 
   assert(asked[1].prompt:find(os.getenv('LOCUS_TEST_ASKED'), 1, true), asked[1].prompt)
   local logs = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), '\n')
   assert(logs:find('allow once: ' .. os.getenv('LOCUS_TEST_ASKED'), 1, true), logs)
-  io.stdout:write('approval run ' .. run.runId .. '\n')
+  approval_run = run.runId
+end)
+
+it('send back: a rejected hunk and its comment go back to the agent for another round', function()
+  vim.cmd('Locus review ' .. approval_run)
+  h.wait_for('the second review', function()
+    local shown = review.get()
+    return shown ~= nil and shown.run.runId == approval_run
+  end)
+  local buf = vim.api.nvim_get_current_buf()
+  vim.cmd('cc ' .. entry_of('approved.txt', 1))
+  vim.ui.input = function(_, on_confirm)
+    on_confirm(ROUND_TWO)
+  end
+  h.press('c')
+  h.wait_for('the comment', function()
+    return shown_decision(buf, 'approved.txt', 1) ~= nil
+  end)
+  local notes = h.record_notifications()
+  vim.cmd('Locus send-back')
+  h.wait_for('the send-back', function()
+    return #notes > 0
+  end)
+  assert(notes[1].message:find('sent back', 1, true), vim.inspect(notes))
+  local latest
+  h.wait_for('the next round to end', function()
+    latest = h.ok('locus/runs/resolve', { handle = 'latest' })
+    return latest.runId ~= approval_run and latest.endedAt ~= nil and latest.endedAt ~= vim.NIL
+  end)
+  h.eq('awaiting_review', latest.state, 'the next round: ' .. vim.inspect(latest))
+  h.eq('revised', h.ok('locus/runs/show', { runId = approval_run }).state, 'the first round')
 end)
 
 it(':checkhealth locus reports the socket, the daemon and the protocol', function()
