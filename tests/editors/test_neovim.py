@@ -109,10 +109,11 @@ async def test_review_flow_and_approval_in_neovim(
                 "LOCUS_TEST_REPO": str(machine.repo),
                 "LOCUS_TEST_HOSTILE": HOSTILE,
                 "LOCUS_TEST_ASKED": ASKED,
+                "LOCUS_TEST_LOCUSD": str(test_daemon_notify.BIN / "locusd"),
             }
             out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
             shown = await lsp.call("locus/runs/show", {"runId": run.runId})
-        assert (passed, failed) == (11, 0), out
+        assert (passed, failed) == (12, 0), out
         commit = shown.commit
         assert f"commit {commit}" in out
     # The commit holds the accepted hunk (the docstring) and nothing rejected.

@@ -316,3 +316,12 @@ it(':checkhealth locus reports the socket, the daemon and the protocol', functio
   assert(report:find('directory 0700', 1, true), report)
   assert(not report:find('ERROR', 1, true), report)
 end)
+
+it('through `locusd --stdio` (vim.lsp.rpc.start) instead of the socket', function()
+  client.disconnect()
+  require('locus').setup({ cmd = { assert(os.getenv('LOCUS_TEST_LOCUSD')), '--stdio' } })
+  local status = h.ok('locus/daemon/status')
+  h.eq('1.0', client.info().locus.protocolVersion, 'protocol')
+  assert(status.clients >= 1)
+  h.eq('awaiting_review', h.ok('locus/runs/resolve', { handle = 'latest' }).state, 'the same daemon')
+end)
