@@ -41,6 +41,16 @@ function M.record_notifications()
   return seen
 end
 
+--- Run an Ex command and wait for the notification it ends with; what was notified.
+function M.notified_by(command)
+  local seen = M.record_notifications()
+  vim.cmd(command)
+  M.wait_for('a notification from ' .. command, function()
+    return #seen > 0
+  end)
+  return seen
+end
+
 --- Assert equality with a message that shows both.
 function M.eq(expected, actual, what)
   if not vim.deep_equal(expected, actual) then

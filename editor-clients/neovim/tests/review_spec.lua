@@ -56,6 +56,22 @@ local function entry_of(path, n)
   error('no quickfix entry for ' .. path)
 end
 
+--- Press c on `path`'s n-th hunk, answer the comment prompt with `comment`, wait for the
+--- decision; the prompt's text.
+local function comment_on(buf, path, n, comment)
+  vim.cmd('cc ' .. entry_of(path, n))
+  local asked
+  vim.ui.input = function(opts, on_confirm)
+    asked = opts.prompt
+    on_confirm(comment)
+  end
+  h.press('c')
+  h.wait_for('the comment', function()
+    return shown_decision(buf, path, n) ~= nil
+  end)
+  return asked
+end
+
 it('works without setup(); setup{} is idempotent; :Locus completes its subcommands', function()
   assert(vim.fn.exists(':Locus') == 2)
   local before = vim.deepcopy(require('locus.config').options)
@@ -202,16 +218,7 @@ it('r rejects, c rejects with a comment (vim.ui.input), d opens the diff in a ta
   h.wait_for('the reject', function()
     return shown_decision(buf, HOSTILE, 1) ~= nil
   end)
-  vim.cmd('cc ' .. entry_of('stats.py', 2))
-  local asked
-  vim.ui.input = function(opts, on_confirm)
-    asked = opts.prompt
-    on_confirm(COMMENT)
-  end
-  h.press('c')
-  h.wait_for('the comment', function()
-    return shown_decision(buf, 'stats.py', 2) ~= nil
-  end)
+  local asked = comment_on(buf, 'stats.py', 2, COMMENT)
   assert(asked:find('why reject', 1, true), asked)
   h.eq(0, review.get(buf).view.undecided, 'undecided')
   local by_path = {}
@@ -248,11 +255,7 @@ it('commit: only the accepted hunk, with the message given', function()
   vim.ui.input = function(_, on_confirm)
     on_confirm('Neovim review: docstring only')
   end
-  local notes = h.record_notifications()
-  vim.cmd('Locus commit')
-  h.wait_for('the commit', function()
-    return #notes > 0
-  end)
+  local notes = h.notified_by('Locus commit')
   assert(notes[1].message:find('committed', 1, true), vim.inspect(notes))
   local run = h.ok('locus/runs/show', { runId = RUN })
   assert(run.commit and run.commit ~= vim.NIL, vim.inspect(run))
@@ -286,19 +289,8 @@ it('send back: a rejected hunk and its comment go back to the agent for another 
     return shown ~= nil and shown.run.runId == approval_run
   end)
   local buf = vim.api.nvim_get_current_buf()
-  vim.cmd('cc ' .. entry_of('approved.txt', 1))
-  vim.ui.input = function(_, on_confirm)
-    on_confirm(ROUND_TWO)
-  end
-  h.press('c')
-  h.wait_for('the comment', function()
-    return shown_decision(buf, 'approved.txt', 1) ~= nil
-  end)
-  local notes = h.record_notifications()
-  vim.cmd('Locus send-back')
-  h.wait_for('the send-back', function()
-    return #notes > 0
-  end)
+  comment_on(buf, 'approved.txt', 1, ROUND_TWO)
+  local notes = h.notified_by('Locus send-back')
   assert(notes[1].message:find('sent back', 1, true), vim.inspect(notes))
   local latest
   h.wait_for('the next round to end', function()
