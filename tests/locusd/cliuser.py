@@ -32,6 +32,13 @@ class User:
     repo: Path
     config: Path
 
+    @property
+    def outside(self) -> Path:
+        """Where commands run unless a test says otherwise: the user's temp dir, in no git
+        checkout — never the test runner's own directory, whose remotes (a clone of a clone,
+        a hosted URL) would decide which project ``locus tasks`` means."""
+        return Path(self.env["XDG_STATE_HOME"]).parent
+
     async def locus(
         self, *args: str, check: bool = True, stdin: str | None = None, cwd: Path | None = None
     ) -> tuple[int, str, str]:
@@ -39,7 +46,7 @@ class User:
             LOCUS,
             *args,
             env=self.env,
-            cwd=cwd,
+            cwd=cwd or self.outside,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -65,6 +72,7 @@ class User:
             list(args),
             env={**env, "TERM": "xterm-256color"},
             dimensions=(60, columns),
+            cwd=str(self.outside),
             encoding="utf-8",
             timeout=120,
         )

@@ -15,6 +15,7 @@ import pytest
 from locusd.git import programs
 from locusd.git.cli import TimedOut
 from locusd.git.commits import message
+from locusd.git.remotes import remotes
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktrees
 from tests.locusd.git.test_worktrees import commit, identity, sh
@@ -124,6 +125,17 @@ def test_remotes_are_read_as_git_uses_them(repo: Path) -> None:
         "origin": "https://github.com/acme/app.git",  # insteadOf applied
         "backup": "ssh://git@example.com/app.git",  # the first URL, as git remote get-url
     }
+
+
+def test_a_local_path_remote_names_no_project_and_is_no_error(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A clone of a clone (``origin`` a path) beside a hosted remote: the hosted one is what
+    a cloud project can list; the path is passed over (it used to fail every project lookup)."""
+    sh(repo, "git", "remote", "add", "origin", str(tmp_path / "upstream"))
+    assert remotes(repo) == {}
+    sh(repo, "git", "remote", "add", "hub", "git@github.com:acme/app.git")
+    assert remotes(repo) == {"github.com/acme/app": "git@github.com:acme/app.git"}
 
 
 def test_config_is_read_by_git(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
