@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.editors.vscodebuild import ROOT, Built, build, node_tests
+from tests.editors.vscodebuild import ROOT, Built, node_tests
 from tests.locusd.agentkit import call, make_sample_repo
 from tests.locusd.cli.test_review_keys import BASE, PROPOSED
 from tests.locusd.cliuser import LOCUS, machine_env
@@ -34,11 +34,6 @@ pytestmark = pytest.mark.timeout(600)
 LOCUSD = str(Path(LOCUS).parent / "locusd")
 ASKED = "echo approved > approved.txt"
 HOSTILE = "<img src=x onerror=alert(1)> [run](command:workbench.action.quit) $(zap).md"
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return build(tmp_path_factory.mktemp("vscode-build"))
 
 
 def test_the_vsix_holds_the_bundled_extension_and_its_readme(built: Built) -> None:

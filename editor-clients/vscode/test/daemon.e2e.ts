@@ -20,18 +20,9 @@ import { awaitingReview, reviewNode, runNodes } from "../src/reviewModel";
 import * as vscode from "vscode";
 import { activate } from "../src/extension";
 import type { Node } from "../src/reviewModel";
+import { env, until } from "./e2e-support";
 import { answers, executed, outputs, registered, settings, shown, statusItems } from "./vscode-mock";
 
-/** Wait for the extension's asynchronous refresh (the node:test timeout bounds it). */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (run through tests/editors/test_vscode_client.py)`);
-  return value;
-};
 const options = { daemonPath: env("LOCUSD"), clientName: "vscode-test" };
 const out: Record<string, unknown> = {};
 const clients: LocusClient[] = [];
