@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cloud
-from tests.editors.test_vscode_client import ASKED, LOCUSD
-from tests.editors.vscodebuild import Built, node_tests
+from tests.editors.test_vscode_client import ASKED
+from tests.editors.vscodebuild import LOCUSD, Built, node_tests
 from tests.locusd.agentkit import call
 from tests.locusd.cliuser import cloud_status, drained, machine
 from tests.support.anthropic_server import AnthropicServer
