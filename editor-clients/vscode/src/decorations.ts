@@ -4,6 +4,7 @@
  * them through each change). A review the daemon sends again re-anchors them, unless the
  * document has unsaved edits (then the tracked ranges are what matches its text).
  */
+import { isAbsolute, relative, sep } from "node:path";
 import * as vscode from "vscode";
 import type { FileView } from "./generated/protocol";
 import { compare, hunkRanges, type Tracked, track } from "./rangeTracking";
@@ -12,6 +13,13 @@ import { plainDiff } from "./reviewModel";
 
 /** Which run's file a document shows: a proposed side, or a worktree file (resolved by the extension). */
 export type FileOf = (document: vscode.TextDocument) => { runId: string; path: string } | undefined;
+
+/** `file`'s path in the worktree, as the review names it ("/"-separated); undefined outside it. */
+export function inWorktree(worktree: string, file: string): string | undefined {
+  const path = relative(worktree, file);
+  const outside = !path || path === ".." || path.startsWith(`..${sep}`) || isAbsolute(path);
+  return outside ? undefined : path.split(sep).join("/");
+}
 
 export class HunkDecorations implements vscode.Disposable {
   readonly added = vscode.window.createTextEditorDecorationType({

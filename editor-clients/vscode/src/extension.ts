@@ -3,11 +3,10 @@
  * review documents and commands, approvals. Everything it shows comes from the daemon; nothing
  * the daemon (or the agent behind it) names is ever run as a command.
  */
-import { relative, sep } from "node:path";
 import * as vscode from "vscode";
 import { askApproval } from "./approvals";
 import { diffTitle, openChanges } from "./changesView";
-import { HunkDecorations } from "./decorations";
+import { HunkDecorations, inWorktree } from "./decorations";
 import { type ConnectionState, type LocusClient, Reconnector, type Run, type RunEvent } from "./client";
 import { HunkLenses, ReviewContent, type Reviews, SCHEME, sideUri } from "./reviewDocs";
 import { type HunkTarget, ReviewActions } from "./reviewActions";
@@ -224,9 +223,8 @@ class Extension implements vscode.Disposable {
   private worktreeFile(document: vscode.TextDocument): { runId: string; path: string } | undefined {
     if (document.uri.scheme !== "file") return undefined;
     for (const run of awaitingReview(this.runList)) {
-      if (!run.worktree) continue;
-      const path = relative(run.worktree, document.uri.fsPath);
-      if (path && !path.startsWith("..") && !path.startsWith(sep)) return { runId: run.runId, path: path.split(sep).join("/") };
+      const path = run.worktree ? inWorktree(run.worktree, document.uri.fsPath) : undefined;
+      if (path !== undefined) return { runId: run.runId, path };
     }
     return undefined;
   }

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import * as vscode from "vscode";
 import { changeTriples, hasChangesView, openChanges } from "../src/changesView";
 import type { FileView, ReviewView, Run } from "../src/client";
-import { HunkDecorations } from "../src/decorations";
+import { HunkDecorations, inWorktree } from "../src/decorations";
 import { HunkLenses, ReviewContent, sideUri } from "../src/reviewDocs";
 import { PLAIN_DIFF_LINES, plainDiff, reviewNode } from "../src/reviewModel";
 import { executed, failing, setVersion, textEditor, window, workspace } from "./vscode-mock";
@@ -48,6 +48,13 @@ test("decorations: added lines and removed places of each hunk, on the proposed 
     assert.deepEqual(spans(editor, decorations.removed), ["1:0-1:0"]);
   }
   for (const editor of [base, elsewhere]) assert.deepEqual(spans(editor, decorations.added), []);
+});
+
+test("a worktree file is named as the review names it; nothing outside the worktree is", () => {
+  assert.deepEqual(
+    ["/wt/src/a.py", "/wt/..odd", "/wt", "/wt/../x", "/wt2/a", "/other"].map((file) => inWorktree("/wt", file)),
+    ["src/a.py", "..odd", undefined, undefined, undefined, undefined],
+  );
 });
 
 test("decorations follow the person's edits above and inside a hunk, and re-anchor on a new review unless unsaved", () => {
