@@ -16,29 +16,21 @@ import shutil
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.editors.vscodebuild import ROOT, Built, build, node_tests
-from tests.locusd.agentkit import call, make_sample_repo
+from tests.editors.vscodebuild import LOCUSD, ROOT, Built, node_tests
+from tests.locusd.agentkit import call
 from tests.locusd.cli.test_review_keys import BASE, PROPOSED
-from tests.locusd.cliuser import LOCUS, machine_env
+from tests.locusd.cliuser import LOCUS
 from tests.support.anthropic_server import AnthropicServer, Reply
-from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(600)
 
-LOCUSD = str(Path(LOCUS).parent / "locusd")
 ASKED = "echo approved > approved.txt"
 HOSTILE = "<img src=x onerror=alert(1)> [run](command:workbench.action.quit) $(zap).md"
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return build(tmp_path_factory.mktemp("vscode-build"))
 
 
 def test_the_vsix_holds_the_bundled_extension_and_its_readme(built: Built) -> None:
@@ -107,20 +99,6 @@ def gated_script(gate: Path) -> Any:
         return turns.pop(0)
 
     return script
-
-
-@pytest.fixture
-def machine(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
-    with short_tmp() as runtime:
-        runtime.chmod(0o700)
-        env = machine_env(tmp_path, runtime)
-        repo = make_sample_repo(tmp_path)
-        for key, value in (("user.name", "Ada Lovelace"), ("user.email", "ada@example.com")):
-            subprocess.run(["git", "-C", str(repo), "config", key, value], check=True)
-        try:
-            yield env, repo
-        finally:
-            subprocess.run([LOCUS, "daemon", "stop"], env=env, capture_output=True, timeout=60)
 
 
 def git(repo: Path, *args: str) -> bytes:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.locusd.cliuser import LOCUS
 from tests.support.programs import required
 
 ROOT = Path(__file__).parents[2]
 SOURCE = ROOT / "editor-clients" / "vscode"
+LOCUSD = str(Path(LOCUS).parent / "locusd")
 SKIP = {"node_modules", "dist", "dist-test", "generated"}
 
 

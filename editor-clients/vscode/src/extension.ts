@@ -5,10 +5,12 @@
  */
 import * as vscode from "vscode";
 import { askApproval } from "./approvals";
+import { diffTitle, openChanges } from "./changesView";
+import { HunkDecorations, inWorktree } from "./decorations";
 import { type ConnectionState, type LocusClient, Reconnector, type Run, type RunEvent } from "./client";
 import { HunkLenses, ReviewContent, type Reviews, SCHEME, sideUri } from "./reviewDocs";
 import { type HunkTarget, ReviewActions } from "./reviewActions";
-import { awaitingReview, logLine, type Node, reviewNode, runNodes, taskNodes, taskPage } from "./reviewModel";
+import { awaitingReview, logLine, type Node, oneLine, reviewNode, runNodes, taskNodes, taskPage } from "./reviewModel";
 import { countRuns, DisconnectNotice, StatusBar } from "./status";
 import { NodeTree } from "./views";
 
@@ -28,6 +30,7 @@ class Extension implements vscode.Disposable {
   readonly reviewsTree = new NodeTree();
   readonly reviews: Reviews = new Map();
   readonly lenses = new HunkLenses(this.reviews);
+  readonly decorations = new HunkDecorations(this.reviews, (document) => this.worktreeFile(document));
   readonly content: ReviewContent;
   readonly actions: ReviewActions;
   readonly reconnector: Reconnector;
@@ -41,7 +44,7 @@ class Extension implements vscode.Disposable {
 
   constructor() {
     const client = () => this.reconnector.client;
-    this.content = new ReviewContent((runId, path) => this.need().content(runId, path));
+    this.content = new ReviewContent((runId, path) => this.need().content(runId, path), this.reviews);
     this.actions = new ReviewActions(client, this.reviews, () => void this.refresh());
     const settings = vscode.workspace.getConfiguration("locus");
     this.reconnector = new Reconnector(
@@ -69,6 +72,9 @@ class Extension implements vscode.Disposable {
       vscode.window.registerTreeDataProvider("locus.reviews", this.reviewsTree),
       vscode.workspace.registerTextDocumentContentProvider(SCHEME, this.content),
       vscode.languages.registerCodeLensProvider({ scheme: SCHEME }, this.lenses),
+      this.decorations,
+      vscode.workspace.onDidChangeTextDocument((event) => this.decorations.changed(event)),
+      vscode.window.onDidChangeVisibleTextEditors((editors) => editors.forEach((editor) => this.decorations.show(editor))),
     );
     command("locus.refresh", () => this.refresh());
     command("locus.reconnect", () => this.reconnector.start());
@@ -76,6 +82,9 @@ class Extension implements vscode.Disposable {
     command("locus.acceptHunk", (target: HunkTarget) => this.actions.accept(target));
     command("locus.rejectHunk", (target: HunkTarget) => this.actions.reject(target));
     command("locus.editHunk", (target: HunkTarget) => this.actions.edit(target));
+    command("locus.acceptFile", (target: HunkTarget) => this.actions.accept({ runId: target.runId, path: target.path }));
+    command("locus.rejectFile", (target: HunkTarget) => this.actions.reject({ runId: target.runId, path: target.path }));
+    command("locus.openChanges", (node: Node) => this.openChanges(this.runOf(node)));
     command("locus.acceptAll", (node: Node) => this.actions.all(this.runOf(node), "accept"));
     command("locus.rejectAll", (node: Node) => this.actions.all(this.runOf(node), "reject"));
     command("locus.commit", async (node: Node) => {
@@ -172,6 +181,7 @@ class Extension implements vscode.Disposable {
     }
     this.reviewsTree.set(nodes);
     this.lenses.refresh();
+    this.decorations.refresh();
     await this.loadTasks(client);
     this.paint();
   }
@@ -200,7 +210,23 @@ class Extension implements vscode.Disposable {
     if (!node.runId || node.path === undefined) return;
     const base = sideUri(node.runId, node.path, "base");
     const proposed = sideUri(node.runId, node.path, "proposed");
-    await vscode.commands.executeCommand("vscode.diff", base, proposed, `Locus review: ${node.path}`);
+    await vscode.commands.executeCommand("vscode.diff", base, proposed, diffTitle(node.path));
+  }
+
+  private async openChanges(runId: string): Promise<void> {
+    const view = this.reviews.get(runId) ?? (await this.actions.fetch(runId));
+    const run = this.runList.find((r) => r.runId === runId);
+    await openChanges(runId, oneLine(run?.title ?? runId), view);
+  }
+
+  /** A file of a run's worktree that is under review: its decorations follow the person's edits. */
+  private worktreeFile(document: vscode.TextDocument): { runId: string; path: string } | undefined {
+    if (document.uri.scheme !== "file") return undefined;
+    for (const run of awaitingReview(this.runList)) {
+      const path = run.worktree ? inWorktree(run.worktree, document.uri.fsPath) : undefined;
+      if (path !== undefined) return { runId: run.runId, path };
+    }
+    return undefined;
   }
 
   /** The run's events so far, then live ones, in an output channel (plain text). */

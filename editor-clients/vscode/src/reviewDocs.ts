@@ -1,11 +1,12 @@
 /**
  * The two sides of a file under review, served from `locus/review/content` through a content
  * provider (`locus-review:` URIs), so `vscode.diff` shows exactly the daemon's bytes; and the
- * per-hunk CodeLens (Accept / Reject… / Edit…) on the proposed side.
+ * per-hunk CodeLens (Accept / Reject… / Edit…) on the proposed side; binaries and big files
+ * (reviewModel.plainDiff) get one Accept / Reject for the whole file instead.
  */
 import * as vscode from "vscode";
-import type { FileContent, ReviewView } from "./generated/protocol";
-import { proposedStart } from "./reviewModel";
+import type { FileContent, FileView, ReviewView } from "./generated/protocol";
+import { plainDiff, proposedStart } from "./reviewModel";
 
 export const SCHEME = "locus-review";
 export type Side = "base" | "proposed";
@@ -27,15 +28,26 @@ export function parseSideUri(uri: vscode.Uri): { runId: string; path: string; si
 
 export type ContentSource = (runId: string, path: string) => Promise<FileContent>;
 
+/** What a binary file's side shows instead of its bytes decoded as text. */
+export function binaryText(file: FileView, side: Side): string {
+  const absent = side === "base" ? file.status === "added" : file.status === "deleted";
+  return absent ? "" : `(binary file, ${side === "base" ? "before" : "after"} the change: not shown as text; accept or reject the whole file)\n`;
+}
+
 export class ReviewContent implements vscode.TextDocumentContentProvider {
   private readonly changed = new vscode.EventEmitter<vscode.Uri>();
   readonly onDidChange = this.changed.event;
 
-  constructor(private readonly source: ContentSource) {}
+  constructor(
+    private readonly source: ContentSource,
+    private readonly reviews: Reviews = new Map(),
+  ) {}
 
   async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
     const parsed = parseSideUri(uri);
     if (!parsed) return "";
+    const file = this.reviews.get(parsed.runId)?.files.find((f) => f.path === parsed.path);
+    if (file?.binary) return binaryText(file, parsed.side);
     const content = await this.source(parsed.runId, parsed.path);
     return (parsed.side === "base" ? content.base : content.proposed) ?? "";
   }
@@ -64,6 +76,16 @@ export class HunkLenses implements vscode.CodeLensProvider {
     const view = this.reviews.get(parsed.runId);
     const file = view?.files.find((f) => f.path === parsed.path);
     if (!view || !file) return [];
+    if (plainDiff(file)) {
+      // A binary or a big file: decided whole, from its first line.
+      const range = new vscode.Range(0, 0, 0, 0);
+      const target = { runId: parsed.runId, path: parsed.path };
+      const state = file.decision ? `${file.decision.action}ed · ` : "";
+      return [
+        new vscode.CodeLens(range, { title: `${state}Accept file`, command: "locus.acceptFile", arguments: [target] }),
+        new vscode.CodeLens(range, { title: "Reject file…", command: "locus.rejectFile", arguments: [target] }),
+      ];
+    }
     return file.hunks.flatMap((hunk) => {
       const line = Math.min(proposedStart(hunk), Math.max(0, document.lineCount - 1));
       const range = new vscode.Range(line, 0, line, 0);

@@ -10,7 +10,7 @@ export interface Node {
   id: string;
   label: string;
   description?: string;
-  /** `viewItem` for menus: run.active, run.done, review.run, review.file, review.hunk, task. */
+  /** `viewItem` for menus: run.active, run.done, review.run, review.file(.whole), review.hunk, task. */
   context: string;
   children?: Node[];
   runId?: string;
@@ -62,7 +62,20 @@ export function hunkCounts(hunk: HunkView): { added: number; removed: number } {
   };
 }
 
-/** run → file → hunk, with the decision so far on each. */
+/** Above this many diff lines (or hunks) a file is reviewed whole, as a plain diff. */
+export const PLAIN_DIFF_LINES = 5000;
+export const PLAIN_DIFF_HUNKS = 200;
+
+/**
+ * Binaries (which have no text hunks) and big files degrade to a plain diff: no CodeLens or
+ * decoration per hunk, and one Accept / Reject for the whole file.
+ */
+export function plainDiff(file: FileView): boolean {
+  const lines = file.hunks.reduce((sum, hunk) => sum + hunk.lines.length, 0);
+  return file.binary || file.hunks.length > PLAIN_DIFF_HUNKS || lines > PLAIN_DIFF_LINES;
+}
+
+/** run → file → hunk, with the decision so far on each (a plain-diff file has no hunk nodes). */
 export function reviewNode(run: Run, view: ReviewView): Node {
   return {
     id: `review:${run.runId}`,
@@ -73,11 +86,15 @@ export function reviewNode(run: Run, view: ReviewView): Node {
     children: view.files.map((file) => ({
       id: `review:${run.runId}:${file.path}`,
       label: oneLine(file.path),
-      description: file.structural ? `${file.status} · ${decided(file)}` : file.status,
-      context: "review.file",
+      description: plainDiff(file)
+        ? `${file.status} · whole file · ${decided(file)}`
+        : file.structural
+          ? `${file.status} · ${decided(file)}`
+          : file.status,
+      context: plainDiff(file) ? "review.file.whole" : "review.file",
       runId: run.runId,
       path: file.path,
-      children: file.hunks.map((hunk) => {
+      children: (plainDiff(file) ? [] : file.hunks).map((hunk) => {
         const { added, removed } = hunkCounts(hunk);
         return {
           id: `review:${run.runId}:${file.path}:${hunk.id}`,

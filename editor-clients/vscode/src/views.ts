@@ -31,7 +31,7 @@ export class NodeTree implements vscode.TreeDataProvider<Node> {
     item.description = node.description;
     item.tooltip = node.description ? `${node.label}\n${node.description}` : node.label;
     item.contextValue = node.context;
-    if (node.context === "review.file" || node.context === "review.hunk") {
+    if (node.context.startsWith("review.file") || node.context === "review.hunk") {
       // Our own command with our own arguments: nothing the daemon names is run.
       item.command = { command: "locus.openDiff", title: "Open diff", arguments: [node] };
     }

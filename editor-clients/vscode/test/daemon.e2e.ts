@@ -16,22 +16,14 @@ import {
   type Run,
 } from "../src/client";
 import { ReviewActions } from "../src/reviewActions";
+import { parseSideUri } from "../src/reviewDocs";
 import { awaitingReview, reviewNode, runNodes } from "../src/reviewModel";
 import * as vscode from "vscode";
 import { activate } from "../src/extension";
 import type { Node } from "../src/reviewModel";
-import { answers, executed, outputs, registered, settings, shown, statusItems } from "./vscode-mock";
+import { env, until } from "./e2e-support";
+import { answers, editorEvents, executed, outputs, registered, settings, shown, statusItems, textEditor } from "./vscode-mock";
 
-/** Wait for the extension's asynchronous refresh (the node:test timeout bounds it). */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (run through tests/editors/test_vscode_client.py)`);
-  return value;
-};
 const options = { daemonPath: env("LOCUSD"), clientName: "vscode-test" };
 const out: Record<string, unknown> = {};
 const clients: LocusClient[] = [];
@@ -150,6 +142,18 @@ test("the extension activated: status bar, reviews tree, diff of the daemon's si
     assert.equal(await provider.provideTextDocumentContent(proposed!), content.proposed);
     const lenses = registered.lenses[0]!.provideCodeLenses({ uri: proposed, lineCount: 40 });
     assert.equal(lenses.length, 3 * (reviews.getChildren(file) as Node[]).length);
+    // The proposed side shown in an editor: its hunks' added lines decorated.
+    const editor = textEditor(proposed as never, (content.proposed ?? "").split("\n"));
+    editorEvents.visible.fire([editor]);
+    const added = [...editor.decorations.values()][0] ?? [];
+    const plus = new Set(view.files.find((f) => f.path === "stats.py")!.hunks.flatMap((h) => h.lines.filter((l) => l.startsWith("+")).map((l) => l.slice(1).replace(/\r?\n$/, ""))));
+    const decorated = added.flatMap((r) => content.proposed!.split("\n").slice(r.start.line, r.end.line + 1));
+    assert.ok(decorated.length > 0 && decorated.every((line) => plus.has(line)), JSON.stringify({ decorated, plus: [...plus] }));
+    // All of the run's files in the multi-file changes view, each file's two sides.
+    await vscode.commands.executeCommand("locus.openChanges", root);
+    const changes = executed.find((call) => call.command === "vscode.changes")!;
+    const triples = changes.args[1] as (vscode.Uri | undefined)[][];
+    assert.deepEqual(triples.map((triple) => parseSideUri(triple[0]!)?.path), view.files.map((f) => f.path));
     await vscode.commands.executeCommand("locus.showLog", root);
     const log = [...outputs.values()].at(-1)!;
     assert.ok(log.some((line) => line.includes("allow once: echo approved > approved.txt")), log.join("\n"));

@@ -37,13 +37,35 @@ export class TreeItem {
   ) {}
 }
 
+/** The editor's version (`vscode.version`); tests set it to check what an older one gets. */
+export let version = "1.100.0";
+export function setVersion(value: string): void {
+  version = value;
+}
+
+export class ThemeColor {
+  constructor(public id: string) {}
+}
+
+export class Position {
+  constructor(
+    public line: number,
+    public character: number,
+  ) {}
+}
+
 export class Range {
+  readonly start: Position;
+  readonly end: Position;
   constructor(
     public startLine: number,
     public startCharacter: number,
     public endLine: number,
     public endCharacter: number,
-  ) {}
+  ) {
+    this.start = new Position(startLine, startCharacter);
+    this.end = new Position(endLine, endCharacter);
+  }
 }
 
 export class CodeLens {
@@ -65,6 +87,8 @@ export const registered = {
 /** Commands run that the extension did not register (vscode.diff, …), and external links. */
 export const executed: { command: string; args: unknown[] }[] = [];
 export const outputs = new Map<string, string[]>();
+/** Commands that fail when run (as a command this VS Code lacks would). */
+export const failing = new Set<string>();
 
 export const commands = {
   registerCommand(name: string, run: (...args: unknown[]) => unknown) {
@@ -74,6 +98,7 @@ export const commands = {
   executeCommand(name: string, ...args: unknown[]): Promise<unknown> {
     const run = registered.commands.get(name);
     if (run) return Promise.resolve(run(...args));
+    if (failing.has(name)) return Promise.reject(new Error(`command '${name}' not found`));
     executed.push({ command: name, args });
     return Promise.resolve(undefined);
   },
@@ -106,6 +131,28 @@ export class Uri {
   static from(parts: { scheme: string; path?: string; query?: string }): Uri {
     return new Uri(parts.scheme, parts.path ?? "", parts.query ?? "");
   }
+  static file(path: string): Uri {
+    return new Uri("file", path, "");
+  }
+  get fsPath(): string {
+    return this.path;
+  }
+  toString(): string {
+    return `${this.scheme}:${this.path}${this.query ? `?${this.query}` : ""}`;
+  }
+}
+
+/** Listeners the extension registered for editor events (fire them to play an edit). */
+export const editorEvents = {
+  changed: new EventEmitter<{ document: unknown; contentChanges: unknown[] }>(),
+  visible: new EventEmitter<unknown[]>(),
+};
+
+/** A text editor on `lines`; `decorations` records what was set, by decoration type. */
+export function textEditor(uri: Uri, lines: string[]) {
+  const document = { uri, isDirty: false, lineCount: lines.length, lineAt: (n: number) => ({ text: lines[n] ?? "" }), getText: () => lines.join("\n") };
+  const decorations = new Map<unknown, Range[]>();
+  return { document, decorations, setDecorations: (type: unknown, ranges: Range[]) => decorations.set(type, ranges) };
 }
 
 export const statusItems: { text: string; tooltip: unknown; visible: boolean }[] = [];
@@ -116,6 +163,9 @@ function ask(kind: string, message: string, options: unknown, items: string[]): 
 }
 
 export const window = {
+  visibleTextEditors: [] as unknown[],
+  onDidChangeVisibleTextEditors: editorEvents.visible.event,
+  createTextEditorDecorationType: (options: unknown) => ({ options, dispose: () => undefined }),
   createStatusBarItem() {
     const item = { text: "", tooltip: undefined as unknown, command: undefined as unknown, visible: false, show() { item.visible = true; }, dispose() {} };
     statusItems.push(item);
@@ -141,6 +191,8 @@ export const window = {
 };
 
 export const workspace = {
+  textDocuments: [] as unknown[],
+  onDidChangeTextDocument: editorEvents.changed.event,
   workspaceFolders: [] as unknown[],
   openTextDocument: (options: { content: string }) => Promise.resolve({ getText: () => options.content }),
   getConfiguration: (section: string) => ({ get: (key: string) => settings[`${section}.${key}`] }),

@@ -1,0 +1,52 @@
+// The extension on the `vscode` mock against the REAL daemon logged in to a REAL cloud, driven
+// by tests/editors/test_vscode_tasks.py (LOCUSD, LOCUS_REPO: a checkout whose remote the
+// cloud's project lists, LOCUS_OUT: what was seen, for pytest to check in the cloud): the Tasks
+// view, Create task, Pull a task (its run starts and asks for an approval, left unanswered),
+// Cancel run.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { test } from "node:test";
+import * as vscode from "vscode";
+import { activate } from "../src/extension";
+import type { Node } from "../src/reviewModel";
+import { env, until } from "./e2e-support";
+import { answers, registered, settings, shown, workspace } from "./vscode-mock";
+
+test("the Tasks view, Create task, Pull a task, Cancel run", { timeout: 120_000 }, async () => {
+  settings["locus.daemonPath"] = env("LOCUSD");
+  workspace.workspaceFolders = [{ uri: vscode.Uri.file(env("LOCUS_REPO")) }];
+  const context = { subscriptions: [] as { dispose(): unknown }[] };
+  const out: Record<string, unknown> = {};
+  activate(context as unknown as vscode.ExtensionContext);
+  try {
+    const tasks = registered.trees.get("locus.tasks")!;
+    const runs = registered.trees.get("locus.runs")!;
+    const taskNodes = () => tasks.getChildren() as Node[];
+    await until(() => taskNodes().length === 1);
+    const [backlog] = taskNodes();
+    const item = tasks.getTreeItem(backlog);
+    out.backlog = { taskId: backlog!.taskId, label: item.label, description: item.description };
+
+    answers.push("Made in the editor");
+    await vscode.commands.executeCommand("locus.createTask");
+    await until(() => taskNodes().length === 2);
+    const created = taskNodes().find((node) => node.label.endsWith(" Made in the editor"))!;
+    assert.equal(created.description, "queued");
+    out.created = created.taskId;
+
+    await vscode.commands.executeCommand("locus.pullTask");
+    const runNode = () => (runs.getChildren() as Node[]).find((node) => node.taskId === created.taskId);
+    await until(() => runNode()?.context === "run.active");
+    // The run asks for an approval: the modal is shown; dismissed, it answers nothing.
+    await until(() => shown.some((s) => (s.options as { modal?: boolean } | undefined)?.modal === true));
+    const active = runNode()!;
+    await vscode.commands.executeCommand("locus.cancelRun", active);
+    await until(() => runNode()?.context === "run.done");
+    out.run = { runId: active.runId, description: runNode()!.description };
+    await until(() => taskNodes().find((node) => node.taskId === created.taskId)?.description === "cancelled");
+    out.errors = shown.filter((s) => s.kind === "error").map((s) => s.message);
+  } finally {
+    writeFileSync(env("LOCUS_OUT"), JSON.stringify(out));
+    context.subscriptions.forEach((item) => item.dispose());
+  }
+});
