@@ -22,15 +22,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.locusd import test_daemon_notify
-from tests.locusd.agentkit import call, git, result_text, tool_results, with_identity
-from tests.locusd.cli.test_review_keys import BASE, PROPOSED
+from tests.locusd import daemonmachine
+from tests.locusd.agentkit import (
+    BASE,
+    PROPOSED,
+    call,
+    git,
+    result_text,
+    tool_results,
+    with_identity,
+)
+from tests.locusd.daemonmachine import BIN, Machine, serving
 from tests.locusd.server.support import lsp_client
 from tests.support.anthropic_server import AnthropicServer, Reply
 from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(180)
-machine = test_daemon_notify.machine
+machine = daemonmachine.machine
 PLUGIN = Path(__file__).parents[2] / "editor-clients" / "neovim"
 RESULT = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
 #: Names and text the agent chooses: statusline items, an Ex bar, a newline, an escape.
@@ -78,9 +86,7 @@ def session() -> list[Reply]:
     ]
 
 
-async def test_review_flow_and_approval_in_neovim(
-    machine: test_daemon_notify.Machine, tmp_path: Path
-) -> None:
+async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Path) -> None:
     with_identity(machine.repo)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -89,7 +95,7 @@ async def test_review_flow_and_approval_in_neovim(
             f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n'
             '[agent.policy]\nask = ["echo *"]\n'
         )
-        async with test_daemon_notify.serving(machine), lsp_client(machine.socket) as lsp:
+        async with serving(machine), lsp_client(machine.socket) as lsp:
             await lsp.initialize()
             run = await lsp.call(
                 "locus/runs/start", {"repo": str(machine.repo), "task": "docstring and median"}
@@ -109,7 +115,7 @@ async def test_review_flow_and_approval_in_neovim(
                 "LOCUS_TEST_REPO": str(machine.repo),
                 "LOCUS_TEST_HOSTILE": HOSTILE,
                 "LOCUS_TEST_ASKED": ASKED,
-                "LOCUS_TEST_LOCUSD": str(test_daemon_notify.BIN / "locusd"),
+                "LOCUS_TEST_LOCUSD": str(BIN / "locusd"),
             }
             out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
             shown = await lsp.call("locus/runs/show", {"runId": run.runId})
