@@ -8,7 +8,8 @@ that prints one ``N passed, N failed`` line:
   send-back for another round, and ``:checkhealth locus``; then the git commit holds only the accepted hunk, and the agent's
   text ran nothing;
 - ``connect_spec.lua`` without a daemon: no socket, a dead one, one that never answers, a
-  socket directory others can enter: one notification and an error within 3 s."""
+  socket directory others can enter: one notification and an error (the 3 s is the configured
+  timeout, asserted as such; the time taken is printed, never asserted)."""
 
 from __future__ import annotations
 
@@ -161,4 +162,4 @@ def test_failed_connects_in_neovim(tmp_path: Path) -> None:
                 "LOCUS_TEST_OPEN": str(where / "open" / "s"),
             }
             out, passed, failed = run_spec("connect_spec.lua", env, tmp_path)
-    assert (passed, failed) == (5, 0), out
+    assert (passed, failed) == (6, 0), out
