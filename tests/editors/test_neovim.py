@@ -120,11 +120,17 @@ async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Pa
             }
             out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
             shown = await lsp.call("locus/runs/show", {"runId": run.runId})
-        assert (passed, failed) == (12, 0), out
+        assert (passed, failed) == (13, 0), out
         commit = shown.commit
         assert f"commit {commit}" in out
-    # The commit holds the accepted hunk (the docstring) and nothing rejected.
-    assert git(machine.repo, "show", "--format=", "--name-only", commit) == "stats.py"
+    # The commit holds the accepted hunk (the docstring), the edited one as edited, and
+    # nothing rejected.
+    names = (
+        git(machine.repo, "show", "--format=", "--name-only", "-z", commit).strip("\0").split("\0")
+    )
+    assert names == [ODD, "stats.py"], names
+    edited = git(machine.repo, "show", f"{commit}:{ODD}")
+    assert edited == "a name with a newline\nedited in Neovim %{x}", edited
     committed = git(machine.repo, "show", f"{commit}:stats.py")
     assert '"""Statistics helpers."""' in committed
     assert "ordered[middle - 1]" not in committed and "ordered[middle - 1]" in PROPOSED
