@@ -33,7 +33,7 @@ from tests.locusd.agentkit import (
     tool_results,
     with_identity,
 )
-from tests.locusd.daemonmachine import BIN, Machine, serving
+from tests.locusd.daemonmachine import BIN, Machine, answers, serving
 from tests.locusd.server.support import lsp_client
 from tests.support.anthropic_server import AnthropicServer, Reply
 from tests.support.shortpath import short_tmp
@@ -169,3 +169,20 @@ def test_failed_connects_in_neovim(tmp_path: Path) -> None:
             }
             out, passed, failed = run_spec("connect_spec.lua", env, tmp_path)
     assert (passed, failed) == (6, 0), out
+
+
+async def test_reconnects_after_the_daemon_restarts(machine: Machine, tmp_path: Path) -> None:
+    """The spec stops this daemon (locus/daemon/shutdown) and starts another ``locusd serve``
+    itself, then stops that one too; whatever it left running is stopped here."""
+    env = {**machine.env, "LOCUS_TEST_LOCUSD": str(BIN / "locusd")}
+    try:
+        async with serving(machine):
+            out, passed, failed = await asyncio.to_thread(
+                run_spec, "reconnect_spec.lua", env, tmp_path
+            )
+    finally:
+        if answers(machine.socket):
+            async with lsp_client(machine.socket) as lsp:
+                await lsp.initialize()
+                await lsp.call("locus/daemon/shutdown")
+    assert (passed, failed) == (4, 0), out
