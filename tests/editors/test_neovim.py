@@ -16,13 +16,17 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import re
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 
+from tests.editors.terminal import Terminal
 from tests.locusd import daemonmachine
 from tests.locusd.agentkit import (
     BASE,
@@ -34,7 +38,7 @@ from tests.locusd.agentkit import (
     with_identity,
 )
 from tests.locusd.daemonmachine import BIN, Machine, answers, serving
-from tests.locusd.server.support import lsp_client
+from tests.locusd.server.support import Lsp, lsp_client
 from tests.support.anthropic_server import AnthropicServer, Reply
 from tests.support.shortpath import short_tmp
 
@@ -87,29 +91,42 @@ def session() -> list[Reply]:
     ]
 
 
+def configure(machine: Machine, model: AnthropicServer) -> None:
+    """The agent speaks to the loopback model; `echo` commands ask the person first."""
+    machine.configure(
+        f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n'
+        '[agent.policy]\nask = ["echo *"]\n'
+    )
+
+
+async def awaiting_review(lsp: Lsp, machine: Machine, task: str | None) -> Any:
+    """A run of ``task`` in the machine's checkout (None: the latest run), once it awaits
+    review."""
+    if task is None:
+        run = await lsp.call("locus/runs/resolve", {"handle": "latest"})
+    else:
+        run = await lsp.call("locus/runs/start", {"repo": str(machine.repo), "task": task})
+
+    async def state() -> str:
+        return str((await lsp.call("locus/runs/show", {"runId": run.runId})).state)
+
+    for _ in range(600):
+        if await state() == "awaiting_review":
+            break
+        await asyncio.sleep(0.05)
+    assert await state() == "awaiting_review"
+    return run
+
+
 async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Path) -> None:
     with_identity(machine.repo)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     async with AnthropicServer(session()) as model:
-        machine.configure(
-            f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n'
-            '[agent.policy]\nask = ["echo *"]\n'
-        )
+        configure(machine, model)
         async with serving(machine), lsp_client(machine.socket) as lsp:
             await lsp.initialize()
-            run = await lsp.call(
-                "locus/runs/start", {"repo": str(machine.repo), "task": "docstring and median"}
-            )
-
-            async def state() -> str:
-                return str((await lsp.call("locus/runs/show", {"runId": run.runId})).state)
-
-            for _ in range(600):
-                if await state() == "awaiting_review":
-                    break
-                await asyncio.sleep(0.05)
-            assert await state() == "awaiting_review"
+            run = await awaiting_review(lsp, machine, "docstring and median")
             env = {
                 **machine.env,
                 "LOCUS_TEST_RUN": run.runId,
@@ -186,3 +203,79 @@ async def test_reconnects_after_the_daemon_restarts(machine: Machine, tmp_path: 
                 await lsp.initialize()
                 await lsp.call("locus/daemon/shutdown")
     assert (passed, failed) == (4, 0), out
+
+
+def artifacts() -> Path:
+    """Where screenshots go: ``$LOCUS_TEST_ARTIFACTS`` (``docs/screenshots`` for the docs'
+    ones), else ``build/test-artifacts/neovim`` (git-ignored)."""
+    configured = os.environ.get("LOCUS_TEST_ARTIFACTS")
+    return (
+        Path(configured)
+        if configured
+        else PLUGIN.parents[1] / "build" / "test-artifacts" / "neovim"
+    )
+
+
+async def test_neovim_in_a_terminal_and_its_screenshots(machine: Machine, tmp_path: Path) -> None:
+    """The plugin in Neovim's own terminal UI, driven by keys on a real pseudo-terminal: the
+    review buffer with the quickfix list, the diff tab, the approval asked through the
+    built-in ``vim.ui.select``; each screen kept as a PNG. ``docs/screenshots/neovim-*.png``
+    are these: ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/editors/test_neovim.py
+    -k screenshots``."""
+    with_identity(machine.repo)
+    script = [
+        call("write_file", path="stats.py", content=PROPOSED),
+        call("write_file", path="CHANGELOG.md", content="# Changes\n\n- median of an even list\n"),
+        call("finish", summary="Docstring and the median of an even list"),
+        call("read_file", path="stats.py"),  # the editor subscribes before the command
+        call("run_command", command=ASKED),
+        call("write_file", path="stats.py", content=PROPOSED),  # the check passes
+        call("finish", summary="said it"),
+    ]
+    async with AnthropicServer(script) as model:
+        configure(machine, model)
+        async with serving(machine), lsp_client(machine.socket) as lsp:
+            await lsp.initialize()
+            await awaiting_review(lsp, machine, "docstring and median")
+            nvim_argv = [str(nvim()), "--clean", "--cmd", f"set rtp^={PLUGIN}"]
+            env = {**machine.env, "LOCUS_TEST_REPO": str(machine.repo)}
+            shots = artifacts()
+            term = Terminal(nvim_argv, env, machine.repo)
+            try:
+                await asyncio.to_thread(drive, term, shots)
+                await awaiting_review(lsp, machine, None)  # the approved run ends
+            finally:
+                term.close()
+    (ran,) = tool_results(model.requests[5])
+    assert ran["is_error"] is False and "exit code 0" in result_text(ran), ran
+    for name in ("review", "diff", "approval"):
+        with Image.open(shots / f"neovim-{name}.png") as shot:
+            assert shot.size[0] > 800 and len(shot.getcolors(1 << 16) or []) > 5, name
+
+
+def drive(term: Terminal, shots: Path) -> None:
+    """Keys as a person types them, and the screens they get."""
+    term.wait_for("[No Name]")
+    term.send(":Locus review\r")
+    term.wait_for("# Locus review of run")
+    term.send("a")  # the cursor starts on the first hunk
+    term.wait_for("[accepted]")
+    term.send(":copen\r")
+    screen = term.wait_for("Locus review")
+    assert screen.count("stats.py @@") == 2 and "CHANGELOG.md @@" in screen, screen
+    term.screenshot(shots / "neovim-review.png")
+    term.send(":wincmd p\r:cc 2\rd")
+    screen = term.wait_for('"""Small statistics helpers."""')
+    assert '"""Statistics helpers."""' in screen, screen
+    term.screenshot(shots / "neovim-diff.png")
+    term.send(":tabclose\r")
+    term.wait_for("[Quickfix List]")
+    term.send(
+        ":lua require('locus.client').request('locus/runs/start', {repo = os.getenv("
+        "'LOCUS_TEST_REPO'), task = 'say it'}, function(_, run) "
+        "require('locus.views').logs(run.runId) end)\r"
+    )
+    screen = term.wait_for("Type number and <Enter>")
+    assert "1: Allow once" in screen and "3: Reject" in screen, screen
+    term.screenshot(shots / "neovim-approval.png")
+    term.send("1\r")  # Allow once
