@@ -24,7 +24,11 @@ from cloud_api.dashboard.timeline import Names, describe
 from cloud_api.schemas.tasks import EventOut
 from tests.cloud_api.dashboard.test_dashboard_http import jar_session, sign_in
 from tests.conftest import Cloud
-from tests.locusd.agentkit import BASE, PROPOSED, call
+
+# BASE and PROPOSED re-exported: tests/editors/test_vscode_client.py imports them from here.
+from tests.locusd.agentkit import BASE as BASE
+from tests.locusd.agentkit import PROPOSED as PROPOSED
+from tests.locusd.agentkit import call
 from tests.locusd.cli.test_cli_text import SGR, assert_inert
 from tests.locusd.cliuser import LOCUS, User, drained
 from tests.locusd.secretshapes import REDACTOR_SHAPES
