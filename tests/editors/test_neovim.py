@@ -265,8 +265,8 @@ def drive(term: Terminal, shots: Path) -> None:
     assert screen.count("stats.py @@") == 2 and "CHANGELOG.md @@" in screen, screen
     term.screenshot(shots / "neovim-review.png")
     term.send(":wincmd p\r:cc 2\rd")
-    screen = term.wait_for('"""Small statistics helpers."""')
-    assert '"""Statistics helpers."""' in screen, screen
+    screen = term.wait_for("/proposed/stats.py")  # the diff tab's windows, named by side
+    assert "/base/stats.py" in screen and screen.count("Statistics helpers.") == 1, screen
     term.screenshot(shots / "neovim-diff.png")
     term.send(":tabclose\r")
     term.wait_for("[Quickfix List]")
