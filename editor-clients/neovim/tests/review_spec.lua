@@ -260,6 +260,14 @@ it('e: the proposed lines in a buffer; a refused edit shows the daemon\'s error;
     h.eq('acwrite', vim.bo.buftype, 'the edit buffer')
     return vim.api.nvim_get_current_buf()
   end
+  -- The agent's file name in the winbar is text: its %{…} is not evaluated; :q! decides nothing.
+  vim.cmd('cc ' .. entry_of(HOSTILE, 1))
+  h.press('e')
+  local shown = vim.api.nvim_eval_statusline(vim.wo.winbar, { winid = vim.api.nvim_get_current_win(), maxwidth = 1000 }).str
+  assert(shown:find(HOSTILE, 1, true), shown)
+  assert(vim.fn.filereadable('pwned') == 0, 'the winbar ran agent text')
+  vim.cmd('quit!')
+  h.eq(buf, vim.api.nvim_get_current_buf(), 'back in the review')
   local edit_buf = open_edit()
   h.eq({ 'a name with a newline', 'one more line' }, vim.api.nvim_buf_get_lines(edit_buf, 0, -1, true), 'the proposed lines')
   assert(vim.wo.winbar:find('odd\\x0aname.txt', 1, true), vim.wo.winbar)
