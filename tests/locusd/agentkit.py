@@ -33,6 +33,14 @@ FIXED = (
     "        return (ordered[middle - 1] + ordered[middle]) / 2\n"
     "    return ordered[middle]\n"
 )
+#: The sample repository's stats.py, and a proposal with two changes four lines apart (one
+#: hunk, split in two) and the median fix (a second hunk): the reviews' usual diff.
+BASE = (SAMPLE / "stats.py").read_text()
+PROPOSED = (
+    BASE.replace('"""Small statistics helpers."""', '"""Statistics helpers."""')
+    .replace('"mean of an empty list"', '"mean() of an empty list"')
+    .replace(BUGGY, FIXED)
+)
 
 
 def git(cwd: Path, *args: str) -> str:

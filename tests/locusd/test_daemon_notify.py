@@ -10,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +18,15 @@ from typing import Any
 import pytest
 
 from locusd.notifications import BODY_LIMIT, TITLES
-from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, call, make_sample_repo
-from tests.locusd.cliuser import machine_env
-from tests.locusd.notifyprog import FakeProgram, fake_program
+from tests.locusd import daemonmachine
+from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK, call
+from tests.locusd.daemonmachine import WAIT, Machine, serving
 from tests.locusd.server.support import Lsp, lsp_client, on
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.processes import until
-from tests.support.shortpath import short_tmp
 
 pytestmark = pytest.mark.timeout(180)
-BIN = Path(sys.executable).parent
-WAIT = 60.0
+machine = daemonmachine.machine
 COMMAND = "python3 -c 'print(41 + 1)'"
 TEN_KB = "A" * 10_000
 
@@ -42,86 +36,6 @@ def hostile(sentinel: Path) -> str:
         f"$(rm -rf ~) `touch {sentinel}`; touch {sentinel} | <b>bold</b> & <img src=x>"
         "\x1b]0;title\x07\x1b[2J\u202eevil\r\nsecond line\n\n--help\n" + TEN_KB
     )
-
-
-@dataclass
-class Machine:
-    """A user's machine: XDG dirs and $HOME in tmp, the stand-in notify-send on PATH."""
-
-    env: dict[str, str]
-    socket: Path
-    home: Path
-    repo: Path
-    config: Path
-    program: FakeProgram
-    log: Path
-
-    def configure(self, text: str) -> None:
-        self.config.write_text(text)
-
-    async def locus(self, *args: str) -> str:
-        process = await asyncio.create_subprocess_exec(
-            str(BIN / "locus"), *args, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), WAIT)
-        assert process.returncode == 0, err.decode()
-        return out.decode()
-
-
-@pytest.fixture
-def machine(tmp_path: Path) -> Any:
-    with short_tmp() as runtime:
-        runtime.chmod(0o700)
-        home = tmp_path / "home"
-        home.mkdir()
-        (home / "keep").write_text("still here")
-        program = fake_program(tmp_path)
-        env = {
-            **machine_env(tmp_path, runtime, api_key="sk-ant-must-stay-in-the-daemon"),
-            "PATH": f"{program.directory}:{os.environ['PATH']}",
-            "HOME": str(home),
-        }
-        config = tmp_path / "config" / "locus" / "config.toml"
-        config.parent.mkdir(parents=True)
-        yield Machine(
-            env=env,
-            socket=runtime / "locus" / "locusd.sock",
-            home=home,
-            repo=make_sample_repo(tmp_path),
-            config=config,
-            program=program,
-            log=tmp_path / "locusd.log",
-        )
-
-
-@contextlib.asynccontextmanager
-async def serving(machine: Machine) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``locusd serve`` as a service starts it; stopped with SIGTERM (unless killed)."""
-    with machine.log.open("a") as log:
-        process = await asyncio.create_subprocess_exec(
-            str(BIN / "locusd"), "serve", env=machine.env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-    try:
-        await until(lambda: _answers(machine.socket), timeout=WAIT)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), WAIT)
-
-
-def _answers(path: Path) -> bool:
-    """A daemon listens on ``path`` (after a kill -9 the old socket file is still there)."""
-    probe = socket.socket(socket.AF_UNIX)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
 
 
 @dataclass

@@ -13,7 +13,7 @@ vim.api.nvim_create_user_command('Locus', function(opts)
   require('locus').run(opts.fargs)
 end, {
   nargs = '+',
-  desc = 'Locus: tasks, runs, logs, review, accept, reject, comment, commit, send-back, cancel',
+  desc = 'Locus: tasks, runs, logs, review, accept, reject, comment, edit, commit, send-back, cancel',
   complete = function(arglead, cmdline)
     return require('locus').complete(arglead, cmdline)
   end,
@@ -27,6 +27,7 @@ local plugs = {
   ['<Plug>(locus-accept)'] = { 'accept' },
   ['<Plug>(locus-reject)'] = { 'reject' },
   ['<Plug>(locus-comment)'] = { 'comment' },
+  ['<Plug>(locus-edit)'] = { 'edit' },
   ['<Plug>(locus-commit)'] = { 'commit' },
   ['<Plug>(locus-send-back)'] = { 'send-back' },
   ['<Plug>(locus-cancel)'] = { 'cancel' },

@@ -79,7 +79,7 @@ it('works without setup(); setup{} is idempotent; :Locus completes its subcomman
   require('locus').setup({})
   h.eq(before, require('locus.config').options, 'options after setup{} twice')
   local subs = vim.fn.getcompletion('Locus ', 'cmdline')
-  h.eq({ 'accept', 'cancel', 'comment', 'commit', 'logs', 'reject', 'review', 'runs', 'send-back', 'tasks' }, subs, 'completion')
+  h.eq({ 'accept', 'cancel', 'comment', 'commit', 'edit', 'logs', 'reject', 'review', 'runs', 'send-back', 'tasks' }, subs, 'completion')
   h.eq({ 'review' }, vim.fn.getcompletion('Locus rev', 'cmdline'), 'completion of a prefix')
   assert(vim.fn.maparg('<Plug>(locus-accept)', 'n') ~= '' or #vim.api.nvim_get_keymap('n') > 0)
 end)
@@ -248,6 +248,67 @@ it('r rejects, c rejects with a comment (vim.ui.input), d opens the diff in a ta
   h.eq('"""Small statistics helpers."""', base[1], 'base side')
   h.eq('"""Statistics helpers."""', proposed[1], 'proposed side')
   vim.cmd('tabclose')
+  vim.api.nvim_set_current_buf(buf)
+end)
+
+it('e: the proposed lines in a buffer; a refused edit shows the daemon\'s error; :w accepts it edited', function()
+  local buf = vim.api.nvim_get_current_buf()
+  local odd = 'odd\nname.txt'
+  local function open_edit()
+    vim.cmd('cc ' .. entry_of(odd, 1))
+    h.press('e')
+    h.eq('acwrite', vim.bo.buftype, 'the edit buffer')
+    return vim.api.nvim_get_current_buf()
+  end
+  -- The agent's file name in the winbar is text: its %{…} is not evaluated; :q! decides nothing.
+  vim.cmd('cc ' .. entry_of(HOSTILE, 1))
+  h.press('e')
+  local shown = vim.api.nvim_eval_statusline(vim.wo.winbar, { winid = vim.api.nvim_get_current_win(), maxwidth = 1000 }).str
+  assert(shown:find(HOSTILE, 1, true), shown)
+  assert(vim.fn.filereadable('pwned') == 0, 'the winbar ran agent text')
+  vim.cmd('quit!')
+  h.eq(buf, vim.api.nvim_get_current_buf(), 'back in the review')
+  local edit_buf = open_edit()
+  h.eq({ 'a name with a newline', 'one more line' }, vim.api.nvim_buf_get_lines(edit_buf, 0, -1, true), 'the proposed lines')
+  assert(vim.wo.winbar:find('odd\\x0aname.txt', 1, true), vim.wo.winbar)
+  -- The worktree moves on while the person edits: the daemon refuses the edit (stale).
+  local worktree = h.ok('locus/runs/show', { runId = RUN }).worktree
+  local file = assert(io.open(worktree .. '/' .. odd, 'a'))
+  file:write('a third line\n')
+  file:close()
+  vim.api.nvim_buf_set_lines(edit_buf, 1, 2, true, { 'edited too early' })
+  local notes = h.record_notifications()
+  vim.cmd('write')
+  h.wait_for('the refusal', function()
+    return #notes > 0
+  end)
+  h.eq(vim.log.levels.ERROR, notes[1].level, 'level')
+  assert(notes[1].message:find('refused the edit: the review is stale', 1, true), notes[1].message)
+  assert(vim.api.nvim_buf_is_valid(edit_buf) and vim.bo[edit_buf].modified, 'the refused lines were kept')
+  h.wait_for('the review fetched again', function()
+    return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, true), '\n'):find('+a third line', 1, true) ~= nil
+  end)
+  for _, d in ipairs(decisions()) do
+    assert(not (d.decision and d.decision.action == 'edit'), 'a refused edit was stored')
+  end
+  vim.cmd('bwipeout!')
+  -- Again on what it proposes now: :w accepts the hunk with the edited lines.
+  vim.api.nvim_set_current_buf(buf)
+  edit_buf = open_edit()
+  h.eq({ 'a name with a newline', 'one more line', 'a third line' }, vim.api.nvim_buf_get_lines(edit_buf, 0, -1, true), 'the new proposal')
+  vim.api.nvim_buf_set_lines(edit_buf, 1, 3, true, { 'edited in Neovim %{x}' })
+  vim.cmd('write')
+  h.wait_for('the edit accepted', function()
+    return not vim.api.nvim_buf_is_valid(edit_buf)
+  end)
+  local edited
+  for _, d in ipairs(decisions()) do
+    if d.path == odd then
+      edited = d.decision
+    end
+  end
+  h.eq({ action = 'edit', lines = { 'a name with a newline', 'edited in Neovim %{x}' } }, edited, 'the stored decision')
+  assert(table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, true), '\n'):find('[edited]', 1, true), 'the buffer shows it')
   vim.api.nvim_set_current_buf(buf)
 end)
 

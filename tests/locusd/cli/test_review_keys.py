@@ -24,6 +24,10 @@ from cloud_api.dashboard.timeline import Names, describe
 from cloud_api.schemas.tasks import EventOut
 from tests.cloud_api.dashboard.test_dashboard_http import jar_session, sign_in
 from tests.conftest import Cloud
+
+# BASE and PROPOSED re-exported: tests/editors/test_vscode_client.py imports them from here.
+from tests.locusd.agentkit import BASE as BASE
+from tests.locusd.agentkit import PROPOSED as PROPOSED
 from tests.locusd.agentkit import call
 from tests.locusd.cli.test_cli_text import SGR, assert_inert
 from tests.locusd.cliuser import LOCUS, User, drained
@@ -36,18 +40,6 @@ pytestmark = [
     pytest.mark.parametrize("template", ["sqlite"], indirect=True),
 ]
 
-BASE = (Path(__file__).parents[3] / "examples" / "sample-repo" / "stats.py").read_text()
-#: Two changes four lines apart (one hunk, split in two) and the median fix (a second hunk).
-PROPOSED = (
-    BASE.replace('"""Small statistics helpers."""', '"""Statistics helpers."""')
-    .replace('"mean of an empty list"', '"mean() of an empty list"')
-    .replace(
-        "    return ordered[middle]\n",
-        "    if len(ordered) % 2 == 0:\n"
-        "        return (ordered[middle - 1] + ordered[middle]) / 2\n"
-        "    return ordered[middle]\n",
-    )
-)
 ODD = "odd\nLocus-Task: 99.txt"
 SECRET = REDACTOR_SHAPES["github classic"].secret
 COMMENT = f"not this file, [red]x[/red] — it quotes {SECRET}"

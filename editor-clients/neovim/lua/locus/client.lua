@@ -2,12 +2,17 @@
 --- socket directory another user could have planted, connect with vim.lsp.rpc, do the
 --- protocol handshake, and route the daemon's notifications and requests. Nothing here waits:
 --- every call takes a callback. A connect that fails gives one notification and an error to
---- every caller within the configured timeout (3 s).
+--- every caller within the configured timeout (3 s). A lost connection to the socket is
+--- notified once and reconnected in the background with backoff (quietly: a daemon being
+--- restarted is not an error per attempt).
 local config = require('locus.config')
 
 local M = {}
 
 M.PROTOCOL_VERSION = '1.0'
+
+--- Delays (ms) between background reconnects: doubling from the first, then the last again.
+M.BACKOFF_MS = { 250, 500, 1000, 2000, 4000, 8000 }
 
 local uv = vim.uv or vim.loop
 
@@ -18,7 +23,9 @@ local state = {
   connecting = false,
   generation = 0,
   waiters = {}, --- @type fun(err: table|nil)[]
+  quiet = true, -- every waiter is the background reconnect: a failure is not notified
   info = nil, --- @type table|nil the daemon's capabilities.experimental.locus and serverInfo
+  reconnect = { timer = nil, attempts = 0, delays = {} }, -- the background reconnect, if any
 }
 
 local listeners = {} --- @type table<string, fun(params: any)[]>
@@ -106,10 +113,11 @@ local function settle(err)
   local waiters = state.waiters
   state.waiters = {}
   state.connecting = false
-  if err then
+  if err and not state.quiet then
     err.notified = true
     vim.notify('Locus: ' .. err.message, vim.log.levels.ERROR)
   end
+  state.quiet = true
   for _, waiter in ipairs(waiters) do
     waiter(err)
   end
@@ -150,8 +158,11 @@ local function dispatchers(generation)
         state.rpc, state.ready, state.info = nil, false, nil
         if state.connecting then
           settle(local_error('the daemon closed the connection during the handshake', 'connect_failed'))
-        elseif was_ready then
+        elseif was_ready and config.options.cmd then
           vim.notify('Locus: the daemon closed the connection; the next command reconnects', vim.log.levels.WARN)
+        elseif was_ready then
+          vim.notify('Locus: lost the connection to the daemon; reconnecting in the background', vim.log.levels.WARN)
+          M.reconnect_later()
         end
       end)
     end,
@@ -198,12 +209,66 @@ local function handshake(rpc, generation, timer)
   end)
 end
 
---- Connect if needed, then `callback(err)`; concurrent callers share one attempt.
+--- Stop the background reconnect, if one is pending.
+local function stop_reconnect()
+  local timer = state.reconnect.timer
+  state.reconnect = { timer = nil, attempts = 0, delays = {} }
+  if timer then
+    timer:stop()
+    timer:close()
+  end
+end
+
+--- Try to connect again after the next backoff delay; again after a failure (quietly), until
+--- connected, disconnect() or a command connects first.
+function M.reconnect_later()
+  local again = state.reconnect
+  local delay = M.BACKOFF_MS[math.min(again.attempts + 1, #M.BACKOFF_MS)]
+  again.delays[#again.delays + 1] = delay
+  again.timer = again.timer or assert(uv.new_timer())
+  again.timer:start(delay, 0, vim.schedule_wrap(function()
+    if state.reconnect ~= again then
+      return
+    end
+    if state.ready then
+      stop_reconnect()
+      return
+    end
+    again.attempts = again.attempts + 1
+    M.connect(function(err)
+      if state.reconnect ~= again then
+        return
+      end
+      if err then
+        M.reconnect_later()
+      else
+        stop_reconnect()
+      end
+    end, { quiet = true })
+  end))
+end
+
+--- The background reconnect (for :checkhealth and tests): attempts made and the delays
+--- waited so far; nil when none is under way.
+--- @return table|nil
+function M.reconnecting()
+  if not state.reconnect.timer then
+    return nil
+  end
+  return { attempts = state.reconnect.attempts, delays = vim.deepcopy(state.reconnect.delays) }
+end
+
+--- Connect if needed, then `callback(err)`; concurrent callers share one attempt. A failure
+--- is notified once, unless every caller asked for `quiet` (the background reconnect).
 --- @param callback fun(err: table|nil)
-function M.connect(callback)
+--- @param opts {quiet: boolean}|nil
+function M.connect(callback, opts)
   if state.ready and state.rpc and not state.rpc.is_closing() then
     callback(nil)
     return
+  end
+  if not (opts and opts.quiet) then
+    state.quiet = false
   end
   table.insert(state.waiters, callback)
   if state.connecting then
@@ -312,8 +377,9 @@ function M.connected()
   return state.ready
 end
 
---- Close the connection (shutdown + exit), if any.
+--- Close the connection (shutdown + exit), if any; no reconnect follows.
 function M.disconnect()
+  stop_reconnect()
   local rpc = state.rpc
   if rpc and state.ready then
     rpc.request('shutdown', nil, function()

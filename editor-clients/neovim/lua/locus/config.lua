@@ -29,6 +29,10 @@ function M.setup(opts)
   if merged.cmd ~= nil and type(merged.cmd) ~= 'table' then
     error("locus.setup: option 'cmd' must be a list of strings, e.g. {'locusd', '--stdio'}", 0)
   end
+  local ms = merged.connect_timeout_ms
+  if type(ms) ~= 'number' or ms <= 0 or ms ~= math.floor(ms) then
+    error(('locus.setup: option \'connect_timeout_ms\' must be a whole number of milliseconds above 0 (default 2500), not %s'):format(vim.inspect(ms)), 0)
+  end
   if merged.socket ~= nil and type(merged.socket) ~= 'string' then
     error("locus.setup: option 'socket' must be a path (string)", 0)
   end

@@ -44,6 +44,7 @@ M.commands = {
   accept = to('locus.review', 'decide', 'accept'),
   reject = to('locus.review', 'decide', 'reject'),
   comment = to('locus.review', 'comment'),
+  edit = to('locus.review', 'edit'),
   commit = to('locus.review', 'commit'),
   ['send-back'] = to('locus.review', 'send_back'),
 }

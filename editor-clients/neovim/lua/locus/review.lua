@@ -1,7 +1,8 @@
 --- Review in a buffer, as CodeCompanion users know it: the run's hunks as a diff, one quickfix
 --- entry per hunk, extmarks marking each hunk and its added/removed lines (they move with
 --- edits to the buffer, so a key always acts on the hunk under the cursor), and keys
---- a accept / r reject / c comment (reject with a reason) / d diff split / ]h [h move.
+--- a accept / r reject / c comment (reject with a reason) / e edit-then-accept / d diff split /
+--- ]h [h move.
 --- Decisions name the hunk id and the review revision the user saw; a stale revision makes the
 --- buffer fetch the review again and decide nothing. Closing it (`:q`) decides nothing.
 local client = require('locus.client')
@@ -38,7 +39,7 @@ local function layout(review)
   local view, run = review.view, review.run
   local lines = {
     ('# Locus review of run %s: %s'):format(run.shortId, text.oneline(run.title)),
-    ('# revision %s, %d undecided. a accept, r reject, c comment, d diff, ]h [h move, q close (decides nothing)'):format(
+    ('# revision %s, %d undecided. a accept, r reject, c comment, e edit, d diff, ]h [h move, q close (decides nothing)'):format(
       text.oneline(view.revision),
       view.undecided
     ),
@@ -286,6 +287,114 @@ function M.comment()
   end)
 end
 
+--- The hunk `id` of a view.
+local function find_hunk(view, id)
+  for _, file in ipairs(view.files) do
+    for _, hunk in ipairs(file.hunks) do
+      if hunk.id == id then
+        return hunk
+      end
+    end
+  end
+end
+
+--- A hunk's proposed side as the daemon's `edit` takes it: its unchanged and added lines,
+--- without their signs (and without a CRLF file's \r, which the daemon puts back).
+--- @param hunk table HunkView
+--- @return string[]
+function M.proposed_lines(hunk)
+  local out = {}
+  for _, line in ipairs(hunk.lines) do
+    local sign = line:sub(1, 1)
+    if sign == ' ' or sign == '+' then
+      out[#out + 1] = line:sub(2)
+    end
+  end
+  local crlf = #out > 0 and vim.iter(out):all(function(line)
+    return line:sub(-1) == '\r'
+  end)
+  if crlf then
+    out = vim.tbl_map(function(line)
+      return line:sub(1, -2)
+    end, out)
+  end
+  return out
+end
+
+--- Send the edit buffer's lines as the hunk's `edit` decision, at the revision it was opened
+--- at. Accepted: the buffer goes and the review shows the decision. Refused (the review moved
+--- on, …): the daemon's error is shown and the buffer stays, modified, to copy from.
+local function write_edit(edit_buf, buf, review, span, revision)
+  local lines = vim.api.nvim_buf_get_lines(edit_buf, 0, -1, true)
+  vim.bo[edit_buf].modified = false -- so that :wq closes the window; set again if refused
+  local params = { runId = review.run.runId, revision = revision, decisions = { [span.key] = { action = 'edit', lines = lines } } }
+  client.request('locus/review/decide', params, function(err, view)
+    if err then
+      if vim.api.nvim_buf_is_valid(edit_buf) then
+        vim.bo[edit_buf].modified = true
+        if vim.fn.bufwinid(edit_buf) == -1 then
+          vim.cmd('belowright split')
+          vim.api.nvim_win_set_buf(0, edit_buf)
+        end
+      end
+      if not err.notified then
+        vim.notify(
+          ('Locus: the daemon refused the edit: %s. Your lines stay in this buffer; press e on the hunk again to edit what it proposes now'):format(
+            text.oneline(err.message)
+          ),
+          vim.log.levels.ERROR
+        )
+      end
+      if err.data and err.data.kind == 'review_stale' and reviews[buf] then
+        M.refresh(buf)
+      end
+      return
+    end
+    if vim.api.nvim_buf_is_valid(edit_buf) then
+      vim.api.nvim_buf_delete(edit_buf, { force = true })
+    end
+    if show(buf, view) then
+      vim.notify('Locus: accepted the hunk as edited', vim.log.levels.INFO)
+    end
+  end)
+end
+
+--- Edit-then-accept: the hunk's proposed lines in a buffer below; `:w` accepts the hunk with
+--- them (the daemon applies them in the hunk's place only); `:q!` decides nothing.
+function M.edit()
+  local buf, review, span = here()
+  if not span then
+    return
+  end
+  local hunk = span.kind == 'hunk' and find_hunk(review.view, span.key)
+  if not hunk then
+    vim.notify('Locus: only a hunk can be edited, not a whole file (a rename, mode change or binary file): accept or reject it', vim.log.levels.WARN)
+    return
+  end
+  local revision = review.view.revision
+  local edit_buf = vim.api.nvim_create_buf(false, true)
+  vim.bo[edit_buf].buftype = 'acwrite'
+  vim.bo[edit_buf].bufhidden = 'hide'
+  vim.bo[edit_buf].swapfile = false
+  vim.bo[edit_buf].modeline = false
+  pcall(vim.api.nvim_buf_set_name, edit_buf, ('locus://edit/%s/%s/%s'):format(review.run.shortId, span.key:sub(1, 8), text.oneline(span.path)))
+  vim.api.nvim_buf_set_lines(edit_buf, 0, -1, true, M.proposed_lines(hunk))
+  vim.bo[edit_buf].modified = false
+  local found, filetype = pcall(vim.filetype.match, { filename = text.oneline(span.path) })
+  if found and filetype then
+    vim.bo[edit_buf].filetype = filetype
+  end
+  vim.api.nvim_create_autocmd('BufWriteCmd', {
+    buffer = edit_buf,
+    callback = function()
+      write_edit(edit_buf, buf, review, span, revision)
+    end,
+  })
+  vim.cmd('belowright split')
+  vim.api.nvim_win_set_buf(0, edit_buf)
+  vim.wo[0][0].winbar = ('Locus: the proposed lines of %s. :w accepts them as edited, :q! decides nothing'):format(text.statusline(span.path))
+end
+
 --- Base and proposed sides of the file under the cursor, `diffthis` in a new tab.
 function M.diff()
   local buf, review, span = here()
@@ -371,6 +480,7 @@ local function keys(buf)
   map('a', '<Plug>(locus-accept)', 'Locus: accept the hunk')
   map('r', '<Plug>(locus-reject)', 'Locus: reject the hunk')
   map('c', '<Plug>(locus-comment)', 'Locus: reject the hunk with a comment')
+  map('e', '<Plug>(locus-edit)', 'Locus: edit the hunk, then accept it')
   map('d', '<Plug>(locus-diff)', 'Locus: diff the file in a tab')
   map(']h', '<Plug>(locus-next-hunk)', 'Locus: next hunk')
   map('[h', '<Plug>(locus-prev-hunk)', 'Locus: previous hunk')
