@@ -1,0 +1,235 @@
+"""The extension in a real VS Code workbench: code-server (tests/editors/codeserver.py) with the
+built .vsix installed, driven by Playwright with Debian's Chromium, against the real daemon
+whose run of a real cloud task awaits review. A person opens the repository, sees the run in
+the Locus view, opens the file's diff, accepts one hunk and rejects the other with a comment
+(the CodeLens over each hunk), commits from the command palette; then the commit holds the
+accepted hunk only and the cloud task is in verification with the review on its timeline.
+
+With ``LOCUS_TEST_ARTIFACTS`` set, the test saves the screenshots docs/editors.md shows:
+``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/editors/test_vscode_workbench.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from cloud_api.dashboard.timeline import Names, describe
+from cloud_api.schemas.tasks import EventOut
+from tests.cloud_api.dashboard.conftest import TIMEOUT_MS, chromium_path, launched
+from tests.conftest import Cloud
+from tests.editors.codeserver import installed
+from tests.editors.vscodebuild import Built, build
+from tests.locusd.agentkit import call
+from tests.locusd.cli.test_review_keys import BASE, PROPOSED
+from tests.locusd.cliuser import LOCUS, User, cloud_status, drained, machine
+from tests.support.anthropic_server import AnthropicServer, Reply
+from tests.support.client import timeline
+from tests.support.cloudproc import free_port
+from tests.support.shortpath import short_tmp
+
+pytestmark = [
+    pytest.mark.timeout(600),
+    pytest.mark.parametrize("template", ["sqlite"], indirect=True),
+]
+
+LOCUSD = str(Path(LOCUS).parent / "locusd")
+WAIT_MS = 60_000  # the workbench's first load compiles a lot of JavaScript on a busy machine
+COMMENT = "Keep the old docstring: the module is still small."
+SETTINGS = {
+    "locus.daemonPath": LOCUSD,
+    "telemetry.telemetryLevel": "off",
+    "security.workspace.trust.enabled": False,
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "workbench.enableExperiments": False,
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    "update.mode": "none",
+    "diffEditor.renderSideBySide": True,
+    "diffEditor.codeLens": True,  # VS Code shows no CodeLens in diff editors by default
+    "window.restoreWindows": "none",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return build(tmp_path_factory.mktemp("vscode-build"))
+
+
+@pytest.fixture
+def patient() -> Iterator[None]:
+    """Assertions wait as long as the workbench may take here, and as before after the test."""
+    expect.set_options(timeout=WAIT_MS)
+    yield
+    expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+async def user(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
+    async with machine(cloud, tmp_path) as found:
+        yield found
+
+
+@contextmanager
+def code_server(built: Built, env: dict[str, str], folder: Path, home: Path) -> Iterator[str]:
+    """code-server on a loopback port, no auth, its own user data and extensions in ``home``,
+    the .vsix installed; the daemon it reaches is the one of ``env``. Yields the folder's URL."""
+    entry = installed()
+    dirs = [
+        f"--user-data-dir={home / 'data'}",
+        f"--extensions-dir={home / 'extensions'}",
+        f"--config={home / 'config.yaml'}",
+    ]
+    settings = home / "data" / "User" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps(SETTINGS))
+    install = ["node", str(entry), *dirs, f"--install-extension={built.vsix}"]
+    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=120)
+    assert "was successfully installed" in done.stdout, done.stdout + done.stderr
+    port = free_port()
+    log = (home / "code-server.log").open("w")
+    server = subprocess.Popen(
+        [
+            "node",
+            str(entry),
+            *dirs,
+            "--auth=none",
+            f"--bind-addr=127.0.0.1:{port}",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            "--disable-getting-started-override",
+            "--disable-file-downloads",
+            "--ignore-last-opened",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/?folder={folder}"
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+def session() -> list[Reply]:
+    return [
+        call("write_file", path="stats.py", content=PROPOSED),
+        call("run_verify"),
+        call("finish", summary="Fixed median; reworded the docstring."),
+    ]
+
+
+async def shoot(page: Page, name: str) -> None:
+    where = os.environ.get("LOCUS_TEST_ARTIFACTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(where) / name))
+
+
+async def palette(page: Page, command: str) -> None:
+    """Run a command by its title from the command palette, as a person would."""
+    await page.keyboard.press("F1")
+    box = page.locator(".quick-input-widget input")
+    await expect(box).to_be_visible()
+    await box.fill(f">{command}")
+    await page.locator(".quick-input-list .monaco-list-row", has_text=command).first.click()
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+async def test_review_a_cloud_task_in_the_vscode_workbench(
+    built: Built, user: User, cloud: Cloud, tmp_path: Path, patient: None
+) -> None:
+    async with AnthropicServer(session()) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
+        task = await user.json(
+            "tasks", "create", "--project", str(cloud.project_id), "--title", "Fix median"
+        )
+        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    assert run["state"] == "awaiting_review", err
+
+    with (
+        code_server(built, user.env, user.repo, tmp_path / "code-server") as url,
+        short_tmp() as browser_tmp,
+    ):
+        async with launched(chromium_path(), browser_tmp) as browser:
+            context = await browser.new_context(viewport={"width": 1440, "height": 900})
+            context.set_default_timeout(WAIT_MS)
+            page = await context.new_page()
+            await page.goto(url)
+            await expect(page.locator(".monaco-workbench")).to_be_visible()
+
+            # The Locus view: the run awaiting review, its file, the file's diff.
+            await page.locator(".activitybar [aria-label^='Locus']").first.click()
+            reviews = page.locator(".pane", has=page.locator(".pane-header", has_text="Reviews"))
+            file_row = reviews.locator(".monaco-list-row", has_text="stats.py")
+            await expect(file_row).to_be_visible()
+            await file_row.click()
+            diff = page.locator(".monaco-diff-editor")
+            await expect(diff).to_be_visible()
+            lenses = diff.locator(".codelens-decoration")
+            await expect(lenses.first).to_be_visible()
+            await shoot(page, "vscode-review.png")
+
+            # Accept the first hunk, reject the second with a comment.
+            await lenses.nth(0).get_by_role("button", name="Accept").click()
+            await expect(lenses.nth(0)).to_contain_text("accepted")
+            await lenses.nth(1).get_by_role("button", name="Reject…").click()
+            box = page.locator(".quick-input-widget input")
+            await expect(box).to_be_visible()
+            await box.fill(COMMENT)
+            await box.press("Enter")
+            await expect(lenses.nth(1)).to_contain_text("rejected")
+            await shoot(page, "vscode-decided.png")
+
+            # Commit from the command palette, the message as the daemon proposes it.
+            await palette(page, "Locus: Commit accepted changes")
+            await expect(box).to_be_visible()
+            await box.press("Enter")
+            note = page.locator(".notifications-toasts", has_text="Locus: committed")
+            await expect(note).to_be_visible()
+            toast = await note.inner_text()
+            await context.close()
+
+    commit = toast.split("Locus: committed ")[1].split()[0]
+    assert git(user.repo, "rev-parse", "--verify", f"{commit}^{{commit}}").strip()
+    files = git(user.repo, "diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
+    assert files == ["stats.py"]
+    committed = git(user.repo, "show", f"{commit}:stats.py")
+    # The accepted hunk (the docstring and mean()'s message) only; not the median fix.
+    assert committed == BASE.replace(
+        '"""Small statistics helpers."""', '"""Statistics helpers."""'
+    ).replace('"mean of an empty list"', '"mean() of an empty list"')
+    trailers = git(user.repo, "log", "-1", "--format=%(trailers:key=Locus-Task,valueonly)", commit)
+    assert trailers.split() == [str(task["id"])]
+
+    await drained(user)
+    assert await cloud_status(cloud, task["id"]) == "verification"
+    events = await timeline(cloud.api, task["id"])
+    # One review event per decision sent: the accepted hunk, then the rejected one and its
+    # comment, in words.
+    names = Names({}, {}, {})
+    said = [
+        "".join(text for text, _ in describe(EventOut.model_validate(event), names))
+        for event in events
+        if event["kind"] == "review"
+    ]
+    assert len(said) == 2, said
+    assert "stats.py 1 accepted" in said[0], said
+    assert "stats.py 1 rejected" in said[1] and COMMENT in said[1], said
