@@ -53,7 +53,6 @@ SETTINGS = {
     "extensions.autoUpdate": False,
     "update.mode": "none",
     "diffEditor.renderSideBySide": True,
-    "diffEditor.codeLens": True,  # VS Code shows no CodeLens in diff editors by default
     "window.restoreWindows": "none",
 }
 
