@@ -195,6 +195,11 @@ async def test_review_a_cloud_task_in_the_vscode_workbench(
             await box.fill(COMMENT)
             await box.press("Enter")
             await expect(lenses.nth(1)).to_contain_text("rejected")
+            # The tree says the same, hunk by hunk.
+            await file_row.locator(".monaco-tl-twistie").click()
+            for decision in ("accept", "reject"):
+                hunk = reviews.locator(".monaco-list-row", has_text=f"· {decision}")
+                await expect(hunk).to_be_visible()
             await shoot(page, "vscode-decided.png")
 
             # Commit from the command palette, the message as the daemon proposes it.
