@@ -10,11 +10,13 @@ With ``LOCUS_TEST_ARTIFACTS`` set, the test saves the screenshots docs/editors.m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,9 @@ from tests.editors.codeserver import installed
 from tests.editors.vscodebuild import Built, build
 from tests.locusd.agentkit import call
 from tests.locusd.cli.test_review_keys import BASE, PROPOSED
-from tests.locusd.cliuser import LOCUS, User, cloud_status, drained, machine
-from tests.support.anthropic_server import AnthropicServer, Reply
+from tests.locusd.cliuser import LOCUS, User, awaiting_review, cloud_status, drained, machine
+from tests.support.anthropic_server import Reply
 from tests.support.client import timeline
-from tests.support.cloudproc import free_port
 from tests.support.shortpath import short_tmp
 
 pytestmark = [
@@ -41,6 +42,7 @@ pytestmark = [
 
 LOCUSD = str(Path(LOCUS).parent / "locusd")
 WAIT_MS = 60_000  # the workbench's first load compiles a lot of JavaScript on a busy machine
+LISTENING = re.compile(r"HTTP server listening on (http://127\.0\.0\.1:\d+/)")
 COMMENT = "Keep the old docstring: the module is still small."
 SETTINGS = {
     "locus.daemonPath": LOCUSD,
@@ -62,6 +64,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return build(tmp_path_factory.mktemp("vscode-build"))
 
 
+@pytest.fixture(scope="module")
+def entry() -> Path:
+    """code-server, installed before the test's event loop runs (a first install takes a
+    minute, which would stall the cloud that shares the loop)."""
+    return installed()
+
+
 @pytest.fixture
 def patient() -> Iterator[None]:
     """Assertions wait as long as the workbench may take here, and as before after the test."""
@@ -76,11 +85,13 @@ async def user(cloud: Cloud, tmp_path: Path) -> AsyncIterator[User]:
         yield found
 
 
-@contextmanager
-def code_server(built: Built, env: dict[str, str], folder: Path, home: Path) -> Iterator[str]:
+@asynccontextmanager
+async def code_server(
+    entry: Path, built: Built, env: dict[str, str], folder: Path, home: Path
+) -> AsyncIterator[str]:
     """code-server on a loopback port, no auth, its own user data and extensions in ``home``,
-    the .vsix installed; the daemon it reaches is the one of ``env``. Yields the folder's URL."""
-    entry = installed()
+    the .vsix installed; the daemon it reaches is the one of ``env``. Yields the folder's URL
+    once the server listens. (Subprocesses without blocking: the cloud shares this loop.)"""
     dirs = [
         f"--user-data-dir={home / 'data'}",
         f"--extensions-dir={home / 'extensions'}",
@@ -89,35 +100,32 @@ def code_server(built: Built, env: dict[str, str], folder: Path, home: Path) -> 
     settings = home / "data" / "User" / "settings.json"
     settings.parent.mkdir(parents=True)
     settings.write_text(json.dumps(SETTINGS))
-    install = ["node", str(entry), *dirs, f"--install-extension={built.vsix}"]
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=120)
-    assert "was successfully installed" in done.stdout, done.stdout + done.stderr
-    port = free_port()
-    log = (home / "code-server.log").open("w")
-    server = subprocess.Popen(
-        [
-            "node",
-            str(entry),
-            *dirs,
-            "--auth=none",
-            f"--bind-addr=127.0.0.1:{port}",
-            "--disable-telemetry",
-            "--disable-update-check",
-            "--disable-workspace-trust",
-            "--disable-getting-started-override",
-            "--disable-file-downloads",
+    install = await asyncio.create_subprocess_exec(
+        "node", str(entry), *dirs, f"--install-extension={built.vsix}", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    said = (await install.communicate())[0].decode()
+    assert "was successfully installed" in said, said
+    logged = home / "code-server.log"
+    with logged.open("wb") as log:
+        server = await asyncio.create_subprocess_exec(
+            "node", str(entry), *dirs, "--auth=none", "--bind-addr=127.0.0.1:0",
+            "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+            "--disable-getting-started-override", "--disable-file-downloads",
             "--ignore-last-opened",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+            env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
     try:
-        yield f"http://127.0.0.1:{port}/?folder={folder}"
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while not (found := LISTENING.search(logged.read_text())):
+                assert server.returncode is None, logged.read_text()
+                await asyncio.sleep(0.1)
+        yield f"{found.group(1)}?folder={folder}"
     finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+        if server.returncode is None:
+            server.terminate()
+        await server.wait()
+        print(logged.read_text())  # shown when the test fails
 
 
 def session() -> list[Reply]:
@@ -151,23 +159,16 @@ def git(repo: Path, *args: str) -> str:
 
 
 async def test_review_a_cloud_task_in_the_vscode_workbench(
-    built: Built, user: User, cloud: Cloud, tmp_path: Path, patient: None
+    entry: Path, built: Built, user: User, cloud: Cloud, patient: None
 ) -> None:
-    async with AnthropicServer(session()) as model:
-        user.agent(provider="anthropic", base_url=model.base_url)
-        await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
-        task = await user.json(
-            "tasks", "create", "--project", str(cloud.project_id), "--title", "Fix median"
-        )
-        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
-    (run,) = json.loads(out)
-    assert run["state"] == "awaiting_review", err
+    task, _ = await awaiting_review(user, cloud, session(), "Fix median")
 
-    with (
-        code_server(built, user.env, user.repo, tmp_path / "code-server") as url,
-        short_tmp() as browser_tmp,
-    ):
-        async with launched(chromium_path(), browser_tmp) as browser:
+    # Short paths: code-server's session socket goes in its user data dir, Chromium's in its tmp.
+    with short_tmp() as browser_tmp, short_tmp() as home:
+        async with (
+            code_server(entry, built, user.env, user.repo, home) as url,
+            launched(chromium_path(), browser_tmp) as browser,
+        ):
             context = await browser.new_context(viewport={"width": 1440, "height": 900})
             context.set_default_timeout(WAIT_MS)
             page = await context.new_page()
