@@ -26,6 +26,12 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v cargo >/dev/null 2>&1 || packages+=(cargo)
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 command -v setpriv >/dev/null 2>&1 || packages+=(util-linux)
+# The VS Code workbench test (tests/editors/test_vscode_workbench.py): code-server from npm builds
+# a few native modules against Node's headers, and VS Code's search uses Debian's rg (linked in,
+# so nothing is downloaded from GitHub).
+command -v rg >/dev/null 2>&1 || packages+=(ripgrep)
+command -v make >/dev/null 2>&1 || packages+=(make)
+command -v g++ >/dev/null 2>&1 || packages+=(g++)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${packages[*]}"
   as_root apt-get update -qq

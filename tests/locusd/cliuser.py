@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ import pexpect
 
 from tests.conftest import Cloud
 from tests.locusd.agentkit import TASK, git, make_sample_repo
+from tests.support.anthropic_server import AnthropicServer, Reply
 from tests.support.shortpath import short_tmp
 
 LOCUS = str(Path(sys.executable).parent / "locus")
@@ -133,6 +134,23 @@ async def login_and_queue(user: User, cloud: Cloud, title: str = TASK) -> int:
     task = await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", title)
     assert task["status"] == "queued"
     return int(task["id"])
+
+
+async def awaiting_review(
+    user: User, cloud: Cloud, replies: Sequence[Reply], title: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Log in, create a cloud task titled ``title`` and run it once with a model that answers
+    ``replies``: (the task, its run, awaiting review)."""
+    async with AnthropicServer(replies) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
+        task = await user.json(
+            "tasks", "create", "--project", str(cloud.project_id), "--title", title
+        )
+        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
+    (run,) = json.loads(out)
+    assert run["state"] == "awaiting_review", err
+    return task, run
 
 
 async def drained(user: User) -> None:

@@ -55,12 +55,14 @@ async def browser() -> AsyncIterator[Browser]:
     # Chromium's singleton socket goes under its $TMPDIR: a short one, whatever the caller's is
     # (AF_UNIX paths are limited to ~107 bytes).
     with short_tmp() as tmp:
-        async with _launched(executable, tmp) as browser:
+        async with launched(executable, tmp) as browser:
             yield browser
 
 
 @contextlib.asynccontextmanager
-async def _launched(executable: str, tmp: Path) -> AsyncIterator[Browser]:
+async def launched(executable: str, tmp: Path) -> AsyncIterator[Browser]:
+    """Chromium at ``executable``, headless, its temp files in ``tmp`` (also used by the
+    VS Code workbench test, tests/editors/test_vscode_workbench.py)."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=executable,

@@ -30,9 +30,9 @@ from tests.locusd.agentkit import BASE as BASE
 from tests.locusd.agentkit import PROPOSED as PROPOSED
 from tests.locusd.agentkit import call
 from tests.locusd.cli.test_cli_text import SGR, assert_inert
-from tests.locusd.cliuser import LOCUS, User, drained
+from tests.locusd.cliuser import LOCUS, User, awaiting_review, drained
 from tests.locusd.secretshapes import REDACTOR_SHAPES
-from tests.support.anthropic_server import AnthropicServer, Reply
+from tests.support.anthropic_server import Reply
 from tests.support.client import timeline
 
 pytestmark = [
@@ -159,15 +159,7 @@ async def test_a_review_like_git_add_p_reaches_the_commit_and_the_timeline(
     editor.parent.mkdir()
     editor.write_text(EDITOR)
     editor.chmod(0o755)
-    async with AnthropicServer(session()) as model:
-        user.agent(provider="anthropic", base_url=model.base_url)
-        await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
-        task = await user.json(
-            "tasks", "create", "--project", str(cloud.project_id), "--title", "Fix median"
-        )
-        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
-    (run,) = json.loads(out)
-    assert run["state"] == "awaiting_review", err
+    task, run = await awaiting_review(user, cloud, session(), "Fix median")
     before = await user.json("review", run["run_id"])
     assert "commitMessage" not in before  # nothing accepted yet
     assert [f["path"] for f in before["files"]] == ["-m", "notes.md", ODD, "stats.py"]
@@ -235,13 +227,7 @@ async def test_keys_from_a_pipe_quit_leaves_the_rest_undecided_and_m_names_the_c
     """Pipe-friendly: the keys can come from a pipe (``--interactive``), the output has no
     box drawing; ``a``/``d`` decide the rest of a file, ``q`` leaves the rest undecided and
     recorded decisions stay; then ``--commit -m`` commits with the person's message."""
-    async with AnthropicServer(session()) as model:
-        user.agent(provider="anthropic", base_url=model.base_url)
-        await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
-        await user.json("tasks", "create", "--project", str(cloud.project_id), "--title", "Fix")
-        _, out, err = await user.locus("run", "--once", "--repo", str(user.repo), "--json")
-    (run,) = json.loads(out)
-    assert run["state"] == "awaiting_review", err
+    _, run = await awaiting_review(user, cloud, session(), "Fix")
     run_id = run["run_id"]
     # -m: a (the rest of its file); notes.md: d; odd: j; stats.py: a (both hunks); back at
     # odd: q. Then "Commit now?": n.
