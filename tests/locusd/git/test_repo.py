@@ -127,9 +127,7 @@ def test_remotes_are_read_as_git_uses_them(repo: Path) -> None:
     }
 
 
-def test_a_local_path_remote_names_no_project_and_is_no_error(
-    repo: Path, tmp_path: Path
-) -> None:
+def test_a_local_path_remote_names_no_project_and_is_no_error(repo: Path, tmp_path: Path) -> None:
     """A clone of a clone (``origin`` a path) beside a hosted remote: the hosted one is what
     a cloud project can list; the path is passed over (it used to fail every project lookup)."""
     sh(repo, "git", "remote", "add", "origin", str(tmp_path / "upstream"))
