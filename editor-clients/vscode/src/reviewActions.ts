@@ -4,7 +4,7 @@
  */
 import * as vscode from "vscode";
 import type { DecisionIn, LocusClient, ReviewView, Run } from "./client";
-import { newSide } from "./reviewModel";
+import { editedLines, editText } from "./reviewModel";
 import type { Reviews } from "./reviewDocs";
 
 export interface HunkTarget {
@@ -70,11 +70,11 @@ export class ReviewActions {
     const view = await this.current(target.runId);
     const hunk = view.files.find((f) => f.path === target.path)?.hunks.find((h) => h.id === target.hunkId);
     if (!hunk) return false;
-    const document = await vscode.workspace.openTextDocument({ content: newSide(hunk).join("") });
+    const document = await vscode.workspace.openTextDocument({ content: editText(hunk) });
     await vscode.window.showTextDocument(document);
     const done = await vscode.window.showInformationMessage("Locus: edit the hunk, then accept it", "Accept edited");
     if (done !== "Accept edited") return false;
-    const lines = document.getText().split(/(?<=\n)/);
+    const lines = editedLines(document.getText());
     return this.decide(target.runId, { [key(target)]: { action: "edit", lines } });
   }
 

@@ -121,6 +121,18 @@ export function newSide(hunk: HunkView): string[] {
   return hunk.lines.filter((line) => !line.startsWith("-")).map((line) => line.slice(1));
 }
 
+/** The text a person edits for edit-then-accept: the hunk's new side, one line a line. */
+export function editText(hunk: HunkView): string {
+  return newSide(hunk).map((line) => `${line}\n`).join("");
+}
+
+/** The edited text back as the decision's lines (one per line, no line breaks in them). */
+export function editedLines(text: string): string[] {
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  return lines;
+}
+
 /** A run's event as one line of its log (the agent's text kept as text). */
 export function logLine(event: { seq: number; kind: string; text?: string }): string {
   return `${String(event.seq).padStart(4)} ${event.kind.padEnd(9)} ${oneLine(event.text ?? "")}`;

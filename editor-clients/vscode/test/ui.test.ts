@@ -6,7 +6,7 @@ import * as vscode from "vscode";
 import { askApproval } from "../src/approvals";
 import type { DecisionIn, ReviewView, Run } from "../src/client";
 import { HunkLenses, parseSideUri, ReviewContent, sideUri } from "../src/reviewDocs";
-import { logLine, oneLine, reviewNode, runNodes, taskPage } from "../src/reviewModel";
+import { editedLines, editText, logLine, oneLine, reviewNode, runNodes, taskPage } from "../src/reviewModel";
 import { DisconnectNotice, StatusBar, statusText } from "../src/status";
 import { NodeTree } from "../src/views";
 import { answers, shown, statusItems } from "./vscode-mock";
@@ -102,4 +102,12 @@ test("a task's dashboard page is on the daemon's cloud, http(s) only; log lines 
   assert.throws(() => taskPage(null, 5), /not logged in to a cloud \(run locus login\)/);
   assert.throws(() => taskPage("file:///etc/passwd", 5), /is not http\(s\)/);
   assert.equal(logLine({ seq: 3, kind: "text", text: "a\nb" }), "   3 text      a\\u000ab");
+});
+
+test("edit-then-accept: the new side one line a line, and back without line breaks", () => {
+  const hunk = { id: "h", header: "@@ -1,3 +1,3 @@", lines: [" a", "-b", "+B", " c\r"] };
+  assert.equal(editText(hunk), "a\nB\nc\r\n");
+  assert.deepEqual(editedLines(editText(hunk)), ["a", "B", "c\r"]);
+  assert.deepEqual(editedLines("a\nB2\nc"), ["a", "B2", "c"]);
+  assert.deepEqual(editedLines(""), []);
 });
