@@ -6,7 +6,7 @@
  */
 import * as vscode from "vscode";
 import type { FileContent, FileView, ReviewView } from "./generated/protocol";
-import { plainDiff, proposedStart } from "./reviewModel";
+import { firstChange, plainDiff } from "./reviewModel";
 
 export const SCHEME = "locus-review";
 export type Side = "base" | "proposed";
@@ -87,7 +87,7 @@ export class HunkLenses implements vscode.CodeLensProvider {
       ];
     }
     return file.hunks.flatMap((hunk) => {
-      const line = Math.min(proposedStart(hunk), Math.max(0, document.lineCount - 1));
+      const line = Math.min(firstChange(hunk), Math.max(0, document.lineCount - 1));
       const range = new vscode.Range(line, 0, line, 0);
       const target = { runId: parsed.runId, path: parsed.path, hunkId: hunk.id };
       const state = hunk.decision ? `${hunk.decision.action}ed · ` : "";

@@ -116,6 +116,13 @@ export function proposedStart(hunk: HunkView): number {
   return match ? Math.max(0, Number(match[1]) - 1) : 0;
 }
 
+/** The proposed side's line (0-based) of the hunk's first change: where its actions belong,
+ * past the unchanged lines of context that open the hunk. */
+export function firstChange(hunk: HunkView): number {
+  const context = hunk.lines.findIndex((line) => !line.startsWith(" "));
+  return proposedStart(hunk) + (context < 0 ? 0 : context);
+}
+
 /** The hunk's new side (what an edit starts from and sends back). */
 export function newSide(hunk: HunkView): string[] {
   return hunk.lines.filter((line) => !line.startsWith("-")).map((line) => line.slice(1));

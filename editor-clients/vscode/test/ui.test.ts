@@ -56,14 +56,14 @@ test("the status bar counts runs and never shows a title", () => {
   assert.match(statusText({ connected: false, running: 0, reviews: 0, needsYou: 0, working: false, error: "gone" }).tooltip, /not connected \(gone\)/);
 });
 
-test("CodeLens: Accept / Reject / Edit per hunk, at the hunk's proposed line, on the proposed side only", () => {
+test("CodeLens: Accept / Reject / Edit per hunk, at its first changed line, on the proposed side only", () => {
   const reviews = new Map([["r1", view("v1", { action: "accept" })]]);
   const lenses = new HunkLenses(reviews);
   const doc = (side: "base" | "proposed") => ({ uri: sideUri("r1", HOSTILE, side), lineCount: 20 }) as unknown as vscode.TextDocument;
   assert.deepEqual(lenses.provideCodeLenses(doc("base")), []);
   const found = lenses.provideCodeLenses(doc("proposed"));
   assert.deepEqual(found.map((l) => l.command?.title), ["accepted · Accept", "Reject…", "Edit…", "Accept", "Reject…", "Edit…"]);
-  assert.deepEqual(found.map((l) => l.range.start?.line ?? (l.range as unknown as { startLine: number }).startLine), [2, 2, 2, 8, 8, 8]);
+  assert.deepEqual(found.map((l) => l.range.start?.line ?? (l.range as unknown as { startLine: number }).startLine), [3, 3, 3, 8, 8, 8]); // h1's first line is context
   assert.deepEqual(parseSideUri(sideUri("r1", HOSTILE, "proposed")), { runId: "r1", path: HOSTILE, side: "proposed" });
 });
 
