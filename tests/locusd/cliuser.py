@@ -59,6 +59,20 @@ class User:
             assert proc.returncode == 0, f"locus {' '.join(args)}: {err.decode()}"
         return proc.returncode, out.decode(), err.decode()
 
+    async def start(self, *args: str, quiet: bool = False) -> asyncio.subprocess.Process:
+        """``locus ARGS`` left running (a worker's loop, a wait) in :attr:`outside`: stdin
+        closed, stdout and stderr piped (``quiet``: dropped)."""
+        out = asyncio.subprocess.DEVNULL if quiet else asyncio.subprocess.PIPE
+        return await asyncio.create_subprocess_exec(
+            LOCUS,
+            *args,
+            env=self.env,
+            cwd=self.outside,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+
     async def json(self, *args: str, stdin: str | None = None, cwd: Path | None = None) -> Any:
         _, out, _ = await self.locus(*args, "--json", stdin=stdin, cwd=cwd)
         return json.loads(out)

@@ -14,7 +14,7 @@ import pytest
 from locusd.runner.attempt import CANCELLED_HERE, GIVEN_BACK
 from tests.conftest import Cloud
 from tests.locusd.agentkit import call
-from tests.locusd.cliuser import LOCUS, User, cloud_status, drained, login_and_queue
+from tests.locusd.cliuser import User, cloud_status, drained, login_and_queue
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.client import timeline
 from tests.support.processes import processes_named, until
@@ -54,14 +54,7 @@ async def test_stopping_a_run_cancels_its_task_or_gives_it_back(
     async with AnthropicServer(script) as model:
         user.agent(base_url=model.base_url)
         task_id = await login_and_queue(user, cloud)
-        working = await asyncio.create_subprocess_exec(
-            LOCUS,
-            *("run", "--repo", str(user.repo)),  # a loop, not --once
-            env=user.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        working = await user.start("run", "--repo", str(user.repo))  # a loop, not --once
         try:
             await until(lambda: bool(processes_named(marker)), timeout=60)
             (run,) = (await user.json("runs"))["runs"]

@@ -122,10 +122,7 @@ async def test_a_cancel_in_the_cloud_kills_the_agents_command(user: User, cloud:
     async with AnthropicServer(script) as model:
         user.agent(provider="anthropic", base_url=model.base_url)
         task_id = await login_and_queue(user, cloud)
-        worker = await asyncio.create_subprocess_exec(
-            LOCUS, "run", "--once", "--repo", str(user.repo), "--json", env=user.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        worker = await user.start("run", "--once", "--repo", str(user.repo), "--json")
         await until(lambda: bool(processes_named(marker)), timeout=60)
         (await cloud.api.post(f"/tasks/{task_id}/cancel", json={})).ok()
         await until(lambda: not processes_named(marker), timeout=60)

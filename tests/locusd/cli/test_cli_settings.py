@@ -17,7 +17,7 @@ import pytest
 from locusd.runner.worker import UNREADABLE_CONFIG
 from tests.conftest import Cloud
 from tests.locusd.agentkit import BUGGY, DEMO_TRANSCRIPT, FIXED, TASK, call
-from tests.locusd.cliuser import LOCUS, User, cloud_status, login_and_queue
+from tests.locusd.cliuser import User, cloud_status, login_and_queue
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.client import timeline
 
@@ -111,10 +111,7 @@ async def test_a_running_worker_claims_nothing_while_the_config_is_broken(
 ) -> None:
     user.agent(provider="replay", replay=str(DEMO_TRANSCRIPT))
     await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
-    worker = await asyncio.create_subprocess_exec(
-        LOCUS, "run", "--repo", str(user.repo), "--json", env=user.env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    worker = await user.start("run", "--repo", str(user.repo), "--json")
     try:
         async with asyncio.timeout(60):
             while not (await user.json("status"))["worker"]["running"]:

@@ -9,14 +9,13 @@ import asyncio
 import json
 from typing import Any
 
-import pexpect
 import pytest
 
 from locusd.runner.handles import short_id
 from tests.conftest import Cloud
 from tests.locusd.agentkit import DEMO_TRANSCRIPT, TASK
 from tests.locusd.cli.test_cli_text import SGR
-from tests.locusd.cliuser import LOCUS, User, cloud_status
+from tests.locusd.cliuser import User, cloud_status
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -57,14 +56,7 @@ async def test_run_says_why_it_waits_and_no_wait_fails_with_it(user: User, cloud
     assert err == f"error: task {n} is in backlog; queue it with `locus tasks queue {n}`\n"
 
     # Without --no-wait it says so, waits — and takes the task once a person queues it.
-    working = await asyncio.create_subprocess_exec(
-        LOCUS,
-        *("run", "--task", str(n), *repo, "--json"),
-        env=user.env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    working = await user.start("run", "--task", str(n), *repo, "--json")
     try:
         assert working.stderr is not None
         first = await asyncio.wait_for(working.stderr.readline(), 60)
@@ -155,15 +147,7 @@ async def test_a_cloud_url_without_its_scheme_names_the_fix(
 def waits_on_a_terminal(user: User, task_id: int) -> str:
     """``locus run --task N`` on a pseudo-terminal: what it shows while it waits (the line, and
     the spinner's text), until Ctrl-C stops it."""
-    env = {k: v for k, v in user.env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    child = pexpect.spawn(
-        LOCUS,
-        ["run", "--task", str(task_id), "--repo", str(user.repo)],
-        env={**env, "TERM": "xterm-256color"},
-        dimensions=(40, 200),
-        encoding="utf-8",
-        timeout=60,
-    )
+    child = user.terminal("run", "--task", str(task_id), "--repo", str(user.repo), columns=200)
     child.expect("serving ")  # the worker started after the reason was said
     seen = f"{child.before}{child.after}"
     child.expect("⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏")  # the spinner, with its text after it

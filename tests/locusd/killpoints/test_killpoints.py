@@ -40,7 +40,7 @@ from locusd import crashpoints
 from locusd.crashpoints import POINTS
 from tests.conftest import Cloud, start_cloud
 from tests.locusd.agentkit import DEMO_TRANSCRIPT, call, git
-from tests.locusd.cliuser import LOCUS, User, cloud_status, drained, login_and_queue
+from tests.locusd.cliuser import User, cloud_status, drained, login_and_queue
 from tests.locusd.killpoints.table import OUTCOMES
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.client import timeline
@@ -215,14 +215,7 @@ async def crash_cancelling(user: User, case: Case, cloud: Cloud) -> int:
     await user.locus("daemon", "stop")
     doomed = dataclasses.replace(user, env={**user.env, "LOCUS_CRASH_AT": case.point})
     pid = int((await doomed.json("status"))["pid"])
-    working = await asyncio.create_subprocess_exec(
-        LOCUS,
-        *("run", "--once", "--repo", str(user.repo)),
-        env=doomed.env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    working = await doomed.start("run", "--once", "--repo", str(user.repo), quiet=True)
     try:
         await until(lambda: bool(processes_named(STOP_ME)), timeout=60)
         (run,) = (await doomed.json("runs"))["runs"]
