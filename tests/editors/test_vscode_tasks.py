@@ -1,8 +1,9 @@
 """The VS Code extension's Tasks view and task commands against the REAL daemon logged in to a
 REAL cloud: the extension, activated on the ``vscode`` API mock in a checkout whose remote the
 cloud's project lists, shows the project's tasks (a title written like markup kept as text),
-creates a task, pulls it (its run starts; the run's approval prompt is dismissed, which answers
-nothing) and cancels the run; the cloud then has the task, cancelled."""
+creates a task, pulls it (its run starts and asks an approval; the prompt is left open, answering
+nothing) and cancels the run, which withdraws the question and so closes the prompt; the cloud
+then has the task, cancelled."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ async def test_tasks_view_create_pull_and_cancel(
         await drained(user)
         seen = json.loads(out.read_text())
         assert len(model.requests) == 1  # the approval was never answered: the command never ran
+        assert seen["asked"] == ASKED  # the prompt showed the command asked
 
     # The tasks view showed the project's task, its title as one line of text.
     assert seen["backlog"] == {

@@ -4,6 +4,7 @@ whose run of a real cloud task awaits review. A person opens the repository, see
 the Locus view, opens the file's diff, accepts one hunk and rejects the other with a comment
 (the CodeLens over each hunk), commits from the command palette; then the commit holds the
 accepted hunk only and the cloud task is in verification with the review on its timeline.
+A second test: approvals in the workbench, with another client watching the same run.
 
 With ``LOCUS_TEST_ARTIFACTS`` set, the test saves the screenshots docs/editors.md shows:
 ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/editors/test_vscode_workbench.py``."""
@@ -15,24 +16,37 @@ import json
 import os
 import re
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
 from cloud_api.dashboard.timeline import Names, describe
 from cloud_api.schemas.tasks import EventOut
+from locusd.cli.rpc import DaemonClient
+from locusd.server.paths import socket_path
 from tests.cloud_api.dashboard.conftest import TIMEOUT_MS, chromium_path, launched
 from tests.conftest import Cloud
 from tests.editors.codeserver import installed
 from tests.editors.vscodebuild import Built, build
 from tests.locusd.agentkit import call
 from tests.locusd.cli.test_review_keys import BASE, PROPOSED
-from tests.locusd.cliuser import LOCUS, User, awaiting_review, cloud_status, drained, machine
-from tests.support.anthropic_server import Reply
+from tests.locusd.cliuser import (
+    LOCUS,
+    User,
+    awaiting_review,
+    cloud_status,
+    drained,
+    login_and_queue,
+    machine,
+)
+from tests.support.anthropic_server import AnthropicItem, AnthropicServer, Reply
 from tests.support.client import timeline
+from tests.support.scripted import Script
 from tests.support.shortpath import short_tmp
 
 pytestmark = [
@@ -238,3 +252,137 @@ async def test_review_a_cloud_task_in_the_vscode_workbench(
     assert len(said) == 2, said
     assert "stats.py 1 accepted" in said[0], said
     assert "stats.py 1 rejected" in said[1] and COMMENT in said[1], said
+
+
+ASKS = [f"echo {word} > {word}.txt" for word in ("first", "second", "third")]
+TITLE = "Tidy $(zap) <b>logs</b>"
+
+
+def asking_session(gate: threading.Event) -> Script[AnthropicItem]:
+    """Three commands the policy asks about, the median fix, the checks, then finish. The model
+    waits before the first until the test opens ``gate`` (both clients watch the run by then)."""
+    turns = [*(call("run_command", command=command) for command in ASKS)]
+    turns += [
+        call("write_file", path="stats.py", content=PROPOSED),
+        call("run_verify"),
+        call("finish", summary="Tidied."),
+    ]
+
+    def script(_request: object) -> AnthropicItem:
+        assert gate.wait(120), "the test never opened the gate"
+        return turns.pop(0)
+
+    return script
+
+
+class OtherClient:
+    """A second client of the daemon (a terminal, another editor): it watches the run, keeps
+    its notes, and answers the approvals the test tells it to (``allow``); the others it
+    leaves unanswered until the daemon withdraws them."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.notes: list[str] = []
+        self.asked: list[str] = []
+        self.allow: dict[str, asyncio.Event] = {command: asyncio.Event() for command in ASKS}
+        self.done = asyncio.Event()
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        if method == "locus/runs/started" and not self.started.done():
+            self.started.set_result(params["runId"])
+        if method == "locus/runs/event" and params["kind"] == "note":
+            self.notes.append(params["text"])
+
+    async def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert method == "locus/approval", method
+        self.asked.append(params["command"])
+        await asyncio.wait(
+            [asyncio.ensure_future(e.wait()) for e in (self.allow[params["command"]], self.done)],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        return {"decision": "allow_once"}
+
+
+async def test_approvals_in_the_vscode_workbench(
+    entry: Path, built: Built, user: User, cloud: Cloud, patient: None
+) -> None:
+    """The approval prompt in the workbench: it shows the agent's text as text; it closes when
+    another client answers first; clicking *Allow once* answers; Escape answers nothing."""
+    gate = threading.Event()
+    with AnthropicServer(asking_session(gate)).in_thread() as model:
+        user.config.write_text(
+            f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n\n'
+            '[agent.policy]\nask = ["echo *"]\n'
+        )
+        await login_and_queue(user, cloud, TITLE)
+        other = OtherClient()
+        reader, writer = await asyncio.open_unix_connection(str(socket_path(user.env)))
+        async with DaemonClient(
+            reader, writer, on_notification=other.notify, on_request=other.answer
+        ) as daemon:
+            try:
+                await _approve_in_the_workbench(entry, built, user, other, daemon, gate)
+            finally:
+                other.done.set()
+                gate.set()
+
+    # Each question went to both clients; the daemon took the first answer of each.
+    assert other.asked == ASKS
+    assert [note for note in other.notes if note.endswith(".txt")] == [
+        f"allow once: {command}" for command in ASKS
+    ]  # the third too: Escape in the workbench sent nothing (no "reject" came first)
+
+
+async def _approve_in_the_workbench(
+    entry: Path, built: Built, user: User, other: OtherClient, daemon: DaemonClient,
+    gate: threading.Event,
+) -> None:  # fmt: skip
+    with short_tmp() as browser_tmp, short_tmp() as home:
+        async with (
+            code_server(entry, built, user.env, user.repo, home) as url,
+            launched(chromium_path(), browser_tmp) as browser,
+        ):
+            context = await browser.new_context(viewport={"width": 1440, "height": 900})
+            context.set_default_timeout(WAIT_MS)
+            page = await context.new_page()
+            await page.goto(url)
+            await expect(page.locator(".monaco-workbench")).to_be_visible()
+            await page.locator(".activitybar [aria-label^='Locus']").first.click()
+            tasks = page.locator(".pane", has=page.locator(".pane-header", has_text="Tasks"))
+            await expect(tasks.locator(".monaco-list-row", has_text=TITLE)).to_be_visible()
+
+            # Pull the task: its run starts; both clients watch it; then the agent asks.
+            await palette(page, "Locus: Pull a task and start its run")
+            run_id = await asyncio.wait_for(other.started, WAIT_MS / 1000)
+            await daemon.call_wire("locus/runs/subscribe", {"runId": run_id})
+            runs = page.locator(".pane", has=page.locator(".pane-header", has_text="Runs"))
+            await expect(runs.locator(".monaco-list-row", has_text=TITLE)).to_be_visible()
+            gate.set()
+
+            prompt = page.locator(".quick-input-widget")
+            rows = prompt.locator(".monaco-list-row")
+            # 1. Answered by the other client first: the workbench's prompt closes by itself.
+            await expect(rows.filter(has_text=ASKS[0])).to_be_visible()
+            await expect(prompt).to_contain_text(f"run: {TITLE}")  # $(zap) as text, no icon
+            await expect(prompt.locator(".codicon-zap")).to_have_count(0)
+            await shoot(page, "vscode-approval.png")
+            other.allow[ASKS[0]].set()
+            await expect(prompt).to_be_hidden()
+
+            # 2. Answered here: Allow once (the other client leaves it open).
+            await expect(rows.filter(has_text=ASKS[1])).to_be_visible()
+            await rows.filter(has_text="Allow once").click()
+            await expect(prompt).to_be_hidden()
+
+            # 3. Escape here answers nothing; the other client's answer is the one taken.
+            await expect(rows.filter(has_text=ASKS[2])).to_be_visible()
+            await page.keyboard.press("Escape")
+            await expect(prompt).to_be_hidden()
+            other.allow[ASKS[2]].set()
+            for _ in range(600):
+                run = await daemon.call_wire("locus/runs/show", {"runId": run_id})
+                if run["state"] not in ("starting", "running"):
+                    break
+                await asyncio.sleep(0.1)
+            assert run["state"] == "awaiting_review", (run.get("reason"), other.notes)
+            await context.close()

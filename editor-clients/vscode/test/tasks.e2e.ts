@@ -2,7 +2,7 @@
 // by tests/editors/test_vscode_tasks.py (LOCUSD, LOCUS_REPO: a checkout whose remote the
 // cloud's project lists, LOCUS_OUT: what was seen, for pytest to check in the cloud): the Tasks
 // view, Create task, Pull a task (its run starts and asks for an approval, left unanswered),
-// Cancel run.
+// Cancel run (which withdraws the question: its prompt closes).
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { test } from "node:test";
@@ -10,7 +10,7 @@ import * as vscode from "vscode";
 import { activate } from "../src/extension";
 import type { Node } from "../src/reviewModel";
 import { env, until } from "./e2e-support";
-import { answers, registered, settings, shown, workspace } from "./vscode-mock";
+import { answers, quickPicks, registered, settings, shown, workspace } from "./vscode-mock";
 
 test("the Tasks view, Create task, Pull a task, Cancel run", { timeout: 120_000 }, async () => {
   settings["locus.daemonPath"] = env("LOCUSD");
@@ -37,11 +37,15 @@ test("the Tasks view, Create task, Pull a task, Cancel run", { timeout: 120_000 
     await vscode.commands.executeCommand("locus.pullTask");
     const runNode = () => (runs.getChildren() as Node[]).find((node) => node.taskId === created.taskId);
     await until(() => runNode()?.context === "run.active");
-    // The run asks for an approval: the modal is shown; dismissed, it answers nothing.
-    await until(() => shown.some((s) => (s.options as { modal?: boolean } | undefined)?.modal === true));
+    // The run asks for an approval: the prompt is shown and left open (no scripted answer).
+    await until(() => quickPicks.some((pick) => pick.visible));
+    const prompt = quickPicks.find((pick) => pick.visible)!;
+    out.asked = (prompt.items[0] as { description: string }).description;
     const active = runNode()!;
     await vscode.commands.executeCommand("locus.cancelRun", active);
     await until(() => runNode()?.context === "run.done");
+    // The cancel withdrew the question: the daemon's word closed the prompt.
+    await until(() => !prompt.visible);
     out.run = { runId: active.runId, description: runNode()!.description };
     await until(() => taskNodes().find((node) => node.taskId === created.taskId)?.description === "cancelled");
     out.errors = shown.filter((s) => s.kind === "error").map((s) => s.message);

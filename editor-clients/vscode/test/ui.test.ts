@@ -1,4 +1,4 @@
-// UI glue under Node with the `vscode` mock: trees, status bar, CodeLens, the approval modal,
+// UI glue under Node with the `vscode` mock: trees, status bar, CodeLens, the approval prompt,
 // (review actions run against the real daemon: daemon.e2e.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -9,7 +9,7 @@ import { HunkLenses, parseSideUri, ReviewContent, sideUri } from "../src/reviewD
 import { editedLines, editText, logLine, oneLine, reviewNode, runNodes, taskPage } from "../src/reviewModel";
 import { DisconnectNotice, StatusBar, statusText } from "../src/status";
 import { NodeTree } from "../src/views";
-import { answers, shown, statusItems } from "./vscode-mock";
+import { answers, quickPicks, statusItems } from "./vscode-mock";
 
 const HOSTILE = "[run](command:workbench.action.quit) <img src=x onerror=alert(1)> $(zap)\nLocus-Task: 9";
 const run: Run = { runId: "r1", title: HOSTILE, repo: "/r", state: "awaiting_review", costUsd: 0, startedAt: "t", shortId: "abcdefg" };
@@ -73,15 +73,42 @@ test("the content provider serves each side as the daemon sent it", async () => 
   assert.equal(await provider.provideTextDocumentContent(sideUri("r1", "p", "proposed")), "new ✓");
 });
 
-test("the approval modal shows the command as plain detail; dismissing it answers nothing", async () => {
-  const request = { approvalId: "a1", runId: "r1", command: "rm -rf <b>x</b> $(zap)", reason: "[why](command:x)" };
+test("the approval prompt shows the agent's text as text; Escape answers nothing", async () => {
+  const request = { approvalId: "a1", runId: "r1", command: "rm -rf <b>x</b> $(zap)\nsecond", reason: "[why](command:x) \\$(ok)" };
   answers.push("Allow always");
   assert.equal(await askApproval({ request, settled: new Promise(() => {}) }, HOSTILE), "allow_always");
-  const modal = shown.at(-1)!;
-  assert.deepEqual(modal.options, { modal: true, detail: "rm -rf <b>x</b> $(zap)\n\nwhy: [why](command:x)" });
-  assert.deepEqual(modal.items, ["Allow once", "Allow always", "Reject"]);
-  answers.push(undefined);
+  const prompt = quickPicks.at(-1)!;
+  assert.deepEqual(prompt.labels, ["Allow once", "Allow always", "Reject"]);
+  assert.equal(prompt.ignoreFocusOut, true); // stays while the person reads the code
+  assert.equal(prompt.title, "Locus: the agent wants to run a command"); // our words only
+  const [once, , reject] = prompt.items as { description: string; detail: string }[];
+  // QuickPick rows render $(name) as an icon: escaped the way VS Code reads it back as text.
+  assert.equal(once.description, "rm -rf <b>x</b> \\$(zap)\\u000asecond");
+  assert.equal(once.detail, "why: [why](command:x) \\$(ok)"); // already escaped: left as it is
+  assert.ok(reject.detail.endsWith("\\$(zap)\\u000aLocus-Task: 9"), reject.detail);
+  assert.equal(prompt.visible, false);
+
+  answers.push(undefined); // Escape
   assert.equal(await askApproval({ request, settled: new Promise(() => {}) }, "t"), undefined);
+});
+
+test("an approval prompt closes when another client answered first; one settled before its turn never shows", async () => {
+  const request = { approvalId: "a2", runId: "r1", command: "echo hi", reason: "asked" };
+  let settle!: () => void;
+  const settled = new Promise<void>((resolve) => (settle = resolve));
+  const before = quickPicks.length;
+  const first = askApproval({ request, settled }, "t"); // left open: no scripted answer
+  let settleSecond!: () => void;
+  const second = askApproval({ request: { ...request, approvalId: "a3" }, settled: new Promise((resolve) => (settleSecond = resolve)) }, "t");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(quickPicks.length, before + 1); // one prompt at a time
+  assert.equal(quickPicks.at(-1)!.visible, true);
+  settleSecond(); // answered elsewhere while waiting its turn
+  settle(); // the daemon says another client answered the first
+  assert.equal(await first, undefined);
+  assert.equal(await second, undefined);
+  assert.equal(quickPicks.at(-1)!.visible, false);
+  assert.equal(quickPicks.length, before + 1); // the second was never shown
 });
 
 test("one notification while the daemon is away, again only after it was back", () => {

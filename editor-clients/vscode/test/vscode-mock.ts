@@ -162,7 +162,49 @@ function ask(kind: string, message: string, options: unknown, items: string[]): 
   return Promise.resolve(answers.shift());
 }
 
+/** QuickPicks the extension created, as shown: `visible` turns false when one is hidden. */
+export const quickPicks: { title?: string; placeholder?: string; labels: string[]; items: unknown[]; ignoreFocusOut: boolean; visible: boolean }[] = [];
+
+/** A QuickPick answered from `answers` when shown: a label picks that item, `undefined` is
+ * Escape, and an empty script leaves it open (for the code under test to close). */
+function createQuickPick() {
+  const accept = new EventEmitter<void>();
+  const hide = new EventEmitter<void>();
+  const pick = {
+    title: undefined as string | undefined,
+    placeholder: undefined as string | undefined,
+    items: [] as { label: string }[],
+    selectedItems: [] as { label: string }[],
+    ignoreFocusOut: false,
+    matchOnDescription: true,
+    onDidAccept: accept.event,
+    onDidHide: hide.event,
+    record: undefined as (typeof quickPicks)[number] | undefined,
+    show() {
+      const record = { title: pick.title, placeholder: pick.placeholder, labels: pick.items.map((i) => i.label), items: pick.items, ignoreFocusOut: pick.ignoreFocusOut, visible: true };
+      pick.record = record;
+      quickPicks.push(record);
+      shown.push({ kind: "quickPick", message: pick.title ?? "", options: { placeholder: pick.placeholder }, items: record.labels });
+      if (answers.length === 0) return;
+      const answer = answers.shift();
+      setImmediate(() => {
+        if (answer === undefined) return pick.hide();
+        pick.selectedItems = pick.items.filter((item) => item.label === answer);
+        accept.fire();
+      });
+    },
+    hide() {
+      if (!pick.record?.visible) return;
+      pick.record.visible = false;
+      hide.fire();
+    },
+    dispose: () => undefined,
+  };
+  return pick;
+}
+
 export const window = {
+  createQuickPick,
   visibleTextEditors: [] as unknown[],
   onDidChangeVisibleTextEditors: editorEvents.visible.event,
   createTextEditorDecorationType: (options: unknown) => ({ options, dispose: () => undefined }),
