@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -43,6 +44,24 @@ def test_the_vsix_holds_the_bundled_extension_and_its_readme(built: Built) -> No
     manifest = json.loads(zipfile.ZipFile(built.vsix).read("extension/package.json"))
     settings = manifest["contributes"]["configuration"]["properties"]
     assert {"locus.daemonPath", "locus.socket"} <= set(settings)
+
+
+#: Node modules the bundle may load: the daemon is reached over a Unix socket (net) or a child
+#: process (locusd --stdio); nothing else. An HTTP client here would be a download or telemetry.
+ALLOWED_MODULES = {"vscode", "net", "node:net", "node:child_process", "node:fs", "fs", "os"}
+ALLOWED_MODULES |= {"path", "node:path", "util", "crypto"}
+
+
+def test_the_bundle_has_no_way_to_the_network_but_the_daemon(built: Built) -> None:
+    """No telemetry, nothing downloaded at run time: checked on what ships (the bundle with
+    vscode-jsonrpc inlined), not on our sources only."""
+    bundle = (built.where / "dist" / "extension.js").read_text()
+    loaded = set(re.findall(r"""require\(["']([^"']+)["']\)""", bundle))
+    assert loaded and loaded <= ALLOWED_MODULES, loaded - ALLOWED_MODULES
+    assert not re.search(r"https?://", bundle)
+    assert not re.search(
+        r"(?<![\w$.])fetch\(|XMLHttpRequest|WebSocket|navigator\.sendBeacon", bundle
+    )
 
 
 def test_ui_glue_with_a_vscode_mock(built: Built) -> None:

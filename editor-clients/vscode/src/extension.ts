@@ -214,7 +214,7 @@ class Extension implements vscode.Disposable {
   }
 
   private async openChanges(runId: string): Promise<void> {
-    const view = this.reviews.get(runId) ?? (await this.actions.fetch(runId));
+    const view = this.reviews.get(runId) ?? (await this.actions.reload(runId));
     const run = this.runList.find((r) => r.runId === runId);
     await openChanges(runId, oneLine(run?.title ?? runId), view);
   }

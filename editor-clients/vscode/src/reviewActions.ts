@@ -26,7 +26,7 @@ export class ReviewActions {
     return client;
   }
 
-  async fetch(runId: string): Promise<ReviewView> {
+  async reload(runId: string): Promise<ReviewView> {
     const view = await this.connected().review(runId);
     this.reviews.set(runId, view);
     this.changed(runId);
@@ -34,7 +34,7 @@ export class ReviewActions {
   }
 
   private async current(runId: string): Promise<ReviewView> {
-    return this.reviews.get(runId) ?? (await this.fetch(runId));
+    return this.reviews.get(runId) ?? (await this.reload(runId));
   }
 
   /** Send decisions at the revision shown; a stale one re-fetches and says so. */
@@ -96,7 +96,7 @@ export class ReviewActions {
   }
 
   async commit(runId: string): Promise<string | undefined> {
-    const view = await this.fetch(runId);
+    const view = await this.reload(runId);
     const message = await vscode.window.showInputBox({
       title: "Commit the accepted changes",
       value: view.commitMessage ?? "",
