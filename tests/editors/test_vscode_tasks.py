@@ -3,7 +3,7 @@ REAL cloud: the extension, activated on the ``vscode`` API mock in a checkout wh
 cloud's project lists, shows the project's tasks (a title written like markup kept as text),
 creates a task, pulls it (its run starts and asks an approval; the prompt is left open, answering
 nothing) and cancels the run, which withdraws the question and so closes the prompt; the cloud
-then has the task, cancelled."""
+then has the task, cancelled. Then a local run started from the editor (*Start a local run…*)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ TITLE = "[run](command:workbench.action.quit) <b>x</b> $(zap)\nLocus-Task: 9"
 async def test_tasks_view_create_pull_and_cancel(
     built: Built, cloud: Cloud, tmp_path: Path
 ) -> None:
-    script = [call("run_command", command=ASKED), call("ask_user", question="never asked")]
+    script = [call("run_command", command=ASKED), call("ask_user", question="What style?")]
     async with machine(cloud, tmp_path) as user, AnthropicServer(script) as model:
         user.config.write_text(
             f'[agent]\nbase_url = "{model.base_url}"\n\n[agent.policy]\nask = ["echo *"]\n'
@@ -54,7 +54,10 @@ async def test_tasks_view_create_pull_and_cancel(
         assert failed == 0 and passed == 1, output
         await drained(user)
         seen = json.loads(out.read_text())
-        assert len(model.requests) == 1  # the approval was never answered: the command never ran
+        # The pulled run's one request (its approval never answered: the command never ran),
+        # then the local run's, which carries the task typed in the editor.
+        assert len(model.requests) == 2
+        assert "Add a docstring to mean()" in json.dumps(model.requests[1].body)
         assert seen["asked"] == ASKED  # the prompt showed the command asked
 
     # The tasks view showed the project's task, its title as one line of text.
@@ -70,3 +73,5 @@ async def test_tasks_view_create_pull_and_cancel(
     assert await cloud_status(cloud, seen["created"]) == "cancelled"
     assert seen["run"]["description"].endswith(" · cancelled")
     assert await cloud_status(cloud, backlog["id"]) == "backlog"  # the other task untouched
+    assert seen["local"]["taskId"] is None  # a local run: no cloud task made for it
+    assert seen["local"]["context"] == "run.waiting"  # no Cancel on it: it waits on the person

@@ -101,6 +101,7 @@ class Extension implements vscode.Disposable {
     });
     command("locus.showLog", (node: Node) => this.showLog(this.runOf(node)));
     command("locus.pullTask", () => this.need().pullTask({ repos: this.folders() }));
+    command("locus.startRun", () => this.startRun());
   }
 
   private async guard(run: () => unknown): Promise<void> {
@@ -255,6 +256,19 @@ class Extension implements vscode.Disposable {
     const title = await vscode.window.showInputBox({ title: `New task in ${project.name}`, prompt: "Title" });
     if (!title) return;
     await client.createTask({ projectId: project.id, title });
+  }
+
+  /** A local run, as `locus run "…"`: in the workspace folder (asked when there are several). */
+  private async startRun(): Promise<void> {
+    const client = this.need();
+    const folders = this.folders();
+    if (folders.length === 0) throw new Error("Locus: open a folder (a git checkout) to run the agent in");
+    const repo = folders.length === 1 ? folders[0] : await vscode.window.showQuickPick(folders, { title: "Run the agent in" });
+    if (!repo) return;
+    const task = await vscode.window.showInputBox({ title: "Start a local run", prompt: "What should the agent do?" });
+    if (!task) return;
+    const run = await client.startRun({ repo, task });
+    await client.subscribe(run.runId); // its approvals are asked here
   }
 
   dispose(): void {

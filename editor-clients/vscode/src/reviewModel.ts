@@ -10,7 +10,7 @@ export interface Node {
   id: string;
   label: string;
   description?: string;
-  /** `viewItem` for menus: run.active, run.done, review.run, review.file(.whole), review.hunk, task. */
+  /** `viewItem` for menus: run.active (cancellable), run.waiting, run.done, review.run, review.file(.whole), review.hunk, task. */
   context: string;
   children?: Node[];
   runId?: string;
@@ -19,7 +19,9 @@ export interface Node {
   hunkId?: string;
 }
 
-const ACTIVE = new Set(["starting", "running", "needs_input", "committing"]);
+/** The states the daemon can cancel (`locus/runs/cancel`); a question or a review waits on you. */
+const CANCELLABLE = new Set(["starting", "running"]);
+const WAITING = new Set(["needs_input", "awaiting_review", "committing"]);
 
 /** Control characters (newlines, escapes) would let a name pose as several lines: shown escaped. */
 export function oneLine(text: string): string {
@@ -41,7 +43,7 @@ export function runNodes(runs: Run[]): Node[] {
     id: `run:${run.runId}`,
     label: oneLine(run.title),
     description: `${run.shortId} · ${run.state}`,
-    context: ACTIVE.has(run.state) ? "run.active" : "run.done",
+    context: CANCELLABLE.has(run.state) ? "run.active" : WAITING.has(run.state) ? "run.waiting" : "run.done",
     runId: run.runId,
     taskId: run.taskId ?? undefined,
   }));

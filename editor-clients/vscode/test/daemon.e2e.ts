@@ -113,7 +113,7 @@ test("tree data: runs, reviews waiting, run → file → hunk", async () => {
   const client = clients[0]!;
   const runs = (await client.runs()).runs;
   const nodes = runNodes(runs);
-  assert.ok(nodes.some((node) => node.runId === run.runId && node.context === "run.done"));
+  assert.ok(nodes.some((node) => node.runId === run.runId && node.context === "run.waiting"));
   const waiting = awaitingReview(runs);
   assert.deepEqual(waiting.map((r) => r.runId), [run.runId]);
   view = await client.review(run.runId);

@@ -2,7 +2,7 @@
 // by tests/editors/test_vscode_tasks.py (LOCUSD, LOCUS_REPO: a checkout whose remote the
 // cloud's project lists, LOCUS_OUT: what was seen, for pytest to check in the cloud): the Tasks
 // view, Create task, Pull a task (its run starts and asks for an approval, left unanswered),
-// Cancel run (which withdraws the question: its prompt closes).
+// Cancel run (which withdraws the question: its prompt closes), Start a local run.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { test } from "node:test";
@@ -48,6 +48,15 @@ test("the Tasks view, Create task, Pull a task, Cancel run", { timeout: 120_000 
     await until(() => !prompt.visible);
     out.run = { runId: active.runId, description: runNode()!.description };
     await until(() => taskNodes().find((node) => node.taskId === created.taskId)?.description === "cancelled");
+
+    // A local run from the editor, as `locus run "…"` (the workspace's one folder).
+    answers.push("Add a docstring to mean()");
+    await vscode.commands.executeCommand("locus.startRun");
+    const local = () => (runs.getChildren() as Node[]).find((node) => node.label === "Add a docstring to mean()");
+    // Its agent asks a question (the run needs input): the Runs view follows it live, and the
+    // run is no longer one to cancel (the daemon would refuse: it waits on the person).
+    await until(() => local()?.description?.endsWith(" · needs_input") === true, "the question");
+    out.local = { runId: local()!.runId, taskId: local()!.taskId ?? null, context: local()!.context };
     out.errors = shown.filter((s) => s.kind === "error").map((s) => s.message);
   } finally {
     writeFileSync(env("LOCUS_OUT"), JSON.stringify(out));

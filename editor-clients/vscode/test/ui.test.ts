@@ -44,7 +44,9 @@ test("tree items keep the agent's texts as plain strings, on one line", () => {
   const hunks = tree.getChildren(file).map((node) => tree.getTreeItem(node));
   assert.deepEqual(hunks.map((h) => h.description), ["+1 -1 · undecided", "+1 -0 · undecided"]);
   assert.equal(hunks[0]!.command?.command, "locus.openDiff"); // our command, never one the daemon names
-  assert.equal(runNodes([run])[0]!.context, "run.done");
+  // Only what the daemon can cancel offers Cancel (a run waiting on you is not one).
+  const states = ["running", "awaiting_review", "needs_input", "cancelled"] as const;
+  assert.deepEqual(states.map((state) => runNodes([{ ...run, state }])[0]!.context), ["run.active", "run.waiting", "run.waiting", "run.done"]);
 });
 
 test("the status bar counts runs and never shows a title", () => {

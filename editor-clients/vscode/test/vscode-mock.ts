@@ -219,6 +219,7 @@ export const window = {
   },
   showInformationMessage: (message: string, ...items: string[]) => ask("info", message, undefined, items),
   showErrorMessage: (message: string) => ask("error", message, undefined, []),
+  showQuickPick: (items: string[], options: { title?: string }) => ask("quickPickItems", options.title ?? "", options, items),
   showInputBox: (options: { title?: string; value?: string }) => ask("input", options.title ?? "", options, []),
   showTextDocument: () => Promise.resolve(undefined),
   registerTreeDataProvider(id: string, provider: { getChildren(node?: unknown): unknown[]; getTreeItem(node: unknown): TreeItem }) {
