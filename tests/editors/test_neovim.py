@@ -7,6 +7,9 @@ that prints one ``N passed, N failed`` line:
   the handshake, the whole review flow, an approval answered through ``vim.ui.select``, a
   send-back for another round, and ``:checkhealth locus``; then the git commit holds only the accepted hunk, and the agent's
   text ran nothing;
+- ``marks_spec.lua`` without a daemon: where a hunk's lines are in the proposed file, the
+  marks drawn into a buffer (removed text shown as data) and moved by edits, worktree paths
+  resolved;
 - ``connect_spec.lua`` without a daemon: no socket, a dead one, one that never answers, a
   socket directory others can enter: one notification and an error (the 3 s is the configured
   timeout, asserted as such; the time taken is printed, never asserted)."""
@@ -137,7 +140,7 @@ async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Pa
             }
             out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
             shown = await lsp.call("locus/runs/show", {"runId": run.runId})
-        assert (passed, failed) == (13, 0), out
+        assert (passed, failed) == (17, 0), out
         commit = shown.commit
         assert f"commit {commit}" in out
     # The commit holds the accepted hunk (the docstring), the edited one as edited, and
@@ -161,6 +164,13 @@ async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Pa
     # Nothing the agent wrote was run by the editor.
     assert not list(cwd.iterdir()), list(cwd.iterdir())
     assert not (machine.repo / "pwned").exists()
+
+
+def test_hunk_marks_in_neovim(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    out, passed, failed = run_spec("marks_spec.lua", env, tmp_path)
+    assert (passed, failed) == (7, 0), out
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_failed_connects_in_neovim(tmp_path: Path) -> None:
