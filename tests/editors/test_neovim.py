@@ -169,7 +169,7 @@ async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Pa
 def test_hunk_marks_in_neovim(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     out, passed, failed = run_spec("marks_spec.lua", env, tmp_path)
-    assert (passed, failed) == (7, 0), out
+    assert (passed, failed) == (8, 0), out
     assert not (tmp_path / "pwned").exists()
 
 
@@ -228,7 +228,8 @@ def artifacts() -> Path:
 
 async def test_neovim_in_a_terminal_and_its_screenshots(machine: Machine, tmp_path: Path) -> None:
     """The plugin in Neovim's own terminal UI, driven by keys on a real pseudo-terminal: the
-    review buffer with the quickfix list, the diff tab, the approval asked through the
+    review buffer with the quickfix list, the diff tab, the hunk marks in the worktree's file
+    (a line typed above them), the approval asked through the
     built-in ``vim.ui.select``; each screen kept as a PNG. ``docs/screenshots/neovim-*.png``
     are these: ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/editors/test_neovim.py
     -k screenshots``."""
@@ -258,7 +259,7 @@ async def test_neovim_in_a_terminal_and_its_screenshots(machine: Machine, tmp_pa
                 term.close()
     (ran,) = tool_results(model.requests[5])
     assert ran["is_error"] is False and "exit code 0" in result_text(ran), ran
-    for name in ("review", "diff", "approval"):
+    for name in ("review", "diff", "marks", "approval"):
         with Image.open(shots / f"neovim-{name}.png") as shot:
             assert shot.size[0] > 800 and len(shot.getcolors(1 << 16) or []) > 5, name
 
@@ -278,6 +279,22 @@ def drive(term: Terminal, shots: Path) -> None:
     screen = term.wait_for("/proposed/stats.py")  # the diff tab's windows, named by side
     assert "/base/stats.py" in screen and screen.count("Statistics helpers.") == 1, screen
     term.screenshot(shots / "neovim-diff.png")
+    term.send(":tabclose\r")
+    term.wait_for("[Quickfix List]")
+    # stats.py's first hunk accepted; the file in the run's worktree: its marks (the accepted
+    # hunk's added lines in LocusAccepted), a line typed above them.
+    term.send(":cc 2\ra")
+    term.wait_for("stats.py @@ -1,9 +1,9 @@ [accepted]")
+    term.send(
+        ":lua for _, b in ipairs(vim.api.nvim_list_bufs()) do local r = require('locus.review')"
+        ".get(b) if r then vim.cmd('tabedit ' .. vim.fn.fnameescape(r.run.worktree .. "
+        "'/stats.py')) break end end\r"
+    )
+    term.wait_for("Statistics helpers.")
+    term.send("ggO# my note: the marks move with it\x1b")
+    screen = term.wait_for("# my note")
+    assert screen.count("Statistics helpers.") == 1 and "Small statistics helpers" in screen, screen
+    term.screenshot(shots / "neovim-marks.png")
     term.send(":tabclose\r")
     term.wait_for("[Quickfix List]")
     term.send(

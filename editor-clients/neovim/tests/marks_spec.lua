@@ -129,3 +129,14 @@ it('setup{ marks_in_files } takes true or false and names the option otherwise',
   h.eq(false, config.options.marks_in_files, 'off')
   config.setup({})
 end)
+
+it('the highlight groups are default links: a colour scheme change keeps them, the person\'s own win', function()
+  vim.cmd.colorscheme('blue')
+  for group, link in pairs({ LocusAdded = 'DiffAdd', LocusRemoved = 'DiffDelete', LocusAccepted = 'DiffChange', LocusRejected = 'DiffDelete' }) do
+    h.eq(link, vim.api.nvim_get_hl(0, { name = group }).link, group)
+  end
+  vim.api.nvim_set_hl(0, 'LocusAdded', { link = 'Search' })
+  package.loaded['locus.marks'] = nil
+  require('locus.marks')
+  h.eq('Search', vim.api.nvim_get_hl(0, { name = 'LocusAdded' }).link, 'a group the person set')
+end)

@@ -13,18 +13,12 @@ M.ns = vim.api.nvim_create_namespace('locus.review.files')
 M.PLAIN_DIFF_LINES = 5000
 M.PLAIN_DIFF_HUNKS = 200
 
---- The groups, linked by default (a colour scheme or the person may set their own).
-local function highlights()
-  vim.api.nvim_set_hl(0, 'LocusAdded', { link = 'DiffAdd', default = true })
-  vim.api.nvim_set_hl(0, 'LocusRemoved', { link = 'DiffDelete', default = true })
-  vim.api.nvim_set_hl(0, 'LocusAccepted', { link = 'DiffChange', default = true })
-  vim.api.nvim_set_hl(0, 'LocusRejected', { link = 'DiffDelete', default = true })
-end
-highlights()
-vim.api.nvim_create_autocmd('ColorScheme', {
-  group = vim.api.nvim_create_augroup('locus.marks.highlights', { clear = true }),
-  callback = highlights,
-})
+-- The groups, as default links: a colour scheme or the person may set their own, and
+-- `:highlight clear` (a colour scheme change) keeps them.
+vim.api.nvim_set_hl(0, 'LocusAdded', { link = 'DiffAdd', default = true })
+vim.api.nvim_set_hl(0, 'LocusRemoved', { link = 'DiffDelete', default = true })
+vim.api.nvim_set_hl(0, 'LocusAccepted', { link = 'DiffChange', default = true })
+vim.api.nvim_set_hl(0, 'LocusRejected', { link = 'DiffDelete', default = true })
 
 --- @class locus.Places
 --- @field added integer[] the rows (0-based) of the added lines in the proposed file
