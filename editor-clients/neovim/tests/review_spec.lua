@@ -191,6 +191,16 @@ it('marks in the worktree file: added lines and removed text where the hunks put
   assert(#want_added > 0 and #want_removed > 0, 'stats.py has added and removed lines')
   h.eq(want_added, added, 'the added lines marked')
   h.eq(want_removed, removed, 'the removed lines shown above their place')
+  -- The first line's removed text is on the screen (the window scrolled to show it), the
+  -- tab line and the first line around it.
+  vim.cmd.redraw()
+  local screen = {}
+  for row = 1, 3 do
+    screen[row] = vim.trim(vim.fn.join(vim.tbl_map(function(col)
+      return vim.fn.screenstring(row, col)
+    end, vim.fn.range(1, vim.o.columns)), ''))
+  end
+  h.eq({ want_removed[1].lines[1], want_removed[1].before }, { screen[2], screen[3] }, 'the top of the window')
   -- A line typed above the first hunk (its first line is the file's first) moves every mark;
   -- text typed inside an added line keeps its mark there.
   h.eq(0, rows[1], 'the first hunk starts the file')

@@ -119,6 +119,25 @@ function M.mark(buf, file)
   end
 end
 
+--- Virtual lines above a buffer's first line show only when a window is scrolled to them
+--- (`topfill`): a window showing the top of the buffer is, so removed first lines are seen.
+--- @param buf integer
+local function reveal(buf)
+  local above = 0
+  for _, mark in ipairs(vim.api.nvim_buf_get_extmarks(buf, M.ns, { 0, 0 }, { 0, -1 }, { details = true })) do
+    above = above + (mark[4].virt_lines_above and #mark[4].virt_lines or 0)
+  end
+  for _, win in ipairs(above > 0 and vim.fn.win_findbuf(buf) or {}) do
+    vim.api.nvim_win_call(win, function()
+      local view = vim.fn.winsaveview()
+      if view.topline == 1 and view.topfill < above then
+        view.topfill = above
+        vim.fn.winrestview(view)
+      end
+    end)
+  end
+end
+
 --- @class locus.Marked
 --- @field review table {run, view}, shared with locus.review (its view is the last fetched)
 --- @field root string the run's worktree, symlinks resolved
@@ -159,14 +178,18 @@ local function file_of(marked, buf)
 end
 
 --- Mark `buf` for the review of `owner` if it shows one of its files; `fresh`: only if it has
---- no marks of a review yet.
+--- no marks of a review yet (a buffer shown in a window again keeps the marks it moved).
 local function claim(owner, buf, fresh)
   local marked = attached[owner]
   local file = marked and file_of(marked, buf)
-  if file and not (fresh and drawn[buf]) then
+  if not file then
+    return
+  end
+  if not (fresh and drawn[buf]) then
     M.mark(buf, file)
     drawn[buf] = owner
   end
+  reveal(buf)
 end
 
 --- Draw the review's marks again (after a fetch): in every loaded buffer of its files, except
@@ -183,6 +206,7 @@ function M.refresh(owner)
     if file and not (drawn[buf] and vim.bo[buf].modified) then
       M.mark(buf, file)
       drawn[buf] = owner
+      reveal(buf)
     elseif not file and drawn[buf] == owner then
       vim.api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
       drawn[buf] = nil
