@@ -7,6 +7,9 @@ that prints one ``N passed, N failed`` line:
   the handshake, the whole review flow, an approval answered through ``vim.ui.select``, a
   send-back for another round, and ``:checkhealth locus``; then the git commit holds only the accepted hunk, and the agent's
   text ran nothing;
+- ``marks_spec.lua`` without a daemon: where a hunk's lines are in the proposed file, the
+  marks drawn into a buffer (removed text shown as data) and moved by edits, worktree paths
+  resolved;
 - ``connect_spec.lua`` without a daemon: no socket, a dead one, one that never answers, a
   socket directory others can enter: one notification and an error (the 3 s is the configured
   timeout, asserted as such; the time taken is printed, never asserted)."""
@@ -137,7 +140,7 @@ async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Pa
             }
             out, passed, failed = await asyncio.to_thread(run_spec, "review_spec.lua", env, cwd)
             shown = await lsp.call("locus/runs/show", {"runId": run.runId})
-        assert (passed, failed) == (13, 0), out
+        assert (passed, failed) == (17, 0), out
         commit = shown.commit
         assert f"commit {commit}" in out
     # The commit holds the accepted hunk (the docstring), the edited one as edited, and
@@ -161,6 +164,13 @@ async def test_review_flow_and_approval_in_neovim(machine: Machine, tmp_path: Pa
     # Nothing the agent wrote was run by the editor.
     assert not list(cwd.iterdir()), list(cwd.iterdir())
     assert not (machine.repo / "pwned").exists()
+
+
+def test_hunk_marks_in_neovim(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    out, passed, failed = run_spec("marks_spec.lua", env, tmp_path)
+    assert (passed, failed) == (8, 0), out
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_failed_connects_in_neovim(tmp_path: Path) -> None:
@@ -218,7 +228,8 @@ def artifacts() -> Path:
 
 async def test_neovim_in_a_terminal_and_its_screenshots(machine: Machine, tmp_path: Path) -> None:
     """The plugin in Neovim's own terminal UI, driven by keys on a real pseudo-terminal: the
-    review buffer with the quickfix list, the diff tab, the approval asked through the
+    review buffer with the quickfix list, the diff tab, the hunk marks in the worktree's file
+    (a line typed above them), the approval asked through the
     built-in ``vim.ui.select``; each screen kept as a PNG. ``docs/screenshots/neovim-*.png``
     are these: ``LOCUS_TEST_ARTIFACTS=docs/screenshots pytest tests/editors/test_neovim.py
     -k screenshots``."""
@@ -248,7 +259,7 @@ async def test_neovim_in_a_terminal_and_its_screenshots(machine: Machine, tmp_pa
                 term.close()
     (ran,) = tool_results(model.requests[5])
     assert ran["is_error"] is False and "exit code 0" in result_text(ran), ran
-    for name in ("review", "diff", "approval"):
+    for name in ("review", "diff", "marks", "approval"):
         with Image.open(shots / f"neovim-{name}.png") as shot:
             assert shot.size[0] > 800 and len(shot.getcolors(1 << 16) or []) > 5, name
 
@@ -268,6 +279,22 @@ def drive(term: Terminal, shots: Path) -> None:
     screen = term.wait_for("/proposed/stats.py")  # the diff tab's windows, named by side
     assert "/base/stats.py" in screen and screen.count("Statistics helpers.") == 1, screen
     term.screenshot(shots / "neovim-diff.png")
+    term.send(":tabclose\r")
+    term.wait_for("[Quickfix List]")
+    # stats.py's first hunk accepted; the file in the run's worktree: its marks (the accepted
+    # hunk's added lines in LocusAccepted), a line typed above them.
+    term.send(":cc 2\ra")
+    term.wait_for("stats.py @@ -1,9 +1,9 @@ [accepted]")
+    term.send(
+        ":lua for _, b in ipairs(vim.api.nvim_list_bufs()) do local r = require('locus.review')"
+        ".get(b) if r then vim.cmd('tabedit ' .. vim.fn.fnameescape(r.run.worktree .. "
+        "'/stats.py')) break end end\r"
+    )
+    term.wait_for("Statistics helpers.")
+    term.send("ggO# my note: the marks move with it\x1b")
+    screen = term.wait_for("# my note")
+    assert screen.count("Statistics helpers.") == 1 and "Small statistics helpers" in screen, screen
+    term.screenshot(shots / "neovim-marks.png")
     term.send(":tabclose\r")
     term.wait_for("[Quickfix List]")
     term.send(

@@ -58,6 +58,24 @@ function M.eq(expected, actual, what)
   end
 end
 
+--- The hunk marks (locus.marks) in `buf`: {row, group} per added line, and per removed block
+--- its row, whether it is shown above that row, and its virtual lines' text.
+function M.marks(buf)
+  local added, removed = {}, {}
+  for _, mark in ipairs(vim.api.nvim_buf_get_extmarks(buf, require('locus.marks').ns, 0, -1, { details = true })) do
+    local row, details = mark[2], mark[4]
+    if details.line_hl_group then
+      added[#added + 1] = { row, details.line_hl_group }
+    else
+      local lines = vim.tbl_map(function(line)
+        return line[1][1]
+      end, details.virt_lines)
+      removed[#removed + 1] = { row = row, above = details.virt_lines_above, lines = lines }
+    end
+  end
+  return added, removed
+end
+
 --- Press keys as a user does (mappings apply) and let the loop run.
 function M.press(keys)
   vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(keys, true, false, true), 'mx', false)

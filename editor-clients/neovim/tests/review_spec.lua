@@ -6,12 +6,14 @@
 local h = require('helpers')
 local client = require('locus.client')
 local review = require('locus.review')
+local marks = require('locus.marks')
 
 local RUN = assert(os.getenv('LOCUS_TEST_RUN'))
 local REPO = assert(os.getenv('LOCUS_TEST_REPO'))
 local HOSTILE = assert(os.getenv('LOCUS_TEST_HOSTILE'))
 local ROUND_TWO = 'round two: leave approved.txt out'
 local approval_run
+local marked_buf -- the person's buffer of the worktree's stats.py
 local COMMENT = 'not the median: keep the old behaviour %{execute("!touch pwned")}'
 
 local function review_buffer()
@@ -72,6 +74,68 @@ local function comment_on(buf, path, n, comment)
   return asked
 end
 
+--- What the review says `path`'s marks must show, read off its hunks: each added line's text
+--- and group (by the hunk's decision), each removed run's lines and the line it was removed
+--- before (nil: at the end of the file).
+local function expected_marks(view, path)
+  local added, removed = {}, {}
+  for _, file in ipairs(view.files) do
+    for _, hunk in ipairs(file.path == path and file.hunks or {}) do
+      local action = hunk.decision ~= vim.NIL and hunk.decision and hunk.decision.action
+      local group = ({ accept = 'LocusAccepted', edit = 'LocusAccepted', reject = 'LocusRejected' })[action] or 'LocusAdded'
+      local block
+      for _, line in ipairs(hunk.lines) do
+        local sign, body = line:sub(1, 1), line:sub(2)
+        if sign == '-' then
+          if not block then
+            block = { lines = {} }
+            removed[#removed + 1] = block
+          end
+          block.lines[#block.lines + 1] = body
+        elseif sign == '+' or sign == ' ' then
+          if sign == '+' then
+            added[#added + 1] = { body, group }
+          end
+          if block then
+            block.before = body
+          end
+          block = nil
+        end
+      end
+    end
+  end
+  return added, removed
+end
+
+--- What `buf`'s marks show: the text of each marked line with its group, each removed
+--- block's lines (padding taken off) and the line it is shown above; and the marks' rows.
+local function shown_marks(buf)
+  local added, removed = h.marks(buf)
+  local rows = {}
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, true)
+  local texts = vim.tbl_map(function(mark)
+    rows[#rows + 1] = mark[1]
+    return { lines[mark[1] + 1], mark[2] }
+  end, added)
+  local blocks = vim.tbl_map(function(block)
+    rows[#rows + 1] = block.row
+    return {
+      lines = vim.tbl_map(function(line)
+        return (line:gsub(' +$', ''))
+      end, block.lines),
+      before = block.above and lines[block.row + 1] or nil,
+    }
+  end, removed)
+  return texts, blocks, rows
+end
+
+--- Open a file of the run's worktree in a new tab, its name escaped for the Ex command line.
+local function open_in_worktree(path)
+  local worktree = h.ok('locus/runs/show', { runId = RUN }).worktree
+  vim.cmd('tabedit ' .. vim.fn.fnameescape(worktree .. '/' .. path))
+  return vim.api.nvim_get_current_buf()
+end
+
 it('works without setup(); setup{} is idempotent; :Locus completes its subcommands', function()
   assert(vim.fn.exists(':Locus') == 2)
   local before = vim.deepcopy(require('locus.config').options)
@@ -118,6 +182,92 @@ it('the review: one quickfix entry per hunk; the agent\'s names stay data', func
   end
 end)
 
+it('marks in the worktree file: added lines and removed text where the hunks put them; they follow edits', function()
+  local buf = vim.api.nvim_get_current_buf()
+  marked_buf = open_in_worktree('stats.py')
+  h.eq(buf, marks.owner(marked_buf), 'marked by the review')
+  local want_added, want_removed = expected_marks(review.get(buf).view, 'stats.py')
+  local added, removed, rows = shown_marks(marked_buf)
+  assert(#want_added > 0 and #want_removed > 0, 'stats.py has added and removed lines')
+  h.eq(want_added, added, 'the added lines marked')
+  h.eq(want_removed, removed, 'the removed lines shown above their place')
+  -- The first line's removed text is on the screen (the window scrolled to show it), the
+  -- tab line and the first line around it.
+  vim.cmd.redraw()
+  local screen = {}
+  for row = 1, 3 do
+    screen[row] = vim.trim(vim.fn.join(vim.tbl_map(function(col)
+      return vim.fn.screenstring(row, col)
+    end, vim.fn.range(1, vim.o.columns)), ''))
+  end
+  h.eq({ want_removed[1].lines[1], want_removed[1].before }, { screen[2], screen[3] }, 'the top of the window')
+  -- A line typed above the first hunk (its first line is the file's first) moves every mark;
+  -- text typed inside an added line keeps its mark there.
+  h.eq(0, rows[1], 'the first hunk starts the file')
+  h.press('ggO# my note<Esc>')
+  local _, _, moved = shown_marks(marked_buf)
+  h.eq(vim.tbl_map(function(row)
+    return row + 1
+  end, rows), moved, 'rows after a line typed above')
+  vim.api.nvim_win_set_cursor(0, { rows[#want_added] + 2, 3 }) -- the last added line, moved
+  h.press('ityped<Esc>')
+  local typed
+  typed, _, moved = shown_marks(marked_buf)
+  h.eq(vim.tbl_map(function(row)
+    return row + 1
+  end, rows), moved, 'rows after typing inside a line')
+  assert(vim.tbl_contains(vim.tbl_map(function(mark)
+    return mark[1]
+  end, typed), vim.api.nvim_get_current_line()), 'the line typed in kept its mark')
+  -- Fetched again: a buffer with unsaved changes keeps its moved marks; one without gets the
+  -- daemon's (here: cleared by hand, drawn again).
+  local fetched = false
+  review.refresh(buf, function()
+    fetched = true
+  end)
+  h.wait_for('the review fetched again', function()
+    return fetched
+  end)
+  _, _, moved = shown_marks(marked_buf)
+  h.eq(vim.tbl_map(function(row)
+    return row + 1
+  end, rows), moved, 'a modified buffer keeps its moved marks')
+  vim.cmd('edit!')
+  h.eq(want_added, (shown_marks(marked_buf)), 'marked again when read again')
+  vim.api.nvim_buf_clear_namespace(marked_buf, marks.ns, 0, -1)
+  fetched = false
+  review.refresh(buf, function()
+    fetched = true
+  end)
+  h.wait_for('the review fetched again', function()
+    return fetched
+  end)
+  added, removed, moved = shown_marks(marked_buf)
+  h.eq({ want_added, want_removed, rows }, { added, removed, moved }, 'drawn again from the daemon\'s hunks')
+  vim.cmd('tabclose')
+  vim.fn.win_gotoid(vim.fn.bufwinid(buf))
+end)
+
+it('marks in files with hostile names (opened by :edit or bufload); none outside the worktree', function()
+  local buf = vim.api.nvim_get_current_buf()
+  local evil = open_in_worktree(HOSTILE)
+  h.eq({ { 0, 'LocusAdded' }, { 1, 'LocusAdded' }, { 2, 'LocusAdded' } }, (h.marks(evil)), 'a new file: every line added')
+  local worktree = h.ok('locus/runs/show', { runId = RUN }).worktree
+  local odd = vim.fn.bufadd(worktree .. '/odd\nname.txt')
+  vim.fn.bufload(odd)
+  h.eq({ { 0, 'LocusAdded' } }, (h.marks(odd)), 'the file named with a newline')
+  vim.cmd('tabedit ' .. vim.fn.fnameescape(REPO .. '/stats.py'))
+  local outside = vim.api.nvim_get_current_buf()
+  h.eq({ {}, {} }, { h.marks(outside) }, 'the checkout\'s own stats.py')
+  h.eq(nil, marks.owner(outside), 'owner of the checkout\'s file')
+  assert(vim.fn.filereadable('pwned') == 0, 'agent text was executed')
+  for _, gone in ipairs({ evil, odd, outside }) do
+    vim.api.nvim_buf_delete(gone, { force = true })
+  end
+  vim.fn.win_gotoid(vim.fn.bufwinid(buf))
+  h.eq(buf, vim.api.nvim_get_current_buf(), 'back in the review')
+end)
+
 it(':q closes the review and decides nothing', function()
   local tabs = #vim.api.nvim_list_tabpages()
   vim.cmd('quit')
@@ -128,6 +278,25 @@ it(':q closes the review and decides nothing', function()
   for _, hunk in ipairs(decisions()) do
     assert(hunk.decision == nil, 'closing decided ' .. vim.inspect(hunk))
   end
+end)
+
+it('closing the review takes its marks and autocmds away; marks_in_files = false: none', function()
+  h.eq({ {}, {} }, { h.marks(marked_buf) }, 'marks left after closing')
+  h.eq(nil, marks.owner(marked_buf), 'owner after closing')
+  local evil = open_in_worktree(HOSTILE)
+  h.eq({ {}, {} }, { h.marks(evil) }, 'a file opened after closing')
+  vim.cmd('tabclose')
+  vim.api.nvim_buf_delete(evil, { force = true })
+  require('locus').setup({ marks_in_files = false })
+  vim.cmd('Locus review ' .. RUN)
+  review_buffer()
+  evil = open_in_worktree(HOSTILE)
+  h.eq({ {}, {} }, { h.marks(evil) }, 'a file opened with marks_in_files = false')
+  h.eq({ {}, {} }, { h.marks(marked_buf) }, 'a file loaded with marks_in_files = false')
+  vim.cmd('tabclose')
+  vim.api.nvim_buf_delete(evil, { force = true })
+  vim.cmd('quit')
+  require('locus').setup({})
 end)
 
 it('marks follow edits: a and ]h act on the hunk where it is now', function()
@@ -170,6 +339,18 @@ it('marks follow edits: a and ]h act on the hunk where it is now', function()
   end, all)
   h.eq(1, #accepted, 'decided hunks')
   h.eq({ path = 'stats.py', decision = { action = 'accept' } }, accepted[1], 'the accepted hunk')
+end)
+
+it('a decision draws the file\'s marks again: the accepted hunk\'s lines as accepted', function()
+  local buf = vim.api.nvim_get_current_buf()
+  h.eq(buf, marks.owner(marked_buf), 'the loaded buffer marked when the review opened')
+  local want_added, want_removed = expected_marks(review.get(buf).view, 'stats.py')
+  assert(vim.tbl_contains(vim.tbl_map(function(mark)
+    return mark[2]
+  end, want_added), 'LocusAccepted'), vim.inspect(want_added))
+  local added, removed = shown_marks(marked_buf)
+  h.eq({ want_added, want_removed }, { added, removed }, 'marks after the accept')
+  vim.api.nvim_buf_delete(marked_buf, { force = true })
 end)
 
 it('a stale revision is fetched again and decides nothing', function()

@@ -5,7 +5,9 @@
 --- ]h [h move.
 --- Decisions name the hunk id and the review revision the user saw; a stale revision makes the
 --- buffer fetch the review again and decide nothing. Closing it (`:q`) decides nothing.
+--- While it is open, locus.marks marks the hunks in the person's buffers of the run's files.
 local client = require('locus.client')
+local marks = require('locus.marks')
 local text = require('locus.text')
 local views = require('locus.views')
 
@@ -119,6 +121,7 @@ function M.render(buf)
     vim.api.nvim_buf_set_extmark(buf, ns_lines, sign.row, 0, { line_hl_group = sign.group })
   end
   set_quickfix(buf, review, spans)
+  marks.refresh(buf)
 end
 
 --- The hunk (or structural file) under the cursor, wherever edits have moved it.
@@ -503,6 +506,7 @@ function M.open(handle)
       callback = function()
         local gone = reviews[buf]
         reviews[buf] = nil
+        marks.detach(buf)
         if gone and gone.view.undecided > 0 then
           vim.notify(('Locus: review of %s closed; nothing was decided by closing it (%d undecided)'):format(gone.run.shortId, gone.view.undecided), vim.log.levels.INFO)
         end
@@ -513,6 +517,9 @@ function M.open(handle)
     vim.api.nvim_win_set_buf(0, buf)
     if scratch ~= buf and vim.api.nvim_buf_is_valid(scratch) then
       vim.api.nvim_buf_delete(scratch, { force = true })
+    end
+    if require('locus.config').options.marks_in_files then
+      marks.attach(buf, reviews[buf])
     end
     M.render(buf)
     if require('locus.config').options.review_keys then
