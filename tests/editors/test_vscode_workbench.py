@@ -142,6 +142,27 @@ async def code_server(
         print(logged.read_text())  # shown when the test fails
 
 
+@asynccontextmanager
+async def workbench(entry: Path, built: Built, user: User) -> AsyncIterator[Page]:
+    """The user's checkout open in code-server in Chromium, the Locus view shown. Short paths:
+    code-server's session socket goes in its user data dir, Chromium's in its tmp."""
+    with short_tmp() as browser_tmp, short_tmp() as home:
+        async with (
+            code_server(entry, built, user.env, user.repo, home) as url,
+            launched(chromium_path(), browser_tmp) as browser,
+        ):
+            context = await browser.new_context(viewport={"width": 1440, "height": 900})
+            context.set_default_timeout(WAIT_MS)
+            page = await context.new_page()
+            await page.goto(url)
+            await expect(page.locator(".monaco-workbench")).to_be_visible()
+            await page.locator(".activitybar [aria-label^='Locus']").first.click()
+            try:
+                yield page
+            finally:
+                await context.close()
+
+
 def session() -> list[Reply]:
     return [
         call("write_file", path="stats.py", content=PROPOSED),
@@ -177,54 +198,41 @@ async def test_review_a_cloud_task_in_the_vscode_workbench(
 ) -> None:
     task, _ = await awaiting_review(user, cloud, session(), "Fix median")
 
-    # Short paths: code-server's session socket goes in its user data dir, Chromium's in its tmp.
-    with short_tmp() as browser_tmp, short_tmp() as home:
-        async with (
-            code_server(entry, built, user.env, user.repo, home) as url,
-            launched(chromium_path(), browser_tmp) as browser,
-        ):
-            context = await browser.new_context(viewport={"width": 1440, "height": 900})
-            context.set_default_timeout(WAIT_MS)
-            page = await context.new_page()
-            await page.goto(url)
-            await expect(page.locator(".monaco-workbench")).to_be_visible()
+    async with workbench(entry, built, user) as page:
+        # The Locus view: the run awaiting review, its file, the file's diff.
+        reviews = page.locator(".pane", has=page.locator(".pane-header", has_text="Reviews"))
+        file_row = reviews.locator(".monaco-list-row", has_text="stats.py")
+        await expect(file_row).to_be_visible()
+        await file_row.click()
+        diff = page.locator(".monaco-diff-editor")
+        await expect(diff).to_be_visible()
+        lenses = diff.locator(".codelens-decoration")
+        await expect(lenses.first).to_be_visible()
+        await shoot(page, "vscode-review.png")
 
-            # The Locus view: the run awaiting review, its file, the file's diff.
-            await page.locator(".activitybar [aria-label^='Locus']").first.click()
-            reviews = page.locator(".pane", has=page.locator(".pane-header", has_text="Reviews"))
-            file_row = reviews.locator(".monaco-list-row", has_text="stats.py")
-            await expect(file_row).to_be_visible()
-            await file_row.click()
-            diff = page.locator(".monaco-diff-editor")
-            await expect(diff).to_be_visible()
-            lenses = diff.locator(".codelens-decoration")
-            await expect(lenses.first).to_be_visible()
-            await shoot(page, "vscode-review.png")
+        # Accept the first hunk, reject the second with a comment.
+        await lenses.nth(0).get_by_role("button", name="Accept").click()
+        await expect(lenses.nth(0)).to_contain_text("accepted")
+        await lenses.nth(1).get_by_role("button", name="Reject…").click()
+        box = page.locator(".quick-input-widget input")
+        await expect(box).to_be_visible()
+        await box.fill(COMMENT)
+        await box.press("Enter")
+        await expect(lenses.nth(1)).to_contain_text("rejected")
+        # The tree says the same, hunk by hunk.
+        await file_row.locator(".monaco-tl-twistie").click()
+        for decision in ("accept", "reject"):
+            hunk = reviews.locator(".monaco-list-row", has_text=f"· {decision}")
+            await expect(hunk).to_be_visible()
+        await shoot(page, "vscode-decided.png")
 
-            # Accept the first hunk, reject the second with a comment.
-            await lenses.nth(0).get_by_role("button", name="Accept").click()
-            await expect(lenses.nth(0)).to_contain_text("accepted")
-            await lenses.nth(1).get_by_role("button", name="Reject…").click()
-            box = page.locator(".quick-input-widget input")
-            await expect(box).to_be_visible()
-            await box.fill(COMMENT)
-            await box.press("Enter")
-            await expect(lenses.nth(1)).to_contain_text("rejected")
-            # The tree says the same, hunk by hunk.
-            await file_row.locator(".monaco-tl-twistie").click()
-            for decision in ("accept", "reject"):
-                hunk = reviews.locator(".monaco-list-row", has_text=f"· {decision}")
-                await expect(hunk).to_be_visible()
-            await shoot(page, "vscode-decided.png")
-
-            # Commit from the command palette, the message as the daemon proposes it.
-            await palette(page, "Locus: Commit accepted changes")
-            await expect(box).to_be_visible()
-            await box.press("Enter")
-            note = page.locator(".notifications-toasts", has_text="Locus: committed")
-            await expect(note).to_be_visible()
-            toast = await note.inner_text()
-            await context.close()
+        # Commit from the command palette, the message as the daemon proposes it.
+        await palette(page, "Locus: Commit accepted changes")
+        await expect(box).to_be_visible()
+        await box.press("Enter")
+        note = page.locator(".notifications-toasts", has_text="Locus: committed")
+        await expect(note).to_be_visible()
+        toast = await note.inner_text()
 
     commit = toast.split("Locus: committed ")[1].split()[0]
     assert git(user.repo, "rev-parse", "--verify", f"{commit}^{{commit}}").strip()
@@ -337,52 +345,41 @@ async def _approve_in_the_workbench(
     entry: Path, built: Built, user: User, other: OtherClient, daemon: DaemonClient,
     gate: threading.Event,
 ) -> None:  # fmt: skip
-    with short_tmp() as browser_tmp, short_tmp() as home:
-        async with (
-            code_server(entry, built, user.env, user.repo, home) as url,
-            launched(chromium_path(), browser_tmp) as browser,
-        ):
-            context = await browser.new_context(viewport={"width": 1440, "height": 900})
-            context.set_default_timeout(WAIT_MS)
-            page = await context.new_page()
-            await page.goto(url)
-            await expect(page.locator(".monaco-workbench")).to_be_visible()
-            await page.locator(".activitybar [aria-label^='Locus']").first.click()
-            tasks = page.locator(".pane", has=page.locator(".pane-header", has_text="Tasks"))
-            await expect(tasks.locator(".monaco-list-row", has_text=TITLE)).to_be_visible()
+    async with workbench(entry, built, user) as page:
+        tasks = page.locator(".pane", has=page.locator(".pane-header", has_text="Tasks"))
+        await expect(tasks.locator(".monaco-list-row", has_text=TITLE)).to_be_visible()
 
-            # Pull the task: its run starts; both clients watch it; then the agent asks.
-            await palette(page, "Locus: Pull a task and start its run")
-            run_id = await asyncio.wait_for(other.started, WAIT_MS / 1000)
-            await daemon.call_wire("locus/runs/subscribe", {"runId": run_id})
-            runs = page.locator(".pane", has=page.locator(".pane-header", has_text="Runs"))
-            await expect(runs.locator(".monaco-list-row", has_text=TITLE)).to_be_visible()
-            gate.set()
+        # Pull the task: its run starts; both clients watch it; then the agent asks.
+        await palette(page, "Locus: Pull a task and start its run")
+        run_id = await asyncio.wait_for(other.started, WAIT_MS / 1000)
+        await daemon.call_wire("locus/runs/subscribe", {"runId": run_id})
+        runs = page.locator(".pane", has=page.locator(".pane-header", has_text="Runs"))
+        await expect(runs.locator(".monaco-list-row", has_text=TITLE)).to_be_visible()
+        gate.set()
 
-            prompt = page.locator(".quick-input-widget")
-            rows = prompt.locator(".monaco-list-row")
-            # 1. Answered by the other client first: the workbench's prompt closes by itself.
-            await expect(rows.filter(has_text=ASKS[0])).to_be_visible()
-            await expect(prompt).to_contain_text(f"run: {TITLE}")  # $(zap) as text, no icon
-            await expect(prompt.locator(".codicon-zap")).to_have_count(0)
-            await shoot(page, "vscode-approval.png")
-            other.allow[ASKS[0]].set()
-            await expect(prompt).to_be_hidden()
+        prompt = page.locator(".quick-input-widget")
+        rows = prompt.locator(".monaco-list-row")
+        # 1. Answered by the other client first: the workbench's prompt closes by itself.
+        await expect(rows.filter(has_text=ASKS[0])).to_be_visible()
+        await expect(prompt).to_contain_text(f"run: {TITLE}")  # $(zap) as text, no icon
+        await expect(prompt.locator(".codicon-zap")).to_have_count(0)
+        await shoot(page, "vscode-approval.png")
+        other.allow[ASKS[0]].set()
+        await expect(prompt).to_be_hidden()
 
-            # 2. Answered here: Allow once (the other client leaves it open).
-            await expect(rows.filter(has_text=ASKS[1])).to_be_visible()
-            await rows.filter(has_text="Allow once").click()
-            await expect(prompt).to_be_hidden()
+        # 2. Answered here: Allow once (the other client leaves it open).
+        await expect(rows.filter(has_text=ASKS[1])).to_be_visible()
+        await rows.filter(has_text="Allow once").click()
+        await expect(prompt).to_be_hidden()
 
-            # 3. Escape here answers nothing; the other client's answer is the one taken.
-            await expect(rows.filter(has_text=ASKS[2])).to_be_visible()
-            await page.keyboard.press("Escape")
-            await expect(prompt).to_be_hidden()
-            other.allow[ASKS[2]].set()
-            for _ in range(600):
-                run = await daemon.call_wire("locus/runs/show", {"runId": run_id})
-                if run["state"] not in ("starting", "running"):
-                    break
-                await asyncio.sleep(0.1)
-            assert run["state"] == "awaiting_review", (run.get("reason"), other.notes)
-            await context.close()
+        # 3. Escape here answers nothing; the other client's answer is the one taken.
+        await expect(rows.filter(has_text=ASKS[2])).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(prompt).to_be_hidden()
+        other.allow[ASKS[2]].set()
+        for _ in range(600):
+            run = await daemon.call_wire("locus/runs/show", {"runId": run_id})
+            if run["state"] not in ("starting", "running"):
+                break
+            await asyncio.sleep(0.1)
+        assert run["state"] == "awaiting_review", (run.get("reason"), other.notes)

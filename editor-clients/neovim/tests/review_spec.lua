@@ -23,6 +23,17 @@ local function review_buffer()
   return vim.api.nvim_get_current_buf()
 end
 
+--- Fetch the review again, as a decision or a refresh does, and wait for it.
+local function fetch_again(buf)
+  local fetched = false
+  review.refresh(buf, function()
+    fetched = true
+  end)
+  h.wait_for('the review fetched again', function()
+    return fetched
+  end)
+end
+
 local function decisions()
   local view = h.ok('locus/review/get', { runId = RUN })
   local out = {}
@@ -221,13 +232,7 @@ it('marks in the worktree file: added lines and removed text where the hunks put
   end, typed), vim.api.nvim_get_current_line()), 'the line typed in kept its mark')
   -- Fetched again: a buffer with unsaved changes keeps its moved marks; one without gets the
   -- daemon's (here: cleared by hand, drawn again).
-  local fetched = false
-  review.refresh(buf, function()
-    fetched = true
-  end)
-  h.wait_for('the review fetched again', function()
-    return fetched
-  end)
+  fetch_again(buf)
   _, _, moved = shown_marks(marked_buf)
   h.eq(vim.tbl_map(function(row)
     return row + 1
@@ -235,13 +240,7 @@ it('marks in the worktree file: added lines and removed text where the hunks put
   vim.cmd('edit!')
   h.eq(want_added, (shown_marks(marked_buf)), 'marked again when read again')
   vim.api.nvim_buf_clear_namespace(marked_buf, marks.ns, 0, -1)
-  fetched = false
-  review.refresh(buf, function()
-    fetched = true
-  end)
-  h.wait_for('the review fetched again', function()
-    return fetched
-  end)
+  fetch_again(buf)
   added, removed, moved = shown_marks(marked_buf)
   h.eq({ want_added, want_removed, rows }, { added, removed, moved }, 'drawn again from the daemon\'s hunks')
   vim.cmd('tabclose')
