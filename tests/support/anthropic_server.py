@@ -321,14 +321,10 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
         problem = self._problem(request, body, needs_max_tokens=True)
         if problem is not None:
             return self.error_response(400, "invalid_request_error", problem)
-        item = self.take(record)
-        if item is None:
-            return self.exhausted_response()
-        if isinstance(item, Fail):
-            return self.fail_response(item)
         streaming = body.get("stream") is True
-        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
-            return web.Response()  # never sent: the connection is closed instead
+        item = self.take_or_answer(record, streaming=streaming)
+        if isinstance(item, web.Response):
+            return item
         if isinstance(item, MidStreamError) and not streaming:
             status = _ERROR_STATUS.get(item.error_type, 500)
             return self.error_response(status, item.error_type, item.message)

@@ -453,6 +453,18 @@ class ScriptedServer(ABC, Generic[ItemT]):
         record.item = item
         return item
 
+    def take_or_answer(self, record: Recorded, *, streaming: bool) -> ItemT | web.Response:
+        """The item to render, or the answer already decided by it: the script ran out, a
+        ``Fail``, or a ``Reset`` / non-streaming ``Drop`` (the connection gets closed)."""
+        item = self.take(record)
+        if item is None:
+            return self.exhausted_response()
+        if isinstance(item, Fail):
+            return self.fail_response(item)
+        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
+            return web.Response()  # never sent: the connection is closed instead
+        return item
+
     def exhausted_response(self) -> web.Response:
         return self._internal_error(
             f"scripted server: the script ran out after {self._served} replies; "
