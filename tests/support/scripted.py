@@ -140,7 +140,7 @@ class Recorded:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, or None when absent / not JSON
-    auth_style: str | None  # "x-api-key", "bearer", or None when no credential was sent
+    auth_style: str | None  # "bearer", the key header's name, or None when none was sent
     api_key: str | None
     status: int = 0  # the status answered; 0 if the client left before any answer
     item: object | None = None  # the script item served, None if none was consumed
@@ -309,7 +309,7 @@ class ScriptedServer(ABC, Generic[ItemT]):
     Subclasses provide the routes and render items and errors in their API's wire format.
     """
 
-    #: Auth styles the API accepts, in precedence order ("x-api-key", "bearer").
+    #: Auth styles the API accepts, in precedence order: "bearer" or a header name.
     accepted_auth: tuple[str, ...] = ("bearer",)
     #: The API's ``error.type`` for an internal error.
     server_error_type = "api_error"
@@ -554,9 +554,9 @@ class ScriptedServer(ABC, Generic[ItemT]):
         return response
 
     def _credential(self, request: web.Request) -> tuple[str | None, str | None]:
-        for style in self.accepted_auth:
-            if style == "x-api-key" and request.headers.get("x-api-key"):
-                return style, request.headers["x-api-key"]
+        for style in self.accepted_auth:  # "bearer", or the name of a key header
+            if style != "bearer" and request.headers.get(style):
+                return style, request.headers[style]
             if style == "bearer":
                 scheme, _, token = request.headers.get("Authorization", "").partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
