@@ -2,8 +2,9 @@
 
 Gemini CLI speaks only this API (through ``@google/genai``); ``GOOGLE_GEMINI_BASE_URL``
 points it here and ``GEMINI_API_KEY`` supplies the ``x-goog-api-key`` header. Routes:
-``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``,
-``…:generateContent`` and ``…:countTokens``; anything else gets an API-shaped 404.
+``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` (Gemini CLI's),
+``…:generateContent`` and ``…:countTokens``, the same under ``/v1/`` (the Python SDK's
+default); anything else gets an API-shaped 404.
 
 Script items, one consumed per generate request (a sequence, or a callable
 ``(request_json) -> item``; ``Recorded.path`` names the model and method):
@@ -159,7 +160,7 @@ class GeminiServer(ScriptedServer[GeminiItem]):
         self.validate = validate
 
     def routes(self) -> dict[str, Handler]:
-        return {"/v1beta/models/{call}": self._model_call}
+        return {"/v1beta/models/{call}": self._model_call, "/v1/models/{call}": self._model_call}
 
     # -- errors ----------------------------------------------------------------------
 
