@@ -51,10 +51,11 @@ TURN_DEADLINE_S = 120.0
 
 @dataclass
 class RecordingClient:
-    """The client side of ACP: answers permissions with "allow once", serves ``fs/*``
-    inside ``root`` only, and records everything the agent asked and sent."""
+    """The client side of ACP: answers permissions with "allow once" (or "reject once"),
+    serves ``fs/*`` inside ``root`` only, and records everything the agent asked and sent."""
 
     root: Path
+    allow: bool = True
     updates: list[Json] = field(default_factory=list)
     permissions: list[tuple[ToolCallUpdate, list[PermissionOption]]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)
@@ -74,7 +75,7 @@ class RecordingClient:
         **kwargs: Any,
     ) -> RequestPermissionResponse:
         self.permissions.append((tool_call, options))
-        once = next(o for o in options if o.kind == "allow_once")
+        once = next(o for o in options if o.kind == ("allow_once" if self.allow else "reject_once"))
         return RequestPermissionResponse(
             outcome=AllowedOutcome(option_id=once.option_id, outcome="selected")
         )
@@ -137,13 +138,14 @@ async def one_turn(
     repo: Path,
     fs: FileSystemCapabilities,
     mode: str | None = None,
+    allow: bool = True,
 ) -> Turn:
     """initialize, session/new in ``repo`` (optionally session/set_mode), one prompt.
 
     The agent runs in its own process group (``setsid``), killed whole at the end: the npm
     wrapper of codex-acp exits on SIGTERM but leaves its native binary running.
     """
-    client = RecordingClient(repo)
+    client = RecordingClient(repo, allow)
     # Only the methods the client offers are implemented: the SDK answers the rest (the
     # terminal/* it did not advertise) with method-not-found.
     handler = cast(Client, client)
@@ -207,9 +209,10 @@ def codex_script(body: Json) -> responses_server.ResponsesItem:
     return responses_server.Reply([responses_server.custom_tool_call("apply_patch", PATCH)])
 
 
-async def test_codex_writes_a_file_with_its_apply_patch_tool(
-    tmp_path: Path, codex_home: Path
-) -> None:
+async def codex_turn(
+    tmp_path: Path, codex_home: Path, mode: str, allow: bool = True
+) -> tuple[Turn, list[Recorded]]:
+    """One Codex turn whose model adds hello.txt with apply_patch."""
     agents = installed()
     repo = git_repo(tmp_path / "repo")
     async with responses_server.ResponsesServer(codex_script) as server:
@@ -224,23 +227,51 @@ async def test_codex_writes_a_file_with_its_apply_patch_tool(
         )
         env = agent_env(tmp_path, CODEX_HOME=str(codex_home), SCRIPTED_MODEL_KEY=KEY)
         no_fs = FileSystemCapabilities(read_text_file=False, write_text_file=False)
-        turn = await one_turn("codex-acp", agents.codex, env=env, repo=repo, fs=no_fs, mode="auto")
-    assert (repo / "hello.txt").read_text() == "hello from codex\n"
-    assert turn.result.stop_reason == "end_turn"
-    first, second = server.requests
+        turn = await one_turn(
+            "codex-acp", agents.codex, env=env, repo=repo, fs=no_fs, mode=mode, allow=allow
+        )
     assert {(r.path, r.auth_style, r.api_key) for r in server.requests} == {
         ("/v1/responses", "bearer", KEY)
     }
-    assert first.body["stream"] is True and first.body["model"] == CODEX_MODEL
-    (patch_tool,) = [t for t in first.body["tools"] if t.get("name") == "apply_patch"]
+    first = server.requests[0].body
+    assert first["stream"] is True and first["model"] == CODEX_MODEL
+    (patch_tool,) = [t for t in first["tools"] if t.get("name") == "apply_patch"]
     assert patch_tool["type"] == "custom" and patch_tool["format"]["type"] == "grammar"
+    # Codex applies patches itself: it never uses fs/*, even when offered.
+    assert turn.client.writes == turn.client.reads == []
+    return turn, server.requests
+
+
+def patch_result(requests: list[Recorded]) -> str:
+    _, second = requests
     (output,) = [i for i in second.body["input"] if i["type"] == "custom_tool_call_output"]
-    assert "Success" in output["output"]
-    # In "auto" mode Codex applies the patch itself: no permission asked, no fs/* used.
-    assert turn.client.permissions == [] and turn.client.writes == turn.client.reads == []
+    return str(output["output"])
+
+
+async def test_codex_writes_a_file_with_its_apply_patch_tool(
+    tmp_path: Path, codex_home: Path
+) -> None:
+    turn, requests = await codex_turn(tmp_path, codex_home, mode="auto")
+    assert turn.result.stop_reason == "end_turn"
+    assert (tmp_path / "repo" / "hello.txt").read_text() == "hello from codex\n"
+    assert "Success" in patch_result(requests)
+    # In "auto" mode edits inside the workspace need no permission.
+    assert turn.client.permissions == []
     (edit,) = turn.client.tool_calls()
     assert edit["kind"] == "edit"
-    assert edit["content"][0]["path"] == str(repo / "hello.txt")
+    assert edit["content"][0]["path"] == str(tmp_path / "repo" / "hello.txt")
+
+
+async def test_codex_in_read_only_mode_asks_and_a_rejection_cancels_the_turn(
+    tmp_path: Path, codex_home: Path
+) -> None:
+    """Codex maps "reject" to aborting the turn: nothing written, the model not asked again."""
+    turn, requests = await codex_turn(tmp_path, codex_home, mode="read-only", allow=False)
+    assert not (tmp_path / "repo" / "hello.txt").exists()
+    ((call, options),) = turn.client.permissions
+    assert call.kind == "edit" and call.content is not None
+    assert {o.kind for o in options} >= {"allow_once", "reject_once"}
+    assert turn.result.stop_reason == "cancelled" and len(requests) == 1
 
 
 # -- Gemini CLI ----------------------------------------------------------------------------
