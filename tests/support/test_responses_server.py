@@ -7,6 +7,7 @@ the same events (it fails a turn whose stream ends without ``response.completed`
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ from openai.types.responses import ResponseInputParam, ResponseStreamEvent
 from tests.support.responses_server import (
     Drop,
     Fail,
+    Hang,
     MidStreamError,
     Reply,
     ResponsesItem,
@@ -205,3 +207,23 @@ async def test_missing_auth_and_wrong_path() -> None:
         async with openai.AsyncOpenAI(api_key=KEY, base_url=server.base_url) as no_v1:
             with pytest.raises(openai.NotFoundError, match="Invalid URL"):
                 await no_v1.responses.create(model=MODEL, input=HELLO)
+
+
+async def test_hang_until_the_client_cancels() -> None:
+    hang = Hang()
+    async with ResponsesServer([hang]) as server, client(server) as sdk:
+        received: list[str] = []
+
+        async def consume() -> None:
+            stream = await sdk.responses.create(model=MODEL, input=HELLO, stream=True)
+            async for event in stream:
+                received.append(event.type)
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(hang.reached.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+    assert hang.disconnected.is_set()
+    assert received in ([], ["response.created", "response.in_progress"])
