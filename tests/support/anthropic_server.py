@@ -58,10 +58,8 @@ from tests.support.scripted import (
     Handler,
     Hang,
     Json,
-    PrefixCache,
     Recorded,
     Reset,
-    Script,
     ScriptedServer,
     Segment,
     estimate_tokens,
@@ -234,19 +232,6 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
     """
 
     accepted_auth = ("x-api-key", "bearer")
-
-    def __init__(
-        self,
-        script: Script[AnthropicItem],
-        *,
-        min_cacheable_tokens: int = 0,
-        chunks: int = 3,
-        validate: bool = True,
-    ) -> None:
-        super().__init__(script)
-        self.cache = PrefixCache(min_cacheable_tokens)
-        self.chunks = chunks
-        self.validate = validate
 
     def routes(self) -> dict[str, Handler]:
         return {"/v1/messages": self._messages, "/v1/messages/count_tokens": self._count_tokens}

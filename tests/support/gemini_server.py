@@ -43,10 +43,8 @@ from tests.support.scripted import (
     Handler,
     Hang,
     Json,
-    PrefixCache,
     Recorded,
     Reset,
-    Script,
     ScriptedServer,
     Segment,
     estimate_tokens,
@@ -136,28 +134,13 @@ def _pairing_problem(contents: Sequence[Any]) -> str | None:
 
 
 class GeminiServer(ScriptedServer[GeminiItem]):
-    """Scripted ``models/{model}:(stream)generateContent`` and ``:countTokens``.
-
-    ``chunks``: how many chunks a text part is split into.
-    ``min_cacheable_tokens``: shortest prefix served from cache.
-    ``validate``: reject malformed requests with the real API's 400s.
-    """
+    """Scripted ``models/{model}:(stream)generateContent`` and ``:countTokens`` with
+    implicit-caching usage (settings: ``ScriptedServer``)."""
 
     accepted_auth = ("x-goog-api-key",)
     server_error_type = "INTERNAL"
 
-    def __init__(
-        self,
-        script: Script[GeminiItem],
-        *,
-        min_cacheable_tokens: int = 0,
-        chunks: int = 3,
-        validate: bool = True,
-    ) -> None:
-        super().__init__(script)
-        self.cache = PrefixCache(min_cacheable_tokens, lookback=None)
-        self.chunks = chunks
-        self.validate = validate
+    cache_lookback = None
 
     def routes(self) -> dict[str, Handler]:
         return {"/v1beta/models/{call}": self._model_call, "/v1/models/{call}": self._model_call}

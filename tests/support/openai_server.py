@@ -54,10 +54,8 @@ from tests.support.scripted import (
     Handler,
     Hang,
     Json,
-    PrefixCache,
     Recorded,
     Reset,
-    Script,
     ScriptedServer,
     Segment,
     estimate_tokens,
@@ -158,28 +156,13 @@ def _tool_call_problem(messages: Sequence[Any]) -> str | None:
 
 class OpenAIBase(ScriptedServer[ItemT]):
     """What the chat-completions and Responses servers share: OpenAI's error shape, Bearer
-    auth and the settings below.
-
-    ``chunks``: how many deltas text / tool arguments are split into.
-    ``min_cacheable_tokens``: shortest prefix served from cache (the real API: 1024).
-    ``validate``: reject malformed requests with the real API's 400s.
-    """
+    auth, and automatic caching (no breakpoints, so no lookback limit; the real API's
+    ``min_cacheable_tokens`` is 1024)."""
 
     accepted_auth = ("bearer",)
     server_error_type = "server_error"
 
-    def __init__(
-        self,
-        script: Script[ItemT],
-        *,
-        min_cacheable_tokens: int = 0,
-        chunks: int = 3,
-        validate: bool = True,
-    ) -> None:
-        super().__init__(script)
-        self.cache = PrefixCache(min_cacheable_tokens, lookback=None)
-        self.chunks = chunks
-        self.validate = validate
+    cache_lookback = None
 
     def error_response(
         self,

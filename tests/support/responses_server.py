@@ -150,7 +150,7 @@ def _orphan_output(items: Sequence[Any]) -> str | None:
 
 
 class ResponsesServer(OpenAIBase[ResponsesItem]):
-    """Scripted ``/v1/responses`` with automatic-prompt-caching usage (settings: ``OpenAIBase``)."""
+    """Scripted ``/v1/responses`` with automatic-prompt-caching usage."""
 
     def routes(self) -> dict[str, Handler]:
         return {"/v1/responses": self._responses}

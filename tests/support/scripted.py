@@ -314,7 +314,23 @@ class ScriptedServer(ABC, Generic[ItemT]):
     #: The API's ``error.type`` for an internal error.
     server_error_type = "api_error"
 
-    def __init__(self, script: Script[ItemT]) -> None:
+    #: How far back from a breakpoint a cache read is found (None: without limit).
+    cache_lookback: int | None = 20
+
+    def __init__(
+        self,
+        script: Script[ItemT],
+        *,
+        min_cacheable_tokens: int = 0,
+        chunks: int = 3,
+        validate: bool = True,
+    ) -> None:
+        """``chunks``: how many deltas a streamed text / tool input is split into.
+        ``min_cacheable_tokens``: the API's shortest cacheable prompt (0 = no minimum).
+        ``validate``: reject malformed requests with the real API's 400s."""
+        self.cache = PrefixCache(min_cacheable_tokens, self.cache_lookback)
+        self.chunks = chunks
+        self.validate = validate
         self.requests: list[Recorded] = []
         self.errors: list[BaseException] = []  # raised by a script callable or the server
         self.hung = Signal()
