@@ -239,6 +239,8 @@ async def codex_turn(
     assert patch_tool["type"] == "custom" and patch_tool["format"]["type"] == "grammar"
     # Codex applies patches itself: it never uses fs/*, even when offered.
     assert turn.client.writes == turn.client.reads == []
+    # Under the temp dir it would warn that its helpers could not be put on PATH.
+    assert "Refusing to create helper binaries" not in (tmp_path / "codex-acp.stderr").read_text()
     return turn, server.requests
 
 
