@@ -117,7 +117,8 @@ class Turn:
 
 def agent_env(home: Path, **extra: str) -> dict[str, str]:
     """A minimal environment: no inherited credentials and no ``IS_SANDBOX`` (the machine's
-    ``IS_SANDBOX=yes`` makes Claude Code exit when run as root)."""
+    ``IS_SANDBOX=yes`` makes Claude Code exit when run as root). The SDK's spawn adds only
+    ``LOGNAME``, ``SHELL``, ``TERM`` and ``USER`` from ours (``HOME``/``PATH`` are these)."""
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", **extra}
     if "TMPDIR" in os.environ:
         env["TMPDIR"] = os.environ["TMPDIR"]
