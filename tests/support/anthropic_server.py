@@ -58,10 +58,8 @@ from tests.support.scripted import (
     Handler,
     Hang,
     Json,
-    PrefixCache,
     Recorded,
     Reset,
-    Script,
     ScriptedServer,
     Segment,
     estimate_tokens,
@@ -235,19 +233,6 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
 
     accepted_auth = ("x-api-key", "bearer")
 
-    def __init__(
-        self,
-        script: Script[AnthropicItem],
-        *,
-        min_cacheable_tokens: int = 0,
-        chunks: int = 3,
-        validate: bool = True,
-    ) -> None:
-        super().__init__(script)
-        self.cache = PrefixCache(min_cacheable_tokens)
-        self.chunks = chunks
-        self.validate = validate
-
     def routes(self) -> dict[str, Handler]:
         return {"/v1/messages": self._messages, "/v1/messages/count_tokens": self._count_tokens}
 
@@ -321,14 +306,10 @@ class AnthropicServer(ScriptedServer[AnthropicItem]):
         problem = self._problem(request, body, needs_max_tokens=True)
         if problem is not None:
             return self.error_response(400, "invalid_request_error", problem)
-        item = self.take(record)
-        if item is None:
-            return self.exhausted_response()
-        if isinstance(item, Fail):
-            return self.fail_response(item)
         streaming = body.get("stream") is True
-        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
-            return web.Response()  # never sent: the connection is closed instead
+        item = self.take_or_answer(record, streaming=streaming)
+        if isinstance(item, web.Response):
+            return item
         if isinstance(item, MidStreamError) and not streaming:
             status = _ERROR_STATUS.get(item.error_type, 500)
             return self.error_response(status, item.error_type, item.message)

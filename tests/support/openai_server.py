@@ -44,7 +44,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from aiohttp import web
 
@@ -54,10 +54,8 @@ from tests.support.scripted import (
     Handler,
     Hang,
     Json,
-    PrefixCache,
     Recorded,
     Reset,
-    Script,
     ScriptedServer,
     Segment,
     estimate_tokens,
@@ -70,6 +68,7 @@ __all__ = [
     "Fail",
     "Hang",
     "MidStreamError",
+    "OpenAIBase",
     "OpenAIItem",
     "OpenAIServer",
     "Recorded",
@@ -77,6 +76,8 @@ __all__ = [
     "Reset",
     "prompt_segments",
 ]
+
+ItemT = TypeVar("ItemT")
 
 _FINGERPRINT = "fp_scripted"
 
@@ -153,34 +154,15 @@ def _tool_call_problem(messages: Sequence[Any]) -> str | None:
     return None
 
 
-class OpenAIServer(ScriptedServer[OpenAIItem]):
-    """Scripted ``/v1/chat/completions`` with automatic-prompt-caching usage.
-
-    ``chunks``: how many deltas content / tool arguments are split into.
-    ``min_cacheable_tokens``: shortest prefix served from cache (the real API: 1024).
-    ``validate``: reject malformed requests with the real API's 400s.
-    """
+class OpenAIBase(ScriptedServer[ItemT]):
+    """What the chat-completions and Responses servers share: OpenAI's error shape, Bearer
+    auth, and automatic caching (no breakpoints, so no lookback limit; the real API's
+    ``min_cacheable_tokens`` is 1024)."""
 
     accepted_auth = ("bearer",)
     server_error_type = "server_error"
 
-    def __init__(
-        self,
-        script: Script[OpenAIItem],
-        *,
-        min_cacheable_tokens: int = 0,
-        chunks: int = 3,
-        validate: bool = True,
-    ) -> None:
-        super().__init__(script)
-        self.cache = PrefixCache(min_cacheable_tokens, lookback=None)
-        self.chunks = chunks
-        self.validate = validate
-
-    def routes(self) -> dict[str, Handler]:
-        return {"/v1/chat/completions": self._completions}
-
-    # -- errors ----------------------------------------------------------------------
+    cache_lookback = None
 
     def error_response(
         self,
@@ -212,10 +194,9 @@ class OpenAIServer(ScriptedServer[OpenAIItem]):
             404, "invalid_request_error", f"Invalid URL ({request.method} {request.path})"
         )
 
-    def _problem(self, body: Json) -> web.Response | None:
-        if not self.validate:
-            return None
-        for name in ("model", "messages"):
+    def missing_parameter(self, body: Json, names: Sequence[str]) -> web.Response | None:
+        """The API's 400 for the first of ``names`` absent from the request body."""
+        for name in names:
             if name not in body:
                 return self.error_response(
                     400,
@@ -224,6 +205,21 @@ class OpenAIServer(ScriptedServer[OpenAIItem]):
                     code="missing_required_parameter",
                     param=name,
                 )
+        return None
+
+
+class OpenAIServer(OpenAIBase[OpenAIItem]):
+    """Scripted ``/v1/chat/completions`` with automatic-prompt-caching usage."""
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/v1/chat/completions": self._completions}
+
+    def _problem(self, body: Json) -> web.Response | None:
+        if not self.validate:
+            return None
+        missing = self.missing_parameter(body, ("model", "messages"))
+        if missing is not None:
+            return missing
         messages = body["messages"]
         if not isinstance(messages, list) or not messages:
             return self.error_response(
@@ -245,14 +241,10 @@ class OpenAIServer(ScriptedServer[OpenAIItem]):
         problem = self._problem(body)
         if problem is not None:
             return problem
-        item = self.take(record)
-        if item is None:
-            return self.exhausted_response()
-        if isinstance(item, Fail):
-            return self.fail_response(item)
         streaming = body.get("stream") is True
-        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
-            return web.Response()  # never sent: the connection is closed instead
+        item = self.take_or_answer(record, streaming=streaming)
+        if isinstance(item, web.Response):
+            return item
         if isinstance(item, MidStreamError) and not streaming:
             return self.error_response(500, item.error_type, item.message)
 

@@ -140,7 +140,7 @@ class Recorded:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, or None when absent / not JSON
-    auth_style: str | None  # "x-api-key", "bearer", or None when no credential was sent
+    auth_style: str | None  # "bearer", the key header's name, or None when none was sent
     api_key: str | None
     status: int = 0  # the status answered; 0 if the client left before any answer
     item: object | None = None  # the script item served, None if none was consumed
@@ -309,12 +309,28 @@ class ScriptedServer(ABC, Generic[ItemT]):
     Subclasses provide the routes and render items and errors in their API's wire format.
     """
 
-    #: Auth styles the API accepts, in precedence order ("x-api-key", "bearer").
+    #: Auth styles the API accepts, in precedence order: "bearer" or a header name.
     accepted_auth: tuple[str, ...] = ("bearer",)
     #: The API's ``error.type`` for an internal error.
     server_error_type = "api_error"
 
-    def __init__(self, script: Script[ItemT]) -> None:
+    #: How far back from a breakpoint a cache read is found (None: without limit).
+    cache_lookback: int | None = 20
+
+    def __init__(
+        self,
+        script: Script[ItemT],
+        *,
+        min_cacheable_tokens: int = 0,
+        chunks: int = 3,
+        validate: bool = True,
+    ) -> None:
+        """``chunks``: how many deltas a streamed text / tool input is split into.
+        ``min_cacheable_tokens``: the API's shortest cacheable prompt (0 = no minimum).
+        ``validate``: reject malformed requests with the real API's 400s."""
+        self.cache = PrefixCache(min_cacheable_tokens, self.cache_lookback)
+        self.chunks = chunks
+        self.validate = validate
         self.requests: list[Recorded] = []
         self.errors: list[BaseException] = []  # raised by a script callable or the server
         self.hung = Signal()
@@ -453,6 +469,18 @@ class ScriptedServer(ABC, Generic[ItemT]):
         record.item = item
         return item
 
+    def take_or_answer(self, record: Recorded, *, streaming: bool) -> ItemT | web.Response:
+        """The item to render, or the answer already decided by it: the script ran out, a
+        ``Fail``, or a ``Reset`` / non-streaming ``Drop`` (the connection gets closed)."""
+        item = self.take(record)
+        if item is None:
+            return self.exhausted_response()
+        if isinstance(item, Fail):
+            return self.fail_response(item)
+        if isinstance(item, Reset) or (isinstance(item, Drop) and not streaming):
+            return web.Response()  # never sent: the connection is closed instead
+        return item
+
     def exhausted_response(self) -> web.Response:
         return self._internal_error(
             f"scripted server: the script ran out after {self._served} replies; "
@@ -542,9 +570,9 @@ class ScriptedServer(ABC, Generic[ItemT]):
         return response
 
     def _credential(self, request: web.Request) -> tuple[str | None, str | None]:
-        for style in self.accepted_auth:
-            if style == "x-api-key" and request.headers.get("x-api-key"):
-                return style, request.headers["x-api-key"]
+        for style in self.accepted_auth:  # "bearer", or the name of a key header
+            if style != "bearer" and request.headers.get(style):
+                return style, request.headers[style]
             if style == "bearer":
                 scheme, _, token = request.headers.get("Authorization", "").partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
