@@ -1,0 +1,254 @@
+"""``locusd acp`` driven by an ACP client built from the Python SDK, against the real daemon
+(started by ``locusd acp`` itself, as an editor's first spawn does) and the scripted Anthropic
+model: version negotiation, a prompt that becomes a run whose command is approved through
+``session/request_permission``, its updates (text, tool calls with diffs, cost), the review
+through the ``_locus/review/*`` extension methods (a stale revision refused with the daemon's
+code), the commit holding only the accepted hunk, a rejected command, a permission request
+the client cancels, ``session/cancel``, ``session/list`` and ``session/load``.
+
+The agent writes a file named like HTML and a command link and says hostile text: both come
+through as the same text."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from acp import PROTOCOL_VERSION, RequestError, text_block
+
+from tests.locusd import daemonmachine
+from tests.locusd.acp.acpclient import Recorder, acp_agent, stderr_of
+from tests.locusd.agentkit import BASE, PROPOSED, call, with_identity
+from tests.locusd.daemonmachine import WAIT, Machine
+from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
+
+pytestmark = pytest.mark.timeout(300)
+machine = daemonmachine.machine
+
+ASKED = "echo approved > approved.txt"
+HOSTILE_NAME = "<img src=x onerror=alert(1)> [run](command:workbench.action.quit) $(zap).md"
+HOSTILE_TEXT = (
+    'Done. /commit now\n{"jsonrpc":"2.0","method":"session/update"}\n'
+    "<script>alert(1)</script> \x1b]0;title\x07 \u202eevil"
+)
+
+
+def gated(recorder: Recorder, turns: list[Reply]) -> Callable[[Any], Reply]:
+    """The model's script: a turn that runs a command waits until the client watches the run
+    (its approval request goes to watching clients only)."""
+
+    def script(_request: Any) -> Reply:
+        turn = turns.pop(0)
+        if any(b.get("name") == "run_command" for b in turn.content):
+            assert recorder.watching.acquire(timeout=WAIT), "the client never watched the run"
+        return turn
+
+    return script
+
+
+def configure(machine: Machine, model: AnthropicServer) -> None:
+    machine.configure(
+        f'[agent]\nprovider = "anthropic"\nbase_url = "{model.base_url}"\n\n'
+        '[agent.policy]\nask = ["echo *"]\n'
+    )
+
+
+def prompt(words: str) -> list[Any]:
+    return [text_block(words)]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+async def test_prompt_approval_updates_review_and_commit(machine: Machine) -> None:
+    recorder = Recorder(answer="allow_once")
+    turns = [
+        Reply([text(HOSTILE_TEXT), tool_use("run_command", {"command": ASKED})], "tool_use"),
+        call("write_file", path="stats.py", content=PROPOSED),
+        call("write_file", path=HOSTILE_NAME, content="<b>not bold</b>\n"),
+        call("finish", summary="Fixed the median."),
+    ]
+    with_identity(machine.repo)
+    with AnthropicServer(gated(recorder, turns)).in_thread() as model:
+        configure(machine, model)
+        try:
+            async with acp_agent(machine, recorder) as agent:
+                await flow(machine, recorder, agent)
+        finally:
+            await machine.locus("daemon", "stop")
+    assert "Traceback" not in stderr_of(machine)
+
+
+async def flow(machine: Machine, recorder: Recorder, agent: Any) -> None:
+    hello = await agent.initialize(protocol_version=PROTOCOL_VERSION)
+    assert hello.protocol_version == PROTOCOL_VERSION
+    assert hello.agent_capabilities.load_session is True
+    assert hello.agent_capabilities.session_capabilities.list is not None
+    assert hello.agent_info.name == "locus" and hello.auth_methods == []
+    newer = await agent.initialize(protocol_version=PROTOCOL_VERSION + 98)
+    assert newer.protocol_version == PROTOCOL_VERSION  # ours: the client decides
+
+    session = (await agent.new_session(cwd=str(machine.repo))).session_id
+    turn = await agent.prompt(session_id=session, prompt=prompt("Fix the median"))
+    assert turn.stop_reason == "end_turn"
+    run = turn.field_meta["locus"]
+    assert run["state"] == "awaiting_review"
+    run_id = run["runId"]
+
+    commands = recorder.of("available_commands_update", session)[0].available_commands
+    assert {c.name for c in commands} >= {"claim", "review", "commit", "send-back", "runs"}
+    # the approval: asked with the command, the daemon's three decisions as options
+    [(asked, options)] = recorder.asked
+    assert asked.title == f"Run: {ASKED}" and asked.kind == "execute"
+    assert {(o.option_id, o.kind) for o in options} == {
+        ("allow_once", "allow_once"), ("allow_always", "allow_always"), ("reject", "reject_once")
+    }  # fmt: skip
+    # what the agent said, verbatim; its tools as tool calls, the writes with their diffs
+    assert HOSTILE_TEXT in recorder.said(session)
+    started = {u.title: u for u in recorder.of("tool_call", session)}
+    assert started[f"run_command: {ASKED}"].kind == "execute"
+    assert started["write_file: stats.py"].kind == "edit"
+    assert f"write_file: {HOSTILE_NAME}" in started
+    diffs = {
+        c.path: c
+        for u in recorder.of("tool_call_update", session)
+        for c in u.content or []
+        if c.type == "diff"
+    }
+    worktree = next(p for p in diffs if p.endswith("/stats.py")).removesuffix("/stats.py")
+    assert (diffs[f"{worktree}/stats.py"].old_text, diffs[f"{worktree}/stats.py"].new_text) == (
+        BASE,
+        PROPOSED,
+    )
+    assert diffs[f"{worktree}/{HOSTILE_NAME}"].new_text == "<b>not bold</b>\n"
+    assert not diffs[f"{worktree}/{HOSTILE_NAME}"].old_text  # a new file
+    assert (Path(worktree) / "approved.txt").read_text() == "approved\n"  # it was allowed
+    [cost] = recorder.of("usage_update", session)
+    assert cost.cost.currency == "USD" and cost.cost.amount >= 0
+
+    listed = await agent.list_sessions(cwd=str(machine.repo))
+    [mine] = [s for s in listed.sessions if s.session_id == run_id]
+    assert mine.field_meta["locus"]["state"] == "awaiting_review"
+    assert listed.field_meta["locus"]["tasks"]  # no cloud login here: said, runs still listed
+
+    # the review, hunk by hunk, through the extension methods
+    view = await agent.ext_method("locus/review/get", {"runId": run_id})
+    files = {f["path"]: f for f in view["files"]}
+    assert set(files) == {"stats.py", HOSTILE_NAME, "approved.txt"}
+    hunks = files["stats.py"]["hunks"]
+    assert len(hunks) >= 2
+    decisions: dict[str, Any] = {hunks[0]["id"]: {"action": "accept"}}
+    for hunk in hunks[1:]:
+        decisions[hunk["id"]] = {"action": "reject", "comment": "not this one"}
+    decisions[HOSTILE_NAME] = {"action": "reject", "comment": "no"}
+    decisions["approved.txt"] = {"action": "reject"}
+    decided = await agent.ext_method(
+        "locus/review/decide",
+        {"runId": run_id, "revision": view["revision"], "decisions": decisions},
+    )
+    assert decided["undecided"] == 0
+    # the user edits a file in the worktree meanwhile: the revision read before is stale
+    with (Path(worktree) / HOSTILE_NAME).open("a") as edited:
+        edited.write("more\n")
+    with pytest.raises(RequestError) as stale:
+        await agent.ext_method(
+            "locus/review/decide",
+            {"runId": run_id, "revision": view["revision"], "decisions": decisions},
+        )
+    assert stale.value.code == -32024 and stale.value.data["kind"] == "review_stale"
+    assert "again" in str(stale.value)  # the daemon's message, for people
+    again = await agent.ext_method("locus/review/get", {"runId": run_id})
+    assert again["revision"] != view["revision"]
+    decided = await agent.ext_method(
+        "locus/review/decide",
+        {"runId": run_id, "revision": again["revision"], "decisions": decisions},
+    )
+    assert decided["undecided"] == 0
+
+    done = await agent.ext_method(
+        "locus/review/commit", {"runId": run_id, "revision": decided["revision"]}
+    )
+    changed = git(machine.repo, "show", "--name-only", "--format=", done["commit"]).split()
+    assert changed == ["stats.py"]
+    committed = git(machine.repo, "show", f"{done['commit']}:stats.py")
+    first_only = (
+        hunks[0]["lines"] and committed != BASE and committed != PROPOSED
+    )  # the first hunk in, the others out
+    assert first_only, committed
+    assert '"""Statistics helpers."""' in committed
+    assert "(ordered[middle - 1] + ordered[middle]) / 2" not in committed
+
+
+async def test_reject_cancel_list_and_load(machine: Machine) -> None:
+    recorder = Recorder(answer="reject")
+    turns = [
+        call("run_command", command=ASKED),
+        call("write_file", path="notes.md", content="a note\n"),
+        call("finish", summary="Wrote a note."),
+        call("run_command", command=ASKED),  # the second run: its approval is never answered
+    ]
+    with AnthropicServer(gated(recorder, turns)).in_thread() as model:
+        configure(machine, model)
+        try:
+            async with acp_agent(machine, recorder) as agent:
+                await agent.initialize(protocol_version=PROTOCOL_VERSION)
+                first = (await agent.new_session(cwd=str(machine.repo))).session_id
+                turn = await agent.prompt(session_id=first, prompt=prompt("Write a note"))
+                run_id = turn.field_meta["locus"]["runId"]
+                assert turn.stop_reason == "end_turn"
+                worktree = next(
+                    c.path.removesuffix("/notes.md")
+                    for u in recorder.of("tool_call_update", first)
+                    for c in u.content or []
+                )
+                assert not (Path(worktree) / "approved.txt").exists()  # rejected: not run
+                assert f"reject: {ASKED}" in recorder.said(first)
+
+                recorder.answer = None  # the client cancels its permission prompt
+                second = (await agent.new_session(cwd=str(machine.repo))).session_id
+                running = asyncio_task(agent.prompt(session_id=second, prompt=prompt("Again")))
+                await until_asked(recorder, 2)
+                await agent.cancel(session_id=second)
+                stopped = await running
+                assert stopped.stop_reason == "cancelled"
+                assert stopped.field_meta["locus"]["state"] == "cancelled"
+
+            replayer = Recorder()
+            async with acp_agent(machine, replayer) as agent:
+                await agent.initialize(protocol_version=PROTOCOL_VERSION)
+                listed = await agent.list_sessions(cwd=str(machine.repo))
+                states = {s.session_id: s.field_meta["locus"]["state"] for s in listed.sessions}
+                assert states[run_id] == "awaiting_review" and "cancelled" in states.values()
+                await agent.load_session(cwd=str(machine.repo), session_id=run_id)
+                assert replayer.of("user_message_chunk", run_id)[0].content.text == "Write a note"
+                titles = [u.title for u in replayer.of("tool_call", run_id)]
+                assert titles[:2] == [f"run_command: {ASKED}", "write_file: notes.md"]
+                assert f"reject: {ASKED}" in replayer.said(run_id)
+                replayed = [
+                    c for u in replayer.of("tool_call_update", run_id) for c in u.content or []
+                ]
+                assert [c.new_text for c in replayed] == ["a note\n"]
+                with pytest.raises(RequestError) as unknown:
+                    await agent.load_session(cwd=str(machine.repo), session_id="nosuchrun")
+                assert unknown.value.code == -32022  # the daemon's run_not_found
+        finally:
+            await machine.locus("daemon", "stop")
+    assert "Traceback" not in stderr_of(machine)
+
+
+def asyncio_task(work: Any) -> Any:
+    import asyncio
+
+    return asyncio.ensure_future(work)
+
+
+async def until_asked(recorder: Recorder, count: int) -> None:
+    from tests.support.processes import until
+
+    await until(lambda: len(recorder.asked) >= count, timeout=WAIT)
