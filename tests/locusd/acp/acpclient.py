@@ -4,15 +4,14 @@ permission request, answered with the option the test chose (or cancelled)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from acp import RequestError
+from acp import Client, RequestError
 from acp.client.connection import ClientSideConnection
 from acp.schema import (
     AllowedOutcome,
@@ -80,7 +79,7 @@ async def acp_agent(
     its working directory; its stderr kept in ``acp-stderr.log`` next to the daemon's log."""
     with (machine.log.parent / "acp-stderr.log").open("ab") as stderr:
         async with spawn_agent_process(
-            recorder, str(BIN / "locusd"), "acp", *args,
+            cast(Client, recorder), str(BIN / "locusd"), "acp", *args,
             env=machine.env, cwd=machine.repo, transport_kwargs={"stderr": stderr.fileno()},
         ) as (conn, _process):  # fmt: skip
             yield conn

@@ -11,6 +11,7 @@ through as the same text."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.locusd.acp.acpclient import Recorder, acp_agent, stderr_of
 from tests.locusd.agentkit import BASE, PROPOSED, call, with_identity
 from tests.locusd.daemonmachine import WAIT, Machine
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
+from tests.support.processes import until
 
 pytestmark = pytest.mark.timeout(300)
 machine = daemonmachine.machine
@@ -37,16 +39,33 @@ HOSTILE_TEXT = (
 
 
 def gated(recorder: Recorder, turns: list[Reply]) -> Callable[[Any], Reply]:
-    """The model's script: a turn that runs a command waits until the client watches the run
-    (its approval request goes to watching clients only)."""
+    """The model's script, turn by turn."""
 
     def script(_request: Any) -> Reply:
-        turn = turns.pop(0)
-        if any(b.get("name") == "run_command" for b in turn.content):
-            assert recorder.watching.acquire(timeout=WAIT), "the client never watched the run"
-        return turn
+        return wait_to_run(recorder, turns.pop(0))
 
     return script
+
+
+def by_task(recorder: Recorder, turns: dict[str, list[Reply]]) -> Callable[[Any], Reply]:
+    """The model's script per task (the first message's text); the last turn repeats (the
+    runner may ask the agent again after its finish)."""
+
+    def script(request: Any) -> Reply:
+        first = request["messages"][0]["content"]
+        said = first if isinstance(first, str) else "".join(b.get("text", "") for b in first)
+        left = next(v for k, v in turns.items() if k in said)
+        return wait_to_run(recorder, left.pop(0) if len(left) > 1 else left[0])
+
+    return script
+
+
+def wait_to_run(recorder: Recorder, turn: Reply) -> Reply:
+    """A turn that runs a command waits until the client watches the run: its approval request
+    goes to watching clients only."""
+    if any(b.get("name") == "run_command" for b in turn.content):
+        assert recorder.watching.acquire(timeout=WAIT), "the client never watched the run"
+    return turn
 
 
 def configure(machine: Machine, model: AnthropicServer) -> None:
@@ -58,6 +77,12 @@ def configure(machine: Machine, model: AnthropicServer) -> None:
 
 def prompt(words: str) -> list[Any]:
     return [text_block(words)]
+
+
+def locus(said: Any) -> dict[str, Any]:
+    """The ``_meta.locus`` of an ACP result or session."""
+    assert said.field_meta is not None, said
+    return dict(said.field_meta["locus"])
 
 
 def git(repo: Path, *args: str) -> str:
@@ -97,7 +122,7 @@ async def flow(machine: Machine, recorder: Recorder, agent: Any) -> None:
     session = (await agent.new_session(cwd=str(machine.repo))).session_id
     turn = await agent.prompt(session_id=session, prompt=prompt("Fix the median"))
     assert turn.stop_reason == "end_turn"
-    run = turn.field_meta["locus"]
+    run = locus(turn)
     assert run["state"] == "awaiting_review"
     run_id = run["runId"]
 
@@ -134,8 +159,8 @@ async def flow(machine: Machine, recorder: Recorder, agent: Any) -> None:
 
     listed = await agent.list_sessions(cwd=str(machine.repo))
     [mine] = [s for s in listed.sessions if s.session_id == run_id]
-    assert mine.field_meta["locus"]["state"] == "awaiting_review"
-    assert listed.field_meta["locus"]["tasks"]  # no cloud login here: said, runs still listed
+    assert locus(mine)["state"] == "awaiting_review"
+    assert locus(listed)["tasks"]  # no cloud login here: said, runs still listed
 
     # the review, hunk by hunk, through the extension methods
     view = await agent.ext_method("locus/review/get", {"runId": run_id})
@@ -161,7 +186,7 @@ async def flow(machine: Machine, recorder: Recorder, agent: Any) -> None:
             "locus/review/decide",
             {"runId": run_id, "revision": view["revision"], "decisions": decisions},
         )
-    assert stale.value.code == -32024 and stale.value.data["kind"] == "review_stale"
+    assert stale.value.code == -32024 and (stale.value.data or {})["kind"] == "review_stale"
     assert "again" in str(stale.value)  # the daemon's message, for people
     again = await agent.ext_method("locus/review/get", {"runId": run_id})
     assert again["revision"] != view["revision"]
@@ -187,23 +212,25 @@ async def flow(machine: Machine, recorder: Recorder, agent: Any) -> None:
 
 async def test_reject_cancel_list_and_load(machine: Machine) -> None:
     recorder = Recorder(answer="reject")
-    turns = [
-        call("run_command", command=ASKED),
-        call("write_file", path="notes.md", content="a note\n"),
-        call("finish", summary="Wrote a note."),
-        call("run_command", command=ASKED),  # the second run: its approval is never answered
-    ]
-    with AnthropicServer(gated(recorder, turns)).in_thread() as model:
+    turns = {
+        "Fix the median": [
+            call("run_command", command=ASKED),
+            call("write_file", path="stats.py", content=PROPOSED),
+            call("finish", summary="Fixed the median."),
+        ],
+        "Again": [call("run_command", command=ASKED)],  # its approval is never answered
+    }
+    with AnthropicServer(by_task(recorder, turns)).in_thread() as model:
         configure(machine, model)
         try:
             async with acp_agent(machine, recorder) as agent:
                 await agent.initialize(protocol_version=PROTOCOL_VERSION)
                 first = (await agent.new_session(cwd=str(machine.repo))).session_id
-                turn = await agent.prompt(session_id=first, prompt=prompt("Write a note"))
-                run_id = turn.field_meta["locus"]["runId"]
+                turn = await agent.prompt(session_id=first, prompt=prompt("Fix the median"))
+                run_id = locus(turn)["runId"]
                 assert turn.stop_reason == "end_turn"
                 worktree = next(
-                    c.path.removesuffix("/notes.md")
+                    c.path.removesuffix("/stats.py")
                     for u in recorder.of("tool_call_update", first)
                     for c in u.content or []
                 )
@@ -212,28 +239,30 @@ async def test_reject_cancel_list_and_load(machine: Machine) -> None:
 
                 recorder.answer = None  # the client cancels its permission prompt
                 second = (await agent.new_session(cwd=str(machine.repo))).session_id
-                running = asyncio_task(agent.prompt(session_id=second, prompt=prompt("Again")))
+                running = asyncio.ensure_future(
+                    agent.prompt(session_id=second, prompt=prompt("Again"))
+                )
                 await until_asked(recorder, 2)
                 await agent.cancel(session_id=second)
                 stopped = await running
                 assert stopped.stop_reason == "cancelled"
-                assert stopped.field_meta["locus"]["state"] == "cancelled"
+                assert locus(stopped)["state"] == "cancelled"
 
             replayer = Recorder()
             async with acp_agent(machine, replayer) as agent:
                 await agent.initialize(protocol_version=PROTOCOL_VERSION)
                 listed = await agent.list_sessions(cwd=str(machine.repo))
-                states = {s.session_id: s.field_meta["locus"]["state"] for s in listed.sessions}
+                states = {s.session_id: locus(s)["state"] for s in listed.sessions}
                 assert states[run_id] == "awaiting_review" and "cancelled" in states.values()
                 await agent.load_session(cwd=str(machine.repo), session_id=run_id)
-                assert replayer.of("user_message_chunk", run_id)[0].content.text == "Write a note"
+                assert replayer.of("user_message_chunk", run_id)[0].content.text == "Fix the median"
                 titles = [u.title for u in replayer.of("tool_call", run_id)]
-                assert titles[:2] == [f"run_command: {ASKED}", "write_file: notes.md"]
+                assert titles[:2] == [f"run_command: {ASKED}", "write_file: stats.py"]
                 assert f"reject: {ASKED}" in replayer.said(run_id)
                 replayed = [
                     c for u in replayer.of("tool_call_update", run_id) for c in u.content or []
                 ]
-                assert [c.new_text for c in replayed] == ["a note\n"]
+                assert [(c.old_text, c.new_text) for c in replayed] == [(BASE, PROPOSED)]
                 with pytest.raises(RequestError) as unknown:
                     await agent.load_session(cwd=str(machine.repo), session_id="nosuchrun")
                 assert unknown.value.code == -32022  # the daemon's run_not_found
@@ -242,13 +271,5 @@ async def test_reject_cancel_list_and_load(machine: Machine) -> None:
     assert "Traceback" not in stderr_of(machine)
 
 
-def asyncio_task(work: Any) -> Any:
-    import asyncio
-
-    return asyncio.ensure_future(work)
-
-
 async def until_asked(recorder: Recorder, count: int) -> None:
-    from tests.support.processes import until
-
     await until(lambda: len(recorder.asked) >= count, timeout=WAIT)
