@@ -247,6 +247,9 @@ async def test_reject_cancel_list_and_load(machine: Machine) -> None:
                 stopped = await running
                 assert stopped.stop_reason == "cancelled"
                 assert locus(stopped)["state"] == "cancelled"
+                # the cancelled permission prompt answered nothing: the daemon waited for
+                # an answer until the cancel withdrew the question
+                assert f"not run (the run was cancelled): {ASKED}" in recorder.said(second)
 
             replayer = Recorder()
             async with acp_agent(machine, replayer) as agent:
