@@ -12,7 +12,9 @@ through as the same text."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from acp import PROTOCOL_VERSION, RequestError, text_block
 from tests.locusd import daemonmachine
 from tests.locusd.acp.acpclient import Recorder, acp_agent, stderr_of
 from tests.locusd.agentkit import BASE, PROPOSED, call, with_identity
-from tests.locusd.daemonmachine import WAIT, Machine
+from tests.locusd.daemonmachine import BIN, WAIT, Machine
+from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 from tests.support.processes import until
 
@@ -276,3 +279,75 @@ async def test_reject_cancel_list_and_load(machine: Machine) -> None:
 
 async def until_asked(recorder: Recorder, count: int) -> None:
     await until(lambda: len(recorder.asked) >= count, timeout=WAIT)
+
+
+def test_the_typescript_sdk_lists_runs_reviews_and_commits(machine: Machine) -> None:
+    """The same list → run → review → commit from the TypeScript SDK's client (a Node
+    script): what a TypeScript editor integration would see."""
+    sdk = installed().typescript_sdk / "dist" / "acp.js"
+    gate, out = machine.home.parent / "gate", machine.home.parent / "ts.json"
+    turns = [
+        call("run_command", command=ASKED),
+        call("write_file", path="stats.py", content=PROPOSED),
+        call("write_file", path=HOSTILE_NAME, content="<b>not bold</b>\n"),
+        call("finish", summary="Fixed the median."),
+    ]
+
+    def script(_request: Any) -> Reply:
+        turn = turns.pop(0)
+        if turn.content[0]["name"] == "run_command":
+            until_exists(gate)
+        return turn
+
+    with_identity(machine.repo)
+    with AnthropicServer(script).in_thread() as model:
+        configure(machine, model)
+        env = {
+            **machine.env,
+            "LOCUSD": str(BIN / "locusd"),
+            "ACP_SDK": str(sdk),
+            "LOCUS_REPO": str(machine.repo),
+            "LOCUS_GATE": str(gate),
+            "LOCUS_OUT": str(out),
+        }
+        try:
+            done = subprocess.run(
+                ["node", str(Path(__file__).parent / "ts_client.mjs")],
+                env=env, capture_output=True, text=True, timeout=WAIT * 3,
+            )  # fmt: skip
+        finally:
+            subprocess.run([str(BIN / "locus"), "daemon", "stop"], env=machine.env, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(out.read_text())
+    assert "error" not in seen, seen["error"]
+    assert seen["init"]["protocolVersion"] == PROTOCOL_VERSION
+    assert seen["init"]["agentCapabilities"]["loadSession"] is True
+    assert seen["listedBefore"]["sessions"] == []
+    assert seen["turn"]["stopReason"] == "end_turn"
+    run_id = seen["turn"]["_meta"]["locus"]["runId"]
+    listed = {s["sessionId"]: s["_meta"]["locus"] for s in seen["listedAfter"]["sessions"]}
+    assert listed[run_id]["state"] == "awaiting_review"
+    assert [a["title"] for a in seen["asked"]] == [f"Run: {ASKED}"]
+    titles = [u["title"] for u in seen["updates"] if u["sessionUpdate"] == "tool_call"]
+    assert f"write_file: {HOSTILE_NAME}" in titles
+    diffs = [
+        c
+        for u in seen["updates"]
+        if u["sessionUpdate"] == "tool_call_update"
+        for c in u.get("content") or []
+    ]
+    assert any(c["path"].endswith("/stats.py") and c["newText"] == PROPOSED for c in diffs)
+    assert seen["stale"]["code"] == -32024 and seen["stale"]["data"]["kind"] == "review_stale"
+    assert seen["undecided"] == 0
+    commit = seen["commit"]["commit"]
+    assert git(machine.repo, "show", "--name-only", "--format=", commit).split() == ["stats.py"]
+    assert git(machine.repo, "show", f"{commit}:stats.py") == PROPOSED
+
+
+def until_exists(path: Path) -> None:
+    """Wait (in the model server's thread) for the client to watch the run."""
+    for _ in range(int(WAIT * 20)):
+        if path.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the client never watched the run ({path} not written)")
