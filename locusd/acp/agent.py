@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import posixpath
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -377,20 +378,30 @@ class LocusAgent:
                 lines += [f"  hunk {hunk['id']} [{decided}] {hunk['header']}", *hunk["lines"]]
         lines.append(f"\n{view.get('undecided', 0)} undecided.")
         await self._say(session, "\n".join(lines))
+        await self._show_files(session, view, {})
+
+    async def _show_files(
+        self, session: Session, view: Mapping[str, Any], calls: Mapping[str, str]
+    ) -> None:
+        """One diff per file of the review (base → proposed), on the tool call in ``calls``
+        that wrote the file, else on a call of its own (a file a command changed)."""
         worktree = str((session.run or {}).get("worktree") or session.cwd)
+        written = {posixpath.normpath(path): tool_id for path, tool_id in calls.items()}
         for number, file in enumerate(view.get("files", []), 1):
             if file.get("binary"):
                 continue
             content = await self._call(
                 "locus/review/content", {"runId": view["runId"], "path": file["path"]}
             )
-            tool_id = f"review:{view['revision']}:{number}"
-            await self._send(
-                session,
-                helpers.start_tool_call(
-                    tool_id, f"review: {file['path']}", kind="edit", status="pending"
-                ),
-            )
+            tool_id = written.get(file["path"])
+            if tool_id is None:
+                tool_id = f"review:{view['revision']}:{number}"
+                await self._send(
+                    session,
+                    helpers.start_tool_call(
+                        tool_id, f"changed: {file['path']}", kind="edit", status="pending"
+                    ),
+                )
             await self._send(session, diff_update(tool_id, worktree, content))
 
     async def _run_turn(self, session: Session, run: dict[str, Any]) -> PromptResponse:
@@ -448,19 +459,17 @@ class LocusAgent:
         return False
 
     async def _show_edits(self, session: Session) -> None:
-        """Each changed file's diff (at the run's base → as proposed), on the tool call that
-        last changed it; none where the run has nothing to review (failed, cancelled)."""
+        """The run's changes as diffs once it rests (none where it has nothing to review:
+        failed, cancelled); the files come from the daemon's review, not from the agent."""
         run, translator = session.run, session.translator
         assert run is not None and translator is not None
-        worktree = str(run.get("worktree") or session.cwd)
-        for path, tool_id in translator.edits.items():
-            try:
-                content = await self._call(
-                    "locus/review/content", {"runId": run["runId"], "path": path}
-                )
-            except RequestError:
-                return
-            await self._send(session, diff_update(tool_id, worktree, content))
+        if run.get("state") != "awaiting_review":
+            return
+        try:
+            view = await self._call("locus/review/get", {"runId": run["runId"]})
+            await self._show_files(session, view, translator.edits)
+        except RequestError as exc:  # the review went meanwhile (discarded): said, not fatal
+            await self._say(session, f"\n(no diffs: {exc})\n")
 
     # --- plumbing -------------------------------------------------------------------------------
 

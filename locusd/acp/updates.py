@@ -36,21 +36,6 @@ TOOL_KINDS: Mapping[str, ToolKind] = {
 }
 #: Tools whose ``path`` input names a file they change: their update carries the diff.
 EDITING = frozenset({"edit_file", "write_file"})
-#: Run states in which the run works no more (until a person acts).
-RESTING = frozenset(
-    {
-        "awaiting_review",
-        "needs_input",
-        "completed",
-        "failed",
-        "cancelled",
-        "committed",
-        "reported",
-        "report_refused",
-        "discarded",
-        "revised",
-    }
-)
 
 
 def _title(name: str, given: Any) -> str:

@@ -157,6 +157,9 @@ async def flow(machine: Machine, recorder: Recorder, agent: Any) -> None:
     assert diffs[f"{worktree}/{HOSTILE_NAME}"].new_text == "<b>not bold</b>\n"
     assert not diffs[f"{worktree}/{HOSTILE_NAME}"].old_text  # a new file
     assert (Path(worktree) / "approved.txt").read_text() == "approved\n"  # it was allowed
+    # a file a command changed has a diff too, on a call of its own
+    assert "changed: approved.txt" in started
+    assert diffs[f"{worktree}/approved.txt"].new_text == "approved\n"
     [cost] = recorder.of("usage_update", session)
     assert cost.cost.currency == "USD" and cost.cost.amount >= 0
 
