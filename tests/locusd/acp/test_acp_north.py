@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from acp import PROTOCOL_VERSION, RequestError, text_block
+from acp.schema import ImageContentBlock
 
 from tests.locusd import daemonmachine
 from tests.locusd.acp.acpclient import Recorder, acp_agent, stderr_of
@@ -282,6 +283,48 @@ async def test_reject_cancel_list_and_load(machine: Machine) -> None:
 
 async def until_asked(recorder: Recorder, count: int) -> None:
     await until(lambda: len(recorder.asked) >= count, timeout=WAIT)
+
+
+async def test_bad_input_gets_an_error_naming_the_field(machine: Machine) -> None:
+    """No model needed: every refusal is a JSON-RPC error whose message names the field and
+    the fix; the extension methods reach the review only; the daemon's errors come through."""
+    recorder = Recorder()
+    try:
+        async with acp_agent(machine, recorder) as agent:
+            await agent.initialize(protocol_version=PROTOCOL_VERSION)
+            with pytest.raises(RequestError) as relative:
+                await agent.new_session(cwd="not/absolute")
+            assert relative.value.code == -32602 and str(relative.value).startswith("cwd: ")
+            session = (await agent.new_session(cwd=str(machine.repo))).session_id
+            image = ImageContentBlock(type="image", data="AAAA", mime_type="image/png")
+            refusals = {
+                "only text blocks are accepted": [image],
+                "empty: say what the agent should do": prompt("   "),
+                "/claim takes a task number": prompt("/claim twelve"),
+                "/review: this session has no run yet": prompt("/review"),
+            }
+            for said, blocks in refusals.items():
+                with pytest.raises(RequestError) as refused:
+                    await agent.prompt(session_id=session, prompt=blocks)
+                assert refused.value.code == -32602, said
+                assert str(refused.value).startswith("prompt: ") and said in str(refused.value)
+            with pytest.raises(RequestError) as unknown:
+                await agent.prompt(session_id="nope", prompt=prompt("hi"))
+            assert "sessionId" in str(unknown.value)
+            asked = await agent.prompt(session_id=session, prompt=prompt("/nosuch thing"))
+            assert asked.stop_reason == "end_turn"
+            assert "Unknown command /nosuch" in recorder.said(session)
+            with pytest.raises(RequestError) as claim:  # the daemon's error, as it said it
+                await agent.prompt(session_id=session, prompt=prompt("/claim"))
+            assert claim.value.code == -32029 and "git remote add" in str(claim.value)
+            with pytest.raises(RequestError) as other:  # not a review method: not forwarded
+                await agent.ext_method("locus/daemon/shutdown", {})
+            assert other.value.code == -32601
+            listed = await agent.list_sessions(cwd=str(machine.repo))
+            assert listed.sessions == []  # the daemon still serves
+    finally:
+        await machine.locus("daemon", "stop")
+    assert "Traceback" not in stderr_of(machine)
 
 
 def test_the_typescript_sdk_lists_runs_reviews_and_commits(machine: Machine) -> None:
