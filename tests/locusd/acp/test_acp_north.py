@@ -327,6 +327,18 @@ async def test_bad_input_gets_an_error_naming_the_field(machine: Machine) -> Non
     assert "Traceback" not in stderr_of(machine)
 
 
+def test_without_a_daemon_it_says_why_on_stderr_and_nothing_on_stdout(machine: Machine) -> None:
+    """stdout is the protocol: a daemon that is not there (and may not be started) is said on
+    stderr, with the fix, and the exit status is 1."""
+    done = subprocess.run(
+        [str(BIN / "locusd"), "--no-start", "acp"],
+        env=machine.env, input="", capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("locusd acp: no daemon listens on ")
+    assert "locusd serve" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_typescript_sdk_lists_runs_reviews_and_commits(machine: Machine) -> None:
     """The same list → run → review → commit from the TypeScript SDK's client (a Node
     script): what a TypeScript editor integration would see."""
