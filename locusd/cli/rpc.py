@@ -40,6 +40,11 @@ class DaemonError(Exception):
         return self.code in (Code.AUTH_REQUIRED, Code.AUTH_EXPIRED)
 
 
+class NoAnswer(Exception):
+    """Raised by an ``on_request`` handler that answers nothing: the daemon keeps waiting (for
+    another client) or withdraws the request itself."""
+
+
 class DaemonClient:
     """``async with DaemonClient(reader, writer) as daemon: await daemon.call(...)``"""
 
@@ -147,9 +152,11 @@ class DaemonClient:
         if self.on_request is None:
             reply = {"error": {"code": -32601, "message": f"{message['method']} not handled"}}
         else:
-            reply = {
-                "result": await self.on_request(message["method"], message.get("params") or {})
-            }
+            try:
+                answer = await self.on_request(message["method"], message.get("params") or {})
+            except NoAnswer:
+                return
+            reply = {"result": answer}
         self._send({"jsonrpc": "2.0", "id": message["id"], **reply})
 
     def _fail_all(self, exc: Exception) -> None:

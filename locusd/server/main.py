@@ -1,4 +1,5 @@
-"""``locusd``: the daemon (``locusd serve``) and its stdio forwarder (``locusd --stdio``).
+"""``locusd``: the daemon (``locusd serve``), its stdio forwarder (``locusd --stdio``) and its
+ACP face (``locusd acp``, docs/acp.md).
 
 ``serve`` runs in the foreground (systemd, launchd, or spawned detached by a forwarder) until
 ``locus/daemon/shutdown``, SIGTERM or SIGINT. ``--stdio`` is what an editor configures as its
@@ -75,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    agent = commands.add_parser(
+        "acp", help="serve the Agent Client Protocol on stdio (for ACP editors: docs/acp.md)"
+    )
+    agent.add_argument("--socket", type=Path, dest="acp_socket", help="the daemon's socket")
+    agent.add_argument(
+        "--unstable", action="store_true", help="also offer ACP's draft (unstable) methods"
+    )
     return parser
 
 
@@ -87,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--stdio and serve are exclusive")
         path = args.serve_socket or args.socket or socket_path()
         return serve(path, core=args.core, log_level=args.log_level)
+    if args.command == "acp":
+        import shlex
+
+        from locusd.acp.main import acp
+
+        command = shlex.split(args.serve_command) if args.serve_command else None
+        socket = args.acp_socket or args.socket
+        return acp(socket, start=not args.no_start, serve_command=command, unstable=args.unstable)
     if args.stdio:
         return stdio(args.socket, start=not args.no_start, serve_command=args.serve_command)
     parser.print_help(sys.stderr)
