@@ -28,7 +28,14 @@ from locusd.agent.commands import MAX_OUTPUT_BYTES, CommandResult, head_and_tail
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.edits import EditError, apply_edit, number_lines
 from locusd.agent.messages import ToolSpec, ToolUseBlock
-from locusd.agent.policy import CONTAINER_WARNING, CommandPolicy, ContainerChoice, Mode, decide
+from locusd.agent.policy import (
+    CONTAINER_WARNING,
+    CommandPolicy,
+    ContainerChoice,
+    Mode,
+    Ruling,
+    decide,
+)
 from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
 from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
@@ -463,16 +470,13 @@ def _describe(result: CommandResult, notes: tuple[str | None, str | None]) -> st
     return f"[{status}]\n{result.output}{after}"
 
 
-@tool(
-    "run_command",
-    "Run a bash command in the repository root (stdin is closed; secrets are not in its "
-    "environment). Output is cut in the middle when long. A policy decides what may run.",
-    RunCommand,
-)
-async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
+async def command_refusal(ws: Workspace, command: str) -> tuple[str | None, Ruling]:
+    """Why ``command`` may not run (None: it may), by the user's policy and mode, asking the
+    user when the policy says "ask": one decision for ``run_command`` and an ACP agent's
+    permission requests (``locusd/agent/external``)."""
     decision = decide(
         ws.policy,
-        args.command,
+        command,
         unattended=ws.unattended,
         containers=ws.containers,
         mode=ws.mode,
@@ -481,13 +485,24 @@ async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
     warning = CONTAINER_WARNING if decision.containers else None
     if decision.verdict == "ask" and ws.approver is not None:
         asking = f"{decision.reason}. Warning: {warning}" if warning else decision.reason
-        if not await ws.approved(args.command, asking):
-            return ToolResult(f"the user declined to run this: {decision.reason}", is_error=True)
+        if not await ws.approved(command, asking):
+            return f"the user declined to run this: {decision.reason}", decision
     elif decision.verdict == "deny":
-        return ToolResult(
-            f"not run: {decision.reason}. Find another way that does not need it.",
-            is_error=True,
-        )
+        return f"not run: {decision.reason}. Find another way that does not need it.", decision
+    return None, decision
+
+
+@tool(
+    "run_command",
+    "Run a bash command in the repository root (stdin is closed; secrets are not in its "
+    "environment). Output is cut in the middle when long. A policy decides what may run.",
+    RunCommand,
+)
+async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
+    refusal, decision = await command_refusal(ws, args.command)
+    if refusal is not None:
+        return ToolResult(refusal, is_error=True)
+    warning = CONTAINER_WARNING if decision.containers else None
     approved = f"a container command ran with your approval: {warning}"
     if warning and ws.containers != "allow" and approved not in ws.warnings:
         ws.warnings.append(approved)
