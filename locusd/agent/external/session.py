@@ -30,6 +30,7 @@ from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementatio
 
 from locusd.agent import tools
 from locusd.agent.budget import Budget, exhausted
+from locusd.agent.commands import group_alive
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import socket_base
 from locusd.agent.egress.proxy import EgressProxy
@@ -299,13 +300,16 @@ class ExternalAgent:
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
     """The agent's whole tree: its group, and the PID namespace that dies with its first
-    process."""
+    process. Returns once the namespace is empty: its first process (in the group) lives on
+    until the kernel has killed and reaped everything else in it, a ``setsid`` child too."""
     if process.stdin is not None:
         with contextlib.suppress(Exception):
             process.stdin.close()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     await process.wait()
+    while group_alive(process.pid):  # noqa: ASYNC110 - no event says when a group empties
+        await asyncio.sleep(0.02)
 
 
 def _tail(path: Path, size: int = 2000) -> str:

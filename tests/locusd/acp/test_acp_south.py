@@ -5,7 +5,10 @@ sandbox, the network, the policy, the runner's verification, the transcript — 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,18 +16,21 @@ from typing import Any
 
 import pytest
 
-from locusd.agent.report import RunReport
-from locusd.agent.transcript import AcpRecord, read
+from locusd.agent.report import Event, RunReport
+from locusd.agent.transcript import AcpRecord, Header, read
 from locusd.config import Config, ExternalAgentConfig
 from tests.locusd.agentkit import (
     API_KEY,
     BUGGY,
     FIXED,
     anthropic,
+    fix_median_session,
+    git,
     make_config,
     make_sample_repo,
     run,
 )
+from tests.locusd.cli.test_cli_agent import locus
 from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 
@@ -124,3 +130,162 @@ async def test_claude_code_fixes_the_sample_and_the_runner_verifies(tmp_path: Pa
     # Its model calls went through the agent's own egress proxy, to the endpoint alone.
     hosts = {(use.host, use.port, use.allowed) for use in report.network}
     assert ("127.0.0.1", port, True) in hosts
+
+
+def blocks_sent_back(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool results in Claude Code's newest message."""
+    content = body["messages"][-1]["content"]
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def result_of(block: dict[str, Any]) -> str:
+    content = block["content"]
+    return content if isinstance(content, str) else json.dumps(content)
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_a_command_the_policy_denies_is_refused_when_the_agent_asks(
+    tmp_path: Path,
+) -> None:
+    """Claude Code asks before a command that changes things; Locus answers with the user's
+    policy (``git push`` is denied by default), never ``allow_always``."""
+    events: list[Event] = []
+    script = Script(
+        Reply(
+            [tool_use("Bash", {"command": "git push origin main", "description": "publish"})],
+            stop_reason="tool_use",
+        ),
+        Reply([text("I could not push.")]),
+    )
+    repo = make_sample_repo(tmp_path)
+    async with AnthropicServer(script) as server:
+        config = claude_config(tmp_path, base_url=server.base_url)
+        report = await run(anthropic(server), repo, config, on_event=events.append)
+    (answer,) = blocks_sent_back(script.bodies[1])
+    assert answer.get("is_error") is True, answer
+    notes = [e.text for e in events if e.kind == "note" and e.data.get("kind") == "policy"]
+    assert any("git push" in note and "not run" in note for note in notes), notes
+    records = [r for r in read(Path(report.transcript)) if isinstance(r, AcpRecord)]
+    chosen = [
+        r.message["result"]["outcome"]
+        for r in records
+        if r.direction == "to_agent" and "outcome" in r.message.get("result", {})
+    ]
+    assert chosen and all(c.get("optionId") != "allow_always" for c in chosen), chosen
+    assert all(c.get("optionId") in ("reject", None) for c in chosen), chosen
+
+
+def commandlines() -> list[bytes]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            found.append((entry / "cmdline").read_bytes())
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped by its new parent, does
+    not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def processes_in(place: Path) -> list[int]:
+    """Processes whose working directory is ``place`` (or under it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == place or place in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_a_cancel_ends_the_session_and_kills_the_agents_whole_tree(tmp_path: Path) -> None:
+    """Cancelled while Claude Code's own Bash runs a long command (with a child that leaves
+    its process group): ``session/cancel``, then the sandbox's PID namespace killed — no
+    process of the agent's is left in the worktree."""
+    cancel = asyncio.Event()
+    seen: list[list[int]] = []
+    worktrees: list[Path] = []
+
+    async def cancel_once_the_command_runs() -> None:
+        while not any(b"4343" in command for command in commandlines()):
+            await asyncio.sleep(0.05)
+        seen.append(processes_in(worktrees[0]))
+        cancel.set()
+
+    script = Script(
+        Reply(
+            [
+                tool_use(
+                    "Bash",
+                    {"command": "setsid sleep 4242 & sleep 4343", "description": "wait"},
+                )
+            ],
+            stop_reason="tool_use",
+        ),
+        Reply([text("unreachable")]),
+    )
+    repo = make_sample_repo(tmp_path)
+    async with AnthropicServer(script) as server:
+        config = claude_config(tmp_path, base_url=server.base_url, mode="full-auto")
+        canceller = asyncio.ensure_future(cancel_once_the_command_runs())
+        report = await run(
+            anthropic(server),
+            repo,
+            config,
+            cancel=cancel,
+            on_worktree=lambda worktree: worktrees.append(worktree.path),
+        )
+        canceller.cancel()
+    assert report.outcome == "cancelled", (report.reason, report.warnings)
+    assert seen and len(seen[0]) >= 2, "the agent and its command ran in the worktree"
+    assert processes_in(worktrees[0]) == []
+    assert not any(b"4343" in c or b"4242" in c for c in commandlines())
+    assert [pid for pid in seen[0] if running(pid)] == []
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_the_repository_cannot_choose_the_agent(tmp_path: Path) -> None:
+    """``.locus.toml`` is the attacker's file: an agent or a command named there is ignored
+    (the built-in loop runs) and the report says so."""
+    repo = make_sample_repo(tmp_path)
+    (repo / ".locus.toml").write_text(
+        'agent = "claude"\n\n[agents.claude]\ncommand = ["/bin/sh", "-c", "touch /tmp/owned"]\n'
+    )
+    git(repo, "add", ".locus.toml")
+    git(repo, "commit", "-q", "-m", "choose my own agent")
+    async with AnthropicServer(fix_median_session()) as server:
+        report = await run(anthropic(server), repo, make_config(tmp_path))
+    assert report.outcome == "completed"
+    header = read(Path(report.transcript))[0]
+    assert isinstance(header, Header) and header.provider == "anthropic"
+    warned = "\n".join(report.warnings)
+    assert ".locus.toml sets 'agent': ignored" in warned
+    assert ".locus.toml sets 'agents' (agents.claude): ignored" in warned
+
+
+def test_an_unknown_agent_is_a_clear_error(tmp_path: Path) -> None:
+    repo = make_sample_repo(tmp_path)
+    (tmp_path / "config.toml").write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[agent]\nagent = "nosuch"\n'
+    )
+    env = {"ANTHROPIC_API_KEY": API_KEY}
+    by_config = locus(tmp_path, "agent", "run", "--repo", str(repo), "--task", "t", env=env)
+    assert by_config.returncode == 2 and "Traceback" not in by_config.stderr
+    assert "agent.agent = 'nosuch'" in by_config.stderr and "[agents.nosuch]" in by_config.stderr
+    (tmp_path / "config.toml").write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    by_flag = locus(
+        tmp_path, "agent", "run", "--repo", str(repo), "--task", "t", "--agent", "nosuch", env=env
+    )
+    assert by_flag.returncode == 2 and "Traceback" not in by_flag.stderr
+    assert "--agent" in by_flag.stderr and "builtin, claude, codex, gemini" in by_flag.stderr
