@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tests.locusd.agentkit import (
 from tests.locusd.cli.test_cli_agent import locus
 from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
+from tests.support.listener import CountingListener
 
 WORKDIR = re.compile(r"Primary working directory: (\S+)")
 
@@ -289,3 +291,47 @@ def test_an_unknown_agent_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert by_flag.returncode == 2 and "Traceback" not in by_flag.stderr
     assert "--agent" in by_flag.stderr and "builtin, claude, codex, gemini" in by_flag.stderr
+
+
+#: Run by Claude Code's own Bash inside the sandbox: a host loopback service (the canary) and
+#: an outside host through the proxy the agent is given.
+PROBE = """python3 - <<'PY'
+import socket, sys, urllib.request
+for what, reach in (
+    ("canary", lambda: socket.create_connection(("127.0.0.1", {port}), 3).close()),
+    ("outside", lambda: urllib.request.urlopen("http://example.com/", timeout=5).close()),
+):
+    try:
+        reach()
+        print(what, "REACHED")
+    except Exception as exc:
+        print(what, "refused:", type(exc).__name__)
+PY"""
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_the_agents_network_reaches_its_model_and_nothing_else(tmp_path: Path) -> None:
+    """The agent's own commands (not only Locus's terminals) share its network: the model
+    endpoint, and neither another service on the host's loopback nor any other host."""
+    server_socket = socket.socket()
+    server_socket.bind(("127.0.0.1", 0))
+    canary = CountingListener(server_socket)
+    probe = PROBE.format(port=server_socket.getsockname()[1])
+    script = Script(
+        Reply(
+            [tool_use("Bash", {"command": probe, "description": "probe"})], stop_reason="tool_use"
+        ),
+        Reply([text("probed")]),
+    )
+    try:
+        report, port = await claude_run(tmp_path, script, mode="full-auto")
+    finally:
+        canary.close()
+    (answer,) = blocks_sent_back(script.bodies[1])
+    said = result_of(answer)
+    assert "canary refused" in said and "outside refused" in said, said
+    assert "REACHED" not in said
+    assert canary.connections == 0
+    uses = {(use.host, use.port): use.allowed for use in report.network}
+    assert uses.get(("127.0.0.1", port)) is True
+    assert uses.get(("example.com", 80)) is False, uses
