@@ -124,6 +124,7 @@ class ExternalAgent:
         self.spent_reason = ""
         self.client = LocusClient(workspace, on_event or (lambda event: None), self._check)
         self.usage = Usage()
+        self.connection: acp.ClientSideConnection | None = None
 
     def _check(self) -> None:
         s = self.client.spending
@@ -191,11 +192,14 @@ class ExternalAgent:
                     + (f"; it said: {said}" if said else ""),
                 )
             finally:
+                if self.connection is not None:  # its loops stopped before the pipes go
+                    with contextlib.suppress(Exception):
+                        await self.connection.close()
                 await _kill(process)
 
     async def _converse(self, process: asyncio.subprocess.Process, task: str) -> Stop:
         assert process.stdin is not None and process.stdout is not None
-        conn = acp.connect_to_agent(
+        conn = self.connection = acp.connect_to_agent(
             cast(acp.Client, self.client), process.stdin, process.stdout, observers=[self._record]
         )
         await self._bounded(
