@@ -37,7 +37,7 @@ from locusd.agent.egress.proxy import EgressProxy
 from locusd.agent.egress.rules import EgressRules, Rule
 from locusd.agent.external.client import LocusClient
 from locusd.agent.external.presets import Launch
-from locusd.agent.loop import LoopResult
+from locusd.agent.loop import LoopResult, record_verifications
 from locusd.agent.messages import Usage
 from locusd.agent.report import Event, OnEvent
 from locusd.agent.sandbox import Egress, Sandbox
@@ -261,7 +261,10 @@ class ExternalAgent:
             if response.stop_reason in ("max_tokens", "max_turn_requests"):
                 return Stop("budget_exhausted", reason=f"the agent stopped: {response.stop_reason}")
             summary = "".join(said).strip() or "(the agent gave no summary)"
+            verified = len(self.ws.verifications)
             result = await tools.finish(self.ws, tools.Finish(summary=summary[:4000]))
+            turn = self.client.spending.turns
+            record_verifications(self.ws, self.transcript, self.client.on_event, turn, verified)
             if result.stop is not None:
                 return result.stop
             prompt = VERIFY_FAILED.format(result=result.content)

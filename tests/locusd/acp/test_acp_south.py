@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 
 from locusd.agent.report import Event, RunReport
-from locusd.agent.transcript import AcpRecord, Header, read
+from locusd.agent.transcript import AcpRecord, Header, VerificationRecord, read
 from locusd.config import Config, ExternalAgentConfig
+from tests.locusd import daemonmachine
 from tests.locusd.agentkit import (
     API_KEY,
     BUGGY,
     FIXED,
+    TASK,
     anthropic,
     fix_median_session,
     git,
@@ -32,10 +34,13 @@ from tests.locusd.agentkit import (
     run,
 )
 from tests.locusd.cli.test_cli_agent import locus
+from tests.locusd.daemonmachine import Machine, serving
+from tests.locusd.test_daemon_notify import editor, start
 from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 from tests.support.listener import CountingListener
 
+machine = daemonmachine.machine
 WORKDIR = re.compile(r"Primary working directory: (\S+)")
 
 
@@ -129,6 +134,8 @@ async def test_claude_code_fixes_the_sample_and_the_runner_verifies(tmp_path: Pa
     methods = [r.message.get("method") for r in records if r.direction == "to_agent"]
     assert {"initialize", "session/new", "session/prompt"} <= set(methods)
     assert any(r.message.get("method") == "session/update" for r in records)
+    verified = [r for r in read(Path(report.transcript)) if isinstance(r, VerificationRecord)]
+    assert [r.evidence.passed for r in verified] == [True]
     # Its model calls went through the agent's own egress proxy, to the endpoint alone.
     hosts = {(use.host, use.port, use.allowed) for use in report.network}
     assert ("127.0.0.1", port, True) in hosts
@@ -335,3 +342,28 @@ async def test_the_agents_network_reaches_its_model_and_nothing_else(tmp_path: P
     uses = {(use.host, use.port): use.allowed for use in report.network}
     assert uses.get(("127.0.0.1", port)) is True
     assert uses.get(("example.com", 80)) is False, uses
+
+
+@pytest.mark.timeout(180)
+async def test_a_daemon_run_with_claude_code_ends_awaiting_review(machine: Machine) -> None:
+    """Through the real daemon (``locus/runs/start`` with ``agent``): its agent process runs
+    Claude Code, and the run waits for review with the runner's verification passed and the
+    diff in the review."""
+    script = fix_median()
+    async with AnthropicServer(script) as model:
+        machine.configure(
+            f'[agent]\nbase_url = "{model.base_url}"\n'
+            f'[agents.claude]\ncommand = ["{installed().claude}"]\n'
+        )
+        async with serving(machine), editor(machine) as watcher:
+            run_id = await start(machine, watcher, task=TASK, agent="claude")
+            note = await watcher.next_note()
+            assert (note.kind, note.runId) == ("review", run_id)
+            shown = await watcher.lsp.call("locus/runs/show", {"runId": run_id})
+            review = await watcher.lsp.call("locus/review/get", {"runId": run_id})
+    assert (shown.state, shown.outcome) == ("awaiting_review", "completed")
+    assert review.verification.passed is True  # the runner's own, after the agent's turn
+    assert review.summary == "median() now averages the two middle values of an even list."
+    (changed,) = review.files
+    assert changed.path == "stats.py"
+    assert worktree_of(script.bodies[0]) != str(machine.repo)  # its own worktree
