@@ -127,8 +127,11 @@ class ExternalAgent:
         self.connection: acp.ClientSideConnection | None = None
 
     def _check(self) -> None:
+        """The budget, after each tool call the agent starts and each usage it reports: the
+        agent may start ``max_turns`` tool calls; the one after that ends the session."""
         s = self.client.spending
-        reason = exhausted(self.budget, turns=s.turns, usage=self.usage, cost=s.cost)
+        turns = max(s.turns - 1, 0)
+        reason = exhausted(self.budget, turns=turns, usage=self.usage, cost=s.cost)
         if reason is not None and not self.spent.is_set():
             self.spent_reason = reason
             self.spent.set()

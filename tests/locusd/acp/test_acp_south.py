@@ -367,3 +367,27 @@ async def test_a_daemon_run_with_claude_code_ends_awaiting_review(machine: Machi
     (changed,) = review.files
     assert changed.path == "stats.py"
     assert worktree_of(script.bodies[0]) != str(machine.repo)  # its own worktree
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_a_spent_budget_cancels_the_session_and_kills_the_agent(tmp_path: Path) -> None:
+    """``max_turns`` counts the agent's tool calls: the second of a one-turn budget ends the
+    session (``session/cancel``, then the agent's tree killed), ``budget_exhausted``."""
+    worktrees: list[Path] = []
+    script = fix_median()
+    repo = make_sample_repo(tmp_path)
+    async with AnthropicServer(script) as server:
+        config = claude_config(tmp_path, base_url=server.base_url, budget={"max_turns": 1})
+        report = await run(
+            anthropic(server),
+            repo,
+            config,
+            on_worktree=lambda worktree: worktrees.append(worktree.path),
+        )
+    assert report.outcome == "budget_exhausted", (report.reason, report.warnings)
+    assert report.reason is not None and "max turns" in report.reason
+    assert report.verification is None  # no verify for a run that did not finish
+    records = [r for r in read(Path(report.transcript)) if isinstance(r, AcpRecord)]
+    sent = [r.message.get("method") for r in records if r.direction == "to_agent"]
+    assert "session/cancel" in sent
+    assert processes_in(worktrees[0]) == []
