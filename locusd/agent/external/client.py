@@ -77,6 +77,8 @@ class LocusClient:
     on_event: OnEvent
     #: Called after each usage report: the session ends when it says the budget is spent.
     on_spent: Callable[[], None]
+    #: Set once the session is ending (a spent budget): every later request is refused.
+    ending: asyncio.Event = field(default_factory=asyncio.Event)
     spending: Spending = field(default_factory=Spending)
     _terminals: dict[str, _Terminal] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -103,6 +105,8 @@ class LocusClient:
         )
 
     async def _refusal(self, call: ToolCallUpdate) -> str | None:
+        if self.ending.is_set() or self.ws.cancel.is_set():
+            return "the run is ending (cancelled, or its budget is spent)"
         raw = call.raw_input if isinstance(call.raw_input, dict) else {}
         if call.kind == "execute":
             command = raw.get("command")
@@ -259,6 +263,7 @@ class LocusClient:
             self._titles[update.tool_call_id] = update.title
             data = {"input": update.raw_input, "kind": update.kind}
             self.on_event(Event("tool", self.spending.turns, update.title, data))
+            self.on_spent()
         elif isinstance(update, ToolCallProgress):
             if update.title:
                 self._titles[update.tool_call_id] = update.title

@@ -122,7 +122,9 @@ class ExternalAgent:
         self.instructions = instructions
         self.spent = asyncio.Event()
         self.spent_reason = ""
-        self.client = LocusClient(workspace, on_event or (lambda event: None), self._check)
+        self.client = LocusClient(
+            workspace, on_event or (lambda event: None), self._check, ending=self.spent
+        )
         self.usage = Usage()
         self.connection: acp.ClientSideConnection | None = None
 

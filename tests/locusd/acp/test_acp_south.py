@@ -388,6 +388,7 @@ async def test_a_spent_budget_cancels_the_session_and_kills_the_agent(tmp_path: 
     assert report.reason is not None and "max turns" in report.reason
     assert report.verification is None  # no verify for a run that did not finish
     records = [r for r in read(Path(report.transcript)) if isinstance(r, AcpRecord)]
+    assert report.diff == ""  # its second tool call (the Edit) was refused, not run
     sent = [r.message.get("method") for r in records if r.direction == "to_agent"]
     assert "session/cancel" in sent
     assert processes_in(worktrees[0]) == []
