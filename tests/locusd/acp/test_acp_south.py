@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -392,3 +393,83 @@ async def test_a_spent_budget_cancels_the_session_and_kills_the_agent(tmp_path: 
     sent = [r.message.get("method") for r in records if r.direction == "to_agent"]
     assert "session/cancel" in sent
     assert processes_in(worktrees[0]) == []
+
+
+async def probe_run(
+    tmp_path: Path, repo: Path, requests: list[dict[str, str]]
+) -> tuple[RunReport, list[dict[str, Any]]]:
+    """A run of the probe agent (tests/locusd/acp/probe_agent.py) as ``[agents.probe]``, and
+    its answers (what its client gave back for each request)."""
+    said: list[str] = []
+
+    def hear(event: Event) -> None:
+        if event.kind == "text":
+            said.append(event.text)
+
+    async with AnthropicServer([]) as server:
+        config = make_config(tmp_path, base_url=server.base_url)
+        command = [sys.executable, str(Path(__file__).with_name("probe_agent.py"))]
+        agents = {"probe": ExternalAgentConfig(command=command)}
+        agent = config.agent.model_copy(update={"agent": "probe"})
+        config = Config.model_validate({**dict(config), "agent": agent, "agents": agents})
+        report = await run(
+            anthropic(server), repo, config, task=json.dumps(requests), on_event=hear
+        )
+    return report, [json.loads(line) for line in "".join(said).splitlines()]
+
+
+async def test_file_requests_are_confined_to_the_worktree(tmp_path: Path) -> None:
+    """``fs/*`` through the file tools' confined open: inside the worktree, yes; outside it,
+    through a symlink leading out, in ``.git/``, with ``..``, or relative: an ACP error naming
+    the path, and nothing read or written."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("the user's secret\n")
+    repo = make_sample_repo(tmp_path / "src")
+    (repo / "link").symlink_to(tmp_path)  # the repository's content: a link leading out
+    git(repo, "add", "link")
+    git(repo, "commit", "-q", "-m", "a link out")
+    report, got = await probe_run(
+        tmp_path,
+        repo,
+        [
+            {"read": "{root}/stats.py"},
+            {"write": "{root}/notes.txt", "content": "written by the agent\n"},
+            {"read": str(outside)},
+            {"write": str(tmp_path / "planted.txt"), "content": "x"},
+            {"read": "{root}/link/secret.txt"},
+            {"write": "{root}/link/planted.txt", "content": "x"},
+            {"read": "{root}/.git/config"},
+            {"write": "{root}/../escape.txt", "content": "x"},
+            {"read": "stats.py"},
+        ],
+    )
+    assert "def median" in got[0]["content"]
+    assert "written" in got[1]
+    assert (Path(report.worktree) / "notes.txt").read_text() == "written by the agent\n"
+    for refused in got[2:]:
+        assert refused["error"] == -32602 and "path" in refused["data"], refused
+    assert "outside the run's worktree" in got[2]["data"]["path"]
+    assert "symlink" in got[4]["data"]["path"], got[4]
+    assert ".git" in got[6]["data"]["path"]
+    assert not (tmp_path / "planted.txt").exists()
+    assert outside.read_text() == "the user's secret\n"
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+async def test_terminals_run_through_the_policy_and_the_sandbox(tmp_path: Path) -> None:
+    """``terminal/*`` is ``run_command``: the policy (``git push`` is denied by default, so it
+    never runs) and the sandbox (the checkout outside the worktree is read-only)."""
+    repo = make_sample_repo(tmp_path)
+    report, got = await probe_run(
+        tmp_path,
+        repo,
+        [
+            {"run": "echo hello from $PWD"},
+            {"run": "git push origin main"},
+            {"run": f"touch {repo}/planted.txt"},
+        ],
+    )
+    assert got[0]["exit"] == 0 and f"hello from {report.worktree}" in got[0]["output"]
+    assert got[1]["exit"] != 0 and "not run" in got[1]["output"], got[1]
+    assert got[2]["exit"] != 0 and "Read-only file system" in got[2]["output"], got[2]
+    assert not (repo / "planted.txt").exists()
