@@ -168,7 +168,7 @@ class ExternalAgentConfig(BaseModel):
 
     command: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
         default_factory=list,
-        description='the program and its arguments, e.g. ["/opt/bin/my-agent", "--acp"];'
+        description='the program and its arguments, e.g. ["/opt/bin/my-agent"];'
         " for a preset (claude, codex, gemini) empty means: its program, found on PATH",
     )
     env: dict[str, str] = Field(
