@@ -12,12 +12,13 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from locusd.agent.egress.bridge import pipe
 from locusd.agent.report import Event, RunReport
 from locusd.agent.transcript import AcpRecord, Header, VerificationRecord, read
 from locusd.config import Config, ExternalAgentConfig
@@ -473,3 +474,56 @@ async def test_terminals_run_through_the_policy_and_the_sandbox(tmp_path: Path) 
     assert got[1]["exit"] != 0 and "not run" in got[1]["output"], got[1]
     assert got[2]["exit"] != 0 and "Read-only file system" in got[2]["output"], got[2]
     assert not (repo / "planted.txt").exists()
+
+
+def this_machines_address() -> str:
+    """An address of this machine that is not loopback (where a model server off the
+    loopback can listen)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: it only picks a route
+        address = str(probe.getsockname()[0])
+    except OSError:
+        address = "127.0.0.1"
+    finally:
+        probe.close()
+    if address.startswith("127."):
+        pytest.fail("this test needs a network interface with a non-loopback IPv4 address")
+    return address
+
+
+@contextlib.asynccontextmanager
+async def relayed(host: str, port: int) -> AsyncIterator[int]:
+    """A TCP relay on ``host`` to the loopback ``port``: the model server off the loopback."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        writer.close()
+        up_writer.close()
+
+    server = await asyncio.start_server(serve, host, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_a_model_endpoint_off_the_loopback_is_reached_through_the_proxy(
+    tmp_path: Path,
+) -> None:
+    """A base URL that is not on the loopback: Claude Code honours the HTTP proxy the relay
+    gives it, and the egress proxy lets through that endpoint alone."""
+    address = this_machines_address()
+    script = fix_median()
+    repo = make_sample_repo(tmp_path)
+    async with (
+        AnthropicServer(script) as server,
+        relayed(address, int(server.base_url.rsplit(":", 1)[1])) as port,
+    ):
+        config = claude_config(tmp_path, base_url=f"http://{address}:{port}")
+        report = await run(anthropic(server), repo, config)
+    assert report.outcome == "completed", (report.reason, report.warnings)
+    uses = {(use.host, use.port): use for use in report.network}
+    assert uses[(address, port)].allowed and uses[(address, port)].sent > 0
