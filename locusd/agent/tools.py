@@ -140,15 +140,18 @@ class Workspace:
         timeout: float,  # noqa: ASYNC109
         *,
         containers: bool = False,
+        interrupt: asyncio.Event | None = None,
     ) -> CommandResult:
-        """Run ``command`` with the run's own ``$TMPDIR``, killed when the run is cancelled or
-        its scratch space goes over the quota (see :mod:`locusd.agent.scratch`); with
-        ``containers`` (a container command the user allowed), the engines' sockets in reach."""
+        """Run ``command`` with the run's own ``$TMPDIR``, killed when the run is cancelled,
+        ``interrupt`` is set (an ACP agent's ``terminal/kill``) or its scratch space goes over
+        the quota (see :mod:`locusd.agent.scratch`); with ``containers`` (a container command
+        the user allowed), the engines' sockets in reach."""
         self._commands_run += 1
         output_path = self.scratch / f"command-{self._commands_run}.log"
         await asyncio.to_thread(self.space.prepare)
         stop = asyncio.Event()
         watcher = asyncio.ensure_future(self.space.watch(self.cancel, stop))
+        forward = asyncio.ensure_future(_forward(interrupt, stop)) if interrupt else None
         try:
             result = await run_command(
                 command,
@@ -171,6 +174,8 @@ class Workspace:
         finally:
             killed = watcher.result() if watcher.done() else None
             watcher.cancel()
+            if forward is not None:
+                forward.cancel()
         removed = await asyncio.to_thread(self.space.enforce, output_path)
         self.scratch_notes = (killed, removed)
         return result
@@ -192,6 +197,11 @@ class Workspace:
         found = evidence(self.verify, result, changes)
         self.verifications.append(found)
         return found
+
+
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 class _Input(BaseModel):
@@ -499,6 +509,13 @@ async def command_refusal(ws: Workspace, command: str) -> tuple[str | None, Ruli
     RunCommand,
 )
 async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
+    return await run_command_line(ws, args)
+
+
+async def run_command_line(
+    ws: Workspace, args: RunCommand, interrupt: asyncio.Event | None = None
+) -> ToolResult:
+    """``run_command``'s work, also an ACP agent's terminal (``interrupt``: its kill)."""
     refusal, decision = await command_refusal(ws, args.command)
     if refusal is not None:
         return ToolResult(refusal, is_error=True)
@@ -507,7 +524,10 @@ async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
     if warning and ws.containers != "allow" and approved not in ws.warnings:
         ws.warnings.append(approved)
     result = await ws.run(
-        args.command, min(args.timeout, ws.command_timeout), containers=decision.containers
+        args.command,
+        min(args.timeout, ws.command_timeout),
+        containers=decision.containers,
+        interrupt=interrupt,
     )
     # The transcript keeps more than the model sees, but not a flood's worth.
     full, _ = await asyncio.to_thread(head_and_tail, result.output_path, TRANSCRIPT_OUTPUT)

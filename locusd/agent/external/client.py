@@ -67,6 +67,7 @@ class Spending:
 @dataclass
 class _Terminal:
     task: asyncio.Task[tools.ToolResult]
+    kill: asyncio.Event  # kills the command's whole group (run_command's own kill)
 
 
 @dataclass
@@ -199,9 +200,9 @@ class LocusClient:
             line = f"cd {shlex.quote(self._relative(cwd))} && {line}"
         run = tools.RunCommand(command=line, timeout=self.ws.command_timeout)
         terminal = f"terminal-{next(self._ids)}"
-        self._terminals[terminal] = _Terminal(
-            asyncio.ensure_future(tools.run_command_tool(self.ws, run))
-        )
+        kill = asyncio.Event()
+        running = asyncio.ensure_future(tools.run_command_line(self.ws, run, kill))
+        self._terminals[terminal] = _Terminal(running, kill)
         return CreateTerminalResponse(terminal_id=terminal)
 
     def _terminal(self, terminal_id: str) -> _Terminal:
@@ -235,19 +236,21 @@ class LocusClient:
     async def kill_terminal(
         self, session_id: str, terminal_id: str, **kwargs: Any
     ) -> KillTerminalResponse | None:
-        self._terminal(terminal_id).task.cancel()
+        self._terminal(terminal_id).kill.set()
         return KillTerminalResponse()
 
     async def release_terminal(
         self, session_id: str, terminal_id: str, **kwargs: Any
     ) -> ReleaseTerminalResponse | None:
-        self._terminals.pop(terminal_id, _Terminal(asyncio.ensure_future(_nothing()))).task.cancel()
+        self._terminal(terminal_id).kill.set()
+        self._terminals.pop(terminal_id)
         return ReleaseTerminalResponse()
 
-    def close(self) -> None:
-        """Stop every command still running (the run ends)."""
+    async def close(self) -> None:
+        """Kill every command still running, and wait for them (the run ends)."""
         for terminal in self._terminals.values():
-            terminal.task.cancel()
+            terminal.kill.set()
+        await asyncio.gather(*(t.task for t in self._terminals.values()), return_exceptions=True)
 
     # --- progress ---------------------------------------------------------------------------
 
@@ -282,10 +285,6 @@ class LocusClient:
 
     def on_connect(self, conn: Any) -> None:
         """Nothing to keep: the session holds the connection."""
-
-
-async def _nothing() -> tools.ToolResult:
-    return tools.ToolResult("")
 
 
 def _text(update: ToolCallProgress) -> str:

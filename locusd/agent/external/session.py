@@ -162,7 +162,7 @@ class ExternalAgent:
             stop = await self._session(task, self.sandbox)
         finally:
             timer.cancel()
-            self.client.close()
+            await self.client.close()
         return LoopResult(stop, s.turns, self.usage, s.cost, s.cost_known)
 
     def _argv(self, boxed: Sandbox) -> list[str]:

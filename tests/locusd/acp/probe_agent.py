@@ -1,6 +1,7 @@
 """An ACP agent for tests, run by Locus as an ``[agents.NAME]`` agent (in the run's sandbox): on
 a prompt with a line that is a JSON list of requests, it asks its client for each —
-``{"read": PATH}``, ``{"write": PATH, "content": TEXT}``, ``{"run": COMMAND}``, ``{root}`` in a
+``{"read": PATH}``, ``{"write": PATH, "content": TEXT}``, ``{"run": COMMAND}``, ``{"kill":
+COMMAND}`` (started, then killed once its output shows), ``{root}`` in a
 path standing for its session's cwd (the worktree) — and says what each gave back (or the
 error) as one JSON line of its message, then ends its turn."""
 
@@ -47,7 +48,11 @@ class Probe:
                 path=request["write"], content=request["content"], session_id=session
             )
             return {"written": request["write"]}
-        made = await self.conn.create_terminal(command=request["run"], session_id=session)
+        command = request.get("run") or request["kill"]
+        made = await self.conn.create_terminal(command=command, session_id=session)
+        if "kill" in request:
+            await asyncio.sleep(1)  # a moment for it to start (the test checks what is left)
+            await self.conn.kill_terminal(session_id=session, terminal_id=made.terminal_id)
         done = await self.conn.wait_for_terminal_exit(
             session_id=session, terminal_id=made.terminal_id
         )

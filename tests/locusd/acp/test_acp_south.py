@@ -400,12 +400,14 @@ async def probe_run(
     tmp_path: Path, repo: Path, requests: list[dict[str, str]]
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     """A run of the probe agent (tests/locusd/acp/probe_agent.py) as ``[agents.probe]``, and
-    its answers (what its client gave back for each request)."""
-    said: list[str] = []
+    its answers (what its client gave back for each request), each with ``"running"``: the
+    marked commands (``5252``) still running when it was given."""
+    got: list[dict[str, Any]] = []
 
     def hear(event: Event) -> None:
-        if event.kind == "text":
-            said.append(event.text)
+        if event.kind == "text" and event.text.strip():
+            running = [c.decode() for c in commandlines() if b"5252" in c]
+            got.append(json.loads(event.text) | {"running": running})
 
     async with AnthropicServer([]) as server:
         config = make_config(tmp_path, base_url=server.base_url)
@@ -416,7 +418,7 @@ async def probe_run(
         report = await run(
             anthropic(server), repo, config, task=json.dumps(requests), on_event=hear
         )
-    return report, [json.loads(line) for line in "".join(said).splitlines()]
+    return report, got
 
 
 async def test_file_requests_are_confined_to_the_worktree(tmp_path: Path) -> None:
@@ -459,7 +461,8 @@ async def test_file_requests_are_confined_to_the_worktree(tmp_path: Path) -> Non
 
 async def test_terminals_run_through_the_policy_and_the_sandbox(tmp_path: Path) -> None:
     """``terminal/*`` is ``run_command``: the policy (``git push`` is denied by default, so it
-    never runs) and the sandbox (the checkout outside the worktree is read-only)."""
+    never runs), the sandbox (the checkout outside the worktree is read-only), and its kill
+    (``terminal/kill`` ends the command's whole tree)."""
     repo = make_sample_repo(tmp_path)
     report, got = await probe_run(
         tmp_path,
@@ -468,12 +471,15 @@ async def test_terminals_run_through_the_policy_and_the_sandbox(tmp_path: Path) 
             {"run": "echo hello from $PWD"},
             {"run": "git push origin main"},
             {"run": f"touch {repo}/planted.txt"},
+            {"kill": "setsid sleep 5252 & sleep 5252"},
         ],
     )
     assert got[0]["exit"] == 0 and f"hello from {report.worktree}" in got[0]["output"]
     assert got[1]["exit"] != 0 and "not run" in got[1]["output"], got[1]
     assert got[2]["exit"] != 0 and "Read-only file system" in got[2]["output"], got[2]
     assert not (repo / "planted.txt").exists()
+    # terminal/kill: the command and what it started (a setsid child too) are gone at once.
+    assert got[3]["exit"] != 0 and got[3]["running"] == [], got[3]
 
 
 def this_machines_address() -> str:
