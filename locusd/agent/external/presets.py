@@ -5,6 +5,7 @@ nowhere else; the repository has no say (``.locus.toml`` cannot name an agent)."
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,10 +61,12 @@ def _claude(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
 def _codex(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
     home = access.home / "codex-home"
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    model = f'model = "{access.model}"\n' if access.model else ""
+    # JSON strings are TOML basic strings: a quote in a value cannot add a key.
+    model = f"model = {json.dumps(access.model)}\n" if access.model else ""
     (home / "config.toml").write_text(
         f'{model}model_provider = "locus"\n\n[model_providers.locus]\nname = "Locus"\n'
-        f'base_url = "{access.base_url}"\nenv_key = "OPENAI_API_KEY"\nwire_api = "responses"\n',
+        f"base_url = {json.dumps(access.base_url)}\n"
+        'env_key = "OPENAI_API_KEY"\nwire_api = "responses"\n',
         encoding="utf-8",
     )
     return {"CODEX_HOME": str(home), "OPENAI_API_KEY": access.api_key}, (home,)

@@ -18,11 +18,11 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import acp
 from acp.connection import StreamEvent
@@ -278,7 +278,7 @@ class ExternalAgent:
         self,
         work: Awaitable[T],
         process: asyncio.subprocess.Process,
-        cancel: Any = None,
+        cancel: Callable[[], Awaitable[None]] | None = None,
     ) -> T:
         """``work`` unless the run is cancelled, the budget is spent or the agent exits first;
         then ``session/cancel`` (when ``cancel`` says how), a grace, and :class:`_Stopped`."""

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import sys
+import tomllib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import pytest
 
 from locusd.agent.egress.bridge import pipe
+from locusd.agent.external import presets
+from locusd.agent.providers import ConfigurationError
 from locusd.agent.report import Event, RunReport
 from locusd.agent.transcript import AcpRecord, Header, VerificationRecord, read
-from locusd.config import Config, ExternalAgentConfig
+from locusd.config import AgentConfig, Config, ExternalAgentConfig
 from tests.locusd import daemonmachine
 from tests.locusd.agentkit import (
     API_KEY,
@@ -533,3 +536,30 @@ async def test_a_model_endpoint_off_the_loopback_is_reached_through_the_proxy(
     assert report.outcome == "completed", (report.reason, report.warnings)
     uses = {(use.host, use.port): use for use in report.network}
     assert uses[(address, port)].allowed and uses[(address, port)].sent > 0
+
+
+def test_presets_say_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:
+    config = AgentConfig(agent="claude")
+    with pytest.raises(ConfigurationError) as no_key:
+        presets.resolve(config, {}, {"PATH": str(tmp_path)}, tmp_path)
+    assert "ANTHROPIC_API_KEY" in str(no_key.value)
+    with pytest.raises(ConfigurationError) as no_program:
+        presets.resolve(config, {}, {"PATH": str(tmp_path), "ANTHROPIC_API_KEY": "k"}, tmp_path)
+    said = str(no_program.value)
+    assert "claude-agent-acp is not on PATH" in said
+    assert "npm i -g @zed-industries/claude-agent-acp" in said and "[agents.claude]" in said
+
+
+def test_the_codex_preset_writes_a_config_no_value_can_add_keys_to(tmp_path: Path) -> None:
+    hostile = 'http://model.example/v1"\nmodel_provider = "evil'
+    config = AgentConfig(agent="codex", base_url=hostile, model='m"\nx = 1')
+    agents = {"codex": ExternalAgentConfig(command=["/bin/true"])}
+    env = {"OPENAI_API_KEY": "sk-test"}
+    launch = presets.resolve(config, agents, env, tmp_path)
+    home = Path(launch.env["CODEX_HOME"])
+    assert launch.writable == (home,) and launch.env["OPENAI_API_KEY"] == "sk-test"
+    written = tomllib.loads((home / "config.toml").read_text())
+    assert written["model_provider"] == "locus" and written["model"] == 'm"\nx = 1'
+    provider = written["model_providers"]["locus"]
+    assert provider["base_url"] == hostile and provider["wire_api"] == "responses"
+    assert provider["env_key"] == "OPENAI_API_KEY"
