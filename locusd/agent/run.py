@@ -21,7 +21,7 @@ from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
 from locusd.agent.egress.proxy import Connection
 from locusd.agent.external import presets
-from locusd.agent.external.session import ExternalAgent
+from locusd.agent.external.session import GUIDANCE, ExternalAgent
 from locusd.agent.guidance import Guidance
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
@@ -215,9 +215,10 @@ async def run_task(
                 branch=worktree.branch,
                 base_commit=worktree.base_commit,
                 config=agent_config.model_dump(mode="json"),
-                system=SYSTEM_PROMPT,
+                # An ACP agent brings its own system prompt and tools: Locus's guidance only.
+                system=SYSTEM_PROMPT if launch is None else GUIDANCE,
                 instructions=instructions,
-                tools=tools.specs(),
+                tools=tools.specs() if launch is None else [],
                 started_at=datetime.now(UTC).isoformat(),
             )
         )
