@@ -563,3 +563,30 @@ def test_the_codex_preset_writes_a_config_no_value_can_add_keys_to(tmp_path: Pat
     provider = written["model_providers"]["locus"]
     assert provider["base_url"] == hostile and provider["wire_api"] == "responses"
     assert provider["env_key"] == "OPENAI_API_KEY"
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_a_command_the_policy_asks_about_goes_to_the_users_approval(tmp_path: Path) -> None:
+    """ "ask" in the user's policy: the question goes through the run's approver (the same one
+    the built-in ``run_command`` asks through: the daemon's ``locus/approval``), and the user's
+    no is the agent's reject."""
+    asked: list[tuple[str, str]] = []
+
+    async def approver(command: str, reason: str) -> bool:
+        asked.append((command, reason))
+        return False
+
+    script = fix_median()
+    repo = make_sample_repo(tmp_path)
+    async with AnthropicServer(script) as server:
+        config = claude_config(
+            tmp_path, base_url=server.base_url, policy={"ask": ["python3 -m pytest*"]}
+        )
+        report = await run(anthropic(server), repo, config, approver=approver)
+    assert [command for command, _ in asked] == ["python3 -m pytest -q"]
+    assert "python3 -m pytest*" in asked[0][1]
+    (answer,) = blocks_sent_back(script.bodies[3])
+    assert answer.get("is_error") is True, answer
+    # The runner's own verification still ran after the agent's turn, and passed.
+    assert report.outcome == "completed" and report.verification is not None
+    assert report.verification.passed
