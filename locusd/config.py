@@ -21,9 +21,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from locusd.agent.budget import Budget
@@ -131,6 +133,13 @@ class AgentConfig(BaseModel):
         " the sandbox, the network and [agent] containers stay as they are). Yours only: never"
         " .locus.toml",
     )
+    agent: str = Field(
+        "builtin",
+        min_length=1,
+        description="which agent works on a run: 'builtin' (Locus's own loop), 'claude',"
+        " 'codex', 'gemini' (ACP agents, docs/acp.md) or the NAME of an [agents.NAME] table."
+        " Yours only: never .locus.toml",
+    )
     budget: Budget = Field(default_factory=Budget)
     policy: CommandPolicy = Field(default_factory=CommandPolicy)
 
@@ -150,6 +159,21 @@ class AgentConfig(BaseModel):
         if self.price_input_per_mtok is None or self.price_output_per_mtok is None:
             return None
         return Price(self.price_input_per_mtok, self.price_output_per_mtok)
+
+
+class ExternalAgentConfig(BaseModel):
+    """An ACP agent Locus runs as a run's agent (``[agents.NAME]``; docs/acp.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description='the program and its arguments, e.g. ["/opt/bin/my-agent"];'
+        " for a preset (claude, codex, gemini) empty means: its program, found on PATH",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="variables the agent gets, over the preset's"
+    )
 
 
 class DaemonConfig(BaseModel):
@@ -201,6 +225,9 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    agents: dict[str, ExternalAgentConfig] = Field(
+        default_factory=dict, description="ACP agents by name ([agents.NAME]; docs/acp.md)"
+    )
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     credentials_dir: ConfigPath = Field(
@@ -220,6 +247,15 @@ class Config(BaseModel):
         description="package caches of sandboxed commands, one per repository (never your own"
         " ~/.npm or ~/.cache/pip: what the agent writes there, your own installs would use)",
     )
+
+    @model_validator(mode="after")
+    def _known_agent(self) -> Config:
+        from locusd.agent.external.presets import agent_problem
+
+        problem = agent_problem(self.agent.agent, self.agents)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 def config_path() -> Path:

@@ -20,6 +20,7 @@ from cloud_api.domain.states import UserAction
 from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
 from locusd.agent import sandbox
+from locusd.agent.external.presets import agent_problem
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import check_provider
 from locusd.agent.sandbox import containment
@@ -480,8 +481,10 @@ class Daemon:
         if self._worker is not None and not self._worker.done():
             raise LocusError(Code.INVALID_RUN_STATE, "the worker is already running")
         self.workers = await self._make_workers(params.repos, params.model_env)
+        self._known_agent(params.agent)
         for worker in self.workers:
             worker.mode = params.mode
+            worker.agent = params.agent
         self._worker_stop = asyncio.Event()
         stop = self._worker_stop
         self._worker = asyncio.create_task(self._work(params, stop))
@@ -549,9 +552,21 @@ class Daemon:
             )
         replay = Path(params.replay) if params.replay else None
         self._ready(params.model_env, replay)
+        self._known_agent(params.agent)
         return self.runs.start(
-            repo=repo, task=params.task, replay=replay, mode=params.mode, model_env=params.model_env
+            repo=repo,
+            task=params.task,
+            replay=replay,
+            mode=params.mode,
+            model_env=params.model_env,
+            agent=params.agent,
         )
+
+    def _known_agent(self, agent: str | None) -> None:
+        """A client's ``--agent`` names one the user's config knows, or the call fails."""
+        problem = None if agent is None else agent_problem(agent, self.settings.refresh().agents)
+        if problem is not None:
+            raise LocusError(Code.INVALID_ARGUMENT, f"--agent: {problem}")
 
     # --- review ----------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class RepoConfig(BaseModel):
 USERS_ONLY = {
     "mode": "[agent] mode",
     "agent": "[agent]",
+    "agents": "[agents.NAME]",
     "policy": "[agent.policy]",
     "permissions": "[agent.policy]",
     "sandbox": "[agent] sandbox",

@@ -82,7 +82,7 @@ class CommandResult:
     overflowed: bool = False  # killed for printing more than the output limit
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether a process of the group still runs. Zombies do not count: killpg(pgid, 0)
     succeeds for them, and a zombie that PID 1 reaps late would hold the kill's grace period
     open for nothing (seen with bwrap's inner process)."""
@@ -115,7 +115,7 @@ async def _kill_group(pgid: int, grace: float) -> None:
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     # No event tells when a group empties: poll, bounded by the grace period.
-    while _group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110
+    while group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
@@ -219,7 +219,7 @@ async def run_command(
         timed_out = not exited.done() and not cancelled and not overflowed
         if cancelled_waiter is not None and not cancelled_waiter.done():
             cancelled_waiter.cancel()
-        if timed_out or cancelled or overflowed or _group_alive(proc.pid):
+        if timed_out or cancelled or overflowed or group_alive(proc.pid):
             # (after a plain exit: anything the shell left running in its group goes too)
             await _kill_group(proc.pid, grace)
         exit_code = await proc.wait()

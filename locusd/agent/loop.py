@@ -76,6 +76,16 @@ class Cancelled(Exception):
     pass
 
 
+def record_verifications(
+    ws: Workspace, transcript: TranscriptWriter, on_event: OnEvent, turn: int, since: int
+) -> None:
+    """The verify runs after the first ``since``: transcript records and ``verify`` events
+    (which the review shows), for the built-in loop and an external agent alike."""
+    for number, evidence in enumerate(ws.verifications[since:], since + 1):
+        transcript.write(VerificationRecord(turn=turn, round=number, evidence=evidence))
+        on_event(Event("verify", turn, evidence.command, evidence.model_dump()))
+
+
 class Agent:
     def __init__(
         self,
@@ -254,11 +264,7 @@ class Agent:
         )
         done = {"is_error": result.is_error, "duration": duration, "content": result.content}
         self.on_event(Event("tool_done", self.turn, call.name, done))
-        for number, evidence in enumerate(self.ws.verifications[verified:], verified + 1):
-            self.transcript.write(
-                VerificationRecord(turn=self.turn, round=number, evidence=evidence)
-            )
-            self.on_event(Event("verify", self.turn, evidence.command, evidence.model_dump()))
+        record_verifications(self.ws, self.transcript, self.on_event, self.turn, verified)
         if self.ws.cancel.is_set() and result.stop is None:
             raise Cancelled
         return result

@@ -20,6 +20,8 @@ from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
 from locusd.agent.egress.proxy import Connection
+from locusd.agent.external import presets
+from locusd.agent.external.session import GUIDANCE, ExternalAgent
 from locusd.agent.guidance import Guidance
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
@@ -77,6 +79,15 @@ async def run_task(
     cancel = cancel or asyncio.Event()
     agent_config = config.agent
 
+    run_dir = config.state_dir / "runs" / task_id
+    # Transcripts and command output hold code: the owner's eyes only.
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # An ACP agent instead of the built-in loop: what to start, checked before any worktree.
+    launch = (
+        None
+        if agent_config.agent == presets.BUILTIN
+        else presets.resolve(agent_config, config.agents, os.environ, run_dir)
+    )
     phase("creating the worktree")
     worktrees = Worktrees(repo, config.worktree_dir / repo_key(repo))
     worktree: Worktree
@@ -114,9 +125,6 @@ async def run_task(
         | (packages.env() if packages else {})
         | {"PYTHONDONTWRITEBYTECODE": "1"}
     )
-    run_dir = config.state_dir / "runs" / task_id
-    # Transcripts and command output hold code: the owner's eyes only.
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     transcript_path = transcript_path or run_dir / "transcript.jsonl"
     boxed: sandbox.Sandbox | None = None
     verify: VerifyCommand | None = None
@@ -199,7 +207,7 @@ async def run_task(
         transcript.write(
             Header(
                 versions=versions(),
-                provider=provider.name,
+                provider=f"acp:{launch.name}" if launch else provider.name,
                 model=provider.model,
                 task=task,
                 repo=str(worktrees.checkout),
@@ -207,26 +215,42 @@ async def run_task(
                 branch=worktree.branch,
                 base_commit=worktree.base_commit,
                 config=agent_config.model_dump(mode="json"),
-                system=SYSTEM_PROMPT,
+                # An ACP agent brings its own system prompt and tools: Locus's guidance only.
+                system=SYSTEM_PROMPT if launch is None else GUIDANCE,
                 instructions=instructions,
-                tools=tools.specs(),
+                tools=tools.specs() if launch is None else [],
                 started_at=datetime.now(UTC).isoformat(),
             )
         )
         journal.attach(transcript)
         if problem is None:
             phase("running the agent")
-            agent = Agent(
-                provider,
-                workspace,
-                transcript,
-                agent_config.budget,
-                instructions=instructions,
-                guidance=guidance,
-                max_tokens=agent_config.max_output_tokens,
-                stuck_threshold=agent_config.stuck_threshold,
-                on_event=on_event,
-            )
+            agent: Agent | ExternalAgent
+            if launch is not None:
+                agent = ExternalAgent(
+                    launch,
+                    workspace,
+                    transcript,
+                    agent_config.budget,
+                    sandbox=boxed,
+                    journal=journal,
+                    log_dir=run_dir,
+                    env=command_env,
+                    instructions=instructions,
+                    on_event=on_event,
+                )
+            else:
+                agent = Agent(
+                    provider,
+                    workspace,
+                    transcript,
+                    agent_config.budget,
+                    instructions=instructions,
+                    guidance=guidance,
+                    max_tokens=agent_config.max_output_tokens,
+                    stuck_threshold=agent_config.stuck_threshold,
+                    on_event=on_event,
+                )
             result = await agent.run(task)
         else:
             result = LoopResult(Stop("failed", reason=problem), 0, Usage(), 0.0, True)

@@ -28,7 +28,14 @@ from locusd.agent.commands import MAX_OUTPUT_BYTES, CommandResult, head_and_tail
 from locusd.agent.confine import Confined, ConfinementError
 from locusd.agent.edits import EditError, apply_edit, number_lines
 from locusd.agent.messages import ToolSpec, ToolUseBlock
-from locusd.agent.policy import CONTAINER_WARNING, CommandPolicy, ContainerChoice, Mode, decide
+from locusd.agent.policy import (
+    CONTAINER_WARNING,
+    CommandPolicy,
+    ContainerChoice,
+    Mode,
+    Ruling,
+    decide,
+)
 from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
 from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
@@ -133,15 +140,18 @@ class Workspace:
         timeout: float,  # noqa: ASYNC109
         *,
         containers: bool = False,
+        interrupt: asyncio.Event | None = None,
     ) -> CommandResult:
-        """Run ``command`` with the run's own ``$TMPDIR``, killed when the run is cancelled or
-        its scratch space goes over the quota (see :mod:`locusd.agent.scratch`); with
-        ``containers`` (a container command the user allowed), the engines' sockets in reach."""
+        """Run ``command`` with the run's own ``$TMPDIR``, killed when the run is cancelled,
+        ``interrupt`` is set (an ACP agent's ``terminal/kill``) or its scratch space goes over
+        the quota (see :mod:`locusd.agent.scratch`); with ``containers`` (a container command
+        the user allowed), the engines' sockets in reach."""
         self._commands_run += 1
         output_path = self.scratch / f"command-{self._commands_run}.log"
         await asyncio.to_thread(self.space.prepare)
         stop = asyncio.Event()
         watcher = asyncio.ensure_future(self.space.watch(self.cancel, stop))
+        forward = asyncio.ensure_future(_forward(interrupt, stop)) if interrupt else None
         try:
             result = await run_command(
                 command,
@@ -164,6 +174,8 @@ class Workspace:
         finally:
             killed = watcher.result() if watcher.done() else None
             watcher.cancel()
+            if forward is not None:
+                forward.cancel()
         removed = await asyncio.to_thread(self.space.enforce, output_path)
         self.scratch_notes = (killed, removed)
         return result
@@ -185,6 +197,11 @@ class Workspace:
         found = evidence(self.verify, result, changes)
         self.verifications.append(found)
         return found
+
+
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 class _Input(BaseModel):
@@ -463,16 +480,13 @@ def _describe(result: CommandResult, notes: tuple[str | None, str | None]) -> st
     return f"[{status}]\n{result.output}{after}"
 
 
-@tool(
-    "run_command",
-    "Run a bash command in the repository root (stdin is closed; secrets are not in its "
-    "environment). Output is cut in the middle when long. A policy decides what may run.",
-    RunCommand,
-)
-async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
+async def command_refusal(ws: Workspace, command: str) -> tuple[str | None, Ruling]:
+    """Why ``command`` may not run (None: it may), by the user's policy and mode, asking the
+    user when the policy says "ask": one decision for ``run_command`` and an ACP agent's
+    permission requests (``locusd/agent/external``)."""
     decision = decide(
         ws.policy,
-        args.command,
+        command,
         unattended=ws.unattended,
         containers=ws.containers,
         mode=ws.mode,
@@ -481,18 +495,39 @@ async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
     warning = CONTAINER_WARNING if decision.containers else None
     if decision.verdict == "ask" and ws.approver is not None:
         asking = f"{decision.reason}. Warning: {warning}" if warning else decision.reason
-        if not await ws.approved(args.command, asking):
-            return ToolResult(f"the user declined to run this: {decision.reason}", is_error=True)
+        if not await ws.approved(command, asking):
+            return f"the user declined to run this: {decision.reason}", decision
     elif decision.verdict == "deny":
-        return ToolResult(
-            f"not run: {decision.reason}. Find another way that does not need it.",
-            is_error=True,
-        )
+        return f"not run: {decision.reason}. Find another way that does not need it.", decision
+    return None, decision
+
+
+@tool(
+    "run_command",
+    "Run a bash command in the repository root (stdin is closed; secrets are not in its "
+    "environment). Output is cut in the middle when long. A policy decides what may run.",
+    RunCommand,
+)
+async def run_command_tool(ws: Workspace, args: RunCommand) -> ToolResult:
+    return await run_command_line(ws, args)
+
+
+async def run_command_line(
+    ws: Workspace, args: RunCommand, interrupt: asyncio.Event | None = None
+) -> ToolResult:
+    """``run_command``'s work, also an ACP agent's terminal (``interrupt``: its kill)."""
+    refusal, decision = await command_refusal(ws, args.command)
+    if refusal is not None:
+        return ToolResult(refusal, is_error=True)
+    warning = CONTAINER_WARNING if decision.containers else None
     approved = f"a container command ran with your approval: {warning}"
     if warning and ws.containers != "allow" and approved not in ws.warnings:
         ws.warnings.append(approved)
     result = await ws.run(
-        args.command, min(args.timeout, ws.command_timeout), containers=decision.containers
+        args.command,
+        min(args.timeout, ws.command_timeout),
+        containers=decision.containers,
+        interrupt=interrupt,
     )
     # The transcript keeps more than the model sees, but not a flood's worth.
     full, _ = await asyncio.to_thread(head_and_tail, result.output_path, TRANSCRIPT_OUTPUT)

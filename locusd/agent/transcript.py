@@ -7,7 +7,8 @@ the full request is the header's prefix plus every message so far), a ``response
 assembled streamed message, stop reason, usage, cost), a ``tool_call`` and ``tool_result``
 per tool use (with exit code, duration and the command's whole output), ``verification``
 records, ``note`` records (budget, policy, retries), ``egress`` records (each connection a
-command asked the egress proxy for, allowed or refused), and a ``footer`` (outcome, diff,
+command asked the egress proxy for, allowed or refused), ``acp`` records (each message to and
+from an external ACP agent), and a ``footer`` (outcome, diff,
 summary, totals, the network used). The models below are the format's single source of truth; ``locus agent schema``
 prints their JSON Schema. Since format 2 each line ends with a ``chain`` link (SHA-256 over the
 previous link and the line), so an edited record is named when the transcript is read.
@@ -128,6 +129,15 @@ class NoteRecord(_Record):
     message: str
 
 
+class AcpRecord(_Record):
+    """One ACP message between Locus and an external agent (docs/acp.md), as it went."""
+
+    type: Literal["acp"] = "acp"
+    turn: int
+    direction: Literal["to_agent", "from_agent"]
+    message: dict[str, Any]
+
+
 class EgressRecord(_Record):
     """One connection a command asked the egress proxy for: allowed or refused, and why."""
 
@@ -191,6 +201,7 @@ Record = Annotated[
     | VerificationRecord
     | NoteRecord
     | EgressRecord
+    | AcpRecord
     | Footer,
     Field(discriminator="type"),
 ]

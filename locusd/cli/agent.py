@@ -20,12 +20,13 @@ from rich.console import Console
 
 from locusd import config as user_config
 from locusd.agent import transcript
+from locusd.agent.external.presets import agent_problem
 from locusd.agent.policy import Mode
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import make_provider
 from locusd.agent.report import Approver, RunReport
 from locusd.agent.run import run_task
-from locusd.cli.asking import Asker, Withdrawn, mode_option, question
+from locusd.cli.asking import Asker, Withdrawn, agent_option, mode_option, question
 from locusd.cli.common import USAGE, json_option
 from locusd.cli.network import network_lines
 from locusd.cli.output import block, diff_lines, err, fail, out, print_json_line, text
@@ -154,6 +155,7 @@ def _show(console: Console, report: RunReport) -> None:
     "--unattended", is_flag=True, help="never ask: commands the policy marks 'ask' are denied"
 )
 @mode_option
+@agent_option
 @json_option
 def run(
     repo: Path,
@@ -169,6 +171,7 @@ def run(
     max_wall_seconds: float | None,
     unattended: bool,
     mode: Mode | None,
+    agent: str | None,
     as_json: bool,
 ) -> None:
     """Run the agent on TASK in a new worktree of REPO and show the diff, the summary, the
@@ -185,6 +188,7 @@ def run(
                 "model": model,
                 "base_url": base_url,
                 "mode": mode,
+                "agent": agent,
             }.items()
             if v is not None
         }
@@ -200,6 +204,9 @@ def run(
     }
     agent_config.budget = agent_config.budget.model_copy(update=budget_update)
     config = config.model_copy(update={"agent": agent_config})
+    problem = agent_problem(agent_config.agent, config.agents)
+    if problem is not None:
+        raise click.UsageError(f"--agent: {problem}")
     try:
         chosen = make_provider(agent_config, replay=replay)
     except ConfigurationError as exc:
@@ -233,7 +240,7 @@ def run(
                 report = asyncio.run(main())
         else:
             report = asyncio.run(main())
-    except (WorktreeError, RepoConfigError) as exc:
+    except (WorktreeError, RepoConfigError, ConfigurationError) as exc:
         fail(str(exc), USAGE)
     if as_json:
         print_json_line(report.model_dump_json(indent=2))

@@ -39,6 +39,15 @@ mode_option = click.option(
 )
 
 
+agent_option = click.option(
+    "--agent",
+    metavar="NAME",
+    help="the agent that works on the task: builtin (Locus's own loop), claude, codex, gemini"
+    " (ACP agents, run in the sandbox) or the NAME of an [agents.NAME] table in config.toml."
+    " Default: [agent] agent in config.toml",
+)
+
+
 class Withdrawn(Exception):
     """The question was withdrawn before it was answered (Ctrl-C, a cancel, another client)."""
 

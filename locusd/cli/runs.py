@@ -18,7 +18,7 @@ from typing import Any, get_args
 import click
 
 from locusd.agent.policy import Mode
-from locusd.cli.asking import Asker, Withdrawn, mode_option, question
+from locusd.cli.asking import Asker, Withdrawn, agent_option, mode_option, question
 from locusd.cli.common import (
     CANCELLED,
     FAILED,
@@ -159,6 +159,7 @@ class Follower:
     "--no-wait", is_flag=True, help="fail at once, saying why, when there is nothing to claim"
 )
 @mode_option
+@agent_option
 @json_option
 def run_command(
     once: bool,
@@ -167,6 +168,7 @@ def run_command(
     repos: tuple[Path, ...],
     no_wait: bool,
     mode: Mode | None,
+    agent: str | None,
     as_json: bool,
 ) -> None:
     """Work on the cloud's queued tasks for these repositories, in the foreground."""
@@ -195,6 +197,7 @@ def run_command(
                 task_id=task_id,
                 repos=checkouts,
                 mode=mode,
+                agent=agent,
                 model_env=model_env(),
             )
             started = await client.call("locus/worker/start", params, WorkerStatus)

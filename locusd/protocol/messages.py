@@ -21,6 +21,15 @@ MODEL_ENV_DOC = (
 )
 
 
+def _agent(of: str) -> Any:
+    return Field(
+        None,
+        min_length=1,
+        description=f"the agent of {of}: builtin, claude, codex, gemini or the NAME of an"
+        " [agents.NAME] table (default: [agent] agent of the user's config)",
+    )
+
+
 def _model_env() -> Any:
     return Field(default_factory=dict, description=MODEL_ENV_DOC)
 
@@ -345,6 +354,7 @@ class RunStartParams(Wire):
     task: str = Field(min_length=1, description="what the agent should do")
     replay: str | None = Field(None, description="a transcript to replay instead of a model")
     mode: Mode | None = _mode("the run")
+    agent: str | None = _agent("the run")
     model_env: dict[ModelVar, str] = _model_env()
 
 
@@ -356,6 +366,7 @@ class WorkerStartParams(Wire):
         default_factory=list, description="checkouts to serve (absolute paths; default: config)"
     )
     mode: Mode | None = _mode("the runs it starts")
+    agent: str | None = _agent("the runs it starts")
     model_env: dict[ModelVar, str] = _model_env()
 
 

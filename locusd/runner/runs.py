@@ -309,6 +309,7 @@ class Runs:
         continue_in: Worktree | None = None,
         mode: Mode | None = None,
         model_env: ModelEnv | None = None,
+        agent: str | None = None,
     ) -> Run:
         """Record a new run (``starting``; with an attempt, its ``running`` report in the same
         transaction) and set the agent going; the run goes on after this returns. It runs with
@@ -329,9 +330,10 @@ class Runs:
             if attempt is not None:
                 attempt.entered(run)
         cancel = asyncio.Event()
-        if mode is not None:  # the user's --mode for this worker's runs
-            agent = config.agent.model_copy(update={"mode": mode})
-            config = config.model_copy(update={"agent": agent})
+        if mode is not None or agent is not None:  # the user's --mode / --agent for these runs
+            chosen = {"mode": mode, "agent": agent}
+            update = {k: v for k, v in chosen.items() if v is not None}
+            config = config.model_copy(update={"agent": config.agent.model_copy(update=update)})
         work = self._run(run, task, replay, cancel, on_end, continue_in, config, model_env)
         active = _Active(asyncio.create_task(work), cancel)
         self.active[run_id] = active

@@ -116,6 +116,8 @@ class Worker:
         self.given_back: set[int] = set()
         #: The permission mode ``locus run --mode`` chose for its runs (None: the config's).
         self.mode: Mode | None = None
+        #: The agent ``locus run --agent`` chose for its runs (None: the config's).
+        self.agent: str | None = None
         self.status = WorkerStatus(running=False)
 
     async def run(
@@ -273,6 +275,7 @@ class Worker:
                 on_end=self._ended,
                 continue_in=continue_in,
                 mode=self.mode,
+                agent=self.agent,
                 model_env=self.model_env,
             )
         if not self.runs.store.db.in_transaction:  # else the caller's point follows its commit

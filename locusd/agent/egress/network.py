@@ -40,7 +40,7 @@ def allowlist(
     return EgressRules(rules)
 
 
-def _socket_base() -> str:
+def socket_base() -> str:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and len(runtime) < _LONGEST_BASE and Path(runtime).is_dir():
         return runtime
@@ -59,7 +59,7 @@ async def network_for(
         yield boxed
         return
     rules = allowlist(config.egress, worktree, os.environ, warnings)
-    directory = Path(tempfile.mkdtemp(prefix="locus-egress-", dir=_socket_base()))
+    directory = Path(tempfile.mkdtemp(prefix="locus-egress-", dir=socket_base()))
     socket = directory / "proxy.sock"
     try:
         async with EgressProxy(rules, socket, journal.add):

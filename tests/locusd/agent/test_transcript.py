@@ -22,6 +22,7 @@ from locusd.agent.messages import (
 )
 from locusd.agent.providers.replay import ReplayDivergence, ReplayProvider
 from locusd.agent.transcript import (
+    AcpRecord,
     EgressRecord,
     Evidence,
     FollowUp,
@@ -149,6 +150,11 @@ def every_record() -> list[Record]:
             received=0,
             duration=0.0,
         ),
+        AcpRecord(
+            turn=2,
+            direction="to_agent",
+            message={"jsonrpc": "2.0", "id": 3, "method": "session/prompt", "params": {}},
+        ),
         Footer(
             outcome="completed",
             reason=None,
@@ -207,7 +213,7 @@ def test_read_round_trips_every_record_type(tmp_path: Path) -> None:
     records = every_record()
     assert {r.type for r in records} == {
         *("header", "request", "response", "tool_call", "tool_result"),
-        *("verification", "note", "egress", "footer"),
+        *("verification", "note", "egress", "acp", "footer"),
     }
     back = read(write(tmp_path / "t.jsonl", records))
     assert back == records

@@ -1,0 +1,176 @@
+"""Which ACP agent a run starts, and how: the presets (``claude``, ``codex``, ``gemini``) and
+``[agents.NAME]`` from the user's config. Resolving a choice into a :class:`Launch` (the
+command line, its environment, the one model endpoint its network reaches) happens here and
+nowhere else; the repository has no say (``.locus.toml`` cannot name an agent)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from locusd.agent.providers import ConfigurationError
+
+if TYPE_CHECKING:
+    from locusd.config import AgentConfig, ExternalAgentConfig
+
+BUILTIN = "builtin"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One ACP agent process, as the run starts it inside its sandbox."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    #: The model endpoint (``host:port``): the only place the agent's network reaches.
+    endpoint: str
+    #: Directories the agent writes although they lie in hidden places (``CODEX_HOME``).
+    writable: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelAccess:
+    """The model settings of the daemon's config and environment an agent gets."""
+
+    base_url: str
+    api_key: str
+    model: str | None
+    home: Path  # a per-run directory of the agent's own, outside $TMPDIR
+
+
+def _claude(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
+    env = {
+        "ANTHROPIC_BASE_URL": access.base_url,
+        "ANTHROPIC_API_KEY": access.api_key,
+        "DISABLE_TELEMETRY": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        # The machine's IS_SANDBOX=yes makes Claude Code refuse to run as root.
+        "IS_SANDBOX": "1",
+    }
+    if access.model:
+        env["ANTHROPIC_MODEL"] = access.model
+    return env, ()
+
+
+def _codex(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
+    home = access.home / "codex-home"
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # JSON strings are TOML basic strings: a quote in a value cannot add a key.
+    model = f"model = {json.dumps(access.model)}\n" if access.model else ""
+    (home / "config.toml").write_text(
+        f'{model}model_provider = "locus"\n\n[model_providers.locus]\nname = "Locus"\n'
+        f"base_url = {json.dumps(access.base_url)}\n"
+        'env_key = "OPENAI_API_KEY"\nwire_api = "responses"\n',
+        encoding="utf-8",
+    )
+    return {"CODEX_HOME": str(home), "OPENAI_API_KEY": access.api_key}, (home,)
+
+
+def _gemini(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
+    return {"GOOGLE_GEMINI_BASE_URL": access.base_url, "GEMINI_API_KEY": access.api_key}, ()
+
+
+@dataclass(frozen=True)
+class Preset:
+    program: str
+    args: tuple[str, ...]
+    install: str
+    key_variable: str  # where the daemon's environment holds the API key
+    url_variable: str  # and the base URL, when [agent] base_url does not say
+    default_url: str
+    env: Callable[[ModelAccess], tuple[dict[str, str], tuple[Path, ...]]] = field(repr=False)
+
+
+PRESETS: dict[str, Preset] = {
+    "claude": Preset(
+        "claude-agent-acp", (), "npm i -g @zed-industries/claude-agent-acp",
+        "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com", _claude,
+    ),
+    "codex": Preset(
+        "codex-acp", (), "npm i -g @zed-industries/codex-acp",
+        "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", _codex,
+    ),
+    "gemini": Preset(
+        "gemini", ("--acp",), "npm i -g @google/gemini-cli",
+        "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com", _gemini,
+    ),
+}  # fmt: skip
+
+
+def agent_problem(name: str, agents: Mapping[str, ExternalAgentConfig]) -> str | None:
+    """Why ``[agent] agent = name`` cannot be run (for the config's validation), or None."""
+    if name == BUILTIN or name in PRESETS:
+        return None
+    if name not in agents:
+        known = ", ".join([BUILTIN, *PRESETS, *agents])
+        return (
+            f"agent.agent = {name!r} is not an agent Locus knows: use one of {known}, or add"
+            f' an [agents.{name}] table with command = ["program", "arg"]'
+        )
+    if not agents[name].command:
+        return f'[agents.{name}] needs command = ["program", ...]: the ACP agent to start'
+    return None
+
+
+def endpoint(base_url: str) -> str:
+    """``host:port`` of ``base_url`` (the scheme's port when it names none)."""
+    url = urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigurationError(
+            f"base_url {base_url!r} is not an http(s) URL: set [agent] base_url to the model"
+            " endpoint, e.g. https://api.anthropic.com"
+        )
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    return f"{host}:{port}"
+
+
+def resolve(
+    config: AgentConfig,
+    agents: Mapping[str, ExternalAgentConfig],
+    env: Mapping[str, str],
+    home: Path,
+) -> Launch:
+    """The launch of ``config.agent`` (not ``builtin``), or :class:`ConfigurationError`
+    naming what is missing and how to get it. ``env``: the run's environment (the daemon's
+    with a client's model variables); ``home``: a per-run directory for the agent's state."""
+    name = config.agent
+    preset = PRESETS.get(name)
+    own = agents.get(name)
+    if preset is None and own is None:
+        raise ConfigurationError(agent_problem(name, agents) or f"no agent {name!r}")
+    extra = dict(own.env) if own else {}
+    if preset is None:
+        assert own is not None
+        base_url = config.base_url or env.get("ANTHROPIC_BASE_URL") or ""
+        if not base_url:
+            raise ConfigurationError(
+                f"[agents.{name}]: set [agent] base_url to the model endpoint the agent uses"
+                " (the only host its network reaches)"
+            )
+        return Launch(name, tuple(own.command), extra, endpoint(base_url))
+    base_url = config.base_url or env.get(preset.url_variable) or preset.default_url
+    key = env.get(preset.key_variable)
+    if not key:
+        raise ConfigurationError(
+            f"agent {name!r} needs an API key: export {preset.key_variable}=… for the daemon"
+            " (locus run hands it the variables of its shell)"
+        )
+    argv = list(own.command) if own and own.command else []
+    if not argv:
+        found = shutil.which(preset.program, path=env.get("PATH"))
+        if found is None:
+            raise ConfigurationError(
+                f"agent {name!r}: {preset.program} is not on PATH: install it"
+                f' ({preset.install}) or set [agents.{name}] command = ["/path/to/'
+                f'{preset.program}"]'
+            )
+        argv = [found, *preset.args]
+    made, writable = preset.env(ModelAccess(base_url, key, config.model, home))
+    return Launch(name, tuple(argv), {**made, **extra}, endpoint(base_url), writable)

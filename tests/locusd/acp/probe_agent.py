@@ -1,0 +1,67 @@
+"""An ACP agent for tests, run by Locus as an ``[agents.NAME]`` agent (in the run's sandbox): on
+a prompt with a line that is a JSON list of requests, it asks its client for each —
+``{"read": PATH}``, ``{"write": PATH, "content": TEXT}``, ``{"run": COMMAND}``, ``{"kill":
+COMMAND}`` (started, then killed once its output shows), ``{root}`` in a
+path standing for its session's cwd (the worktree) — and says what each gave back (or the
+error) as one JSON line of its message, then ends its turn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import acp
+from acp.schema import InitializeResponse, NewSessionResponse, PromptResponse
+
+
+class Probe:
+    def on_connect(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
+        return InitializeResponse(protocol_version=protocol_version)
+
+    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
+        self.cwd = cwd
+        return NewSessionResponse(session_id="probe")
+
+    async def prompt(self, prompt: list[Any], session_id: str, **kwargs: Any) -> PromptResponse:
+        lines = [line for line in prompt[0].text.splitlines() if line.startswith("[{")]
+        requests = json.loads(lines[0]) if lines else []  # a verify failure: nothing to do
+        for request in requests:
+            try:
+                answer = await self._ask(session_id, request)
+            except acp.RequestError as exc:
+                answer = {"error": exc.code, "data": exc.data}
+            line = json.dumps(answer) + "\n"
+            await self.conn.session_update(session_id, acp.update_agent_message_text(line))
+        return PromptResponse(stop_reason="end_turn")
+
+    async def _ask(self, session: str, given: dict[str, str]) -> dict[str, Any]:
+        request = {key: value.replace("{root}", self.cwd) for key, value in given.items()}
+        if "read" in request:
+            read = await self.conn.read_text_file(path=request["read"], session_id=session)
+            return {"content": read.content}
+        if "write" in request:
+            await self.conn.write_text_file(
+                path=request["write"], content=request["content"], session_id=session
+            )
+            return {"written": request["write"]}
+        command = request.get("run") or request["kill"]
+        made = await self.conn.create_terminal(command=command, session_id=session)
+        if "kill" in request:
+            await asyncio.sleep(1)  # a moment for it to start (the test checks what is left)
+            await self.conn.kill_terminal(session_id=session, terminal_id=made.terminal_id)
+        done = await self.conn.wait_for_terminal_exit(
+            session_id=session, terminal_id=made.terminal_id
+        )
+        output = await self.conn.terminal_output(session_id=session, terminal_id=made.terminal_id)
+        return {"exit": done.exit_code, "output": output.output}
+
+    async def cancel(self, session_id: str, **kwargs: Any) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    asyncio.run(acp.run_agent(Probe()))  # type: ignore[arg-type]
