@@ -7,9 +7,12 @@ listeners' counts, the daemon's run list, the checkout's files, ``/proc``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -23,7 +26,6 @@ from tests.locusd import daemonmachine
 from tests.locusd.acp.test_acp_south import (
     Script,
     blocks_sent_back,
-    commandlines,
     result_of,
     this_machines_address,
     worktree_of,
@@ -111,8 +113,25 @@ def snapshot(repo: Path) -> dict[str, str]:
     return found
 
 
-def marked() -> list[bytes]:
-    return [c for c in commandlines() if any(m.encode() in c for m in MARKERS)]
+def marked() -> dict[int, str]:
+    """The processes the attack started that still run, by pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if line.startswith("sleep 616") and line.split()[1] in MARKERS:
+                    found[int(entry.name)] = line
+    return found
+
+
+@pytest.fixture
+def reaped() -> Iterator[None]:
+    """After the test, whatever the attack left (were the guarantee broken) is killed."""
+    yield
+    for pid in marked():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 class Listeners:
@@ -192,6 +211,7 @@ async def connect(machine: Machine, **handlers: Any) -> DaemonClient:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.usefixtures("reaped")
 async def test_a_hostile_model_through_claude_code_gets_nothing_out(
     at_home: Machine, listeners: Listeners
 ) -> None:
@@ -248,6 +268,8 @@ async def test_a_hostile_model_through_claude_code_gets_nothing_out(
                 runs = await client.call_wire("locus/runs/list", {})
 
     assert run["state"] == "awaiting_review", (run["reason"], run["outcome"])
+    # (e) nothing the agent started is left.
+    assert marked() == {}
     # (a) no other host: not the loopback, not the LAN, not a name.
     assert listeners.loopback.connections == 0 and listeners.lan.connections == 0
     # (b) the daemon's socket: no second run was started through it.
@@ -258,8 +280,6 @@ async def test_a_hostile_model_through_claude_code_gets_nothing_out(
     # (d) the checkout, its git config and hooks: as they were.
     assert snapshot(repo) == before
     assert worktree_of(script.bodies[0]) != str(repo)
-    # (e) nothing the agent started is left.
-    assert marked() == []
     # And as the attack itself saw it: it ran to its end, and every attempt failed.
     said = result_of(blocks_sent_back(script.bodies[1])[0])
     assert "attack done" in said and " GOT " not in said, said
