@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any, cast
 from acp import PROTOCOL_VERSION, Client, spawn_agent_process, text_block
 from acp.schema import ClientCapabilities, FileSystemCapabilities
 
-from bench.figures import environment, progress
+from bench.figures import environment, machine, progress
 from tests.locusd.acp.test_acp_south import (
     Script,
     cancelled_in_a_command,
@@ -228,6 +229,16 @@ async def cancel_to_gone(where: Path) -> float:
     return gone[0]
 
 
+def node_version() -> str:
+    node = required("node", "nodejs")
+    return subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def adapter_version() -> str:
+    package = installed().node_modules / "@zed-industries" / "claude-agent-acp" / "package.json"
+    return f"claude-agent-acp {json.loads(package.read_text())['version']}"
+
+
 def medians(samples: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
 
@@ -246,13 +257,19 @@ async def measure(where: Path, runs: int) -> dict[str, Any]:
         for n in range(runs):
             cancels.append(await cancel_to_gone(where / f"cancel-{n}"))
     d, lo = medians(directs), medians(locus)
+    pairs = list(zip(directs, locus, strict=True))
+    # Per round (its two runs back to back), then the median: steadier than the difference of
+    # the medians when the machine's load drifts between rounds.
+    overhead = {k: statistics.median(b[k] - a[k] for a, b in pairs) for k in MOMENTS}
+    ratio = {k: statistics.median(b[k] / a[k] for a, b in pairs) for k in MOMENTS}
     return {
+        "machine": machine(node=node_version(), adapter=adapter_version()),
         "agent": "claude",
         "runs": runs,
         "direct_s": {k: round(v, 3) for k, v in d.items()},
         "locus_s": {k: round(v, 3) for k, v in lo.items()},
-        "overhead_s": {k: round(lo[k] - d[k], 3) for k in MOMENTS},
-        "ratio": {k: round(lo[k] / d[k], 2) for k in MOMENTS},
+        "overhead_s": {k: round(v, 3) for k, v in overhead.items()},
+        "ratio": {k: round(v, 2) for k, v in ratio.items()},
         "cancel_to_gone_s": round(statistics.median(cancels), 3),
         "samples": {"direct": directs, "locus": locus, "cancel": cancels},
     }
@@ -266,7 +283,8 @@ def render(result: dict[str, Any]) -> str:
         return f"{first:<46}" + "".join(f"  {cell:>8}" for cell in rest)
 
     lines = [
-        f"Claude Code adapter, median of {result['runs']} runs (seconds)",
+        f"{result['machine']['adapter']} (Node {result['machine']['node']}),"
+        f" median of {result['runs']} runs, seconds; Locus-d and ratio: median per round",
         row("", "direct", "Locus", "Locus-d", "ratio"),
     ]
     for key in MOMENTS:
@@ -281,5 +299,6 @@ def render(result: dict[str, Any]) -> str:
         f" after its turn (verify, diff, report) {lo['after_turn']:.3f} s",
         f"cancel → the agent's process tree gone (Locus, median): "
         f"{result['cancel_to_gone_s']:.3f} s (the issue asks ≤ 2 s)",
+        f"load average {result['machine']['load_start']} at the start",
     ]
     return "\n".join(lines)
