@@ -85,7 +85,6 @@ class TimedClient(RecordingClient):
     """The direct run's client: also notes when the agent's first work arrives."""
 
     first_work: float = 0.0
-    seen: list[str] = field(default_factory=list)
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
         kind = getattr(update, "session_update", "")
