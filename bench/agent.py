@@ -1,4 +1,5 @@
-"""Agent loop benchmarks: ``.venv/bin/python -m bench.agent [--turns N] [--json]``.
+"""Agent loop benchmarks: ``.venv/bin/python -m bench.agent [--turns N] [--json]``, and with
+``--external [--runs N]`` what Locus adds around an external ACP agent (``bench/external.py``).
 
 * **Harness overhead per turn** with a zero-latency provider (an in-process provider that
   answers at once, so model time is zero): the loop, request building, tool dispatch and the
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import external
 from bench.figures import finish, verdict
 from locusd.agent import transcript
 from locusd.agent.messages import Message, Request, Response, ToolUseBlock, Usage
@@ -157,6 +159,20 @@ async def cache_share(
     return (read / total if total else 0.0), usages
 
 
+async def run_external(args: argparse.Namespace) -> dict[str, Any]:
+    """The external-agent section: direct vs Locus, and cancel to the tree gone (≤ 2 s)."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="locus-bench-external-") as tmp:
+        result = await external.measure(Path(tmp), args.runs)
+    target = external.CANCEL_TARGET_S
+    return {
+        **result,
+        "cancel_target_s": target,
+        "seconds": round(time.monotonic() - started, 1),
+        "passed": result["cancel_to_gone_s"] <= target,
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="locus-bench-agent-") as tmp:
@@ -205,7 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agent", description=__doc__)
     parser.add_argument("--turns", type=int, default=50, help="turns per overhead run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="measure instead what Locus adds around the Claude Code ACP adapter",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="runs per side with --external")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.external:
+        return finish(asyncio.run(run_external(args)), args.json, external.render)
     return finish(asyncio.run(run(args)), args.json, render)
 
 

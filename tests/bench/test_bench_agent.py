@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from bench import agent
+from bench import agent, external
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,3 +32,24 @@ async def test_the_agent_bench_runs_and_caching_holds() -> None:
             after["cache_read_tokens"] == before["cache_read_tokens"] + before["cache_write_tokens"]
         )
     assert result["cache_share_parallel_after_turn_2"] >= agent.CACHE_TARGET
+
+
+async def test_the_external_agent_section_runs_and_times_each_moment() -> None:
+    """One round with the real Claude Code adapter, direct and through Locus, and a cancel:
+    every moment is measured, in order, and Locus's were seen as they happened (its runner
+    verifies after the agent's turn ends, so the turn ends before the run does)."""
+    result = await agent.run_external(argparse.Namespace(runs=1, json=True))
+    for side in ("direct_s", "locus_s"):
+        moments = [result[side][key] for key in external.MOMENTS]
+        assert 0 < moments[0] <= moments[1] <= moments[2] <= moments[3], (side, moments)
+    assert result["locus_s"]["before_agent"] > 0 and result["locus_s"]["after_turn"] > 0
+    assert set(result["overhead_s"]) == set(result["ratio"]) == set(external.MOMENTS)
+    assert len(result["samples"]["direct"]) == len(result["samples"]["locus"]) == 1
+    assert result["cancel_to_gone_s"] > 0
+    assert "cancel → the agent's process tree gone" in external.render(result)
+
+
+def test_external_runs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        agent.main(["--external", "--runs", "0"])
+    assert exited.value.code == 2 and "--runs must be at least 1" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import re
 import socket
 import sys
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,22 +222,10 @@ def processes_in(place: Path) -> list[int]:
     return found
 
 
-@pytest.mark.usefixtures("model_env")
-async def test_a_cancel_ends_the_session_and_kills_the_agents_whole_tree(tmp_path: Path) -> None:
-    """Cancelled while Claude Code's own Bash runs a long command (with a child that leaves
-    its process group): ``session/cancel``, then the sandbox's PID namespace killed — no
-    process of the agent's is left in the worktree."""
-    cancel = asyncio.Event()
-    seen: list[list[int]] = []
-    worktrees: list[Path] = []
-
-    async def cancel_once_the_command_runs() -> None:
-        while not any(b"4343" in command for command in commandlines()):
-            await asyncio.sleep(0.05)
-        seen.append(processes_in(worktrees[0]))
-        cancel.set()
-
-    script = Script(
+def long_command() -> Script:
+    """Claude Code's Bash runs ``sleep 4343`` with a ``sleep 4242`` child that leaves its
+    process group: what a cancel has to end."""
+    return Script(
         Reply(
             [
                 tool_use(
@@ -249,23 +237,57 @@ async def test_a_cancel_ends_the_session_and_kills_the_agents_whole_tree(tmp_pat
         ),
         Reply([text("unreachable")]),
     )
-    repo = make_sample_repo(tmp_path)
-    async with AnthropicServer(script) as server:
-        config = claude_config(tmp_path, base_url=server.base_url, mode="full-auto")
+
+
+async def cancelled_in_a_command(
+    where: Path, after: Callable[[list[int]], Awaitable[None]] | None = None
+) -> tuple[RunReport, list[int], Path]:
+    """A full-auto Claude run cancelled once its :func:`long_command` runs: the report, the
+    processes that were in the worktree then, and the worktree. ``after`` is awaited with
+    those processes right after the cancel, while the run stops them (bench/external.py times
+    it)."""
+    cancel = asyncio.Event()
+    seen: list[list[int]] = []
+    worktrees: list[Path] = []
+
+    async def cancel_once_the_command_runs() -> None:
+        while not any(b"4343" in command for command in commandlines()):
+            await asyncio.sleep(0.01)
+        seen.append(processes_in(worktrees[0]))
+        cancel.set()
+        if after is not None:
+            await after(seen[0])
+
+    repo = make_sample_repo(where)
+    async with AnthropicServer(long_command()) as server:
+        config = claude_config(where, base_url=server.base_url, mode="full-auto")
         canceller = asyncio.ensure_future(cancel_once_the_command_runs())
-        report = await run(
-            anthropic(server),
-            repo,
-            config,
-            cancel=cancel,
-            on_worktree=lambda worktree: worktrees.append(worktree.path),
-        )
-        canceller.cancel()
+        try:
+            report = await run(
+                anthropic(server),
+                repo,
+                config,
+                cancel=cancel,
+                on_worktree=lambda worktree: worktrees.append(worktree.path),
+            )
+            if seen:
+                await canceller
+        finally:
+            canceller.cancel()
+    return report, seen[0] if seen else [], worktrees[0]
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_a_cancel_ends_the_session_and_kills_the_agents_whole_tree(tmp_path: Path) -> None:
+    """Cancelled while Claude Code's own Bash runs a long command (with a child that leaves
+    its process group): ``session/cancel``, then the sandbox's PID namespace killed — no
+    process of the agent's is left in the worktree."""
+    report, seen, worktree = await cancelled_in_a_command(tmp_path)
     assert report.outcome == "cancelled", (report.reason, report.warnings)
-    assert seen and len(seen[0]) >= 2, "the agent and its command ran in the worktree"
-    assert processes_in(worktrees[0]) == []
+    assert len(seen) >= 2, "the agent and its command ran in the worktree"
+    assert processes_in(worktree) == []
     assert not any(b"4343" in c or b"4242" in c for c in commandlines())
-    assert [pid for pid in seen[0] if running(pid)] == []
+    assert [pid for pid in seen if running(pid)] == []
 
 
 @pytest.mark.usefixtures("model_env")
