@@ -211,7 +211,9 @@ class ExternalAgent:
             conn.initialize(
                 protocol_version=acp.PROTOCOL_VERSION,
                 client_capabilities=ClientCapabilities(
-                    fs=FileSystemCapabilities(read_text_file=True, write_text_file=True),
+                    fs=FileSystemCapabilities(
+                        read_text_file=self.launch.read_files, write_text_file=True
+                    ),
                     terminal=True,
                 ),
                 client_info=Implementation(name="locus", version="1"),
