@@ -21,11 +21,15 @@ from locusd.agent.report import RunReport
 from locusd.agent.run import run_task
 from locusd.agent.transcript import AcpRecord, read
 from locusd.config import AgentConfig, Config, ExternalAgentConfig
+from tests.locusd import daemonmachine
 from tests.locusd.agentkit import BUGGY, FIXED, TASK, make_config, make_sample_repo
+from tests.locusd.daemonmachine import Machine, serving
+from tests.locusd.test_daemon_notify import editor
 from tests.support import gemini_server, responses_server
 from tests.support.acp_agents import installed
 from tests.support.scripted import Json
 
+machine = daemonmachine.machine
 KEY = "sk-dummy-not-a-real-key"
 #: A model Codex knows: it then declares its apply_patch tool.
 CODEX_MODEL = "gpt-5.3-codex"
@@ -161,3 +165,45 @@ def test_presets_check_their_key_and_endpoint_without_a_provider(tmp_path: Path)
     with pytest.raises(ConfigurationError) as bad_url:
         presets.check(config, {}, {**env, "GEMINI_API_KEY": KEY})
     assert "[agent] base_url" in str(bad_url.value)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("agent", ["codex", "gemini"])
+async def test_a_daemon_run_ends_awaiting_review_with_no_provider_configured(
+    machine: Machine, outside_tmp: Path, agent: str
+) -> None:
+    """Through the real daemon, which has no model settings at all (no ``[agent] provider``,
+    no ANTHROPIC_API_KEY): ``locus/runs/start`` with ``agent`` and the key in the client's
+    ``modelEnv``. The daemon checks what the preset needs, its agent process starts the
+    adapter, and the run waits for review with the runner's verification passed."""
+    del machine.env["ANTHROPIC_API_KEY"]
+    machine.env["XDG_STATE_HOME"] = str(outside_tmp)  # CODEX_HOME outside the temp dir
+    program = installed().codex if agent == "codex" else installed().gemini
+    key = "OPENAI_API_KEY" if agent == "codex" else "GEMINI_API_KEY"
+    server: Any = (
+        responses_server.ResponsesServer(codex_script)
+        if agent == "codex"
+        else gemini_server.GeminiServer(gemini_script)
+    )
+    async with server as model:
+        base_url = f"{model.base_url}/v1" if agent == "codex" else model.base_url
+        machine.configure(
+            f'[agent]\nbase_url = "{base_url}"\nmodel = "{CODEX_MODEL if agent == "codex" else "gemini-2.5-pro"}"\n'
+            f'[agents.{agent}]\ncommand = ["{program}"]\n'
+        )
+        async with serving(machine), editor(machine) as watcher:
+            params = {"repo": str(machine.repo), "task": TASK, "agent": agent}
+            with pytest.raises(Exception, match=key):  # no key: the preset's, named
+                await watcher.lsp.call("locus/runs/start", params)
+            started = await watcher.lsp.call("locus/runs/start", {**params, "modelEnv": {key: KEY}})
+            await watcher.lsp.call("locus/runs/subscribe", {"runId": started.runId})
+            note = await watcher.next_note()
+            assert (note.kind, note.runId) == ("review", started.runId)
+            shown = await watcher.lsp.call("locus/runs/show", {"runId": started.runId})
+            review = await watcher.lsp.call("locus/review/get", {"runId": started.runId})
+        assert {r.api_key for r in model.requests} == {KEY}
+    assert (shown.state, shown.outcome) == ("awaiting_review", "completed")
+    assert review.verification.passed is True  # the runner's own, after the agent's turn
+    assert review.summary == SUMMARY
+    (changed,) = review.files
+    assert changed.path == "stats.py"
