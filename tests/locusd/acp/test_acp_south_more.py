@@ -207,3 +207,45 @@ async def test_a_daemon_run_ends_awaiting_review_with_no_provider_configured(
     assert review.summary == SUMMARY
     (changed,) = review.files
     assert changed.path == "stats.py"
+
+
+async def test_a_codex_patch_outside_the_worktree_is_refused(
+    tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codex asks before each patch (its ``read-only`` mode); Locus refuses one that leaves
+    the worktree, and nothing is written there."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    escape = tmp_path / "escape.txt"
+    patch = f"*** Begin Patch\n*** Add File: {escape}\n+planted\n*** End Patch\n"
+
+    def script(body: Json) -> responses_server.ResponsesItem:
+        if answered(body["input"], "custom_tool_call_output"):
+            return responses_server.Reply([responses_server.message("done")])
+        return responses_server.Reply([responses_server.custom_tool_call("apply_patch", patch)])
+
+    repo = make_sample_repo(tmp_path)
+    async with responses_server.ResponsesServer(script) as server:
+        config = preset_config(
+            tmp_path, outside_tmp, "codex", installed().codex,
+            base_url=f"{server.base_url}/v1", model=CODEX_MODEL,
+        )  # fmt: skip
+        report = await run_task(repo=repo, task=TASK, provider=None, config=config)
+    assert not escape.exists()
+    records = [r for r in read(Path(report.transcript)) if isinstance(r, AcpRecord)]
+    answers = [
+        r.message["result"]["outcome"]
+        for r in records
+        if r.direction == "to_agent" and "outcome" in r.message.get("result", {})
+    ]
+    kinds = {
+        option["optionId"]: option["kind"]
+        for r in records
+        if r.message.get("method") == "session/request_permission"
+        for option in r.message["params"]["options"]
+    }
+    assert answers and all(kinds[a["optionId"]] == "reject_once" for a in answers), answers
+    # Codex ends its whole turn on a reject: the run fails saying what was refused (it is not
+    # the user's cancel).
+    assert report.outcome == "failed", (report.reason, report.warnings)
+    assert report.reason is not None and "when Locus refused" in report.reason
+    assert "outside the run's worktree" in report.reason
