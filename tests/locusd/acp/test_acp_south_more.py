@@ -23,6 +23,7 @@ from locusd.agent.transcript import AcpRecord, read
 from locusd.config import AgentConfig, Config, ExternalAgentConfig
 from tests.locusd import daemonmachine
 from tests.locusd.agentkit import BUGGY, FIXED, TASK, make_config, make_sample_repo
+from tests.locusd.cli.test_cli_agent import locus
 from tests.locusd.daemonmachine import Machine, serving
 from tests.locusd.test_daemon_notify import editor
 from tests.support import gemini_server, responses_server
@@ -249,3 +250,18 @@ async def test_a_codex_patch_outside_the_worktree_is_refused(
     assert report.outcome == "failed", (report.reason, report.warnings)
     assert report.reason is not None and "when Locus refused" in report.reason
     assert "outside the run's worktree" in report.reason
+
+
+def test_locus_agent_run_with_a_preset_asks_for_its_key_not_a_provider(tmp_path: Path) -> None:
+    """``locus agent run --agent gemini`` with no model settings: the error names the
+    preset's key and how to give it, not the built-in providers' setup; exit 2."""
+    repo = make_sample_repo(tmp_path)
+    program = installed().gemini
+    (tmp_path / "config.toml").write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[agents.gemini]\ncommand = ["{program}"]\n'
+    )
+    args = ("agent", "run", "--repo", str(repo), "--task", "t", "--agent", "gemini")
+    done = locus(tmp_path, *args, env={"GEMINI_API_KEY": ""})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "export GEMINI_API_KEY=" in done.stderr
+    assert "No model is configured" not in done.stderr
