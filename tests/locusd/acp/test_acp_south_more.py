@@ -265,3 +265,36 @@ def test_locus_agent_run_with_a_preset_asks_for_its_key_not_a_provider(tmp_path:
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "export GEMINI_API_KEY=" in done.stderr
     assert "No model is configured" not in done.stderr
+
+
+async def test_codex_runs_its_commands_unasked_in_its_own_read_only_sandbox(
+    tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pinned, for docs/acp.md: Codex runs a shell command itself without asking Locus (so
+    Locus's command policy never sees it), inside its own sandbox nested in Locus's — in its
+    ``read-only`` mode the command can write neither the worktree nor ``/tmp``."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    outputs: list[str] = []
+    command = "touch made-by-codex.txt; echo hi > /tmp/codex-probe; echo ran"
+
+    def script(body: Json) -> responses_server.ResponsesItem:
+        if answered(body["input"], "function_call_output"):
+            outputs.extend(
+                str(i["output"]) for i in body["input"] if i["type"] == "function_call_output"
+            )
+            return responses_server.Reply([responses_server.message("done")])
+        call = responses_server.function_call("exec_command", {"cmd": command})
+        return responses_server.Reply([call])
+
+    repo = make_sample_repo(tmp_path)
+    async with responses_server.ResponsesServer(script) as server:
+        config = preset_config(
+            tmp_path, outside_tmp, "codex", installed().codex,
+            base_url=f"{server.base_url}/v1", model=CODEX_MODEL,
+        )  # fmt: skip
+        report = await run_task(repo=repo, task=TASK, provider=None, config=config)
+    said = outputs[0]
+    assert "ran" in said and said.count("Read-only file system") == 2, said
+    assert "made-by-codex.txt" not in report.diff
+    records = [r for r in read(Path(report.transcript)) if isinstance(r, AcpRecord)]
+    assert not [r for r in records if r.message.get("method") == "session/request_permission"]
