@@ -22,7 +22,7 @@ from locusd import __version__
 from locusd.agent import sandbox
 from locusd.agent.external.presets import agent_problem
 from locusd.agent.providers import ConfigurationError
-from locusd.agent.providers.select import check_provider
+from locusd.agent.providers.select import check_agent
 from locusd.agent.sandbox import containment
 from locusd.cloud.credentials import CredentialStore
 from locusd.cloud.errors import InvalidRequest
@@ -166,17 +166,24 @@ class Daemon:
         self.settings.refresh()
         return self.settings.error
 
-    def _ready(self, model_env: ModelEnv, replay: Path | None = None) -> None:
+    def _ready(
+        self, model_env: ModelEnv, replay: Path | None = None, agent: str | None = None
+    ) -> None:
         """Refuse new work, saying why, when the settings or the model cannot run it: the
         config file read again (if it changed) and the model checked in the environment the
-        run will have (the daemon's, with the client's model variables)."""
+        run will have (the daemon's, with the client's model variables): the built-in
+        provider, or what the run's ACP agent (``agent``: a client's ``--agent``) needs."""
         problem = self._unready()
         if problem is not None:
             raise LocusError(Code.INVALID_ARGUMENT, problem)
         self.given.update(model_env.items())
         env = with_model_env(os.environ, model_env)
+        config = self.config
+        if agent is not None and agent_problem(agent, config.agents) is None:
+            chosen = config.agent.model_copy(update={"agent": agent})
+            config = config.model_copy(update={"agent": chosen})
         try:
-            check_provider(self.config.agent, replay=replay, env=env)
+            check_agent(config, replay=replay, env=env)
         except ConfigurationError as exc:
             raise LocusError(Code.INVALID_ARGUMENT, str(exc)) from None
 
@@ -551,8 +558,8 @@ class Daemon:
                 Code.INVALID_ARGUMENT, f"repo {params.repo!r}: give the absolute path of a checkout"
             )
         replay = Path(params.replay) if params.replay else None
-        self._ready(params.model_env, replay)
         self._known_agent(params.agent)
+        self._ready(params.model_env, replay, params.agent)
         return self.runs.start(
             repo=repo,
             task=params.task,

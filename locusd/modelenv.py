@@ -10,7 +10,15 @@ import os
 from collections.abc import Mapping
 from typing import Literal, get_args
 
-ModelVar = Literal["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"]
+#: The built-in providers' (and the claude and codex presets'), then the gemini preset's.
+ModelVar = Literal[
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+]
 MODEL_ENV: tuple[ModelVar, ...] = get_args(ModelVar)
 #: Model variables and their values, as a client gives them for a run.
 ModelEnv = Mapping[ModelVar, str]

@@ -39,7 +39,7 @@ from locusd.agent.pipe import (
     line,
 )
 from locusd.agent.providers import ConfigurationError
-from locusd.agent.providers.select import make_provider
+from locusd.agent.providers.select import provider_for
 from locusd.agent.run import run_task
 
 log = logging.getLogger("locusd.agent.child")
@@ -138,7 +138,7 @@ async def serve(incoming: int, outgoing: int) -> int:
         loop.add_signal_handler(signum, daemon.lost)
     listening = asyncio.create_task(daemon.listen())
     try:
-        provider = make_provider(start.config.agent, replay=start.replay)
+        provider = provider_for(start.config, replay=start.replay)
     except ConfigurationError as exc:
         # This machine's setup, before the agent did anything: the only failure said to be
         # local (a cloud task is given back, not failed). Nothing the agent does comes first.

@@ -26,7 +26,7 @@ from locusd.agent.guidance import Guidance
 from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.policy import CONTAINER_WARNING
-from locusd.agent.providers import Provider
+from locusd.agent.providers import ConfigurationError, Provider
 from locusd.agent.report import Approver, Event, OnEvent, RunReport, local_task_id, repo_key
 from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
@@ -57,7 +57,7 @@ async def run_task(
     *,
     repo: Path,
     task: str,
-    provider: Provider,
+    provider: Provider | None,
     config: Config,
     transcript_path: Path | None = None,
     task_id: str | None = None,
@@ -72,7 +72,8 @@ async def run_task(
     """One run. ``continue_in``: a previous run's worktree (its branch, base and changes) for a
     further round after a review, instead of a new worktree. ``on_worktree`` hears of the
     worktree as soon as it exists — before the bootstrap and the agent's first edit — so the
-    daemon can name it in the run before anything can be lost in it."""
+    daemon can name it in the run before anything can be lost in it. ``provider``: the built-in
+    loop's model; None when ``[agent] agent`` names an ACP agent (which brings its own)."""
     started = time.monotonic()
     phase = on_phase or (lambda text: None)
     task_id = task_id or local_task_id()
@@ -88,6 +89,9 @@ async def run_task(
         if agent_config.agent == presets.BUILTIN
         else presets.resolve(agent_config, config.agents, os.environ, run_dir)
     )
+    if launch is None and provider is None:
+        raise ConfigurationError("the built-in agent needs a provider: none was given")
+    provider_name = provider.name if provider else ""
     phase("creating the worktree")
     worktrees = Worktrees(repo, config.worktree_dir / repo_key(repo))
     worktree: Worktree
@@ -207,8 +211,8 @@ async def run_task(
         transcript.write(
             Header(
                 versions=versions(),
-                provider=f"acp:{launch.name}" if launch else provider.name,
-                model=provider.model,
+                provider=f"acp:{launch.name}" if launch else provider_name,
+                model=provider.model if provider else agent_config.model or "",
                 task=task,
                 repo=str(worktrees.checkout),
                 worktree=str(worktree.path),
@@ -240,6 +244,7 @@ async def run_task(
                     on_event=on_event,
                 )
             else:
+                assert provider is not None  # checked above
                 agent = Agent(
                     provider,
                     workspace,

@@ -23,7 +23,7 @@ from locusd.agent import transcript
 from locusd.agent.external.presets import agent_problem
 from locusd.agent.policy import Mode
 from locusd.agent.providers import ConfigurationError
-from locusd.agent.providers.select import make_provider
+from locusd.agent.providers.select import provider_for
 from locusd.agent.report import Approver, RunReport
 from locusd.agent.run import run_task
 from locusd.cli.asking import Asker, Withdrawn, agent_option, mode_option, question
@@ -208,7 +208,7 @@ def run(
     if problem is not None:
         raise click.UsageError(f"--agent: {problem}")
     try:
-        chosen = make_provider(agent_config, replay=replay)
+        chosen = provider_for(config, replay=replay)
     except ConfigurationError as exc:
         fail(str(exc), USAGE)
 

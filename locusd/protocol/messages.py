@@ -16,7 +16,8 @@ from locusd.runner.handles import short_id
 
 MODEL_ENV_DOC = (
     "the model variables of the client's environment (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,"
-    " OPENAI_API_KEY, OPENAI_BASE_URL), used for this work over the daemon's own; kept in"
+    " OPENAI_API_KEY, OPENAI_BASE_URL, GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL), used for this"
+    " work over the daemon's own; kept in"
     " memory, never logged, stored or uploaded, never seen by the agent's commands"
 )
 

@@ -175,7 +175,7 @@ async def run_in_child(
     """``run_task`` in a child process (``program``; the default is the agent's entry point).
     The provider is built there from ``config``, ``replay`` and its environment: the daemon's,
     with the ``model_env`` a client gave for this run (the agent's commands never see either:
-    ``locusd/agent/commands.py`` scrubs them); the daemon has checked them (``check_provider``)."""
+    ``locusd/agent/commands.py`` scrubs them); the daemon has checked them (``check_agent``)."""
     start = Start(
         repo=repo,
         task=task,

@@ -24,7 +24,7 @@ from typing import Any
 from locusd.agent import transcript
 from locusd.agent.policy import Mode
 from locusd.agent.providers import ConfigurationError
-from locusd.agent.providers.select import check_provider
+from locusd.agent.providers.select import check_agent
 from locusd.agent.report import Event, RunReport, local_task_id, repo_key
 from locusd.cloud.outbox import OutboxEntry
 from locusd.cloud.outbox import State as EntryState
@@ -413,7 +413,7 @@ class Runs:
             return False
         try:
             env = with_model_env(os.environ, model_env or {})
-            check_provider(config.agent, replay=replay, env=env)
+            check_agent(config, replay=replay, env=env)
         except ConfigurationError:
             return True
         return False

@@ -38,6 +38,7 @@ from acp.schema import (
     WriteTextFileResponse,
 )
 
+from locusd.agent.external import presets
 from tests.support import anthropic_server, gemini_server, responses_server
 from tests.support.acp_agents import installed
 from tests.support.programs import required
@@ -117,7 +118,8 @@ class Turn:
 
 def agent_env(home: Path, **extra: str) -> dict[str, str]:
     """A minimal environment: no inherited credentials and no ``IS_SANDBOX`` (the machine's
-    ``IS_SANDBOX=yes`` makes Claude Code exit when run as root). The SDK's spawn adds only
+    ``IS_SANDBOX=yes`` makes Claude Code exit when run as root), plus ``extra``: the preset's
+    recipe (``locusd/agent/external/presets.py``, as Locus runs it). The SDK's spawn adds only
     ``LOGNAME``, ``SHELL``, ``TERM`` and ``USER`` from ours (``HOME``/``PATH`` are these)."""
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", **extra}
     if "TMPDIR" in os.environ:
@@ -217,16 +219,11 @@ async def codex_turn(
     agents = installed()
     repo = git_repo(tmp_path / "repo")
     async with responses_server.ResponsesServer(codex_script) as server:
-        (codex_home / "config.toml").write_text(
-            f'model = "{CODEX_MODEL}"\n'
-            'model_provider = "scripted"\n'
-            "[model_providers.scripted]\n"
-            'name = "scripted"\n'
-            f'base_url = "{server.base_url}/v1"\n'
-            'wire_api = "responses"\n'
-            'env_key = "SCRIPTED_MODEL_KEY"\n'
+        # The codex preset's own recipe: config.toml in CODEX_HOME, the key in OPENAI_API_KEY.
+        made, _ = presets.PRESETS["codex"].env(
+            presets.ModelAccess(f"{server.base_url}/v1", KEY, CODEX_MODEL, codex_home)
         )
-        env = agent_env(tmp_path, CODEX_HOME=str(codex_home), SCRIPTED_MODEL_KEY=KEY)
+        env = agent_env(tmp_path, **made)
         no_fs = FileSystemCapabilities(read_text_file=False, write_text_file=False)
         turn = await one_turn(
             "codex-acp", agents.codex, env=env, repo=repo, fs=no_fs, mode=mode, allow=allow
@@ -298,15 +295,12 @@ def gemini_script(repo: Path) -> Script[gemini_server.GeminiItem]:
 async def gemini_turn(tmp_path: Path, fs: FileSystemCapabilities) -> tuple[Turn, list[Recorded]]:
     agents = installed()
     repo = git_repo(tmp_path / "repo")
-    settings = {
-        "telemetry": {"enabled": False},
-        "privacy": {"usageStatisticsEnabled": False},
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-    }
-    (tmp_path / ".gemini").mkdir()
-    (tmp_path / ".gemini" / "settings.json").write_text(json.dumps(settings))
     async with gemini_server.GeminiServer(gemini_script(repo)) as server:
-        env = agent_env(tmp_path, GOOGLE_GEMINI_BASE_URL=server.base_url, GEMINI_API_KEY=KEY)
+        # The gemini preset's own recipe: its settings in GEMINI_CLI_HOME, the key, the URL.
+        made, _ = presets.PRESETS["gemini"].env(
+            presets.ModelAccess(server.base_url, KEY, None, tmp_path)
+        )
+        env = agent_env(tmp_path, **made)
         turn = await one_turn("gemini --acp", agents.gemini, "--acp", env=env, repo=repo, fs=fs)
     assert turn.result.stop_reason == "end_turn"
     assert {(r.auth_style, r.api_key) for r in server.requests} == {("x-goog-api-key", KEY)}
@@ -381,13 +375,10 @@ async def test_claude_writes_a_file_with_its_write_tool(tmp_path: Path) -> None:
     agents = installed()
     repo = git_repo(tmp_path / "repo")
     async with anthropic_server.AnthropicServer(claude_script(repo)) as server:
-        env = agent_env(
-            tmp_path,
-            ANTHROPIC_BASE_URL=server.base_url,
-            ANTHROPIC_API_KEY=KEY,
-            DISABLE_TELEMETRY="1",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        made, _ = presets.PRESETS["claude"].env(
+            presets.ModelAccess(server.base_url, KEY, None, tmp_path)
         )
+        env = agent_env(tmp_path, **made)
         both = FileSystemCapabilities(read_text_file=True, write_text_file=True)
         turn = await one_turn("claude-agent-acp", agents.claude, env=env, repo=repo, fs=both)
     assert (repo / "hello.txt").read_text() == "hello from claude\n"

@@ -81,6 +81,8 @@ class LocusClient:
     #: Set once the session is ending (a spent budget): every later request is refused.
     ending: asyncio.Event = field(default_factory=asyncio.Event)
     spending: Spending = field(default_factory=Spending)
+    #: The last permission Locus refused, said as the policy note says it (None: none yet).
+    refused: str | None = None
     _terminals: dict[str, _Terminal] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _titles: dict[str, str] = field(default_factory=dict)
@@ -96,7 +98,8 @@ class LocusClient:
     ) -> RequestPermissionResponse:
         refusal = await self._refusal(tool_call)
         if refusal is not None:
-            self.note("policy", f"refused {tool_call.title or tool_call.kind}: {refusal}")
+            self.refused = f"{tool_call.title or tool_call.kind}: {refusal}"
+            self.note("policy", f"refused {self.refused}")
         wanted = ("reject_once", "reject_always") if refusal else ("allow_once",)
         chosen = next((o for o in options if o.kind in wanted), None)
         if chosen is None:

@@ -32,6 +32,9 @@ class Launch:
     endpoint: str
     #: Directories the agent writes although they lie in hidden places (``CODEX_HOME``).
     writable: tuple[Path, ...] = ()
+    #: Whether Locus offers ``fs/read_text_file``: Gemini CLI cannot create a file when it
+    #: reads through its client (docs/acp-agents-notes.md), so it reads for itself.
+    read_files: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,27 @@ def _codex(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
     return {"CODEX_HOME": str(home), "OPENAI_API_KEY": access.api_key}, (home,)
 
 
+#: Gemini CLI's settings: no telemetry, and the API key as its way in (no login prompt).
+GEMINI_SETTINGS = {
+    "telemetry": {"enabled": False},
+    "privacy": {"usageStatisticsEnabled": False},
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+}
+
+
 def _gemini(access: ModelAccess) -> tuple[dict[str, str], tuple[Path, ...]]:
-    return {"GOOGLE_GEMINI_BASE_URL": access.base_url, "GEMINI_API_KEY": access.api_key}, ()
+    # Its own home (GEMINI_CLI_HOME): settings, and the state it keeps under .gemini/.
+    home = access.home / "gemini-home"
+    (home / ".gemini").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (home / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS), "utf-8")
+    env = {
+        "GEMINI_CLI_HOME": str(home),
+        "GOOGLE_GEMINI_BASE_URL": access.base_url,
+        "GEMINI_API_KEY": access.api_key,
+    }
+    if access.model:
+        env["GEMINI_MODEL"] = access.model
+    return env, (home,)
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class Preset:
     url_variable: str  # and the base URL, when [agent] base_url does not say
     default_url: str
     env: Callable[[ModelAccess], tuple[dict[str, str], tuple[Path, ...]]] = field(repr=False)
+    read_files: bool = True
 
 
 PRESETS: dict[str, Preset] = {
@@ -99,6 +122,7 @@ PRESETS: dict[str, Preset] = {
     "gemini": Preset(
         "gemini", ("--acp",), "npm i -g @google/gemini-cli",
         "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com", _gemini,
+        read_files=False,
     ),
 }  # fmt: skip
 
@@ -131,15 +155,21 @@ def endpoint(base_url: str) -> str:
     return f"{host}:{port}"
 
 
-def resolve(
-    config: AgentConfig,
-    agents: Mapping[str, ExternalAgentConfig],
-    env: Mapping[str, str],
-    home: Path,
-) -> Launch:
-    """The launch of ``config.agent`` (not ``builtin``), or :class:`ConfigurationError`
-    naming what is missing and how to get it. ``env``: the run's environment (the daemon's
-    with a client's model variables); ``home``: a per-run directory for the agent's state."""
+@dataclass(frozen=True)
+class _Plan:
+    """What a launch is made of, every part checked; nothing written yet."""
+
+    name: str
+    argv: tuple[str, ...]
+    base_url: str
+    key: str
+    extra: dict[str, str]
+    preset: Preset | None
+
+
+def _plan(
+    config: AgentConfig, agents: Mapping[str, ExternalAgentConfig], env: Mapping[str, str]
+) -> _Plan:
     name = config.agent
     preset = PRESETS.get(name)
     own = agents.get(name)
@@ -154,15 +184,20 @@ def resolve(
                 f"[agents.{name}]: set [agent] base_url to the model endpoint the agent uses"
                 " (the only host its network reaches)"
             )
-        return Launch(name, tuple(own.command), extra, endpoint(base_url))
+        endpoint(base_url)
+        return _Plan(name, tuple(own.command), base_url, "", extra, None)
     base_url = config.base_url or env.get(preset.url_variable) or preset.default_url
+    endpoint(base_url)
     key = env.get(preset.key_variable)
     if not key:
         raise ConfigurationError(
             f"agent {name!r} needs an API key: export {preset.key_variable}=… for the daemon"
-            " (locus run hands it the variables of its shell)"
+            " (locus run hands it the variables of its shell); [agent] provider is not used"
         )
+    # [agents.NAME] command names where the program is; the preset's own arguments (gemini's
+    # --acp) follow unless it gives them.
     argv = list(own.command) if own and own.command else []
+    argv += [arg for arg in preset.args if argv and arg not in argv]
     if not argv:
         found = shutil.which(preset.program, path=env.get("PATH"))
         if found is None:
@@ -172,5 +207,37 @@ def resolve(
                 f'{preset.program}"]'
             )
         argv = [found, *preset.args]
-    made, writable = preset.env(ModelAccess(base_url, key, config.model, home))
-    return Launch(name, tuple(argv), {**made, **extra}, endpoint(base_url), writable)
+    return _Plan(name, tuple(argv), base_url, key, extra, preset)
+
+
+def check(
+    config: AgentConfig, agents: Mapping[str, ExternalAgentConfig], env: Mapping[str, str]
+) -> None:
+    """What ``config.agent`` (not ``builtin``) needs — its program, its key variable, its
+    endpoint — is there, or :class:`ConfigurationError` naming the key and the fix. Writes
+    nothing: the daemon checks here before a run starts; the built-in provider's settings
+    are not asked for."""
+    _plan(config, agents, env)
+
+
+def resolve(
+    config: AgentConfig,
+    agents: Mapping[str, ExternalAgentConfig],
+    env: Mapping[str, str],
+    home: Path,
+) -> Launch:
+    """The launch of ``config.agent`` (not ``builtin``), or :class:`ConfigurationError`
+    naming what is missing and how to get it. ``env``: the run's environment (the daemon's
+    with a client's model variables); ``home``: a per-run directory for the agent's state."""
+    plan = _plan(config, agents, env)
+    if plan.preset is None:
+        return Launch(plan.name, plan.argv, plan.extra, endpoint(plan.base_url))
+    made, writable = plan.preset.env(ModelAccess(plan.base_url, plan.key, config.model, home))
+    return Launch(
+        plan.name,
+        plan.argv,
+        {**made, **plan.extra},
+        endpoint(plan.base_url),
+        writable,
+        plan.preset.read_files,
+    )

@@ -211,7 +211,9 @@ class ExternalAgent:
             conn.initialize(
                 protocol_version=acp.PROTOCOL_VERSION,
                 client_capabilities=ClientCapabilities(
-                    fs=FileSystemCapabilities(read_text_file=True, write_text_file=True),
+                    fs=FileSystemCapabilities(
+                        read_text_file=self.launch.read_files, write_text_file=True
+                    ),
                     terminal=True,
                 ),
                 client_info=Implementation(name="locus", version="1"),
@@ -261,6 +263,14 @@ class ExternalAgent:
                 return Stop("budget_exhausted", reason=self.spent_reason)
             if response.stop_reason == "refusal":
                 return Stop("failed", reason=f"the agent refused: {''.join(said) or '(no text)'}")
+            refused = self.client.refused
+            if response.stop_reason == "cancelled" and refused and not self.ws.cancel.is_set():
+                # Not the user's cancel (that ends in _bounded): Codex ends its whole turn
+                # when a permission is refused.
+                return Stop(
+                    "failed",
+                    reason=f"the agent ended its turn when Locus refused {refused}",
+                )
             if response.stop_reason == "cancelled":
                 return Stop("cancelled", reason="cancelled")
             if response.stop_reason in ("max_tokens", "max_turn_requests"):

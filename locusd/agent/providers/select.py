@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from locusd.agent.external import presets
 from locusd.agent.providers import ConfigurationError, Provider
-from locusd.config import AgentConfig, ProviderName
+from locusd.config import AgentConfig, Config, ProviderName
 
 HOW_TO_CONFIGURE = """\
 No model is configured. Three ways to give Locus one:
@@ -100,3 +101,23 @@ def make_provider(config: AgentConfig, *, replay: Path | None = None) -> Provide
         base_url=choice.base_url,
         price=config.price(),
     )
+
+
+def check_agent(
+    config: Config, *, replay: Path | None = None, env: Mapping[str, str] = os.environ
+) -> None:
+    """What the run's agent needs, or :class:`ConfigurationError` saying how to configure it:
+    the built-in loop's provider, or an ACP agent's own program, key and endpoint (its runs
+    use no ``[agent] provider``). Imports no SDK."""
+    if config.agent.agent == presets.BUILTIN:
+        check_provider(config.agent, replay=replay, env=env)
+    else:
+        presets.check(config.agent, config.agents, env)
+
+
+def provider_for(config: Config, *, replay: Path | None = None) -> Provider | None:
+    """The built-in loop's provider, built; None for an ACP agent (checked, not built)."""
+    if config.agent.agent == presets.BUILTIN:
+        return make_provider(config.agent, replay=replay)
+    check_agent(config, replay=replay)
+    return None
