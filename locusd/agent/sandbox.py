@@ -221,6 +221,9 @@ class Sandbox:
     #: writable, even under a hidden place (Locus's cache dir, which hides every other
     #: repository's) or the read-only ``~/.cargo``.
     caches: tuple[tuple[Path, Path], ...] = ()
+    #: Places in a scratch place (``/tmp``…) bound back read-only over its empty tmpfs: an
+    #: external agent's own program when the user keeps it there.
+    shown: tuple[Path, ...] = ()
 
     def wrap(self, argv: list[str], cwd: Path) -> list[str]:
         prefix = [
@@ -229,6 +232,8 @@ class Sandbox:
         ]
         for scratch in SHARED_SCRATCH:
             prefix += ["--tmpfs", scratch]
+        for place in self.shown:
+            prefix += ["--ro-bind", str(place), str(place)]
         shown: list[Path] = []
         if self.home is not None:
             prefix += ["--tmpfs", str(self.home)]

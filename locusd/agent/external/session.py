@@ -40,7 +40,7 @@ from locusd.agent.external.presets import Launch
 from locusd.agent.loop import LoopResult, record_verifications
 from locusd.agent.messages import Usage
 from locusd.agent.report import Event, OnEvent
-from locusd.agent.sandbox import Egress, Sandbox
+from locusd.agent.sandbox import SHARED_SCRATCH, Egress, Sandbox
 from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import AcpRecord, TranscriptWriter
 
@@ -80,18 +80,30 @@ async def model_only_network(
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def program_root(path: Path) -> Path:
+    """Where a program's files are: its ``node_modules`` tree, its virtualenv, or its folder."""
+    for parent in path.parents:
+        if parent.name == "node_modules" or (parent / "pyvenv.cfg").is_file():
+            return parent
+    return path.parent
+
+
 def with_program(boxed: Sandbox, argv: tuple[str, ...]) -> Sandbox:
-    """The agent's program readable where ``$HOME`` is a tmpfs: its ``node_modules`` (or its
-    own directory) bound back read-only."""
-    if boxed.home is None or not argv:
-        return boxed
-    program = Path(shutil.which(argv[0]) or argv[0]).resolve()
-    place = next((p for p in program.parents if p.name == "node_modules"), program.parent)
-    try:
-        inside = place.relative_to(boxed.home)
-    except ValueError:
-        return boxed  # not in $HOME: the read-only root shows it
-    return replace(boxed, home_allow=(*boxed.home_allow, str(inside)))
+    """The agent's program (and the files its command names, e.g. a script) readable where
+    the sandbox would put them out of sight: in a tmpfs ``$HOME``, or in a scratch place
+    (``/tmp``, …) replaced by an empty one. Each one's root (its ``node_modules``, its
+    virtualenv, or its folder) is bound back read-only; never a scratch place's root itself
+    (another program's sockets live there), never a hidden place (secrets)."""
+    named = [Path(shutil.which(argv[0]) or argv[0])] if argv else []
+    named += [Path(arg) for arg in argv[1:] if arg.startswith("/") and Path(arg).is_file()]
+    roots = {program_root(p) for p in named} | {program_root(p.resolve()) for p in named}
+    home_allow, shown = list(boxed.home_allow), list(boxed.shown)
+    for root in sorted(roots):
+        if boxed.home is not None and root.is_relative_to(boxed.home) and root != boxed.home:
+            home_allow.append(str(root.relative_to(boxed.home)))
+        elif any(root.is_relative_to(s) and root != Path(s) for s in SHARED_SCRATCH):
+            shown.append(root)
+    return replace(boxed, home_allow=tuple(home_allow), shown=tuple(shown))
 
 
 class ExternalAgent:
