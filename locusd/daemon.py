@@ -602,10 +602,13 @@ class Daemon:
     @handles("locus/review/send_back")
     async def review_send_back(self, params: SendBackParams, peer: Peer) -> Run:
         old, prompt, worktree = await self.reviews.send_back(params.run_id, params.revision)
-        self._ready(params.model_env)
+        self._known_agent(old.agent)  # still in the user's config
+        self._ready(params.model_env, agent=old.agent)
         attempt = self.attempts.of_run(old.run_id)
         # A cloud task: the same attempt goes back to running (with a fresh lease).
         worker = None if attempt is None else await self._worker_for(attempt, params.model_env)
+        if worker is not None:  # the next round runs as the first did (--mode, --agent)
+            worker.mode, worker.agent = old.mode, old.agent
         # The old run is revised and the next round recorded together: a kill between the two
         # leaves either the old run reviewable or the new one interrupted, never neither.
         with self.db.transaction():
@@ -617,6 +620,8 @@ class Daemon:
                     title=old.title,
                     continue_in=worktree,
                     model_env=params.model_env,
+                    mode=old.mode,
+                    agent=old.agent,
                 )
             else:
                 record = attempt.record

@@ -312,6 +312,16 @@ class Run(Wire):
     cloud_error: str | None = Field(
         None, description="the cloud refused a report about this run, and why (it was not sent)"
     )
+    mode: Mode | None = Field(
+        None,
+        description="the permission mode chosen for this run (`--mode`), kept for its"
+        " next rounds; None: the user's config decides",
+    )
+    agent: str | None = Field(
+        None,
+        description="the agent chosen for this run (`--agent`), kept for its next"
+        " rounds; None: the user's config decides",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description="seven letters derived from the run id, stable, for people to type"

@@ -324,6 +324,8 @@ class Runs:
             repo=str(repo),
             state="starting",
             started_at=now(),
+            mode=mode,
+            agent=agent,
         )
         with self.store.db.transaction():
             self.store.save(run, attempt_id=attempt.id if attempt is not None else None)
