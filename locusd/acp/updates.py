@@ -13,6 +13,7 @@ from typing import Any
 from acp import helpers
 from acp.schema import (
     AgentMessageChunk,
+    AgentPlanUpdate,
     AgentThoughtChunk,
     Cost,
     ToolCallProgress,
@@ -20,8 +21,16 @@ from acp.schema import (
     ToolKind,
     UsageUpdate,
 )
+from pydantic import ValidationError
 
-Update = AgentMessageChunk | AgentThoughtChunk | ToolCallStart | ToolCallProgress | UsageUpdate
+Update = (
+    AgentMessageChunk
+    | AgentThoughtChunk
+    | AgentPlanUpdate
+    | ToolCallStart
+    | ToolCallProgress
+    | UsageUpdate
+)
 
 #: The built-in agent's tools by ACP kind (an unknown tool is ``other``).
 TOOL_KINDS: Mapping[str, ToolKind] = {
@@ -71,6 +80,10 @@ class EventTranslator:
             return [helpers.update_agent_thought_text(f"[{text}]\n")]
         if kind == "text":
             return [helpers.update_agent_message_text(text)] if text else []
+        if kind == "note" and data.get("kind") == "plan":
+            shown = plan(data.get("entries"))
+            if shown is not None:
+                return [shown]
         if kind == "note":
             return [helpers.update_agent_message_text(f"\n[{data.get('kind', 'note')}] {text}\n")]
         if kind == "tool":
@@ -108,6 +121,15 @@ class EventTranslator:
         """The id and input of the oldest open call of tool ``name``, now closed."""
         ids = self.open_tools.get(name)
         return ids.pop(0) if ids else None
+
+
+def plan(entries: Any) -> AgentPlanUpdate | None:
+    """An external agent's plan (a ``plan`` note's entries) as ACP's ``plan`` update, or None
+    when the entries are not a plan's (the note is then shown as text)."""
+    try:
+        return AgentPlanUpdate.model_validate({"sessionUpdate": "plan", "entries": entries})
+    except ValidationError:
+        return None
 
 
 def usage(run: Mapping[str, Any]) -> UsageUpdate:

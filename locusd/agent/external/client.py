@@ -23,6 +23,7 @@ from typing import Any
 from acp import RequestError
 from acp.schema import (
     AgentMessageChunk,
+    AgentPlanUpdate,
     AgentThoughtChunk,
     AllowedOutcome,
     CreateTerminalResponse,
@@ -53,6 +54,10 @@ from locusd.agent.tools import Workspace
 LOOKING = {"read", "search", "think", "switch_mode"}
 #: Kinds that change files: allowed when every path is inside the worktree.
 EDITING = {"edit", "delete", "move"}
+#: How much of an agent's plan a run keeps (entries, characters each): its text is data.
+PLAN_ENTRIES, PLAN_TEXT = 100, 2000
+#: How a plan's entry shows as text, by status.
+PLAN_MARKS = {"pending": "[ ]", "in_progress": "[~]", "completed": "[x]"}
 
 
 @dataclass
@@ -277,6 +282,8 @@ class LocusClient:
                 title = self._titles.get(update.tool_call_id, update.tool_call_id)
                 done = {"is_error": update.status == "failed", "content": _text(update)}
                 self.on_event(Event("tool_done", turn, title, done))
+        elif isinstance(update, AgentPlanUpdate):
+            self.on_event(plan_event(turn, update))
         elif isinstance(update, UsageUpdate) and update.cost is not None:
             if update.cost.currency == "USD":
                 self.spending.cost = update.cost.amount
@@ -288,6 +295,17 @@ class LocusClient:
 
     def on_connect(self, conn: Any) -> None:
         """Nothing to keep: the session holds the connection."""
+
+
+def plan_event(turn: int, update: AgentPlanUpdate) -> Event:
+    """The agent's plan as a ``plan`` note: its entries (bounded) for clients that show plans
+    (``locusd acp`` sends them on as a ``plan`` update), and as lines for those that do not."""
+    entries = [
+        {"content": e.content[:PLAN_TEXT], "priority": e.priority, "status": e.status}
+        for e in update.entries[:PLAN_ENTRIES]
+    ]
+    lines = [f"{PLAN_MARKS.get(e['status'], '[ ]')} {e['content']}" for e in entries]
+    return Event("note", turn, "plan:\n" + "\n".join(lines), {"kind": "plan", "entries": entries})
 
 
 def _text(update: ToolCallProgress) -> str:

@@ -1,7 +1,8 @@
 """An ACP agent for tests, run by Locus as an ``[agents.NAME]`` agent (in the run's sandbox): on
 a prompt with a line that is a JSON list of requests, it asks its client for each —
 ``{"read": PATH}``, ``{"write": PATH, "content": TEXT}``, ``{"run": COMMAND}``, ``{"kill":
-COMMAND}`` (started, then killed once its output shows), ``{root}`` in a
+COMMAND}`` (started, then killed once its output shows), ``{"plan": [ENTRY, ...]}`` (sent as
+a ``plan`` update; an entry: ``content``, ``status``, ``priority``), ``{root}`` in a
 path standing for its session's cwd (the worktree) — and says what each gave back (or the
 error) as one JSON line of its message, then ends its turn."""
 
@@ -38,7 +39,11 @@ class Probe:
             await self.conn.session_update(session_id, acp.update_agent_message_text(line))
         return PromptResponse(stop_reason="end_turn")
 
-    async def _ask(self, session: str, given: dict[str, str]) -> dict[str, Any]:
+    async def _ask(self, session: str, given: dict[str, Any]) -> dict[str, Any]:
+        if "plan" in given:
+            entries = [acp.plan_entry(**entry) for entry in given["plan"]]
+            await self.conn.session_update(session, acp.update_plan(entries))
+            return {"planned": len(entries)}
         request = {key: value.replace("{root}", self.cwd) for key, value in given.items()}
         if "read" in request:
             read = await self.conn.read_text_file(path=request["read"], session_id=session)
