@@ -107,3 +107,23 @@ async def test_an_external_agents_plan_reaches_an_acp_editor_as_a_plan(machine: 
     assert noted["data"]["entries"] == entries
     shown = await machine.locus("logs", run_id)
     assert "[x] read stats.py" in shown and "[ ] write the fix" in shown
+
+
+@pytest.mark.timeout(120)
+async def test_without_the_sandbox_an_external_agent_never_starts(machine: Machine) -> None:
+    """``sandbox = false``: the run fails saying what to install, and the agent was never
+    started (no ACP message in the transcript, the worktree untouched)."""
+    machine.configure(
+        '[agent]\nagent = "probe"\nsandbox = false\nbase_url = "http://127.0.0.1:9"\n'
+        f"[agents.probe]\ncommand = {json.dumps([sys.executable, str(PROBE)])}\n"
+    )
+    task = json.dumps([{"write": "{root}/stats.py", "content": PROPOSED}])
+    async with serving(machine), editor(machine) as watcher:
+        run_id = await start(machine, watcher, task=task)
+        await machine.locus("logs", run_id, "--follow")  # until the run ends
+        shown = await watcher.lsp.call("locus/runs/show", {"runId": run_id})
+    assert shown.state == "failed"
+    assert "runs only in the sandbox" in shown.reason and "bubblewrap" in shown.reason
+    records = read(Path(shown.transcript)) if shown.transcript else []
+    assert not [r for r in records if isinstance(r, AcpRecord)]
+    assert not shown.worktree or "middle - 1" not in (Path(shown.worktree) / "stats.py").read_text()
