@@ -21,7 +21,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -115,8 +115,12 @@ class EgressProxy:
         rules: EgressRules,
         socket_path: Path,
         on_connection: Callable[[Connection], None],
+        routes: Mapping[tuple[str, int], Path] | None = None,
     ) -> None:
         self.rules = rules
+        #: Allowed ``(address, port)`` pairs served by a UNIX socket of the daemon's (the
+        #: model gateway) instead of a TCP connection.
+        self.routes = dict(routes or {})
         self.socket_path = socket_path
         self.on_connection = on_connection
         self._server: asyncio.Server | None = None
@@ -208,8 +212,16 @@ class EgressProxy:
         ``connection``."""
         verdict = self.rules.judge(connection.host, connection.port)
         addresses: list[str] = []
+        normal = normalise_host(connection.host) or connection.host
+        routed = self.routes.get((normal, connection.port))
+        if verdict.allowed and routed is not None:
+            connection.allowed, connection.reason = True, f"{verdict.reason}, served by Locus"
+            try:
+                return await asyncio.open_unix_connection(routed, limit=_CHUNK)
+            except OSError as exc:
+                connection.reason += f"; unreachable: {exc}"
+                return _refusal("502 Bad Gateway", f"{normal}:{connection.port} is not serving")
         if verdict.allowed:
-            normal = normalise_host(connection.host) or connection.host
             try:
                 found = await asyncio.get_running_loop().getaddrinfo(
                     normal, connection.port, type=socket.SOCK_STREAM
