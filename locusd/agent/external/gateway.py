@@ -120,8 +120,9 @@ class ModelGateway:
             total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
         )
         self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=True)
-        server = web.Server(self._handle, client_max_size=MAX_REQUEST)
-        self._runner = web.ServerRunner(server, handle_signals=False)
+        # A call whose agent went away ends (and is recorded) then, not at the model's end.
+        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.UnixSite(self._runner, str(self.socket_path)).start()
 
@@ -206,10 +207,12 @@ class ModelGateway:
             headers["Content-Length"] = str(length)
             data = self._counted(request, call)
         elif request.body_exists:  # chunked: read here, bounded
-            try:
-                data = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise Refused(413, f"the request body is over {MAX_REQUEST} bytes") from None
+            body = bytearray()
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > MAX_REQUEST:
+                    raise Refused(413, f"the request body is over {MAX_REQUEST} bytes")
+            data = bytes(body)
             call.sent = len(data)
         assert self._session is not None
         try:

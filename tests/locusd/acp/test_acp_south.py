@@ -21,6 +21,7 @@ import pytest
 
 from locusd.agent.egress.bridge import pipe
 from locusd.agent.external import presets
+from locusd.agent.external.gateway import inside_url
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.report import Event, RunReport
 from locusd.agent.transcript import AcpRecord, Header, VerificationRecord, read
@@ -583,7 +584,10 @@ def test_the_codex_preset_writes_a_config_no_value_can_add_keys_to(tmp_path: Pat
     written = tomllib.loads((home / "config.toml").read_text())
     assert written["model_provider"] == "locus" and written["model"] == 'm"\nx = 1'
     provider = written["model_providers"]["locus"]
-    assert provider["base_url"] == hostile and provider["wire_api"] == "responses"
+    # Codex is given the run's model gateway, with the endpoint's path (its quote kept as a
+    # value); the gateway forwards to the endpoint itself.
+    assert provider["base_url"] == inside_url(hostile) and '"model_provider' in provider["base_url"]
+    assert launch.upstream == hostile and provider["wire_api"] == "responses"
     assert provider["env_key"] == "OPENAI_API_KEY"
 
 

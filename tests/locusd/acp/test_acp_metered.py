@@ -1,0 +1,116 @@
+"""The model gateway with the REAL pinned agents: their model traffic goes through it, and the
+run's budget counts what the model server said, not what the agent reports. Codex and Gemini
+CLI report no cost (and Locus does not need them to): a token budget their first model call
+spends ends the run ``budget_exhausted`` there, and no later call reaches the server. Claude
+Code's metered tokens are the ones the Anthropic server sent."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from locusd.agent.messages import Usage
+from locusd.agent.run import run_task
+from locusd.agent.transcript import AcpRecord, EgressRecord, ModelCallRecord, read
+from tests.locusd.acp import test_acp_south, test_acp_south_more
+from tests.locusd.acp.test_acp_south import Script, claude_run, fix_median
+from tests.locusd.acp.test_acp_south_more import (
+    CODEX_MODEL,
+    KEY,
+    codex_script,
+    gemini_script,
+    preset_config,
+)
+from tests.locusd.agentkit import TASK, make_sample_repo
+from tests.support import gemini_server, responses_server
+from tests.support.acp_agents import installed
+from tests.support.anthropic_server import Reply
+
+model_env = test_acp_south.model_env
+outside_tmp = test_acp_south_more.outside_tmp
+SERVER_USAGE = {
+    "input_tokens": 1234, "output_tokens": 56, "cache_read_input_tokens": 700,
+    "cache_creation_input_tokens": 89,
+}  # fmt: skip
+
+
+def calls_of(transcript: str) -> list[ModelCallRecord]:
+    return [r for r in read(Path(transcript)) if isinstance(r, ModelCallRecord)]
+
+
+def reported_costs(transcript: str) -> list[Any]:
+    return [
+        r.message["params"]["update"].get("cost")
+        for r in read(Path(transcript))
+        if isinstance(r, AcpRecord)
+        and r.message.get("method") == "session/update"
+        and r.message["params"]["update"].get("sessionUpdate") == "usage_update"
+    ]
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_claude_codes_metered_tokens_are_what_the_server_sent(tmp_path: Path) -> None:
+    steps = fix_median().steps
+
+    def with_usage(step: Any) -> Any:
+        if isinstance(step, Reply):
+            return dataclasses.replace(step, usage=SERVER_USAGE)
+        return lambda root: dataclasses.replace(step(root), usage=SERVER_USAGE)
+
+    script = Script(*(with_usage(step) for step in steps))
+    report, port = await claude_run(tmp_path, script)
+    assert report.outcome == "completed", (report.reason, report.warnings)
+    calls = [c for c in calls_of(report.transcript) if c.format == "anthropic"]
+    assert len(calls) == len(script.bodies) >= 4  # each of its model calls, through Locus
+    one = Usage(input_tokens=1234, output_tokens=56, cache_read_tokens=700, cache_write_tokens=89)
+    assert all(c.usage == one and c.status == 200 for c in calls), calls
+    assert report.usage.total_tokens >= one.total_tokens * len(calls)
+    # The journal names the model endpoint; the agent's network reached the gateway only.
+    assert {(u.host, u.port) for u in report.network if u.allowed} == {("127.0.0.1", port)}
+    egress = [r for r in read(Path(report.transcript)) if isinstance(r, EgressRecord)]
+    assert egress and all(r.port == port for r in egress if r.allowed)
+
+
+async def test_a_codex_run_ends_when_its_metered_tokens_spend_the_budget(
+    tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    repo = make_sample_repo(tmp_path)
+    async with responses_server.ResponsesServer(codex_script) as server:
+        config = preset_config(
+            tmp_path, outside_tmp, "codex", installed().codex,
+            base_url=f"{server.base_url}/v1", model=CODEX_MODEL, budget={"max_tokens": 50},
+        )  # fmt: skip
+        report = await run_task(repo=repo, task=TASK, provider=None, config=config)
+    spent_on_first_call(report, server.requests)
+
+
+async def test_a_gemini_run_ends_when_its_metered_tokens_spend_the_budget(
+    tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    repo = make_sample_repo(tmp_path)
+    async with gemini_server.GeminiServer(gemini_script) as server:
+        config = preset_config(
+            tmp_path, outside_tmp, "gemini", installed().gemini,
+            base_url=server.base_url, budget={"max_tokens": 50},
+        )  # fmt: skip
+        report = await run_task(repo=repo, task=TASK, provider=None, config=config)
+    spent_on_first_call(report, server.requests)
+
+
+def spent_on_first_call(report: Any, requests: list[Any]) -> None:
+    assert report.outcome == "budget_exhausted", (report.reason, report.warnings)
+    assert report.reason is not None and "max tokens" in report.reason
+    assert report.diff == ""  # its edit would have needed another call
+    # The agent reported no cost; the metered usage ended the run.
+    assert not [c for c in reported_costs(report.transcript) if c]
+    calls = calls_of(report.transcript)
+    served = [c for c in calls if c.refused is None]
+    assert len(served) == 1 and served[0].usage is not None
+    assert served[0].usage.total_tokens >= 50 and report.usage.total_tokens >= 50
+    assert len(requests) == 1  # every later call was refused at the gateway
+    assert all(c.status == 429 for c in calls if c.refused)
