@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 #: The gateway's port on the sandbox's own loopback (a namespace of its own: no clash).
 INSIDE_PORT = 8090
+#: The API key the agent is given: the gateway puts the user's on the way out, so the agent
+#: process (and every command it runs) never holds it.
+STAND_IN_KEY = "locus-stand-in-key"
+#: Where each API takes its key: a header holding it, or ``Authorization: Bearer``.
+KEY_HEADERS = ("x-api-key", "x-goog-api-key")
 MAX_REQUEST = 32 * 1024 * 1024
 MAX_CALLS = 32
 CONNECT_TIMEOUT = 30.0
@@ -100,6 +105,7 @@ class ModelGateway:
         socket_path: Path,
         on_call: Callable[[ModelCall], None],
         refusal: Callable[[], str | None] = lambda: None,
+        key: str | None = None,
     ) -> None:
         url = URL(upstream)
         if url.scheme not in ("http", "https") or not url.host:
@@ -109,6 +115,9 @@ class ModelGateway:
         self.socket_path = socket_path
         self.on_call = on_call
         self.refusal = refusal
+        #: The user's API key, put where the agent sent :data:`STAND_IN_KEY` (None: the
+        #: agent's key passes as it is).
+        self.key = key
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(MAX_CALLS)
@@ -199,6 +208,7 @@ class ModelGateway:
         hop = _hop_by_hop(request.headers)
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in hop)
         headers["Accept-Encoding"] = "identity"
+        url = self._keyed(url, headers)
         data: bytes | AsyncIterator[bytes] | None = None
         length = request.content_length
         if length is not None:
@@ -249,6 +259,20 @@ class ModelGateway:
                 if call.format == "unknown":
                     call.problem = call.problem or "an API the gateway cannot read: bytes only"
             return response
+
+    def _keyed(self, url: URL, headers: CIMultiDict[str]) -> URL:
+        """The user's key where the agent's request carries the stand-in: a key header,
+        ``Authorization: Bearer``, or Gemini's ``?key=``."""
+        if self.key is None:
+            return url
+        for name in KEY_HEADERS:
+            if headers.get(name) == STAND_IN_KEY:
+                headers[name] = self.key
+        if headers.get("Authorization") == f"Bearer {STAND_IN_KEY}":
+            headers["Authorization"] = f"Bearer {self.key}"
+        if url.query.get("key") == STAND_IN_KEY:
+            url = url.update_query(key=self.key)
+        return url
 
     @staticmethod
     async def _counted(request: web.BaseRequest, call: ModelCall) -> AsyncIterator[bytes]:

@@ -83,7 +83,9 @@ async def model_only_network(
             on_connection = journal.add
             if launch.upstream is not None and meter is not None:
                 served = directory / "gateway.sock"
-                gateway = ModelGateway(launch.upstream, served, meter.record, meter.refusal)
+                gateway = ModelGateway(
+                    launch.upstream, served, meter.record, meter.refusal, launch.key
+                )
                 await stack.enter_async_context(gateway)
                 rule = Rule.parse(f"127.0.0.1:{INSIDE_PORT}", "the run's model gateway")
                 routes[("127.0.0.1", INSIDE_PORT)] = served

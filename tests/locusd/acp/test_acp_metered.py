@@ -7,16 +7,18 @@ Code's metered tokens are the ones the Anthropic server sent."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from locusd.agent.external.gateway import STAND_IN_KEY
 from locusd.agent.messages import Usage
 from locusd.agent.run import run_task
 from locusd.agent.transcript import AcpRecord, EgressRecord, ModelCallRecord, read
 from tests.locusd.acp import test_acp_south, test_acp_south_more
-from tests.locusd.acp.test_acp_south import Script, claude_run, fix_median
+from tests.locusd.acp.test_acp_south import Script, claude_config, claude_run, fix_median
 from tests.locusd.acp.test_acp_south_more import (
     CODEX_MODEL,
     KEY,
@@ -24,10 +26,10 @@ from tests.locusd.acp.test_acp_south_more import (
     gemini_script,
     preset_config,
 )
-from tests.locusd.agentkit import TASK, make_sample_repo
+from tests.locusd.agentkit import API_KEY, TASK, anthropic, make_sample_repo, run
 from tests.support import gemini_server, responses_server
 from tests.support.acp_agents import installed
-from tests.support.anthropic_server import Reply
+from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 
 model_env = test_acp_south.model_env
 outside_tmp = test_acp_south_more.outside_tmp
@@ -114,3 +116,25 @@ def spent_on_first_call(report: Any, requests: list[Any]) -> None:
     assert served[0].usage.total_tokens >= 50 and report.usage.total_tokens >= 50
     assert len(requests) == 1  # every later call was refused at the gateway
     assert all(c.status == 429 for c in calls if c.refused)
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_claude_code_holds_a_stand_in_key_and_the_server_gets_the_users(
+    tmp_path: Path,
+) -> None:
+    """The agent's own Bash prints its API key; what it printed (sent back to the model as the
+    tool's result) is the stand-in, while each request reached the server with the user's."""
+    printenv = Reply(
+        [tool_use("Bash", {"command": "printenv ANTHROPIC_API_KEY", "description": "key"})],
+        stop_reason="tool_use",
+    )
+    script = Script(printenv, Reply([text("Done.")]))
+    repo = make_sample_repo(tmp_path)
+    async with AnthropicServer(script) as server:
+        config = claude_config(tmp_path, base_url=server.base_url, max_verify_rounds=1)
+        report = await run(anthropic(server), repo, config)
+    assert report.outcome in ("completed", "failed"), (report.reason, report.warnings)
+    assert len(script.bodies) >= 2
+    assert {r.api_key for r in server.requests} == {API_KEY}
+    bodies = json.dumps([r.body for r in server.requests])
+    assert STAND_IN_KEY in bodies and API_KEY not in bodies

@@ -21,7 +21,7 @@ import pytest
 
 from locusd.agent.egress.bridge import pipe
 from locusd.agent.external import presets
-from locusd.agent.external.gateway import inside_url
+from locusd.agent.external.gateway import STAND_IN_KEY, inside_url
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.report import Event, RunReport
 from locusd.agent.transcript import AcpRecord, Header, VerificationRecord, read
@@ -580,7 +580,8 @@ def test_the_codex_preset_writes_a_config_no_value_can_add_keys_to(tmp_path: Pat
     env = {"OPENAI_API_KEY": "sk-test"}
     launch = presets.resolve(config, agents, env, tmp_path)
     home = Path(launch.env["CODEX_HOME"])
-    assert launch.writable == (home,) and launch.env["OPENAI_API_KEY"] == "sk-test"
+    assert launch.writable == (home,) and launch.env["OPENAI_API_KEY"] == STAND_IN_KEY
+    assert launch.key == "sk-test" and "sk-test" not in repr(launch)  # the gateway's to add
     written = tomllib.loads((home / "config.toml").read_text())
     assert written["model_provider"] == "locus" and written["model"] == 'm"\nx = 1'
     provider = written["model_providers"]["locus"]

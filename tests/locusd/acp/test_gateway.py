@@ -13,8 +13,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from locusd.agent.external.gateway import MAX_REQUEST, ModelCall, ModelGateway
+from locusd.agent.external.gateway import MAX_REQUEST, STAND_IN_KEY, ModelCall, ModelGateway
 from locusd.agent.messages import Usage
 from tests.support import gemini_server, responses_server
 from tests.support.anthropic_server import AnthropicServer, Reply, text
@@ -200,3 +201,59 @@ async def test_an_unreadable_api_is_counted_in_bytes_and_said(tmp_path: Path) ->
 def test_the_upstream_must_be_an_http_url(upstream: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an http"):
         ModelGateway(upstream, tmp_path / "s", lambda call: None)
+
+
+@asynccontextmanager
+async def echo_server() -> AsyncIterator[str]:
+    """An upstream that answers each request with what it received: its query and headers."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "query": request.query_string,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_users_key_replaces_the_stand_in_on_the_way_out() -> None:
+    """The agent holds only the stand-in; each API's way of sending a key gets the user's."""
+    real = "sk-the-users-real-key"
+    seen: list[tuple[str, str | None, str | None, str | None]] = []
+    async with echo_server() as upstream:
+        with short_tmp() as where:
+            served = where / "gateway.sock"
+            gate = ModelGateway(upstream, served, lambda call: None, key=real)
+            connector = aiohttp.UnixConnector(str(served))
+            async with gate, aiohttp.ClientSession(connector=connector) as client:
+                url = "http://x/v1beta/models/gemini-2.5-pro:generateContent?alt=sse"
+                for headers, query in (
+                    ({"x-goog-api-key": STAND_IN_KEY}, ""),
+                    ({"x-api-key": STAND_IN_KEY}, ""),
+                    ({"Authorization": f"Bearer {STAND_IN_KEY}"}, ""),
+                    ({}, f"&key={STAND_IN_KEY}"),
+                    ({"x-goog-api-key": "a-key-of-its-own"}, ""),
+                ):
+                    async with client.post(url + query, json={}, headers=headers) as answer:
+                        got = await answer.json()
+                    h = got["headers"]
+                    seen.append((got["query"], h.get("x-goog-api-key"), h.get("x-api-key"),
+                                 h.get("authorization")))  # fmt: skip
+    assert seen == [
+        ("alt=sse", real, None, None),
+        ("alt=sse", None, real, None),
+        ("alt=sse", None, None, f"Bearer {real}"),
+        (f"alt=sse&key={real}", None, None, None),
+        ("alt=sse", "a-key-of-its-own", None, None),
+    ]
