@@ -138,3 +138,62 @@ async def test_claude_code_holds_a_stand_in_key_and_the_server_gets_the_users(
     assert {r.api_key for r in server.requests} == {API_KEY}
     bodies = json.dumps([r.body for r in server.requests])
     assert STAND_IN_KEY in bodies and API_KEY not in bodies
+
+
+@pytest.mark.usefixtures("model_env")
+async def test_the_agent_cannot_reach_its_model_endpoint_but_through_the_gateway(
+    tmp_path: Path,
+) -> None:
+    """Claude Code's Bash tries the real model server directly (its address, ``localhost``,
+    through the egress proxy, as a plain request and a tunnel): each is refused or finds
+    nothing, and nothing arrives there but the gateway's calls."""
+    port: list[int] = []
+
+    def attempt(root: str) -> Reply:
+        tries = "\n".join(
+            [
+                "python3 - <<'PY'",
+                "import os, socket, urllib.parse, urllib.request",
+                'proxy = urllib.parse.urlsplit(os.environ["HTTP_PROXY"])',
+                "for host in ('127.0.0.1', 'localhost'):",
+                f"    url = f'http://{{host}}:{port[0]}/v1/direct'",
+                "    try:",
+                "        urllib.request.urlopen(url, timeout=5)",
+                "    except OSError as e:",
+                "        print('direct', host, e)",
+                "    s = socket.create_connection((proxy.hostname, proxy.port))",
+                "    s.sendall(f'GET {url} HTTP/1.1\\r\\nHost: {host}\\r\\n\\r\\n'.encode())",
+                "    print('proxied', host, s.recv(200))",
+                "    s = socket.create_connection((proxy.hostname, proxy.port))",
+                f"    s.sendall(f'CONNECT {{host}}:{port[0]} HTTP/1.1\\r\\n\\r\\n'.encode())",
+                "    print('tunnel', host, s.recv(200))",
+                "PY",
+            ]
+        )
+        command = {"command": tries, "description": "reach the model server"}
+        return Reply([tool_use("Bash", command)], stop_reason="tool_use")
+
+    script = Script(attempt, Reply([text("Done.")]))
+    repo = make_sample_repo(tmp_path)
+    async with AnthropicServer(script) as server:
+        port.append(int(server.base_url.rsplit(":", 1)[1]))
+        config = claude_config(
+            tmp_path, base_url=server.base_url, max_verify_rounds=1, mode="full-auto"
+        )
+        report = await run(anthropic(server), repo, config)
+    assert len(script.bodies) >= 2, (report.reason, report.warnings)
+    tried = json.dumps(
+        [
+            block
+            for message in script.bodies[1]["messages"]
+            if isinstance(message["content"], list)
+            for block in message["content"]
+            if block.get("type") == "tool_result"
+        ]
+    )
+    for way in ("direct", "proxied", "tunnel"):
+        assert tried.count(way) == 2, tried[-3000:]
+    assert tried.count("403 Forbidden") == 4 and "HTTP/1.1 200" not in tried
+    assert {r.path for r in server.requests} == {"/v1/messages"}
+    refused = {(u.host, u.port) for u in report.network if not u.allowed}
+    assert ("127.0.0.1", port[0]) in refused, tried[-3000:]
