@@ -10,6 +10,10 @@ connected to the address that was judged (no second lookup a rebinding resolver 
 differently). A refusal is an HTTP 403 whose body says why and how to allow the host. A redirect
 to another host is the client's to follow, through the proxy again: judged like any other.
 
+An allowed ``(address, port)`` in ``routes`` is served from a UNIX socket of the daemon's
+instead (an external agent's model gateway, :mod:`locusd.agent.external.gateway`): no TCP port
+on the host's loopback, which any local user could reach, is needed.
+
 What is recorded (:class:`Connection`, to ``on_connection`` when it ends): host, port, the verdict
 and its reason, bytes each way, how long. The proxy holds no credential and adds none.
 """

@@ -1,5 +1,6 @@
 """One run's turn with an external ACP agent: started inside the run's sandbox with a network
-that reaches only its model endpoint, prompted with the task, answered by
+that reaches only its model (a preset: the run's model gateway, which meters each call against
+the budget; else the endpoint itself), prompted with the task, answered by
 :class:`~locusd.agent.external.client.LocusClient`, and ended like the built-in loop: the
 agent's end of turn is its ``finish`` (the runner's own verification; a failure goes back to
 it as the next prompt), a cancel or a spent budget is ``session/cancel`` and then the whole
