@@ -10,12 +10,21 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
-from locusd.agent.external.gateway import MAX_REQUEST, STAND_IN_KEY, ModelCall, ModelGateway
+from locusd.agent.external.gateway import (
+    MAX_REQUEST,
+    STAND_IN_KEY,
+    ModelCall,
+    ModelGateway,
+    Refused,
+)
 from locusd.agent.messages import Usage
 from tests.support import gemini_server, responses_server
 from tests.support.anthropic_server import AnthropicServer, Reply, text
@@ -257,3 +266,21 @@ async def test_the_users_key_replaces_the_stand_in_on_the_way_out() -> None:
         (f"alt=sse&key={real}", None, None, None),
         ("alt=sse", "a-key-of-its-own", None, None),
     ]
+
+
+TRICKY = st.text(alphabet="/.%2eEfF\\@:?#a v1\x00", max_size=40)
+
+
+@given(TRICKY | st.text(max_size=40) | TRICKY.map(lambda tail: f"/v1/{tail}"))
+def test_any_target_is_refused_or_a_path_under_the_upstreams(raw: str) -> None:
+    """Whatever the request line's target, the URL the gateway would call has the upstream's
+    scheme, host and port, a path under the upstream's own, and no dot segment."""
+    gate = ModelGateway("https://api.example.com:8443/v1", Path("/unused"), lambda call: None)
+    try:
+        url = gate.target("POST", raw)
+    except Refused as refused:
+        assert refused.status in (400, 404) and str(refused)
+        return
+    assert (url.scheme, url.host, url.port) == ("https", "api.example.com", 8443)
+    segments = unquote(url.raw_path).split("/")
+    assert segments[:2] == ["", "v1"] and not {".", ".."} & set(segments)
