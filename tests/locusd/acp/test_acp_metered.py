@@ -76,29 +76,25 @@ async def test_claude_codes_metered_tokens_are_what_the_server_sent(tmp_path: Pa
     assert egress and all(r.port == port for r in egress if r.allowed)
 
 
-async def test_a_codex_run_ends_when_its_metered_tokens_spend_the_budget(
-    tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("agent", ["codex", "gemini"])
+async def test_a_run_ends_when_its_metered_tokens_spend_the_budget(
+    agent: str, tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    """Neither reports a cost; a 50-token budget is spent by their first model call."""
+    codex = agent == "codex"
+    monkeypatch.setenv("OPENAI_API_KEY" if codex else "GEMINI_API_KEY", KEY)
     repo = make_sample_repo(tmp_path)
-    async with responses_server.ResponsesServer(codex_script) as server:
+    server: Any = (
+        responses_server.ResponsesServer(codex_script)
+        if codex
+        else gemini_server.GeminiServer(gemini_script)
+    )
+    async with server:
+        options = {"base_url": f"{server.base_url}/v1", "model": CODEX_MODEL} if codex else {}
+        program = installed().codex if codex else installed().gemini
         config = preset_config(
-            tmp_path, outside_tmp, "codex", installed().codex,
-            base_url=f"{server.base_url}/v1", model=CODEX_MODEL, budget={"max_tokens": 50},
-        )  # fmt: skip
-        report = await run_task(repo=repo, task=TASK, provider=None, config=config)
-    spent_on_first_call(report, server.requests)
-
-
-async def test_a_gemini_run_ends_when_its_metered_tokens_spend_the_budget(
-    tmp_path: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    repo = make_sample_repo(tmp_path)
-    async with gemini_server.GeminiServer(gemini_script) as server:
-        config = preset_config(
-            tmp_path, outside_tmp, "gemini", installed().gemini,
-            base_url=server.base_url, budget={"max_tokens": 50},
+            tmp_path, outside_tmp, agent, program, budget={"max_tokens": 50},
+            **{"base_url": server.base_url, **options},
         )  # fmt: skip
         report = await run_task(repo=repo, task=TASK, provider=None, config=config)
     spent_on_first_call(report, server.requests)
