@@ -209,27 +209,24 @@ class ModelGateway:
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in hop)
         headers["Accept-Encoding"] = "identity"
         url = self._keyed(url, headers)
-        data: bytes | AsyncIterator[bytes] | None = None
+        data: AsyncIterator[bytes] | None = None
         length = request.content_length
+        if length is not None and length > MAX_REQUEST:
+            raise Refused(413, f"the request body ({length} bytes) is over {MAX_REQUEST}")
         if length is not None:
-            if length > MAX_REQUEST:
-                raise Refused(413, f"the request body ({length} bytes) is over {MAX_REQUEST}")
             headers["Content-Length"] = str(length)
+        if request.body_exists:  # streamed on as it comes (chunked when it came chunked)
             data = self._counted(request, call)
-        elif request.body_exists:  # chunked: read here, bounded
-            body = bytearray()
-            async for chunk in request.content.iter_any():
-                body += chunk
-                if len(body) > MAX_REQUEST:
-                    raise Refused(413, f"the request body is over {MAX_REQUEST} bytes")
-            data = bytes(body)
-            call.sent = len(data)
         assert self._session is not None
         try:
             upstream = await self._session.request(
                 request.method, url, headers=headers, data=data, allow_redirects=False
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except Exception as exc:
+            if call.sent > MAX_REQUEST:  # _counted stopped the body: the upstream call failed
+                raise Refused(413, f"the request body is over {MAX_REQUEST} bytes") from None
+            if not isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+                raise
             raise Refused(
                 502, f"the model endpoint is unreachable: {exc or type(exc).__name__}"
             ) from None
@@ -276,6 +273,9 @@ class ModelGateway:
 
     @staticmethod
     async def _counted(request: web.BaseRequest, call: ModelCall) -> AsyncIterator[bytes]:
+        """The request's body as it comes, counted; it stops past :data:`MAX_REQUEST`."""
         async for chunk in request.content.iter_any():
             call.sent += len(chunk)
+            if call.sent > MAX_REQUEST:
+                raise Refused(413, f"the request body is over {MAX_REQUEST} bytes")
             yield chunk
