@@ -158,3 +158,11 @@ def test_an_over_long_event_is_skipped_and_said_and_the_rest_is_read() -> None:
     got = read("anthropic", True, [long[:1000], long[1000:], ANTHROPIC_SSE])
     assert got.usage == ANTHROPIC_USAGE
     assert got.problem is not None and "over" in got.problem
+
+
+def test_the_tail_of_an_over_long_line_is_not_read_as_a_line_of_its_own() -> None:
+    """Past the bound the rest of the line is skipped to its end: a tail that looks like an
+    event (a model's echo, cut at the bound) cannot change the usage read."""
+    tail = b'data: {"type": "message_delta", "usage": {"output_tokens": 999}}\n\n'
+    got = read("anthropic", True, [ANTHROPIC_SSE, b"data: " + b"x" * MAX_EVENT, tail])
+    assert got.usage == ANTHROPIC_USAGE
