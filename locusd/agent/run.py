@@ -242,6 +242,7 @@ async def run_task(
                     env=command_env,
                     instructions=instructions,
                     on_event=on_event,
+                    price=agent_config.price(),
                 )
             else:
                 assert provider is not None  # checked above

@@ -152,6 +152,26 @@ class EgressRecord(_Record):
     duration: float
 
 
+class ModelCallRecord(_Record):
+    """One call an external agent made to its model, through the run's model gateway: what
+    the model server said it used (``usage`` None: a format the gateway cannot read, or a
+    refused call), and what that cost when the model is priced."""
+
+    type: Literal["model_call"] = "model_call"
+    method: str
+    path: str
+    status: int
+    format: str  # anthropic, responses, gemini, or unknown
+    refused: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None  # None: the model has no price
+    problem: str | None = None
+    sent: int  # request body bytes
+    received: int  # response body bytes
+    duration: float
+
+
 class NetworkUse(_Record):
     """A run's connections to one host and port with one verdict, summed: the review's view."""
 
@@ -202,6 +222,7 @@ Record = Annotated[
     | NoteRecord
     | EgressRecord
     | AcpRecord
+    | ModelCallRecord
     | Footer,
     Field(discriminator="type"),
 ]

@@ -10,6 +10,10 @@ connected to the address that was judged (no second lookup a rebinding resolver 
 differently). A refusal is an HTTP 403 whose body says why and how to allow the host. A redirect
 to another host is the client's to follow, through the proxy again: judged like any other.
 
+An allowed ``(address, port)`` in ``routes`` is served from a UNIX socket of the daemon's
+instead (an external agent's model gateway, :mod:`locusd.agent.external.gateway`): no TCP port
+on the host's loopback, which any local user could reach, is needed.
+
 What is recorded (:class:`Connection`, to ``on_connection`` when it ends): host, port, the verdict
 and its reason, bytes each way, how long. The proxy holds no credential and adds none.
 """
@@ -21,7 +25,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -115,8 +119,12 @@ class EgressProxy:
         rules: EgressRules,
         socket_path: Path,
         on_connection: Callable[[Connection], None],
+        routes: Mapping[tuple[str, int], Path] | None = None,
     ) -> None:
         self.rules = rules
+        #: Allowed ``(address, port)`` pairs served by a UNIX socket of the daemon's (the
+        #: model gateway) instead of a TCP connection.
+        self.routes = dict(routes or {})
         self.socket_path = socket_path
         self.on_connection = on_connection
         self._server: asyncio.Server | None = None
@@ -208,8 +216,16 @@ class EgressProxy:
         ``connection``."""
         verdict = self.rules.judge(connection.host, connection.port)
         addresses: list[str] = []
+        normal = normalise_host(connection.host) or connection.host
+        routed = self.routes.get((normal, connection.port))
+        if verdict.allowed and routed is not None:
+            connection.allowed, connection.reason = True, f"{verdict.reason}, served by Locus"
+            try:
+                return await asyncio.open_unix_connection(routed, limit=_CHUNK)
+            except OSError as exc:
+                connection.reason += f"; unreachable: {exc}"
+                return _refusal("502 Bad Gateway", f"{normal}:{connection.port} is not serving")
         if verdict.allowed:
-            normal = normalise_host(connection.host) or connection.host
             try:
                 found = await asyncio.get_running_loop().getaddrinfo(
                     normal, connection.port, type=socket.SOCK_STREAM

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from locusd.agent.external.gateway import STAND_IN_KEY, inside_url
 from locusd.agent.providers import ConfigurationError
 
 if TYPE_CHECKING:
@@ -35,6 +36,11 @@ class Launch:
     #: Whether Locus offers ``fs/read_text_file``: Gemini CLI cannot create a file when it
     #: reads through its client (docs/acp-agents-notes.md), so it reads for itself.
     read_files: bool = True
+    #: The model endpoint's base URL when the agent is given the run's model gateway instead
+    #: (the presets: Locus sets their base URL); None: its network reaches ``endpoint``.
+    upstream: str | None = None
+    #: The user's API key, which the gateway puts on the way out: the agent has a stand-in.
+    key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -232,7 +238,10 @@ def resolve(
     plan = _plan(config, agents, env)
     if plan.preset is None:
         return Launch(plan.name, plan.argv, plan.extra, endpoint(plan.base_url))
-    made, writable = plan.preset.env(ModelAccess(plan.base_url, plan.key, config.model, home))
+    # The agent's base URL is the run's model gateway, which meters and forwards to base_url
+    # with the user's key in place of the stand-in the agent holds.
+    access = ModelAccess(inside_url(plan.base_url), STAND_IN_KEY, config.model, home)
+    made, writable = plan.preset.env(access)
     return Launch(
         plan.name,
         plan.argv,
@@ -240,4 +249,6 @@ def resolve(
         endpoint(plan.base_url),
         writable,
         plan.preset.read_files,
+        upstream=plan.base_url,
+        key=plan.key,
     )

@@ -1,5 +1,6 @@
 """One run's turn with an external ACP agent: started inside the run's sandbox with a network
-that reaches only its model endpoint, prompted with the task, answered by
+that reaches only its model (a preset: the run's model gateway, which meters each call against
+the budget; else the endpoint itself), prompted with the task, answered by
 :class:`~locusd.agent.external.client.LocusClient`, and ended like the built-in loop: the
 agent's end of turn is its ``finish`` (the runner's own verification; a failure goes back to
 it as the next prompt), a cancel or a spent budget is ``session/cancel`` and then the whole
@@ -33,12 +34,15 @@ from locusd.agent.budget import Budget, exhausted
 from locusd.agent.commands import group_alive
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import socket_base
-from locusd.agent.egress.proxy import EgressProxy
+from locusd.agent.egress.proxy import Connection, EgressProxy
 from locusd.agent.egress.rules import EgressRules, Rule
 from locusd.agent.external.client import LocusClient
+from locusd.agent.external.gateway import INSIDE_PORT, ModelGateway
+from locusd.agent.external.metering import Meter
 from locusd.agent.external.presets import Launch
 from locusd.agent.loop import LoopResult, record_verifications
 from locusd.agent.messages import Usage
+from locusd.agent.providers.pricing import Price
 from locusd.agent.report import Event, OnEvent
 from locusd.agent.sandbox import SHARED_SCRATCH, Egress, Sandbox
 from locusd.agent.tools import Stop, Workspace
@@ -64,16 +68,36 @@ class _Stopped(Exception):
 
 @asynccontextmanager
 async def model_only_network(
-    boxed: Sandbox, endpoint: str, journal: Journal
+    boxed: Sandbox, launch: Launch, journal: Journal, meter: Meter | None = None
 ) -> AsyncIterator[Sandbox]:
-    """``boxed`` with a network of its own that reaches ``endpoint`` (``host:port``) and
-    nothing else, through an egress proxy of its own (a host's loopback port included: the
-    relay listens on it inside). Its connections go to the run's journal."""
-    rules = EgressRules([Rule.parse(endpoint, "the agent's model endpoint")])
+    """``boxed`` with a network of its own that reaches the agent's model and nothing else,
+    through an egress proxy of its own (a host's loopback port included: the relay listens
+    on it inside). With ``launch.upstream`` (the presets) and a ``meter``, the one place is
+    the run's model gateway (gateway.py), which meters each call and forwards it; else the
+    endpoint itself. Its connections go to the run's journal (the gateway's calls, as it
+    records them)."""
     directory = Path(tempfile.mkdtemp(prefix="locus-agent-", dir=socket_base()))
     socket = directory / "proxy.sock"
     try:
-        async with EgressProxy(rules, socket, journal.add):
+        async with contextlib.AsyncExitStack() as stack:
+            routes: dict[tuple[str, int], Path] = {}
+            on_connection = journal.add
+            if launch.upstream is not None and meter is not None:
+                served = directory / "gateway.sock"
+                gateway = ModelGateway(
+                    launch.upstream, served, meter.record, meter.refusal, launch.key
+                )
+                await stack.enter_async_context(gateway)
+                rule = Rule.parse(f"127.0.0.1:{INSIDE_PORT}", "the run's model gateway")
+                routes[("127.0.0.1", INSIDE_PORT)] = served
+
+                def on_connection(connection: Connection) -> None:
+                    if not connection.allowed:  # an allowed one is the gateway's to record
+                        journal.add(connection)
+            else:
+                rule = Rule.parse(launch.endpoint, "the agent's model endpoint")
+            rules = EgressRules([rule])
+            await stack.enter_async_context(EgressProxy(rules, socket, on_connection, routes))
             egress = Egress(socket, rules.loopback_ports())
             yield replace(boxed, network=False, egress=egress)
     finally:
@@ -122,6 +146,7 @@ class ExternalAgent:
         env: dict[str, str],
         instructions: str | None = None,
         on_event: OnEvent | None = None,
+        price: Price | None = None,
     ) -> None:
         self.launch = launch
         self.ws = workspace
@@ -137,15 +162,24 @@ class ExternalAgent:
         self.client = LocusClient(
             workspace, on_event or (lambda event: None), self._check, ending=self.spent
         )
-        self.usage = Usage()
+        self.usage = Usage()  # what the agent reported
+        #: What the model server said, through the run's model gateway (the presets).
+        self.meter = Meter(launch.endpoint, transcript, journal, self._check, price, self._ending)
         self.connection: acp.ClientSideConnection | None = None
+
+    def _ending(self) -> str | None:
+        """Why the gateway refuses further model calls: the run is ending."""
+        if self.ws.cancel.is_set():
+            return "cancelled"
+        return self.spent_reason if self.spent.is_set() else None
 
     def _check(self) -> None:
         """The budget, after each tool call the agent starts and each usage it reports: the
         agent may start ``max_turns`` tool calls; the one after that ends the session."""
         s = self.client.spending
         turns = max(s.turns - 1, 0)
-        reason = exhausted(self.budget, turns=turns, usage=self.usage, cost=s.cost)
+        usage, cost = self.meter.spent(self.usage, s.cost)
+        reason = exhausted(self.budget, turns=turns, usage=usage, cost=cost)
         if reason is not None and not self.spent.is_set():
             self.spent_reason = reason
             self.spent.set()
@@ -175,7 +209,8 @@ class ExternalAgent:
         finally:
             timer.cancel()
             await self.client.close()
-        return LoopResult(stop, s.turns, self.usage, s.cost, s.cost_known)
+        usage, cost = self.meter.spent(self.usage, s.cost)
+        return LoopResult(stop, s.turns, usage, cost, s.cost_known or self.meter.cost_known)
 
     def _argv(self, boxed: Sandbox) -> list[str]:
         boxed = with_program(boxed, self.launch.argv)
@@ -185,7 +220,7 @@ class ExternalAgent:
     async def _session(self, task: str, boxed: Sandbox) -> Stop:
         env = {**self.env, "TMPDIR": "/tmp", **self.launch.env}  # noqa: S108 - the sandbox's own
         stderr_path = self.log_dir / "agent-stderr.log"
-        async with model_only_network(boxed, self.launch.endpoint, self.journal) as networked:
+        async with model_only_network(boxed, self.launch, self.journal, self.meter) as networked:
             with stderr_path.open("wb") as stderr:
                 process = await asyncio.create_subprocess_exec(
                     *self._argv(networked),

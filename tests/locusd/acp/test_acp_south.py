@@ -21,6 +21,7 @@ import pytest
 
 from locusd.agent.egress.bridge import pipe
 from locusd.agent.external import presets
+from locusd.agent.external.gateway import STAND_IN_KEY, inside_url
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.report import Event, RunReport
 from locusd.agent.transcript import AcpRecord, Header, VerificationRecord, read
@@ -579,11 +580,15 @@ def test_the_codex_preset_writes_a_config_no_value_can_add_keys_to(tmp_path: Pat
     env = {"OPENAI_API_KEY": "sk-test"}
     launch = presets.resolve(config, agents, env, tmp_path)
     home = Path(launch.env["CODEX_HOME"])
-    assert launch.writable == (home,) and launch.env["OPENAI_API_KEY"] == "sk-test"
+    assert launch.writable == (home,) and launch.env["OPENAI_API_KEY"] == STAND_IN_KEY
+    assert launch.key == "sk-test" and "sk-test" not in repr(launch)  # the gateway's to add
     written = tomllib.loads((home / "config.toml").read_text())
     assert written["model_provider"] == "locus" and written["model"] == 'm"\nx = 1'
     provider = written["model_providers"]["locus"]
-    assert provider["base_url"] == hostile and provider["wire_api"] == "responses"
+    # Codex is given the run's model gateway, with the endpoint's path (its quote kept as a
+    # value); the gateway forwards to the endpoint itself.
+    assert provider["base_url"] == inside_url(hostile) and '"model_provider' in provider["base_url"]
+    assert launch.upstream == hostile and provider["wire_api"] == "responses"
     assert provider["env_key"] == "OPENAI_API_KEY"
 
 
