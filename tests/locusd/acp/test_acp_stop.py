@@ -6,15 +6,26 @@ that ignores it too. When the run's report comes back, none of them runs any mor
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from locusd.agent.report import Event, RunReport
+from locusd.agent.run import run_task
 from locusd.agent.transcript import AcpRecord, read
-from tests.locusd.acp.test_acp_south import commandlines, probe_run, running
-from tests.locusd.agentkit import make_sample_repo
+from tests.locusd.acp.test_acp_south import commandlines, probe_run, processes_in, running
+from tests.locusd.acp.test_acp_south_more import CODEX_MODEL, KEY, preset_config
+from tests.locusd.acp.test_acp_south_more import outside_tmp as outside_tmp
+from tests.locusd.agentkit import TASK, make_sample_repo
+from tests.support import gemini_server, responses_server
+from tests.support.acp_agents import installed
+from tests.support.scripted import Json
 
 
 @dataclass(frozen=True)
@@ -108,3 +119,134 @@ async def test_a_spent_budget_kills_an_agent_that_keeps_going(tmp_path: Path) ->
     assert "session/cancel" in sent_to_agent(report)
     assert_whole_tree(seen)
     assert [pid for pid in seen if running(pid)] == []
+
+
+LONG = "setsid sleep {mark}1 & sleep {mark}2"
+
+
+def codex_calls(command: str) -> Callable[[Json], responses_server.ResponsesItem]:
+    """Codex's model: run ``command`` (Codex runs it itself), whatever came before."""
+
+    def script(body: Json) -> responses_server.ResponsesItem:
+        return responses_server.Reply(
+            [responses_server.function_call("exec_command", {"cmd": command})]
+        )
+
+    return script
+
+
+def gemini_calls(item: gemini_server.GeminiItem) -> Callable[[Json], gemini_server.GeminiItem]:
+    """Gemini's model: answer its router, then ``item``, whatever came before."""
+
+    def script(body: Json) -> gemini_server.GeminiItem:
+        config = body.get("generationConfig") or {}
+        if config.get("responseMimeType") == "application/json":  # its model router
+            routed = {"complexity_reasoning": "a look", "complexity_score": 1}
+            return gemini_server.Reply([gemini_server.text(json.dumps(routed))])
+        return item
+
+    return script
+
+
+async def preset_stopped(
+    agent: str,
+    state: Path,
+    where: Path,
+    script: Callable[[Json], Any],
+    until: Callable[[], Awaitable[object]] | None = None,
+    **options: Any,
+) -> tuple[RunReport, list[int]]:
+    """A run of the ``agent`` preset against ``script``; cancelled once ``until`` returns.
+    The report, and the processes in the worktree (the agent's and its commands') at the
+    cancel. As soon as the report is back, none of them may run."""
+    key = "OPENAI_API_KEY" if agent == "codex" else "GEMINI_API_KEY"
+    cancel = asyncio.Event()
+    seen: list[int] = []
+    worktrees: list[Path] = []
+
+    async def cancel_then() -> None:
+        if until is not None:
+            await until()
+            seen.extend(processes_in(worktrees[0]))
+            cancel.set()
+
+    server: Any = (
+        responses_server.ResponsesServer(script)
+        if agent == "codex"
+        else gemini_server.GeminiServer(script)
+    )
+    repo = make_sample_repo(where)
+    async with server as model:
+        program = installed().codex if agent == "codex" else installed().gemini
+        base_url = f"{model.base_url}/v1" if agent == "codex" else model.base_url
+        model_name = {"model": CODEX_MODEL} if agent == "codex" else {}
+        config = preset_config(
+            where, state, agent, program, base_url=base_url, **model_name, **options
+        )
+        canceller = asyncio.ensure_future(cancel_then())
+        try:
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv(key, KEY)
+                report = await run_task(
+                    repo=repo,
+                    task=TASK,
+                    provider=None,
+                    config=config,
+                    cancel=cancel,
+                    on_worktree=lambda worktree: worktrees.append(worktree.path),
+                )
+            # At once: the agent's tree was gone before the report came.
+            assert processes_in(worktrees[0]) == [], "the report came before the kill"
+            assert [pid for pid in seen if running(pid)] == []
+        finally:
+            canceller.cancel()
+    return report, seen
+
+
+async def test_a_cancel_kills_codex_and_its_command(tmp_path: Path, outside_tmp: Path) -> None:
+    """Codex cancelled while it runs (itself, in its own sandbox) a long command with a
+    ``setsid`` child: the run is reported cancelled once none of it runs."""
+    mark = f"{os.getpid() % 1000 + 7000}"
+
+    async def command_runs() -> None:
+        while not any(f"sleep {mark}2".encode() in line for line in commandlines()):
+            await asyncio.sleep(0.01)
+
+    script = codex_calls(LONG.format(mark=mark))
+    report, seen = await preset_stopped("codex", outside_tmp, tmp_path, script, command_runs)
+    assert report.outcome == "cancelled", (report.reason, report.warnings)
+    assert "session/cancel" in sent_to_agent(report)
+    assert len(seen) >= 2, "the agent and its command ran in the worktree"
+    assert not any(mark.encode() in line for line in commandlines())
+
+
+async def test_a_cancel_kills_gemini_waiting_for_its_model(
+    tmp_path: Path, outside_tmp: Path
+) -> None:
+    """Gemini CLI cancelled while it waits for its model (which never answers): cancelled,
+    its tree gone. (Its own shell tool cannot run here: its permission requests carry no
+    ``rawInput.command``, so Locus's policy refuses them.)"""
+    hang = gemini_server.Hang()
+    script = gemini_calls(hang)
+    report, seen = await preset_stopped("gemini", outside_tmp, tmp_path, script, hang.reached.wait)
+    assert report.outcome == "cancelled", (report.reason, report.warnings)
+    assert "session/cancel" in sent_to_agent(report)
+    assert seen, "the agent ran in the worktree"
+
+
+@pytest.mark.parametrize("agent", ["codex", "gemini"])
+async def test_a_spent_budget_kills_a_real_agent(
+    agent: str, tmp_path: Path, outside_tmp: Path
+) -> None:
+    """Its second tool call of a one-turn budget (Codex runs a command, Gemini reads a file,
+    again and again): ``budget_exhausted``, the tree gone first."""
+    read = gemini_server.function_call("read_file", {"file_path": "stats.py"})
+    script = (
+        codex_calls("echo step") if agent == "codex" else gemini_calls(gemini_server.Reply([read]))
+    )
+    report, _ = await preset_stopped(
+        agent, outside_tmp, tmp_path, script, mode="full-auto", budget={"max_turns": 1}
+    )
+    assert report.outcome == "budget_exhausted", (report.reason, report.warnings)
+    assert report.reason is not None and "max turns" in report.reason
+    assert "session/cancel" in sent_to_agent(report)
