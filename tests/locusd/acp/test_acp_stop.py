@@ -52,18 +52,31 @@ def marked(mark: str) -> dict[int, Seen]:
 
 
 async def stubborn_run(
-    tmp_path: Path, *, calls: int, **agent: Any
+    tmp_path: Path,
+    *,
+    calls: int,
+    after: Callable[[list[int]], Awaitable[None]] | None = None,
+    **agent: Any,
 ) -> tuple[RunReport, dict[int, Seen]]:
     """A run of the stubborn probe agent, and its tree as it was when the agent started its
     first tool call (everything running: the agent waits for them first). ``cancel``: the
-    run is cancelled then. As soon as the report is back, none of them may run."""
+    run is cancelled then. ``after`` is given the tree's pids at the stopping tool call (the
+    first with ``cancel``, the last otherwise). As soon as the report is back, none of them
+    may run."""
     mark = f"stubborn-{uuid.uuid4().hex}"
     seen: dict[int, Seen] = {}
     cancel: asyncio.Event | None = agent.get("cancel")
+    stopping = 1 if cancel is not None else calls
+    timing: list[asyncio.Future[None]] = []
 
     def watch(event: Event) -> None:
-        if event.kind == "tool" and not seen:
+        if event.kind != "tool":
+            return
+        if not seen:
             seen.update(marked(mark))
+        if event.turn == stopping:
+            if after is not None:
+                timing.append(asyncio.ensure_future(after(list(seen))))
             if cancel is not None:
                 cancel.set()
 
@@ -80,6 +93,7 @@ async def stubborn_run(
         ended=ended,
         **agent,
     )
+    await asyncio.gather(*timing)
     return report, seen
 
 
@@ -154,11 +168,13 @@ async def preset_stopped(
     where: Path,
     script: Callable[[Json], Any],
     until: Callable[[], Awaitable[object]] | None = None,
+    after: Callable[[list[int]], Awaitable[None]] | None = None,
     **options: Any,
 ) -> tuple[RunReport, list[int]]:
     """A run of the ``agent`` preset against ``script``; cancelled once ``until`` returns.
     The report, and the processes in the worktree (the agent's and its commands') at the
-    cancel. As soon as the report is back, none of them may run."""
+    cancel, which ``after`` is given then (bench/external.py times their end). As soon as
+    the report is back, none of them may run."""
     key = "OPENAI_API_KEY" if agent == "codex" else "GEMINI_API_KEY"
     cancel = asyncio.Event()
     seen: list[int] = []
@@ -169,6 +185,8 @@ async def preset_stopped(
             await until()
             seen.extend(processes_in(worktrees[0]))
             cancel.set()
+            if after is not None:
+                await after(seen)
 
     server: Any = (
         responses_server.ResponsesServer(script)
@@ -198,6 +216,8 @@ async def preset_stopped(
             # At once: the agent's tree was gone before the report came.
             assert processes_in(worktrees[0]) == [], "the report came before the kill"
             assert [pid for pid in seen if running(pid)] == []
+            if cancel.is_set():
+                await canceller  # after() is done
         finally:
             canceller.cancel()
     return report, seen
