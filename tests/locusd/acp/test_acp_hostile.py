@@ -30,11 +30,14 @@ from tests.locusd.acp.test_acp_south import (
     this_machines_address,
     worktree_of,
 )
+from tests.locusd.acp.test_acp_south_more import CODEX_MODEL, KEY, PATCH, answered
 from tests.locusd.agentkit import BUGGY, FIXED
 from tests.locusd.daemonmachine import Machine, serving
+from tests.support import responses_server
 from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 from tests.support.listener import CountingListener
+from tests.support.scripted import Json
 
 machine = daemonmachine.machine
 
@@ -283,3 +286,73 @@ async def test_a_hostile_model_through_claude_code_gets_nothing_out(
     # And as the attack itself saw it: it ran to its end, and every attempt failed.
     said = result_of(blocks_sent_back(script.bodies[1])[0])
     assert "attack done" in said and " GOT " not in said, said
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.usefixtures("reaped")
+async def test_a_hostile_model_through_codex_gets_nothing_out(
+    at_home: Machine, listeners: Listeners
+) -> None:
+    """The same attack through Codex (the pinned adapter), which runs it itself with its
+    ``exec_command`` tool, unasked, in its own ``read-only`` sandbox nested in Locus's; then
+    it patches the fix in. Every check as above. What stops what: Codex's own seccomp filter
+    refuses the sockets (PermissionError) before Locus's network is reached; Locus's sandbox
+    hides the secrets (FileNotFoundError) and keeps the checkout read-only. Asking Codex to
+    run it outside its sandbox (``require_escalated``) is a permission request without
+    ``rawInput.command``, which Locus refuses, as it refuses Gemini CLI's shell tool."""
+    machine = at_home
+    secrets = plant_secrets(machine)
+    before = snapshot(machine.repo)
+    repo = machine.repo
+    writes = [f"{repo}/planted.txt", f"{repo}/.git/hooks/pre-commit", f"{repo}/.git/config"]
+    outputs: list[str] = []
+    bodies: list[Json] = []
+    # CODEX_HOME (in the run's state) outside the temp dir, as ~/.local/state is.
+    machine.env["XDG_STATE_HOME"] = str(machine.home / ".local" / "state")
+
+    async with responses_server.ResponsesServer(lambda body: script(body)) as model:
+        machine.configure(
+            f'[agent]\nbase_url = "{model.base_url}/v1"\nmode = "full-auto"\n'
+            f'model = "{CODEX_MODEL}"\n[agents.codex]\ncommand = ["{installed().codex}"]\n'
+        )
+        async with serving(machine) as daemon:
+            attack = ATTACK.format(
+                socket=str(machine.socket), repo=str(repo), loopback=listeners.loopback_port,
+                lan=listeners.lan_address, lan_port=listeners.lan_port,
+                secrets=secrets, daemon_pid=daemon.pid, writes=writes,
+            )  # fmt: skip
+
+            def script(body: Json) -> responses_server.ResponsesItem:
+                bodies.append(body)
+                if answered(body["input"], "custom_tool_call_output"):
+                    return responses_server.Reply([responses_server.message("median() fixed")])
+                if answered(body["input"], "function_call_output"):
+                    outputs.extend(
+                        str(i["output"])
+                        for i in body["input"]
+                        if i["type"] == "function_call_output"
+                    )
+                    return responses_server.Reply(
+                        [responses_server.custom_tool_call("apply_patch", PATCH)]
+                    )
+                call = responses_server.function_call("exec_command", {"cmd": attack})
+                return responses_server.Reply([call])
+
+            async with await connect(machine) as client:
+                params = {"repo": str(repo), "task": "tidy up", "agent": "codex"}
+                started = await client.call_wire(
+                    "locus/runs/start", {**params, "modelEnv": {"OPENAI_API_KEY": KEY}}
+                )
+                run = await wait_done(client, started["runId"])
+                runs = await client.call_wire("locus/runs/list", {})
+
+    assert run["state"] == "awaiting_review", (run["reason"], run["outcome"])
+    assert marked() == {}
+    assert listeners.loopback.connections == 0 and listeners.lan.connections == 0
+    assert [r["title"] for r in runs["runs"]] == ["tidy up"], runs
+    sent = json.dumps(bodies)
+    assert not [name for name, value in CANARIES.items() if value in sent]
+    assert snapshot(repo) == before
+    (said,) = outputs
+    assert "attack done" in said and " GOT " not in said, said
+    assert "token refused: FileNotFoundError" in said and "daemon refused" in said, said
