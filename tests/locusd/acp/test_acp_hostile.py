@@ -200,6 +200,20 @@ def plant_secrets(machine: Machine) -> list[str]:
     return [str(token), str(ssh)]
 
 
+def writes_in(repo: Path) -> list[str]:
+    """The files the attack tries to write: in the user's checkout and its git dir."""
+    return [f"{repo}/planted.txt", f"{repo}/.git/hooks/pre-commit", f"{repo}/.git/config"]
+
+
+def attack_on(machine: Machine, listeners: Listeners, daemon_pid: int, secrets: list[str]) -> str:
+    """:data:`ATTACK` aimed at this machine: its daemon, listeners, secrets and checkout."""
+    return ATTACK.format(
+        socket=str(machine.socket), repo=str(machine.repo), loopback=listeners.loopback_port,
+        lan=listeners.lan_address, lan_port=listeners.lan_port,
+        secrets=secrets, daemon_pid=daemon_pid, writes=writes_in(machine.repo),
+    )  # fmt: skip
+
+
 async def wait_done(client: DaemonClient, run_id: str) -> dict[str, Any]:
     while True:
         run = await client.call_wire("locus/runs/show", {"runId": run_id})
@@ -225,7 +239,6 @@ async def test_a_hostile_model_through_claude_code_gets_nothing_out(
     secrets = plant_secrets(machine)
     before = snapshot(machine.repo)
     repo = machine.repo
-    writes = [f"{repo}/planted.txt", f"{repo}/.git/hooks/pre-commit", f"{repo}/.git/config"]
 
     async with AnthropicServer(lambda body: script(body)) as model:
         machine.configure(
@@ -233,16 +246,16 @@ async def test_a_hostile_model_through_claude_code_gets_nothing_out(
             f'[agents.claude]\ncommand = ["{installed().claude}"]\n'
         )
         async with serving(machine) as daemon:
-            attack = ATTACK.format(
-                socket=str(machine.socket), repo=str(repo), loopback=listeners.loopback_port,
-                lan=listeners.lan_address, lan_port=listeners.lan_port,
-                secrets=secrets, daemon_pid=daemon.pid, writes=writes,
-            )  # fmt: skip
+            attack = attack_on(machine, listeners, daemon.pid, secrets)
             script = Script(
                 Reply([tool_use("Bash", {"command": attack, "description": "x"})], "tool_use"),
                 Reply([tool_use("Read", {"file_path": secrets[1]})], "tool_use"),
                 Reply(
-                    [tool_use("Write", {"file_path": writes[1], "content": "#!/bin/sh\nid\n"})],
+                    [
+                        tool_use(
+                            "Write", {"file_path": writes_in(repo)[1], "content": "#!/bin/sh\nid\n"}
+                        )
+                    ],
                     "tool_use",
                 ),
                 lambda root: Reply(
@@ -304,7 +317,6 @@ async def test_a_hostile_model_through_codex_gets_nothing_out(
     secrets = plant_secrets(machine)
     before = snapshot(machine.repo)
     repo = machine.repo
-    writes = [f"{repo}/planted.txt", f"{repo}/.git/hooks/pre-commit", f"{repo}/.git/config"]
     outputs: list[str] = []
     bodies: list[Json] = []
     # CODEX_HOME (in the run's state) outside the temp dir, as ~/.local/state is.
@@ -316,11 +328,7 @@ async def test_a_hostile_model_through_codex_gets_nothing_out(
             f'model = "{CODEX_MODEL}"\n[agents.codex]\ncommand = ["{installed().codex}"]\n'
         )
         async with serving(machine) as daemon:
-            attack = ATTACK.format(
-                socket=str(machine.socket), repo=str(repo), loopback=listeners.loopback_port,
-                lan=listeners.lan_address, lan_port=listeners.lan_port,
-                secrets=secrets, daemon_pid=daemon.pid, writes=writes,
-            )  # fmt: skip
+            attack = attack_on(machine, listeners, daemon.pid, secrets)
 
             def script(body: Json) -> responses_server.ResponsesItem:
                 bodies.append(body)
