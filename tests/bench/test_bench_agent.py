@@ -54,7 +54,7 @@ async def test_the_external_agent_section_runs_and_times_each_moment() -> None:
     assert set(result["stop_to_gone_s"]) == set(external.STOPS)
     assert all(seconds > 0 for seconds in result["stop_to_gone_s"].values())
     shown = external.render(result)
-    assert "cancel → the agent's process tree gone" in shown
+    assert "stop → the agent's process tree gone" in shown
     assert all(label in shown for label in external.STOPS.values())
 
 
