@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,13 +20,19 @@ import pytest
 from locusd.agent.report import Event, RunReport
 from locusd.agent.run import run_task
 from locusd.agent.transcript import AcpRecord, read
+from tests.locusd import daemonmachine
 from tests.locusd.acp.test_acp_south import commandlines, probe_run, processes_in, running
 from tests.locusd.acp.test_acp_south_more import CODEX_MODEL, KEY, preset_config
 from tests.locusd.acp.test_acp_south_more import outside_tmp as outside_tmp
 from tests.locusd.agentkit import TASK, make_sample_repo
+from tests.locusd.daemonmachine import Machine, serving
+from tests.locusd.test_daemon_notify import editor, start
 from tests.support import gemini_server, responses_server
 from tests.support.acp_agents import installed
+from tests.support.anthropic_server import AnthropicServer
 from tests.support.scripted import Json
+
+machine = daemonmachine.machine
 
 
 @dataclass(frozen=True)
@@ -97,14 +104,26 @@ async def stubborn_run(
     return report, seen
 
 
+#: The stubborn agent's whole tree, by kind: the agent, its child and the double-forked
+#: grandchild (in two sessions), the terminal's command.
+WHOLE = {"agent": 1, "forked": 2, "forked sessions": 2, "command": 1}
+
+
+def kinds(seen: dict[int, Seen]) -> dict[str, int]:
+    """How many of each kind of the stubborn agent's processes ``seen`` holds."""
+    programs = [p for p in seen.values() if "python" in Path(p.argv[0]).name]
+    forked = [p for p in programs if p.argv[1:2] == ["-c"] and "os.setsid()" in p.argv[2]]
+    return {
+        "agent": sum(p.argv[1].endswith("probe_agent.py") for p in programs),
+        "forked": len(forked),
+        "forked sessions": len({p.session for p in forked}),
+        "command": sum(p.argv[1:2] == ["-c"] and 'open("deaf"' in p.argv[2] for p in programs),
+    }
+
+
 def assert_whole_tree(seen: dict[int, Seen]) -> None:
-    """What was seen is the whole tree: the agent, its child, the grandchild (another
-    session), the terminal's command."""
-    programs = [p.argv[1:3] for p in seen.values() if "python" in Path(p.argv[0]).name]
-    assert sum(p[0].endswith("probe_agent.py") for p in programs) == 1, seen
-    forked = [p for p in seen.values() if p.argv[1:2] == ["-c"] and "os.setsid()" in p.argv[2]]
-    assert len(forked) == 2, seen  # the child, the grandchild
-    assert len({p.session for p in forked}) == 2  # the grandchild left the child's session
+    """What was seen is the whole tree (the grandchild in a session of its own)."""
+    assert kinds(seen) == WHOLE, seen
 
 
 def sent_to_agent(report: RunReport) -> list[str]:
@@ -270,3 +289,28 @@ async def test_a_spent_budget_kills_a_real_agent(
     assert report.outcome == "budget_exhausted", (report.reason, report.warnings)
     assert report.reason is not None and "max turns" in report.reason
     assert "session/cancel" in sent_to_agent(report)
+
+
+@pytest.mark.timeout(120)
+async def test_the_daemon_answers_a_cancel_once_a_stubborn_agents_tree_is_gone(
+    machine: Machine,
+) -> None:
+    """Through the real daemon: ``locus/runs/cancel`` of a run of the stubborn probe agent
+    returns the run cancelled, and at that moment no process of the agent's tree runs."""
+    mark = f"stubborn-{uuid.uuid4().hex}"
+    probe = [sys.executable, str(Path(__file__).with_name("probe_agent.py")), mark]
+    async with AnthropicServer([]) as model:
+        machine.configure(
+            f'[agent]\nbase_url = "{model.base_url}"\n'
+            f"[agents.probe]\ncommand = {json.dumps(probe)}\n"
+        )
+        async with serving(machine), editor(machine) as watcher:
+            task = json.dumps([{"stubborn": mark, "calls": "1"}])
+            run_id = await start(machine, watcher, task=task, agent="probe")
+            while kinds(tree := marked(mark)) != WHOLE:
+                await asyncio.sleep(0.05)
+            answer = await watcher.lsp.call("locus/runs/cancel", {"runId": run_id})
+            left = [pid for pid in tree if running(pid)]
+    assert (answer.state, answer.outcome) == ("cancelled", "cancelled")
+    assert left == [], "the daemon answered before the kill"
+    assert_whole_tree(tree)
