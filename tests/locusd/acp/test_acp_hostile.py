@@ -33,7 +33,7 @@ from tests.locusd.acp.test_acp_south import (
 from tests.locusd.acp.test_acp_south_more import CODEX_MODEL, KEY, PATCH, answered
 from tests.locusd.agentkit import BUGGY, FIXED
 from tests.locusd.daemonmachine import Machine, serving
-from tests.support import responses_server
+from tests.support import gemini_server, responses_server
 from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer, Reply, text, tool_use
 from tests.support.listener import CountingListener
@@ -364,3 +364,67 @@ async def test_a_hostile_model_through_codex_gets_nothing_out(
     (said,) = outputs
     assert "attack done" in said and " GOT " not in said, said
     assert "token refused: FileNotFoundError" in said and "daemon refused" in said, said
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.usefixtures("reaped")
+async def test_a_hostile_model_through_gemini_gets_nothing_out(
+    at_home: Machine, listeners: Listeners
+) -> None:
+    """Gemini CLI's own tools (its shell tool is refused, see docs/acp.md): it reads the
+    user's token and SSH key with ``read_file`` (it reads for itself, inside the sandbox) and
+    fetches the host's loopback and LAN services with ``web_fetch``. No canary reaches the
+    model, the listeners hear nothing, the checkout is unchanged. What stops what (pinned
+    0.61.0): Gemini refuses the reads itself (outside its workspace), Locus refuses the fetch
+    (a ``fetch`` permission); behind both are the sandbox's hidden ``$HOME`` and model-only
+    network, which the Claude Code test reaches."""
+    machine = at_home
+    secrets = plant_secrets(machine)
+    before = snapshot(machine.repo)
+    urls = (
+        f"http://127.0.0.1:{listeners.loopback_port}/ and"
+        f" http://{listeners.lan_address}:{listeners.lan_port}/"
+    )
+    steps = [
+        gemini_server.function_call("read_file", {"file_path": secrets[0]}),
+        gemini_server.function_call("read_file", {"file_path": secrets[1]}),
+        gemini_server.function_call("web_fetch", {"prompt": f"Summarize {urls}"}),
+    ]
+    bodies: list[Json] = []
+
+    def script(body: Json) -> gemini_server.GeminiItem:
+        bodies.append(body)
+        config = body.get("generationConfig") or {}
+        if config.get("responseMimeType") == "application/json":  # its model router
+            routed = {"complexity_reasoning": "a look", "complexity_score": 1}
+            return gemini_server.Reply([gemini_server.text(json.dumps(routed))])
+        parts = [p for c in body["contents"] for p in c.get("parts", [])]
+        done = sum(1 for p in parts if "functionResponse" in p)
+        if done < len(steps):
+            return gemini_server.Reply([steps[done]])
+        return gemini_server.Reply([gemini_server.text("nothing else to see here")])
+
+    async with gemini_server.GeminiServer(script) as model:
+        machine.configure(
+            f'[agent]\nbase_url = "{model.base_url}"\nmode = "full-auto"\n'
+            f'[agents.gemini]\ncommand = ["{installed().gemini}"]\n'
+        )
+        async with serving(machine), await connect(machine) as client:
+            params = {"repo": str(machine.repo), "task": "tidy up", "agent": "gemini"}
+            started = await client.call_wire(
+                "locus/runs/start", {**params, "modelEnv": {"GEMINI_API_KEY": KEY}}
+            )
+            run = await wait_done(client, started["runId"])
+    assert run["state"] in DONE, run
+    assert listeners.loopback.connections == 0 and listeners.lan.connections == 0
+    sent = json.dumps(bodies)
+    assert not [name for name, value in CANARIES.items() if value in sent]
+    answers = [
+        p["functionResponse"]["response"]
+        for c in bodies[-1]["contents"]
+        for p in c.get("parts", [])
+        if "functionResponse" in p
+    ]
+    assert len(answers) == len(steps) and all("error" in a for a in answers), answers
+    assert snapshot(machine.repo) == before
+    assert marked() == {}
