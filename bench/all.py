@@ -1,7 +1,7 @@
-"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 8 minutes on 2 cores).
+"""Every benchmark, one command: ``.venv/bin/python -m bench.all`` (about 9 minutes on 2 cores).
 
 Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``), agent
-(``python -m bench.agent``), daemon (``python -m bench.daemon``), CLI start-up
+(``python -m bench.agent``, with the external ACP agents: Node 20 needed), daemon (``python -m bench.daemon``), CLI start-up
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
 (``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
 (``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), graph-upload

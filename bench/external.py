@@ -14,7 +14,10 @@ first update that is the agent's work (a message chunk or a tool call) and the t
 prompt's answer); and the whole run (direct: spawn to process gone; Locus: ``run_task`` call to
 its report). Locus's moments are read from its transcript, which is flushed per message, by a
 poller (10 ms). Then the time from a cancel (during the agent's own long command) to the
-agent's whole process tree gone, for the Locus run only.
+agent's whole process tree gone, for the Locus run only: with the Claude Code adapter (which
+ends its turn on ``session/cancel``), with an agent that ignores the cancel and SIGTERM (the
+test suite's stubborn probe agent, with a ``setsid`` grandchild and a terminal command; also
+its budget stop), and with Codex and Gemini CLI through their pinned adapters.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -34,15 +40,24 @@ from typing import Any, cast
 from acp import PROTOCOL_VERSION, Client, spawn_agent_process, text_block
 from acp.schema import ClientCapabilities, FileSystemCapabilities
 
-from bench.figures import environment, machine, progress
+from bench.figures import environment, machine, progress, verdict
 from tests.locusd.acp.test_acp_south import (
     Script,
     cancelled_in_a_command,
     claude_config,
+    commandlines,
     fix_median,
     running,
 )
+from tests.locusd.acp.test_acp_stop import (
+    LONG,
+    codex_calls,
+    gemini_calls,
+    preset_stopped,
+    stubborn_run,
+)
 from tests.locusd.agentkit import API_KEY, FIXED, TASK, anthropic, make_sample_repo, run
+from tests.support import gemini_server
 from tests.support.acp_agents import installed
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.programs import required
@@ -61,6 +76,14 @@ POLL_S = 0.01
 DEADLINE_S = 180.0
 #: Issue 18: the agent's process tree gone within 2 s of a cancel.
 CANCEL_TARGET_S = 2.0
+#: The stops timed, by their key.
+STOPS = {
+    "claude": "cancel, Claude Code (it ends its turn)",
+    "stubborn": "cancel, an agent that ignores it and SIGTERM",
+    "stubborn_budget": "budget spent, the same agent (no grace)",
+    "codex": "cancel, Codex running a command",
+    "gemini": "cancel, Gemini CLI waiting for its model",
+}
 
 
 def fix_script() -> Script:
@@ -209,23 +232,71 @@ async def through_locus(where: Path) -> dict[str, float]:
     }
 
 
-async def cancel_to_gone(where: Path) -> float:
-    """Seconds from the cancel (while the agent's own Bash runs ``sleep``, with a child that
-    left its group) to the last process of the agent's tree gone, polled every 10 ms."""
-    gone: list[float] = []
+def timer(gone: list[float]) -> Callable[[list[int]], Awaitable[None]]:
+    """What to call with the tree's pids at the stop: it appends the seconds until the last
+    of them is gone (polled every 10 ms)."""
 
     async def time_it(tree: list[int]) -> None:
-        cancelled = time.perf_counter()
+        stopped = time.perf_counter()
         if len(tree) < 2:  # nothing to time: the agent and its command must be seen
             raise RuntimeError(f"expected the agent and its command in the worktree: {tree}")
         while any(running(pid) for pid in tree):  # noqa: ASYNC110
             await asyncio.sleep(POLL_S)
-        gone.append(time.perf_counter() - cancelled)
+        gone.append(time.perf_counter() - stopped)
 
-    report, _, _ = await asyncio.wait_for(cancelled_in_a_command(where, time_it), DEADLINE_S)
-    if report.outcome != "cancelled" or not gone:
-        raise RuntimeError(f"the cancelled run ended {report.outcome}: {report.reason}")
+    return time_it
+
+
+def timed(gone: list[float], report: Any, outcome: str) -> float:
+    if report.outcome != outcome or not gone:
+        raise RuntimeError(f"the stopped run ended {report.outcome}: {report.reason}")
     return gone[0]
+
+
+async def cancel_to_gone(where: Path) -> float:
+    """Seconds from the cancel (while the agent's own Bash runs ``sleep``, with a child that
+    left its group) to the last process of the agent's tree gone."""
+    gone: list[float] = []
+    report, _, _ = await asyncio.wait_for(cancelled_in_a_command(where, timer(gone)), DEADLINE_S)
+    return timed(gone, report, "cancelled")
+
+
+async def stubborn_to_gone(where: Path, *, budget: bool) -> float:
+    """The same for the stubborn probe agent, from the cancel (or from the tool call that
+    spends its one-turn budget) to its whole tree gone."""
+    gone: list[float] = []
+    stop: dict[str, Any] = {"budget": {"max_turns": 1}} if budget else {"cancel": asyncio.Event()}
+    report, _ = await asyncio.wait_for(
+        stubborn_run(where, calls=2 if budget else 1, after=timer(gone), **stop), DEADLINE_S
+    )
+    return timed(gone, report, "budget_exhausted" if budget else "cancelled")
+
+
+async def preset_to_gone(where: Path, agent: str) -> float:
+    """The same for Codex (cancelled while it runs a long command itself, with a ``setsid``
+    child) and Gemini CLI (cancelled while it waits for its model)."""
+    gone: list[float] = []
+    state = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "locus-tests"
+    state.mkdir(parents=True, exist_ok=True)
+    state = Path(tempfile.mkdtemp(prefix="bench-runs-", dir=state))  # CODEX_HOME: not in /tmp
+    try:
+        if agent == "codex":
+            mark = f"{os.getpid() % 1000 + 8000}"
+
+            async def until() -> None:
+                while not any(f"sleep {mark}2".encode() in c for c in commandlines()):  # noqa: ASYNC110
+                    await asyncio.sleep(POLL_S)
+
+            script: Any = codex_calls(LONG.format(mark=mark))
+        else:
+            hang = gemini_server.Hang()
+            script, until = gemini_calls(hang), hang.reached.wait
+        report, _ = await asyncio.wait_for(
+            preset_stopped(agent, state, where, script, until, timer(gone)), DEADLINE_S
+        )
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    return timed(gone, report, "cancelled")
 
 
 def node_version() -> str:
@@ -233,9 +304,9 @@ def node_version() -> str:
     return subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
 
 
-def adapter_version() -> str:
-    package = installed().node_modules / "@zed-industries" / "claude-agent-acp" / "package.json"
-    return f"claude-agent-acp {json.loads(package.read_text())['version']}"
+def adapter_version(name: str = "@zed-industries/claude-agent-acp") -> str:
+    package = installed().node_modules / name / "package.json"
+    return f"{name.rsplit('/', 1)[-1]} {json.loads(package.read_text())['version']}"
 
 
 def medians(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -247,14 +318,21 @@ async def measure(where: Path, runs: int) -> dict[str, Any]:
     ``runs`` cancels; medians, Locus minus direct and Locus ÷ direct per moment."""
     directs: list[dict[str, float]] = []
     locus: list[dict[str, float]] = []
-    cancels: list[float] = []
+    stops: dict[str, list[float]] = {key: [] for key in STOPS}
     with environment({"ANTHROPIC_API_KEY": API_KEY}):
         for n in range(runs):
             progress(f"external agent: round {n + 1}/{runs}")
             directs.append(await direct(where / f"direct-{n}"))
             locus.append(await through_locus(where / f"locus-{n}"))
         for n in range(runs):
-            cancels.append(await cancel_to_gone(where / f"cancel-{n}"))
+            progress(f"external agent: stops {n + 1}/{runs}")
+            stops["claude"].append(await cancel_to_gone(where / f"cancel-{n}"))
+            stubborn = where / f"stubborn-{n}"
+            stops["stubborn"].append(await stubborn_to_gone(stubborn, budget=False))
+            spent = where / f"spent-{n}"
+            stops["stubborn_budget"].append(await stubborn_to_gone(spent, budget=True))
+            for agent in ("codex", "gemini"):
+                stops[agent].append(await preset_to_gone(where / f"{agent}-{n}", agent))
     d, lo = medians(directs), medians(locus)
     pairs = list(zip(directs, locus, strict=True))
     # Per round (its two runs back to back), then the median: steadier than the difference of
@@ -262,15 +340,22 @@ async def measure(where: Path, runs: int) -> dict[str, Any]:
     overhead = {k: statistics.median(b[k] - a[k] for a, b in pairs) for k in MOMENTS}
     ratio = {k: statistics.median(b[k] / a[k] for a, b in pairs) for k in MOMENTS}
     return {
-        "machine": machine(node=node_version(), adapter=adapter_version()),
+        "machine": machine(
+            node=node_version(),
+            adapter=adapter_version(),
+            codex=adapter_version("@zed-industries/codex-acp"),
+            gemini=adapter_version("@google/gemini-cli"),
+        ),
         "agent": "claude",
         "runs": runs,
         "direct_s": {k: round(v, 3) for k, v in d.items()},
         "locus_s": {k: round(v, 3) for k, v in lo.items()},
         "overhead_s": {k: round(v, 3) for k, v in overhead.items()},
         "ratio": {k: round(v, 2) for k, v in ratio.items()},
-        "cancel_to_gone_s": round(statistics.median(cancels), 3),
-        "samples": {"direct": directs, "locus": locus, "cancel": cancels},
+        "cancel_to_gone_s": round(statistics.median(stops["claude"]), 3),
+        "stop_to_gone_s": {k: round(statistics.median(v), 3) for k, v in stops.items()},
+        "stop_to_gone_max_s": {k: round(max(v), 3) for k, v in stops.items()},
+        "samples": {"direct": directs, "locus": locus, "cancel": stops["claude"], "stops": stops},
     }
 
 
@@ -296,8 +381,14 @@ def render(result: dict[str, Any]) -> str:
     lines += [
         f"  of the Locus run: before the agent (worktree, setup) {lo['before_agent']:.3f} s,"
         f" after its turn (verify, diff, report) {lo['after_turn']:.3f} s",
-        f"cancel → the agent's process tree gone (Locus, median): "
-        f"{result['cancel_to_gone_s']:.3f} s (the issue asks ≤ 2 s)",
+        f"stop → the agent's process tree gone (Locus, {result['runs']} each;"
+        f" {result['machine']['codex']}, {result['machine']['gemini']}; the issue asks ≤ 2 s):",
+        *(
+            f"  {label:<46}  median {result['stop_to_gone_s'][key]:.3f} s,"
+            f" max {result['stop_to_gone_max_s'][key]:.3f} s"
+            f"  {verdict(result['stop_to_gone_max_s'][key] <= CANCEL_TARGET_S)}"
+            for key, label in STOPS.items()
+        ),
         f"load average {result['machine']['load_start']} at the start",
     ]
     return "\n".join(lines)

@@ -109,16 +109,28 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-async def _kill_group(pgid: int, grace: float) -> None:
-    """SIGTERM the group, wait up to ``grace`` for it to empty, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    # No event tells when a group empties: poll, bounded by the grace period.
-    while group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError):
+#: After SIGKILL, how long to wait for the group to empty before giving up: SIGKILL is not
+#: refused, but a process that changed its user (sandbox off, a setuid program) cannot be sent it.
+KILLED_WAIT = 5.0
+
+
+async def kill_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, wait up to ``grace`` for it to empty, then SIGKILL what is left
+    (``grace`` 0: SIGKILL at once) and wait until it is gone: a sandbox's PID namespace is
+    empty once its first process (in the group) has exited, so on return the caller may say
+    the whole tree is gone, a ``setsid`` child inside the namespace too."""
+    if grace > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        # No event tells when a group empties: poll, bounded by the grace period.
+        while group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + KILLED_WAIT
+    while group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
 
 
 async def _copy(stream: asyncio.StreamReader, sink: BinaryIO, limit: int) -> bool:
@@ -221,7 +233,7 @@ async def run_command(
             cancelled_waiter.cancel()
         if timed_out or cancelled or overflowed or group_alive(proc.pid):
             # (after a plain exit: anything the shell left running in its group goes too)
-            await _kill_group(proc.pid, grace)
+            await kill_group(proc.pid, grace)
         exit_code = await proc.wait()
         try:  # what is still in the pipe; a process outside the group may hold it open
             await asyncio.wait_for(asyncio.shield(copying), grace)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +49,30 @@ async def test_the_external_agent_section_runs_and_times_each_moment() -> None:
     assert set(result["overhead_s"]) == set(result["ratio"]) == set(external.MOMENTS)
     assert len(result["samples"]["direct"]) == len(result["samples"]["locus"]) == 1
     assert result["cancel_to_gone_s"] > 0
-    assert "cancel → the agent's process tree gone" in external.render(result)
+    # Each stop timed: a cooperating agent, one that ignores the cancel and SIGTERM (and its
+    # budget stop), Codex and Gemini CLI.
+    assert set(result["stop_to_gone_s"]) == set(external.STOPS)
+    assert all(seconds > 0 for seconds in result["stop_to_gone_s"].values())
+    shown = external.render(result)
+    assert "stop → the agent's process tree gone" in shown
+    assert all(label in shown for label in external.STOPS.values())
+
+
+def test_without_node_the_external_section_says_what_to_install(tmp_path: Path) -> None:
+    """The default run includes the external agents; with no Node on PATH it says what to
+    install and how to skip them, exit 1, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.agent", "--external"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        cwd=Path(__file__).parents[2],
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "external agents: not measured: node is not installed" in done.stdout
+    assert "--no-external" in done.stdout
 
 
 def test_external_runs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:

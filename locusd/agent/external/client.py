@@ -89,6 +89,8 @@ class LocusClient:
     #: The last permission Locus refused, said as the policy note says it (None: none yet).
     refused: str | None = None
     _terminals: dict[str, _Terminal] = field(default_factory=dict)
+    #: Released ones, killed but maybe not gone yet: the run ends only once they are.
+    _released: list[_Terminal] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _titles: dict[str, str] = field(default_factory=dict)
 
@@ -251,14 +253,16 @@ class LocusClient:
         self, session_id: str, terminal_id: str, **kwargs: Any
     ) -> ReleaseTerminalResponse | None:
         self._terminal(terminal_id).kill.set()
-        self._terminals.pop(terminal_id)
+        self._released.append(self._terminals.pop(terminal_id))
         return ReleaseTerminalResponse()
 
     async def close(self) -> None:
-        """Kill every command still running, and wait for them (the run ends)."""
-        for terminal in self._terminals.values():
+        """Kill every command still running, and wait until each one's tree is gone (the run
+        ends), released ones too."""
+        every = [*self._terminals.values(), *self._released]
+        for terminal in every:
             terminal.kill.set()
-        await asyncio.gather(*(t.task for t in self._terminals.values()), return_exceptions=True)
+        await asyncio.gather(*(t.task for t in every), return_exceptions=True)
 
     # --- progress ---------------------------------------------------------------------------
 

@@ -423,27 +423,40 @@ async def test_a_spent_budget_cancels_the_session_and_kills_the_agent(tmp_path: 
 
 
 async def probe_run(
-    tmp_path: Path, repo: Path, requests: list[dict[str, str]]
+    tmp_path: Path,
+    repo: Path,
+    requests: list[dict[str, str]],
+    *,
+    mark: str = "",
+    watch: Callable[[Event], None] = lambda event: None,
+    ended: Callable[[], None] = lambda: None,
+    **agent: Any,
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     """A run of the probe agent (tests/locusd/acp/probe_agent.py) as ``[agents.probe]``, and
     its answers (what its client gave back for each request), each with ``"running"``: the
-    marked commands (``5252``) still running when it was given."""
+    marked commands (``5252``) still running when it was given. ``mark`` is put in its command
+    line, ``watch`` hears every event, ``ended`` is called as soon as the report is back
+    (before the model server stops), ``agent`` goes to the ``[agent]`` table, ``cancel`` to
+    the run."""
     got: list[dict[str, Any]] = []
+    cancel = agent.pop("cancel", None)
 
     def hear(event: Event) -> None:
+        watch(event)
         if event.kind == "text" and event.text.strip():
             running = [c.decode() for c in commandlines() if b"5252" in c]
             got.append(json.loads(event.text) | {"running": running})
 
     async with AnthropicServer([]) as server:
-        config = make_config(tmp_path, base_url=server.base_url)
+        config = make_config(tmp_path, base_url=server.base_url, **agent)
         command = [sys.executable, str(Path(__file__).with_name("probe_agent.py"))]
-        agents = {"probe": ExternalAgentConfig(command=command)}
-        agent = config.agent.model_copy(update={"agent": "probe"})
-        config = Config.model_validate({**dict(config), "agent": agent, "agents": agents})
+        agents = {"probe": ExternalAgentConfig(command=[*command, *([mark] if mark else [])])}
+        chosen = config.agent.model_copy(update={"agent": "probe"})
+        config = Config.model_validate({**dict(config), "agent": chosen, "agents": agents})
         report = await run(
-            anthropic(server), repo, config, task=json.dumps(requests), on_event=hear
+            anthropic(server), repo, config, task=json.dumps(requests), on_event=hear, cancel=cancel
         )
+        ended()
     return report, got
 
 
