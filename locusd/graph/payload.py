@@ -155,7 +155,7 @@ def _summary(structure: Structure) -> _Group:
             for name in names:
                 key = f"{manifest.ecosystem}:{name}"
                 group.nodes.append(NodeIn(kind="dependency", key=key,
-                                          attrs={"ecosystem": manifest.ecosystem, "name": name}))  # fmt: skip
+                                          attrs={"ecosystem": manifest.ecosystem}))  # fmt: skip
                 group.edges.append(EdgeIn(src=src, dst=_ref("dependency", key), kind=dep_group))
         for command in manifest.commands:
             group.nodes.append(NodeIn(kind="command", key=command))

@@ -65,7 +65,7 @@ _PY_TOOLS = {"pytest": "pytest", "ruff": "ruff check .", "mypy": "mypy", "tox": 
 _GO_REQUIRE = re.compile(r"^\s*(?:require\s+)?([^\s()]+)\s+v[^\s]+")
 #: identify's tags that are not a language.
 _NOT_LANGUAGE = {"text", "header", "plain-text", "executable", "non-executable"}
-_LANGUAGE_ALIAS = {"pyi": "python", "bash": "shell", "zsh": "shell", "ts": "typescript",
+_LANGUAGE_ALIAS = {"pyi": "python", "pyproject": "toml", "bash": "shell", "zsh": "shell", "ts": "typescript",
                    "tsx": "typescript", "jsx": "javascript", "c++": "cpp"}  # fmt: skip
 #: Directories whose children are the modules (``src/foo``, ``packages/bar``).
 _CONTAINERS = {"src", "lib", "libs", "packages", "crates", "apps", "cmd", "internal", "pkg"}
@@ -191,8 +191,7 @@ def build(paths: Iterable[str], manifests: Mapping[str, Manifest | Skipped]) -> 
         if problem is None:
             kept.append(path)
         else:
-            skipped.append(Skipped(path.encode("utf-8", "backslashreplace").decode("ascii",
-                                   "backslashreplace"), problem))  # fmt: skip
+            skipped.append(Skipped(ascii(path)[1:-1], problem))  # escaped: safe to print
     kept.sort()
     languages = Counter(lang for lang in map(language, kept) if lang)
     modules = Counter(mod for mod in map(module, kept) if mod)
