@@ -23,12 +23,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cloud_api.crashpoints import CrashPoints
 from locusd.git.repo import Repository
 from locusd.graph import structure
 from locusd.graph.structure import Manifest, Skipped, Structure
 from locusd.privacy import Scrubber
 
 STATE_VERSION = 1
+#: Where the kill test (tests/locusd/graph/test_index.py) kills an index (``LOCUS_CRASH_AT``).
+CRASH_POINTS = {
+    "graph.state_writing": "half the new state is written: the old state is read, whole, and"
+    " the next index reads again the manifests that changed"
+}
+crashpoint = CrashPoints(CRASH_POINTS, "locusd.graph.index.CRASH_POINTS")
 _SYMLINK, _SUBMODULE = "120000", "160000"
 
 
@@ -127,10 +134,14 @@ def _save(
         "manifests": {p: {"blob": blobs[p], **asdict(m)} for p, m in sorted(manifests.items())},
     }
     file.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(doc, sort_keys=True).encode("utf-8", "surrogateescape")
     fd, temp = tempfile.mkstemp(dir=file.parent, prefix=".graph-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
-            json.dump(doc, out, sort_keys=True)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data[: len(data) // 2])
+            out.flush()
+            crashpoint("graph.state_writing")
+            out.write(data[len(data) // 2 :])
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, file)
