@@ -18,11 +18,13 @@ the git-history reader; an empty one gives the structure alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from cloud_api.schemas.graph import EdgeIn, GraphUpsert, NodeIn, NodeRef
+from cloud_api.schemas.graph import GraphUpsert, NodeIn
 from locusd.graph.structure import Structure, language, module
 
 DEFAULT_LIMIT = 512 * 1024
@@ -56,12 +58,17 @@ class Payload:
     dropped_edges: int
 
 
+Node = dict[str, Any]  # {"kind", "key", "attrs"}: NodeIn's fields, in its order
+Edge = dict[str, Any]  # {"src", "dst", "kind"}: EdgeIn's fields
+
+
 @dataclass
 class _Group:
-    """Nodes and edges kept or dropped together (an edge needs its ends)."""
+    """Nodes and edges kept or dropped together (an edge needs its ends). Plain dicts: only
+    what is kept becomes a pydantic model (a 50k-file repository has 50k candidates)."""
 
-    nodes: list[NodeIn]
-    edges: list[EdgeIn] = field(default_factory=list)
+    nodes: list[Node]
+    edges: list[Edge] = field(default_factory=list)
 
 
 def build_payload(
@@ -70,42 +77,50 @@ def build_payload(
     """The upload for ``structure`` and ``history``, cut to ``limit`` bytes (see the module
     docstring for what is dropped first)."""
     history = history or HistoryStats()
-    nodes: dict[tuple[str, str], NodeIn] = {}
-    edges: list[EdgeIn] = []
+    nodes: dict[tuple[str, str], Node] = {}
+    edges: list[Edge] = []
     size, dropped_nodes, dropped_edges, full = _EMPTY, 0, 0, False
     for group in _groups(structure, history):
-        new = list(
-            {(n.kind, n.key): n for n in group.nodes if (n.kind, n.key) not in nodes}.values()
-        )
-        cost = sum(_cost(n) for n in new) + sum(_cost(e) for e in group.edges)
-        fits = (
-            size + cost <= limit
-            and len(nodes) + len(new) <= MAX_NODES
-            and len(edges) + len(group.edges) <= MAX_EDGES
-        )
-        if full or not fits:
-            full = True
+        new = list({(n["kind"], n["key"]): n for n in group.nodes
+                    if (n["kind"], n["key"]) not in nodes}.values())  # fmt: skip
+        if not full:
+            cost = sum(map(_cost, new)) + sum(map(_cost, group.edges))
+            full = (
+                size + cost > limit
+                or len(nodes) + len(new) > MAX_NODES
+                or len(edges) + len(group.edges) > MAX_EDGES
+            )
+        if full:
             dropped_nodes += len(new)
             dropped_edges += len(group.edges)
             continue
         size += cost
-        nodes.update(((n.kind, n.key), n) for n in new)
+        nodes.update(((n["kind"], n["key"]), n) for n in new)
         edges += group.edges
-    upsert = GraphUpsert(nodes=list(nodes.values()), edges=edges)
+    upsert = GraphUpsert.model_validate({"nodes": list(nodes.values()), "edges": edges})
     body = upsert.model_dump_json().encode("utf-8")
     return Payload(upsert, body, dropped_nodes, dropped_edges)
 
 
-def _cost(item: NodeIn | EdgeIn) -> int:
-    return len(item.model_dump_json().encode("utf-8")) + 1  # and its comma
+def _cost(item: Node | Edge) -> int:
+    """Its bytes in the body (as pydantic writes it: compact, UTF-8), and its comma."""
+    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()) + 1
 
 
-def _ref(kind: str, key: str) -> NodeRef:
-    return NodeRef(kind=kind, key=key)
+def _node(kind: str, key: str, attrs: dict[str, Any] | None = None) -> Node:
+    return {"kind": kind, "key": key, "attrs": attrs or {}}
 
 
-def _file(path: str, history: HistoryStats) -> NodeIn:
-    attrs: dict[str, str | int] = {}
+def _ref(kind: str, key: str) -> dict[str, str]:
+    return {"kind": kind, "key": key}
+
+
+def _edge(src: dict[str, str], dst: dict[str, str], kind: str) -> Edge:
+    return {"src": src, "dst": dst, "kind": kind}
+
+
+def _file(path: str, history: HistoryStats) -> Node:
+    attrs: dict[str, Any] = {}
     if lang := language(path):
         attrs["language"] = lang
     if mod := module(path):
@@ -113,25 +128,25 @@ def _file(path: str, history: HistoryStats) -> NodeIn:
     if seen := history.paths.get(path):
         attrs["changes"] = seen.changes
         attrs["last_change"] = seen.last_change.isoformat()
-    return NodeIn(kind="file", key=path, attrs=attrs)  # type: ignore[arg-type]
+    return _node("file", path, attrs)
 
 
 def _groups(structure: Structure, history: HistoryStats) -> Iterator[_Group]:
     yield _summary(structure)
     for name, count in structure.modules.items():
-        yield _Group([NodeIn(kind="module", key=name, attrs={"files": count})])
+        yield _Group([_node("module", name, {"files": count})])
     known = set(structure.paths)
     for task, touched in sorted(history.tasks.items(), reverse=True):
         files = sorted(p for p in set(touched) if p in known)
         ref = _ref("task", str(task))
         yield _Group(
-            [NodeIn(kind="task", key=str(task)), *(_file(p, history) for p in files)],
-            [EdgeIn(src=ref, dst=_ref("file", p), kind="touched") for p in files],
+            [_node("task", str(task)), *(_file(p, history) for p in files)],
+            [_edge(ref, _ref("file", p), "touched") for p in files],
         )
     pairs = {tuple(sorted(pair)): n for pair, n in history.co_change.items()}
     for (a, b), _weight in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
         if a != b and a in known and b in known:
-            edge = EdgeIn(src=_ref("file", a), dst=_ref("file", b), kind="co_change")
+            edge = _edge(_ref("file", a), _ref("file", b), "co_change")
             yield _Group([_file(a, history), _file(b, history)], [edge])
     changed = sorted(
         (p for p in history.paths if p in known),
@@ -145,21 +160,18 @@ def _groups(structure: Structure, history: HistoryStats) -> Iterator[_Group]:
 
 
 def _summary(structure: Structure) -> _Group:
-    group = _Group([NodeIn(kind="language", key=k, attrs={"files": n})
-                    for k, n in structure.languages.items()])  # fmt: skip
+    group = _Group([_node("language", k, {"files": n}) for k, n in structure.languages.items()])
     for manifest in structure.manifests:
         src = _ref("manifest", manifest.path)
-        group.nodes.append(NodeIn(kind="manifest", key=manifest.path,
-                                  attrs={"ecosystem": manifest.ecosystem}))  # fmt: skip
+        group.nodes.append(_node("manifest", manifest.path, {"ecosystem": manifest.ecosystem}))
         for dep_group, names in sorted(manifest.dependencies.items()):
             for name in names:
                 key = f"{manifest.ecosystem}:{name}"
-                group.nodes.append(NodeIn(kind="dependency", key=key,
-                                          attrs={"ecosystem": manifest.ecosystem}))  # fmt: skip
-                group.edges.append(EdgeIn(src=src, dst=_ref("dependency", key), kind=dep_group))
+                group.nodes.append(_node("dependency", key, {"ecosystem": manifest.ecosystem}))
+                group.edges.append(_edge(src, _ref("dependency", key), dep_group))
         for command in manifest.commands:
-            group.nodes.append(NodeIn(kind="command", key=command))
-            group.edges.append(EdgeIn(src=src, dst=_ref("command", command), kind="implies"))
+            group.nodes.append(_node("command", command))
+            group.edges.append(_edge(src, _ref("command", command), "implies"))
     return group
 
 

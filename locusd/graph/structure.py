@@ -17,7 +17,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from identify.identify import tags_from_filename
@@ -58,6 +57,7 @@ _NPM_SCRIPTS = {
     "typecheck": "npm run typecheck",
     "format": "npm run format",
 }
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAKE_TARGETS = ("all", "build", "test", "check", "lint", "format", "fmt", "typecheck")
 _MAKE_TARGET = re.compile(r"^([A-Za-z][\w.-]*)\s*::?(?!=)")
 #: pyproject.toml [tool.X] tables → the command they configure.
@@ -109,7 +109,7 @@ class Structure:
 
 def manifest_kind(path: str) -> str | None:
     """The ecosystem of a manifest at ``path`` (by its file name), or None."""
-    name = PurePosixPath(path).name
+    name = _name(path)
     if _REQUIREMENTS.match(name):
         return "python"
     return _MANIFESTS.get(name)
@@ -117,7 +117,7 @@ def manifest_kind(path: str) -> str | None:
 
 def path_problem(path: str) -> str | None:
     """Why ``path`` cannot be indexed (shown, uploaded as a key), or None."""
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in path):
+    if _ASCII_CONTROL.search(path) if path.isascii() else _invisible(path):
         return "the name has control or invisible formatting characters"
     try:
         path.encode("utf-8")
@@ -130,7 +130,7 @@ def path_problem(path: str) -> str | None:
 
 def language(path: str) -> str | None:
     """The language of ``path`` from its file name alone (identify's table)."""
-    tags = tags_from_filename(PurePosixPath(path).name)
+    tags = tags_from_filename(_name(path))
     if "binary" in tags or "image" in tags:
         return None
     named = sorted({_LANGUAGE_ALIAS.get(tag, tag) for tag in tags - _NOT_LANGUAGE})
@@ -140,7 +140,7 @@ def language(path: str) -> str | None:
 def module(path: str) -> str | None:
     """The module ``path`` belongs to: its top directory, or a child of a container
     directory (``src/foo``); None for a file at the top."""
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")
     if len(parts) < 2:
         return None
     if parts[0] in _CONTAINERS and len(parts) > 2:
@@ -160,7 +160,7 @@ def parse_manifest(path: str, data: bytes) -> Manifest | Skipped:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return Skipped(path, "not UTF-8")
-    name = PurePosixPath(path).name
+    name = _name(path)
     try:
         if name == "pyproject.toml":
             return _pyproject(path, tomllib.loads(text))
@@ -204,6 +204,15 @@ def build(paths: Iterable[str], manifests: Mapping[str, Manifest | Skipped]) -> 
         manifests=tuple(m for m in parsed if isinstance(m, Manifest)),
         skipped=tuple(sorted(skipped, key=lambda s: s.path)),
     )
+
+
+def _name(path: str) -> str:
+    """The file name of a repository path (``/``-separated, as git lists it)."""
+    return path.rpartition("/")[2]
+
+
+def _invisible(path: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in path)
 
 
 def _strings(value: Any) -> list[str]:
