@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def index_checkout(checkout: Path, state_dir: Path, *, save: bool = True) -> Ind
     manifests: dict[str, Manifest | Skipped] = {}
     paths: list[str] = []
     read = 0
+    readable = _first_manifests(entries, ignored)
     for mode, blob, size, path in entries:
         if ignored(path):
             continue
@@ -80,6 +82,8 @@ def index_checkout(checkout: Path, state_dir: Path, *, save: bool = True) -> Ind
             manifests[path] = Skipped(
                 path, f"larger than {structure.MAX_MANIFEST_BYTES // 1024} KiB"
             )
+        elif path not in readable:
+            manifests[path] = Skipped(path, f"past the first {structure.MAX_MANIFESTS} manifests")
         elif (cached := saved.get(path)) is not None and cached[0] == blob:
             manifests[path] = cached[1]
         else:
@@ -91,6 +95,16 @@ def index_checkout(checkout: Path, state_dir: Path, *, save: bool = True) -> Ind
     if save:
         _save(state_file(state_dir, repo.path), head, blobs, manifests)
     return Indexed(head, structure.build(paths, manifests), read)
+
+
+def _first_manifests(
+    entries: list[tuple[str, str, int, str]], ignored: Callable[[str], bool]
+) -> set[str]:
+    """The manifests that will be read: the shallowest first (the repository's own before a
+    vendored package's), up to :data:`~locusd.graph.structure.MAX_MANIFESTS`."""
+    found = [p for *_, p in entries if structure.manifest_kind(p) and not ignored(p)]
+    found.sort(key=lambda p: (p.count("/"), p))
+    return set(found[: structure.MAX_MANIFESTS])
 
 
 def _tree(repo: Repository) -> list[tuple[str, str, int, str]]:

@@ -27,6 +27,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 #: A manifest larger than this is skipped (the real ones are a few KiB).
 MAX_MANIFEST_BYTES = 256 * 1024
+#: At most this many manifests are read in one repository (each is one git command).
+MAX_MANIFESTS = 500
 #: At most this many dependency names are kept from one manifest.
 MAX_DEPENDENCIES = 500
 #: The cloud's node keys are at most 500 characters.
@@ -186,8 +188,10 @@ def parse_manifest(path: str, data: bytes) -> Manifest | Skipped:
             return _package_json(path, json.loads(text))
     except tomllib.TOMLDecodeError:
         return Skipped(path, "not valid TOML")
-    except (json.JSONDecodeError, RecursionError):
+    except json.JSONDecodeError:
         return Skipped(path, "not valid JSON")
+    except RecursionError:
+        return Skipped(path, "nested too deeply")
     if kind == "go":
         return Manifest(path, "go", _named("go", {RUNTIME: list(_go_requires(text))}),
                         ("go build ./...", "go test ./..."))  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from locusd.graph import structure
 from locusd.graph.index import index_checkout, state_file
 from locusd.graph.structure import MAX_MANIFEST_BYTES, Manifest
 from tests.locusd.git.test_worktrees import identity, sh
@@ -71,6 +72,24 @@ def test_a_symlinked_or_huge_manifest_is_not_read(repo: Path, tmp_path: Path) ->
         "web/package.json": "a symbolic link or submodule, not read",
     }
     assert OUTSIDE not in repr(indexed)
+
+
+def test_past_the_manifest_cap_manifests_are_not_read(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository of thousands of manifests cannot make the index run thousands of git
+    commands (the cap lowered so the test stays small)."""
+    monkeypatch.setattr(structure, "MAX_MANIFESTS", 2)
+    for name in ("a", "b", "c"):
+        (repo / name).mkdir()
+        (repo / name / "go.mod").write_text(f"module {name}\n")
+    commit_all(repo)
+    indexed = index_checkout(repo, tmp_path / "state")
+    assert indexed.manifests_read == 2  # the top one first, then a/go.mod
+    assert [(s.path, s.reason) for s in indexed.structure.skipped] == [
+        ("b/go.mod", "past the first 2 manifests"),
+        ("c/go.mod", "past the first 2 manifests"),
+    ]
 
 
 def test_only_changed_manifests_are_read_again_when_head_moves(repo: Path, tmp_path: Path) -> None:

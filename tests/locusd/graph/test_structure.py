@@ -98,7 +98,8 @@ def test_cargo_go_requirements_and_makefile() -> None:
         ("Cargo.toml", b"\xff\xfe", "not UTF-8"),
         ("package.json", b"{", "not valid JSON"),
         ("package.json", b"[1, 2]", "not a JSON object"),
-        ("package.json", b"[" * 100_000, "not valid JSON"),  # nesting deep enough to recurse
+        ("package.json", b"[" * 100_000, "nested too deeply"),
+        ("pyproject.toml", b"a = " + b"[" * 100_000, "nested too deeply"),
         ("package.json", b" " * (MAX_MANIFEST_BYTES + 1), "larger than 256 KiB"),
     ],
 )
