@@ -5,7 +5,7 @@ Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
 (``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
 (``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), graph-upload
-(``python -m bench.graph``), search (``python -m bench.search``), model-gateway
+(``python -m bench.graph``), graph-index (``python -m bench.graphindex``), search (``python -m bench.search``), model-gateway
 (``python -m bench.gateway``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
@@ -24,6 +24,7 @@ from bench import (
     flood,
     gateway,
     graph,
+    graphindex,
     installs,
     logins,
     rechecks,
@@ -45,6 +46,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "streams": streams.main,
     "rechecks": rechecks.main,
     "graph": graph.main,
+    "graphindex": graphindex.main,
     "search": search.main,
     "gateway": gateway.main,
     "installs": installs.main,

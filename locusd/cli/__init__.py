@@ -29,6 +29,10 @@ COMMANDS = {
         "One task from the cloud to a commit and back, on embedded defaults"
         " (no account, no network; no model key needed).",
     ),
+    "graph": Lazy(
+        "locusd.cli.graph:graph",
+        "The knowledge graph of a repository (metadata only, never file contents).",
+    ),
     "login": Lazy("locusd.cli.session:login", "Log the daemon in to a Locus Cloud."),
     "logout": Lazy(
         "locusd.cli.session:logout",
