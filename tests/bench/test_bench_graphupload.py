@@ -15,6 +15,6 @@ KEYS = {
 
 
 def test_the_graph_upload_bench_reports_every_figure() -> None:
-    result = run_suite("graph", "--quick", "--uploaders", "2")
+    result = run_suite("graphupload", "--quick", "--uploaders", "2")
     assert set(result["values"]) == KEYS
     assert result["values"]["upload_failed"] == 0, "every maximal upload answered 2xx"
