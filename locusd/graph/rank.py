@@ -22,7 +22,7 @@ _STOP_WORDS = (
     "a an and are as at be by can do for from has have if in into is it its not of on or so "
     "that the this to was we were when which will with use used using should now also more "
     "no all only add adds added make makes new fix fixes fixed update updates updated change "
-    "changes changed remove removes removed bump bumps signed off co authored https http www "
+    "changes changed remove removes removed bump bumps signed off co authored https www "
     "com github pull issue issues pr closes close ref refs see"
 )
 _STOP = frozenset(_STOP_WORDS.split())
