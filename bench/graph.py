@@ -143,7 +143,7 @@ def figures(done: Replay) -> list[Figure]:
         ),
         *(Figure(g, f"{key}_hit_{r}", f"hit@{K} {r}", done.hit(r), "%", "", None)
           for r in RANKERS),
-        Figure(g, f"{key}_gain", f"recall@{K} gain over best baseline", gain, "",
+        Figure(g, f"{key}_gain", f"recall@{K} gain over best baseline, points", gain, "",
                f">= +{GAIN_POINTS:g} points", done.scored > 0 and gain >= GAIN_POINTS),
         Figure(g, f"{key}_index_s", "full history read + index", index_s, "s", "", None),
         Figure(g, f"{key}_step_ms", "incremental read + index per commit", step, "ms", "",

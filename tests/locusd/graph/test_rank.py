@@ -86,3 +86,12 @@ def test_each_signal_says_why() -> None:
     assert "docs/guide.md" in hints and hints["docs/guide.md"].why == (
         "changed in 1 earlier commits",
     )
+
+
+def test_a_rename_added_later_carries_the_history_to_the_new_name() -> None:
+    index = HistoryIndex([Commit("1", 0, "Tune the retry loop", ("src/old.py",))])
+    index.add([Commit("2", 1, "Move it", ("src/new.py",), renames=(("src/old.py", "src/new.py"),))])
+    hints = rank(["src/new.py"], index, "retry loop")
+    assert [(h.path, h.why[0]) for h in hints] == [
+        ("src/new.py", "touched by 1 similar earlier commit/tasks")
+    ]
