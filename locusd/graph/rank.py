@@ -26,6 +26,7 @@ _STOP_WORDS = (
     "com github pull issue issues pr closes close ref refs see"
 )
 _STOP = frozenset(_STOP_WORDS.split())
+_NAME = re.compile(r"[\w.-]*\w\.\w+")  # a file name as text mentions it
 _SUFFIXES = ("ing", "ies", "es", "ed", "s")
 _DAY_S = 86400.0
 
@@ -88,6 +89,7 @@ class Weights:
 
     path: float = 0.35
     similar: float = 1.0
+    named: float = 1.0  # the task names the file ("fix doc.go", "Update index.rst")
     cochange: float = 0.3
     prior: float = 0.15
     similar_k: int = 25  # earlier commits/tasks whose files count
@@ -147,6 +149,13 @@ def path_scores(paths: Sequence[str], query: Sequence[str]) -> dict[str, float]:
     return {paths[doc]: score for doc, score in index.scores(query).items()}
 
 
+def named(paths: Sequence[str], text: str) -> list[str]:
+    """The paths whose file name (with its extension, e.g. ``doc.go``) the text mentions as a
+    word of its own: the strongest hint a task can give."""
+    mentioned = set(_NAME.findall(text.lower()))
+    return [path for path in paths if path.rsplit("/", 1)[-1].lower() in mentioned]
+
+
 def frequency(history: HistoryIndex, paths: Iterable[str]) -> dict[str, int]:
     """How many earlier commits touched each path (the most-frequently-changed baseline)."""
     return {path: len(history.touches[path]) for path in paths if history.touches.get(path)}
@@ -194,6 +203,9 @@ def rank(
         base[path] += weights.path * score
     for path, score in by_text.items():
         base[path] += weights.similar * score
+    for path in named(paths, f"{title}\n{description}"):
+        base[path] += weights.named
+        why[path].insert(0, "named in the task")
     seeds = sorted(base, key=lambda p: (-base[p], p))[: weights.seeds]
     cochange: dict[str, float] = defaultdict(float)
     partner: dict[str, tuple[int, str]] = {}

@@ -80,6 +80,8 @@ def test_each_signal_says_why() -> None:
     paths = ["src/net.py", "src/wait.py", "tests/test_net.py", "docs/guide.md", "src/parser.py"]
     hints = {h.path: h for h in rank(paths, history, "Downloads need a retry", "parser too")}
     assert next(iter(hints)) == "src/net.py"
+    named = rank(paths, history, "Downloads need a retry", "see wait.py, not net.pyc")
+    assert (named[0].path, named[0].why[0]) == ("src/wait.py", "named in the task")
     assert "touched by 2 similar earlier commits/tasks" in hints["src/net.py"].why
     assert "path matches 'parser'" in hints["src/parser.py"].why
     assert "changed with src/net.py in 1 commit" in hints["tests/test_net.py"].why
