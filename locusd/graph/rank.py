@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 from locusd.graph.history import Commit, follow_renames
 
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]*[A-Za-z][A-Za-z0-9]*")
+# Camel humps, words, digits. Each alternative consumes what it starts on and none backtracks
+# more than its own run, so a 1 MB task text is read in linear time (a run of digits matched
+# by its own alternative, not retried from each of its positions).
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]++[A-Za-z]*+")
 _STOP_WORDS = (
     "a an and are as at be by can do for from has have if in into is it its not of on or so "
     "that the this to was we were when which will with use used using should now also more "
@@ -26,7 +29,7 @@ _STOP_WORDS = (
     "com github pull issue issues pr closes close ref refs see"
 )
 _STOP = frozenset(_STOP_WORDS.split())
-_NAME = re.compile(r"[\w.-]*\w\.\w+")  # a file name as text mentions it
+_NOT_IN_NAME = re.compile(r"[^\w.\-]+")  # what separates file names in text
 _SUFFIXES = ("ing", "ies", "es", "ed", "s")
 _DAY_S = 86400.0
 
@@ -43,7 +46,8 @@ def words(text: str) -> list[str]:
     """Lower-cased, stemmed words of ``text``: split on anything not a letter or digit and on
     camelCase humps; stop words, one-letter words and bare numbers dropped."""
     found = (match.lower() for match in _WORD.findall(text))
-    return [_stem(word) for word in found if len(word) > 1 and word not in _STOP]
+    kept = (word for word in found if len(word) > 1 and not word.isdigit() and word not in _STOP)
+    return [_stem(word) for word in kept]
 
 
 def path_words(path: str) -> list[str]:
@@ -152,7 +156,7 @@ def path_scores(paths: Sequence[str], query: Sequence[str]) -> dict[str, float]:
 def named(paths: Sequence[str], text: str) -> list[str]:
     """The paths whose file name (with its extension, e.g. ``doc.go``) the text mentions as a
     word of its own: the strongest hint a task can give."""
-    mentioned = set(_NAME.findall(text.lower()))
+    mentioned = {word.strip(".-") for word in _NOT_IN_NAME.split(text.lower()) if "." in word}
     return [path for path in paths if path.rsplit("/", 1)[-1].lower() in mentioned]
 
 

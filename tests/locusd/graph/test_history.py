@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from locusd.git.cli import GitFailed
 from locusd.git.repo import Repository
 from locusd.graph.history import MAX_PATHS, follow_renames, read_history
 from tests.support.histories import START, commit, git, new_repo
@@ -15,11 +18,11 @@ DAY = 86400
 
 def test_each_commit_has_its_time_message_and_paths_oldest_first(tmp_path: Path) -> None:
     repo = new_repo(tmp_path / "r")
-    first = commit(repo, "Start", {"a.py": "1", "odd name\tx.md": "1"}, START)
+    first = commit(repo, "Start", {"a.py": "1", "odd name\tx.md": "1", "two\nlines": "1"}, START)
     second = commit(repo, "Fix the parser\n\nThe body says why.", {"a.py": "2"}, START + DAY)
     read = read_history(Repository(repo))
     assert [(c.sha, c.time, c.paths) for c in read] == [
-        (first, START, ("a.py", "odd name\tx.md")),
+        (first, START, ("a.py", "odd name\tx.md", "two\nlines")),
         (second, START + DAY, ("a.py",)),
     ]
     assert read[1].message == "Fix the parser\n\nThe body says why."
@@ -70,3 +73,15 @@ def test_reads_from_a_parent_and_incrementally(tmp_path: Path) -> None:
     assert [c.sha for c in read_history(opened, shas[2])] == shas[:3]
     assert [c.sha for c in read_history(opened, since=shas[2])] == shas[3:]
     assert [c.sha for c in read_history(opened, limit=2)] == shas[3:]
+
+
+def test_a_revision_is_never_read_as_an_option(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    commit(repo, "Start", {"a.py": "1"}, START)
+    written = tmp_path / "written"
+    for rev in (f"--output={written}", "-p"):
+        with pytest.raises(GitFailed):
+            read_history(Repository(repo), rev)
+        with pytest.raises(GitFailed):
+            read_history(Repository(repo), "HEAD", since=rev)
+    assert not written.exists()

@@ -4,6 +4,7 @@ changed, an index kept incrementally ranks as one built whole) and the signals' 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,3 +98,11 @@ def test_a_rename_added_later_carries_the_history_to_the_new_name() -> None:
     assert [(h.path, h.why[0]) for h in hints] == [
         ("src/new.py", "touched by 1 similar earlier commit/tasks")
     ]
+
+
+@pytest.mark.timeout(60)  # not a speed bar: a quadratic scan of these texts takes hours
+@pytest.mark.parametrize("unit", ["1", "a.", "Ab", "x1", "A"])
+def test_a_megabyte_of_hostile_task_text_is_read_in_linear_time(unit: str) -> None:
+    text = unit * (1_000_000 // len(unit))
+    hints = rank(["src/a.py"], HistoryIndex([Commit("1", 0, text, ("src/a.py",))]), text)
+    assert [hint.path for hint in hints] == ["src/a.py"]
