@@ -106,3 +106,15 @@ def test_a_megabyte_of_hostile_task_text_is_read_in_linear_time(unit: str) -> No
     text = unit * (1_000_000 // len(unit))
     hints = rank(["src/a.py"], HistoryIndex([Commit("1", 0, text, ("src/a.py",))]), text)
     assert [hint.path for hint in hints] == ["src/a.py"]
+
+
+def test_no_message_text_reaches_a_hint() -> None:
+    """A hint's why is paths, counts and words the task shares with a path: what an earlier
+    commit's message says never leaves in it, however similar the task is."""
+    canary = "Quokkacanary"
+    history = HistoryIndex(
+        [Commit(str(n), n, f"{canary} secret body {n}", ("src/a.py", "src/b.py")) for n in range(5)]
+    )
+    hints = rank(["src/a.py", "src/b.py", "docs/c.md"], history, f"{canary} secret", "src")
+    assert hints and all(canary.lower() not in repr(hint).lower() for hint in hints)
+    assert all("secret" not in repr(hint) for hint in hints)
