@@ -86,9 +86,13 @@ def truth(target: Commit, existing: set[str]) -> set[str]:
     }
 
 
-def replay(repo: Repository, name: str, commits: int) -> Replay:
-    """Replays the last ``commits`` non-merge commits of ``repo`` (see the module docstring)."""
+def replay(
+    repo: Repository, name: str, commits: int, rankers: dict[str, Ranker] = RANKERS
+) -> Replay:
+    """Replays the last ``commits`` non-merge commits of ``repo`` (see the module docstring)
+    through ``rankers`` (the hints and the baselines)."""
     done = Replay(name)
+    done.recall = {ranker: [] for ranker in rankers}
     targets = read_history(repo, limit=commits)
     history: HistoryIndex | None = None
     previous = ""
@@ -97,8 +101,9 @@ def replay(repo: Repository, name: str, commits: int) -> Replay:
         if parent is None:
             done.skipped += 1
             continue
+        linear = history is not None and repo.is_ancestor(previous, parent)
         started = time.perf_counter()
-        if history is None or not repo.is_ancestor(previous, parent):
+        if history is None or not linear:
             # The index holds exactly the parent's history: off the previous one's line
             # (a side branch), it is read again whole rather than leak a sibling's commits.
             history = HistoryIndex(follow_renames(read_history(repo, parent)))
@@ -114,7 +119,7 @@ def replay(repo: Repository, name: str, commits: int) -> Replay:
             continue
         done.first, done.last = done.first or target.sha, target.sha
         done.scored += 1
-        for ranker_name, ranker in RANKERS.items():
+        for ranker_name, ranker in rankers.items():
             started = time.perf_counter()
             top = ranker(paths, history, target.message)
             if ranker_name == "hints":
