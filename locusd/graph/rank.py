@@ -121,6 +121,7 @@ class HistoryIndex:
         self.text = Bm25()
         self.touches: dict[str, list[int]] = defaultdict(list)
         self.together: dict[str, Counter[str]] = defaultdict(Counter)
+        self.latest = 0.0
 
     def add(self, records: Sequence[Commit]) -> None:
         """Appends newer records (oldest first); a rename among them re-reads every record
@@ -132,12 +133,16 @@ class HistoryIndex:
         for record in records:
             number = self.text.add(words(record.message))
             self.records.append(record)
+            self.latest = max(self.latest, float(record.time))
             for path in record.paths:
                 self.touches[path].append(number)
                 self.together[path].update(other for other in record.paths if other != path)
 
-    def newest(self) -> float:
-        return float(self.records[-1].time) if self.records else 0.0
+    def decay(self, number: int, half_life_days: float) -> float:
+        """A record's weight: halved every ``half_life_days`` before the newest record (not
+        the clock, so ranking stays a function of its arguments)."""
+        age = self.latest - self.records[number].time
+        return float(0.5 ** (age / (half_life_days * _DAY_S)))
 
 
 def _scaled(scores: dict[str, float]) -> dict[str, float]:
@@ -173,65 +178,73 @@ def rank(
     k: int = 10,
     weights: Weights = Weights(),
 ) -> list[Hint]:
-    """The ``k`` files of ``paths`` the task most likely touches, best first, ties by path;
-    decay is measured from the newest record, so the answer depends on the arguments only."""
+    """The ``k`` files of ``paths`` the task most likely touches, best first, ties by path."""
     existing = set(paths)
-    query = words(f"{title}\n{description}")
-    now, half_life = history.newest(), weights.half_life_days * _DAY_S
-
-    def decay(number: int) -> float:
-        return float(0.5 ** ((now - history.records[number].time) / half_life))
-
+    text = f"{title}\n{description}"
+    query = words(text)
     why: dict[str, list[str]] = defaultdict(list)
-    by_path = _scaled(path_scores(paths, query))
-    for path in by_path:
-        matched = sorted(set(query) & set(path_words(path)))
-        why[path].append(f"path matches {', '.join(repr(word) for word in matched[:3])}")
-
-    similar_raw = history.text.scores(query)
-    best = sorted(similar_raw, key=lambda n: (-similar_raw[n], -n))[: weights.similar_k]
-    similar: dict[str, float] = defaultdict(float)
-    similar_count: Counter[str] = Counter()
-    for number in best:
-        record = history.records[number]
-        touched = [path for path in record.paths if path in existing]
-        for path in touched:
-            similar[path] += similar_raw[number] * decay(number) / math.sqrt(len(touched))
-            similar_count[path] += 1
-    for path, count in similar_count.items():
-        why[path].append(f"touched by {count} similar earlier commit{'s' * (count > 1)}/tasks")
-    by_text = _scaled(similar)
-
     base: dict[str, float] = defaultdict(float)
-    for path, score in by_path.items():
+    for path, score in _scaled(path_scores(paths, query)).items():
         base[path] += weights.path * score
-    for path, score in by_text.items():
+        matched = sorted(set(query) & set(path_words(path)))[:3]
+        why[path].append(f"path matches {', '.join(repr(word) for word in matched)}")
+    for path, (score, count) in _similar(history, existing, query, weights).items():
         base[path] += weights.similar * score
-    for path in named(paths, f"{title}\n{description}"):
+        why[path].append(f"touched by {count} similar earlier commit{'s' * (count > 1)}/tasks")
+    for path in named(paths, text):
         base[path] += weights.named
         why[path].insert(0, "named in the task")
     seeds = sorted(base, key=lambda p: (-base[p], p))[: weights.seeds]
-    cochange: dict[str, float] = defaultdict(float)
-    partner: dict[str, tuple[int, str]] = {}
-    for seed in seeds:
-        seen = len(history.touches.get(seed, ())) or 1
-        for path, count in history.together.get(seed, Counter()).items():
-            if path in existing and path != seed:
-                cochange[path] += base[seed] * count / seen
-                partner[path] = max(partner.get(path, (0, "")), (count, seed))
-    for path, (count, seed) in partner.items():
-        why[path].append(f"changed with {seed} in {count} commit{'s' * (count > 1)}")
-
-    recent: dict[str, float] = {}
-    for path, numbers in history.touches.items():
-        if path in existing and numbers:
-            recent[path] = sum(decay(number) for number in numbers)
-    for path, score in _scaled(cochange).items():
+    for path, (score, count, seed) in _cochanged(history, existing, base, seeds).items():
         base[path] += weights.cochange * score
-    prior = _scaled({path: math.log1p(score) for path, score in recent.items()})
-    for path, score in prior.items():
+        why[path].append(f"changed with {seed} in {count} commit{'s' * (count > 1)}")
+    for path, score in _prior(history, existing, weights).items():
         base[path] += weights.prior * score
         if path not in why or not query:
             why[path].append(f"changed in {len(history.touches[path])} earlier commits")
     chosen = sorted(base, key=lambda p: (-base[p], p))[: max(k, 0)]
     return [Hint(path, round(base[path], 6), tuple(why[path])) for path in chosen]
+
+
+def _similar(
+    history: HistoryIndex, existing: set[str], query: list[str], weights: Weights
+) -> dict[str, tuple[float, int]]:
+    """Path → (scaled score, how many of the best-matching earlier records touched it): each
+    of the ``similar_k`` best gives its BM25 score, decayed, shared by the files it touched."""
+    scores = history.text.scores(query)
+    best = sorted(scores, key=lambda n: (-scores[n], -n))[: weights.similar_k]
+    summed: dict[str, float] = defaultdict(float)
+    counts: Counter[str] = Counter()
+    for number in best:
+        touched = [path for path in history.records[number].paths if path in existing]
+        share = scores[number] * history.decay(number, weights.half_life_days)
+        for path in touched:
+            summed[path] += share / math.sqrt(len(touched))
+            counts[path] += 1
+    return {path: (score, counts[path]) for path, score in _scaled(summed).items()}
+
+
+def _cochanged(
+    history: HistoryIndex, existing: set[str], base: dict[str, float], seeds: list[str]
+) -> dict[str, tuple[float, int, str]]:
+    """Path → (scaled score, commits shared with its strongest partner, that partner): each
+    seed passes its score on in proportion to how often the path changed with it."""
+    summed: dict[str, float] = defaultdict(float)
+    partner: dict[str, tuple[int, str]] = {}
+    for seed in seeds:
+        changes = len(history.touches.get(seed, ())) or 1
+        for path, count in history.together.get(seed, Counter()).items():
+            if path in existing and path != seed:
+                summed[path] += base[seed] * count / changes
+                partner[path] = max(partner.get(path, (0, "")), (count, seed))
+    return {path: (score, *partner[path]) for path, score in _scaled(summed).items()}
+
+
+def _prior(history: HistoryIndex, existing: set[str], weights: Weights) -> dict[str, float]:
+    """Path → scaled ``log(1 + Σ decay)`` over the records that touched it."""
+    decayed = {
+        path: sum(history.decay(number, weights.half_life_days) for number in numbers)
+        for path, numbers in history.touches.items()
+        if path in existing and numbers
+    }
+    return _scaled({path: math.log1p(score) for path, score in decayed.items()})
