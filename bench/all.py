@@ -5,7 +5,8 @@ Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
 (``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
 (``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), graph-upload
-(``python -m bench.graph``), graph-index (``python -m bench.graphindex``), search (``python -m bench.search``), model-gateway
+(``python -m bench.graphupload``), graph-index (``python -m bench.graphindex``), search
+(``python -m bench.search``), model-gateway
 (``python -m bench.gateway``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
 any missed.
@@ -23,8 +24,8 @@ from bench import (
     dashboard,
     flood,
     gateway,
-    graph,
     graphindex,
+    graphupload,
     installs,
     logins,
     rechecks,
@@ -45,7 +46,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "logins": logins.main,
     "streams": streams.main,
     "rechecks": rechecks.main,
-    "graph": graph.main,
+    "graphupload": graphupload.main,
     "graphindex": graphindex.main,
     "search": search.main,
     "gateway": gateway.main,

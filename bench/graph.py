@@ -1,156 +1,199 @@
-"""Heartbeats under maximal graph uploads: ``.venv/bin/python -m bench.graph [--json] [--quick]``.
+"""File hints replayed on real history: ``python -m bench.graph REPO... [--commits N] [--json]``.
 
-A real `locus-cloud serve` (SQLite, its own process, the default 60 s lease) leases a task to
-one worker, whose heartbeats are timed back to back: in a *quiet* block, then while one maximal
-knowledge-graph upload runs (5,000 nodes, 20,000 edges, ~9 MB: the most one request may write),
-then quiet again, then while ``--uploaders`` (3) run at once. SQLite has one writer, so a
-heartbeat waits for whatever write transaction holds it; the server's event loop also parses
-and validates each body (~0.2-0.4 s for 9 MB, holding the GIL). Figures: heartbeat p50/p99/max
-per block kind, the ratio to quiet, the slowest upload's own time, uploads not answered 2xx.
-Bars (issue 15): during one upload the slowest heartbeat stays under a second; during three,
-under a third of the lease (a worker heartbeats every lease/3, so a slower answer is what
-starts to cost leases). Issue 15 measured 6 to 7 s per upload, held in one write transaction.
+For each of the last ``--commits`` (200) non-merge commits of each repository (a path to a
+checkout; offline), the task is the commit's subject and body, the index state is the history
+up to its parent (read incrementally, commit after commit), and the truth is the files it
+touched that existed at the parent: a renamed file counts under its old name, a file the commit
+created is left out (no hint can name a file that does not exist yet), and a commit left with
+no such file — only new files, or more than ``MAX_PATHS`` of them — is not scored (counted as
+skipped). Printed per repository: recall@10 and hit@10 of the hints
+(:func:`locusd.graph.rank.rank`) and of two baselines measured in the same run (the files
+changed most often before the parent; BM25 of the task over path words alone), the hints' gain
+over the best baseline (bar: +5 points recall@10), the full history read and index time, the
+incremental read and index time per commit, and the ranking time per task.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import re
+import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import aiohttp
+from bench.figures import Figure, machine, output_flags, parser_for, progress, result_of, suite_main
+from locusd.git.repo import Repository, RepositoryError
+from locusd.graph.history import MAX_PATHS, Commit, follow_renames, read_history
+from locusd.graph.rank import HistoryIndex, frequency, path_scores, rank, words
 
-from bench.cloud import make_workers, running_cloud
-from bench.daemon import Latencies, workdir
-from bench.figures import (
-    Figure,
-    cancelled_on_sigterm,
-    machine,
-    output_flags,
-    parse_sized,
-    parser_for,
-    progress,
-    result_of,
-    suite_main,
-    work_directory,
-)
-from tests.support import graphs
-from tests.support.client import Api
+K = 10
+GAIN_POINTS = 5.0
+Ranker = Callable[[Sequence[str], HistoryIndex, str], list[str]]
 
-LEASE_S = 60.0  # the default lease: what a worker really has
-ONE_MAX_MS = 1000.0
-SIZES: dict[str, tuple[float, float]] = {"seconds": (2.0, 1.0), "blocks": (3, 1)}
+
+def _hints(paths: Sequence[str], history: HistoryIndex, message: str) -> list[str]:
+    title, _, body = message.partition("\n")
+    return [hint.path for hint in rank(paths, history, title, body, k=K)]
+
+
+def _most_changed(paths: Sequence[str], history: HistoryIndex, message: str) -> list[str]:
+    counts = frequency(history, paths)
+    return sorted(counts, key=lambda path: (-counts[path], path))[:K]
+
+
+def _path_bm25(paths: Sequence[str], history: HistoryIndex, message: str) -> list[str]:
+    scores = path_scores(paths, words(message))
+    return sorted(scores, key=lambda path: (-scores[path], path))[:K]
+
+
+RANKERS: dict[str, Ranker] = {
+    "hints": _hints,
+    "most_changed": _most_changed,
+    "path_bm25": _path_bm25,
+}
 
 
 @dataclass
-class Uploads:
-    seconds: list[float] = field(default_factory=list)
-    failed: int = 0
+class Replay:
+    """One repository's replay: per ranker the recall and hit of each scored commit."""
+
+    name: str
+    scored: int = 0
+    skipped: int = 0
+    first: str = ""
+    last: str = ""
+    recall: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in RANKERS})
+    index_s: list[float] = field(default_factory=list)
+    step_s: list[float] = field(default_factory=list)
+    rank_s: list[float] = field(default_factory=list)
+
+    def mean(self, name: str) -> float:
+        return 100 * statistics.fmean(self.recall[name]) if self.recall[name] else 0.0
+
+    def hit(self, name: str) -> float:
+        found = [1.0 if r > 0 else 0.0 for r in self.recall[name]]
+        return 100 * statistics.fmean(found) if found else 0.0
 
 
-async def _upload(api: Api, path: str, body: dict[str, Any], into: Uploads) -> None:
-    started = time.perf_counter()
-    reply = await api.post(path, body)
-    into.seconds.append(time.perf_counter() - started)
-    into.failed += not 200 <= reply.status < 300
+def truth(target: Commit, existing: set[str]) -> set[str]:
+    """The files ``target`` touched that existed at its parent (renamed ones by old name)."""
+    return {p for p in target.paths if p in existing} | {
+        old for old, _ in target.renames if old in existing
+    }
 
 
-async def _heartbeats(
-    api: Api,
-    path: str,
-    body: dict[str, Any],
-    into: Latencies,
-    *,
-    seconds: float = 0.0,
-    until: asyncio.Future[Any] | None = None,
-) -> None:
-    """Back to back, for ``seconds`` or until ``until`` is done."""
-    started = time.perf_counter()
-    while (until is not None and not until.done()) or (
-        until is None and time.perf_counter() - started < seconds
-    ):
-        t0 = time.perf_counter()
-        (await api.post(path, body)).ok()
-        into.samples_ms.append((time.perf_counter() - t0) * 1000)
-    into.seconds += time.perf_counter() - started  # fmt: skip
+def replay(
+    repo: Repository, name: str, commits: int, rankers: dict[str, Ranker] = RANKERS
+) -> Replay:
+    """Replays the last ``commits`` non-merge commits of ``repo`` (see the module docstring)
+    through ``rankers`` (the hints and the baselines)."""
+    done = Replay(name)
+    done.recall = {ranker: [] for ranker in rankers}
+    targets = read_history(repo, limit=commits)
+    history: HistoryIndex | None = None
+    previous = ""
+    for number, target in enumerate(targets):
+        parent = repo.resolve(f"{target.sha}^")
+        if parent is None:
+            done.skipped += 1
+            continue
+        linear = history is not None and repo.is_ancestor(previous, parent)
+        started = time.perf_counter()
+        if history is None or not linear:
+            # The index holds exactly the parent's history: off the previous one's line
+            # (a side branch), it is read again whole rather than leak a sibling's commits.
+            history = HistoryIndex(follow_renames(read_history(repo, parent)))
+            done.index_s.append(time.perf_counter() - started)
+        else:
+            history.add(read_history(repo, parent, since=previous))
+            done.step_s.append(time.perf_counter() - started)
+        previous = parent
+        paths = repo.paths_at(parent)
+        wanted = truth(target, set(paths))
+        if not wanted:
+            done.skipped += 1
+            continue
+        done.first, done.last = done.first or target.sha, target.sha
+        done.scored += 1
+        for ranker_name, ranker in rankers.items():
+            started = time.perf_counter()
+            top = ranker(paths, history, target.message)
+            if ranker_name == "hints":
+                done.rank_s.append(time.perf_counter() - started)
+            done.recall[ranker_name].append(len(wanted & set(top)) / len(wanted))
+        if number % 50 == 49:
+            progress(f"{name}: {number + 1} of {len(targets)} commits replayed")
+    return done
 
 
-async def measure(args: argparse.Namespace) -> list[Figure]:
-    quiet = Latencies()
-    busy = {count: Latencies() for count in (1, args.uploaders)}
-    uploads = Uploads()
-    tags = (f"u{i}" for i in range(args.blocks * sum(busy)))
-    with work_directory(workdir("graph"), args.keep) as where:
-        async with (
-            running_cloud("sqlite", where, lease_seconds=LEASE_S) as cloud,
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session,
-        ):
-            admin = cloud.admin(session)
-            (worker,) = await make_workers(admin, cloud.project_id, 1, "heart")
-            task = {"title": "held", "status": "queued"}
-            (await admin.post(f"/projects/{cloud.project_id}/tasks", task)).ok(201)
-            claim = (await worker.claim()).ok()
-            path = f"/worker/tasks/{claim['task']['id']}/heartbeat"
-            fence = {"attempt": claim["attempt"], "claim_token": claim["claim_token"]}
-            graph = f"/projects/{cloud.project_id}/graph"
-            for block in range(args.blocks):
-                for count, into in busy.items():
-                    progress(f"block {block + 1} of {args.blocks}: quiet, {count} upload(s)")
-                    await _heartbeats(worker.api, path, fence, quiet, seconds=args.seconds)
-                    bodies = [graphs.upload(next(tags)) for _ in range(count)]
-                    posting = asyncio.gather(*(_upload(admin, graph, b, uploads) for b in bodies))
-                    await _heartbeats(worker.api, path, fence, into, until=posting)
-                    await posting
-    one, many = busy[1], busy[args.uploaders]
-    slack = LEASE_S / 3 * 1000  # a worker heartbeats every lease/3 (locusd.runner.attempt)
-    n = args.uploaders
+def figures(done: Replay) -> list[Figure]:
+    key = re.sub(r"[^a-z0-9]+", "_", done.name.lower()).strip("_")
+    best = max(done.mean("most_changed"), done.mean("path_bm25"))
+    gain = done.mean("hints") - best
+    step = statistics.fmean(done.step_s) * 1000 if done.step_s else 0.0
+    index_s = statistics.fmean(done.index_s) if done.index_s else 0.0
+    rank_ms = statistics.fmean(done.rank_s) * 1000 if done.rank_s else 0.0
+    g = done.name
     return [
-        Figure("heartbeat", "quiet_p50_ms", "quiet p50", quiet.p50, "ms", "", None),
-        Figure("heartbeat", "quiet_p99_ms", "quiet p99", quiet.p99, "ms", "", None),
-        Figure("heartbeat", "one_p50_ms", "during 1 upload p50", one.p50, "ms", "", None),
-        Figure("heartbeat", "one_max_ms", "during 1 upload max", one.max, "ms",
-               f"< {ONE_MAX_MS:g} ms", one.max < ONE_MAX_MS),
-        Figure("heartbeat", "many_p50_ms", f"during {n} uploads p50", many.p50, "ms", "", None),
-        Figure("heartbeat", "many_p99_ms", f"during {n} uploads p99", many.p99, "ms", "", None),
-        Figure("heartbeat", "many_max_ms", f"during {n} uploads max", many.max, "ms",
-               f"< lease/3 ({slack:g} ms)", many.max < slack),
-        Figure("heartbeat", "ratio_p99", f"ratio {n} uploads / quiet, p99",
-               many.p99 / quiet.p99, "x", "", None),
-        Figure("upload", "upload_max_s", "slowest maximal upload", max(uploads.seconds), "s",
+        Figure(g, f"{key}_scored", "commits scored", done.scored, "", "", None),
+        Figure(g, f"{key}_skipped", "commits skipped (no file at parent)", done.skipped, "",
                "", None),
-        Figure("upload", "upload_failed", "uploads not answered 2xx", uploads.failed, "",
-               "0", uploads.failed == 0),
+        *(
+            Figure(g, f"{key}_recall_{r}", f"recall@{K} {r}", done.mean(r), "%", "", None)
+            for r in RANKERS
+        ),
+        *(Figure(g, f"{key}_hit_{r}", f"hit@{K} {r}", done.hit(r), "%", "", None)
+          for r in RANKERS),
+        Figure(g, f"{key}_gain", f"recall@{K} gain over best baseline, points", gain, "",
+               f">= +{GAIN_POINTS:g} points", done.scored > 0 and gain >= GAIN_POINTS),
+        Figure(g, f"{key}_index_s", "full history read + index", index_s, "s", "", None),
+        Figure(g, f"{key}_step_ms", "incremental read + index per commit", step, "ms", "",
+               None),
+        Figure(g, f"{key}_rank_ms", "ranking per task", rank_ms, "ms", "", None),
     ]  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = parser_for("python -m bench.graph", __doc__)
-    parser.add_argument("--seconds", type=float, help="length of one quiet block (2)")
-    parser.add_argument(
-        "--blocks", type=int, help="blocks (quiet, 1 upload, quiet, N uploads) per run (3)"
-    )
-    parser.add_argument("--uploaders", type=int, default=3, help="maximal uploads at once")
-    parser.add_argument("--quick", action="store_true", help="1 block, 1 s quiet")
+    parser.add_argument("repos", nargs="+", type=Path, metavar="REPO", help="a git checkout")
+    parser.add_argument("--commits", type=int, default=200, help="commits replayed per repo")
+    parser.add_argument("--quick", action="store_true", help="20 commits per repository")
     output_flags(parser)
-    args = parse_sized(parser, argv, SIZES)
-    if args.seconds <= 0 or args.blocks < 1 or args.uploaders < 1:
-        parser.error("--seconds must be > 0, --blocks and --uploaders at least 1")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.commits = 20
+    if args.commits < 1:
+        parser.error("--commits must be at least 1")
+    opened = []
+    for path in args.repos:
+        try:
+            opened.append(Repository(path))
+        except RepositoryError as error:
+            parser.error(f"REPO {path}: {error}")
+    args.opened = opened
     return args
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    info = machine()
-    with cancelled_on_sigterm():
-        figures = await measure(args)
-    return result_of(info, args, figures, started, notes=[])
+    info = machine(max_paths=str(MAX_PATHS))
+    found: list[Figure] = []
+    ranges: dict[str, str] = {}
+    for repo, path in zip(args.opened, args.repos, strict=True):
+        done = replay(repo, path.resolve().name, args.commits)
+        ranges[done.name] = f"{done.first[:12]}..{done.last[:12]}"
+        found += figures(done)
+    del args.opened
+    args.repos = [str(path) for path in args.repos]
+    return result_of(info, args, found, started, ranges=ranges)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return suite_main(argv, parse_args, run, "Locus cloud under maximal graph uploads")
+    return suite_main(argv, parse_args, run, "File hints vs baselines, replayed history")
 
 
 if __name__ == "__main__":

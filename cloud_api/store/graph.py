@@ -24,7 +24,7 @@ from cloud_api.store.types import db_now
 from cloud_api.store.upsert import insert_for
 
 #: Rows per write transaction. A chunk of maximal nodes (three 400-character attributes each)
-#: holds SQLite's writer for tens of milliseconds (bench.graph), not the seconds a whole upload
+#: holds SQLite's writer for tens of milliseconds (bench.graphupload), not the seconds a whole upload
 #: took in one transaction.
 CHUNK_ROWS = 500
 #: Node references per ``(kind, key) IN (...)`` look-up (SQLite caps a statement's variables).

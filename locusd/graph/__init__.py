@@ -1,1 +1,2 @@
-"""The daemon's knowledge graph of a repository: structure, history, hints (docs/graph.md)."""
+"""The knowledge graph in the daemon: the repository's structure and history, and the file
+hints ranked from them (docs/graph.md)."""

@@ -1,0 +1,92 @@
+"""A repository's history as the file hints read it: per non-merge commit its time, message and
+the paths it touched, renames followed to the newest name.
+
+One ``git log --name-status -z`` through :class:`~locusd.git.repo.Repository` (GitPython's
+command wrapper, Locus's environment and timeouts): a few thousand commits read in well under
+a second. Messages are kept for LOCAL ranking only (:mod:`locusd.graph.rank`); nothing here is
+uploaded and nothing here does network IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from locusd.git.repo import Repository
+
+#: A commit touching more files than this (a reformat, a vendoring, a licence header sweep)
+#: says nothing about which files change together: its paths are dropped (``touched`` keeps the
+#: count), so it adds neither text nor co-change to any file.
+MAX_PATHS = 100
+_TIMEOUT_S = 300.0
+# Commit header fields, between a record separator and the -z name-status list.
+_RECORD, _FIELD = "\x1e", "\x1f"
+_FORMAT = f"--format={_RECORD}%H{_FIELD}%ct{_FIELD}%B{_FIELD}"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One non-merge commit: ``paths`` it left files at (sorted, empty past :data:`MAX_PATHS`),
+    ``renames`` (old, new) it made, ``touched`` how many paths it changed in all."""
+
+    sha: str
+    time: int
+    message: str
+    paths: tuple[str, ...]
+    renames: tuple[tuple[str, str], ...] = ()
+    touched: int = 0
+
+
+def read_history(
+    repo: Repository, until: str = "HEAD", since: str | None = None, limit: int | None = None
+) -> list[Commit]:
+    """Non-merge commits reachable from ``until`` (the index state at a task's parent),
+    oldest first; only those after ``since`` when given (an incremental read), at most the
+    ``limit`` newest. Paths are as each commit left them: :func:`follow_renames` maps them on."""
+    args = ["log", "--no-merges", "--topo-order", "-M", "--name-status", "-z", _FORMAT]
+    if limit is not None:
+        args.append(f"--max-count={limit}")
+    args += ["--end-of-options", f"{since}..{until}" if since else until]
+    records = [_parsed(chunk) for chunk in repo.output(*args, timeout=_TIMEOUT_S).split(_RECORD)]
+    return [record for record in reversed(records) if record is not None]
+
+
+def _parsed(chunk: str) -> Commit | None:
+    if not chunk:
+        return None
+    sha, when, message, status = chunk.split(_FIELD, 3)
+    words = [word for word in status.lstrip("\0\n").split("\0") if word]
+    paths: set[str] = set()
+    renames: list[tuple[str, str]] = []
+    at = 0
+    while at < len(words):
+        kind = words[at]
+        if kind[:1] in ("R", "C"):  # rename/copy: old and new path follow
+            old, new = words[at + 1], words[at + 2]
+            if kind[0] == "R":
+                renames.append((old, new))
+            paths.add(new)
+            at += 3
+        else:
+            if kind[:1] != "D":  # a deleted path is no file to look at
+                paths.add(words[at + 1])
+            at += 2
+    touched = len(paths) + sum(1 for word in words if word[:1] == "D")
+    kept = tuple(sorted(paths)) if touched <= MAX_PATHS else ()
+    return Commit(sha, int(when), message.strip(), kept, tuple(renames), touched)
+
+
+def follow_renames(commits: Sequence[Commit]) -> list[Commit]:
+    """``commits`` (oldest first) with every path mapped to the name the newest of them gives
+    it: history of a file that was moved stays the file's history. Pure: no IO."""
+    newest: dict[str, str] = {}
+    followed: list[Commit] = []
+    for commit in reversed(commits):
+        if newest:
+            paths = tuple(sorted({newest.get(path, path) for path in commit.paths}))
+            commit = replace(commit, paths=paths)
+        followed.append(commit)
+        for old, new in commit.renames:
+            newest[old] = newest.get(new, new)
+    followed.reverse()
+    return followed
