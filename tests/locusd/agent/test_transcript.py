@@ -28,6 +28,7 @@ from locusd.agent.transcript import (
     FollowUp,
     Footer,
     Header,
+    ModelCallRecord,
     NetworkUse,
     NoteRecord,
     Record,
@@ -155,6 +156,18 @@ def every_record() -> list[Record]:
             direction="to_agent",
             message={"jsonrpc": "2.0", "id": 3, "method": "session/prompt", "params": {}},
         ),
+        ModelCallRecord(
+            method="POST",
+            path="/v1/messages",
+            status=200,
+            format="anthropic",
+            model="claude-sonnet-4-5",
+            usage=Usage(input_tokens=120, output_tokens=30),
+            cost_usd=0.0008,
+            sent=900,
+            received=2400,
+            duration=0.4,
+        ),
         Footer(
             outcome="completed",
             reason=None,
@@ -213,7 +226,7 @@ def test_read_round_trips_every_record_type(tmp_path: Path) -> None:
     records = every_record()
     assert {r.type for r in records} == {
         *("header", "request", "response", "tool_call", "tool_result"),
-        *("verification", "note", "egress", "acp", "footer"),
+        *("verification", "note", "egress", "acp", "model_call", "footer"),
     }
     back = read(write(tmp_path / "t.jsonl", records))
     assert back == records
