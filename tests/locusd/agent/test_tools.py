@@ -843,7 +843,15 @@ async def test_create_follow_up_is_recorded(ws: Workspace) -> None:
 async def test_unknown_tool(ws: Workspace) -> None:
     result = await call(ws, "delete_everything", {"path": "."})
     assert result.is_error and "'delete_everything'" in result.content
-    assert all(name in result.content for name in tools.TOOLS)
+    assert all(name in result.content for name in tools.WORK_TOOLS)
+
+
+async def test_a_work_run_is_not_offered_the_planning_tool(ws: Workspace) -> None:
+    import locusd.agent.planning  # noqa: F401  (registers propose_tasks)
+
+    assert "propose_tasks" not in {spec.name for spec in tools.specs()}
+    result = await call(ws, "propose_tasks", {"proposals": [{"title": "t"}]})
+    assert result.is_error and result.stop is None and "no tool 'propose_tasks'" in result.content
 
 
 @pytest.mark.parametrize(
