@@ -100,8 +100,10 @@ def plan(
     project: str | None,
     as_json: bool,
 ) -> None:
-    """Ask the agent to propose tasks for GOAL: it reads the code here (changing nothing), you
-    accept or skip each proposal, and the accepted ones go to the project's backlog. Only
+    """Ask the agent to propose tasks (it reads the code here); accept them into the backlog.
+
+    The agent reads the checkout for GOAL and changes nothing; you accept or skip each
+    proposal, and the accepted ones become backlog tasks of the checkout's project. Only
     their text leaves this machine. With --json the proposals are printed and none is
     accepted unless --yes (or later: locus plan --accept 1,3 RUN)."""
     if accept is not None:
