@@ -5,12 +5,14 @@ later (or again: an accepted proposal is never created twice)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from locusd.cli.common import FAILED, daemon, json_option, run, show
+from locusd.cli.common import CANCELLED, FAILED, daemon, json_option, run, show
 from locusd.cli.handles import resolved
 from locusd.cli.output import err, fail, out, print_json
 from locusd.cli.rpc import DaemonClient
@@ -22,6 +24,7 @@ from locusd.protocol.messages import (
     PlanShowParams,
     PlanStartParams,
     Run,
+    RunCancelParams,
 )
 
 
@@ -114,15 +117,27 @@ def plan(
     checkout = (repo or Path.cwd()).resolve()
     params = PlanStartParams(repo=str(checkout), goal=goal, model_env=model_env())
 
-    async def planned() -> Run:
+    async def planned() -> Run | None:
         async with daemon() as client:
             started = await client.call("locus/plan/start", params, Run)
             err.say(f"planning run {started.short_id} started: the agent reads {checkout}")
-            return await client.call(
-                "locus/plan/show", PlanShowParams(run_id=started.run_id, wait=True), Run
-            )
+            # Ctrl-C stops the run too (as locus run's do), rather than leave it going.
+            interrupted = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)
+            show = PlanShowParams(run_id=started.run_id, wait=True)
+            waiting = asyncio.ensure_future(client.call("locus/plan/show", show, Run))
+            stopping = asyncio.ensure_future(interrupted.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if waiting.done():
+                return waiting.result()
+            await client.call("locus/runs/cancel", RunCancelParams(run_id=started.run_id), Run)
+            await waiting  # the run's end (cancelled): the call is answered, not abandoned
+            return None
 
     ended = run(planned)
+    if ended is None:
+        fail("interrupted: the planning run was cancelled", CANCELLED)
     if not ended.proposals:
         fail(
             f"planning run {ended.short_id} ended {ended.state}: {ended.reason or 'no proposals'}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 
 import pexpect
 import pytest
@@ -16,8 +17,9 @@ from tests.locusd.agentkit import call
 from tests.locusd.cli.test_cli_tasks import login, refused
 from tests.locusd.cli.test_cli_text import HOSTILE, SHOWN, assert_inert
 from tests.locusd.cliuser import User
-from tests.support.anthropic_server import AnthropicServer
+from tests.support.anthropic_server import AnthropicServer, Hang
 from tests.support.client import every
+from tests.support.processes import until
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -71,3 +73,20 @@ async def test_plan_then_accept_from_the_terminal(user: User, cloud: Cloud) -> N
     assert await titles(cloud) == sorted(expected)
     plans = json.loads((await user.locus("runs", "--json"))[1])
     assert [r["kind"] for r in plans["runs"]] == ["plan", "plan"]
+
+
+async def test_ctrl_c_stops_the_planning_run(user: User) -> None:
+    async with AnthropicServer([Hang()]) as model:
+        user.agent(provider="anthropic", base_url=model.base_url)
+        planning = await user.start("plan", "Tidy stats", "--repo", str(user.repo))
+        try:
+            await until(lambda: bool(model.requests), timeout=60)  # the agent is waiting on it
+            planning.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(planning.communicate(), 60)
+        finally:
+            if planning.returncode is None:
+                planning.kill()
+                await planning.wait()
+    assert planning.returncode == 130, err
+    (run,) = (await user.json("runs"))["runs"]
+    assert (run["kind"], run["state"]) == ("plan", "cancelled")
