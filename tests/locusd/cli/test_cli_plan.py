@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from typing import Any
 
 import pexpect
 import pytest
@@ -25,7 +26,7 @@ pytestmark = [
     pytest.mark.timeout(240),
     pytest.mark.parametrize("template", ["sqlite"], indirect=True),
 ]
-PROPOSALS = [
+PROPOSALS: list[dict[str, Any]] = [
     {"title": "Fix the median", "description": f"Average the middle two. {HOSTILE}"},
     {"title": "Document stats.py", "description": "Docstrings.", "likely_files": ["stats.py"]},
     {"title": "Test the empty list", "description": "median([]) raises."},
@@ -44,7 +45,7 @@ async def titles(cloud: Cloud) -> list[str]:
 async def test_plan_then_accept_from_the_terminal(user: User, cloud: Cloud) -> None:
     await login(user, cloud)
     before = await titles(cloud)
-    async with AnthropicServer([*planner(), *planner()]) as model:  # type: ignore[list-item]
+    async with AnthropicServer([*planner(), *planner(), *planner()]) as model:  # type: ignore[list-item]
         user.agent(provider="anthropic", base_url=model.base_url)
         _, out, err = await user.locus("plan", "Tidy stats", "--repo", str(user.repo))
         assert_inert(out)
@@ -69,10 +70,14 @@ async def test_plan_then_accept_from_the_terminal(user: User, cloud: Cloud) -> N
         await asyncio.to_thread(terminal.expect, pexpect.EOF)
         terminal.close()
         assert terminal.exitstatus == 0
+        printed = await user.json("plan", "Tidy stats", "--repo", str(user.repo))
+        assert [p["title"] for p in printed["proposals"]] == [p["title"] for p in PROPOSALS]
+        assert printed["proposals"][0]["description"] == PROPOSALS[0]["description"]
+        assert not any("taskId" in p for p in printed["proposals"])  # --json: none accepted
     expected = [*before, "Document stats.py", "Fix the median", "Test the empty list"]
     assert await titles(cloud) == sorted(expected)
     plans = json.loads((await user.locus("runs", "--json"))[1])
-    assert [r["kind"] for r in plans["runs"]] == ["plan", "plan"]
+    assert [r["kind"] for r in plans["runs"]] == ["plan", "plan", "plan"]
 
 
 async def test_ctrl_c_stops_the_planning_run(user: User) -> None:
