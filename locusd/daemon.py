@@ -20,7 +20,7 @@ from cloud_api.domain.states import UserAction
 from cloud_api.schemas.tasks import TaskOut
 from locusd import __version__
 from locusd.agent import sandbox
-from locusd.agent.external.presets import agent_problem
+from locusd.agent.external.presets import BUILTIN, agent_problem
 from locusd.agent.providers import ConfigurationError
 from locusd.agent.providers.select import check_agent
 from locusd.agent.sandbox import containment
@@ -57,6 +57,10 @@ from locusd.protocol.messages import (
     LoginParams,
     LogsParams,
     NeedsYou,
+    PlanAccepted,
+    PlanAcceptParams,
+    PlanShowParams,
+    PlanStartParams,
     ProjectList,
     ProjectResolveParams,
     ReviewParams,
@@ -86,6 +90,7 @@ from locusd.protocol.messages import (
 from locusd.runner import attention
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.handles import HandleError, pending_review, resolve
+from locusd.runner.plans import Plans
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
 from locusd.runner.store import RunStore
@@ -135,6 +140,7 @@ class Daemon:
         self.session = CloudSession(
             CredentialStore(config.credentials_dir), state, config.daemon.cloud_url
         )
+        self.plans = Plans(self.runs, self.session, self._fingerprints)
         self._drainer: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
@@ -568,6 +574,41 @@ class Daemon:
             model_env=params.model_env,
             agent=params.agent,
         )
+
+    # --- planning ----------------------------------------------------------------------------
+
+    @handles("locus/plan/start")
+    async def plan_start(self, params: PlanStartParams, peer: Peer) -> Run:
+        repo = Path(params.repo)
+        if not repo.is_absolute() or not await asyncio.to_thread(repo.is_dir):
+            raise LocusError(
+                Code.INVALID_ARGUMENT, f"repo {params.repo!r}: give the absolute path of a checkout"
+            )
+        replay = Path(params.replay) if params.replay else None
+        # Always the built-in loop: only its tool set can be held read-only.
+        self._ready(params.model_env, replay, BUILTIN)
+        return self.runs.start(
+            repo=repo,
+            task=params.goal,
+            replay=replay,
+            model_env=params.model_env,
+            agent=BUILTIN,
+            planning=True,
+        )
+
+    @handles("locus/plan/show")
+    async def plan_show(self, params: PlanShowParams, peer: Peer) -> Run:
+        run = self.runs.get(params.run_id)
+        if run.kind != "plan":
+            raise LocusError(
+                Code.INVALID_ARGUMENT, f"run {run.run_id} is not a planning run (locus plan)"
+            )
+        return await self.runs.wait(run.run_id) if params.wait else run
+
+    @handles("locus/plan/accept")
+    async def plan_accept(self, params: PlanAcceptParams, peer: Peer) -> PlanAccepted:
+        run, created = await self.plans.accept(params.run_id, params.numbers, params.project)
+        return PlanAccepted(run=run, created=[_task(t) for t in created])
 
     def _known_agent(self, agent: str | None) -> None:
         """A client's ``--agent`` names one the user's config knows, or the call fails."""

@@ -158,6 +158,7 @@ async def serve(incoming: int, outgoing: int) -> int:
             on_phase=lambda text: daemon.send(Phase(text=text)),
             on_worktree=lambda worktree: daemon.send(WorktreeReady(worktree=worktree)),
             continue_in=start.continue_in,
+            planning=start.planning,
         )
     except Exception as exc:  # a run that cannot run: its reason goes to the daemon
         log.exception("run %s failed", start.task_id)

@@ -100,8 +100,12 @@ class Agent:
         stuck_threshold: int = 3,
         max_nudges: int = 3,
         on_event: OnEvent | None = None,
+        system: str = SYSTEM_PROMPT,
+        nudge: str = NUDGE,
     ) -> None:
         self.provider = provider
+        self.system = system
+        self.nudge = nudge
         self.ws = workspace
         self.transcript = transcript
         self.budget = budget
@@ -171,7 +175,7 @@ class Agent:
                 nudges += 1
                 if nudges > self.max_nudges:
                     return Stop("failed", reason="the model stopped without calling finish")
-                self.messages.append(Message.user(NUDGE))
+                self.messages.append(Message.user(self.nudge))
                 continue
             nudges = 0
             results: list[ToolResultBlock] = []
@@ -202,9 +206,9 @@ class Agent:
             RequestRecord(turn=self.turn, new_messages=new, message_count=len(self.messages))
         )
         request = Request(
-            system=SYSTEM_PROMPT,
+            system=self.system,
             instructions=self.instructions,
-            tools=tuple(tools.specs()),
+            tools=tuple(tools.specs(self.ws.tools)),
             messages=tuple(self.messages),
             max_tokens=self.max_tokens,
         )

@@ -42,6 +42,8 @@ class Start(_Message):
     #: Whether a client may be asked to approve commands (without, the run is unattended).
     attended: bool
     continue_in: Worktree | None = None
+    #: A planning run (read-only tools, ends with proposals): locusd/agent/planning.py.
+    planning: bool = False
 
 
 class Answer(_Message):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from locusd import repo_config
 from locusd.agent import caches, sandbox, tools
+from locusd.agent import planning as planning_tools
 from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
 from locusd.agent.egress.network import network_for
@@ -23,7 +24,7 @@ from locusd.agent.egress.proxy import Connection
 from locusd.agent.external import presets
 from locusd.agent.external.session import GUIDANCE, ExternalAgent
 from locusd.agent.guidance import Guidance
-from locusd.agent.loop import SYSTEM_PROMPT, Agent, LoopResult
+from locusd.agent.loop import NUDGE, SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.policy import CONTAINER_WARNING
 from locusd.agent.providers import ConfigurationError, Provider
@@ -68,12 +69,15 @@ async def run_task(
     on_phase: Callable[[str], None] | None = None,
     on_worktree: Callable[[Worktree], None] | None = None,
     continue_in: Worktree | None = None,
+    planning: bool = False,
 ) -> RunReport:
     """One run. ``continue_in``: a previous run's worktree (its branch, base and changes) for a
     further round after a review, instead of a new worktree. ``on_worktree`` hears of the
     worktree as soon as it exists — before the bootstrap and the agent's first edit — so the
     daemon can name it in the run before anything can be lost in it. ``provider``: the built-in
-    loop's model; None when ``[agent] agent`` names an ACP agent (which brings its own)."""
+    loop's model; None when ``[agent] agent`` names an ACP agent (which brings its own).
+    ``planning``: a planning run (:mod:`locusd.agent.planning`): the built-in loop with the
+    read-only tools, no bootstrap, ending with the tasks it proposes."""
     started = time.monotonic()
     phase = on_phase or (lambda text: None)
     task_id = task_id or local_task_id()
@@ -84,9 +88,10 @@ async def run_task(
     # Transcripts and command output hold code: the owner's eyes only.
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # An ACP agent instead of the built-in loop: what to start, checked before any worktree.
+    # A planning run is always the built-in loop: only its tool set can be held read-only.
     launch = (
         None
-        if agent_config.agent == presets.BUILTIN
+        if planning or agent_config.agent == presets.BUILTIN
         else presets.resolve(agent_config, config.agents, os.environ, run_dir)
     )
     if launch is None and provider is None:
@@ -166,7 +171,7 @@ async def run_task(
             *([repo_config.FILENAME] if settings.copy_files or settings.setup else []),
             *([worktreeinclude.FILENAME] if worktreeinclude.present(worktrees.checkout) else []),
         ]
-        if named:
+        if named and not planning:  # a planning run runs no command, the setup's neither
             phase(f"bootstrapping ({', '.join(named)})")
             warnings += await asyncio.to_thread(
                 worktrees.bootstrap, worktree, settings, boxed, command_env
@@ -203,7 +208,9 @@ async def run_task(
         max_verify_rounds=agent_config.max_verify_rounds,
         containers=agent_config.containers,
         mode=agent_config.mode,
+        tools=planning_tools.PLANNING_TOOLS if planning else None,
     )
+    system = planning_tools.SYSTEM_PROMPT if planning else SYSTEM_PROMPT
     guidance = Guidance(workspace.files)  # the file tools' own confined open
     instructions = await asyncio.to_thread(guidance.at_start, task)
     transcript = TranscriptWriter(transcript_path)
@@ -220,9 +227,9 @@ async def run_task(
                 base_commit=worktree.base_commit,
                 config=agent_config.model_dump(mode="json"),
                 # An ACP agent brings its own system prompt and tools: Locus's guidance only.
-                system=SYSTEM_PROMPT if launch is None else GUIDANCE,
+                system=system if launch is None else GUIDANCE,
                 instructions=instructions,
-                tools=tools.specs() if launch is None else [],
+                tools=tools.specs(workspace.tools) if launch is None else [],
                 started_at=datetime.now(UTC).isoformat(),
             )
         )
@@ -256,8 +263,10 @@ async def run_task(
                     max_tokens=agent_config.max_output_tokens,
                     stuck_threshold=agent_config.stuck_threshold,
                     on_event=on_event,
+                    system=system,
+                    nudge=planning_tools.NUDGE if planning else NUDGE,
                 )
-            result = await agent.run(task)
+            result = await agent.run(planning_tools.planning_goal(task) if planning else task)
         else:
             result = LoopResult(Stop("failed", reason=problem), 0, Usage(), 0.0, True)
         stop = result.stop
@@ -289,6 +298,7 @@ async def run_task(
             cost_known=result.cost_known,
             duration=round(time.monotonic() - started, 3),
             network=journal.summary(),
+            proposals=list(stop.proposals),
         )
         transcript.write(Footer(**dict(ending)))
         warnings += workspace.warnings + guidance.warnings

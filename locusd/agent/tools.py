@@ -40,7 +40,7 @@ from locusd.agent.report import Approver
 from locusd.agent.sandbox import Sandbox
 from locusd.agent.scratch import SCRATCH_QUOTA, Scratch
 from locusd.agent.search import MAX_FILE_BYTES, Found, PatternError, compile_pattern, search_files
-from locusd.agent.transcript import Evidence, FollowUp, Outcome
+from locusd.agent.transcript import Evidence, FollowUp, Outcome, Proposal
 from locusd.agent.verify import VerifyCommand, check_changes, evidence
 from locusd.errors import describe
 from locusd.git.cli import GitFailed, TimedOut
@@ -59,6 +59,7 @@ class Stop:
     reason: str | None = None
     summary: str | None = None
     question: str | None = None
+    proposals: tuple[Proposal, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class Workspace:
     scratch_quota: int = SCRATCH_QUOTA
     read_limit: int = 256_000
     output_limit: int = 30_000
+    #: The tools this run may call (None: the work tool set, :data:`WORK_TOOLS`); a planning
+    #: run's are read-only (:mod:`locusd.agent.planning`).
+    tools: frozenset[str] | None = None
     follow_ups: list[FollowUp] = field(default_factory=list)
     verifications: list[Evidence] = field(default_factory=list)
     verify_failures: int = 0
@@ -652,9 +656,15 @@ async def create_follow_up(ws: Workspace, args: CreateFollowUp) -> ToolResult:
 
 # --- dispatch ----------------------------------------------------------------------------
 
+#: A work run's tools: every tool this module defines (others, such as the planning run's
+#: ``propose_tasks``, are registered elsewhere and offered only to their own kind of run).
+WORK_TOOLS = frozenset(TOOLS)
 
-def specs() -> list[ToolSpec]:
-    return [t.spec() for t in TOOLS.values()]
+
+def specs(names: frozenset[str] | None = None) -> list[ToolSpec]:
+    """The tools ``names`` (None: :data:`WORK_TOOLS`) as the model sees them."""
+    offered = WORK_TOOLS if names is None else names
+    return [t.spec() for t in TOOLS.values() if t.name in offered]
 
 
 def _validation_message(name: str, exc: ValidationError) -> str:
@@ -663,10 +673,12 @@ def _validation_message(name: str, exc: ValidationError) -> str:
 
 async def execute(ws: Workspace, call: ToolUseBlock) -> ToolResult:
     """Run one tool call; mistakes come back as error results for the model to correct."""
-    found = TOOLS.get(call.name)
+    offered = WORK_TOOLS if ws.tools is None else ws.tools
+    found = TOOLS.get(call.name) if call.name in offered else None
     if found is None:
+        names = ", ".join(name for name in TOOLS if name in offered)
         return ToolResult(
-            f"there is no tool {call.name!r}; the tools are {', '.join(TOOLS)}", is_error=True
+            f"there is no tool {call.name!r} in this run; the tools are {names}", is_error=True
         )
     if "__invalid_json__" in call.input:
         return ToolResult(

@@ -189,6 +189,22 @@ class FollowUp(_Record):
     description: str = ""
 
 
+#: A planning run's bounds: what one proposal may hold, and how many a run may make.
+MAX_PROPOSALS = 10
+MAX_LIKELY_FILES = 20
+
+
+class Proposal(_Record):
+    """A task a planning run proposes (``propose_tasks``): only its text can ever leave the
+    machine, and only once the person accepts it."""
+
+    title: str = Field(min_length=1, max_length=200, pattern=r"^[^\n\r]*\S[^\n\r]*$")
+    description: str = Field("", max_length=4000)
+    likely_files: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=MAX_LIKELY_FILES
+    )
+
+
 class Ending(_Record):
     """How a run ended: the footer of its transcript, and the core of its report."""
 
@@ -206,6 +222,8 @@ class Ending(_Record):
     duration: float
     #: What the commands reached through the egress proxy, and what it refused.
     network: list[NetworkUse] = Field(default_factory=list)
+    #: A planning run's result: the tasks it proposes (none for a work run).
+    proposals: list[Proposal] = Field(default_factory=list)
 
 
 class Footer(Ending):

@@ -39,6 +39,10 @@ COMMANDS = {
         "Forget the cloud secret (and revoke a user session on the cloud).",
     ),
     "logs": Lazy("locusd.cli.runs:logs_command", "A run's events (what the agent said and did)."),
+    "plan": Lazy(
+        "locusd.cli.plan:plan",
+        "Ask the agent to propose tasks (it reads the code here); accept them into the backlog.",
+    ),
     "review": Lazy(
         "locusd.cli.review:review", "Review a run's changes (and decide, commit or discard them)."
     ),

@@ -287,6 +287,17 @@ RunState = Literal[
 ]
 
 
+class PlanProposal(Wire):
+    """One task a planning run proposes: text for a person to accept or skip. Only an
+    accepted one's title and description ever reach the cloud."""
+
+    number: int = Field(ge=1, description="its place in the run's list (what --accept names)")
+    title: str
+    description: str = ""
+    likely_files: list[str] = Field(default_factory=list)
+    task_id: int | None = Field(None, description="the cloud task made of it, once accepted")
+
+
 class Run(Wire):
     run_id: str
     task_id: int | None = Field(None, description="the cloud task, or None for a local run")
@@ -321,6 +332,12 @@ class Run(Wire):
         None,
         description="the agent chosen for this run (`--agent`), kept for its next"
         " rounds; None: the user's config decides",
+    )
+    kind: Literal["work", "plan"] = Field(
+        "work", description="plan: a planning run (locus plan), read-only, ending in proposals"
+    )
+    proposals: list[PlanProposal] = Field(
+        default_factory=list, description="a planning run's proposed tasks, once it has ended"
     )
 
     @computed_field(  # type: ignore[prop-decorator]
@@ -367,6 +384,33 @@ class RunStartParams(Wire):
     mode: Mode | None = _mode("the run")
     agent: str | None = _agent("the run")
     model_env: dict[ModelVar, str] = _model_env()
+
+
+class PlanStartParams(Wire):
+    """A planning run in a checkout: the built-in agent reads it and proposes tasks."""
+
+    repo: str = Field(description="absolute path of a git checkout")
+    goal: str = Field(min_length=1, max_length=8000, description="what the tasks should achieve")
+    replay: str | None = Field(None, description="a transcript to replay instead of a model")
+    model_env: dict[ModelVar, str] = _model_env()
+
+
+class PlanShowParams(RunRef):
+    wait: bool = Field(False, description="answer once the run has ended")
+
+
+class PlanAcceptParams(RunRef):
+    numbers: list[int] = Field(
+        min_length=1, description="the proposals to create as tasks (their numbers, from 1)"
+    )
+    project: str | None = Field(
+        None, description="the project's slug or number (default: the one of the checkout)"
+    )
+
+
+class PlanAccepted(Wire):
+    run: Run
+    created: list[Task] = Field(description="the accepted proposals' tasks, in the backlog")
 
 
 class WorkerStartParams(Wire):

@@ -83,6 +83,25 @@ METHODS: dict[str, Method] = {
         Method("locus/worker/stop", Empty, m.WorkerStatus, "Stop claiming (runs go on)."),
         Method("locus/runs/start", m.RunStartParams, m.Run, "Start a local run (no cloud)."),
         Method("locus/runs/list", Empty, m.RunList, "Every run the daemon knows."),
+        Method(
+            "locus/plan/start",
+            m.PlanStartParams,
+            m.Run,
+            "Start a planning run: the agent reads the checkout (read-only) and proposes tasks.",
+        ),
+        Method(
+            "locus/plan/show",
+            m.PlanShowParams,
+            m.Run,
+            "A planning run with its proposals (with wait: once it has ended).",
+        ),
+        Method(
+            "locus/plan/accept",
+            m.PlanAcceptParams,
+            m.PlanAccepted,
+            "Create the chosen proposals as backlog tasks in the checkout's project (again:"
+            " no duplicate).",
+        ),
         Method("locus/runs/show", m.RunRef, m.Run, "One run."),
         Method(
             "locus/runs/resolve",

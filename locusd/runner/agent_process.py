@@ -171,6 +171,7 @@ async def run_in_child(
     continue_in: Worktree | None = None,
     program: Sequence[str] = CHILD,
     model_env: ModelEnv | None = None,
+    planning: bool = False,
 ) -> RunReport:
     """``run_task`` in a child process (``program``; the default is the agent's entry point).
     The provider is built there from ``config``, ``replay`` and its environment: the daemon's,
@@ -184,6 +185,7 @@ async def run_in_child(
         task_id=task_id,
         attended=approver is not None,
         continue_in=continue_in,
+        planning=planning,
     )
     process = await asyncio.create_subprocess_exec(
         *program,

@@ -40,6 +40,7 @@ from locusd.protocol.messages import (
     ApprovalRequest,
     ApprovalResolved,
     NeedsYou,
+    PlanProposal,
     Run,
     RunEvent,
     RunEventKind,
@@ -310,6 +311,7 @@ class Runs:
         mode: Mode | None = None,
         model_env: ModelEnv | None = None,
         agent: str | None = None,
+        planning: bool = False,
     ) -> Run:
         """Record a new run (``starting``; with an attempt, its ``running`` report in the same
         transaction) and set the agent going; the run goes on after this returns. It runs with
@@ -326,6 +328,7 @@ class Runs:
             started_at=now(),
             mode=mode,
             agent=agent,
+            kind="plan" if planning else "work",
         )
         with self.store.db.transaction():
             self.store.save(run, attempt_id=attempt.id if attempt is not None else None)
@@ -371,6 +374,7 @@ class Runs:
                 on_worktree=lambda worktree: self._worktree(run.run_id, worktree),
                 continue_in=continue_in,
                 model_env=model_env,
+                planning=run.kind == "plan",
             )
         except AgentProcessError as exc:
             log.error("run %s failed: %s", run.run_id, exc)
@@ -441,6 +445,10 @@ class Runs:
             transcript=report.transcript,
             cost_usd=report.cost_usd,
             ended_at=now(),
+            proposals=[
+                PlanProposal(number=number, **proposal.model_dump())
+                for number, proposal in enumerate(report.proposals, 1)
+            ],
         )
 
     def _worktree(self, run_id: str, worktree: Worktree) -> None:

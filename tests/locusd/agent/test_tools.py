@@ -843,7 +843,15 @@ async def test_create_follow_up_is_recorded(ws: Workspace) -> None:
 async def test_unknown_tool(ws: Workspace) -> None:
     result = await call(ws, "delete_everything", {"path": "."})
     assert result.is_error and "'delete_everything'" in result.content
-    assert all(name in result.content for name in tools.TOOLS)
+    assert all(name in result.content for name in tools.WORK_TOOLS)
+
+
+async def test_a_work_run_is_not_offered_the_planning_tool(ws: Workspace) -> None:
+    import locusd.agent.planning  # noqa: F401  (registers propose_tasks)
+
+    assert "propose_tasks" not in {spec.name for spec in tools.specs()}
+    result = await call(ws, "propose_tasks", {"proposals": [{"title": "t"}]})
+    assert result.is_error and result.stop is None and "no tool 'propose_tasks'" in result.content
 
 
 @pytest.mark.parametrize(
@@ -876,9 +884,9 @@ async def test_invalid_json_arguments(ws: Workspace, repo: Path) -> None:
 
 
 def test_specs_describe_every_tool() -> None:
-    specs = tools.specs()
-    names = [s.name for s in specs]
-    assert names == list(tools.TOOLS)
+    names = [s.name for s in tools.specs()]
+    assert names == [name for name in tools.TOOLS if name in tools.WORK_TOOLS]
+    specs = tools.specs(frozenset(tools.TOOLS))  # the planning run's propose_tasks too
     assert set(names) >= {
         *("read_file", "list_files", "search", "edit_file", "write_file", "run_command"),
         *("run_verify", "finish", "ask_user", "create_follow_up"),
