@@ -140,6 +140,8 @@ class DaemonClient:
         elif "method" in message:
             self.on_notification(message["method"], message.get("params") or {})
         elif (future := self._pending.pop(int(message.get("id") or 0), None)) is not None:
+            if future.done():  # its caller gave up (cancelled): the answer has no taker
+                return
             if "error" in message:
                 error = message["error"]
                 future.set_exception(

@@ -291,7 +291,9 @@ class PlanProposal(Wire):
     """One task a planning run proposes: text for a person to accept or skip. Only an
     accepted one's title and description ever reach the cloud."""
 
-    number: int = Field(ge=1, description="its place in the run's list (what --accept names)")
+    number: int = Field(
+        ge=1, description="its place in the run's list (what locus plan --accept names)"
+    )
     title: str
     description: str = ""
     likely_files: list[str] = Field(default_factory=list)
@@ -325,13 +327,13 @@ class Run(Wire):
     )
     mode: Mode | None = Field(
         None,
-        description="the permission mode chosen for this run (`--mode`), kept for its"
-        " next rounds; None: the user's config decides",
+        description="the permission mode chosen for this run (`locus run --mode`), kept for"
+        " its next rounds; None: the user's config decides",
     )
     agent: str | None = Field(
         None,
-        description="the agent chosen for this run (`--agent`), kept for its next"
-        " rounds; None: the user's config decides",
+        description="the agent chosen for this run (`locus run --agent`), kept for its"
+        " next rounds; None: the user's config decides",
     )
     kind: Literal["work", "plan"] = Field(
         "work", description="plan: a planning run (locus plan), read-only, ending in proposals"
