@@ -137,5 +137,5 @@ def test_schema_describes_every_record(tmp_path: Path) -> None:
     mapping = schema["discriminator"]["mapping"]
     assert set(mapping) == {
         *("header", "request", "response", "tool_call", "tool_result"),
-        *("verification", "note", "egress", "acp", "footer"),
+        *("verification", "note", "egress", "acp", "model_call", "footer"),
     }
