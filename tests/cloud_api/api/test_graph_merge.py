@@ -1,0 +1,125 @@
+"""Workers' graph uploads (``POST /worker/projects/{id}/graph``), merged per project.
+
+Two checkouts of one real repository at different commits, indexed by the daemon's own indexer
+and payload builder: the stored graph is the union of both workers' uploads, a worker's next
+upload removes only what it dropped and no other worker holds, the same upload twice changes
+nothing, and co-change edges keep their weight."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from locusd.graph.index import index_checkout
+from locusd.graph.payload import HistoryStats, PathHistory, build_payload
+from tests.conftest import Cloud
+from tests.support.client import Worker
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
+        cwd=cwd, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def commit(repo: Path, files: dict[str, str | None], message: str) -> None:
+    for name, text in files.items():
+        path = repo / name
+        if text is None:
+            git(repo, "rm", "-q", name)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            git(repo, "add", name)
+    git(repo, "commit", "-qm", message)
+
+
+def body(checkout: Path, state: Path, co_change: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """What the daemon would send for ``checkout`` (its indexer, its payload builder)."""
+    structure = index_checkout(checkout, state, save=False).structure
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    paths = {p: PathHistory(n, when) for pair, n in co_change.items() for p in pair}
+    payload = build_payload(structure, HistoryStats(co_change=co_change, paths=paths))
+    return payload.upsert.model_dump(mode="json")
+
+
+def stored(got: dict[str, Any]) -> tuple[set[tuple[str, str]], dict[tuple[str, str, str], Any]]:
+    keys = {n["id"]: (n["kind"], n["key"]) for n in got["nodes"]}
+    edges = {
+        (keys[e["src_id"]][1], keys[e["dst_id"]][1], e["kind"]): e["weight"] for e in got["edges"]
+    }
+    return set(keys.values()), edges
+
+
+async def test_two_workers_uploads_merge_and_each_replaces_only_its_own(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commit(repo, {"app/main.py": "x", "app/old.py": "x", "README.md": "x"}, "one")
+    old = git(repo, "rev-parse", "HEAD")
+    commit(repo, {"app/old.py": None, "app/new.py": "x", "lib/util.rs": "x"}, "two")
+    behind = tmp_path / "behind"
+    git(tmp_path, "clone", "-q", str(repo), str(behind))
+    git(behind, "checkout", "-q", old)
+    state = tmp_path / "state"
+
+    a = await Worker.create(cloud.api, cloud.project_id, "ahead")
+    b = await Worker.create(cloud.api, cloud.project_id, "behind")
+    url = f"/worker/projects/{cloud.project_id}/graph"
+    a_body = body(repo, state, {("app/main.py", "app/new.py"): 7})
+    b_body = body(behind, state, {("app/main.py", "app/old.py"): 3})
+    (await a.api.post(url, a_body)).ok()
+    (await b.api.post(url, b_body)).ok()
+    graph = f"/projects/{cloud.project_id}/graph"
+    nodes, edges = stored((await cloud.api.get(graph)).ok())
+    assert {("file", "app/old.py"), ("file", "app/new.py"), ("file", "lib/util.rs")} <= nodes
+    assert edges[("app/main.py", "app/new.py", "co_change")] == 7
+    assert edges[("app/main.py", "app/old.py", "co_change")] == 3
+
+    # Same upload again: nothing changes (the outbox's retry).
+    before = (await cloud.api.get(graph)).ok()
+    again = (await b.api.post(url, b_body)).ok()
+    assert (again["removed_nodes"], again["removed_edges"]) == (0, 0)
+    after = (await cloud.api.get(graph)).ok()
+    assert stored(after) == stored(before)
+    assert [n["id"] for n in after["nodes"]] == [n["id"] for n in before["nodes"]]
+
+    # The behind checkout catches up: old.py (only it held) goes, new.py (ahead holds) stays.
+    git(behind, "checkout", "-q", git(repo, "rev-parse", "HEAD"))
+    caught_up = (
+        await b.api.post(url, body(behind, state, {("app/main.py", "app/new.py"): 9}))
+    ).ok()
+    assert caught_up["removed_nodes"] == 1 and caught_up["removed_edges"] == 1
+    nodes, edges = stored((await cloud.api.get(graph)).ok())
+    assert ("file", "app/old.py") not in nodes
+    assert ("file", "app/new.py") in nodes and ("file", "lib/util.rs") in nodes
+    assert ("app/main.py", "app/old.py", "co_change") not in edges
+    assert edges[("app/main.py", "app/new.py", "co_change")] == 9  # the newest upload's weight
+
+    # Ahead uploads nothing at all: what behind still holds stays.
+    (await a.api.post(url, {"nodes": [], "edges": []})).ok()
+    nodes, edges = stored((await cloud.api.get(graph)).ok())
+    assert ("file", "app/new.py") in nodes and ("app/main.py", "app/new.py", "co_change") in edges
+
+
+async def test_a_persons_nodes_are_never_collected(cloud: Cloud) -> None:
+    """A node a person wrote (no worker holds it) survives a worker dropping it."""
+    graph = f"/projects/{cloud.project_id}/graph"
+    node = {"kind": "note", "key": "by hand"}
+    (await cloud.api.post(graph, {"nodes": [node]})).ok()
+    w = await Worker.create(cloud.api, cloud.project_id, "w")
+    url = f"/worker/projects/{cloud.project_id}/graph"
+    a_py = {"kind": "file", "key": "a.py"}
+    (
+        await w.api.post(url, {"nodes": [a_py], "edges": [{"src": a_py, "dst": node, "kind": "x"}]})
+    ).ok()
+    dropped = (await w.api.post(url, {"nodes": [{"kind": "file", "key": "b.py"}]})).ok()
+    assert (dropped["removed_nodes"], dropped["removed_edges"]) == (1, 1)  # a.py and its edge
+    nodes, _ = stored((await cloud.api.get(graph)).ok())
+    assert ("file", "a.py") not in nodes
+    assert {("note", "by hand"), ("file", "b.py")} <= nodes
