@@ -7,6 +7,8 @@ nothing, and co-change edges keep their weight."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,41 @@ async def test_a_persons_nodes_are_never_collected(cloud: Cloud) -> None:
     nodes, _ = stored((await cloud.api.get(graph)).ok())
     assert ("file", "a.py") not in nodes
     assert {("note", "by hand"), ("file", "b.py")} <= nodes
+
+
+def files(names: range, tag: str) -> dict[str, Any]:
+    """File nodes ``f{i}`` and a co-change edge between neighbours, weighted by ``tag``'s
+    length (so two bodies over the same files differ only in weights)."""
+    nodes = [{"kind": "file", "key": f"f{i}"} for i in names]
+    edges = [
+        {"src": a, "dst": b, "kind": "co_change", "weight": len(tag)}
+        for a, b in itertools.pairwise(nodes)
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+async def test_workers_uploading_and_dropping_at_once_end_with_the_union(cloud: Cloud) -> None:
+    """Three workers upload overlapping graphs at once, each then dropping half of its own
+    (what another still holds must survive, its edges too): every answer is 200, or a 409 the
+    outbox sends again (a node deleted meanwhile) — never a 500 (a PostgreSQL deadlock)."""
+    url = f"/worker/projects/{cloud.project_id}/graph"
+    workers = [await Worker.create(cloud.api, cloud.project_id, f"w{i}") for i in range(3)]
+    plans = [
+        [files(range(i * 300, i * 300 + 600), "x" * i), files(range(i * 300, i * 300 + 300), "y")]
+        for i in range(3)
+    ]
+
+    async def run(worker: Worker, bodies: list[dict[str, Any]]) -> None:
+        for sent in bodies:
+            reply = await worker.api.post(url, sent)
+            while reply.status == 409:
+                reply = await worker.api.post(url, sent)
+            reply.ok()
+
+    await asyncio.gather(*(run(w, plan) for w, plan in zip(workers, plans, strict=True)))
+    nodes, edges = stored((await cloud.api.get(f"/projects/{cloud.project_id}/graph")).ok())
+    last = [plan[-1] for plan in plans]
+    assert nodes == {("file", n["key"]) for b in last for n in b["nodes"]}
+    assert set(edges) == {
+        (e["src"]["key"], e["dst"]["key"], e["kind"]) for b in last for e in b["edges"]
+    }
