@@ -132,3 +132,20 @@ async def test_workers_uploading_and_dropping_at_once_end_with_the_union(cloud: 
     assert set(edges) == {
         (e["src"]["key"], e["dst"]["key"], e["kind"]) for b in last for e in b["edges"]
     }
+
+
+async def test_an_unregistered_worker_and_an_oversized_upload_are_refused(cloud: Cloud) -> None:
+    url = f"/worker/projects/{cloud.project_id}/graph"
+    token = (
+        await cloud.api.post(f"/projects/{cloud.project_id}/tokens", {"worker_name": "new"})
+    ).ok(201)
+    unregistered = await cloud.api.as_(token["token"]).post(url, {"nodes": []})
+    assert unregistered.status == 409 and "register" in unregistered.body["detail"]
+    w = await Worker.create(cloud.api, cloud.project_id, "w")
+    too_many = await w.api.post(url, files(range(5001), "x"))
+    assert too_many.status == 422 and "nodes" in str(too_many.body)
+    heavy = files(range(2), "x")
+    heavy["edges"][0]["weight"] = 2**31
+    assert (await w.api.post(url, heavy)).status == 422
+    nodes, _ = stored((await cloud.api.get(f"/projects/{cloud.project_id}/graph")).ok())
+    assert nodes == set()  # nothing written by a refused upload
