@@ -15,12 +15,14 @@ from cloud_api.schemas.common import MAX_INT, Query
 from cloud_api.schemas.graph import (
     EdgeOut,
     GraphOut,
+    GraphUploadOut,
     GraphUpsert,
     GraphUpsertOut,
     NodeKind,
     NodeOut,
 )
 from cloud_api.store import graph as store
+from cloud_api.store import graph_sources as sources
 from cloud_api.store.tables import graph_edges, graph_nodes
 
 router = Router("graph")
@@ -46,6 +48,46 @@ class GraphQuery(Query):
 async def upsert_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUpsertOut:
     """Nodes, then edges, each in short transactions (:mod:`cloud_api.store.graph`): every
     check that can refuse the upload runs before the first write."""
+    await _write(ctx, project_id, body)
+    return GraphUpsertOut(nodes=len(body.nodes), edges=len(body.edges))
+
+
+# The route the daemon's outbox calls with the graph `locus graph show` prints.
+@router.post(
+    "/worker/projects/{project_id}/graph",
+    summary="Upload this worker's graph of the project (replaces its previous upload)",
+    permission=Permission(Action.WORK, on="project_id"),
+    idempotent=False,
+)
+async def upload_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUploadOut:
+    """The worker's whole graph of the project. Merged with other workers' uploads: nodes and
+    edges are their union (a node's attributes and an edge's weight are the newest upload's);
+    what this worker's previous upload had and this one has not is deleted unless another
+    worker's upload holds it. The same body sent again changes nothing (the retry of a lost
+    answer); chunked and not atomic like the upsert above."""
+    worker = ctx.me.worker()
+    node_ids, edge_keys = await _write(ctx, project_id, body)
+    try:
+        edge_ids = await store.edge_ids(ctx.db, project_id, edge_keys)
+        if len(edge_ids) < len(set(edge_keys)):
+            raise _deleted_meanwhile()
+        removed_nodes, removed_edges = await sources.replace(
+            ctx.db, worker.id, node_ids, edge_ids.values()
+        )
+    except IntegrityError:
+        raise _deleted_meanwhile() from None
+    return GraphUploadOut(
+        nodes=len(body.nodes),
+        edges=len(body.edges),
+        removed_nodes=removed_nodes,
+        removed_edges=removed_edges,
+    )
+
+
+async def _write(
+    ctx: Ctx, project_id: int, body: GraphUpsert
+) -> tuple[list[int], list[store.EdgeKey]]:
+    """Upsert ``body``; the ids of its nodes and the keys of its edges."""
     nodes = {(n.kind, n.key): n.attrs for n in body.nodes}  # a repeated node: the last wins
     ends = [((e.src.kind, e.src.key), (e.dst.kind, e.dst.key)) for e in body.edges]
     known = await store.node_ids(
@@ -64,15 +106,16 @@ async def upsert_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUps
     ids = await store.node_ids(ctx.db, project_id, [*nodes, *known])
     if len(ids) < len(nodes) + len(known):
         raise _deleted_meanwhile()
+    # a repeated edge: the last weight wins
+    edges = {
+        (ids[src], ids[dst], e.kind): e.weight
+        for (src, dst), e in zip(ends, body.edges, strict=True)
+    }
     try:
-        await store.insert_edges(
-            ctx.db,
-            project_id,
-            ((ids[src], ids[dst], e.kind) for (src, dst), e in zip(ends, body.edges, strict=True)),
-        )
+        await store.upsert_edges(ctx.db, project_id, edges)
     except IntegrityError:
         raise _deleted_meanwhile() from None
-    return GraphUpsertOut(nodes=len(body.nodes), edges=len(body.edges))
+    return [ids[ref] for ref in nodes], list(edges)
 
 
 def _deleted_meanwhile() -> ApiError:

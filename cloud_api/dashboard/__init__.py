@@ -17,13 +17,14 @@ from cloud_api.dashboard.views import (
     backlog,
     board,
     bulk,
+    graph,
     needs_you,
     projects,
     tasks,
     workers,
 )
 
-VIEWS = [auth, projects, board, bulk, backlog, tasks, workers, needs_you]
+VIEWS = [auth, projects, board, bulk, backlog, tasks, workers, graph, needs_you]
 
 
 def install(app: Application) -> None:

@@ -30,14 +30,20 @@ class NodeIn(NodeRef):
     attrs: Attrs = Field(default_factory=dict)
 
 
+#: A co-change pair's count, or another edge's strength (the newest upload's value is kept).
+Weight = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class EdgeIn(Body):
     src: NodeRef
     dst: NodeRef
     kind: NodeKind
+    weight: Weight | None = None
 
 
 class GraphUpsert(Body):
-    """Nodes are added or their attributes replaced; edges are added if new. An edge's ends
+    """Nodes are added or their attributes replaced; edges are added or their weight
+    replaced. An edge's ends
     must be in `nodes` or already in the graph (else 422, nothing written). The upload is
     written in chunks of 500 rows, each committed by itself: readers may see part of it while
     it runs, and if the answer is lost part may be written. Send the same upload again: it is
@@ -61,6 +67,7 @@ class EdgeOut(Out):
     src_id: int
     dst_id: int
     kind: str
+    weight: int | None
 
 
 class GraphOut(Out):
@@ -71,3 +78,11 @@ class GraphOut(Out):
 class GraphUpsertOut(Out):
     nodes: int
     edges: int
+
+
+class GraphUploadOut(GraphUpsertOut):
+    """A worker's upload: what it sent, and what its previous upload had that this one has
+    not and no other contributor holds (so it was deleted)."""
+
+    removed_nodes: int
+    removed_edges: int

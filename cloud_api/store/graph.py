@@ -73,14 +73,39 @@ async def node_ids(db: Database, project_id: int, refs: Iterable[NodeKey]) -> di
     return ids
 
 
-async def insert_edges(db: Database, project_id: int, edges: Iterable[EdgeKey]) -> None:
-    """Insert the edges that are new, in key order, a chunk per transaction. Raises
+async def upsert_edges(db: Database, project_id: int, edges: Mapping[EdgeKey, int | None]) -> None:
+    """Insert each edge or replace its weight, in key order, a chunk per transaction. Raises
     IntegrityError if a node they name was deleted meanwhile."""
-    stmt = insert_for(db.backend, graph_edges).on_conflict_do_nothing()
+    stmt = insert_for(db.backend, graph_edges)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[
+            graph_edges.c.project_id,
+            graph_edges.c.src_id,
+            graph_edges.c.dst_id,
+            graph_edges.c.kind,
+        ],
+        set_={"weight": stmt.excluded.weight},
+    )
     rows = [
-        {"project_id": project_id, "src_id": src, "dst_id": dst, "kind": kind}
-        for src, dst, kind in sorted(set(edges))
+        {"project_id": project_id, "src_id": src, "dst_id": dst, "kind": kind, "weight": weight}
+        for (src, dst, kind), weight in sorted(edges.items())
     ]
     for chunk in chunks(rows):
         async with db.write() as tx:
             await tx.conn.execute(stmt, chunk)
+
+
+async def edge_ids(db: Database, project_id: int, keys: Iterable[EdgeKey]) -> dict[EdgeKey, int]:
+    """The ids of those of ``keys`` that exist (a read)."""
+    wanted = sorted(set(keys))
+    ids: dict[EdgeKey, int] = {}
+    c = graph_edges.c
+    async with db.read() as conn:
+        for chunk in chunks(wanted, LOOKUP_ROWS // 3):  # three variables a key
+            rows = await conn.execute(
+                select(c.id, c.src_id, c.dst_id, c.kind).where(
+                    c.project_id == project_id, tuple_(c.src_id, c.dst_id, c.kind).in_(chunk)
+                )
+            )
+            ids.update({(r.src_id, r.dst_id, r.kind): r.id for r in rows})
+    return ids

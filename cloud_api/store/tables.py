@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -256,7 +257,26 @@ graph_edges = Table(
     _fk("src_id", "graph_nodes.id"),
     _fk("dst_id", "graph_nodes.id"),
     Column("kind", String(32), nullable=False),
+    Column("weight", Integer, nullable=True),  # a co-change pair's count; the newest is kept
     UniqueConstraint("project_id", "src_id", "dst_id", "kind", name="uq_graph_edges_key"),
+)
+
+# Which worker's upload holds which node and edge (a person's upsert holds none): a worker's
+# upload replaces only its own set, and a row goes when no worker holds it any more.
+graph_node_sources = Table(
+    "graph_node_sources",
+    metadata,
+    _fk("node_id", "graph_nodes.id"),
+    _fk("worker_id", "workers.id"),
+    PrimaryKeyConstraint("node_id", "worker_id"),
+)
+
+graph_edge_sources = Table(
+    "graph_edge_sources",
+    metadata,
+    _fk("edge_id", "graph_edges.id"),
+    _fk("worker_id", "workers.id"),
+    PrimaryKeyConstraint("edge_id", "worker_id"),
 )
 
 idempotency_keys = Table(

@@ -144,9 +144,9 @@ def _groups(structure: Structure, history: HistoryStats) -> Iterator[_Group]:
             [_edge(ref, _ref("file", p), "touched") for p in files],
         )
     pairs = {tuple(sorted(pair)): n for pair, n in history.co_change.items()}
-    for (a, b), _weight in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
+    for (a, b), weight in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
         if a != b and a in known and b in known:
-            edge = _edge(_ref("file", a), _ref("file", b), "co_change")
+            edge = {**_edge(_ref("file", a), _ref("file", b), "co_change"), "weight": weight}
             yield _Group([_file(a, history), _file(b, history)], [edge])
     changed = sorted(
         (p for p in history.paths if p in known),

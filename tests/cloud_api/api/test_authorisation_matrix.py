@@ -20,13 +20,14 @@ import aiohttp
 from tests.conftest import Cloud
 from tests.support.client import Api, Worker, new_user
 
-READ, WRITE, MANAGE, GRAPH = "read", "write_tasks", "manage", "write_graph"
+READ, WRITE, MANAGE, GRAPH, WORK = "read", "write_tasks", "manage", "write_graph", "work"
 #: What each role's permission grants (docs/architecture.md, Roles).
 GRANTS = {
     READ: {"owner", "member", "viewer", "worker"},
     WRITE: {"owner", "member"},
     MANAGE: {"owner"},
     GRAPH: {"owner", "member", "worker"},
+    WORK: {"worker"},
 }
 #: Each principal's role in the project's organisation (admins act as owners everywhere).
 ROLES: dict[str, str | None] = {
@@ -98,6 +99,7 @@ ROUTES: list[tuple[str, str, Rule, dict[str, Any] | None]] = [
     ("POST", "/projects/{project}/graph", (GRAPH, "project"), {"nodes": []}),
     ("GET", "/projects/{project}/graph", (READ, "project"), None),
     ("DELETE", "/projects/{project}/graph/nodes/999999", (GRAPH, "project"), None),
+    ("POST", "/worker/projects/{project}/graph", (WORK, "project"), {"nodes": []}),
 ]
 
 

@@ -72,7 +72,7 @@ def test_a_route_without_one_clear_policy_is_refused_when_declared(
 
 def test_every_route_declares_its_policy_and_exports_the_guarded_handler() -> None:
     routes = all_routes()
-    assert len(routes) == 54
+    assert len(routes) == 55
     for route in routes:
         assert route.policy.principals in Principals
         if route.policy.permission is not None:

@@ -52,6 +52,7 @@ def test_the_payload_is_the_clouds_schema_and_deterministic() -> None:
         ("41", "src/app/hot.py", "touched"),
         ("src/app/hot.py", "src/app/warm.py", "co_change"),
     }
+    assert [e.weight for e in upsert.edges if e.kind == "co_change"] == [4]  # the pair's count
     hot = next(n for n in upsert.nodes if n.key == "src/app/hot.py")
     assert hot.attrs == {
         "language": "python",
