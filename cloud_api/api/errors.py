@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from cloud_api.schemas.common import FieldError, Problem
 from cloud_api.services import SETTINGS
@@ -150,8 +151,29 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
             log.debug("client hung up on %s %s", request.method, request.path)
             return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
         return _internal_error(request)
+    except DBAPIError as exc:
+        if not write_race(exc):
+            return _internal_error(request)
+        log.info("write race on %s %s: %s", request.method, request.path, exc.orig)
+        return problem_response(
+            conflict(
+                "another request wrote the same rows at the same moment and the database chose"
+                " this one to give way (nothing of it was kept); send it again"
+            ).problem,
+            [("Retry-After", "1")],  # a 409 without it is final to a worker (it would give up)
+        )
     except Exception:
         return _internal_error(request)
+
+
+#: PostgreSQL's SQLSTATEs for a transaction the database aborted to let another through: a
+#: deadlock and a serialization failure. Sending the request again is the cure.
+WRITE_RACE_STATES = frozenset({"40P01", "40001"})
+
+
+def write_race(exc: DBAPIError) -> bool:
+    """Whether the database aborted this transaction for another's sake (the client may retry)."""
+    return getattr(exc.orig, "sqlstate", None) in WRITE_RACE_STATES
 
 
 def _internal_error(request: web.Request) -> web.Response:
