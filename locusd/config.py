@@ -140,6 +140,11 @@ class AgentConfig(BaseModel):
         " 'codex', 'gemini' (ACP agents, docs/acp.md) or the NAME of an [agents.NAME] table."
         " Yours only: never .locus.toml",
     )
+    hints: bool = Field(
+        True,
+        description="end a run's first message with the files it likely touches, ranked from"
+        " the repository's history (docs/graph.md, Hints)",
+    )
     budget: Budget = Field(default_factory=Budget)
     policy: CommandPolicy = Field(default_factory=CommandPolicy)
 

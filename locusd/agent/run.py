@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from locusd import repo_config
-from locusd.agent import caches, sandbox, tools
+from locusd.agent import caches, hints, sandbox, tools
 from locusd.agent import planning as planning_tools
 from locusd.agent.commands import registry_env, scrubbed_env
 from locusd.agent.egress.journal import Journal
@@ -28,6 +28,7 @@ from locusd.agent.loop import NUDGE, SYSTEM_PROMPT, Agent, LoopResult
 from locusd.agent.messages import Usage
 from locusd.agent.policy import CONTAINER_WARNING
 from locusd.agent.providers import ConfigurationError, Provider
+from locusd.agent.providers.replay import ReplayProvider
 from locusd.agent.report import Approver, Event, OnEvent, RunReport, local_task_id, repo_key
 from locusd.agent.tools import Stop, Workspace
 from locusd.agent.transcript import Ending, Footer, Header, TranscriptWriter
@@ -213,6 +214,16 @@ async def run_task(
     system = planning_tools.SYSTEM_PROMPT if planning else SYSTEM_PROMPT
     guidance = Guidance(workspace.files)  # the file tools' own confined open
     instructions = await asyncio.to_thread(guidance.at_start, task)
+    # A new run's (not a planning run's, not a further round's) file hints; a replay is given
+    # those it was recorded with, so its first message is the recorded one.
+    hinted: str | None = None
+    if isinstance(provider, ReplayProvider):
+        hinted = provider.hints
+    elif agent_config.hints and not planning and continue_in is None and problem is None:
+        phase("ranking file hints")
+        hinted = await _hints(worktrees.checkout, worktree.base_commit, task, warnings)
+    if hinted and on_event is not None:
+        on_event(Event("note", 0, hinted, {"kind": "hints"}))
     transcript = TranscriptWriter(transcript_path)
     try:
         transcript.write(
@@ -229,6 +240,7 @@ async def run_task(
                 # An ACP agent brings its own system prompt and tools: Locus's guidance only.
                 system=system if launch is None else GUIDANCE,
                 instructions=instructions,
+                hints=hinted,
                 tools=tools.specs(workspace.tools) if launch is None else [],
                 started_at=datetime.now(UTC).isoformat(),
             )
@@ -266,7 +278,8 @@ async def run_task(
                     system=system,
                     nudge=planning_tools.NUDGE if planning else NUDGE,
                 )
-            result = await agent.run(planning_tools.planning_goal(task) if planning else task)
+            first = planning_tools.planning_goal(task) if planning else task
+            result = await agent.run(hints.first_message(first, hinted))
         else:
             result = LoopResult(Stop("failed", reason=problem), 0, Usage(), 0.0, True)
         stop = result.stop
@@ -329,3 +342,13 @@ async def run_task(
         transcript=str(transcript_path),
         warnings=warnings,
     )
+
+
+async def _hints(repo: Path, base: str, task: str, warnings: list[str]) -> str | None:
+    """The hints section for ``task`` at ``base``; a history that cannot be read gives none
+    (and a warning): hints help a run, they never stop one."""
+    try:
+        return hints.section(await asyncio.to_thread(hints.compute, repo, base, task))
+    except (GitFailed, TimedOut, RepositoryError, OSError, ValueError) as exc:
+        warnings.append(f"no file hints: the repository's history could not be read: {exc}")
+        return None

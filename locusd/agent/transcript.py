@@ -57,6 +57,8 @@ class Header(_Record):
     config: dict[str, Any]
     system: str
     instructions: str | None
+    #: The file hints section the first message ended with (None: none; older recordings).
+    hints: str | None = None
     tools: list[ToolSpec]
     started_at: str
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from locusd.agent import hints
 from locusd.agent.messages import Message, Request, Response, ToolResultBlock, Usage
 from locusd.agent.providers import OnText, ProviderError
 from locusd.agent.transcript import Header, RequestRecord, ResponseRecord, read
@@ -48,6 +49,8 @@ class ReplayProvider:
         self.path = path
         self.model = header.model
         self.task = header.task
+        #: The hints the recording was made with: a replayed run is given exactly these.
+        self.hints = header.hints
         self.requests = [r for r in records if isinstance(r, RequestRecord)]
         self.responses = [r for r in records if isinstance(r, ResponseRecord)]
         self.turn = 0
@@ -83,9 +86,11 @@ class ReplayProvider:
                 f" this run asked for turn {self.turn}"
             )
         recorded_request = self.requests[self.turn - 1]
-        if self.turn == 1 and request.messages[0].text != self.task:
+        expected = hints.first_message(self.task, self.hints)
+        if self.turn == 1 and request.messages[0].text != expected:
             raise ReplayDivergence(
-                f"{self.path}: recorded for the task {self.task!r}, not {request.messages[0].text!r}"
+                f"{self.path}: recorded for the first message {expected!r},"
+                f" not {request.messages[0].text!r}"
             )
         new = recorded_request.new_messages
         if new and request.messages and _results(request.messages[-1]) != _results(new[-1]):
