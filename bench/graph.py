@@ -10,7 +10,9 @@ skipped). Printed per repository: recall@10 and hit@10 of the hints
 (:func:`locusd.graph.rank.rank`) and of two baselines measured in the same run (the files
 changed most often before the parent; BM25 of the task over path words alone), the hints' gain
 over the best baseline (bar: +5 points recall@10), the full history read and index time, the
-incremental read and index time per commit, and the ranking time per task.
+incremental read and index time per commit, the ranking time per task, and what the hints
+add to a run's start (history read at most ``MAX_COMMITS``, index, rank at HEAD) next to a
+baseline measured alongside (a worktree added at HEAD, which every run start does).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import Figure, machine, output_flags, parser_for, progress, result_of, suite_main
+from locusd.agent import hints
 from locusd.git.repo import Repository, RepositoryError
 from locusd.graph.history import MAX_PATHS, Commit, follow_renames, read_history
 from locusd.graph.rank import HistoryIndex, frequency, path_scores, rank, words
@@ -70,6 +74,8 @@ class Replay:
     index_s: list[float] = field(default_factory=list)
     step_s: list[float] = field(default_factory=list)
     rank_s: list[float] = field(default_factory=list)
+    start_hints_s: float = 0.0
+    start_worktree_s: float = 0.0
 
     def mean(self, name: str) -> float:
         return 100 * statistics.fmean(self.recall[name]) if self.recall[name] else 0.0
@@ -130,6 +136,28 @@ def replay(
     return done
 
 
+def start_cost(repo: Repository, path: Path, rounds: int = 3) -> tuple[float, float]:
+    """Seconds (median of ``rounds``) a run start spends on its hints at HEAD — the history
+    read (at most ``hints.MAX_COMMITS``), indexed and ranked for the newest commit's subject —
+    and, as the baseline measured alongside, on what a run start does without them: adding
+    and removing a detached worktree at HEAD."""
+    head = repo.resolve("HEAD") or "HEAD"
+    task = read_history(repo, limit=1)[-1].message.partition("\n")[0]
+    hinted: list[float] = []
+    bare: list[float] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        target = Path(scratch) / "wt"
+        for _ in range(rounds):
+            started = time.perf_counter()
+            repo.add_worktree(target, head)
+            bare.append(time.perf_counter() - started)
+            repo.remove_worktree(target, force=True)
+            started = time.perf_counter()
+            hints.compute(path, head, task)
+            hinted.append(time.perf_counter() - started)
+    return statistics.median(hinted), statistics.median(bare)
+
+
 def figures(done: Replay) -> list[Figure]:
     key = re.sub(r"[^a-z0-9]+", "_", done.name.lower()).strip("_")
     best = max(done.mean("most_changed"), done.mean("path_bm25"))
@@ -154,6 +182,12 @@ def figures(done: Replay) -> list[Figure]:
         Figure(g, f"{key}_step_ms", "incremental read + index per commit", step, "ms", "",
                None),
         Figure(g, f"{key}_rank_ms", "ranking per task", rank_ms, "ms", "", None),
+        Figure(g, f"{key}_start_hints_ms", "run start: hints (read + index + rank at HEAD)",
+               done.start_hints_s * 1000, "ms", "", None),
+        Figure(g, f"{key}_start_worktree_ms", "run start baseline: worktree add at HEAD",
+               done.start_worktree_s * 1000, "ms", "", None),
+        Figure(g, f"{key}_start_ratio", "hints / worktree add", done.start_hints_s
+               / done.start_worktree_s if done.start_worktree_s else 0.0, "x", "", None),
     ]  # fmt: skip
 
 
@@ -185,6 +219,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ranges: dict[str, str] = {}
     for repo, path in zip(args.opened, args.repos, strict=True):
         done = replay(repo, path.resolve().name, args.commits)
+        done.start_hints_s, done.start_worktree_s = start_cost(repo, path)
         ranges[done.name] = f"{done.first[:12]}..{done.last[:12]}"
         found += figures(done)
     del args.opened

@@ -33,10 +33,8 @@ def compute(repo: Path, base: str, task: str, k: int = TOP_K) -> list[Hint]:
     """The top ``k`` files for ``task`` among those at ``base``, from at most
     :data:`MAX_COMMITS` commits of history up to ``base``."""
     repository = Repository(repo)
-    listed = repository.output("ls-tree", "-r", "-z", "--name-only", "--end-of-options", base)
-    paths = [path for path in listed.split("\0") if path]
     history = HistoryIndex(read_history(repository, until=base, limit=MAX_COMMITS))
-    return rank(paths, history, task, "", k)
+    return rank(repository.paths_at(base), history, task, "", k)
 
 
 def _quoted(text: str) -> str:

@@ -22,6 +22,7 @@ from tests.support.histories import START, commit, constructed_project, git, new
 pytestmark = pytest.mark.timeout(120)
 PER_REPO = {
     *("scored", "skipped", "gain", "index_s", "step_ms", "rank_ms"),
+    *("start_hints_ms", "start_worktree_ms", "start_ratio"),
     *(f"{kind}_{ranker}" for kind in ("recall", "hit") for ranker in ("hints", "most_changed", "path_bm25")),
 }  # fmt: skip
 
