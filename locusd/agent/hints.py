@@ -38,8 +38,15 @@ def compute(repo: Path, base: str, task: str, k: int = TOP_K) -> list[Hint]:
 
 
 def _quoted(text: str) -> str:
-    """One JSON string, with ``<`` and ``>`` escaped too: it cannot close the section."""
-    return json.dumps(text, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    """One JSON string on one line: ``<``, ``>`` and every character that is not printable
+    (line and paragraph separators, NEL, bidirectional overrides) escaped as ``\\uXXXX``, so
+    it can neither close the section nor start a line of its own in any reader's eyes."""
+    quoted = json.dumps(text, ensure_ascii=False)  # control characters already escaped
+    return "".join(
+        char if char.isprintable() and char not in "<>" else json.dumps(char)[1:-1]
+        if ord(char) > 0x7F else f"\\u{ord(char):04x}"
+        for char in quoted
+    )  # fmt: skip
 
 
 def section(hints: list[Hint]) -> str | None:
