@@ -2,8 +2,8 @@
 task likely touches, read from the repository's history at the run's base commit.
 
 The section is data, not instructions: every path and reason is one JSON string on its own
-line (newlines, quotes and angle brackets escaped), so a file named to look like the section's
-end or like an instruction cannot leave its line. Commit messages never reach it
+line (newlines, quotes, angle brackets and every unprintable character escaped), so a file
+named to look like the section's end or like an instruction cannot leave its line. Commit messages never reach it
 (:func:`locusd.graph.rank.rank` gives paths, counts and shared words only).
 """
 

@@ -15,6 +15,7 @@ from locusd.agent import hints
 from locusd.agent.providers.replay import ReplayProvider
 from locusd.agent.report import Event
 from locusd.agent.transcript import Header, read
+from locusd.git.worktrees import Worktree
 from locusd.graph.rank import Hint
 from tests.locusd.agentkit import anthropic, call, make_config, run
 from tests.support.anthropic_server import AnthropicServer
@@ -153,3 +154,31 @@ def test_a_hostile_path_stays_one_line_of_data(path: str) -> None:
     read_why, end = decoder.raw_decode(line, end + 3)
     assert (read_path, read_why, end) == (path, f"changed with {path} in 2 commits", len(line))
     assert all(char.isprintable() for char in lines[2])
+
+
+async def test_a_further_round_gets_no_hints(tmp_path: Path) -> None:
+    """A send-back's next round continues in its worktree, with the review to go on: the
+    first message of that round is the bare task."""
+    repo = history(tmp_path)
+    config = make_config(tmp_path)
+    held: list[Worktree] = []
+    first = [
+        call("write_file", path="src/parser.py", content="fixed\n"),
+        call("ask_user", question="ok?"),
+    ]
+    async with AnthropicServer(first) as server:
+        report = await run(anthropic(server), repo, config, task=TASK, on_worktree=held.append)
+    assert report.outcome == "needs_input" and report.diff, report.reason
+    assert hints.OPEN in first_message(server)
+    async with AnthropicServer([call("ask_user", question="again?")]) as server:
+        again = await run(
+            anthropic(server),
+            repo,
+            config,
+            task="Also cover an unclosed brace",
+            continue_in=held[0],
+        )
+    assert again.outcome == "needs_input", again.reason
+    assert first_message(server) == "Also cover an unclosed brace"
+    header = read(Path(again.transcript))[0]
+    assert isinstance(header, Header) and header.hints is None
