@@ -61,7 +61,8 @@ async def test_a_killed_agent_process_fails_its_run_and_the_others_go_on(tmp_pat
     def two_runs(body: dict[str, Any]) -> Reply:
         """The run whose task is "hang" runs a command that hangs; the other asks to run one
         (held by its client until the first has been killed), then asks the user."""
-        if "hang" in json.dumps(body["messages"][0]):
+        content = body["messages"][0]["content"]  # the task, then its file hints
+        if (content if isinstance(content, str) else content[0]["text"]).startswith("hang"):
             return hanging(marker)
         if len(body["messages"]) == 1:
             return call("run_command", command=COMMAND)
@@ -136,8 +137,10 @@ async def test_an_agent_process_whose_daemon_has_gone_cancels_its_run(tmp_path: 
     messages = [FROM_CHILD.validate_json(raw) for raw in out.splitlines()]
     kinds = [m.type if not isinstance(m, Phase) else m.text for m in messages]
     # The worktree is told before the bootstrap and the agent touch it.
-    assert kinds[:4] == ["creating the worktree", "worktree", "bootstrapping (.locus.toml)",
-                         "running the agent"]  # fmt: skip
+    assert kinds[:6] == ["creating the worktree", "worktree", "bootstrapping (.locus.toml)",
+                         "ranking file hints", "event", "running the agent"]  # fmt: skip
+    hinted = messages[4]  # what the agent is told of the files, before it starts
+    assert isinstance(hinted, EventMessage) and hinted.event.data == {"kind": "hints"}
     assert any(isinstance(m, EventMessage) and m.event.kind == "tool" for m in messages)
     assert isinstance(messages[-1], Report) and messages[-1].report.outcome == "cancelled"
     assert child.returncode == 0
