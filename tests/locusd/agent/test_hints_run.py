@@ -15,6 +15,7 @@ from locusd.agent import hints
 from locusd.agent.providers.replay import ReplayProvider
 from locusd.agent.report import Event
 from locusd.agent.transcript import Header, read
+from locusd.config import ConfigError, parse
 from locusd.git.worktrees import Worktree
 from locusd.graph.rank import Hint
 from tests.locusd.agentkit import anthropic, call, make_config, run
@@ -182,3 +183,16 @@ async def test_a_further_round_gets_no_hints(tmp_path: Path) -> None:
     assert first_message(server) == "Also cover an unclosed brace"
     header = read(Path(again.transcript))[0]
     assert isinstance(header, Header) and header.hints is None
+
+
+async def test_the_repository_cannot_turn_the_hints_off(tmp_path: Path) -> None:
+    """``[agent]`` is the user's: a ``.locus.toml`` saying ``hints = false`` is ignored (and
+    said so); a bad value in the user's own config is an error naming the field."""
+    repo = history(tmp_path)
+    commit(repo, "settings", {".locus.toml": "[agent]\nhints = false\n"}, START + 30 * DAY)
+    async with AnthropicServer([call("ask_user", question="ok?")]) as server:
+        report = await run(anthropic(server), repo, make_config(tmp_path), task=TASK)
+    assert hints.OPEN in first_message(server)
+    assert any("agent.hints" in warning for warning in report.warnings), report.warnings
+    with pytest.raises(ConfigError, match=r"agent\.hints: Input should be a valid boolean"):
+        parse('[agent]\nhints = "maybe"\n', tmp_path / "config.toml")
