@@ -48,6 +48,9 @@ POINTS: dict[str, str] = {
     "discard.recorded": "the run is discarded but its ref not yet deleted: recovery deletes it",
     "send_back.recorded": "the run is revised and the next round's run recorded: the new run"
     " becomes failed: interrupted in the same worktree, reviewable",
+    "graph.state_writing": "(`locus graph show`, not the daemon) half the new graph index state"
+    " is written: the old state is read, whole, and the next index reads again the manifests"
+    " that changed",
 }
 
 crashpoint = CrashPoints(POINTS, "locusd.crashpoints.POINTS")

@@ -24,19 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud_api.crashpoints import CrashPoints
+from locusd.crashpoints import crashpoint
 from locusd.git.repo import Repository
 from locusd.graph import structure
 from locusd.graph.structure import Manifest, Skipped, Structure
 from locusd.privacy import Scrubber
 
 STATE_VERSION = 1
-#: Where the kill test (tests/locusd/graph/test_index.py) kills an index (``LOCUS_CRASH_AT``).
-CRASH_POINTS = {
-    "graph.state_writing": "half the new state is written: the old state is read, whole, and"
-    " the next index reads again the manifests that changed"
-}
-crashpoint = CrashPoints(CRASH_POINTS, "locusd.graph.index.CRASH_POINTS")
 _SYMLINK, _SUBMODULE = "120000", "160000"
 
 
