@@ -212,6 +212,12 @@ class DaemonConfig(BaseModel):
     outbox_retry_cap: float = Field(
         30.0, gt=0, description="longest wait between two tries of an unsent cloud write (s)"
     )
+    upload_graph: bool = Field(
+        True,
+        description="while the worker runs, send each served repository's knowledge graph to"
+        " its project (paths, languages, dependency names, commands, change counts, finished"
+        " tasks' files; never contents or messages: locus graph show prints it)",
+    )
 
 
 class NotificationsConfig(BaseModel):

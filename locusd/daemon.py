@@ -32,6 +32,7 @@ from locusd.config import Config, config_path
 from locusd.config import load as load_config
 from locusd.crashpoints import crashpoint
 from locusd.git.remotes import remotes
+from locusd.graph.upload import GraphPublisher
 from locusd.localdb import Database
 from locusd.modelenv import ModelEnv, with_model_env
 from locusd.notifications import Notifier
@@ -205,7 +206,9 @@ class Daemon:
             )
 
     async def _send(self, entry: OutboxEntry) -> None:
-        project = self.store.project_of(entry.task_id) if entry.task_id is not None else None
+        project = entry.project_id
+        if entry.task_id is not None:
+            project = self.store.project_of(entry.task_id)
         if project is None:
             raise InvalidRequest(f"no project known for task {entry.task_id}")
         await self.session.send(entry, project)
@@ -460,11 +463,16 @@ class Daemon:
         if creds is None:
             raise LocusError(Code.AUTH_REQUIRED, "not logged in: locus login")
         if creds.kind == "worker" and creds.project_id is not None:
-            projects = [creds.project_id]
+            projects = {creds.project_id: next(iter(served.values()))}
         else:
             async with self.session.client() as client:
                 listed = await mapped(client.projects())
-            projects = [p.id for p in listed if set(p.remotes) & set(served)]
+            # Each project with the first checkout (in the order given) it lists a remote of.
+            projects = {
+                p.id: next(path for remote, path in served.items() if remote in p.remotes)
+                for p in listed
+                if set(p.remotes) & set(served)
+            }
             if not projects:
                 raise LocusError(
                     Code.INVALID_ARGUMENT,
@@ -485,8 +493,13 @@ class Daemon:
                 auto_commit=self._auto_commit,
                 model_env=model_env,
                 unready=self._unready,
+                graph=(
+                    GraphPublisher(self.uploads, self.config.state_dir, project, checkout)
+                    if self.config.daemon.upload_graph
+                    else None
+                ),
             )
-            for project in projects
+            for project, checkout in projects.items()
         ]
 
     @handles("locus/worker/start")

@@ -145,10 +145,14 @@ class CloudSession:
         return client
 
     async def send(self, entry: OutboxEntry, project_id: int) -> None:
-        """The outbox's sender for an entry of a task in ``project_id``."""
+        """The outbox's sender for an entry about ``project_id`` (a task's, or the graph)."""
         client = await self.worker_client(project_id)
         await client.write(
-            entry.kind, entry.task_id, entry.payload, idempotency_key=entry.idempotency_key
+            entry.kind,
+            entry.task_id,
+            entry.payload,
+            idempotency_key=entry.idempotency_key,
+            project_id=project_id,
         )
 
     async def close(self) -> None:

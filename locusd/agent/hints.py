@@ -13,12 +13,9 @@ import json
 from pathlib import Path
 
 from locusd.git.repo import Repository
-from locusd.graph.history import read_history
+from locusd.graph.history import MAX_COMMITS, read_history
 from locusd.graph.rank import Hint, HistoryIndex, rank
 
-#: Commits read at most (the newest): a giant repository's history must not stall a run start.
-#: 5000 commits read and rank in well under a second (docs/benchmarks.md, "File hints").
-MAX_COMMITS = 5000
 #: Hints given.
 TOP_K = 10
 OPEN = "<file-hints>"

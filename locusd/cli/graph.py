@@ -2,12 +2,13 @@
 
 It runs in the CLI, not through the daemon: it reads only the user's own checkout and the
 index state in the state dir, needs no login and no cloud, and works with no daemon running —
-the daemon builds its uploads with the same functions (:mod:`locusd.graph.payload`), so what
+the daemon builds its uploads with the same function (:mod:`locusd.graph.snapshot`), so what
 is shown is what would be sent.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from locusd.cli.common import USAGE, json_option
 from locusd.cli.output import fail, out
 from locusd.git.cli import GitFailed, TimedOut
 from locusd.git.repo import RepositoryError
-from locusd.graph.index import index_checkout
-from locusd.graph.payload import build_payload, summary_lines
+from locusd.graph.payload import summary_lines
+from locusd.graph.snapshot import snapshot
+from locusd.graph.upload import wire_body
+from locusd.privacy import Scrubber
 
 
 @click.group()
@@ -36,14 +39,15 @@ def show(repo: Path, dry_run: bool, as_json: bool) -> None:
     the exact request body."""
     try:
         state_dir = user_config.load().state_dir
-        indexed = index_checkout(repo, state_dir, save=not dry_run)
+        shot = snapshot(repo, state_dir, save=not dry_run)
     except (user_config.ConfigError, RepositoryError) as exc:
         fail(str(exc), USAGE)
     except (GitFailed, TimedOut) as exc:
         fail(f"git could not list {repo}: {exc}", USAGE)
-    payload = build_payload(indexed.structure)
-    if as_json:
-        sys.stdout.buffer.write(payload.body + b"\n")  # the bytes that would be sent, as is
+    indexed, payload = shot.indexed, shot.payload
+    if as_json:  # the bytes that would be sent, as is
+        scrub = Scrubber.for_checkout(repo, dict(os.environ))
+        sys.stdout.buffer.write(wire_body(payload, scrub) + b"\n")
         return
     out.say(f"repository {repo.resolve()} at {indexed.head or '(no commit yet)'}")
     for line in summary_lines(payload):

@@ -70,6 +70,10 @@ def logout(as_json: bool) -> None:
     _show_auth(run(work), as_json)
 
 
+def _task(task_id: int | None) -> int | str:
+    return "-" if task_id is None else task_id  # a graph upload is about no task
+
+
 @click.command()
 @json_option
 def audit(as_json: bool) -> None:
@@ -85,7 +89,10 @@ def audit(as_json: bool) -> None:
         columns = ["when", "to", "kind", "task", "bytes", "sha256"]
         out.table(
             [Column(name, whole=name == "when") for name in columns],
-            ([e.at, e.destination, e.kind, e.task_id, e.bytes, e.sha256] for e in result.entries),
+            (
+                [e.at, e.destination, e.kind, _task(e.task_id), e.bytes, e.sha256]
+                for e in result.entries
+            ),
         )
 
     show(result, as_json, human)

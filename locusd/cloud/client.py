@@ -418,6 +418,7 @@ class CloudClient:
         payload: Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
+        project_id: int | None = None,
     ) -> BaseModel:
         """Send one write built by :mod:`locusd.cloud.writes` (an outbox entry), as is.
 
@@ -428,6 +429,8 @@ class CloudClient:
             raise InvalidRequest(f"unknown kind of cloud write {kind!r}")
         if "{task_id}" in spec.path and task_id is None:
             raise InvalidRequest(f"a {kind} write needs a task id")
+        if "{project_id}" in spec.path and project_id is None:
+            raise InvalidRequest(f"a {kind} write needs a project id")
         try:
             spec.body.model_validate(payload)
         except ValidationError as exc:
@@ -438,7 +441,9 @@ class CloudClient:
             raise InvalidRequest(
                 f"invalid {kind} write: {exc.error_count()} errors", errors=errors
             ) from exc
-        return await self._send(kind, task_id, payload, spec.response, idempotency_key)
+        return await self._send(
+            kind, task_id, payload, spec.response, idempotency_key, project_id=project_id
+        )
 
     async def _send(
         self,
@@ -447,8 +452,10 @@ class CloudClient:
         body: Mapping[str, Any],
         model: type[M],
         idempotency_key: str | None,
+        *,
+        project_id: int | None = None,
     ) -> M:
-        path = WRITES[kind].path.format(task_id=task_id)
+        path = WRITES[kind].path.format(task_id=task_id, project_id=project_id)
         return await self._post(path, body, model, idempotency_key)
 
 
@@ -457,7 +464,11 @@ def outbox_sender(client: CloudClient) -> Sender:
 
     async def send(entry: OutboxEntry) -> None:
         await client.write(
-            entry.kind, entry.task_id, entry.payload, idempotency_key=entry.idempotency_key
+            entry.kind,
+            entry.task_id,
+            entry.payload,
+            idempotency_key=entry.idempotency_key,
+            project_id=entry.project_id,
         )
 
     return send

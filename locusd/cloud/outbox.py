@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,                  -- JSON, sent as is
     idempotency_key TEXT NOT NULL UNIQUE,   -- assigned once, reused on every retry
     run_id TEXT,                            -- the run the write is about, if any
+    project_id INTEGER,                     -- the project, for a write about no task (graph)
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,    -- failed sends so far
@@ -78,6 +79,7 @@ class OutboxEntry:
     payload: dict[str, Any]
     idempotency_key: str
     run_id: str | None
+    project_id: int | None
     created_at: datetime
     attempts: int
     last_error: str | None
@@ -92,6 +94,7 @@ class OutboxEntry:
             payload=json.loads(row["payload"]),
             idempotency_key=row["idempotency_key"],
             run_id=row["run_id"],
+            project_id=row["project_id"],
             created_at=datetime.fromisoformat(row["created_at"]),
             attempts=row["attempts"],
             last_error=row["last_error"],
@@ -120,6 +123,8 @@ class Outbox:
         columns = {row["name"] for row in self.db.rows("PRAGMA table_info(outbox)")}
         if "run_id" not in columns:  # an outbox written before entries named their run
             self.db.execute("ALTER TABLE outbox ADD COLUMN run_id TEXT")
+        if "project_id" not in columns:  # … or their project
+            self.db.execute("ALTER TABLE outbox ADD COLUMN project_id INTEGER")
         cutoff = (_now() - keep_sent).isoformat()
         self.db.execute("DELETE FROM outbox WHERE state = 'sent' AND updated_at < ?", (cutoff,))
         #: Called inside the transaction that settles an entry (sent, or dead with the error):
@@ -159,6 +164,7 @@ class Outbox:
         payload: Mapping[str, Any],
         *,
         run_id: str | None = None,
+        project_id: int | None = None,
     ) -> int:
         """Store a write to send; it is durable when this returns (or, inside a
         :meth:`Database.transaction`, when that commits). Returns the entry's id."""
@@ -166,14 +172,26 @@ class Outbox:
         stamp = _now().isoformat()
         cursor = self.db.execute(
             "INSERT INTO outbox (kind, task_id, payload, idempotency_key, created_at, updated_at,"
-            " run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (kind, task_id, body, str(uuid.uuid4()), stamp, stamp, run_id),
+            " run_id, project_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, task_id, body, str(uuid.uuid4()), stamp, stamp, run_id, project_id),
         )
         entry_id = cursor.lastrowid
         assert entry_id is not None
         self._empty.clear()
         self._wake.set()
         return entry_id
+
+    def withdraw(self, kind: str, project_id: int) -> int:
+        """Drop the pending ``kind`` writes about no task of ``project_id``: for a write that
+        replaces the previous one whole (a graph upload), an older one not yet sent is
+        superseded, not lost. Returns how many were dropped."""
+        cursor = self.db.execute(
+            "DELETE FROM outbox WHERE state = 'pending' AND kind = ? AND project_id = ?"
+            " AND task_id IS NULL",
+            (kind, project_id),
+        )
+        self._refresh_empty()
+        return cursor.rowcount
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -283,7 +301,8 @@ class Outbox:
         except Exception as exc:
             log.exception("outbox: sending %s #%d failed unexpectedly", entry.kind, entry.id)
             return self._failed(entry, f"{type(exc).__name__}: {exc}", None)
-        crashpoint("outbox.acknowledged")  # the cloud has it; this daemon has not noted it yet
+        if entry.task_id is not None:  # a task's write (the point's count is of those only)
+            crashpoint("outbox.acknowledged")  # the cloud has it; this daemon has not noted it
         self._settle(entry, "sent", None)
         return None
 

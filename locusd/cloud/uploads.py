@@ -86,11 +86,18 @@ class Uploads:
         *,
         checkout: Path,
         run_id: str | None = None,
+        project_id: int | None = None,
+        replaces: bool = False,
     ) -> int:
         """Store a write about work in ``checkout``, scrubbed by that checkout's rules; durable
-        when this returns (or when the caller's transaction commits)."""
+        when this returns (or when the caller's transaction commits). ``replaces``: a write
+        about no task that replaces the project's previous one whole (the graph), so a pending
+        older one is withdrawn in the same transaction."""
         payload = scrubbed(kind, body, self.scrubber(checkout))
-        return self.outbox.enqueue(kind, task_id, payload, run_id=run_id)
+        with self.outbox.db.transaction():
+            if replaces and project_id is not None and task_id is None:
+                self.outbox.withdraw(kind, project_id)
+            return self.outbox.enqueue(kind, task_id, payload, run_id=run_id, project_id=project_id)
 
     def _settled(self, entry: OutboxEntry, state: State, error: str | None) -> None:
         if state == "sent":

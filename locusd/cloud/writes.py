@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from cloud_api.schemas.graph import GraphUploadOut, GraphUpsert
 from cloud_api.schemas.tasks import ArtifactKind, ArtifactOut, TaskOut
 from cloud_api.schemas.workers import (
     ArtifactIn,
@@ -30,7 +31,7 @@ from cloud_api.schemas.workers import (
 )
 from locusd.agent.transcript import Ending
 
-WriteKind = Literal["status", "log", "artifact", "follow_up", "review"]
+WriteKind = Literal["status", "log", "artifact", "follow_up", "review", "graph"]
 LogStream = Literal["agent", "stdout", "stderr", "system"]
 
 
@@ -41,7 +42,7 @@ class WriteSpec:
     before they leave (:mod:`locusd.cloud.uploads`). Every other string field is the protocol's
     own (a claim token, a status name); a test keeps the two lists covering the contract."""
 
-    path: str  # under /api/v1, with {task_id} for the fenced ones
+    path: str  # under /api/v1, with {task_id} for the fenced ones, {project_id} for the graph
     body: type[BaseModel]
     response: type[BaseModel]
     text: tuple[str, ...]
@@ -58,6 +59,11 @@ WRITES: dict[str, WriteSpec] = {
     "follow_up": WriteSpec("/worker/tasks", WorkerTaskCreate, TaskOut, ("title", "description")),
     # paths and the reviewer's comments: scrubbed string by string
     "review": WriteSpec("/worker/tasks/{task_id}/review", ReviewIn, ReviewOut, ("files",)),
+    # metadata only (locusd/graph/payload.py), yet paths and names are the repository's
+    # text: scrubbed string by string, so a node's key and an edge's end stay the same string
+    "graph": WriteSpec(
+        "/worker/projects/{project_id}/graph", GraphUpsert, GraphUploadOut, ("nodes", "edges")
+    ),
 }
 
 #: The string fields of the writes that are the protocol's own, never free text.

@@ -18,6 +18,10 @@ from locusd.git.repo import Repository
 #: says nothing about which files change together: its paths are dropped (``touched`` keeps the
 #: count), so it adds neither text nor co-change to any file.
 MAX_PATHS = 100
+#: Commits read at most (the newest), for the hints and the upload: a giant repository's
+#: history must not stall a run start. 5000 commits read and rank in well under a second
+#: (docs/benchmarks.md, "File hints").
+MAX_COMMITS = 5000
 _TIMEOUT_S = 300.0
 # Commit header fields, between a record separator and the -z name-status list.
 _RECORD, _FIELD = "\x1e", "\x1f"
@@ -55,6 +59,13 @@ def _parsed(chunk: str) -> Commit | None:
     if not chunk:
         return None
     sha, when, message, status = chunk.split(_FIELD, 3)
+    paths, renames, touched = _name_status(status)
+    return Commit(sha, int(when), message.strip(), paths, renames, touched)
+
+
+def _name_status(status: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], int]:
+    """A commit's ``--name-status -z`` list: the paths it left files at (none past
+    :data:`MAX_PATHS`), its renames, and how many paths it touched."""
     words = [word for word in status.lstrip("\0\n").split("\0") if word]
     paths: set[str] = set()
     renames: list[tuple[str, str]] = []
@@ -72,8 +83,7 @@ def _parsed(chunk: str) -> Commit | None:
                 paths.add(words[at + 1])
             at += 2
     touched = len(paths) + sum(1 for word in words if word[:1] == "D")
-    kept = tuple(sorted(paths)) if touched <= MAX_PATHS else ()
-    return Commit(sha, int(when), message.strip(), kept, tuple(renames), touched)
+    return (tuple(sorted(paths)) if touched <= MAX_PATHS else ()), tuple(renames), touched
 
 
 def follow_renames(commits: Sequence[Commit]) -> list[Commit]:
@@ -90,3 +100,35 @@ def follow_renames(commits: Sequence[Commit]) -> list[Commit]:
             newest[old] = newest.get(new, new)
     followed.reverse()
     return followed
+
+
+#: Finished tasks read at most (the newest accepted commits).
+MAX_TASKS = 500
+_TASK_FORMAT = f"--format={_RECORD}%(trailers:key=Locus-Task,valueonly,separator=%x2C){_FIELD}"
+
+
+def read_task_files(repo: Repository, limit: int = MAX_TASKS) -> dict[int, tuple[str, ...]]:
+    """Per finished task, the files its accepted commit touched: every commit carrying a
+    ``Locus-Task: N`` trailer (:func:`locusd.review.recap.with_trailer`) reachable from
+    ``HEAD`` or a ``locus/`` branch (where an accepted change is committed), newest first, at
+    most ``limit``. A task committed twice (a send-back) counts every commit's files; a commit
+    past :data:`MAX_PATHS` paths keeps none. The trailer is the repository's text: only a
+    whole positive number is taken as a task id."""
+    if repo.resolve("HEAD") is None:
+        return {}
+    out = repo.output(
+        "log", "--no-merges", "--name-status", "-z", _TASK_FORMAT, f"--max-count={limit}",
+        "--extended-regexp", "--grep=^Locus-Task: *[0-9]+ *$", "--branches=locus/", "HEAD",
+        timeout=_TIMEOUT_S,
+    )  # fmt: skip
+    tasks: dict[int, set[str]] = {}
+    for chunk in out.split(_RECORD):
+        if not chunk:
+            continue
+        trailer, status = chunk.split(_FIELD, 1)
+        paths = _name_status(status)[0]
+        for value in trailer.strip().split(","):
+            value = value.strip()
+            if value.isascii() and value.isdigit() and 0 < int(value) < 2**31:
+                tasks.setdefault(int(value), set()).update(paths)
+    return {task: tuple(sorted(paths)) for task, paths in tasks.items()}

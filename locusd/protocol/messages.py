@@ -583,8 +583,8 @@ class AuditRecord(Wire):
 
     at: str
     destination: str
-    kind: str = Field(description="status, log, artifact, follow_up or review")
-    task_id: int | None
+    kind: str = Field(description="status, log, artifact, follow_up, review or graph")
+    task_id: int | None = Field(None, description="the task it was about; none for a graph")
     bytes: int
     sha256: str = Field(description="of the JSON body as sent")
 

@@ -24,6 +24,7 @@ from locusd.agent.policy import Mode
 from locusd.crashpoints import crashpoint
 from locusd.git.repo import Repository, RepositoryError
 from locusd.git.worktrees import Worktree
+from locusd.graph.upload import GraphPublisher
 from locusd.modelenv import ModelEnv
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
 from locusd.runner.attempt import Attempt, Attempts
@@ -96,8 +97,11 @@ class Worker:
         auto_commit: Callable[[Run], Awaitable[None]] | None = None,
         model_env: ModelEnv | None = None,
         unready: Callable[[], str | None] = lambda: None,
+        graph: GraphPublisher | None = None,
     ) -> None:
         self.project_id = project_id
+        #: Keeps the project's graph current while this worker runs (None: not uploaded).
+        self.graph = graph
         #: The model variables of the client that started this worker, for its runs.
         self.model_env: ModelEnv = dict(model_env or {})
         #: Why no task should be claimed now (the user's config does not read), if so.
@@ -130,6 +134,7 @@ class Worker:
         slots = asyncio.Semaphore(agents)
         running: set[asyncio.Task[Run]] = set()
         listening = asyncio.create_task(self._signals(stop))
+        publishing = asyncio.create_task(self.graph.run(stop)) if self.graph else None
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -152,9 +157,11 @@ class Worker:
             self.status = self.status.model_copy(update={"running": False})
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            for helper in (listening, publishing):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
 
     async def register(self, capacity: int) -> None:
         await self.api.register(

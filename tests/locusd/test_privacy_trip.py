@@ -279,16 +279,19 @@ def assert_audited(trip: Trip) -> None:
     """The audit log lists exactly the acknowledged writes — the login, claims and heartbeats
     are reads and bookkeeping, not uploads of work — each with the sha256 and size of the
     exact bytes the cloud received."""
+    graph = f"/api/v1/worker/projects/{trip.cloud.project_id}/graph"
     writes = [
         r for r in trip.proxy.requests
-        if r.path_qs.startswith("/api/v1/worker/tasks/") and r.method == "POST"
-        and not r.path_qs.endswith("/heartbeat")
+        if (r.path_qs.startswith("/api/v1/worker/tasks/") or r.path_qs == graph)
+        and r.method == "POST" and not r.path_qs.endswith("/heartbeat")
     ]  # fmt: skip
-    named = {"logs": "log", "artifacts": "artifact", "review": "review"}
+    named = {"logs": "log", "artifacts": "artifact", "review": "review", "graph": "graph"}
     kinds = [named.get(r.path_qs.rsplit("/", 1)[1], "status") for r in writes]
+    assert "graph" in kinds  # the served repository's graph went through the outbox too
     assert sorted(u.kind for u in trip.uploads) == sorted(kinds)
     for upload in trip.uploads:
-        assert upload.destination == trip.proxy.url and upload.task_id == trip.task_id
+        assert upload.destination == trip.proxy.url
+        assert upload.task_id == (None if upload.kind == "graph" else trip.task_id)
     assert sorted((u.sha256, u.bytes) for u in trip.uploads) == sorted(
         (hashlib.sha256(r.body).hexdigest(), len(r.body)) for r in writes
     )

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from locusd.graph.index import index_checkout, state_file
-from locusd.graph.payload import build_payload
+from locusd.graph.index import state_file
+from locusd.graph.snapshot import snapshot
+from locusd.graph.upload import wire_body
+from locusd.privacy import Scrubber
 from tests.locusd.cliuser import LOCUS
 from tests.locusd.git.test_worktrees import identity, sh
 
@@ -46,8 +48,9 @@ def test_json_is_the_exact_body_and_dry_run_saves_nothing(
 ) -> None:
     done = locus(env, "graph", "show", str(repo), "--json", "--dry-run")
     assert done.returncode == 0, done.stderr
-    expected = build_payload(index_checkout(repo, tmp_path / "mine", save=False).structure)
-    assert done.stdout == expected.body + b"\n"
+    expected = snapshot(repo, tmp_path / "mine", save=False).payload
+    assert done.stdout == wire_body(expected, Scrubber.for_checkout(repo, env)) + b"\n"
+    assert json.loads(done.stdout) == json.loads(expected.body)  # nothing here to scrub
     assert json.loads(done.stdout)["nodes"]
     state = tmp_path / "xdg" / "locus"
     assert not state_file(state, repo).exists()
