@@ -26,7 +26,7 @@ from locusd.protocol.base import Empty
 from locusd.protocol.messages import LoginParams, WorkerStartParams
 from tests.cloud_api.dashboard.conftest import chromium_path, launched, sign_in
 from tests.conftest import Cloud, Template, start_cloud
-from tests.locusd.agentkit import call, git, make_config, make_sample_repo
+from tests.locusd.agentkit import call, make_config, make_planning_repo
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicServer
 from tests.support.client import Api, every
@@ -58,12 +58,7 @@ def model_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    checkout = make_sample_repo(tmp_path)
-    (checkout / "engine.py").write_text(f"SECRET_SAUCE = '{CANARY}'\n")
-    git(checkout, "add", "-A")
-    git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "engine")
-    git(checkout, "remote", "add", "origin", REMOTE)
-    return checkout
+    return make_planning_repo(tmp_path, CANARY, REMOTE)
 
 
 def planner() -> list[Any]:
