@@ -4,9 +4,13 @@ the same form is sent from two tabs."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.cloud_api.dashboard.conftest import sign_in
+from tests.cloud_api.dashboard.test_dashboard_http import jar_session
 from tests.conftest import Cloud
 from tests.support.client import Worker, every, fence
 
@@ -77,3 +81,19 @@ async def test_ask_see_and_accept_two_of_three_proposals(cloud: Cloud, page: Pag
     await page.goto(f"{cloud.url}/projects/{cloud.project_id}/backlog")
     await expect(page.locator("main")).to_contain_text(XSS)
     assert await page.evaluate("window.__xss") is None
+
+
+@pytest.mark.parametrize("goal", ["a\x00b", "x" * 4001, ""])
+async def test_a_bad_goal_is_an_answer_naming_it(cloud: Cloud, goal: str) -> None:
+    """A NUL (PostgreSQL stores none), an over-long or empty goal: a 422 naming the field,
+    never a 500, and no request recorded."""
+    async with jar_session() as http:
+        http.cookie_jar.update_cookies({"locus_session": cloud.first_start.token})
+        url = f"{cloud.url}/projects/{cloud.project_id}/plans"
+        async with http.get(url) as shown:
+            found = re.search(r'name="csrf_token" value="([^"]+)"', await shown.text())
+        assert found
+        form = {"csrf_token": found.group(1), "goal": goal}
+        async with http.post(url, data=form, headers={"Accept": "application/json"}) as asked:
+            assert asked.status == 422 and "goal" in await asked.text()
+    assert await every(cloud.api, f"/projects/{cloud.project_id}/plans") == []
