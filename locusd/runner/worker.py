@@ -227,7 +227,12 @@ class Worker:
             claim = await self._polled("plan claim", self.api.claim_plan(CLAIM_WAIT), stop)
             if claim is None:
                 continue
-            run = self.plans.start(claim, checkout, self.project_id, self.model_env)
+            try:
+                run = self.plans.start(claim, checkout, self.project_id, self.model_env)
+            except Exception as exc:  # not started: its lease runs out, another worker takes it
+                log.exception("planning request %s not started", claim.plan.id)
+                self.status = self.status.model_copy(update={"last_error": str(exc)})
+                continue
             await self.runs.wait(run.run_id)
 
     def _checkout(self, claim: ClaimOut) -> Path | None:
