@@ -133,3 +133,17 @@ async def test_requests_of_another_project_are_not_found(cloud: Cloud) -> None:
     assert (await api.get(f"/projects/{other['id']}/plans/{asked['id']}")).status == 404
     worker = await Worker.create(api, other["id"], "elsewhere")
     assert (await worker.api.post("/worker/plans/claim", {})).status == 204
+
+
+async def test_accepting_at_once_from_two_places_creates_each_task_once(cloud: Cloud) -> None:
+    api, pid = cloud.api, cloud.project_id
+    asked = (await api.post(f"/projects/{pid}/plans", {"goal": "g"})).ok(201)
+    worker = await Worker.create(api, pid, "one")
+    claim = (await worker.api.post("/worker/plans/claim", {})).ok()
+    (await report(worker, claim, proposals=PROPOSALS)).ok()
+    accept = f"/projects/{pid}/plans/{asked['id']}/accept"
+    replies = await asyncio.gather(*(api.post(accept, {"numbers": [1, 2, 3]}) for _ in range(6)))
+    created = [t["id"] for r in replies for t in r.ok()["created"]]
+    assert len(created) == 3
+    tasks = await every(api, f"/projects/{pid}/tasks")
+    assert sorted(t["id"] for t in tasks) == sorted(created)
