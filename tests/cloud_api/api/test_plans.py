@@ -142,7 +142,7 @@ async def test_accepting_at_once_from_two_places_creates_each_task_once(cloud: C
     claim = (await worker.api.post("/worker/plans/claim", {})).ok()
     (await report(worker, claim, proposals=PROPOSALS)).ok()
     accept = f"/projects/{pid}/plans/{asked['id']}/accept"
-    replies = await asyncio.gather(*(api.post(accept, {"numbers": [1, 2, 3]}) for _ in range(6)))
+    replies = await asyncio.gather(*(api.post(accept, {"numbers": [1, 2, 3]}) for _ in range(10)))
     created = [t["id"] for r in replies for t in r.ok()["created"]]
     assert len(created) == 3
     tasks = await every(api, f"/projects/{pid}/tasks")
