@@ -8,7 +8,18 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from cloud_api import accept_log, dashboard
-from cloud_api.api import auth, graph, health, openapi, orgs, projects, tasks, tokens, workers
+from cloud_api.api import (
+    auth,
+    graph,
+    health,
+    openapi,
+    orgs,
+    plans,
+    projects,
+    tasks,
+    tokens,
+    workers,
+)
 from cloud_api.api.errors import problem_middleware
 from cloud_api.api.limits import HANDLER_ARGS, body_deadline
 from cloud_api.api.login_throttle import LoginThrottle
@@ -31,6 +42,7 @@ ROUTERS = [
     workers.router,
     tokens.router,
     graph.router,
+    plans.router,
 ]
 
 

@@ -91,6 +91,7 @@ from locusd.protocol.messages import (
 from locusd.runner import attention
 from locusd.runner.attempt import Attempt, Attempts
 from locusd.runner.handles import HandleError, pending_review, resolve
+from locusd.runner.plan_requests import PlanRequests
 from locusd.runner.plans import Plans
 from locusd.runner.reviews import Reviews
 from locusd.runner.runs import Runs
@@ -133,6 +134,7 @@ class Daemon:
         self.runs = Runs(self.store, self.settings, self.attempts)
         self.uploads.on_settled = self.runs.answered  # the run hears the cloud's answer
         self.runs.on_started = self._started
+        self.plan_requests = PlanRequests(self.runs, self.uploads)  # the dashboard's plans
         self.notifier = Notifier(find_desktop())
         self.runs.on_needs_you = self._needs_you
         self.reviews = Reviews(self.runs)
@@ -206,9 +208,12 @@ class Daemon:
             )
 
     async def _send(self, entry: OutboxEntry) -> None:
-        project = entry.project_id
+        project = entry.project_id  # a write about no task (the graph) names its project
         if entry.task_id is not None:
-            project = self.store.project_of(entry.task_id)
+            of = (
+                self.store.project_of_plan if entry.kind == "plan_report" else self.store.project_of
+            )
+            project = of(entry.task_id)
         if project is None:
             raise InvalidRequest(f"no project known for task {entry.task_id}")
         await self.session.send(entry, project)
@@ -498,6 +503,7 @@ class Daemon:
                     if self.config.daemon.upload_graph
                     else None
                 ),
+                plans=self.plan_requests,
             )
             for project, checkout in projects.items()
         ]

@@ -74,6 +74,7 @@ PATH_IDS: dict[str, PathId] = {
     "token_id": PathId("worker token", Scope.WITHIN),
     "node_id": PathId("graph node", Scope.WITHIN),
     "artifact_id": PathId("artifact", Scope.WITHIN),
+    "plan_id": PathId("planning request", Scope.WITHIN),
 }
 
 

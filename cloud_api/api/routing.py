@@ -182,7 +182,9 @@ def _nul_field(value: Any, path: str) -> str | None:
     return None
 
 
-def _reject_nul(location: str, value: Any) -> None:
+def reject_nul(location: str, value: Any) -> None:
+    """422 naming the first field of ``value`` holding a NUL (REST bodies and queries, the
+    dashboard's forms)."""
     field = _nul_field(value, "")
     if field is not None:
         where = field or f"({location})"
@@ -197,7 +199,7 @@ def _parse_body(route: Route, raw: bytes) -> BaseModel | None:
     except ValidationError as exc:
         raise validation_problem(exc, "body") from None
     if b"\\u0000" in raw:  # JSON can only carry a NUL escaped
-        _reject_nul("body", body.model_dump())
+        reject_nul("body", body.model_dump())
     return body
 
 
@@ -207,7 +209,7 @@ def _parse_query(route: Route, request: web.Request) -> BaseModel | None:
             unknown = ", ".join(sorted(request.query))
             raise ApiError(422, "Invalid request", f"unexpected query parameters: {unknown}")
         return None
-    _reject_nul("query", dict(request.query))
+    reject_nul("query", dict(request.query))
     try:
         return route.query.model_validate(dict(request.query))
     except ValidationError as exc:

@@ -19,12 +19,13 @@ from cloud_api.dashboard.views import (
     bulk,
     graph,
     needs_you,
+    plans,
     projects,
     tasks,
     workers,
 )
 
-VIEWS = [auth, projects, board, bulk, backlog, tasks, workers, graph, needs_you]
+VIEWS = [auth, projects, board, bulk, backlog, plans, tasks, workers, graph, needs_you]
 
 
 def install(app: Application) -> None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud_api.api.context import Ctx, Principal
 from cloud_api.api.errors import ApiError, validation_problem
+from cloud_api.api.routing import reject_nul
 from cloud_api.dashboard import session, waiting
 from cloud_api.dashboard.render import render
 from cloud_api.domain.permissions import Action, Role, can
@@ -105,6 +106,7 @@ class Visitor:
     def body(self, model: type[BaseModel], **values: Any) -> Any:
         """Validate form values as an API body; a bad field comes back as the API's 422.
         Lax, unlike JSON bodies: a form sends every value as text ("5" is the number 5)."""
+        reject_nul("form", values)
         try:
             return model.model_validate(values, strict=False)
         except ValidationError as exc:

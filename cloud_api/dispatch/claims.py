@@ -207,13 +207,28 @@ async def claim(
 
 
 def holds(row: Row[Any], worker: WorkerIdentity, attempt: int, claim_token: str) -> bool:
+    return same_fence(
+        row.lease_owner_id, row.attempt, row.claim_token, worker, attempt, claim_token
+    )
+
+
+def same_fence(
+    owner_id: int | None,
+    held_attempt: int,
+    held_token: str | None,
+    worker: WorkerIdentity,
+    attempt: int,
+    claim_token: str,
+) -> bool:
+    """Whether ``worker``'s (attempt, claim token) is the one held (a task's lease, or a
+    planning request's claim)."""
     return bool(
-        row.lease_owner_id == worker.id
-        and row.attempt == attempt
-        and row.claim_token is not None
+        owner_id == worker.id
+        and held_attempt == attempt
+        and held_token is not None
         # bytes: compare_digest raises TypeError on non-ASCII str (a fuzzed token gave a 500)
         and secrets.compare_digest(
-            row.claim_token.encode(), claim_token.encode("utf-8", "surrogatepass")
+            held_token.encode(), claim_token.encode("utf-8", "surrogatepass")
         )
     )
 

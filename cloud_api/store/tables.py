@@ -279,6 +279,26 @@ graph_edge_sources = Table(
     PrimaryKeyConstraint("edge_id", "worker_id"),
 )
 
+#: Planning requests (cloud_api/domain/plans.py): a goal, the worker's fenced claim, and the
+#: proposals it reported as JSON ([{number, title, description, likely_files, task_id}]).
+plan_requests = Table(
+    "plan_requests",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    Column("goal", Text, nullable=False),
+    _fk("requested_by", "users.id", nullable=True, cascade=False),
+    Column("status", String(16), nullable=False),
+    _fk("worker_id", "workers.id", nullable=True, cascade=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("claim_token", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Column("proposals", JSON, nullable=False, default=list),
+    Column("reason", Text, nullable=True),
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False, default=db_now(), onupdate=db_now()),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

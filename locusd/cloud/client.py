@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from cloud_api.domain.states import TaskStatus, UserAction
 from cloud_api.schemas.auth import LoginIn, LoginOut, MeOut
 from cloud_api.schemas.common import FieldError, Page, Problem
+from cloud_api.schemas.plans import PlanClaimIn, PlanClaimOut
 from cloud_api.schemas.projects import ProjectOut
 from cloud_api.schemas.tasks import (
     AnswerIn,
@@ -356,6 +357,16 @@ class CloudClient:
             limit_seconds=wait_seconds + self.long_poll_margin,
         )
         return None if status == 204 else _parse(ClaimOut, raw)
+
+    async def claim_plan(self, wait_seconds: float = 0) -> PlanClaimOut | None:
+        """The next planning request of the project, or None when none came in time."""
+        status, raw = await self._call(
+            "POST",
+            "/worker/plans/claim",
+            body=to_json(PlanClaimIn.model_construct(wait_seconds=wait_seconds)),
+            limit_seconds=wait_seconds + self.long_poll_margin,
+        )
+        return None if status == 204 else _parse(PlanClaimOut, raw)
 
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut:
         """Extend the lease; ``.cancel`` says the user cancelled the task: stop now."""

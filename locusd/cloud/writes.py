@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from cloud_api.schemas.graph import GraphUploadOut, GraphUpsert
+from cloud_api.schemas.plans import PlanOut, PlanReport, ProposalIn
 from cloud_api.schemas.tasks import ArtifactKind, ArtifactOut, TaskOut
 from cloud_api.schemas.workers import (
     ArtifactIn,
@@ -31,7 +32,7 @@ from cloud_api.schemas.workers import (
 )
 from locusd.agent.transcript import Ending
 
-WriteKind = Literal["status", "log", "artifact", "follow_up", "review", "graph"]
+WriteKind = Literal["status", "log", "artifact", "follow_up", "review", "plan_report", "graph"]
 LogStream = Literal["agent", "stdout", "stderr", "system"]
 
 
@@ -59,6 +60,10 @@ WRITES: dict[str, WriteSpec] = {
     "follow_up": WriteSpec("/worker/tasks", WorkerTaskCreate, TaskOut, ("title", "description")),
     # paths and the reviewer's comments: scrubbed string by string
     "review": WriteSpec("/worker/tasks/{task_id}/review", ReviewIn, ReviewOut, ("files",)),
+    # a planning request's proposals (the entry's task id is the request's id): each string
+    "plan_report": WriteSpec(
+        "/worker/plans/{task_id}/report", PlanReport, PlanOut, ("proposals", "reason")
+    ),
     # metadata only (locusd/graph/payload.py), yet paths and names are the repository's
     # text: scrubbed string by string, so a node's key and an edge's end stay the same string
     "graph": WriteSpec(
@@ -138,6 +143,19 @@ def follow_up_body(
     return to_json(
         WorkerTaskCreate.model_construct(
             title=title, description=description, parent_task_id=parent_task_id
+        )
+    )
+
+
+def plan_report_body(
+    fence: Fence, proposals: list[ProposalIn], reason: str | None = None
+) -> dict[str, Any]:
+    return to_json(
+        PlanReport.model_construct(
+            attempt=fence.attempt,
+            claim_token=fence.claim_token,
+            proposals=proposals,
+            reason=reason,
         )
     )
 

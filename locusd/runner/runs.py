@@ -110,6 +110,9 @@ class Runs:
         self.on_started: Callable[[Run], None] = lambda run: None
         #: Told when a run needs a person (the daemon tells its clients and the desktop).
         self.on_needs_you: Callable[[NeedsYou], None] = lambda note: None
+        #: Told of a run's end inside the transaction that records it, so what must follow
+        #: it (a planning request's report: locusd/runner/plan_requests.py) is never lost.
+        self.on_ended: Callable[[Run], None] = lambda run: None
         self._approvals = itertools.count(1)
 
     @property
@@ -152,6 +155,8 @@ class Runs:
             self.store.set_step(run.run_id, step)
             if attempt is not None:
                 attempt.entered(moved, report, patch, previous=current.state, ending=ending)
+            if moved.ended_at is not None and current.ended_at is None:
+                self.on_ended(moved)
         changed = bool(report.diff) if report is not None else True
         self._record_worktree_state(moved, changed=changed, cloud=attempt is not None)
         data = {"reason": moved.reason} if moved.reason and target == "failed" else None

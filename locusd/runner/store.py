@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     log_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attempts_task ON attempts (task_id, id);
+CREATE TABLE IF NOT EXISTS plan_claims (
+    run_id TEXT PRIMARY KEY,       -- the planning run made for a planning request of the cloud
+    plan_id INTEGER NOT NULL,
+    project_id INTEGER NOT NULL,
+    fence TEXT NOT NULL            -- {attempt, claim_token} of the claim, as JSON
+);
 CREATE TABLE IF NOT EXISTS reviews (
     run_id TEXT PRIMARY KEY,
     decisions TEXT NOT NULL        -- {hunk id or path: DecisionIn as JSON}
@@ -147,6 +153,27 @@ class RunStore:
         self.db.execute("UPDATE attempts SET log_seq = log_seq + 1 WHERE id = ?", (attempt_id,))
         row = self.db.execute("SELECT log_seq FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
         return int(row[0])
+
+    def add_plan_claim(self, run_id: str, plan_id: int, project_id: int, fence: str) -> None:
+        self.db.execute(
+            "INSERT INTO plan_claims (run_id, plan_id, project_id, fence) VALUES (?, ?, ?, ?)",
+            (run_id, plan_id, project_id, fence),
+        )
+
+    def plan_claim(self, run_id: str) -> tuple[int, str] | None:
+        """The planning request a run is for and the fence of its claim, if it is for one."""
+        row = self.db.execute(
+            "SELECT plan_id, fence FROM plan_claims WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def project_of_plan(self, plan_id: int) -> int | None:
+        """The cloud project of a planning request this daemon claimed (for its report)."""
+        row = self.db.execute(
+            "SELECT project_id FROM plan_claims WHERE plan_id = ? ORDER BY rowid DESC LIMIT 1",
+            (plan_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def project_of(self, task_id: int) -> int | None:
         """The cloud project of a task this daemon worked on (for sending its outbox entries)."""

@@ -16,8 +16,9 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from cloud_api.schemas.plans import PlanClaimOut
 from cloud_api.schemas.workers import ClaimOut, Fence, HeartbeatOut, SignalsOut
 from locusd import __version__
 from locusd.agent.policy import Mode
@@ -28,9 +29,11 @@ from locusd.graph.upload import GraphPublisher
 from locusd.modelenv import ModelEnv
 from locusd.protocol.messages import Run, RunEvent, WorkerStatus
 from locusd.runner.attempt import Attempt, Attempts
+from locusd.runner.plan_requests import PlanRequests
 from locusd.runner.runs import Runs
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLAIM_WAIT = 25.0  # seconds a claim long-polls (the cloud caps it at 30)
 UNREADABLE_CONFIG = "its Locus config does not read (said by locus status there)"
@@ -52,6 +55,8 @@ class WorkerApi(Protocol):
     ) -> ClaimOut | None: ...
 
     async def heartbeat(self, task_id: int, fence: Fence) -> HeartbeatOut: ...
+
+    async def claim_plan(self, wait_seconds: float = 0) -> PlanClaimOut | None: ...
 
     async def signals(self, wait: float = 0, after: int = 0) -> SignalsOut: ...
 
@@ -98,10 +103,13 @@ class Worker:
         model_env: ModelEnv | None = None,
         unready: Callable[[], str | None] = lambda: None,
         graph: GraphPublisher | None = None,
+        plans: PlanRequests | None = None,
     ) -> None:
         self.project_id = project_id
         #: Keeps the project's graph current while this worker runs (None: not uploaded).
         self.graph = graph
+        #: Where the planning requests this worker claims are run (None: it claims none).
+        self.plans = plans
         #: The model variables of the client that started this worker, for its runs.
         self.model_env: ModelEnv = dict(model_env or {})
         #: Why no task should be claimed now (the user's config does not read), if so.
@@ -135,6 +143,7 @@ class Worker:
         running: set[asyncio.Task[Run]] = set()
         listening = asyncio.create_task(self._signals(stop))
         publishing = asyncio.create_task(self.graph.run(stop)) if self.graph else None
+        planning = asyncio.create_task(self._plan_requests(stop)) if not once else None
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -157,7 +166,7 @@ class Worker:
             self.status = self.status.model_copy(update={"running": False})
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-            for helper in (listening, publishing):
+            for helper in (listening, publishing, planning):
                 if helper is not None:
                     helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -172,16 +181,27 @@ class Worker:
         )
 
     async def _claim(self, stop: asyncio.Event, task_id: int | None) -> ClaimOut | None:
-        problem = self.unready()
-        if problem is not None:  # claim nothing while it lasts; said in the status
-            self.status = self.status.model_copy(update={"last_error": f"not claiming: {problem}"})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5)
+        if not await self._ready(stop):
             return None
         exclude = sorted(self.given_back)[-100:]  # the cloud takes up to 100
-        claiming = asyncio.ensure_future(
-            self.api.claim(CLAIM_WAIT, task_id=task_id, exclude=exclude)
+        return await self._polled(
+            "claim", self.api.claim(CLAIM_WAIT, task_id=task_id, exclude=exclude), stop
         )
+
+    async def _ready(self, stop: asyncio.Event) -> bool:
+        """Whether to claim now; if not, say why in the status and wait a little."""
+        problem = self.unready()
+        if problem is None:
+            return True
+        self.status = self.status.model_copy(update={"last_error": f"not claiming: {problem}"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5)
+        return False
+
+    async def _polled(self, what: str, call: Awaitable[T], stop: asyncio.Event) -> T | None:
+        """A long-poll's answer, or None once ``stop`` is set first or the cloud failed (then
+        said in the status, after a pause before the next try)."""
+        claiming = asyncio.ensure_future(call)
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({claiming, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -194,10 +214,31 @@ class Worker:
             return claiming.result()
         except Exception as exc:  # the cloud is down: say so, back off, try again
             self.status = self.status.model_copy(update={"last_error": str(exc)})
-            log.warning("claim failed: %s", exc)
+            log.warning("%s failed: %s", what, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 5)
             return None
+
+    async def _plan_requests(self, stop: asyncio.Event) -> None:
+        """The project's planning requests, one at a time, each run as ``locus plan`` runs
+        (locusd/runner/plan_requests.py). Only a worker serving one checkout takes them: a
+        request names no repository, so with several there is no telling which to read."""
+        if self.plans is None or self.project_id is None or len(self.served) != 1:
+            return
+        (checkout,) = self.served.values()
+        while not stop.is_set():
+            if not await self._ready(stop):
+                continue
+            claim = await self._polled("plan claim", self.api.claim_plan(CLAIM_WAIT), stop)
+            if claim is None:
+                continue
+            try:
+                run = self.plans.start(claim, checkout, self.project_id, self.model_env)
+            except Exception as exc:  # not started: its lease runs out, another worker takes it
+                log.exception("planning request %s not started", claim.plan.id)
+                self.status = self.status.model_copy(update={"last_error": str(exc)})
+                continue
+            await self.runs.wait(run.run_id)
 
     def _checkout(self, claim: ClaimOut) -> Path | None:
         if claim.task.repository is not None:

@@ -66,6 +66,17 @@ def with_identity(checkout: Path) -> Path:
     return checkout
 
 
+def make_planning_repo(tmp_path: Path, canary: str, remote: str) -> Path:
+    """The sample repository with ``engine.py`` holding ``canary`` (code a planning run reads,
+    which must never leave the machine) and ``remote`` as its origin."""
+    checkout = make_sample_repo(tmp_path)
+    (checkout / "engine.py").write_text(f"SECRET_SAUCE = '{canary}'\n")
+    git(checkout, "add", "-A")
+    git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "engine")
+    git(checkout, "remote", "add", "origin", remote)
+    return checkout
+
+
 def make_config(where: Path, **agent: Any) -> Config:
     budget = agent.pop("budget", {})
     return Config(

@@ -27,7 +27,7 @@ from locusd.protocol.messages import (
     Run,
 )
 from tests.conftest import Cloud
-from tests.locusd.agentkit import call, git, make_config, make_sample_repo, tool_results
+from tests.locusd.agentkit import call, git, make_config, make_planning_repo, tool_results
 from tests.locusd.peers import Client
 from tests.support.anthropic_server import AnthropicServer, Reply
 from tests.support.client import every
@@ -60,12 +60,7 @@ def model_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    checkout = make_sample_repo(tmp_path)
-    (checkout / "engine.py").write_text(f"SECRET_SAUCE = '{CANARY}'\n")
-    git(checkout, "add", "-A")
-    git(checkout, "-c", "user.name=D", "-c", "user.email=d@l", "commit", "-qm", "engine")
-    git(checkout, "remote", "add", "origin", REMOTE)
-    return checkout
+    return make_planning_repo(tmp_path, CANARY, REMOTE)
 
 
 def hostile_planner() -> list[Reply]:

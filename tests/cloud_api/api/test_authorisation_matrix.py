@@ -100,6 +100,12 @@ ROUTES: list[tuple[str, str, Rule, dict[str, Any] | None]] = [
     ("GET", "/projects/{project}/graph", (READ, "project"), None),
     ("DELETE", "/projects/{project}/graph/nodes/999999", (GRAPH, "project"), None),
     ("POST", "/worker/projects/{project}/graph", (WORK, "project"), {"nodes": []}),
+    ("POST", "/projects/{project}/plans", (WRITE, "project"), {"goal": "g"}),
+    ("GET", "/projects/{project}/plans", (READ, "project"), None),
+    ("GET", "/projects/{project}/plans/999999", (READ, "project"), None),
+    ("POST", "/projects/{project}/plans/999999/accept", (WRITE, "project"), {"numbers": [1]}),
+    ("POST", "/worker/plans/claim", "worker", {"wait_seconds": 0}),
+    ("POST", "/worker/plans/999999/report", "worker", FENCE),
 ]
 
 

@@ -72,7 +72,7 @@ def test_a_route_without_one_clear_policy_is_refused_when_declared(
 
 def test_every_route_declares_its_policy_and_exports_the_guarded_handler() -> None:
     routes = all_routes()
-    assert len(routes) == 55
+    assert len(routes) == 61
     for route in routes:
         assert route.policy.principals in Principals
         if route.policy.permission is not None:
@@ -139,6 +139,7 @@ def test_the_matrix_covers_every_route() -> None:
     for method, template, _rule, _body in ROUTES:
         path = re.sub(r"{(\w+)}", lambda m: "{" + names[m.group(1)] + "}", template)
         path = path.replace("artifacts/999999", "artifacts/{artifact_id}")
+        path = path.replace("plans/999999", "plans/{plan_id}")
         covered.add((method, "/api/v1" + path.replace("nodes/999999", "nodes/{node_id}")))
     declared = {(r.method, r.full_path) for r in all_routes()}
     # Logging in and out are tested on their own (test_api_auth.py): a logout ends the token.
