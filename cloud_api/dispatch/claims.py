@@ -31,6 +31,8 @@ from sqlalchemy import (
     update,
 )
 
+from cloud_api.dispatch import footprints
+from cloud_api.domain.footprints import OverlapPolicy, overlap_event
 from cloud_api.domain.states import HEARTBEAT, LEASED, Actor, TaskStatus, lease_rule
 from cloud_api.store import tasks as task_store
 from cloud_api.store.db import NOTIFY_CHANNEL, Database, Tx
@@ -156,6 +158,10 @@ _PG_CLAIM = {
 _TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(last_seen_at=db_now())
 
 
+#: Claims of a chosen non-overlapping task that another claimer took first, before giving up.
+_AVOID_TRIES = 3
+
+
 async def claim(
     db: Database,
     worker: WorkerIdentity,
@@ -167,7 +173,51 @@ async def claim(
 ) -> Row[Any] | None:
     """Lease the next task for ``worker`` (only ``task_id``, when given; none of
     ``exclude``), or return None when there is nothing to take. ``touch`` also records that
-    the worker was seen."""
+    the worker was seen. Conflict-aware (docs/dispatch.md): under the project's ``avoid``
+    policy a queued task whose predicted files overlap a held task's is passed over; under
+    ``warn`` (and for a task asked for by id) it is handed out with an ``overlap`` event."""
+    found = await footprints.conflicts(db, worker.project_id)
+    if found is None:
+        return await _claim(db, worker, lease_seconds, touch, task_id, exclude)
+    if found.policy is OverlapPolicy.WARN or task_id is not None:
+        row = await _claim(db, worker, lease_seconds, touch, task_id, exclude)
+        if row is not None:
+            await _record_overlap(db, found, row)
+        return row
+    for _ in range(_AVOID_TRIES):
+        queued = await footprints.candidates(db, worker.project_id, worker.repositories, exclude)
+        mine = await footprints.footprints_of(db, worker.project_id, found.version, queued)
+        free = next((r.id for r in queued if not found.of(r.id, mine[r.id])), None)
+        if free is None:
+            break
+        row = await _claim(db, worker, lease_seconds, touch, free, ())
+        if row is not None:
+            return row
+    if touch:
+        async with db.write() as tx:
+            await touch_worker(tx, worker.id)
+    return None
+
+
+async def _record_overlap(db: Database, found: footprints.Conflicts, row: Row[Any]) -> None:
+    """The ``overlap`` event of a task handed out although it overlaps held tasks."""
+    mine = await footprints.footprints_of(db, row.project_id, found.version, [row])
+    shared = found.of(row.id, mine[row.id])
+    if shared:
+        async with db.write() as tx:
+            data = overlap_event(shared)
+            await task_store.add_event(tx, row, "overlap", Actor.SYSTEM, data=data)
+
+
+async def _claim(
+    db: Database,
+    worker: WorkerIdentity,
+    lease_seconds: float,
+    touch: bool,
+    task_id: int | None,
+    exclude: Sequence[int],
+) -> Row[Any] | None:
+    """The claim statement itself (one statement; see the module's docstring)."""
     one = task_id is not None
     excluding = bool(exclude)
     params = {

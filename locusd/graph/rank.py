@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from locusd.graph.history import Commit, follow_renames
+from locusd.graph.records import Commit, follow_renames
 
 # Camel humps, words, digits. Each alternative consumes what it starts on and none backtracks
 # more than its own run, so a 1 MB task text is read in linear time (a run of digits matched
@@ -137,6 +137,13 @@ class HistoryIndex:
             for path in record.paths:
                 self.touches[path].append(number)
                 self.together[path].update(other for other in record.paths if other != path)
+
+    def add_together(self, a: str, b: str, count: int) -> None:
+        """Co-change counted elsewhere (the cloud's ``co_change`` graph edges, which carry a
+        count, not the commits): ``a`` and ``b`` changed together ``count`` more times."""
+        if a != b and count > 0:
+            self.together[a][b] += count
+            self.together[b][a] += count
 
     def decay(self, number: int, half_life_days: float) -> float:
         """A record's weight: halved every ``half_life_days`` before the newest record (not
