@@ -12,6 +12,7 @@ and a heartbeat write to the lease columns comes from the lease table
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,11 +56,14 @@ class StaleClaim(Exception):
         self.current = current
 
 
-def _claim_statement(skip_locked: bool, one_task: bool = False, excluding: bool = False) -> Any:
+def _claim_statement(
+    skip_locked: bool, one_task: bool = False, excluding: bool = False, guarded: bool = False
+) -> Any:
     """Built once per backend, with bind parameters: claims are the hot path, and building
     (and cache-keying) a statement tree per call cost more than executing it. ``one_task``:
     the variant that claims only the task ``p_task`` (``locus run --task ID``); ``excluding``:
-    the one that passes over the tasks ``p_exclude`` (given back by the worker's user)."""
+    the one that passes over the tasks ``p_exclude`` (given back by the worker's user);
+    ``guarded``: takes nothing where conflict-aware dispatch must look first."""
     conditions = [
         tasks.c.project_id == bindparam("p_project"),
         tasks.c.status == TaskStatus.QUEUED.value,
@@ -72,6 +76,8 @@ def _claim_statement(skip_locked: bool, one_task: bool = False, excluding: bool 
         conditions.append(tasks.c.id == bindparam("p_task"))
     if excluding:
         conditions.append(tasks.c.id.not_in(bindparam("p_exclude", expanding=True)))
+    if guarded:
+        conditions.append(footprints.guard())
     candidate = (
         select(tasks.c.id)
         .where(*conditions)
@@ -108,13 +114,11 @@ _EVENT_COLUMNS = (
 )
 
 
-def _claim_in_one_statement(one_task: bool = False, excluding: bool = False) -> Any:
+def _claim_in_one_statement(*variant: bool) -> Any:
     """PostgreSQL: the claim, its timeline event and the wake-up NOTIFY as one statement of
     data-modifying CTEs, run in autocommit — one round trip instead of five (BEGIN, claim,
     event, notify, COMMIT). Atomic all the same: a statement is its own transaction."""
-    claimed = _claim_statement(skip_locked=True, one_task=one_task, excluding=excluding).cte(
-        "claimed"
-    )
+    claimed = _claim_statement(True, *variant).cte("claimed")
     worker_id = bindparam("p_worker", type_=BigInteger())
     event = (
         insert(task_events)
@@ -144,17 +148,14 @@ def _claim_in_one_statement(one_task: bool = False, excluding: bool = False) -> 
     return select(claimed, sent)
 
 
+#: (one_task, excluding, guarded): every variant, built once.
+_VARIANTS = list(itertools.product((False, True), repeat=3))
 _CLAIM = {
-    (backend, one, excluding): _claim_statement(backend == "postgresql", one, excluding)
+    (backend, *variant): _claim_statement(backend == "postgresql", *variant)
     for backend in ("sqlite", "postgresql")
-    for one in (False, True)
-    for excluding in (False, True)
+    for variant in _VARIANTS
 }
-_PG_CLAIM = {
-    (one, excluding): _claim_in_one_statement(one, excluding)
-    for one in (False, True)
-    for excluding in (False, True)
-}
+_PG_CLAIM = {variant: _claim_in_one_statement(*variant) for variant in _VARIANTS}
 _TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(last_seen_at=db_now())
 
 
@@ -176,11 +177,17 @@ async def claim(
     the worker was seen. Conflict-aware (docs/dispatch.md): under the project's ``avoid``
     policy a queued task whose predicted files overlap a held task's is passed over; under
     ``warn`` (and for a task asked for by id) it is handed out with an ``overlap`` event."""
+    row = await _claim(db, worker, lease_seconds, touch, task_id, exclude, guarded=True)
+    if row is not None:
+        return row
     found = await footprints.conflicts(db, worker.project_id)
-    if found is None:
-        return await _claim(db, worker, lease_seconds, touch, task_id, exclude)
+    if not found.matter:
+        if found.policy is OverlapPolicy.IGNORE or found.version == 0:
+            return None  # the guard did not stop it: there is nothing to take
+        # The held tasks were let go between the two reads: claim as if there were none.
+        return await _claim(db, worker, lease_seconds, False, task_id, exclude)
     if found.policy is OverlapPolicy.WARN or task_id is not None:
-        row = await _claim(db, worker, lease_seconds, touch, task_id, exclude)
+        row = await _claim(db, worker, lease_seconds, False, task_id, exclude)
         if row is not None:
             await _record_overlap(db, found, row)
         return row
@@ -190,12 +197,9 @@ async def claim(
         free = next((r.id for r in queued if not found.of(r.id, mine[r.id])), None)
         if free is None:
             break
-        row = await _claim(db, worker, lease_seconds, touch, free, ())
+        row = await _claim(db, worker, lease_seconds, False, free, ())
         if row is not None:
             return row
-    if touch:
-        async with db.write() as tx:
-            await touch_worker(tx, worker.id)
     return None
 
 
@@ -216,8 +220,10 @@ async def _claim(
     touch: bool,
     task_id: int | None,
     exclude: Sequence[int],
+    guarded: bool = False,
 ) -> Row[Any] | None:
-    """The claim statement itself (one statement; see the module's docstring)."""
+    """The claim statement itself (one statement; see the module's docstring); ``guarded``
+    takes nothing where footprints matter (:func:`footprints.guard`)."""
     one = task_id is not None
     excluding = bool(exclude)
     params = {
@@ -234,12 +240,12 @@ async def _claim(
             if touch:
                 await conn.execute(_TOUCH, {"p_worker": worker.id})
             data = {"lease_seconds": lease_seconds}
-            statement = _PG_CLAIM[one, excluding]
+            statement = _PG_CLAIM[one, excluding, guarded]
             return (await conn.execute(statement, {**params, "p_data": data})).first()
     async with db.write() as tx:
         if touch:
             await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
-        row = (await tx.conn.execute(_CLAIM[db.backend, one, excluding], params)).first()
+        row = (await tx.conn.execute(_CLAIM[db.backend, one, excluding, guarded], params)).first()
         if row is None:
             return None
         await task_store.add_event(

@@ -5,9 +5,10 @@ per replica: the ranking model per (project, ``graph_version``) — every graph 
 version, so an upload invalidates it — and each task's footprint per (model, title,
 description) — so a task text edit is a new key. Nothing is stored: a restart recomputes.
 
-A claim pays one extra read (the project's policy, graph version and held tasks, in one
-statement); only when the policy is on, the project has a graph and some task is held does it
-read the first :data:`CANDIDATES` queued tasks and rank them (docs/dispatch.md).
+The plain claim statement carries a guard (:func:`guard`): while the policy is ``ignore``, the
+project has no graph or no task is held, a claim is the one statement it was. Otherwise it
+takes nothing and the claim reads the policy and held tasks (one statement), the first
+:data:`CANDIDATES` queued tasks, ranks them and claims a chosen one (docs/dispatch.md).
 """
 
 from __future__ import annotations
@@ -72,29 +73,49 @@ _CACHE: weakref.WeakKeyDictionary[Database, dict[int, _Project]] = weakref.WeakK
 
 @dataclass(frozen=True)
 class Conflicts:
-    """A project where overlaps matter now: its policy and its held tasks' footprints."""
+    """A project's policy, its graph's version and its held tasks' footprints (none read
+    when the policy is ``ignore`` or the project has no graph)."""
 
     project_id: int
     policy: OverlapPolicy
     version: int
     held: dict[int, Footprint]
 
+    @property
+    def matter(self) -> bool:
+        """Whether a claim must look at footprints now."""
+        return bool(self.held)
+
     def of(self, task_id: int, found: Footprint) -> dict[int, tuple[str, ...]]:
         """The held tasks (other than ``task_id``) ``found`` overlaps, with the shared files."""
         return pure.overlaps(found, {i: f for i, f in self.held.items() if i != task_id})
 
 
-async def conflicts(db: Database, project_id: int) -> Conflicts | None:
-    """None when a claim need not look (policy ``ignore``, no graph, no held task)."""
+async def conflicts(db: Database, project_id: int) -> Conflicts:
+    """What a claim must respect in ``project_id`` now (one read)."""
     async with db.read() as conn:
         rows = (await conn.execute(_STATE, {"p_project": project_id})).all()
+    policy, version = OverlapPolicy(rows[0].dispatch_overlap), int(rows[0].graph_version)
     held = [r for r in rows if r.id is not None]
-    if not held:
-        return None
-    version = int(held[0].graph_version)
-    found = await footprints_of(db, project_id, version, held)
-    policy = OverlapPolicy(held[0].dispatch_overlap)
-    return Conflicts(project_id, policy, version, {r.id: found[r.id] for r in held})
+    found = await footprints_of(db, project_id, version, held) if held else {}
+    return Conflicts(project_id, policy, version, found)
+
+
+def guard() -> Any:
+    """SQL true when a claim of ``p_project`` need not look at footprints: the policy is
+    ``ignore``, the project has no graph, or no task is held. The plain claim statement
+    carries it, so the common case stays one statement; when it is false the claim finds
+    nothing and :func:`cloud_api.dispatch.claims.claim` takes the conflict-aware path."""
+    held = aliased(tasks)
+    relevant = select(projects.c.id).where(
+        projects.c.id == bindparam("p_project"),
+        projects.c.dispatch_overlap != OverlapPolicy.IGNORE.value,
+        projects.c.graph_version > 0,
+        select(held.c.id)
+        .where(held.c.project_id == bindparam("p_project"), held.c.status.in_(_HELD))
+        .exists(),
+    )
+    return ~relevant.exists()
 
 
 async def footprints_of(

@@ -155,7 +155,7 @@ async def test_a_graph_upload_changes_the_footprints(cloud: Cloud) -> None:
     """The cached model is keyed by the graph's version: once the upload no longer says an
     earlier task touched the parser, "parser" is a path word alone and B overlaps nothing."""
     s = await setup(cloud, "avoid")
-    api, one, two = s["api"], s["one"], s["two"]
+    one, two = s["one"], s["two"]
     assert (await one.claim()).ok()["task"]["id"] == s["a"]
     assert (await two.claim()).ok()["task"]["id"] == s["c"]
     assert (await two.claim()).status == 204
