@@ -118,6 +118,35 @@ def guard() -> Any:
     return ~relevant.exists()
 
 
+async def board_overlaps(db: Database, project_id: int) -> dict[int, dict[int, tuple[str, ...]]]:
+    """Task id → the other tasks it may overlap, among the held tasks and the first
+    :data:`CANDIDATES` queued ones (what claims look at): the board's "may overlap" notes.
+    Empty when the policy is ``ignore`` or the project has no graph."""
+    async with db.read() as conn:
+        project = (
+            await conn.execute(
+                select(projects.c.dispatch_overlap, projects.c.graph_version).where(
+                    projects.c.id == project_id
+                )
+            )
+        ).one()
+        if project.dispatch_overlap == OverlapPolicy.IGNORE.value or not project.graph_version:
+            return {}
+        columns = (tasks.c.id, tasks.c.title, tasks.c.description)
+        held = await conn.execute(
+            select(*columns).where(tasks.c.project_id == project_id, tasks.c.status.in_(_HELD))
+        )
+        queued = await conn.execute(
+            select(*columns)
+            .where(tasks.c.project_id == project_id, tasks.c.status == TaskStatus.QUEUED.value)
+            .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+            .limit(CANDIDATES)
+        )
+        rows = [*held, *queued]
+    found = await footprints_of(db, project_id, int(project.graph_version), rows)
+    return pure.pairwise(found)
+
+
 async def footprints_of(
     db: Database, project_id: int, version: int, rows: Iterable[Any]
 ) -> dict[int, Footprint]:

@@ -103,3 +103,19 @@ def overlaps(mine: Footprint, others: Mapping[int, Footprint]) -> dict[int, tupl
 def overlap_event(found: Mapping[int, Sequence[str]]) -> dict[str, object]:
     """The ``data`` of an ``overlap`` task event: the other tasks and the files shared."""
     return {"overlaps": [{"task_id": task, "files": list(files)} for task, files in found.items()]}
+
+
+def may_overlap(task_id: object, files: Sequence[str]) -> str:
+    """What a card and a timeline say of one overlap: ``may overlap #12: src/parser.py``
+    (plain text: the file names are a worker's upload, the template escapes them)."""
+    return f"may overlap #{task_id}: {', '.join(files)}"
+
+
+def pairwise(found: Mapping[int, Footprint]) -> dict[int, dict[int, tuple[str, ...]]]:
+    """Task id → the other tasks of ``found`` it overlaps, with the shared files."""
+    result = {}
+    for task, mine in found.items():
+        shared = overlaps(mine, {other: f for other, f in found.items() if other != task})
+        if shared:
+            result[task] = shared
+    return result

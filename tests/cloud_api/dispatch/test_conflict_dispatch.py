@@ -20,10 +20,10 @@ async def task(api: Api, pid: int, title: str, status: str = "queued") -> int:
     return int((await api.post(f"/projects/{pid}/tasks", body)).ok(201)["id"])
 
 
-def graph(parser_task: int, docs_task: int) -> dict[str, Any]:
+def graph(parser_task: int, docs_task: int, parser: tuple[str, str] = PARSER) -> dict[str, Any]:
     """The graph a daemon uploads: files, two finished tasks with the files they touched,
     and a co-change pair."""
-    files = [*PARSER, "docs/index.md", "README.md", "src/app.py"]
+    files = [*parser, "docs/index.md", "README.md", "src/app.py"]
     nodes = [{"kind": "file", "key": path} for path in files]
     nodes += [{"kind": "task", "key": str(t)} for t in (parser_task, docs_task)]
 
@@ -32,16 +32,18 @@ def graph(parser_task: int, docs_task: int) -> dict[str, Any]:
 
     edges = [
         {"src": ref("task", str(parser_task)), "dst": ref("file", path), "kind": "touched"}
-        for path in PARSER
+        for path in parser
     ]
     edges.append(
         {"src": ref("task", str(docs_task)), "dst": ref("file", "docs/index.md"), "kind": "touched"}
     )
-    pair = {"src": ref("file", PARSER[0]), "dst": ref("file", PARSER[1]), "kind": "co_change"}
+    pair = {"src": ref("file", parser[0]), "dst": ref("file", parser[1]), "kind": "co_change"}
     return {"nodes": nodes, "edges": [*edges, {**pair, "weight": 4}]}
 
 
-async def setup(cloud: Cloud, policy: str | None, *, with_graph: bool = True) -> dict[str, Any]:
+async def setup(
+    cloud: Cloud, policy: str | None, *, with_graph: bool = True, parser: tuple[str, str] = PARSER
+) -> dict[str, Any]:
     """Two workers, the graph (uploaded by worker 1), the policy, and tasks A, B, C queued
     in that order."""
     api, pid = cloud.api, cloud.project_id
@@ -51,7 +53,7 @@ async def setup(cloud: Cloud, policy: str | None, *, with_graph: bool = True) ->
     earlier_docs = await task(api, pid, "docs: rebuild the index page", "backlog")
     if with_graph:
         url = f"/worker/projects/{pid}/graph"
-        (await one.api.post(url, graph(earlier_parser, earlier_docs))).ok()
+        (await one.api.post(url, graph(earlier_parser, earlier_docs, parser))).ok()
     if policy is not None:
         got = (await api.patch(f"/projects/{pid}", {"dispatch_overlap": policy})).ok()
         assert got["dispatch_overlap"] == policy
