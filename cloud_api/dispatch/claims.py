@@ -57,13 +57,18 @@ class StaleClaim(Exception):
 
 
 def _claim_statement(
-    skip_locked: bool, one_task: bool = False, excluding: bool = False, guarded: bool = False
+    skip_locked: bool,
+    one_task: bool = False,
+    excluding: bool = False,
+    guarded: bool = False,
+    held_unchanged: bool = False,
 ) -> Any:
     """Built once per backend, with bind parameters: claims are the hot path, and building
     (and cache-keying) a statement tree per call cost more than executing it. ``one_task``:
     the variant that claims only the task ``p_task`` (``locus run --task ID``); ``excluding``:
     the one that passes over the tasks ``p_exclude`` (given back by the worker's user);
-    ``guarded``: takes nothing where conflict-aware dispatch must look first."""
+    ``guarded``: takes nothing where conflict-aware dispatch must look first;
+    ``held_unchanged``: takes nothing if a task other than ``p_held`` became held."""
     conditions = [
         tasks.c.project_id == bindparam("p_project"),
         tasks.c.status == TaskStatus.QUEUED.value,
@@ -78,6 +83,8 @@ def _claim_statement(
         conditions.append(tasks.c.id.not_in(bindparam("p_exclude", expanding=True)))
     if guarded:
         conditions.append(footprints.guard())
+    if held_unchanged:
+        conditions.append(footprints.held_unchanged())
     candidate = (
         select(tasks.c.id)
         .where(*conditions)
@@ -148,8 +155,8 @@ def _claim_in_one_statement(*variant: bool) -> Any:
     return select(claimed, sent)
 
 
-#: (one_task, excluding, guarded): every variant, built once.
-_VARIANTS = list(itertools.product((False, True), repeat=3))
+#: (one_task, excluding, guarded, held_unchanged): every variant used, built once.
+_VARIANTS = [v for v in itertools.product((False, True), repeat=4) if not (v[2] and v[3])]
 _CLAIM = {
     (backend, *variant): _claim_statement(backend == "postgresql", *variant)
     for backend in ("sqlite", "postgresql")
@@ -180,26 +187,27 @@ async def claim(
     row = await _claim(db, worker, lease_seconds, touch, task_id, exclude, guarded=True)
     if row is not None:
         return row
-    found = await footprints.conflicts(db, worker.project_id)
-    if not found.matter:
-        if found.policy is OverlapPolicy.IGNORE or found.version == 0:
-            return None  # the guard did not stop it: there is nothing to take
-        # The held tasks were let go between the two reads: claim as if there were none.
-        return await _claim(db, worker, lease_seconds, False, task_id, exclude)
-    if found.policy is OverlapPolicy.WARN or task_id is not None:
-        row = await _claim(db, worker, lease_seconds, False, task_id, exclude)
-        if row is not None:
-            await _record_overlap(db, found, row)
-        return row
     for _ in range(_AVOID_TRIES):
+        found = await footprints.conflicts(db, worker.project_id)
+        if not found.matter:
+            if found.policy is OverlapPolicy.IGNORE or found.version == 0:
+                return None  # the guard did not stop it: there is nothing to take
+            # The held tasks were let go between the two reads: claim as if there were none.
+            return await _claim(db, worker, lease_seconds, False, task_id, exclude)
+        if found.policy is OverlapPolicy.WARN or task_id is not None:
+            row = await _claim(db, worker, lease_seconds, False, task_id, exclude)
+            if row is not None:
+                await _record_overlap(db, found, row)
+            return row
         queued = await footprints.candidates(db, worker.project_id, worker.repositories, exclude)
         mine = await footprints.footprints_of(db, worker.project_id, found.version, queued)
         free = next((r.id for r in queued if not found.of(r.id, mine[r.id])), None)
         if free is None:
-            break
-        row = await _claim(db, worker, lease_seconds, False, free, ())
+            return None
+        row = await _claim(db, worker, lease_seconds, False, free, (), held=list(found.held))
         if row is not None:
             return row
+        # Taken by another claimer, or another task became held meanwhile: look again.
     return None
 
 
@@ -221,14 +229,18 @@ async def _claim(
     task_id: int | None,
     exclude: Sequence[int],
     guarded: bool = False,
+    held: Sequence[int] | None = None,
 ) -> Row[Any] | None:
     """The claim statement itself (one statement; see the module's docstring); ``guarded``
-    takes nothing where footprints matter (:func:`footprints.guard`)."""
+    takes nothing where footprints matter (:func:`footprints.guard`); ``held``: nothing if
+    a task not among these became held (:func:`footprints.held_unchanged`)."""
     one = task_id is not None
     excluding = bool(exclude)
+    variant = (one, excluding, guarded, held is not None)
     params = {
         **({"p_task": task_id} if one else {}),
         **({"p_exclude": list(exclude)} if excluding else {}),
+        **({"p_held": list(held)} if held is not None else {}),
         "p_project": worker.project_id,
         "p_repos": list(worker.repositories),
         "p_token": secrets.token_urlsafe(24),
@@ -240,12 +252,12 @@ async def _claim(
             if touch:
                 await conn.execute(_TOUCH, {"p_worker": worker.id})
             data = {"lease_seconds": lease_seconds}
-            statement = _PG_CLAIM[one, excluding, guarded]
+            statement = _PG_CLAIM[variant]
             return (await conn.execute(statement, {**params, "p_data": data})).first()
     async with db.write() as tx:
         if touch:
             await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
-        row = (await tx.conn.execute(_CLAIM[db.backend, one, excluding, guarded], params)).first()
+        row = (await tx.conn.execute(_CLAIM[(db.backend, *variant)], params)).first()
         if row is None:
             return None
         await task_store.add_event(

@@ -62,6 +62,20 @@ _STATE = (
 )
 
 
+def held_unchanged() -> Any:
+    """SQL true when no task of ``p_project`` is held but those of ``p_held``: the claim of a
+    task chosen as overlapping none of them carries it, so a task that became held meanwhile
+    makes the claim take nothing (and the caller look again). Within SQLite's one writer that
+    closes the race; on PostgreSQL it narrows it (docs/dispatch.md, "Not guaranteed")."""
+    held = aliased(tasks)
+    newly = select(held.c.id).where(
+        held.c.project_id == bindparam("p_project"),
+        held.c.status.in_(_HELD),
+        held.c.id.not_in(bindparam("p_held", expanding=True)),
+    )
+    return ~newly.exists()
+
+
 @dataclass
 class _Project:
     version: int

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from cloud_api.dispatch import claims
+from cloud_api.dispatch.claims import WorkerIdentity
+from cloud_api.services import SERVICES
 from tests.conftest import Cloud
 from tests.support.client import Api, Worker, timeline
 
@@ -165,3 +168,24 @@ async def test_a_graph_upload_changes_the_footprints(cloud: Cloud) -> None:
     url = f"/worker/projects/{cloud.project_id}/graph"
     (await one.api.post(url, {"nodes": files, "edges": []})).ok()
     assert (await two.claim()).ok()["task"]["id"] == s["b"]
+
+
+async def test_a_task_held_meanwhile_stops_the_chosen_claim(cloud: Cloud) -> None:
+    """The race the avoid path closes within one statement: a claim chose C as overlapping
+    none of the held tasks it read ({A}); if D became held before the claim ran, the claim
+    takes nothing (and claims.claim looks again) rather than C, which may overlap D."""
+    s = await setup(cloud, "avoid")
+    api, one, two = s["api"], s["one"], s["two"]
+    d = await task(api, cloud.project_id, "update the docs index page title")
+    assert (await one.claim()).ok()["task"]["id"] == s["a"]
+    db = cloud.app[SERVICES].db
+    me = WorkerIdentity(two.id or 0, cloud.project_id, ())
+    free = s["c"]
+    seen = [s["a"]]  # what the claim read as held
+    (await one.api.post("/worker/claim", {"wait_seconds": 0, "task_id": d})).ok()
+    assert await claims._claim(db, me, 60.0, False, free, (), held=seen) is None
+    assert (await api.get(f"/tasks/{free}")).ok()["status"] == "queued"
+    # Read again, the held tasks are {A, D}: C (the docs index) overlaps D, B overlaps A.
+    assert (await two.claim()).status == 204
+    row = await claims._claim(db, me, 60.0, False, free, (), held=[s["a"], d])
+    assert row is not None and row.id == free  # the statement itself takes it when unchanged
