@@ -12,9 +12,8 @@ from __future__ import annotations
 from locusd.git.repo import Repository
 
 # The records and renames are pure (the cloud ranks with them too): re-exported from here.
-from locusd.graph.records import Commit, follow_renames
-
-__all__ = ["MAX_PATHS", "Commit", "follow_renames", "read_history"]
+from locusd.graph.records import Commit as Commit
+from locusd.graph.records import follow_renames as follow_renames
 
 #: A commit touching more files than this (a reformat, a vendoring, a licence header sweep)
 #: says nothing about which files change together: its paths are dropped (``touched`` keeps the
