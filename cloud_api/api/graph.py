@@ -49,6 +49,7 @@ async def upsert_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUps
     """Nodes, then edges, each in short transactions (:mod:`cloud_api.store.graph`): every
     check that can refuse the upload runs before the first write."""
     await _write(ctx, project_id, body)
+    await store.bump_version(ctx.db, project_id)
     return GraphUpsertOut(nodes=len(body.nodes), edges=len(body.edges))
 
 
@@ -76,6 +77,7 @@ async def upload_graph(ctx: Ctx, project_id: int, body: GraphUpsert) -> GraphUpl
         )
     except IntegrityError:
         raise _deleted_meanwhile() from None
+    await store.bump_version(ctx.db, project_id)
     return GraphUploadOut(
         nodes=len(body.nodes),
         edges=len(body.edges),
@@ -174,3 +176,4 @@ async def delete_node(ctx: Ctx, project_id: int, node_id: int) -> None:
         )
         if result.first() is None:
             raise not_found(f"node {node_id}")
+    await store.bump_version(ctx.db, project_id)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloud_api.domain.footprints import may_overlap
 from cloud_api.domain.priorities import level_of
 from cloud_api.domain.states import Actor, TaskStatus
 from cloud_api.schemas.tasks import EventOut
@@ -171,6 +172,16 @@ def _review(event: EventOut) -> list[Piece]:
     return pieces
 
 
+def _overlap(event: EventOut) -> list[Piece]:
+    """Conflict-aware dispatch handed the task out although its predicted files overlap a
+    held task's (policy ``warn``, or the task was asked for by id)."""
+    found = [o for o in event.data.get("overlaps", []) if isinstance(o, dict)]
+    notes = [
+        may_overlap(o.get("task_id", "?"), [str(f) for f in o.get("files", [])]) for o in found
+    ]
+    return [("handed it out although it ", False), ("; ".join(notes) or "may overlap", True)]
+
+
 def describe(event: EventOut, names: Names) -> list[Piece]:
     """What happened, after the actor's name."""
     if event.kind == "status":
@@ -184,6 +195,8 @@ def describe(event: EventOut, names: Names) -> list[Piece]:
         return [("commented", False)]
     if event.kind == "review":
         return _review(event)
+    if event.kind == "overlap":
+        return _overlap(event)
     if event.kind == "artifact":
         kind = _ARTIFACTS.get(str(event.data.get("kind")), "an artifact")
         return [(f"reported {kind} ({event.data.get('size', 0)} bytes)", False)]

@@ -12,6 +12,7 @@ and a heartbeat write to the lease columns comes from the lease table
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from sqlalchemy import (
     update,
 )
 
+from cloud_api.dispatch import footprints
+from cloud_api.domain.footprints import OverlapPolicy, overlap_event
 from cloud_api.domain.states import HEARTBEAT, LEASED, Actor, TaskStatus, lease_rule
 from cloud_api.store import tasks as task_store
 from cloud_api.store.db import NOTIFY_CHANNEL, Database, Tx
@@ -53,11 +56,19 @@ class StaleClaim(Exception):
         self.current = current
 
 
-def _claim_statement(skip_locked: bool, one_task: bool = False, excluding: bool = False) -> Any:
+def _claim_statement(
+    skip_locked: bool,
+    one_task: bool = False,
+    excluding: bool = False,
+    guarded: bool = False,
+    held_unchanged: bool = False,
+) -> Any:
     """Built once per backend, with bind parameters: claims are the hot path, and building
     (and cache-keying) a statement tree per call cost more than executing it. ``one_task``:
     the variant that claims only the task ``p_task`` (``locus run --task ID``); ``excluding``:
-    the one that passes over the tasks ``p_exclude`` (given back by the worker's user)."""
+    the one that passes over the tasks ``p_exclude`` (given back by the worker's user);
+    ``guarded``: takes nothing where conflict-aware dispatch must look first;
+    ``held_unchanged``: takes nothing if a task other than ``p_held`` became held."""
     conditions = [
         tasks.c.project_id == bindparam("p_project"),
         tasks.c.status == TaskStatus.QUEUED.value,
@@ -70,6 +81,10 @@ def _claim_statement(skip_locked: bool, one_task: bool = False, excluding: bool 
         conditions.append(tasks.c.id == bindparam("p_task"))
     if excluding:
         conditions.append(tasks.c.id.not_in(bindparam("p_exclude", expanding=True)))
+    if guarded:
+        conditions.append(footprints.guard())
+    if held_unchanged:
+        conditions.append(footprints.held_unchanged())
     candidate = (
         select(tasks.c.id)
         .where(*conditions)
@@ -106,13 +121,11 @@ _EVENT_COLUMNS = (
 )
 
 
-def _claim_in_one_statement(one_task: bool = False, excluding: bool = False) -> Any:
+def _claim_in_one_statement(*variant: bool) -> Any:
     """PostgreSQL: the claim, its timeline event and the wake-up NOTIFY as one statement of
     data-modifying CTEs, run in autocommit — one round trip instead of five (BEGIN, claim,
     event, notify, COMMIT). Atomic all the same: a statement is its own transaction."""
-    claimed = _claim_statement(skip_locked=True, one_task=one_task, excluding=excluding).cte(
-        "claimed"
-    )
+    claimed = _claim_statement(True, *variant).cte("claimed")
     worker_id = bindparam("p_worker", type_=BigInteger())
     event = (
         insert(task_events)
@@ -142,18 +155,19 @@ def _claim_in_one_statement(one_task: bool = False, excluding: bool = False) -> 
     return select(claimed, sent)
 
 
+#: (one_task, excluding, guarded, held_unchanged): every variant used, built once.
+_VARIANTS = [v for v in itertools.product((False, True), repeat=4) if not (v[2] and v[3])]
 _CLAIM = {
-    (backend, one, excluding): _claim_statement(backend == "postgresql", one, excluding)
+    (backend, *variant): _claim_statement(backend == "postgresql", *variant)
     for backend in ("sqlite", "postgresql")
-    for one in (False, True)
-    for excluding in (False, True)
+    for variant in _VARIANTS
 }
-_PG_CLAIM = {
-    (one, excluding): _claim_in_one_statement(one, excluding)
-    for one in (False, True)
-    for excluding in (False, True)
-}
+_PG_CLAIM = {variant: _claim_in_one_statement(*variant) for variant in _VARIANTS}
 _TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(last_seen_at=db_now())
+
+
+#: Claims of a chosen non-overlapping task that another claimer took first, before giving up.
+_AVOID_TRIES = 3
 
 
 async def claim(
@@ -167,12 +181,66 @@ async def claim(
 ) -> Row[Any] | None:
     """Lease the next task for ``worker`` (only ``task_id``, when given; none of
     ``exclude``), or return None when there is nothing to take. ``touch`` also records that
-    the worker was seen."""
+    the worker was seen. Conflict-aware (docs/dispatch.md): under the project's ``avoid``
+    policy a queued task whose predicted files overlap a held task's is passed over; under
+    ``warn`` (and for a task asked for by id) it is handed out with an ``overlap`` event."""
+    row = await _claim(db, worker, lease_seconds, touch, task_id, exclude, guarded=True)
+    if row is not None:
+        return row
+    for _ in range(_AVOID_TRIES):
+        found = await footprints.conflicts(db, worker.project_id)
+        if not found.matter:
+            if found.policy is OverlapPolicy.IGNORE or found.version == 0:
+                return None  # the guard did not stop it: there is nothing to take
+            # The held tasks were let go between the two reads: claim as if there were none.
+            return await _claim(db, worker, lease_seconds, False, task_id, exclude)
+        if found.policy is OverlapPolicy.WARN or task_id is not None:
+            row = await _claim(db, worker, lease_seconds, False, task_id, exclude)
+            if row is not None:
+                await _record_overlap(db, found, row)
+            return row
+        queued = await footprints.candidates(db, worker.project_id, worker.repositories, exclude)
+        mine = await footprints.footprints_of(db, worker.project_id, found.version, queued)
+        free = next((r.id for r in queued if not found.of(r.id, mine[r.id])), None)
+        if free is None:
+            return None
+        row = await _claim(db, worker, lease_seconds, False, free, (), held=list(found.held))
+        if row is not None:
+            return row
+        # Taken by another claimer, or another task became held meanwhile: look again.
+    return None
+
+
+async def _record_overlap(db: Database, found: footprints.Conflicts, row: Row[Any]) -> None:
+    """The ``overlap`` event of a task handed out although it overlaps held tasks."""
+    mine = await footprints.footprints_of(db, row.project_id, found.version, [row])
+    shared = found.of(row.id, mine[row.id])
+    if shared:
+        async with db.write() as tx:
+            data = overlap_event(shared)
+            await task_store.add_event(tx, row, "overlap", Actor.SYSTEM, data=data)
+
+
+async def _claim(
+    db: Database,
+    worker: WorkerIdentity,
+    lease_seconds: float,
+    touch: bool,
+    task_id: int | None,
+    exclude: Sequence[int],
+    guarded: bool = False,
+    held: Sequence[int] | None = None,
+) -> Row[Any] | None:
+    """The claim statement itself (one statement; see the module's docstring); ``guarded``
+    takes nothing where footprints matter (:func:`footprints.guard`); ``held``: nothing if
+    a task not among these became held (:func:`footprints.held_unchanged`)."""
     one = task_id is not None
     excluding = bool(exclude)
+    variant = (one, excluding, guarded, held is not None)
     params = {
         **({"p_task": task_id} if one else {}),
         **({"p_exclude": list(exclude)} if excluding else {}),
+        **({"p_held": list(held)} if held is not None else {}),
         "p_project": worker.project_id,
         "p_repos": list(worker.repositories),
         "p_token": secrets.token_urlsafe(24),
@@ -184,12 +252,12 @@ async def claim(
             if touch:
                 await conn.execute(_TOUCH, {"p_worker": worker.id})
             data = {"lease_seconds": lease_seconds}
-            statement = _PG_CLAIM[one, excluding]
+            statement = _PG_CLAIM[variant]
             return (await conn.execute(statement, {**params, "p_data": data})).first()
     async with db.write() as tx:
         if touch:
             await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
-        row = (await tx.conn.execute(_CLAIM[db.backend, one, excluding], params)).first()
+        row = (await tx.conn.execute(_CLAIM[(db.backend, *variant)], params)).first()
         if row is None:
             return None
         await task_store.add_event(

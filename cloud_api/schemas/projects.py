@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from cloud_api.domain.footprints import OverlapPolicy
 from cloud_api.domain.permissions import Role
 from cloud_api.domain.remotes import fingerprint
 from cloud_api.schemas.common import Body, Id, Name, Out, Slug, Text, Timestamped, omittable
@@ -25,9 +26,16 @@ class ProjectCreate(Body):
     remotes: list[Remote] = Field(default_factory=list, max_length=50)
 
 
+_OVERLAP = (
+    "conflict-aware dispatch: 'avoid' (a claim passes over a queued task whose predicted "
+    "files overlap a held task's), 'warn' (hand it out, record the overlap), 'ignore'"
+)
+
+
 class ProjectUpdate(Body):
     name: Name | None = None
     remotes: list[Remote] | None = Field(None, max_length=50)
+    dispatch_overlap: OverlapPolicy | None = Field(None, description=_OVERLAP)
 
 
 class ProjectOut(Timestamped):
@@ -36,6 +44,8 @@ class ProjectOut(Timestamped):
     name: str
     slug: str
     remotes: list[str]
+    # A default: the daemon reads this model from clouds that predate the field.
+    dispatch_overlap: OverlapPolicy = Field(OverlapPolicy.AVOID, description=_OVERLAP)
     role: Role | None = None
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 
 from cloud_api.store.db import Database
-from cloud_api.store.tables import graph_edges, graph_nodes
+from cloud_api.store.tables import graph_edges, graph_nodes, projects
 from cloud_api.store.types import db_now
 from cloud_api.store.upsert import insert_for
 
@@ -109,3 +109,14 @@ async def edge_ids(db: Database, project_id: int, keys: Iterable[EdgeKey]) -> di
             )
             ids.update({(r.src_id, r.dst_id, r.kind): r.id for r in rows})
     return ids
+
+
+async def bump_version(db: Database, project_id: int) -> None:
+    """Mark the project's graph changed: the footprints cached from it are recomputed
+    (cloud_api.dispatch.footprints). Called once a write is complete, not per chunk."""
+    async with db.write() as tx:
+        await tx.conn.execute(
+            update(projects)
+            .where(projects.c.id == project_id)
+            .values(graph_version=projects.c.graph_version + 1)
+        )

@@ -95,6 +95,10 @@ projects = Table(
     # Normalised git remote fingerprints (cloud_api.domain.remotes) this project serves.
     Column("remotes", JSON, nullable=False, default=list),
     _created(),
+    # Conflict-aware dispatch (docs/dispatch.md): avoid | warn | ignore.
+    Column("dispatch_overlap", String(8), nullable=False, server_default="avoid"),
+    # Bumped by every graph write: the key of the footprints cached from the graph.
+    Column("graph_version", Integer, nullable=False, server_default="0"),
     UniqueConstraint("org_id", "slug", name="uq_projects_org_slug"),
 )
 

@@ -9,10 +9,11 @@ uploaded and nothing here does network IO.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-
 from locusd.git.repo import Repository
+
+# The records and renames are pure (the cloud ranks with them too): re-exported from here.
+from locusd.graph.records import Commit as Commit
+from locusd.graph.records import follow_renames as follow_renames
 
 #: A commit touching more files than this (a reformat, a vendoring, a licence header sweep)
 #: says nothing about which files change together: its paths are dropped (``touched`` keeps the
@@ -26,19 +27,6 @@ _TIMEOUT_S = 300.0
 # Commit header fields, between a record separator and the -z name-status list.
 _RECORD, _FIELD = "\x1e", "\x1f"
 _FORMAT = f"--format={_RECORD}%H{_FIELD}%ct{_FIELD}%B{_FIELD}"
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One non-merge commit: ``paths`` it left files at (sorted, empty past :data:`MAX_PATHS`),
-    ``renames`` (old, new) it made, ``touched`` how many paths it changed in all."""
-
-    sha: str
-    time: int
-    message: str
-    paths: tuple[str, ...]
-    renames: tuple[tuple[str, str], ...] = ()
-    touched: int = 0
 
 
 def read_history(
@@ -84,22 +72,6 @@ def _name_status(status: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], .
             at += 2
     touched = len(paths) + sum(1 for word in words if word[:1] == "D")
     return (tuple(sorted(paths)) if touched <= MAX_PATHS else ()), tuple(renames), touched
-
-
-def follow_renames(commits: Sequence[Commit]) -> list[Commit]:
-    """``commits`` (oldest first) with every path mapped to the name the newest of them gives
-    it: history of a file that was moved stays the file's history. Pure: no IO."""
-    newest: dict[str, str] = {}
-    followed: list[Commit] = []
-    for commit in reversed(commits):
-        if newest:
-            paths = tuple(sorted({newest.get(path, path) for path in commit.paths}))
-            commit = replace(commit, paths=paths)
-        followed.append(commit)
-        for old, new in commit.renames:
-            newest[old] = newest.get(new, new)
-    followed.reverse()
-    return followed
 
 
 #: Finished tasks read at most (the newest accepted commits).

@@ -9,13 +9,14 @@ Commit messages stay in this process: nothing here is uploaded.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from locusd.graph.history import Commit, follow_renames
+from locusd.graph.records import Commit, follow_renames
 
 # Camel humps, words, digits. Each alternative consumes what it starts on and none backtracks
 # more than its own run, so a 1 MB task text is read in linear time (a run of digits matched
@@ -52,7 +53,14 @@ def words(text: str) -> list[str]:
 
 def path_words(path: str) -> list[str]:
     """A path's words: its directories, its name and extension (``/ _ - .`` and camelCase)."""
-    return words(path.replace("/", " ").replace(".", " "))
+    return list(_path_words(path))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _path_words(path: str) -> tuple[str, ...]:
+    """Cached: every ranking splits every candidate path again, and splitting was most of a
+    ranking's time over a few thousand paths (the cloud ranks each queued task's footprint)."""
+    return tuple(words(path.replace("/", " ").replace(".", " ")))
 
 
 class Bm25:
@@ -137,6 +145,13 @@ class HistoryIndex:
             for path in record.paths:
                 self.touches[path].append(number)
                 self.together[path].update(other for other in record.paths if other != path)
+
+    def add_together(self, a: str, b: str, count: int) -> None:
+        """Co-change counted elsewhere (the cloud's ``co_change`` graph edges, which carry a
+        count, not the commits): ``a`` and ``b`` changed together ``count`` more times."""
+        if a != b and count > 0:
+            self.together[a][b] += count
+            self.together[b][a] += count
 
     def decay(self, number: int, half_life_days: float) -> float:
         """A record's weight: halved every ``half_life_days`` before the newest record (not

@@ -20,6 +20,8 @@ from cloud_api.dashboard.groups import COLUMN_OF, COLUMNS
 from cloud_api.dashboard.moves import CARD_ACTIONS, TARGETS
 from cloud_api.dashboard.views.projects import project_nav
 from cloud_api.dashboard.web import Visitor, fragment, page, redirect, respond
+from cloud_api.dispatch import footprints
+from cloud_api.domain.footprints import may_overlap
 from cloud_api.domain.states import USER_ACTIONS, TaskStatus, UserAction
 from cloud_api.schemas.common import PageQuery, parse_id
 from cloud_api.schemas.projects import ProjectOut
@@ -114,11 +116,22 @@ async def columns(visitor: Visitor, project: ProjectOut, filters: Filters) -> di
         by_column[COLUMN_OF[row.status]].append(row)
     after = (latest or 0) if horizon is None else min(latest or 0, horizon)
     return {
+        "overlaps": await overlap_notes(visitor, project_id),
         "by_column": by_column,
         "columns": COLUMNS,
         "moves": CARD_MOVES,
         "after": after,
         "people": await member_names(visitor, project.org_id),
+    }
+
+
+async def overlap_notes(visitor: Visitor, project_id: int) -> dict[int, list[str]]:
+    """Task id → "may overlap #12: src/parser.py", one per task its predicted files overlap
+    (conflict-aware dispatch, docs/dispatch.md)."""
+    found = await footprints.board_overlaps(visitor.ctx.db, project_id)
+    return {
+        task: [may_overlap(other, files) for other, files in others.items()]
+        for task, others in found.items()
     }
 
 
@@ -186,7 +199,13 @@ async def one_card(visitor: Visitor) -> web.StreamResponse:
     names = {row.lease_owner_id: row.worker_name} if row.worker_name else {}
     people = await member_names(visitor, project.org_id)
     return respond(
-        visitor, "_one_card.html", t=row, moves=CARD_MOVES, worker_names=names, people=people
+        visitor,
+        "_one_card.html",
+        t=row,
+        moves=CARD_MOVES,
+        worker_names=names,
+        people=people,
+        overlaps=await overlap_notes(visitor, project_id),
     )
 
 

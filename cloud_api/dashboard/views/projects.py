@@ -14,6 +14,7 @@ from cloud_api.api import projects as projects_api
 from cloud_api.api import tokens as tokens_api
 from cloud_api.api.errors import field_problem
 from cloud_api.dashboard.web import Visitor, action, done, page, respond
+from cloud_api.domain.footprints import OverlapPolicy
 from cloud_api.domain.permissions import Action, Role, can
 from cloud_api.schemas.common import PageQuery
 from cloud_api.schemas.orgs import MemberAdd, MemberUpdate, OrgCreate
@@ -102,6 +103,7 @@ async def _settings(visitor: Visitor, **extra: Any) -> web.StreamResponse:
         tokens=tokens,
         roles=[Role.OWNER, Role.MEMBER, Role.VIEWER],
         new_token=extra.get("new_token"),
+        overlap_policies=list(OverlapPolicy),
     )
 
 
@@ -115,7 +117,11 @@ async def settings(visitor: Visitor) -> web.StreamResponse:
 @action
 async def update_project(visitor: Visitor) -> web.StreamResponse:
     body = visitor.body(
-        ProjectUpdate, name=visitor.field("name"), remotes=_lines(visitor.field("remotes"))
+        ProjectUpdate,
+        name=visitor.field("name"),
+        remotes=_lines(visitor.field("remotes")),
+        # Left out (None: unchanged) when the form has no such field.
+        dispatch_overlap=visitor.field("dispatch_overlap") or None,
     )
     project = await visitor.call(projects_api.update_project, body=body)
     return done(visitor, f"/projects/{project.id}/settings", "Project settings saved.")
