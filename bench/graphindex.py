@@ -1,20 +1,23 @@
-"""Graph index benchmark: ``.venv/bin/python -m bench.graphindex [--files N] [--json]``.
+"""Graph index benchmark: ``.venv/bin/python -m bench.graphindex [--files N] [--commits N] [--json]``.
 
 In one run, on a repository generated in a temporary directory (``--files`` files, 50,000 by
-default, in nested modules of several languages, with 60 manifests, written in one commit by
-``git fast-import`` so that generating it takes seconds):
+default, in nested modules of several languages, with 60 manifests, then ``--commits`` (3,000)
+commits of 1 to 6 files each, every tenth a finished task's (a ``Locus-Task`` trailer), all
+written by ``git fast-import`` so that generating it takes seconds):
 
-* full index — :func:`locusd.graph.index.index_checkout` with no saved state, and the payload
-  built from it (bar: ≤ 60 s), against the baseline ``git ls-tree -r HEAD`` timed in the same
-  run (the listing every index needs; printed as a ratio);
-* incremental index — after a commit that changes one manifest and 20 files, with the saved
-  state, and its payload (bar: ≤ 2 s);
+* full upload — :func:`locusd.graph.snapshot.snapshot` with no saved state: the index, the
+  newest 5,000 commits of history, the finished tasks' files, and the payload (bar: ≤ 60 s);
+  the index alone against the baseline ``git ls-tree -r HEAD`` timed in the same run (the
+  listing every index needs; printed as a ratio);
+* incremental — the same after a commit that changes one manifest and 20 files, with the
+  saved state: what the daemon does when ``HEAD`` moves (bar: ≤ 2 s);
 * the payload's size (bar: ≤ 512 KB) and how many nodes were left out to stay under it.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import sys
 import tempfile
@@ -35,7 +38,8 @@ from bench.figures import (
     work_directory,
 )
 from locusd.graph.index import index_checkout
-from locusd.graph.payload import DEFAULT_LIMIT, build_payload
+from locusd.graph.payload import DEFAULT_LIMIT
+from locusd.graph.snapshot import snapshot
 
 FULL_TARGET_S = 60.0
 INCREMENTAL_TARGET_S = 2.0
@@ -53,18 +57,21 @@ def _blob(path: str, text: str) -> bytes:
     return b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(data), data)
 
 
-def _commit(ref: str, message: str, files: dict[str, str], parent: bool) -> bytes:
+def _commit(
+    ref: str, message: str, files: dict[str, str], parent: bool, when: int = 1700000000
+) -> bytes:
     msg = message.encode()
-    head = b"commit %s\ncommitter Bench <b@l> 1700000000 +0000\ndata %d\n%s\n" % (
-        ref.encode(), len(msg), msg,
+    head = b"commit %s\ncommitter Bench <b@l> %d +0000\ndata %d\n%s\n" % (
+        ref.encode(), when, len(msg), msg,
     )  # fmt: skip
     if parent:
         head += b"from %s^0\n" % ref.encode()
     return head + b"".join(_blob(p, t) for p, t in sorted(files.items())) + b"\n"
 
 
-def generate_repo(where: Path, files: int) -> dict[str, str]:
-    """A repository of ``files`` files at HEAD (main); returns its files."""
+def generate_repo(where: Path, files: int, commits: int = 0) -> dict[str, str]:
+    """A repository of ``files`` files at HEAD (main) after ``commits`` small commits;
+    returns its files."""
     where.mkdir(parents=True)
     git(where, "init", "-q", "-b", "main")
     tree: dict[str, str] = {
@@ -81,7 +88,16 @@ def generate_repo(where: Path, files: int) -> dict[str, str]:
     for i in range(files - len(tree)):
         ext = EXTENSIONS[i % len(EXTENSIONS)]
         tree[f"packages/p{i % 56:02}/m{i % 17}/d{i % 23}/f{i:06}{ext}"] = f"# {i}\n"
-    git(where, "fast-import", "--quiet", stdin=_commit("refs/heads/main", "first", tree, False))
+    stream = [_commit("refs/heads/main", "first", tree, False)]
+    paths = sorted(tree)
+    pick = random.Random(7)
+    for n in range(commits):
+        changed = {p: f"# {n}\n" for p in pick.sample(paths[:2000], pick.randint(1, 6))}
+        trailer = f"\n\nLocus-Task: {n}" if n % 10 == 0 else ""
+        message = f"change {n} in {next(iter(changed))}{trailer}"
+        # (no "from": within one stream, fast-import continues the branch)
+        stream.append(_commit("refs/heads/main", message, changed, False, 1700000000 + n * 600))
+    git(where, "fast-import", "--quiet", stdin=b"".join(stream))
     (where / ".locusignore").write_text("packages/p55/\n")
     return tree
 
@@ -99,28 +115,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         info = machine(git=git(workdir, "--version").strip().removeprefix("git version "))
         repo, state = workdir / "repo", workdir / "state"
         progress(f"generating a {args.files}-file repository")
-        generated, _ = _timed(lambda: generate_repo(repo, args.files))
+        generated, _ = _timed(lambda: generate_repo(repo, args.files, args.commits))
         progress("baseline: git ls-tree -r HEAD")
         listing, _ = _timed(lambda: git(repo, "ls-tree", "-r", "-l", "-z", "HEAD"))
-        progress("full index and payload")
-        full_index, full = _timed(lambda: index_checkout(repo, state))
-        full_payload, payload = _timed(lambda: build_payload(full.structure))
-        progress("a commit (one manifest, 20 files), then the incremental index and payload")
+        progress("the index alone, then the whole upload (index, history, payload)")
+        full_index, full = _timed(lambda: index_checkout(repo, workdir / "index-only"))
+        full_s, payload = _timed(lambda: snapshot(repo, state).payload)
+        progress("a commit (one manifest, 20 files), then the incremental upload")
         change = {"packages/p01/package.json": '{"dependencies": {"left-pad": "2"}}'}
         change |= {f"packages/p02/new/f{i}.py": f"# new {i}\n" for i in range(20)}
         git(repo, "fast-import", "--quiet", stdin=_commit("refs/heads/main", "more", change, True))
-        inc_index, inc = _timed(lambda: index_checkout(repo, state))
-        inc_payload, inc_built = _timed(lambda: build_payload(inc.structure))
-    full_s, inc_s = full_index + full_payload, inc_index + inc_payload
+        inc_s, shot = _timed(lambda: snapshot(repo, state))
+        inc, inc_built = shot.indexed, shot.payload
     figures = [
-        Figure("full", "full_s", "index + payload, no saved state", full_s, "s",
-               f"≤ {FULL_TARGET_S:.0f} s", full_s <= FULL_TARGET_S),
-        Figure("full", "full_index_s", "of which the index", full_index, "s", "", None),
+        Figure("full", "full_s", "whole upload (index + history + payload), no state", full_s,
+               "s", f"≤ {FULL_TARGET_S:.0f} s", full_s <= FULL_TARGET_S),
+        Figure("full", "full_index_s", "the index alone", full_index, "s", "", None),
         Figure("full", "baseline_ls_tree_s", "baseline: git ls-tree -r HEAD", listing, "s",
                "", None),
         Figure("full", "full_vs_ls_tree", "full index / git ls-tree", full_index / listing,
                "x", "", None),
-        Figure("incremental", "incremental_s", "index + payload after a commit", inc_s, "s",
+        Figure("incremental", "incremental_s", "whole upload after a commit", inc_s, "s",
                f"≤ {INCREMENTAL_TARGET_S:.0f} s", inc_s <= INCREMENTAL_TARGET_S),
         Figure("incremental", "incremental_vs_full", "incremental / full", inc_s / full_s, "x",
                "", None),
@@ -136,7 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args,
         figures,
         started,
-        repo={"files": args.files, "generate_seconds": round(generated, 1),
+        repo={"files": args.files, "commits": args.commits,
+              "generate_seconds": round(generated, 1),
               "indexed_paths": len(full.structure.paths), "full_payload_bytes": len(payload.body)},
     )  # fmt: skip
 
@@ -147,7 +163,8 @@ def render(result: dict[str, Any]) -> str:
     title = (
         f"Locus graph index benchmark — {info['cpus']} CPUs, git {info['git']}, Python"
         f" {info['python']}\nrepository: {repo['files']} files ({repo['indexed_paths']} indexed,"
-        f" the rest .locusignored), generated in {repo['generate_seconds']:.1f} s"
+        f" the rest .locusignored), {repo.get('commits', 0)} commits, generated in"
+        f" {repo['generate_seconds']:.1f} s"
     )
     return table(title, result)
 
@@ -155,6 +172,7 @@ def render(result: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = parser_for("python -m bench.graphindex", __doc__ or "")
     parser.add_argument("--files", type=int, default=50_000, help="files in the generated repo")
+    parser.add_argument("--commits", type=int, default=3000, help="commits of history after it")
     output_flags(parser)
     args = parser.parse_args(argv)
     at_least_one(parser, args, "files")

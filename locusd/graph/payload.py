@@ -59,7 +59,7 @@ class Payload:
 
 
 Node = dict[str, Any]  # {"kind", "key", "attrs"}: NodeIn's fields, in its order
-Edge = dict[str, Any]  # {"src", "dst", "kind"}: EdgeIn's fields
+Edge = dict[str, Any]  # {"src", "dst", "kind", "weight"}: EdgeIn's fields
 
 
 @dataclass
@@ -115,8 +115,11 @@ def _ref(kind: str, key: str) -> dict[str, str]:
     return {"kind": kind, "key": key}
 
 
-def _edge(src: dict[str, str], dst: dict[str, str], kind: str) -> Edge:
-    return {"src": src, "dst": dst, "kind": kind}
+def _edge(
+    src: dict[str, str], dst: dict[str, str], kind: str, weight: int | None = None
+) -> Edge:
+    """With ``weight`` even when None: the body carries ``"weight":null`` and its bytes count."""
+    return {"src": src, "dst": dst, "kind": kind, "weight": weight}
 
 
 def _file(path: str, history: HistoryStats) -> Node:
@@ -146,7 +149,7 @@ def _groups(structure: Structure, history: HistoryStats) -> Iterator[_Group]:
     pairs = {tuple(sorted(pair)): n for pair, n in history.co_change.items()}
     for (a, b), weight in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
         if a != b and a in known and b in known:
-            edge = {**_edge(_ref("file", a), _ref("file", b), "co_change"), "weight": weight}
+            edge = _edge(_ref("file", a), _ref("file", b), "co_change", weight)
             yield _Group([_file(a, history), _file(b, history)], [edge])
     changed = sorted(
         (p for p in history.paths if p in known),

@@ -11,7 +11,7 @@ from tests.bench.suite import run_suite
 
 
 def test_the_graph_index_bench_runs_and_reads_only_the_changed_manifest() -> None:
-    result = run_suite("graphindex", "--files", "600")
+    result = run_suite("graphindex", "--files", "600", "--commits", "50")
     assert result["values"]["manifests_read"] == 1
     assert result["repo"]["indexed_paths"] < 600  # packages/p55/ is .locusignored
     assert result["values"]["payload_kb"] * 1000 <= 512 * 1024

@@ -86,3 +86,17 @@ def test_over_the_budget_cold_files_go_first_and_every_edge_keeps_its_ends() -> 
     assert keys(small.upsert, "file") == ["src/app/hot.py"]  # the task's file; no cold one
     tiny = build_payload(big, HISTORY, limit=900)
     assert keys(tiny.upsert, "module") and not keys(tiny.upsert, "file")
+
+
+def test_the_budget_holds_with_many_edges_of_every_kind() -> None:
+    """Every edge's bytes are counted as sent (a weightless edge carries ``"weight":null``):
+    thousands of task edges and co-change pairs still end under the limit."""
+    big = structure(files=20_000)
+    cold = [f"src/bulk/cold_{i:05}.py" for i in range(20_000)]
+    history = HistoryStats(
+        co_change={(cold[i], cold[i + 1]): 2 for i in range(0, 6000, 2)},
+        tasks={i: cold[i : i + 3] for i in range(1, 4000)},
+    )
+    payload = build_payload(big, history)
+    assert payload.dropped_edges > 0  # the budget was reached
+    assert len(payload.body) <= 512 * 1024
