@@ -9,10 +9,14 @@ import signal
 from typing import Any
 
 import pytest
+from playwright.async_api import Page, expect
 
+from tests.cloud_api.dashboard.conftest import browser, page, sign_in
 from tests.conftest import Cloud
 from tests.locusd.agentkit import DEMO_TRANSCRIPT, git
 from tests.locusd.cliuser import User, drained, login_and_queue
+
+__all__ = ["browser", "page"]  # the dashboard's Chromium fixtures
 
 
 async def graph(cloud: Cloud) -> dict[str, Any]:
@@ -40,7 +44,7 @@ async def until(check: Any, timeout: float = 60) -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("template", ["sqlite"], indirect=True)
 async def test_a_served_repository_s_graph_reaches_the_project_and_follows_its_commits(
-    user: User, cloud: Cloud
+    user: User, cloud: Cloud, page: Page
 ) -> None:
     user.config.write_text(f'[agent]\nprovider = "replay"\nreplay = "{DEMO_TRANSCRIPT}"\n')
     task_id = await login_and_queue(user, cloud)
@@ -72,6 +76,14 @@ async def test_a_served_repository_s_graph_reaches_the_project_and_follows_its_c
             return "parser.py" in files(await graph(cloud))
 
         await until(new_file_arrived)
+
+        # The project page shows it (the dashboard's Graph tab, in Chromium).
+        first_start = cloud.first_start
+        await sign_in(page, cloud.url, first_start.email, first_start.password)
+        await page.goto(f"{cloud.url}/projects/{cloud.project_id}/graph")
+        await expect(page.locator("#graph-languages")).to_contain_text("python")
+        await expect(page.locator(f"#graph-tasks a[href='/tasks/{task_id}']")).to_be_visible()
+        await expect(page.locator("#graph-tasks")).to_contain_text("stats.py")
     finally:
         worker.send_signal(signal.SIGINT)  # Ctrl-C: `locus run` stops the daemon's worker
         await asyncio.wait_for(worker.wait(), 60)
