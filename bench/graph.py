@@ -12,7 +12,9 @@ changed most often before the parent; BM25 of the task over path words alone), t
 over the best baseline (bar: +5 points recall@10), the full history read and index time, the
 incremental read and index time per commit, the ranking time per task, and what the hints
 add to a run's start (history read at most ``MAX_COMMITS``, index, rank at HEAD) next to a
-baseline measured alongside (a worktree added at HEAD, which every run start does).
+baseline measured alongside (a worktree added at HEAD, which every run start does), and the
+graph upload of the checkout at HEAD: built with no saved state, built again with it, and its
+payload's size.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from bench.figures import Figure, machine, output_flags, parser_for, progress, r
 from locusd.agent import hints
 from locusd.git.repo import Repository, RepositoryError
 from locusd.graph.history import MAX_PATHS, Commit, follow_renames, read_history
+from locusd.graph.payload import DEFAULT_LIMIT
 from locusd.graph.rank import HistoryIndex, frequency, path_scores, rank, words
+from locusd.graph.snapshot import snapshot
 
 K = 10
 GAIN_POINTS = 5.0
@@ -76,6 +80,9 @@ class Replay:
     rank_s: list[float] = field(default_factory=list)
     start_hints_s: float = 0.0
     start_worktree_s: float = 0.0
+    upload_s: float = 0.0
+    upload_again_s: float = 0.0
+    payload_bytes: int = 0
 
     def mean(self, name: str) -> float:
         return 100 * statistics.fmean(self.recall[name]) if self.recall[name] else 0.0
@@ -158,6 +165,20 @@ def start_cost(repo: Repository, path: Path, rounds: int = 3) -> tuple[float, fl
     return statistics.median(hinted), statistics.median(bare)
 
 
+def upload_cost(path: Path) -> tuple[float, float, int]:
+    """The graph upload of the checkout at HEAD (:func:`locusd.graph.snapshot.snapshot`: index,
+    history, finished tasks, payload): seconds with no saved state, seconds again with it,
+    and the payload's bytes."""
+    with tempfile.TemporaryDirectory() as state:
+        started = time.perf_counter()
+        shot = snapshot(path, Path(state))
+        full = time.perf_counter() - started
+        started = time.perf_counter()
+        snapshot(path, Path(state))
+        again = time.perf_counter() - started
+    return full, again, len(shot.payload.body)
+
+
 def figures(done: Replay) -> list[Figure]:
     key = re.sub(r"[^a-z0-9]+", "_", done.name.lower()).strip("_")
     best = max(done.mean("most_changed"), done.mean("path_bm25"))
@@ -188,6 +209,12 @@ def figures(done: Replay) -> list[Figure]:
                done.start_worktree_s * 1000, "ms", "", None),
         Figure(g, f"{key}_start_ratio", "hints / worktree add", done.start_hints_s
                / done.start_worktree_s if done.start_worktree_s else 0.0, "x", "", None),
+        Figure(g, f"{key}_upload_s", "graph upload built, no saved state", done.upload_s, "s",
+               "<= 60 s", done.upload_s <= 60),
+        Figure(g, f"{key}_upload_again_s", "graph upload built again, saved state",
+               done.upload_again_s, "s", "<= 2 s", done.upload_again_s <= 2),
+        Figure(g, f"{key}_payload_kb", "graph payload", done.payload_bytes / 1000, "kB",
+               "<= 524.3 kB", done.payload_bytes <= DEFAULT_LIMIT),
     ]  # fmt: skip
 
 
@@ -220,6 +247,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for repo, path in zip(args.opened, args.repos, strict=True):
         done = replay(repo, path.resolve().name, args.commits)
         done.start_hints_s, done.start_worktree_s = start_cost(repo, path)
+        done.upload_s, done.upload_again_s, done.payload_bytes = upload_cost(path)
         ranges[done.name] = f"{done.first[:12]}..{done.last[:12]}"
         found += figures(done)
     del args.opened

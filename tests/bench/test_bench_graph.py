@@ -23,6 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 PER_REPO = {
     *("scored", "skipped", "gain", "index_s", "step_ms", "rank_ms"),
     *("start_hints_ms", "start_worktree_ms", "start_ratio"),
+    *("upload_s", "upload_again_s", "payload_kb"),
     *(f"{kind}_{ranker}" for kind in ("recall", "hit") for ranker in ("hints", "most_changed", "path_bm25")),
 }  # fmt: skip
 
