@@ -115,9 +115,7 @@ def _ref(kind: str, key: str) -> dict[str, str]:
     return {"kind": kind, "key": key}
 
 
-def _edge(
-    src: dict[str, str], dst: dict[str, str], kind: str, weight: int | None = None
-) -> Edge:
+def _edge(src: dict[str, str], dst: dict[str, str], kind: str, weight: int | None = None) -> Edge:
     """With ``weight`` even when None: the body carries ``"weight":null`` and its bytes count."""
     return {"src": src, "dst": dst, "kind": kind, "weight": weight}
 
