@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 
@@ -168,6 +169,9 @@ _TOUCH = update(workers).where(workers.c.id == bindparam("p_worker")).values(las
 
 #: Claims of a chosen non-overlapping task that another claimer took first, before giving up.
 _AVOID_TRIES = 3
+#: PostgreSQL: the transaction-scoped lock that orders a project's avoid-mode claims (the
+#: first key is Locus's own namespace for advisory locks, the second the project).
+_PROJECT_LOCK = text("SELECT pg_advisory_xact_lock(1819240307, CAST(:p_project AS integer))")
 
 
 async def claim(
@@ -189,12 +193,11 @@ async def claim(
         return row
     for _ in range(_AVOID_TRIES):
         found = await footprints.conflicts(db, worker.project_id)
-        if not found.matter:
-            if found.policy is OverlapPolicy.IGNORE or found.version == 0:
-                return None  # the guard did not stop it: there is nothing to take
-            # The held tasks were let go between the two reads: claim as if there were none.
-            return await _claim(db, worker, lease_seconds, False, task_id, exclude)
+        if found.policy is OverlapPolicy.IGNORE or found.version == 0:
+            return None  # the guard did not stop it: there is nothing to take
         if found.policy is OverlapPolicy.WARN or task_id is not None:
+            if not found.matter:  # the held tasks were let go between the two reads
+                return await _claim(db, worker, lease_seconds, False, task_id, exclude)
             row = await _claim(db, worker, lease_seconds, False, task_id, exclude)
             if row is not None:
                 await _record_overlap(db, found, row)
@@ -248,11 +251,21 @@ async def _claim(
         "p_lease": lease_seconds,
     }
     if db.backend == "postgresql":
+        data = {"lease_seconds": lease_seconds}
+        statement = _PG_CLAIM[variant]
+        if held is not None:
+            # Under avoid, one such claim of a project at a time: the lock is taken before
+            # the claim's statement reads, so that statement sees the claim before it
+            # committed — two workers racing for overlapping tasks never both get one (SQLite's
+            # one writer orders them the same way). docs/dispatch.md, "Racing claims".
+            async with db.write() as tx:
+                await tx.conn.execute(_PROJECT_LOCK, {"p_project": worker.project_id})
+                if touch:
+                    await tx.conn.execute(_TOUCH, {"p_worker": worker.id})
+                return (await tx.conn.execute(statement, {**params, "p_data": data})).first()
         async with db.autocommit() as conn:
             if touch:
                 await conn.execute(_TOUCH, {"p_worker": worker.id})
-            data = {"lease_seconds": lease_seconds}
-            statement = _PG_CLAIM[variant]
             return (await conn.execute(statement, {**params, "p_data": data})).first()
     async with db.write() as tx:
         if touch:

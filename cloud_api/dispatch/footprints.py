@@ -117,18 +117,25 @@ async def conflicts(db: Database, project_id: int) -> Conflicts:
 
 
 def guard() -> Any:
-    """SQL true when a claim of ``p_project`` need not look at footprints: the policy is
-    ``ignore``, the project has no graph, or no task is held. The plain claim statement
-    carries it, so the common case stays one statement; when it is false the claim finds
-    nothing and :func:`cloud_api.dispatch.claims.claim` takes the conflict-aware path."""
+    """SQL true when a claim of ``p_project`` need not look at footprints: the project has no
+    graph, its policy is ``ignore``, or it is ``warn`` and no task is held. The plain claim
+    statement carries it, so the common case stays one statement; when it is false the claim
+    finds nothing and :func:`cloud_api.dispatch.claims.claim` takes the conflict-aware path.
+    Under ``avoid`` every claim takes that path, even with nothing held: claims racing for
+    overlapping tasks must be ordered (docs/dispatch.md, "Racing claims")."""
     held = aliased(tasks)
-    relevant = select(projects.c.id).where(
-        projects.c.id == bindparam("p_project"),
-        projects.c.dispatch_overlap != OverlapPolicy.IGNORE.value,
-        projects.c.graph_version > 0,
+    anything_held = (
         select(held.c.id)
         .where(held.c.project_id == bindparam("p_project"), held.c.status.in_(_HELD))
-        .exists(),
+        .exists()
+    )
+    relevant = select(projects.c.id).where(
+        projects.c.id == bindparam("p_project"),
+        projects.c.graph_version > 0,
+        or_(
+            projects.c.dispatch_overlap == OverlapPolicy.AVOID.value,
+            and_(projects.c.dispatch_overlap == OverlapPolicy.WARN.value, anything_held),
+        ),
     )
     return ~relevant.exists()
 

@@ -5,6 +5,7 @@ crash", worker 2 is not handed "parser: handle empty input" (``avoid``), is hand
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from cloud_api.dispatch import claims
 from cloud_api.dispatch.claims import WorkerIdentity
 from cloud_api.services import SERVICES
+from cloud_api.store.tables import tasks
 from tests.conftest import Cloud
 from tests.support.client import Api, Worker, timeline
 
@@ -189,3 +191,47 @@ async def test_a_task_held_meanwhile_stops_the_chosen_claim(cloud: Cloud) -> Non
     assert (await two.claim()).status == 204
     row = await claims._claim(db, me, 60.0, False, free, (), held=[s["a"], d])
     assert row is not None and row.id == free  # the statement itself takes it when unchanged
+
+
+async def test_workers_claiming_at_once_get_at_most_one_of_overlapping_tasks(
+    cloud: Cloud,
+) -> None:
+    """Nothing held yet, and six workers claim at the same moment (a sprint just started):
+    one of the five parser tasks is handed out, the docs task to another worker, and nothing
+    to the rest — never two parser tasks at once (PostgreSQL: the project's claim lock)."""
+    s = await setup(cloud, "avoid")
+    api, pid = s["api"], cloud.project_id
+    parser = {s["a"], s["b"]} | {await task(api, pid, f"parser: handle case {n}") for n in range(3)}
+    workers = [s["one"], s["two"], *[await Worker.create(api, pid, f"w{n}") for n in range(4)]]
+    for _ in range(3):  # three rounds, each racing from an empty start
+        replies = await asyncio.gather(*(worker.claim() for worker in workers))
+        got = [r.ok()["task"]["id"] for r in replies if r.status == 200]
+        assert len(set(got) & parser) == 1, got
+        assert s["c"] in got
+        for reply in replies:
+            if reply.status == 200:  # give it back: the next round starts from nothing held
+                given = reply.ok()["task"]["id"]
+                (await api.post(f"/tasks/{given}/cancel")).ok()
+                (await api.post(f"/tasks/{given}/retry")).ok()
+
+
+@pytest.mark.parametrize("template", ["postgresql"], indirect=True)
+async def test_a_claim_waits_for_a_racing_claim_of_the_project_and_sees_what_it_took(
+    cloud: Cloud,
+) -> None:
+    """PostgreSQL: another claim of the project has taken A but not committed (its
+    transaction holds the project's claim lock). A second worker's claim waits for it, then
+    sees A held and takes C — not B, which overlaps A (without the lock it would read A as
+    still queued and nothing as held)."""
+    s = await setup(cloud, "avoid")
+    db = cloud.app[SERVICES].db
+    two = WorkerIdentity(s["two"].id or 0, cloud.project_id, ())
+    async with db.engine.connect() as racing:
+        await racing.begin()
+        await racing.execute(claims._PROJECT_LOCK, {"p_project": cloud.project_id})
+        await racing.execute(tasks.update().where(tasks.c.id == s["a"]).values(status="claimed"))
+        waiting = asyncio.create_task(claims.claim(db, two, 60.0))
+        await asyncio.sleep(0.3)  # (only lets the claim reach the lock; no outcome rides on it)
+        await racing.commit()
+    row = await asyncio.wait_for(waiting, 60)
+    assert row is not None and row.id == s["c"], row
