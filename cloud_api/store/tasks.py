@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, select, update
 
 from cloud_api.dispatch.work_waiters import work_topic
 from cloud_api.domain.states import (
@@ -27,7 +27,7 @@ from cloud_api.domain.states import (
     lease_rule,
 )
 from cloud_api.store.db import Tx
-from cloud_api.store.tables import task_events, tasks
+from cloud_api.store.tables import projects, task_events, tasks
 from cloud_api.store.types import db_now
 
 
@@ -137,6 +137,35 @@ async def add_event(
     return int(result.scalar_one())
 
 
+#: The queued tasks an ``avoid`` claim may have passed over while a task was held (the first
+#: :data:`~cloud_api.dispatch.footprints.CANDIDATES` in dispatch order): none unless the
+#: project dispatches with footprints (a graph, and a policy other than ``ignore``).
+_PASSED_OVER = (
+    select(tasks.c.id, tasks.c.project_id, tasks.c.repository)
+    .where(
+        tasks.c.project_id == bindparam("p_project"),
+        tasks.c.status == TaskStatus.QUEUED.value,
+        select(projects.c.id)
+        .where(
+            projects.c.id == bindparam("p_project"),
+            projects.c.graph_version > 0,
+            projects.c.dispatch_overlap != "ignore",
+        )
+        .exists(),
+    )
+    .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+    .limit(50)
+)
+
+
+async def _wake_passed_over(tx: Tx, project_id: int) -> None:
+    """A task left a held status: the queued tasks a claim passed over for overlapping it
+    may be claimable now, so their long-polls are woken (docs/dispatch.md) rather than left
+    to their deadline."""
+    for row in await tx.conn.execute(_PASSED_OVER, {"p_project": project_id}):
+        tx.notify(work_topic(row.project_id, row.id, row.repository))
+
+
 def notify_claimable(tx: Tx, task: Row[Any]) -> None:
     """Once ``tx`` commits, wake one claim long-poll that can take ``task`` (now queued)."""
     tx.notify(work_topic(task.project_id, task.id, task.repository))
@@ -216,6 +245,8 @@ async def transition(
     )
     if target is TaskStatus.QUEUED:
         notify_claimable(tx, updated)
+    elif current in HELD and target not in HELD:
+        await _wake_passed_over(tx, updated.project_id)
     if holder is not None and target is TaskStatus.CANCELLED:
         tx.notify(f"worker:{holder}")
     return updated

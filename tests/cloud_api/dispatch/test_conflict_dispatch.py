@@ -14,6 +14,8 @@ from cloud_api.dispatch import claims
 from cloud_api.dispatch.claims import WorkerIdentity
 from cloud_api.services import SERVICES
 from cloud_api.store.tables import tasks
+from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
+from tests.cloud_api.dispatch.test_targeted_wakeups import wakeups
 from tests.conftest import Cloud
 from tests.support.client import Api, Worker, timeline
 
@@ -235,3 +237,23 @@ async def test_a_claim_waits_for_a_racing_claim_of_the_project_and_sees_what_it_
         await racing.commit()
     row = await asyncio.wait_for(waiting, 60)
     assert row is not None and row.id == s["c"], row
+
+
+async def test_a_passed_over_task_is_handed_to_a_waiting_worker_once_the_overlap_ends(
+    cloud: Cloud,
+) -> None:
+    """Under avoid, B waits while A is held; a worker long-polling meanwhile is woken when A
+    ends (a wake-up counted on /metrics, not timed) and gets B."""
+    s = await setup(cloud, "avoid")
+    api, one, two = s["api"], s["one"], s["two"]
+    first = (await one.claim()).ok()
+    assert first["task"]["id"] == s["a"]
+    assert (await two.claim()).ok()["task"]["id"] == s["c"]
+    three = await Worker.create(api, cloud.project_id, "three")
+    before = await wakeups(api)
+    poll = asyncio.create_task(three.claim(wait=30))
+    await wait_for_waiters(api, 1)
+    await finish(api, one, first)  # A leaves the held statuses
+    got = (await asyncio.wait_for(poll, 60)).ok()
+    assert got["task"]["id"] == s["b"]
+    assert (await wakeups(api))["queued"] > before["queued"]  # woken, not timed out
