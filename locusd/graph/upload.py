@@ -93,14 +93,18 @@ class GraphPublisher:
         self._seen = seen
         return enqueued
 
+    async def look(self) -> None:
+        """:meth:`publish`, a checkout git cannot read logged (and looked at again next time:
+        the worker goes on)."""
+        try:
+            if await self.publish():
+                log.info("graph of %s enqueued for project %d", self.checkout, self.project_id)
+        except (GitFailed, TimedOut, RepositoryError, OSError) as exc:
+            log.warning("graph of %s not built: %s", self.checkout, exc)
+
     async def run(self, stop: asyncio.Event, every: float = POLL_S) -> None:
-        """Publish now and whenever the checkout moves, until ``stop``; a checkout git cannot
-        read is logged and looked at again next time (the worker goes on)."""
+        """Look whenever the checkout may have moved, every ``every`` seconds, until ``stop``."""
         while not stop.is_set():
-            try:
-                if await self.publish():
-                    log.info("graph of %s enqueued for project %d", self.checkout, self.project_id)
-            except (GitFailed, TimedOut, RepositoryError, OSError) as exc:
-                log.warning("graph of %s not built: %s", self.checkout, exc)
+            await self.look()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)

@@ -141,6 +141,10 @@ class Worker:
         await self.register(agents)
         slots = asyncio.Semaphore(agents)
         running: set[asyncio.Task[Run]] = set()
+        if self.graph is not None:
+            # Enqueued before the first claim: the cloud can then weigh this worker's first
+            # task against the graph (conflict-aware dispatch), and it leaves before any report.
+            await self.graph.look()
         listening = asyncio.create_task(self._signals(stop))
         publishing = asyncio.create_task(self.graph.run(stop)) if self.graph else None
         planning = asyncio.create_task(self._plan_requests(stop)) if not once else None
