@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import aiohttp
 from sqlalchemy import select
@@ -49,7 +49,9 @@ from cloud_api.domain.states import Actor, TaskStatus
 from cloud_api.store import tasks as task_store
 from cloud_api.store.graph import bump_version
 from cloud_api.store.tables import tasks
-from tests.support.client import Api
+from tests.support.client import Api, Worker
+
+T = TypeVar("T")
 
 LEASE_S = 60.0
 #: Tasks held while the claims are timed (by one worker, each in an area of its own).
@@ -62,12 +64,17 @@ VERSIONS = 5
 #: What one upload may carry (the schema's caps): the graph is one upload.
 MAX_NODES, MAX_EDGES = 5000, 20000
 SYLLABLES = ("ka", "lo", "mi", "ra", "tu", "ve", "shi", "no", "pe", "zo")
+#: What is timed straight on the database (policy, or ``cold``: avoid after a graph change)
+#: and over HTTP; each kind's first is its baseline.
 POLICIES = ("ignore", "avoid", "warn", "cold")
+HTTP = ("http_ignore", "http_avoid")
 NAMES = {
     "ignore": "ignore (baseline)",
     "avoid": "avoid, footprints cached",
     "warn": "warn",
     "cold": "avoid, right after a graph change",
+    "http_ignore": "HTTP, ignore (baseline)",
+    "http_avoid": "HTTP, avoid, footprints cached",
 }
 
 
@@ -153,21 +160,24 @@ class Measured:
 
     def figures(self) -> list[Figure]:
         b = self.backend
-        base = self.claims["ignore"]
         found = []
-        for policy in POLICIES:
-            got, name = self.claims[policy], NAMES[policy]
-            found += [
-                Figure(b, f"{b}_{policy}_p50_ms", f"claim p50, {name}", got.p50, "ms", "", None),
-                Figure(b, f"{b}_{policy}_p95_ms", f"claim p95, {name}", got.p95, "ms", "", None),
-            ]
-            if policy != "ignore":
+        for kind in (POLICIES, HTTP):
+            base = self.claims[kind[0]]
+            for policy in kind:
+                got, name = self.claims[policy], NAMES[policy]
                 found += [
-                    Figure(b, f"{b}_{policy}_ratio_p50", f"p50 {policy} ÷ ignore",
-                           got.p50 / base.p50, "x", "", None),
-                    Figure(b, f"{b}_{policy}_ratio_p95", f"p95 {policy} ÷ ignore",
-                           got.p95 / base.p95, "x", "", None),
+                    Figure(b, f"{b}_{policy}_p50_ms", f"claim p50, {name}", got.p50, "ms", "",
+                           None),
+                    Figure(b, f"{b}_{policy}_p95_ms", f"claim p95, {name}", got.p95, "ms", "",
+                           None),
                 ]  # fmt: skip
+                if policy != kind[0]:
+                    found += [
+                        Figure(b, f"{b}_{policy}_ratio_p50", f"p50 {policy} ÷ {kind[0]}",
+                               got.p50 / base.p50, "x", "", None),
+                        Figure(b, f"{b}_{policy}_ratio_p95", f"p95 {policy} ÷ {kind[0]}",
+                               got.p95 / base.p95, "x", "", None),
+                    ]  # fmt: skip
         return [
             *found,
             Figure(b, f"{b}_model_ms", "model build per graph version, p50",
@@ -185,8 +195,8 @@ async def _set_policy(admin: Api, project_id: int, policy: str) -> None:
     (await admin.patch(f"/projects/{project_id}", {"dispatch_overlap": policy})).ok()
 
 
-async def _project(cloud: Cloud, admin: Api, args: argparse.Namespace) -> WorkerIdentity:
-    """The project as the docstring says; returns the identity of the worker to time."""
+async def _project(cloud: Cloud, admin: Api, args: argparse.Namespace) -> Worker:
+    """The project as the docstring says; returns the worker to time."""
     pid, files = cloud.project_id, args.files
     await _set_policy(admin, pid, "ignore")
     earlier = await seed_tasks(
@@ -201,7 +211,7 @@ async def _project(cloud: Cloud, admin: Api, args: argparse.Namespace) -> Worker
         if await claim(cloud.db, WorkerIdentity(holder.id, pid, ()), LEASE_S) is None:
             raise RuntimeError("the held tasks could not be claimed")
     await seed_tasks(cloud, args.queued, "queued", title=lambda q: queued_title(q, files))
-    return WorkerIdentity(timed.id, pid, ())
+    return timed
 
 
 async def _give_back(cloud: Cloud, row: Any) -> None:
@@ -212,27 +222,44 @@ async def _give_back(cloud: Cloud, row: Any) -> None:
         )
 
 
-async def _timed_claims(
-    cloud: Cloud,
-    worker: WorkerIdentity,
+async def _timed(
     count: int,
+    take: Callable[[], Awaitable[T | None]],
+    give_back: Callable[[T], Awaitable[None]],
+    *,
     before: Callable[[], Awaitable[None]] | None = None,
+    warm: int = 1,
 ) -> Samples:
-    """``count`` claims (after ``before`` each, not timed), each given back; one untimed
-    claim first warms what the policy keeps."""
+    """``count`` claims made by ``take`` (after ``before`` each, not timed), each given back;
+    ``warm`` untimed claims first fill what the policy caches."""
     into = Samples()
-    for i in range(count + 1):
+    for i in range(warm + count):
         if before is not None:
             await before()
         started = time.perf_counter()
-        row = await claim(cloud.db, worker, LEASE_S)
+        got = await take()
         elapsed = (time.perf_counter() - started) * 1000
-        if row is None:
+        if got is None:
             raise RuntimeError("a claim took nothing: every candidate overlaps a held task")
-        if i:
+        if i >= warm:
             into.samples_ms.append(elapsed)
-        await _give_back(cloud, row)
+        await give_back(got)
     return into
+
+
+def _over_http(
+    worker: Worker,
+) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]]:
+    """A claim over ``POST /worker/claim`` and its give-back (``status: queued``)."""
+
+    async def take() -> dict[str, Any] | None:
+        reply = await worker.claim()
+        return None if reply.status == 204 else dict(reply.ok())
+
+    async def give_back(got: dict[str, Any]) -> None:
+        (await worker.status(got, "queued")).ok()
+
+    return take, give_back
 
 
 async def _queued(cloud: Cloud) -> list[Any]:
@@ -276,9 +303,18 @@ async def measure(backend: Backend, args: argparse.Namespace) -> Measured:
         ):
             admin, pid = cloud.admin(session), cloud.project_id
             progress(f"{backend}: {args.files} files, {args.earlier} earlier tasks")
-            worker = await _project(cloud, admin, args)
+            timed = await _project(cloud, admin, args)
+            assert timed.id is not None
+            worker = WorkerIdentity(timed.id, pid, ())
             progress(f"{backend}: model build and footprints, {VERSIONS} graph versions")
             model, per_task = await _model_and_footprints(cloud)
+
+            async def raw() -> Any:
+                return await claim(cloud.db, worker, LEASE_S)
+
+            async def give_back(row: Any) -> None:
+                await _give_back(cloud, row)
+
             claims: dict[str, Samples] = {}
             for policy in POLICIES:
                 progress(f"{backend}: {args.claims} claims, {NAMES[policy]}")
@@ -287,7 +323,13 @@ async def measure(backend: Backend, args: argparse.Namespace) -> Measured:
                     version = (await footprints.conflicts(cloud.db, pid)).version
                     await footprints.footprints_of(cloud.db, pid, version, await _queued(cloud))
                 changed = (lambda: bump_version(cloud.db, pid)) if policy == "cold" else None
-                claims[policy] = await _timed_claims(cloud, worker, args.claims, changed)
+                claims[policy] = await _timed(args.claims, raw, give_back, before=changed)
+            take, put_back = _over_http(timed)
+            for policy in HTTP:
+                progress(f"{backend}: {args.claims} claims, {NAMES[policy]}")
+                await _set_policy(admin, pid, policy.removeprefix("http_"))
+                # The server keeps its own cache: as many untimed claims as tasks fill it.
+                claims[policy] = await _timed(args.claims, take, put_back, warm=args.queued)
             looked, overlapping = await _overlapping(cloud, worker)
     return Measured(backend, claims, model, per_task, looked, overlapping)
 

@@ -1,13 +1,13 @@
 """The conflict-aware claim benchmark runs end to end, tiny, on SQLite and PostgreSQL (a real
 ``locus-cloud serve`` each, a graph uploaded through the route) and reports every figure: the
-claims of every policy were timed, and the workload really has overlapping and free
+claims of every policy were timed, on the database and over HTTP, and the workload really has overlapping and free
 candidates. No timing is asserted."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.footprints import POLICIES
+from bench.footprints import HTTP, POLICIES
 from tests.bench.suite import run_suite
 
 pytestmark = pytest.mark.timeout(300)
@@ -21,8 +21,9 @@ def test_the_footprint_bench_reports_every_figure_on_both_backends() -> None:
     )
     values = result["values"]
     for b in BACKENDS:
-        for policy in POLICIES:
-            for figure in PER_POLICY[:2] if policy == "ignore" else PER_POLICY:
+        for policy in (*POLICIES, *HTTP):
+            baseline = policy in ("ignore", "http_ignore")
+            for figure in PER_POLICY[:2] if baseline else PER_POLICY:
                 assert values[f"{b}_{policy}_{figure}"] > 0, f"{b} {policy} {figure}"
         assert values[f"{b}_model_ms"] > 0
         assert values[f"{b}_footprint_ms"] > 0
