@@ -157,6 +157,7 @@ class Measured:
     footprint_ms: Samples
     candidates: int  # queued tasks a claim looks at
     overlapping: int  # of those, how many overlap a held task
+    changes: int  # graph versions the cold claims (the untimed one too) each came after
 
     def figures(self) -> list[Figure]:
         b = self.backend
@@ -188,6 +189,8 @@ class Measured:
                    self.candidates, "", "", None),
             Figure(b, f"{b}_overlapping", "of those, overlapping a held task",
                    self.overlapping, "", "", None),
+            Figure(b, f"{b}_cold_graph_changes", "graph changes behind the cold claims",
+                   self.changes, "", "", None),
         ]  # fmt: skip
 
 
@@ -277,7 +280,7 @@ async def _model_and_footprints(cloud: Cloud) -> tuple[Samples, Samples]:
     rows = (await _queued(cloud))[: footprints.CANDIDATES]
     for _ in range(VERSIONS):
         await bump_version(cloud.db, cloud.project_id)
-        version = (await footprints.conflicts(cloud.db, cloud.project_id)).version
+        version = await _version(cloud)
         started = time.perf_counter()
         await footprints.footprints_of(cloud.db, cloud.project_id, version, [])
         built = time.perf_counter()
@@ -285,6 +288,10 @@ async def _model_and_footprints(cloud: Cloud) -> tuple[Samples, Samples]:
         model.samples_ms.append((built - started) * 1000)
         per_task.samples_ms.append((time.perf_counter() - built) * 1000 / len(rows))
     return model, per_task
+
+
+async def _version(cloud: Cloud) -> int:
+    return (await footprints.conflicts(cloud.db, cloud.project_id)).version
 
 
 async def _overlapping(cloud: Cloud, worker: WorkerIdentity) -> tuple[int, int]:
@@ -316,14 +323,18 @@ async def measure(backend: Backend, args: argparse.Namespace) -> Measured:
                 await _give_back(cloud, row)
 
             claims: dict[str, Samples] = {}
+            changes = 0
             for policy in POLICIES:
                 progress(f"{backend}: {args.claims} claims, {NAMES[policy]}")
                 await _set_policy(admin, pid, "avoid" if policy == "cold" else policy)
                 if policy == "avoid":  # every queued task's footprint cached
-                    version = (await footprints.conflicts(cloud.db, pid)).version
-                    await footprints.footprints_of(cloud.db, pid, version, await _queued(cloud))
+                    queued = await _queued(cloud)
+                    await footprints.footprints_of(cloud.db, pid, await _version(cloud), queued)
                 changed = (lambda: bump_version(cloud.db, pid)) if policy == "cold" else None
+                first = await _version(cloud)
                 claims[policy] = await _timed(args.claims, raw, give_back, before=changed)
+                if policy == "cold":
+                    changes = await _version(cloud) - first
             take, put_back = _over_http(timed)
             for policy in HTTP:
                 progress(f"{backend}: {args.claims} claims, {NAMES[policy]}")
@@ -331,7 +342,7 @@ async def measure(backend: Backend, args: argparse.Namespace) -> Measured:
                 # The server keeps its own cache: as many untimed claims as tasks fill it.
                 claims[policy] = await _timed(args.claims, take, put_back, warm=args.queued)
             looked, overlapping = await _overlapping(cloud, worker)
-    return Measured(backend, claims, model, per_task, looked, overlapping)
+    return Measured(backend, claims, model, per_task, looked, overlapping, changes)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -30,4 +30,6 @@ def test_the_footprint_bench_reports_every_figure_on_both_backends() -> None:
         # Every other queued task names a held task's module: avoid has something to pass over.
         assert values[f"{b}_candidates"] == 12
         assert values[f"{b}_overlapping"] == 6
+        # Each cold claim (3 timed, 1 untimed) came right after a graph change.
+        assert values[f"{b}_cold_graph_changes"] == 4
     assert len(result["args"]["backends"]) == 2
