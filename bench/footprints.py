@@ -33,12 +33,10 @@ from bench.daemon import workdir
 from bench.figures import (
     Figure,
     at_least_one,
-    cancelled_on_sigterm,
-    machine,
+    measured,
     output_flags,
     parser_for,
     progress,
-    result_of,
     suite_main,
     work_directory,
 )
@@ -373,13 +371,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.monotonic()
-    info = machine()
-    figures: list[Figure] = []
-    with cancelled_on_sigterm():
-        for backend in args.backends:
-            figures += (await measure(backend, args)).figures()
-    return result_of(info, args, figures, started, notes=[])
+    async def every_backend() -> list[Figure]:
+        return [f for b in args.backends for f in (await measure(b, args)).figures()]
+
+    return await measured(args, every_backend, notes=[])
 
 
 def main(argv: list[str] | None = None) -> int:
