@@ -1,5 +1,5 @@
 """The cost of conflict-aware claims in a project with a graph: ``.venv/bin/python -m
-bench.footprints [--files N] [--earlier N] [--queued N] [--claims N] [--json]``.
+bench.footprints [--files N] [--earlier N] [--queued N] [--claims N] [--backends B] [--json]``.
 
 On SQLite and on PostgreSQL (each a real ``locus-cloud serve`` with its database): a project
 whose graph is uploaded through the real route (``--files`` files, ``--earlier`` earlier tasks
@@ -10,9 +10,11 @@ module a held task touches (so it overlaps) and the rest another area. Another w
 each given back after it is timed so every claim sees the same queue and held tasks: under
 policy ``ignore`` (the baseline: the one claim statement), ``avoid`` with the footprints
 cached, ``warn``, and ``avoid`` right after the graph changed (the version bumped as an upload
-ends it: the model is rebuilt and the held tasks and candidates ranked, in a thread). Each is
-also shown as a ratio to the baseline of the same run. Separately: the model build per graph
-version and the footprint computation per task. Context figures only: no bars.
+ends it: the model is rebuilt and the held tasks and candidates ranked, in a thread); then
+over HTTP (``POST /worker/claim``) under ``ignore`` and ``avoid``, the server's own cache
+warmed first. Each is also shown as a ratio to its baseline of the same run. Separately: the
+model build per graph version and the footprint computation per task. Context figures only:
+no bars (docs/benchmarks.md, "Conflict-aware claims").
 """
 
 from __future__ import annotations
@@ -338,7 +340,8 @@ async def measure(backend: Backend, args: argparse.Namespace) -> Measured:
                 progress(f"{backend}: {args.claims} claims, {NAMES[policy]}")
                 await _set_policy(admin, pid, policy.removeprefix("http_"))
                 # The server keeps its own cache: as many untimed claims as tasks fill it.
-                claims[policy] = await _timed(args.claims, take, put_back, warm=args.queued)
+                warm = args.queued if policy == "http_avoid" else 1
+                claims[policy] = await _timed(args.claims, take, put_back, warm=warm)
             looked, overlapping = await _overlapping(cloud, worker)
     return Measured(backend, claims, model, per_task, looked, overlapping, changes)
 
@@ -363,7 +366,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.files + args.earlier > MAX_NODES
         or args.files + args.earlier * TOUCHED > MAX_EDGES + AREAS
     ):
-        parser.error(f"--files plus --earlier must fit one graph upload ({MAX_NODES} nodes)")
+        parser.error(
+            f"--files and --earlier must fit one graph upload ({MAX_NODES} nodes: files +"
+            f" earlier; {MAX_EDGES} edges: files - {AREAS} + {TOUCHED} x earlier)"
+        )
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not args.backends or set(args.backends) - set(get_args(Backend)):
         parser.error("--backends takes sqlite and/or postgresql")
