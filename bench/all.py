@@ -5,7 +5,8 @@ Runs the dispatch (``python -m bench``), worktree (``python -m bench.worktrees``
 (``python -m bench.startup``), dashboard (``python -m bench.dashboard``), output-flood
 (``python -m bench.flood``), login-flood (``python -m bench.logins``), event-stream
 (``python -m bench.streams``), stream re-check (``python -m bench.rechecks``), graph-upload
-(``python -m bench.graphupload``), graph-index (``python -m bench.graphindex``), search
+(``python -m bench.graphupload``), graph-index (``python -m bench.graphindex``), conflict-aware claim
+(``python -m bench.footprints``), search
 (``python -m bench.search``), model-gateway
 (``python -m bench.gateway``) and install
 (``python -m bench.installs``) suites one after the other with their defaults, each printing its figures against their targets; exits 1 if
@@ -23,6 +24,7 @@ from bench import (
     daemon,
     dashboard,
     flood,
+    footprints,
     gateway,
     graphindex,
     graphupload,
@@ -48,6 +50,7 @@ SUITES: dict[str, Callable[[list[str] | None], int]] = {
     "rechecks": rechecks.main,
     "graphupload": graphupload.main,
     "graphindex": graphindex.main,
+    "footprints": footprints.main,
     "search": search.main,
     "gateway": gateway.main,
     "installs": installs.main,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,16 +53,25 @@ class DrainResult:
         return len(self.claims) / self.seconds if self.seconds > 0 else 0.0
 
 
-async def seed_tasks(cloud: Cloud, count: int, label: str) -> list[int]:
-    """Insert ``count`` queued tasks directly (setup, not measured); returns their ids."""
+async def seed_tasks(
+    cloud: Cloud,
+    count: int,
+    label: str,
+    *,
+    title: Callable[[int], str] | None = None,
+    status: TaskStatus = TaskStatus.QUEUED,
+) -> list[int]:
+    """Insert ``count`` tasks directly (setup, not measured), titled ``label i`` or
+    ``title(i)``, in ``status`` (queued); returns their ids."""
     ids: list[int] = []
     stmt = (
         tasks.insert()
-        .values(project_id=cloud.project_id, status=TaskStatus.QUEUED.value, queued_at=db_now())
+        .values(project_id=cloud.project_id, status=status.value, queued_at=db_now())
         .returning(tasks.c.id)
     )
+    named = title or (lambda i: f"{label} {i}")
     for start in range(0, count, SEED_BATCH):
-        rows = [{"title": f"{label} {i}"} for i in range(start, min(count, start + SEED_BATCH))]
+        rows = [{"title": named(i)} for i in range(start, min(count, start + SEED_BATCH))]
         async with cloud.db.write() as tx:
             result = await tx.conn.execute(stmt, rows)
             ids.extend(int(r) for r in result.scalars().all())

@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,18 @@ def table(
             *(["", *details] if details else []),
         ]
     )
+
+
+async def measured(
+    args: argparse.Namespace, measure: Callable[[], Awaitable[list[Figure]]], **more: Any
+) -> dict[str, Any]:
+    """A suite's ``run``: the machine, ``measure()`` (a SIGTERM cancels it, so its cleanup
+    runs) and the result (:func:`result_of`, with ``more``)."""
+    started = time.monotonic()
+    info = machine()
+    with cancelled_on_sigterm():
+        figures = await measure()
+    return result_of(info, args, figures, started, **more)
 
 
 def finish(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], str]) -> int:
