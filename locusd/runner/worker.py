@@ -151,6 +151,9 @@ class Worker:
         try:
             while not stop.is_set():
                 await slots.acquire()
+                if stop.is_set():  # set while waiting for the slot (a run's end may set it):
+                    slots.release()  # no claim may leave now, or the cloud would hand a task
+                    break  # to a worker that is stopping
                 claim = await self._claim(stop, task_id)
                 if claim is None:
                     slots.release()

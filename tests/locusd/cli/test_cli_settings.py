@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from locusd.runner.worker import UNREADABLE_CONFIG
+from tests.cloud_api.dispatch.test_dispatch import wait_for_waiters
 from tests.conftest import Cloud
 from tests.locusd.agentkit import BUGGY, DEMO_TRANSCRIPT, FIXED, TASK, call
 from tests.locusd.cliuser import User, cloud_status, login_and_queue
@@ -113,9 +114,8 @@ async def test_a_running_worker_claims_nothing_while_the_config_is_broken(
     await user.json("login", "--cloud", cloud.url, "--token", cloud.first_start.token)
     worker = await user.start("run", "--repo", str(user.repo), "--json")
     try:
-        async with asyncio.timeout(60):
-            while not (await user.json("status"))["worker"]["running"]:
-                await asyncio.sleep(0.1)
+        # (the worker first enqueues its graph, then claims: the cloud counts its long-poll)
+        await wait_for_waiters(cloud.api, 1)
         # Broken while the worker waits in a claim: the task it gets is given back, unrun.
         user.config.write_text('[agent]\nprovider = "replay"\nreplay = \n')
         created = await user.json(
