@@ -38,7 +38,7 @@ from cloud_api.domain.footprints import OverlapPolicy, overlap_event
 from cloud_api.domain.states import HEARTBEAT, LEASED, Actor, TaskStatus, lease_rule
 from cloud_api.store import tasks as task_store
 from cloud_api.store.db import NOTIFY_CHANNEL, Database, Tx
-from cloud_api.store.tables import task_events, tasks, workers
+from cloud_api.store.tables import DISPATCH_ORDER, task_events, tasks, workers
 from cloud_api.store.types import db_now
 
 
@@ -90,7 +90,7 @@ def _claim_statement(
         select(tasks.c.id)
         .where(*conditions)
         # Matches ix_tasks_dispatch_order column for column, so no sort happens.
-        .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+        .order_by(*DISPATCH_ORDER)
         .limit(1)
     )
     if skip_locked:
@@ -196,10 +196,8 @@ async def claim(
         if found.policy is OverlapPolicy.IGNORE or found.version == 0:
             return None  # the guard did not stop it: there is nothing to take
         if found.policy is OverlapPolicy.WARN or task_id is not None:
-            if not found.matter:  # the held tasks were let go between the two reads
-                return await _claim(db, worker, lease_seconds, False, task_id, exclude)
             row = await _claim(db, worker, lease_seconds, False, task_id, exclude)
-            if row is not None:
+            if row is not None and found.matter:
                 await _record_overlap(db, found, row)
             return row
         queued = await footprints.candidates(db, worker.project_id, worker.repositories, exclude)

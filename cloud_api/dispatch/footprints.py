@@ -5,10 +5,10 @@ per replica: the ranking model per (project, ``graph_version``) — every graph 
 version, so an upload invalidates it — and each task's footprint per (model, title,
 description) — so a task text edit is a new key. Nothing is stored: a restart recomputes.
 
-The plain claim statement carries a guard (:func:`guard`): while the policy is ``ignore``, the
-project has no graph or no task is held, a claim is the one statement it was. Otherwise it
-takes nothing and the claim reads the policy and held tasks (one statement), the first
-:data:`CANDIDATES` queued tasks, ranks them and claims a chosen one (docs/dispatch.md).
+The plain claim statement carries a guard (:func:`guard`): while the project has no graph, its
+policy is ``ignore``, or it is ``warn`` with no task held, a claim is the one statement it was.
+Otherwise it takes nothing and the claim reads the policy and held tasks (one statement), the
+first :data:`CANDIDATES` queued tasks, ranks them and claims a chosen one (docs/dispatch.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cloud_api.domain.footprints import Footprint, OverlapPolicy
 from cloud_api.domain.states import HELD, TaskStatus
 from cloud_api.store.db import Database
 from cloud_api.store.graph import chunks
-from cloud_api.store.tables import graph_edges, graph_nodes, projects, tasks
+from cloud_api.store.tables import DISPATCH_ORDER, graph_edges, graph_nodes, projects, tasks
 
 #: Queued tasks (in dispatch order) a claim looks at while some task is held: a claim whose
 #: first CANDIDATES all overlap takes nothing, so ranking stays bounded per claim.
@@ -66,7 +66,8 @@ def held_unchanged() -> Any:
     """SQL true when no task of ``p_project`` is held but those of ``p_held``: the claim of a
     task chosen as overlapping none of them carries it, so a task that became held meanwhile
     makes the claim take nothing (and the caller look again). Within SQLite's one writer that
-    closes the race; on PostgreSQL it narrows it (docs/dispatch.md, "Not guaranteed")."""
+    closes the race; on PostgreSQL the project's claim lock, taken before the statement, does
+    (docs/dispatch.md, "Racing claims")."""
     held = aliased(tasks)
     newly = select(held.c.id).where(
         held.c.project_id == bindparam("p_project"),
@@ -161,7 +162,7 @@ async def board_overlaps(db: Database, project_id: int) -> dict[int, dict[int, t
         queued = await conn.execute(
             select(*columns)
             .where(tasks.c.project_id == project_id, tasks.c.status == TaskStatus.QUEUED.value)
-            .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+            .order_by(*DISPATCH_ORDER)
             .limit(CANDIDATES)
         )
         rows = [*held, *queued]
@@ -210,7 +211,7 @@ async def candidates(
             tasks.c.status == TaskStatus.QUEUED.value,
             or_(tasks.c.repository.is_(None), tasks.c.repository.in_(list(repositories))),
         )
-        .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+        .order_by(*DISPATCH_ORDER)
         .limit(CANDIDATES)
     )
     if exclude:

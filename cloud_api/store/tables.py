@@ -165,16 +165,12 @@ tasks = Table(
     Column("queued_at", UTCDateTime(), nullable=True),
     Index("ix_tasks_lease", "status", "lease_expires_at"),
 )
+#: The order queued tasks are handed out in: every query that means "the next tasks a claim
+#: would take" orders by it (the claim, conflict-aware dispatch's candidates, the board).
+DISPATCH_ORDER = (tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
 # The claim's candidate query reads its first row straight off this index: same columns and
-# directions as its ORDER BY (priority DESC, queued_at, id), so nothing is sorted.
-Index(
-    "ix_tasks_dispatch_order",
-    tasks.c.project_id,
-    tasks.c.status,
-    tasks.c.priority.desc(),
-    tasks.c.queued_at,
-    tasks.c.id,
-)
+# directions as its ORDER BY (DISPATCH_ORDER), so nothing is sorted.
+Index("ix_tasks_dispatch_order", tasks.c.project_id, tasks.c.status, *DISPATCH_ORDER)
 
 # On PostgreSQL the id's default is locus_event_id() (migration 0004): the transaction's xid
 # first, then nextval — what the settled horizon of cursor readers relies on (store/horizon.py).

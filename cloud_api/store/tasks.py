@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, bindparam, select, update
 
+from cloud_api.dispatch.footprints import CANDIDATES
 from cloud_api.dispatch.work_waiters import work_topic
+from cloud_api.domain.footprints import OverlapPolicy
 from cloud_api.domain.states import (
     HELD,
     Actor,
@@ -27,7 +29,7 @@ from cloud_api.domain.states import (
     lease_rule,
 )
 from cloud_api.store.db import Tx
-from cloud_api.store.tables import projects, task_events, tasks
+from cloud_api.store.tables import DISPATCH_ORDER, projects, task_events, tasks
 from cloud_api.store.types import db_now
 
 
@@ -138,7 +140,7 @@ async def add_event(
 
 
 #: The queued tasks an ``avoid`` claim may have passed over while a task was held (the first
-#: :data:`~cloud_api.dispatch.footprints.CANDIDATES` in dispatch order): none unless the
+#: :data:`~cloud_api.dispatch.footprints.CANDIDATES` a claim looks at): none unless the
 #: project dispatches with footprints (a graph, and a policy other than ``ignore``).
 _PASSED_OVER = (
     select(tasks.c.id, tasks.c.project_id, tasks.c.repository)
@@ -149,12 +151,12 @@ _PASSED_OVER = (
         .where(
             projects.c.id == bindparam("p_project"),
             projects.c.graph_version > 0,
-            projects.c.dispatch_overlap != "ignore",
+            projects.c.dispatch_overlap != OverlapPolicy.IGNORE.value,
         )
         .exists(),
     )
-    .order_by(tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
-    .limit(50)
+    .order_by(*DISPATCH_ORDER)
+    .limit(CANDIDATES)
 )
 
 
